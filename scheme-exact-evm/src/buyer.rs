@@ -1,0 +1,95 @@
+//! Buyer side: requirements → a signed EIP-3009 authorization or Permit2 witness transfer.
+
+use alloy::primitives::{B256, U256};
+use alloy::signers::Signer;
+use alloy::sol_types::SolStruct;
+use x402_core::{RequirementsView, SchemeError, UnixTime};
+use x402_evm::abi::{eip3009, permit2_exact};
+use x402_evm::addresses::EXACT_PERMIT2_PROXY;
+use x402_evm::eip712::{eip3009_domain, permit2_domain};
+use x402_evm::parse;
+
+use crate::Extra;
+use crate::payload::{Eip3009Payload, ExactEvmPayload, Permit2Payload};
+
+/// How far back a buyer dates `validAfter`, tolerating clock skew (x402-spec §4).
+pub(crate) const VALID_AFTER_SKEW: u64 = 600;
+
+/// Signs a payment for `req` with `signer`.
+pub(crate) async fn sign(
+    signer: &(dyn Signer + Send + Sync),
+    req: &RequirementsView<'_>,
+    now: UnixTime,
+) -> Result<ExactEvmPayload, SchemeError> {
+    let unusable = |m: String| SchemeError::Unusable(m);
+    if req.scheme != crate::SCHEME {
+        return Err(unusable(format!("scheme {:?} is not exact", req.scheme)));
+    }
+    let chain_id = parse::chain_id(&req.network).map_err(|e| unusable(e.to_string()))?;
+    let asset = parse::address("asset", req.asset).map_err(|e| unusable(e.to_string()))?;
+    let pay_to = parse::address("payTo", req.pay_to).map_err(|e| unusable(e.to_string()))?;
+    let extra: Extra = req
+        .extra_as()
+        .map_err(|e| unusable(format!("extra: {e}")))?
+        .unwrap_or_default();
+    let valid_after = U256::from(now.0.saturating_sub(VALID_AFTER_SKEW));
+    let deadline = U256::from(now.0.saturating_add(req.max_timeout_seconds));
+    let from = signer.address();
+    let sign_err = |e: alloy::signers::Error| SchemeError::Signer(e.to_string());
+
+    if extra.is_permit2() {
+        let nonce = U256::from_be_bytes(rand::random::<[u8; 32]>());
+        let msg = permit2_exact::PermitWitnessTransferFrom {
+            permitted: permit2_exact::TokenPermissions {
+                token: asset,
+                amount: req.amount.get(),
+            },
+            spender: EXACT_PERMIT2_PROXY,
+            nonce,
+            deadline,
+            witness: permit2_exact::Witness {
+                to: pay_to,
+                validAfter: valid_after,
+            },
+        };
+        let digest = msg.eip712_signing_hash(&permit2_domain(chain_id));
+        let signature = signer.sign_hash(&digest).await.map_err(sign_err)?;
+        return Ok(ExactEvmPayload::Permit2(Permit2Payload {
+            signature: signature.as_bytes().to_vec().into(),
+            from,
+            token: asset,
+            amount: req.amount.get(),
+            spender: EXACT_PERMIT2_PROXY,
+            nonce,
+            deadline,
+            witness_to: pay_to,
+            valid_after,
+        }));
+    }
+
+    let (Some(name), Some(version)) = (extra.name.as_deref(), extra.version.as_deref()) else {
+        return Err(unusable(
+            "extra.name and extra.version (the token's EIP-712 domain) are required to sign".into(),
+        ));
+    };
+    let nonce = B256::from(rand::random::<[u8; 32]>());
+    let msg = eip3009::TransferWithAuthorization {
+        from,
+        to: pay_to,
+        value: req.amount.get(),
+        validAfter: valid_after,
+        validBefore: deadline,
+        nonce,
+    };
+    let digest = msg.eip712_signing_hash(&eip3009_domain(name, version, chain_id, asset));
+    let signature = signer.sign_hash(&digest).await.map_err(sign_err)?;
+    Ok(ExactEvmPayload::Eip3009(Eip3009Payload {
+        signature: signature.as_bytes().to_vec().into(),
+        from,
+        to: pay_to,
+        value: req.amount.get(),
+        valid_after,
+        valid_before: deadline,
+        nonce,
+    }))
+}

@@ -1,0 +1,343 @@
+//! Verification of EIP-3009 payments, in the reference's order (x402-spec §3.1), with signature
+//! routing by code, an ERC-6492 factory allow-list, and a simulation of the exact call settle
+//! will send.
+
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::sol_types::{SolCall, SolStruct};
+use x402_core::{PaymentContext, PaymentId, Reason, Rejection, SchemeError, UnixTime};
+use x402_evm::abi::eip3009::{IEip3009Token, TransferWithAuthorization};
+use x402_evm::abi::wallet::{Call, IERC1271, IMulticall3};
+use x402_evm::addresses::{ERC1271_MAGIC, MULTICALL3};
+use x402_evm::eip712::eip3009_domain;
+use x402_evm::signature::{self, Erc6492};
+
+use super::rpc::{self, CallResult};
+use super::{Facilitator, SettlePlan, Transfer, check_time};
+use crate::Extra;
+use crate::payload::Eip3009Payload;
+
+/// How the signature of a payment is checked and how its settlement is sent.
+enum Route {
+    /// An account without code: ECDSA.
+    Eoa,
+    /// A deployed contract: EIP-1271 (the inner signature when a 6492 wrapper was sent).
+    Contract(Bytes),
+    /// A counterfactual wallet deployed by an allow-listed factory in the same batch.
+    Counterfactual(Erc6492),
+}
+
+fn reject(reason: Reason) -> Rejection {
+    Rejection::new(reason)
+}
+
+impl Facilitator {
+    /// Verifies an EIP-3009 payment; `Ok(Ok(plan))` when valid.
+    pub(crate) async fn verify_eip3009(
+        &self,
+        ctx: &PaymentContext<'_>,
+        p: &Eip3009Payload,
+        extra: &Extra,
+    ) -> Result<Result<SettlePlan, Rejection>, SchemeError> {
+        let req = &ctx.requirements;
+        // 1. scheme (v1 also needs a known network name).
+        if ctx.payload.scheme != crate::SCHEME || req.scheme != crate::SCHEME {
+            return Ok(Err(reject(Reason::InvalidExactEvmScheme)));
+        }
+        if ctx.payload.network().is_none() {
+            return Ok(Err(reject(Reason::InvalidExactEvmNetworkMismatch)));
+        }
+        // 2. EIP-712 domain data.
+        let (Some(name), Some(version)) = (extra.name.as_deref(), extra.version.as_deref()) else {
+            return Ok(Err(reject(Reason::InvalidExactEvmMissingEip712Domain)));
+        };
+        // 3. network.
+        if !ctx.network_matches() {
+            return Ok(Err(reject(Reason::InvalidExactEvmNetworkMismatch)));
+        }
+        let asset = match self.allowed_asset(req.asset) {
+            Ok(a) => a,
+            Err(r) => return Ok(Err(r)),
+        };
+        let pay_to = match x402_evm::parse::address("payTo", req.pay_to) {
+            Ok(a) => a,
+            Err(e) => {
+                return Ok(Err(Rejection::with_message(
+                    Reason::InvalidPaymentRequirements,
+                    e.to_string(),
+                )));
+            }
+        };
+        // 4. signature, routed by the payer's code.
+        let message = TransferWithAuthorization {
+            from: p.from,
+            to: p.to,
+            value: p.value,
+            validAfter: p.valid_after,
+            validBefore: p.valid_before,
+            nonce: p.nonce,
+        };
+        let digest =
+            message.eip712_signing_hash(&eip3009_domain(name, version, self.chain_id, asset));
+        let route = match self.route_signature(p, &digest).await? {
+            Ok(route) => route,
+            Err(r) => return Ok(Err(r)),
+        };
+        // 5–8. recipient, time window, exact amount.
+        if p.to != pay_to {
+            return Ok(Err(reject(Reason::InvalidExactEvmRecipientMismatch)));
+        }
+        let now = (self.clock)();
+        if let Err(r) = check_time(
+            now,
+            p.valid_after,
+            p.valid_before,
+            Reason::InvalidExactEvmPayloadAuthorizationValidAfter,
+            Reason::InvalidExactEvmPayloadAuthorizationValidBefore,
+        ) {
+            return Ok(Err(r));
+        }
+        if p.value != req.amount.get() {
+            return Ok(Err(reject(Reason::InvalidExactEvmAuthorizationValue)));
+        }
+        // 9. simulate exactly what settle will send (against a token that exists).
+        if !self.asset_has_code(asset).await? {
+            return Ok(Err(Rejection::with_message(
+                Reason::InvalidExactEvmEip3009NotSupported,
+                format!("no contract at asset {asset}"),
+            )));
+        }
+        let (to, data, gas_limit) = settle_call(asset, p, &route, &self.policy);
+        let plan = SettlePlan {
+            to,
+            data,
+            gas_limit,
+            id: eip3009_id(&self.network, asset, p),
+            expires: UnixTime(u64::try_from(p.valid_before).unwrap_or(u64::MAX)),
+            payer: p.from,
+            transfer: Transfer {
+                token: asset,
+                from: p.from,
+                to: p.to,
+                value: p.value,
+            },
+            nonce_check: NonceCheck::Eip3009 {
+                token: asset,
+                authorizer: p.from,
+                nonce: p.nonce,
+            },
+        };
+        match rpc::call(
+            &self.provider,
+            self.simulate_from(),
+            plan.to,
+            plan.data.clone(),
+        )
+        .await?
+        {
+            CallResult::Ok(_) => Ok(Ok(plan)),
+            CallResult::Reverted => Ok(Err(self.diagnose_eip3009(asset, p, name, version).await?)),
+        }
+    }
+
+    async fn route_signature(
+        &self,
+        p: &Eip3009Payload,
+        digest: &alloy::primitives::B256,
+    ) -> Result<Result<Route, Rejection>, SchemeError> {
+        let code = rpc::code(&self.provider, p.from).await?;
+        let wrapped = signature::unwrap_erc6492(&p.signature);
+        if !code.is_empty() {
+            // A deployed wallet: EIP-1271 on the payer, with the inner signature if wrapped.
+            let sig = match wrapped {
+                Some(Ok(w)) => w.inner,
+                Some(Err(())) => return Ok(Err(bad_6492())),
+                None => p.signature.clone(),
+            };
+            let call = IERC1271::isValidSignatureCall {
+                hash: *digest,
+                signature: sig.clone(),
+            };
+            let magic = rpc::view(&self.provider, self.simulate_from(), p.from, call).await?;
+            return Ok(if magic == Some(ERC1271_MAGIC) {
+                Ok(Route::Contract(sig))
+            } else {
+                Err(reject(Reason::InvalidExactEvmSignature))
+            });
+        }
+        match wrapped {
+            None => Ok(
+                if signature::recover(digest, &p.signature) == Some(p.from) {
+                    Ok(Route::Eoa)
+                } else if p.signature.len() > 65 {
+                    // A smart-wallet signature for a wallet that does not exist and cannot be built.
+                    Err(reject(Reason::InvalidExactEvmPayloadUndeployedSmartWallet))
+                } else {
+                    Err(reject(Reason::InvalidExactEvmSignature))
+                },
+            ),
+            Some(Err(())) => Ok(Err(bad_6492())),
+            Some(Ok(w)) if !self.policy.erc6492_factories.contains(&w.factory) => {
+                Ok(Err(Rejection::with_message(
+                    Reason::InvalidExactEvmPayloadUndeployedSmartWallet,
+                    format!("ERC-6492 factory {} is not allow-listed", w.factory),
+                )))
+            }
+            Some(Ok(w)) => Ok(Ok(Route::Counterfactual(w))),
+        }
+    }
+
+    /// Finds out why a simulation failed (x402-spec §3.1 step 9), first hit wins.
+    async fn diagnose_eip3009(
+        &self,
+        asset: Address,
+        p: &Eip3009Payload,
+        name: &str,
+        version: &str,
+    ) -> Result<Rejection, SchemeError> {
+        let from = self.simulate_from();
+        let state = rpc::view(
+            &self.provider,
+            from,
+            asset,
+            IEip3009Token::authorizationStateCall {
+                authorizer: p.from,
+                nonce: p.nonce,
+            },
+        )
+        .await?;
+        match state {
+            None => return Ok(reject(Reason::InvalidExactEvmEip3009NotSupported)),
+            Some(true) => return Ok(reject(Reason::InvalidExactEvmNonceAlreadyUsed)),
+            Some(false) => {}
+        }
+        let token_name = rpc::view(&self.provider, from, asset, IEip3009Token::nameCall {}).await?;
+        if token_name.as_deref() != Some(name) {
+            return Ok(reject(Reason::InvalidExactEvmTokenNameMismatch));
+        }
+        let token_version =
+            rpc::view(&self.provider, from, asset, IEip3009Token::versionCall {}).await?;
+        if token_version.as_deref() != Some(version) {
+            return Ok(reject(Reason::InvalidExactEvmTokenVersionMismatch));
+        }
+        let balance = rpc::view(
+            &self.provider,
+            from,
+            asset,
+            IEip3009Token::balanceOfCall { account: p.from },
+        )
+        .await?;
+        if balance.is_none_or(|b| b < p.value) {
+            return Ok(reject(Reason::InvalidExactEvmInsufficientBalance));
+        }
+        Ok(reject(Reason::InvalidExactEvmTransactionSimulationFailed))
+    }
+}
+
+fn bad_6492() -> Rejection {
+    Rejection::with_message(Reason::InvalidPayload, "ERC-6492 wrapper does not decode")
+}
+
+/// The call that settles the payment: the (v, r, s) overload for an EOA, the bytes overload for a
+/// contract wallet, and a Multicall3 batch (deploy, then transfer) for a counterfactual wallet.
+fn settle_call(
+    asset: Address,
+    p: &Eip3009Payload,
+    route: &Route,
+    policy: &super::Policy,
+) -> (Address, Bytes, u64) {
+    let with_bytes = |sig: Bytes| -> Bytes {
+        IEip3009Token::transferWithAuthorization_1Call {
+            from: p.from,
+            to: p.to,
+            value: p.value,
+            validAfter: p.valid_after,
+            validBefore: p.valid_before,
+            nonce: p.nonce,
+            signature: sig,
+        }
+        .abi_encode()
+        .into()
+    };
+    match route {
+        Route::Eoa => {
+            let s = &p.signature;
+            let v = if s[64] < 27 { s[64] + 27 } else { s[64] };
+            let data = IEip3009Token::transferWithAuthorization_0Call {
+                from: p.from,
+                to: p.to,
+                value: p.value,
+                validAfter: p.valid_after,
+                validBefore: p.valid_before,
+                nonce: p.nonce,
+                v,
+                r: alloy::primitives::B256::from_slice(&s[..32]),
+                s: alloy::primitives::B256::from_slice(&s[32..64]),
+            }
+            .abi_encode();
+            (asset, data.into(), policy.gas_limit_eip3009)
+        }
+        Route::Contract(sig) => (
+            asset,
+            with_bytes(sig.clone()),
+            policy.gas_limit_eip3009_contract,
+        ),
+        Route::Counterfactual(w) => {
+            let batch = IMulticall3::tryAggregateCall {
+                requireSuccess: true,
+                calls: vec![
+                    Call {
+                        target: w.factory,
+                        callData: w.factory_calldata.clone(),
+                    },
+                    Call {
+                        target: asset,
+                        callData: with_bytes(w.inner.clone()),
+                    },
+                ],
+            };
+            (
+                MULTICALL3,
+                batch.abi_encode().into(),
+                policy.gas_limit_counterfactual,
+            )
+        }
+    }
+}
+
+/// How settle re-checks, right before broadcasting, that nobody used the authorization first.
+#[derive(Debug, Clone)]
+pub(crate) enum NonceCheck {
+    /// EIP-3009 `authorizationState(authorizer, nonce)`.
+    Eip3009 {
+        /// The token.
+        token: Address,
+        /// The payer.
+        authorizer: Address,
+        /// The nonce.
+        nonce: alloy::primitives::B256,
+    },
+    /// Permit2's unordered nonce bitmap.
+    Permit2 {
+        /// The owner.
+        owner: Address,
+        /// The nonce.
+        nonce: U256,
+    },
+}
+
+/// The identity of an EIP-3009 payment: (chain, token, from, nonce).
+pub(crate) fn eip3009_id(
+    network: &x402_core::Network,
+    asset: Address,
+    p: &Eip3009Payload,
+) -> PaymentId {
+    PaymentId::new(
+        "eip3009",
+        [
+            network.as_str().to_owned(),
+            format!("{asset:#x}"),
+            format!("{:#x}", p.from),
+            format!("{:#x}", p.nonce),
+        ],
+    )
+}

@@ -1,0 +1,223 @@
+//! Facilitator side of `exact` on EVM: verify (EIP-3009 and Permit2) and settle at most once.
+
+mod eip3009;
+mod permit2;
+mod rpc;
+mod settle;
+
+use std::sync::Arc;
+
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::DynProvider;
+use x402_core::{
+    KeyedLocks, Network, PaymentContext, PaymentId, Reason, Rejection, SchemeError,
+    SettlementStore, UnixTime,
+};
+use x402_evm::signers::SignerPool;
+
+pub use permit2::permit2_id;
+
+use crate::Extra;
+use crate::payload::{self, ExactEvmPayload};
+
+/// Seconds a deadline must still have to run when verified (x402-spec §4).
+pub const EXPIRY_BUFFER_SECONDS: u64 = 6;
+
+/// Operator policy for one network.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The tokens payments may be made in; `None` accepts any token (not recommended).
+    pub assets: Option<Vec<Address>>,
+    /// ERC-6492 factories the facilitator may call to deploy a buyer's wallet.
+    pub erc6492_factories: Vec<Address>,
+    /// Gas limit of an EIP-3009 settle from an EOA.
+    pub gas_limit_eip3009: u64,
+    /// Gas limit of an EIP-3009 settle whose signature a contract wallet checks.
+    pub gas_limit_eip3009_contract: u64,
+    /// Gas limit of a deploy-and-settle batch for a counterfactual wallet.
+    pub gas_limit_counterfactual: u64,
+    /// Gas limit of a Permit2 proxy settle.
+    pub gas_limit_permit2: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            assets: None,
+            erc6492_factories: Vec::new(),
+            gas_limit_eip3009: 150_000,
+            gas_limit_eip3009_contract: 250_000,
+            gas_limit_counterfactual: 1_000_000,
+            gas_limit_permit2: 300_000,
+        }
+    }
+}
+
+/// The transfer a settlement must show in its receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Transfer {
+    pub(crate) token: Address,
+    pub(crate) from: Address,
+    pub(crate) to: Address,
+    pub(crate) value: U256,
+}
+
+/// What a valid payment settles with.
+#[derive(Debug, Clone)]
+pub(crate) struct SettlePlan {
+    pub(crate) to: Address,
+    pub(crate) data: Bytes,
+    pub(crate) gas_limit: u64,
+    pub(crate) id: PaymentId,
+    pub(crate) expires: UnixTime,
+    pub(crate) payer: Address,
+    pub(crate) transfer: Transfer,
+    pub(crate) nonce_check: eip3009::NonceCheck,
+}
+
+/// The facilitator of `exact` on one EVM network.
+#[derive(Debug)]
+pub struct Facilitator {
+    pub(crate) network: Network,
+    pub(crate) chain_id: u64,
+    pub(crate) provider: DynProvider,
+    pub(crate) signers: SignerPool,
+    pub(crate) store: Arc<dyn SettlementStore>,
+    pub(crate) policy: Policy,
+    pub(crate) clock: fn() -> UnixTime,
+    pub(crate) payer_locks: KeyedLocks,
+    /// Assets seen with code (a call to an address without code "succeeds" and proves nothing).
+    pub(crate) assets_with_code: std::sync::Mutex<std::collections::HashSet<Address>>,
+}
+
+impl Facilitator {
+    /// A facilitator on `network` reading through `provider` and settling with `signers`.
+    pub fn new(
+        network: Network,
+        provider: DynProvider,
+        signers: SignerPool,
+        store: Arc<dyn SettlementStore>,
+        policy: Policy,
+    ) -> Result<Self, SchemeError> {
+        let chain_id =
+            x402_evm::parse::chain_id(&network).map_err(|e| SchemeError::Config(e.to_string()))?;
+        if signers.addresses().is_empty() {
+            return Err(SchemeError::Config(
+                "at least one signer key is required".into(),
+            ));
+        }
+        Ok(Self {
+            network,
+            chain_id,
+            provider,
+            signers,
+            store,
+            policy,
+            clock: UnixTime::now,
+            payer_locks: KeyedLocks::default(),
+            assets_with_code: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Replaces the clock (tests pin time to a vector's window).
+    pub fn with_clock(mut self, clock: fn() -> UnixTime) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The signer addresses.
+    pub fn signer_addresses(&self) -> Vec<Address> {
+        self.signers.addresses()
+    }
+
+    /// The address simulations are sent from: the first signer.
+    pub(crate) fn simulate_from(&self) -> Address {
+        self.signers
+            .addresses()
+            .first()
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The requirements' asset, if the policy accepts it.
+    pub(crate) fn allowed_asset(&self, asset: &str) -> Result<Address, Rejection> {
+        let address = x402_evm::parse::address("asset", asset).map_err(|e| {
+            Rejection::with_message(Reason::InvalidPaymentRequirements, e.to_string())
+        })?;
+        match &self.policy.assets {
+            Some(list) if !list.contains(&address) => Err(Rejection::with_message(
+                Reason::UnsupportedAsset,
+                format!("asset {address} is not accepted on {}", self.network),
+            )),
+            _ => Ok(address),
+        }
+    }
+
+    /// Whether the token has code; a simulation against an address without code would pass
+    /// without moving anything (threat-model S32). Positive answers are cached.
+    pub(crate) async fn asset_has_code(&self, asset: Address) -> Result<bool, SchemeError> {
+        let known = |set: &std::collections::HashSet<Address>| set.contains(&asset);
+        if known(
+            &self
+                .assets_with_code
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        ) {
+            return Ok(true);
+        }
+        let has = !rpc::code(&self.provider, asset).await?.is_empty();
+        if has {
+            self.assets_with_code
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(asset);
+        }
+        Ok(has)
+    }
+
+    /// Parses and verifies; `Ok(Ok(plan))` when the payment is valid.
+    pub(crate) async fn check(
+        &self,
+        ctx: &PaymentContext<'_>,
+    ) -> Result<(Option<ExactEvmPayload>, Result<SettlePlan, Rejection>), SchemeError> {
+        let payload = match payload::parse(ctx.payload.payload) {
+            Ok(p) => p,
+            Err(r) => return Ok((None, Err(r))),
+        };
+        let extra: Extra = match ctx.requirements.extra_as() {
+            Ok(e) => e.unwrap_or_default(),
+            Err(e) => {
+                return Ok((
+                    Some(payload),
+                    Err(Rejection::with_message(
+                        Reason::InvalidPaymentRequirements,
+                        format!("extra: {e}"),
+                    )),
+                ));
+            }
+        };
+        let verdict = match &payload {
+            ExactEvmPayload::Eip3009(p) => self.verify_eip3009(ctx, p, &extra).await?,
+            ExactEvmPayload::Permit2(p) => self.verify_permit2(ctx, p).await?,
+        };
+        Ok((Some(payload), verdict))
+    }
+}
+
+/// Checks `valid_after <= now` and `deadline >= now + buffer`.
+pub(crate) fn check_time(
+    now: UnixTime,
+    valid_after: U256,
+    deadline: U256,
+    too_early: Reason,
+    expired: Reason,
+) -> Result<(), Rejection> {
+    let now_u = U256::from(now.0);
+    if deadline < now_u + U256::from(EXPIRY_BUFFER_SECONDS) {
+        return Err(Rejection::new(expired));
+    }
+    if valid_after > now_u {
+        return Err(Rejection::new(too_early));
+    }
+    Ok(())
+}

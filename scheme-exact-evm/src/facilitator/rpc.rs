@@ -1,0 +1,65 @@
+//! The few chain reads verification needs, with reverts told apart from transport failures.
+
+use alloy::primitives::{Address, Bytes};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::TransactionRequest;
+use alloy::sol_types::SolCall;
+use alloy::transports::{RpcError, TransportErrorKind};
+use x402_core::SchemeError;
+
+/// The result of an `eth_call`: returned data, or a revert.
+#[derive(Debug, Clone)]
+pub(crate) enum CallResult {
+    /// The call succeeded.
+    Ok(Bytes),
+    /// The call reverted.
+    Reverted,
+}
+
+fn rpc_error(e: RpcError<TransportErrorKind>) -> SchemeError {
+    // Never include the transport's text: it may carry the RPC URL and its token.
+    let kind = match &e {
+        RpcError::Transport(k) if k.is_retry_err() => "rate limited or unavailable",
+        RpcError::Transport(_) => "transport failure",
+        RpcError::NullResp => "empty response",
+        RpcError::DeserError { .. } => "unreadable response",
+        _ => "request failed",
+    };
+    SchemeError::Rpc(kind.to_owned())
+}
+
+/// `eth_call` of `data` on `to`, sent as `from`.
+pub(crate) async fn call(
+    provider: &DynProvider,
+    from: Address,
+    to: Address,
+    data: Bytes,
+) -> Result<CallResult, SchemeError> {
+    let tx = TransactionRequest::default()
+        .from(from)
+        .to(to)
+        .input(data.into());
+    match provider.call(tx).await {
+        Ok(out) => Ok(CallResult::Ok(out)),
+        Err(RpcError::ErrorResp(_)) => Ok(CallResult::Reverted),
+        Err(e) => Err(rpc_error(e)),
+    }
+}
+
+/// A typed view call; `None` when it reverted or returned something undecodable.
+pub(crate) async fn view<C: SolCall>(
+    provider: &DynProvider,
+    from: Address,
+    to: Address,
+    call_data: C,
+) -> Result<Option<C::Return>, SchemeError> {
+    match call(provider, from, to, call_data.abi_encode().into()).await? {
+        CallResult::Ok(out) => Ok(C::abi_decode_returns(&out).ok()),
+        CallResult::Reverted => Ok(None),
+    }
+}
+
+/// The code at `address`.
+pub(crate) async fn code(provider: &DynProvider, address: Address) -> Result<Bytes, SchemeError> {
+    provider.get_code_at(address).await.map_err(rpc_error)
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs every tool the tests and the demo need, into a cache outside the clone, at pinned
+# versions. Idempotent: a second run with everything present finishes in seconds.
+#
+#   X402_CACHE   cache root (default: ${XDG_CACHE_HOME:-$HOME/.cache}/x402-rs)
+#
+# Prints nothing secret. Writes $X402_CACHE/env.sh, which exports the tool paths.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache="${X402_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/x402-rs}"
+mkdir -p "$cache/logs"
+SOLANA_VERSION="3.1.12"
+say() { printf '[install-tools] %s\n' "$*" >&2; }
+
+# --- Debian packages (build dependencies of the validator, node for anvil/solc) -------------
+need_apt=()
+for pkg in libudev-dev protobuf-compiler clang libclang-dev pkg-config libssl-dev cmake; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
+done
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  say "apt-get install ${need_apt[*]}"
+  apt-get update -qq >"$cache/logs/apt.log" 2>&1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >>"$cache/logs/apt.log" 2>&1
+fi
+
+# --- npm packages: anvil, solc-js, contract sources -----------------------------------------
+node_dir="$cache/node"
+mkdir -p "$node_dir"
+if ! cmp -s "$here/node/package.json" "$node_dir/package.json" || [ ! -d "$node_dir/node_modules" ]; then
+  say "npm install (anvil, solc, contract packages)"
+  cp "$here/node/package.json" "$node_dir/package.json"
+  (cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error >"$cache/logs/npm.log" 2>&1) \
+    || { cat "$cache/logs/npm.log" >&2; exit 1; }
+fi
+anvil="$node_dir/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+chmod +x "$anvil" 2>/dev/null || true
+"$anvil" --version >/dev/null
+
+# --- solana-test-validator: a suitable one on PATH, else built once into the cache ------------
+validator=""
+if command -v solana-test-validator >/dev/null 2>&1 \
+   && solana-test-validator --version 2>/dev/null | grep -qE 'solana-test-validator 3\.'; then
+  validator="$(command -v solana-test-validator)"
+else
+  validator="$cache/solana-$SOLANA_VERSION/bin/solana-test-validator"
+  if [ ! -x "$validator" ]; then
+    say "building solana-test-validator $SOLANA_VERSION (about 30 minutes on 2 cores, once)"
+    env -u CARGO_TARGET_DIR cargo +1.95.0 install agave-validator --version "$SOLANA_VERSION" --locked \
+      --bin solana-test-validator --root "$cache/solana-$SOLANA_VERSION" \
+      >"$cache/logs/validator-build.log" 2>&1 \
+      || { tail -50 "$cache/logs/validator-build.log" >&2; exit 1; }
+  fi
+fi
+"$validator" --version >/dev/null
+
+# --- compiled test contracts (Permit2, our proxies), cached by the hash of their inputs --------
+contracts_dir="$(node "$here/compile-contracts.mjs" --node-modules "$node_dir/node_modules" --cache "$cache")"
+
+cat >"$cache/env.sh" <<ENV
+export X402_CACHE="$cache"
+export X402_ANVIL="$anvil"
+export X402_SOLANA_TEST_VALIDATOR="$validator"
+export X402_NODE_MODULES="$node_dir/node_modules"
+export X402_CONTRACTS_DIR="$contracts_dir"
+ENV
+say "tools ready; source $cache/env.sh"

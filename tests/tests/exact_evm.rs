@@ -1,0 +1,376 @@
+//! `exact` on EVM end to end on anvil with Circle's FiatTokenV2_2: sign → verify → settle moves
+//! exactly the amount, for v1 and v2, EIP-3009 and Permit2, EOAs and smart wallets; and at most
+//! once, however many settles race.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use alloy::primitives::{Address, B256, U256, b256};
+use alloy::providers::Provider as _;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::{SolCall, SolStruct};
+use scheme_exact_evm::payload::{Eip3009Payload, ExactEvmPayload};
+use scheme_exact_evm::{Facilitator, Policy};
+use x402_core::wire::PaymentRequirementsV2;
+use x402_core::{Facilitator as _, Reason, UnixTime};
+use x402_evm::abi::eip3009::TransferWithAuthorization;
+use x402_evm::assets::TransferMethod;
+use x402_evm::eip712::eip3009_domain;
+use x402_tests::evm::exact::{ExactHarness, request_v2};
+use x402_tests::evm::x402::{self as contracts, IWalletFactory};
+use x402_tests::evm::{PERMIT2_ADDRESS, USDC_NAME, USDC_VERSION};
+
+const PRICE: &str = "0.01";
+const UNITS: u64 = 10_000;
+
+async fn assert_paid_once(
+    h: &ExactHarness,
+    buyer: Address,
+    before_buyer: U256,
+    before_seller: U256,
+) {
+    assert_eq!(h.usdc(buyer).await, before_buyer - U256::from(UNITS));
+    assert_eq!(
+        h.usdc(h.bed.seller().address).await,
+        before_seller + U256::from(UNITS)
+    );
+}
+
+#[tokio::test]
+async fn v1_and_v2_eip3009_pay_exactly() {
+    let h = ExactHarness::start().await;
+    let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
+    let buyer = h.bed.buyer(0).signer.clone();
+    for (version, request, network) in [
+        ("v1", h.pay_v1(&buyer, &req).await, "base-sepolia"),
+        ("v2", h.pay_v2(&buyer, &req).await, "eip155:84532"),
+    ] {
+        let (b0, s0) = (
+            h.usdc(buyer.address()).await,
+            h.usdc(h.bed.seller().address).await,
+        );
+        let v = h.verify_json(&request).await;
+        assert!(v.is_valid, "{version}: {v:?}");
+        assert_eq!(
+            v.payer.as_deref(),
+            Some(buyer.address().to_checksum(None).as_str())
+        );
+        let s = h.settle_json(&request).await;
+        assert!(s.success, "{version}: {s:?}");
+        assert_eq!(s.network, network, "{version}");
+        assert_eq!(
+            s.payer.as_deref(),
+            Some(buyer.address().to_checksum(None).as_str())
+        );
+        assert_eq!(
+            s.transaction.len(),
+            66,
+            "{version}: tx hash {:?}",
+            s.transaction
+        );
+        assert_paid_once(&h, buyer.address(), b0, s0).await;
+    }
+}
+
+#[tokio::test]
+async fn v2_permit2_pays_exactly() {
+    let h = ExactHarness::start().await;
+    let req = h.requirements(PRICE, TransferMethod::Permit2).await;
+    assert!(
+        req.extra
+            .as_ref()
+            .unwrap()
+            .get()
+            .contains("\"assetTransferMethod\":\"permit2\"")
+    );
+    let buyer = h.bed.buyer(1).signer.clone();
+    // Without an allowance to Permit2 the payment is refused, and nothing moves.
+    let request = h.pay_v2(&buyer, &req).await;
+    let nonces = h.signer_nonces().await;
+    let v = h.verify_json(&request).await;
+    assert_eq!(
+        v.invalid_reason,
+        Some(Reason::Permit2AllowanceRequired),
+        "{v:?}"
+    );
+    let s = h.settle_json(&request).await;
+    assert_eq!(
+        s.error_reason,
+        Some(Reason::Permit2AllowanceRequired),
+        "{s:?}"
+    );
+    assert_eq!(h.signer_nonces().await, nonces, "nothing broadcast");
+
+    h.bed
+        .approve_usdc(buyer.address(), PERMIT2_ADDRESS, U256::MAX)
+        .await;
+    let (b0, s0) = (
+        h.usdc(buyer.address()).await,
+        h.usdc(h.bed.seller().address).await,
+    );
+    let v = h.verify_json(&request).await;
+    assert!(v.is_valid, "{v:?}");
+    let s = h.settle_json(&request).await;
+    assert!(s.success, "{s:?}");
+    assert_paid_once(&h, buyer.address(), b0, s0).await;
+    // The same Permit2 authorization again: recorded outcome, never a second success.
+    let again = h.settle_json(&request).await;
+    assert!(!again.success);
+    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
+    assert_eq!(again.transaction, s.transaction);
+    assert_paid_once(&h, buyer.address(), b0, s0).await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_settles_of_one_payload_settle_once() {
+    let h = std::sync::Arc::new(ExactHarness::start().await);
+    let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
+    let buyer = h.bed.buyer(2).signer.clone();
+    let request = std::sync::Arc::new(h.pay_v2(&buyer, &req).await);
+    let (b0, s0) = (
+        h.usdc(buyer.address()).await,
+        h.usdc(h.bed.seller().address).await,
+    );
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (h, r) = (h.clone(), request.clone());
+            tokio::spawn(async move { h.facilitator.settle(&r).await.unwrap() })
+        })
+        .collect();
+    let mut successes = 0;
+    let mut duplicates = 0;
+    for t in tasks {
+        let s = t.await.unwrap();
+        if s.success {
+            successes += 1;
+        } else {
+            assert_eq!(s.error_reason, Some(Reason::DuplicateSettlement), "{s:?}");
+            duplicates += 1;
+        }
+    }
+    assert_eq!((successes, duplicates), (1, 49));
+    assert_paid_once(&h, buyer.address(), b0, s0).await;
+    assert_eq!(h.pool.stats().sent, 1, "one broadcast");
+}
+
+#[tokio::test]
+async fn two_hundred_distinct_settles_over_four_signers() {
+    let h = std::sync::Arc::new(ExactHarness::start_with(4, Policy::default()).await);
+    let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
+    let buyers: Vec<PrivateKeySigner> = h.bed.buyers().iter().map(|b| b.signer.clone()).collect();
+    let mut requests = Vec::new();
+    for i in 0..200 {
+        requests.push(h.pay_v2(&buyers[i % buyers.len()], &req).await);
+    }
+    let seller0 = h.usdc(h.bed.seller().address).await;
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|r| {
+            let h = h.clone();
+            tokio::spawn(async move { h.facilitator.settle(&r).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        let s = t.await.unwrap();
+        assert!(s.success, "{s:?}");
+    }
+    assert_eq!(
+        h.usdc(h.bed.seller().address).await,
+        seller0 + U256::from(200 * UNITS)
+    );
+    let stats = h.pool.stats();
+    assert_eq!(stats.sent, 200);
+    assert_eq!(stats.nonce_conflicts, 0, "{stats:?}");
+}
+
+/// Signs an EIP-3009 authorization for `wallet` with its owner's key (the wallet's EIP-1271
+/// check accepts the owner's ECDSA signature over the digest).
+fn wallet_payload(
+    h: &ExactHarness,
+    req: &PaymentRequirementsV2,
+    wallet: Address,
+    owner: &PrivateKeySigner,
+    wrap: impl FnOnce(alloy::primitives::Bytes) -> alloy::primitives::Bytes,
+) -> x402_core::wire::Raw {
+    let now = UnixTime::now().0;
+    let nonce = B256::from(rand_bytes());
+    let msg = TransferWithAuthorization {
+        from: wallet,
+        to: h.bed.seller().address,
+        value: req.amount.get(),
+        validAfter: U256::from(now - 600),
+        validBefore: U256::from(now + 120),
+        nonce,
+    };
+    let domain = eip3009_domain(USDC_NAME, USDC_VERSION, h.bed.chain_id(), h.bed.usdc());
+    let sig = contracts::sign_eip712(owner, &msg, &domain);
+    let _ = msg.eip712_signing_hash(&domain);
+    scheme_exact_evm::payload::to_json(&ExactEvmPayload::Eip3009(Eip3009Payload {
+        signature: wrap(sig),
+        from: wallet,
+        to: msg.to,
+        value: msg.value,
+        valid_after: msg.validAfter,
+        valid_before: msg.validBefore,
+        nonce,
+    }))
+    .unwrap()
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let k = PrivateKeySigner::random();
+    k.to_bytes().0
+}
+
+#[tokio::test]
+async fn deployed_erc1271_wallet_pays() {
+    let h = ExactHarness::start().await;
+    let owner = PrivateKeySigner::random();
+    let factory = contracts::deploy_wallet_factory(&h.bed).await;
+    let wallet = contracts::deploy_wallet(&h.bed, factory, owner.address(), B256::ZERO).await;
+    h.bed.mint_usdc(wallet, U256::from(UNITS)).await;
+    let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
+    let request = request_v2(&req, wallet_payload(&h, &req, wallet, &owner, |s| s));
+    let v = h.verify_json(&request).await;
+    assert!(v.is_valid, "{v:?}");
+    let s = h.settle_json(&request).await;
+    assert!(s.success, "{s:?}");
+    assert_eq!(h.usdc(wallet).await, U256::ZERO);
+    // A signature by anyone but the owner is refused.
+    let stranger = PrivateKeySigner::random();
+    h.bed.mint_usdc(wallet, U256::from(UNITS)).await;
+    let forged = request_v2(&req, wallet_payload(&h, &req, wallet, &stranger, |s| s));
+    let v = h.verify_json(&forged).await;
+    assert_eq!(
+        v.invalid_reason,
+        Some(Reason::InvalidExactEvmSignature),
+        "{v:?}"
+    );
+}
+
+#[tokio::test]
+async fn undeployed_erc6492_wallet_pays_only_through_an_allowed_factory() {
+    // Not allow-listed: refused, nothing broadcast.
+    let h = ExactHarness::start().await;
+    let owner = PrivateKeySigner::random();
+    let factory = contracts::deploy_wallet_factory(&h.bed).await;
+    let salt = b256!("0x0000000000000000000000000000000000000000000000000000000000000042");
+    let wallet = contracts::wallet_factory(&h.bed, factory)
+        .predict(owner.address(), salt)
+        .call()
+        .await
+        .unwrap();
+    h.bed.mint_usdc(wallet, U256::from(UNITS)).await;
+    let deploy = IWalletFactory::deployCall {
+        owner: owner.address(),
+        salt,
+    }
+    .abi_encode();
+    let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
+    let wrap = |sig| contracts::erc6492_wrap(factory, &deploy.clone().into(), &sig);
+    let request = request_v2(&req, wallet_payload(&h, &req, wallet, &owner, wrap));
+    let nonces = h.signer_nonces().await;
+    let s = h.settle_json(&request).await;
+    assert_eq!(
+        s.error_reason,
+        Some(Reason::InvalidExactEvmPayloadUndeployedSmartWallet),
+        "{s:?}"
+    );
+    assert_eq!(h.signer_nonces().await, nonces);
+    assert_eq!(h.usdc(wallet).await, U256::from(UNITS));
+
+    // Allow-listed: deployed and paid in one transaction.
+    let h2 = ExactHarness::start_with(
+        1,
+        Policy {
+            erc6492_factories: vec![factory],
+            ..Policy::default()
+        },
+    )
+    .await;
+    // Fresh bed, same deterministic addresses: deploy the factory again at the same address.
+    assert_eq!(contracts::deploy_wallet_factory(&h2.bed).await, factory);
+    h2.bed.mint_usdc(wallet, U256::from(UNITS)).await;
+    let req = h2.requirements(PRICE, TransferMethod::Eip3009).await;
+    let request = request_v2(&req, wallet_payload(&h2, &req, wallet, &owner, wrap));
+    let v = h2.verify_json(&request).await;
+    assert!(v.is_valid, "{v:?}");
+    let s = h2.settle_json(&request).await;
+    assert!(s.success, "{s:?}");
+    assert_eq!(h2.usdc(wallet).await, U256::ZERO);
+    assert!(
+        !h2.bed
+            .provider()
+            .get_code_at(wallet)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn vector_a_checks_out_with_the_clock_pinned() {
+    const VECTOR_A: &str = r#"{"x402Version":2,"accepted":{"scheme":"exact","network":"eip155:84532","amount":"10000","asset":"0x036CbD53842c5426634e7929541eC2318f3dCF7e","payTo":"0x209693Bc6afc0C5328bA36FaF03C514EF312287C","maxTimeoutSeconds":60,"extra":{"name":"USDC","version":"2"}},"payload":{"signature":"0xdc53a4a579de989368a0fae2ef2172ff2f474b4297013f865d171239f17ef4c3157b4b4030f1bebc53d55ace15c2377dff501a60e1e56c291f1000d6e78f082f1b","authorization":{"from":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266","to":"0x209693Bc6afc0C5328bA36FaF03C514EF312287C","value":"10000","validAfter":"1740672089","validBefore":"1740672154","nonce":"0xf3746613c2d920b5fdabc0856f2aeb2d4f88ee6037b8cc5d04a71a4462f13480"}}}"#;
+    let h = ExactHarness::start().await;
+    let payload = x402_core::wire::PaymentPayload::from_json(
+        VECTOR_A.as_bytes(),
+        x402_core::json::JsonLimits::DEFAULT,
+    )
+    .unwrap();
+    let x402_core::wire::PaymentPayload::V2(p) = &payload else {
+        panic!()
+    };
+    let request = x402_core::wire::VerifyRequest::new(
+        payload.clone(),
+        x402_core::wire::PaymentRequirements::V2(p.accepted.clone()),
+    );
+    let base_sepolia_usdc: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
+        .parse()
+        .unwrap();
+    let facilitator = |clock: fn() -> UnixTime| {
+        Facilitator::new(
+            h.network.clone(),
+            h.bed.provider(),
+            h.pool.clone(),
+            h.store.clone(),
+            Policy {
+                assets: Some(vec![base_sepolia_usdc]),
+                ..Policy::default()
+            },
+        )
+        .unwrap()
+        .with_clock(clock)
+    };
+    let check = |f: Facilitator| async {
+        let scheme = scheme_exact_evm::ExactEvm::facilitator(f);
+        let ctx = x402_core::PaymentContext::of(&request).unwrap();
+        x402_core::Scheme::verify(&scheme, &ctx).await.unwrap()
+    };
+    // Real time: the vector's window is long past.
+    let now = check(facilitator(UnixTime::now)).await;
+    assert_eq!(
+        now.result.unwrap_err().reason,
+        Reason::InvalidExactEvmPayloadAuthorizationValidBefore
+    );
+    // Inside the window every off-chain check passes (domain, digest, signer, recipient, time,
+    // amount); the simulation then finds no EIP-3009 token at Base Sepolia's address on anvil.
+    fn pinned() -> UnixTime {
+        UnixTime(1_740_672_100)
+    }
+    assert!(
+        h.bed
+            .provider()
+            .get_code_at(base_sepolia_usdc)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let inside = check(facilitator(pinned)).await;
+    assert_eq!(
+        inside.payer.as_deref(),
+        Some("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+    );
+    assert_eq!(
+        inside.result.unwrap_err().reason,
+        Reason::InvalidExactEvmEip3009NotSupported
+    );
+}

@@ -1,0 +1,165 @@
+//! An HTTP client for a remote facilitator (`POST /verify`, `POST /settle`, `GET /supported`).
+//!
+//! Every call has a timeout. A response that carries a verdict is read whatever its HTTP status
+//! (some facilitators answer a refused payment with 400 or 500 and the reason in the body).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+
+use crate::facilitator::{Facilitator, FacilitatorError};
+use crate::json::{self, JsonLimits};
+use crate::wire::{
+    SettleRequest, SettleResponse, SupportedResponse, VerifyRequest, VerifyResponse,
+};
+
+/// The default per-call timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest response body read from a facilitator.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// A remote facilitator.
+#[derive(Debug, Clone)]
+pub struct FacilitatorClient {
+    base: String,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl FacilitatorClient {
+    /// A client for the facilitator at `base_url` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            base: base_url.into().trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Sets the per-call timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn transport(e: reqwest::Error) -> FacilitatorError {
+        // Never echo the URL: it may carry an API token.
+        let what = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "connection failed"
+        } else {
+            "request failed"
+        };
+        FacilitatorError::Transport(what.to_owned())
+    }
+
+    /// Sends a request and reads a body of type `T` from any status whose body parses as `T`.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        accepts: fn(&serde_json::Value) -> bool,
+    ) -> Result<T, FacilitatorError> {
+        let response = request
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(Self::transport)?;
+        let status = response.status().as_u16();
+        let body = read_limited(response).await?;
+        let limits = JsonLimits {
+            max_bytes: MAX_RESPONSE_BYTES,
+            ..JsonLimits::DEFAULT
+        };
+        let snippet = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        let value: serde_json::Value =
+            json::from_slice(&body, limits).map_err(|_| FacilitatorError::Http {
+                status,
+                body: snippet(),
+            })?;
+        if !accepts(&value) {
+            return Err(FacilitatorError::Http {
+                status,
+                body: snippet(),
+            });
+        }
+        serde_json::from_value(value).map_err(|e| FacilitatorError::Http {
+            status,
+            body: format!("{e}: {}", snippet()),
+        })
+    }
+}
+
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, FacilitatorError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(FacilitatorClient::transport)?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(FacilitatorError::Transport(format!(
+                "response larger than {MAX_RESPONSE_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[async_trait]
+impl Facilitator for FacilitatorClient {
+    async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, FacilitatorError> {
+        let req = self
+            .http
+            .post(format!("{}/verify", self.base))
+            .json(request);
+        self.call(req, |v| {
+            v.get("isValid").is_some_and(serde_json::Value::is_boolean)
+        })
+        .await
+    }
+
+    async fn settle(&self, request: &SettleRequest) -> Result<SettleResponse, FacilitatorError> {
+        let req = self
+            .http
+            .post(format!("{}/settle", self.base))
+            .json(request);
+        self.call(req, |v| {
+            v.get("success").is_some_and(serde_json::Value::is_boolean)
+        })
+        .await
+    }
+
+    async fn supported(&self) -> Result<SupportedResponse, FacilitatorError> {
+        // Retries a rate-limited answer three times, backing off 1 s, 2 s, 4 s.
+        let mut delay = Duration::from_secs(1);
+        for attempt in 0..=3 {
+            let response = self
+                .http
+                .get(format!("{}/supported", self.base))
+                .timeout(self.timeout)
+                .send()
+                .await
+                .map_err(Self::transport)?;
+            if response.status().as_u16() == 429 && attempt < 3 {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                continue;
+            }
+            let status = response.status().as_u16();
+            let body = read_limited(response).await?;
+            return serde_json::from_slice(&body).map_err(|_| FacilitatorError::Http {
+                status,
+                body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            });
+        }
+        Err(FacilitatorError::Transport("rate limited".to_owned()))
+    }
+}

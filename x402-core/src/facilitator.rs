@@ -1,0 +1,221 @@
+//! The facilitator API as a trait, and the local dispatcher that routes requests to schemes.
+//!
+//! [`Facilitator`] is what a seller talks to: the in-process [`LocalFacilitator`] or a remote
+//! one over HTTP ([`crate::client::FacilitatorClient`], feature `client`). Payment problems are
+//! always `Ok` responses carrying a reason; `Err` is reserved for the facilitator itself failing.
+
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::FutureExt as _;
+
+use crate::json::JsonLimits;
+use crate::registry::Registry;
+use crate::scheme::SchemeError;
+use crate::wire::{
+    RequestError, SettleRequest, SettleResponse, SupportedKind, SupportedResponse, VerifyRequest,
+    VerifyResponse,
+};
+use crate::{NetworkPattern, PaymentContext, Rejection, X402Version};
+
+/// The facilitator itself failed (not the payment).
+#[derive(Debug, thiserror::Error)]
+pub enum FacilitatorError {
+    /// A scheme implementation failed.
+    #[error(transparent)]
+    Scheme(#[from] SchemeError),
+    /// A scheme implementation panicked; the panic was contained.
+    #[error("scheme {scheme} panicked during {operation}")]
+    Panicked {
+        /// The scheme.
+        scheme: &'static str,
+        /// `verify` or `settle`.
+        operation: &'static str,
+    },
+    /// The remote facilitator could not be reached or timed out.
+    #[error("facilitator transport: {0}")]
+    Transport(String),
+    /// The remote facilitator answered something that is not a response of the API.
+    #[error("facilitator answered HTTP {status} without a readable response: {body}")]
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+}
+
+/// A facilitator: verify, settle, and what it supports.
+#[async_trait]
+pub trait Facilitator: Send + Sync {
+    /// Checks a payment without moving funds.
+    async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, FacilitatorError>;
+    /// Settles a payment (verifying it again first).
+    async fn settle(&self, request: &SettleRequest) -> Result<SettleResponse, FacilitatorError>;
+    /// The kinds, extensions and signers served.
+    async fn supported(&self) -> Result<SupportedResponse, FacilitatorError>;
+}
+
+/// A request body could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The body is malformed (HTTP 400).
+    #[error(transparent)]
+    BadRequest(RequestError),
+    /// The facilitator failed (HTTP 5xx).
+    #[error(transparent)]
+    Internal(#[from] FacilitatorError),
+}
+
+/// Routes verify/settle requests to the registered schemes, in process.
+#[derive(Debug, Clone)]
+pub struct LocalFacilitator {
+    registry: Arc<Registry>,
+    extensions: Vec<String>,
+}
+
+impl LocalFacilitator {
+    /// A dispatcher over `registry`.
+    pub fn new(registry: Registry) -> Self {
+        Self {
+            registry: Arc::new(registry),
+            extensions: Vec::new(),
+        }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Reads a verify body and answers it. An unsupported `x402Version` is an answer
+    /// (`invalid_x402_version`), a malformed body is [`DispatchError::BadRequest`].
+    pub async fn verify_json(
+        &self,
+        body: &[u8],
+        limits: JsonLimits,
+    ) -> Result<VerifyResponse, DispatchError> {
+        match VerifyRequest::from_json(body, limits) {
+            Ok(request) => Ok(self.verify(&request).await?),
+            Err(
+                e @ (RequestError::UnsupportedVersion(_) | RequestError::VersionMismatch { .. }),
+            ) => Ok(VerifyResponse::invalid(
+                e.reason(),
+                Some(e.to_string()),
+                None,
+            )),
+            Err(e) => Err(DispatchError::BadRequest(e)),
+        }
+    }
+
+    /// Reads a settle body and answers it (see [`LocalFacilitator::verify_json`]).
+    pub async fn settle_json(
+        &self,
+        body: &[u8],
+        limits: JsonLimits,
+    ) -> Result<SettleResponse, DispatchError> {
+        match SettleRequest::from_json(body, limits) {
+            Ok(request) => Ok(self.settle(&request).await?),
+            Err(
+                e @ (RequestError::UnsupportedVersion(_) | RequestError::VersionMismatch { .. }),
+            ) => Ok(SettleResponse::failed(
+                e.reason(),
+                Some(e.to_string()),
+                "",
+                None,
+            )),
+            Err(e) => Err(DispatchError::BadRequest(e)),
+        }
+    }
+
+    /// Finds the scheme for a request, or the rejection that explains why there is none.
+    fn route<'r>(
+        &self,
+        request: &'r VerifyRequest,
+    ) -> Result<(PaymentContext<'r>, &Arc<dyn crate::Scheme>), Rejection> {
+        let ctx = PaymentContext::of(request)?;
+        let version = request.payment_payload.version();
+        let scheme = self
+            .registry
+            .lookup(version, ctx.requirements.scheme, &ctx.requirements.network)
+            .map_err(|miss| {
+                miss.rejection(
+                    version,
+                    ctx.requirements.scheme,
+                    ctx.requirements.network.as_str(),
+                )
+            })?;
+        Ok((ctx, scheme))
+    }
+}
+
+#[async_trait]
+impl Facilitator for LocalFacilitator {
+    async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, FacilitatorError> {
+        let (ctx, scheme) = match self.route(request) {
+            Ok(found) => found,
+            Err(r) => return Ok(VerifyResponse::invalid(r.reason, r.message, None)),
+        };
+        let verdict = AssertUnwindSafe(scheme.verify(&ctx))
+            .catch_unwind()
+            .await
+            .map_err(|_| FacilitatorError::Panicked {
+                scheme: scheme.scheme(),
+                operation: "verify",
+            })??;
+        Ok(verdict.into_response())
+    }
+
+    async fn settle(&self, request: &SettleRequest) -> Result<SettleResponse, FacilitatorError> {
+        let (ctx, scheme) = match self.route(request) {
+            Ok(found) => found,
+            Err(r) => {
+                let network = request.payment_requirements.network_text().to_owned();
+                return Ok(SettleResponse::failed(r.reason, r.message, network, None));
+            }
+        };
+        let settlement = AssertUnwindSafe(scheme.settle(&ctx))
+            .catch_unwind()
+            .await
+            .map_err(|_| FacilitatorError::Panicked {
+                scheme: scheme.scheme(),
+                operation: "settle",
+            })??;
+        Ok(settlement.into_response(&ctx.requirements.network, ctx.requirements.version))
+    }
+
+    async fn supported(&self) -> Result<SupportedResponse, FacilitatorError> {
+        let mut kinds = Vec::new();
+        let mut signers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for entry in self.registry.entries() {
+            let NetworkPattern::Exact(network) = &entry.pattern else {
+                // A namespace-wide entry (a library's `eip155:*`) names no concrete network.
+                continue;
+            };
+            if entry.version == X402Version::V1 && network.v1_name().is_none() {
+                continue;
+            }
+            kinds.push(SupportedKind {
+                x402_version: entry.version,
+                scheme: entry.scheme.scheme().to_owned(),
+                network: network.to_wire(entry.version),
+                extra: entry.scheme.supported_extra(network),
+            });
+            let family = signers
+                .entry(format!("{}:*", network.namespace()))
+                .or_default();
+            for s in entry.scheme.signers(network) {
+                if !family.contains(&s) {
+                    family.push(s);
+                }
+            }
+        }
+        Ok(SupportedResponse {
+            kinds,
+            extensions: self.extensions.clone(),
+            signers,
+        })
+    }
+}

@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+
+pub mod amount;
+#[cfg(feature = "client")]
+pub mod client;
+pub mod facilitator;
+pub mod header;
+pub mod json;
+pub mod network;
+pub mod reason;
+pub mod registry;
+pub mod scheme;
+pub mod settlement;
+mod version;
+mod view;
+pub mod wire;
+
+pub use amount::{Amount, DecimalError, PriceError, UnixTime, price_to_atomic};
+pub use facilitator::{DispatchError, Facilitator, FacilitatorError, LocalFacilitator};
+pub use network::{Network, NetworkError, NetworkPattern};
+pub use reason::Reason;
+pub use registry::{Catalogue, DuplicateId, Registry, SchemeConfig, SchemeDescriptor, Shared};
+pub use scheme::{Price, PriceRequest, Role, Scheme, SchemeError, Settlement, Verdict};
+pub use settlement::{Claim, KeyedLocks, MemoryStore, Outcome, PaymentId, SettlementStore};
+pub use version::X402Version;
+pub use view::{PayloadView, PaymentContext, Rejection, RequirementsView};
+
+#[doc(hidden)]
+pub use inventory;

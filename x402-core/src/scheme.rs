@@ -1,0 +1,252 @@
+//! The `Scheme` trait: everything a payment scheme does, for every role.
+//!
+//! A scheme (say `exact` on `eip155`) answers four questions:
+//!
+//! | role        | method           | input                        | output                       |
+//! |-------------|------------------|------------------------------|------------------------------|
+//! | seller      | [`Scheme::requirements`] | a price on a network | requirements with the scheme's `extra` |
+//! | buyer       | [`Scheme::sign`]         | requirements         | the scheme `payload`         |
+//! | facilitator | [`Scheme::verify`]       | payload + requirements | [`Verdict`]                |
+//! | facilitator | [`Scheme::settle`]       | payload + requirements | [`Settlement`]             |
+//!
+//! **An invalid payment is `Ok`** carrying a [`Rejection`] (reason code + message); `Err` means the
+//! implementation itself failed (RPC down, signer unavailable). A scheme instance may serve only
+//! some roles (a buyer holds a key but no RPC), and then answers the others with
+//! [`SchemeError::RoleNotConfigured`].
+//!
+//! Schemes read payments through [`PaymentContext`], the same view for protocol v1 and v2.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+
+use crate::wire::{PaymentRequirementsV2, Raw, SettleResponse, SupportedKind, VerifyResponse};
+use crate::{Amount, Network, PaymentContext, Rejection, RequirementsView, X402Version};
+
+/// A role a scheme instance can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Builds requirements from prices.
+    Seller,
+    /// Signs payloads.
+    Buyer,
+    /// Verifies and settles.
+    Facilitator,
+}
+
+/// The implementation failed (not the payment).
+#[derive(Debug, thiserror::Error)]
+pub enum SchemeError {
+    /// This instance was built without the role's configuration (keys, RPC).
+    #[error("this {scheme} instance is not configured for the {role:?} role")]
+    RoleNotConfigured {
+        /// The scheme id.
+        scheme: &'static str,
+        /// The role asked for.
+        role: Role,
+    },
+    /// The seller's price or the buyer's requirements cannot be used (unknown asset decimals,
+    /// missing EIP-712 domain data, a price that would round).
+    #[error("unusable requirements: {0}")]
+    Unusable(String),
+    /// Configuration given to the scheme's builder is wrong.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A chain RPC failed.
+    #[error("rpc: {0}")]
+    Rpc(String),
+    /// A signer failed.
+    #[error("signer: {0}")]
+    Signer(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A seller's price: atomic units, or a decimal converted exactly with the asset's decimals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Price {
+    /// Atomic units of the asset.
+    Atomic(Amount),
+    /// A decimal such as `"0.01"` (or `"$0.01"`), converted exactly; rounding is an error.
+    Decimal(String),
+}
+
+/// What a seller asks a scheme to price.
+#[derive(Debug, Clone)]
+pub struct PriceRequest {
+    /// The network to be paid on.
+    pub network: Network,
+    /// The price.
+    pub price: Price,
+    /// The recipient.
+    pub pay_to: String,
+    /// The asset; `None` = the scheme's default for the network.
+    pub asset: Option<String>,
+    /// The time allowed; `None` = the scheme's default.
+    pub max_timeout_seconds: Option<u64>,
+    /// The facilitator's `/supported` kind for this scheme and network, whose `extra` some
+    /// schemes copy (`feePayer`, `facilitatorAddress`).
+    pub facilitator_kind: Option<SupportedKind>,
+}
+
+/// The outcome of a verify that ran to completion.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The payer, whenever the payload names one (filled even on rejection).
+    pub payer: Option<String>,
+    /// `Ok` = valid; `Err` = the reason it is not.
+    pub result: Result<(), Rejection>,
+    /// Extension responses.
+    pub extensions: Option<Raw>,
+}
+
+impl Verdict {
+    /// A valid payment from `payer`.
+    pub fn valid(payer: impl Into<String>) -> Self {
+        Self {
+            payer: Some(payer.into()),
+            result: Ok(()),
+            extensions: None,
+        }
+    }
+
+    /// An invalid payment.
+    pub fn invalid(payer: Option<String>, rejection: Rejection) -> Self {
+        Self {
+            payer,
+            result: Err(rejection),
+            extensions: None,
+        }
+    }
+
+    /// The wire response.
+    pub fn into_response(self) -> VerifyResponse {
+        let mut response = match self.result {
+            Ok(()) => VerifyResponse {
+                is_valid: true,
+                invalid_reason: None,
+                invalid_message: None,
+                payer: self.payer,
+                extensions: None,
+            },
+            Err(r) => VerifyResponse::invalid(r.reason, r.message, self.payer),
+        };
+        response.extensions = self.extensions;
+        response
+    }
+}
+
+/// The outcome of a settle that ran to completion.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    /// The payer, whenever known.
+    pub payer: Option<String>,
+    /// The transaction hash or signature, when one exists (also on failure or pending).
+    pub transaction: Option<String>,
+    /// The amount settled, for schemes that settle a variable amount (`upto`).
+    pub amount: Option<Amount>,
+    /// `Ok` = settled; `Err` = why not (`settlement_pending` with a transaction when the outcome
+    /// is not yet known).
+    pub result: Result<(), Rejection>,
+    /// Extension responses.
+    pub extensions: Option<Raw>,
+}
+
+impl Settlement {
+    /// A refused settlement with no transaction.
+    pub fn refused(payer: Option<String>, rejection: Rejection) -> Self {
+        Self {
+            payer,
+            transaction: None,
+            amount: None,
+            result: Err(rejection),
+            extensions: None,
+        }
+    }
+
+    /// The wire response; `network` is written as the request's version names it.
+    pub fn into_response(self, network: &Network, version: X402Version) -> SettleResponse {
+        let (success, error_reason, error_message) = match self.result {
+            Ok(()) => (true, None, None),
+            Err(r) => (false, Some(r.reason), r.message),
+        };
+        SettleResponse {
+            success,
+            error_reason,
+            error_message,
+            transaction: self.transaction.unwrap_or_default(),
+            network: network.to_wire(version),
+            payer: self.payer,
+            amount: self.amount,
+            extensions: self.extensions,
+        }
+    }
+}
+
+/// A payment scheme on one chain family. See the module documentation.
+#[async_trait]
+pub trait Scheme: Send + Sync + Debug {
+    /// The scheme name on the wire (`exact`, `upto`).
+    fn scheme(&self) -> &'static str;
+
+    /// Seller: turns a price into requirements (with the scheme's `extra`).
+    async fn requirements(
+        &self,
+        request: &PriceRequest,
+    ) -> Result<PaymentRequirementsV2, SchemeError> {
+        let _ = request;
+        Err(SchemeError::RoleNotConfigured {
+            scheme: self.scheme(),
+            role: Role::Seller,
+        })
+    }
+
+    /// Buyer: signs a payment for `requirements`, returning the scheme `payload`.
+    async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError> {
+        let _ = requirements;
+        Err(SchemeError::RoleNotConfigured {
+            scheme: self.scheme(),
+            role: Role::Buyer,
+        })
+    }
+
+    /// Facilitator: checks a payment without moving funds.
+    async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
+        let _ = payment;
+        Err(SchemeError::RoleNotConfigured {
+            scheme: self.scheme(),
+            role: Role::Facilitator,
+        })
+    }
+
+    /// Facilitator: verifies again and settles, at most once per payment identity.
+    async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {
+        let _ = payment;
+        Err(SchemeError::RoleNotConfigured {
+            scheme: self.scheme(),
+            role: Role::Facilitator,
+        })
+    }
+
+    /// Facilitator: the `extra` of this scheme's `/supported` kind on `network`
+    /// (`feePayer`, `facilitatorAddress`), if any.
+    fn supported_extra(&self, network: &Network) -> Option<Raw> {
+        let _ = network;
+        None
+    }
+
+    /// Facilitator: the addresses that sign settlements on `network`.
+    fn signers(&self, network: &Network) -> Vec<String> {
+        let _ = network;
+        Vec::new()
+    }
+}
+
+/// Reads a scheme payload, answering a malformed one with `invalid_payload` and the parser's
+/// message (a helper for [`Scheme::verify`] implementations).
+pub fn parse_payload<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Result<T, Rejection> {
+    serde_json::from_str(raw.get())
+        .map_err(|e| Rejection::with_message(crate::Reason::InvalidPayload, e.to_string()))
+}

@@ -1,0 +1,18 @@
+//! Shared EVM plumbing for the x402 EVM schemes (`scheme-exact-evm`, `scheme-upto-evm`): one
+//! implementation of the ABI and EIP-712 types, canonical addresses, the default asset table,
+//! signature routing, providers, the signer pool with its nonce manager, and bounded receipt
+//! waits.
+
+pub mod abi;
+pub mod addresses;
+pub mod assets;
+pub mod eip712;
+pub mod error;
+pub mod parse;
+pub mod provider;
+pub mod receipt;
+pub mod shared;
+pub mod signature;
+pub mod signers;
+
+pub use alloy;

@@ -1,0 +1,76 @@
+//! Bounded receipt waits: poll `eth_getTransactionReceipt` until a receipt arrives or the
+//! deadline passes; RPC errors are retried until the deadline; never waits forever.
+
+use std::time::Duration;
+
+use alloy::primitives::TxHash;
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionReceipt;
+use tokio::time::{Instant, sleep_until, timeout_at};
+use tracing::debug;
+
+use crate::error::describe_rpc_error;
+
+/// The smallest poll interval used (a zero interval would spin).
+const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How a bounded receipt wait ended.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // a receipt is returned once per settlement
+pub enum ReceiptOutcome {
+    /// Mined with status 1.
+    Success(TransactionReceipt),
+    /// Mined with status 0 (the fee was paid, the call's effects were undone).
+    Reverted(TransactionReceipt),
+    /// No receipt before the deadline: the transaction may still be mined (or dropped).
+    Pending,
+}
+
+impl ReceiptOutcome {
+    /// Whether the transaction was mined and succeeded.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Success(_))
+    }
+
+    /// The receipt, when the transaction was mined.
+    pub fn receipt(&self) -> Option<&TransactionReceipt> {
+        match self {
+            Self::Success(receipt) | Self::Reverted(receipt) => Some(receipt),
+            Self::Pending => None,
+        }
+    }
+}
+
+/// Polls for `hash`'s receipt every `poll_interval` until it is found or `timeout` has passed.
+///
+/// The first poll is immediate; a slow RPC call is cut off at the deadline.
+pub async fn wait_for_receipt<P: Provider + ?Sized>(
+    provider: &P,
+    hash: TxHash,
+    timeout: Duration,
+    poll_interval: Duration,
+) -> ReceiptOutcome {
+    let deadline = Instant::now() + timeout;
+    let interval = poll_interval.max(MIN_POLL_INTERVAL);
+    loop {
+        let next_poll = Instant::now() + interval;
+        match timeout_at(deadline, provider.get_transaction_receipt(hash)).await {
+            Ok(Ok(Some(receipt))) => {
+                return if receipt.status() {
+                    ReceiptOutcome::Success(receipt)
+                } else {
+                    ReceiptOutcome::Reverted(receipt)
+                };
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                debug!(%hash, error = %describe_rpc_error(&e), "receipt poll failed; retrying");
+            }
+            Err(_elapsed) => return ReceiptOutcome::Pending,
+        }
+        if next_poll >= deadline {
+            return ReceiptOutcome::Pending;
+        }
+        sleep_until(next_poll).await;
+    }
+}

@@ -1,0 +1,90 @@
+//! Signature routing for EIP-3009 payments: by the payer's code, never ECDSA-first.
+//!
+//! * No code at the payer and a plain 65-byte signature: ECDSA recovery must give the payer.
+//! * Code at the payer (a deployed smart wallet, or an EIP-7702 delegated account): EIP-1271
+//!   `isValidSignature` on the payer decides.
+//! * An ERC-6492 wrapper (`abi.encode(factory, calldata, innerSignature) ‖ magic`) for a payer
+//!   without code: only an allow-listed factory may be called, and only in a simulation or in
+//!   the settlement batch itself.
+
+use alloy::primitives::{Address, B256, Bytes, Signature};
+use alloy::sol_types::SolValue;
+
+use crate::addresses::ERC6492_MAGIC;
+
+/// An ERC-6492 counterfactual signature, unwrapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erc6492 {
+    /// The factory that deploys the wallet.
+    pub factory: Address,
+    /// The call that deploys it.
+    pub factory_calldata: Bytes,
+    /// The wallet's own signature.
+    pub inner: Bytes,
+}
+
+/// Splits an ERC-6492 wrapper; `None` when the signature has no magic suffix.
+/// `Some(Err(()))` when it has the suffix but the body does not decode.
+pub fn unwrap_erc6492(signature: &[u8]) -> Option<Result<Erc6492, ()>> {
+    let body = signature.strip_suffix(ERC6492_MAGIC.as_slice())?;
+    Some(
+        <(Address, Bytes, Bytes)>::abi_decode_params(body)
+            .map(|(factory, factory_calldata, inner)| Erc6492 {
+                factory,
+                factory_calldata,
+                inner,
+            })
+            .map_err(|_| ()),
+    )
+}
+
+/// Recovers the signer of a 65-byte ECDSA signature over `digest` (v = 27/28 or 0/1).
+pub fn recover(digest: &B256, signature: &[u8]) -> Option<Address> {
+    if signature.len() != 65 {
+        return None;
+    }
+    let sig = Signature::try_from(signature).ok()?;
+    sig.recover_address_from_prehash(digest).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{address, b256};
+    use alloy::signers::SignerSync;
+    use alloy::signers::local::PrivateKeySigner;
+
+    use super::*;
+
+    #[test]
+    fn erc6492_round_trip_and_garbage() {
+        let wrapped = Erc6492 {
+            factory: address!("0x1111111111111111111111111111111111111111"),
+            factory_calldata: Bytes::from(vec![1, 2, 3]),
+            inner: Bytes::from(vec![9; 65]),
+        };
+        let mut bytes = (
+            wrapped.factory,
+            wrapped.factory_calldata.clone(),
+            wrapped.inner.clone(),
+        )
+            .abi_encode_params();
+        bytes.extend_from_slice(ERC6492_MAGIC.as_slice());
+        assert_eq!(unwrap_erc6492(&bytes), Some(Ok(wrapped)));
+        assert_eq!(unwrap_erc6492(&[0u8; 65]), None);
+        let mut junk = vec![7u8; 10];
+        junk.extend_from_slice(ERC6492_MAGIC.as_slice());
+        assert_eq!(unwrap_erc6492(&junk), Some(Err(())));
+    }
+
+    #[test]
+    fn ecdsa_recovery() {
+        let key = PrivateKeySigner::random();
+        let digest = b256!("0x50708d3bf7216e1aeabe7bf22081b9f36c7c287530f92510318f13a03d89dc86");
+        let sig = key.sign_hash_sync(&digest).unwrap().as_bytes();
+        assert_eq!(recover(&digest, &sig), Some(key.address()));
+        assert_eq!(recover(&digest, &sig[..64]), None);
+        let mut other = sig;
+        other[10] ^= 1;
+        assert_ne!(recover(&digest, &other), Some(key.address()));
+    }
+}
