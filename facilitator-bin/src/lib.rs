@@ -1,5 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+pub mod config;
+pub mod metrics;
+pub mod server;
+
+use std::sync::Arc;
+
 // rustc drops a dependency that no code names, and its registrations would silently vanish;
 // each enabled scheme crate is therefore named here.
 #[cfg(feature = "evm")]
@@ -9,7 +15,11 @@ use scheme_exact_svm as _;
 #[cfg(feature = "evm")]
 use scheme_upto_evm as _;
 
-use x402_core::{Catalogue, DuplicateId};
+use x402_core::{
+    Catalogue, DuplicateId, LocalFacilitator, MemoryStore, Registry, SchemeConfig, Shared,
+};
+
+use crate::config::Config;
 
 /// The schemes linked into this build, collected once; a duplicate id is a start-up error.
 pub fn catalogue() -> Result<&'static Catalogue, DuplicateId> {
@@ -29,6 +39,111 @@ pub fn scheme_table(catalogue: &Catalogue) -> String {
             d.namespace,
             versions.join(","),
             d.crate_name
+        ));
+    }
+    out
+}
+
+/// Why the facilitator cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Two crates registered one id.
+    #[error(transparent)]
+    Duplicate(#[from] DuplicateId),
+    /// The configuration names a scheme this build does not contain.
+    #[error(
+        "networks.{network:?}.schemes.{scheme}: scheme {id:?} is not in this build (linked: {linked})"
+    )]
+    NotLinked {
+        /// The network key.
+        network: String,
+        /// The scheme key.
+        scheme: String,
+        /// The catalogue id looked for.
+        id: String,
+        /// What the build has.
+        linked: String,
+    },
+    /// A scheme refused its configuration or failed a start-up check.
+    #[error("networks.{network:?}.schemes.{scheme}: {source}")]
+    Scheme {
+        /// The network key.
+        network: String,
+        /// The scheme key.
+        scheme: String,
+        /// The scheme's error.
+        #[source]
+        source: x402_core::registry::RegistryError,
+    },
+}
+
+/// One line of the resolved plan: scheme × network × signers (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanLine {
+    /// The scheme.
+    pub scheme: String,
+    /// The network.
+    pub network: String,
+    /// The signer addresses.
+    pub signers: Vec<String>,
+}
+
+/// Builds every configured scheme (running its start-up checks) into a dispatcher, sharing one
+/// settlement store and one set of per-network resources between schemes.
+pub async fn build(config: &Config) -> Result<(LocalFacilitator, Vec<PlanLine>), StartError> {
+    let catalogue = catalogue()?;
+    let store = Arc::new(MemoryStore::new());
+    let shared = Arc::new(Shared::default());
+    let mut registry = Registry::new();
+    let mut plan = Vec::new();
+    for s in &config.schemes {
+        let id = format!("{}-{}", s.scheme, s.network.namespace());
+        let descriptor = catalogue.get(&id).ok_or_else(|| StartError::NotLinked {
+            network: s.network.to_string(),
+            scheme: s.scheme.clone(),
+            id: id.clone(),
+            linked: catalogue.ids().collect::<Vec<_>>().join(", "),
+        })?;
+        let scheme_config = SchemeConfig {
+            network: s.network.clone(),
+            options: s.options.clone(),
+            store: store.clone(),
+            shared: shared.clone(),
+        };
+        registry
+            .register_descriptor(descriptor, scheme_config)
+            .await
+            .map_err(|source| StartError::Scheme {
+                network: s.network.to_string(),
+                scheme: s.scheme.clone(),
+                source,
+            })?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for e in registry.entries() {
+        let x402_core::NetworkPattern::Exact(network) = &e.pattern else {
+            continue;
+        };
+        if seen.insert((e.scheme.scheme(), network.clone())) {
+            plan.push(PlanLine {
+                scheme: e.scheme.scheme().to_owned(),
+                network: network.to_string(),
+                signers: e.scheme.signers(network),
+            });
+        }
+    }
+    Ok((LocalFacilitator::new(registry), plan))
+}
+
+/// The plan as printed by `--check-config` and logged at start-up.
+pub fn plan_table(plan: &[PlanLine]) -> String {
+    let mut out = String::from("scheme  network                                   signers\n");
+    for line in plan {
+        out.push_str(&format!(
+            "{:<7} {:<41} {}\n",
+            line.scheme,
+            line.network,
+            line.signers.join(",")
         ));
     }
     out

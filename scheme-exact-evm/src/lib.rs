@@ -164,6 +164,16 @@ impl Scheme for ExactEvm {
         self.facilitator_role()?.settle_payment(payment).await
     }
 
+    async fn status(
+        &self,
+        _network: &Network,
+    ) -> Result<Option<x402_core::SchemeStatus>, SchemeError> {
+        match &self.facilitator {
+            Some(f) => f.status().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn signers(&self, _network: &Network) -> Vec<String> {
         self.facilitator
             .as_ref()

@@ -33,6 +33,16 @@ pub struct ExactEvmOptions {
     /// Receipt wait bound in milliseconds.
     #[serde(default = "default_receipt_timeout_ms")]
     pub receipt_timeout_ms: u64,
+    /// Start-up refuses signers with less native balance than this (wei, decimal).
+    #[serde(default)]
+    pub min_signer_balance: Option<String>,
+    /// Whether Permit2 payments are served (then Permit2 and the exact proxy must exist).
+    #[serde(default = "default_true")]
+    pub permit2: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_rpc_timeout_ms() -> u64 {
@@ -66,6 +76,13 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<ExactEvm, 
     )
     .await
     .map_err(|e| SchemeError::Config(e.to_string()))?;
+    startup_checks(&config.network, &pool, &provider, &options).await?;
+    let min_signer_balance = options
+        .min_signer_balance
+        .as_deref()
+        .map(|f| x402_evm::parse::uint("min_signer_balance", f))
+        .transpose()
+        .map_err(|e| SchemeError::Config(e.to_string()))?;
     let facilitator = Facilitator::new(
         config.network.clone(),
         provider,
@@ -74,8 +91,70 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<ExactEvm, 
         Policy {
             assets: options.assets,
             erc6492_factories: options.erc6492_factories,
+            min_signer_balance,
             ..Policy::default()
         },
     )?;
     Ok(ExactEvm::facilitator(facilitator))
+}
+
+/// Refuses to start on a wrong chain, missing contracts or underfunded signers, each with a
+/// message naming the cause.
+async fn startup_checks(
+    network: &x402_core::Network,
+    pool: &x402_evm::signers::SignerPool,
+    provider: &alloy::providers::DynProvider,
+    options: &ExactEvmOptions,
+) -> Result<(), SchemeError> {
+    use alloy::providers::Provider;
+    let expected =
+        x402_evm::parse::chain_id(network).map_err(|e| SchemeError::Config(e.to_string()))?;
+    if pool.chain_id() != expected {
+        return Err(SchemeError::Config(format!(
+            "the RPC for {network} serves chain id {}, not {expected}",
+            pool.chain_id()
+        )));
+    }
+    let mut required: Vec<(String, Address)> = options
+        .assets
+        .iter()
+        .flatten()
+        .map(|a| (format!("asset {a}"), *a))
+        .collect();
+    if options.permit2 {
+        required.push(("Permit2".into(), x402_evm::addresses::PERMIT2));
+        required.push((
+            "x402ExactPermit2Proxy".into(),
+            x402_evm::addresses::EXACT_PERMIT2_PROXY,
+        ));
+    }
+    for (what, address) in required {
+        let code = provider
+            .get_code_at(address)
+            .await
+            .map_err(|e| SchemeError::Rpc(x402_evm::error::describe_rpc_error(&e)))?;
+        if code.is_empty() {
+            return Err(SchemeError::Config(format!(
+                "{what} has no contract at {address} on {network}"
+            )));
+        }
+    }
+    if let Some(floor) = &options.min_signer_balance {
+        let floor = x402_evm::parse::uint("min_signer_balance", floor)
+            .map_err(|e| SchemeError::Config(e.to_string()))?;
+        let balances = pool.balances().await;
+        if balances.len() != pool.addresses().len() {
+            return Err(SchemeError::Rpc(format!(
+                "cannot read the signer balances on {network}"
+            )));
+        }
+        for (address, balance) in balances {
+            if balance < floor {
+                return Err(SchemeError::Config(format!(
+                    "signer {address} on {network} holds {balance} wei, below min_signer_balance {floor}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }

@@ -20,7 +20,9 @@ pub use facilitator::{DispatchError, Facilitator, FacilitatorError, LocalFacilit
 pub use network::{Network, NetworkError, NetworkPattern};
 pub use reason::Reason;
 pub use registry::{Catalogue, DuplicateId, Registry, SchemeConfig, SchemeDescriptor, Shared};
-pub use scheme::{Price, PriceRequest, Role, Scheme, SchemeError, Settlement, Verdict};
+pub use scheme::{
+    Price, PriceRequest, Role, Scheme, SchemeError, SchemeStatus, Settlement, SignerStatus, Verdict,
+};
 pub use settlement::{Claim, KeyedLocks, MemoryStore, Outcome, PaymentId, SettlementStore};
 pub use version::X402Version;
 pub use view::{PayloadView, PaymentContext, Rejection, RequirementsView};

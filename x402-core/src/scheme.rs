@@ -185,6 +185,24 @@ impl Settlement {
     }
 }
 
+/// One settlement signer's funding, for readiness and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerStatus {
+    /// The signer's address.
+    pub address: String,
+    /// Its native balance in the chain's smallest unit (wei, lamports).
+    pub balance: Amount,
+    /// Whether the balance is at or above the configured floor.
+    pub funded: bool,
+}
+
+/// What a facilitator scheme reports about its chain connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemeStatus {
+    /// The signers and their funding.
+    pub signers: Vec<SignerStatus>,
+}
+
 /// A payment scheme on one chain family. See the module documentation.
 #[async_trait]
 pub trait Scheme: Send + Sync + Debug {
@@ -235,6 +253,13 @@ pub trait Scheme: Send + Sync + Debug {
     fn supported_extra(&self, network: &Network) -> Option<Raw> {
         let _ = network;
         None
+    }
+
+    /// Facilitator: probes the chain (the RPC answers, the signers are funded). `Ok(None)` for a
+    /// scheme instance with nothing to probe; `Err` when the chain cannot be reached.
+    async fn status(&self, network: &Network) -> Result<Option<SchemeStatus>, SchemeError> {
+        let _ = network;
+        Ok(None)
     }
 
     /// Facilitator: the addresses that sign settlements on `network`.

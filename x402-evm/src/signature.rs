@@ -39,8 +39,12 @@ pub fn unwrap_erc6492(signature: &[u8]) -> Option<Result<Erc6492, ()>> {
 }
 
 /// Recovers the signer of a 65-byte ECDSA signature over `digest` (v = 27/28 or 0/1).
+///
+/// Any other `v` is refused, EIP-155 style values (35 and up) included: the parser would read a
+/// parity from them, but the contracts that check these signatures (`ecrecover` in FiatToken and
+/// Permit2) do not, so accepting one here would pass a signature the chain rejects.
 pub fn recover(digest: &B256, signature: &[u8]) -> Option<Address> {
-    if signature.len() != 65 {
+    if signature.len() != 65 || !matches!(signature[64], 0 | 1 | 27 | 28) {
         return None;
     }
     let sig = Signature::try_from(signature).ok()?;
@@ -86,5 +90,19 @@ mod tests {
         let mut other = sig;
         other[10] ^= 1;
         assert_ne!(recover(&digest, &other), Some(key.address()));
+        // The same parity written as 0/1 recovers too; EIP-155 and out-of-range v do not.
+        let parity = sig[64] - 27;
+        for (v, recovers) in [
+            (parity, true),
+            (parity + 27, true),
+            (parity + 35, false),
+            (parity + 37, false),
+            (parity + 29, false),
+            (parity + 2, false),
+        ] {
+            let mut s = sig;
+            s[64] = v;
+            assert_eq!(recover(&digest, &s) == Some(key.address()), recovers, "v = {v}");
+        }
     }
 }

@@ -38,6 +38,8 @@ pub struct Policy {
     pub gas_limit_counterfactual: u64,
     /// Gas limit of a Permit2 proxy settle.
     pub gas_limit_permit2: u64,
+    /// Signers below this native balance (wei) are reported unfunded.
+    pub min_signer_balance: Option<U256>,
 }
 
 impl Default for Policy {
@@ -49,6 +51,7 @@ impl Default for Policy {
             gas_limit_eip3009_contract: 250_000,
             gas_limit_counterfactual: 1_000_000,
             gas_limit_permit2: 300_000,
+            min_signer_balance: None,
         }
     }
 }
@@ -151,6 +154,30 @@ impl Facilitator {
             )),
             _ => Ok(address),
         }
+    }
+
+    /// Probes the chain: block number (RPC up) and each signer's balance against the floor.
+    pub async fn status(&self) -> Result<x402_core::SchemeStatus, SchemeError> {
+        use alloy::providers::Provider;
+        self.provider
+            .get_block_number()
+            .await
+            .map_err(|e| SchemeError::Rpc(x402_evm::error::describe_rpc_error(&e)))?;
+        let balances = self.signers.balances().await;
+        if balances.len() != self.signers.addresses().len() {
+            return Err(SchemeError::Rpc("cannot read the signer balances".into()));
+        }
+        let floor = self.policy.min_signer_balance.unwrap_or(U256::ZERO);
+        Ok(x402_core::SchemeStatus {
+            signers: balances
+                .into_iter()
+                .map(|(address, balance)| x402_core::SignerStatus {
+                    address: address.to_checksum(None),
+                    balance: balance.into(),
+                    funded: balance >= floor && !balance.is_zero(),
+                })
+                .collect(),
+        })
     }
 
     /// Whether the token has code; a simulation against an address without code would pass

@@ -162,7 +162,20 @@ impl Facilitator {
             Err(SendError::Ambiguous { hash, .. }) => {
                 return self.pending(plan, hash).await;
             }
-            Err(e) => return Err(SchemeError::Rpc(format!("settlement not sent: {e}"))),
+            Err(e) => {
+                // Nothing was broadcast: give the claim back, so the payment can be retried.
+                self.store.release(&plan.id).await.map_err(store_error)?;
+                let reason = match &e {
+                    SendError::FeeAboveCap { .. } => Reason::GasPriceTooHigh,
+                    SendError::GasLimitAboveCap { .. } => Reason::GasLimitExceeded,
+                    _ => Reason::UnexpectedSettleError,
+                };
+                return Ok(failed(
+                    payer,
+                    None,
+                    Rejection::with_message(reason, format!("settlement not sent: {e}")),
+                ));
+            }
         };
         let hash = format!("{:#x}", sent.hash);
         match self.signers.wait(sent.hash).await {

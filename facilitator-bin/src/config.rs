@@ -1,0 +1,396 @@
+//! The facilitator's configuration file (TOML).
+//!
+//! ```toml
+//! listen = "127.0.0.1:8402"
+//!
+//! [log]
+//! format = "json"          # or "text"
+//! level = "info"
+//!
+//! [limits]
+//! max_body_bytes = 65536
+//! request_timeout_ms = 60000
+//!
+//! [networks."eip155:8453"]
+//! rpc_urls = ["$BASE_RPC_URL"]          # secrets come from the environment, never the file
+//! signer_keys = ["$BASE_SIGNER_KEY"]
+//! min_signer_balance = "10000000000000000"
+//!
+//! [networks."eip155:8453".schemes.exact]
+//! assets = ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]
+//! ```
+//!
+//! Unknown keys, bad values and unset variables are errors naming the key. A string that starts
+//! with `$` is a reference to an environment variable; `signer_keys` accepts references only, so
+//! a key can never sit in the file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use x402_core::Network;
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key, or a wrong type.
+    #[error("{0}")]
+    Parse(String),
+    /// A value is wrong.
+    #[error("{key}: {problem}")]
+    Invalid {
+        /// The key path.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Text or JSON.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `x402=debug,info`).
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: default_level(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// The largest request body, in bytes.
+    #[serde(default = "default_body")]
+    pub max_body_bytes: usize,
+    /// The deadline of one request, in milliseconds (a settle waits for its receipt within it).
+    #[serde(default = "default_timeout")]
+    pub request_timeout_ms: u64,
+    /// How long shutdown waits for in-flight requests, in milliseconds.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: default_body(),
+            request_timeout_ms: default_timeout(),
+            shutdown_grace_ms: default_grace(),
+        }
+    }
+}
+
+fn default_body() -> usize {
+    64 * 1024
+}
+fn default_timeout() -> u64 {
+    60_000
+}
+fn default_grace() -> u64 {
+    90_000
+}
+
+/// The file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: String,
+    #[serde(default)]
+    log: LogConfig,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    networks: BTreeMap<String, toml::Table>,
+}
+
+/// Keys a network table may hold besides `schemes`; everything else is passed to the schemes.
+const NETWORK_KEYS: &[&str] = &[
+    "rpc_urls",
+    "signer_keys",
+    "min_signer_balance",
+    "rpc_timeout_ms",
+    "receipt_timeout_ms",
+    "schemes",
+];
+
+/// One scheme on one network, with its options resolved (secrets included — never print them).
+#[derive(Clone)]
+pub struct SchemePlan {
+    /// The network.
+    pub network: Network,
+    /// The scheme name (`exact`, `upto`).
+    pub scheme: String,
+    /// The network's shared keys merged with the scheme's own table, `$VAR`s resolved.
+    pub options: serde_json::Value,
+}
+
+impl std::fmt::Debug for SchemePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemePlan")
+            .field("network", &self.network)
+            .field("scheme", &self.scheme)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Logging.
+    pub log: LogConfig,
+    /// Limits.
+    pub limits: Limits,
+    /// Every scheme on every network.
+    pub schemes: Vec<SchemePlan>,
+}
+
+impl Config {
+    /// Reads and resolves a file, taking `$VAR`s from `env`.
+    pub fn load(path: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, env)
+    }
+
+    /// Parses and resolves TOML text.
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let listen = raw
+            .listen
+            .parse()
+            .map_err(|e| invalid("listen", format!("{:?}: {e}", raw.listen)))?;
+        if raw.limits.max_body_bytes == 0 || raw.limits.request_timeout_ms == 0 {
+            return Err(invalid("limits", "limits must be positive"));
+        }
+        let mut schemes = Vec::new();
+        for (name, table) in &raw.networks {
+            let key = format!("networks.{name:?}");
+            let network = Network::parse(name).map_err(|e| invalid(&key, e.to_string()))?;
+            for k in table.keys() {
+                if !NETWORK_KEYS.contains(&k.as_str()) {
+                    return Err(invalid(
+                        format!("{key}.{k}"),
+                        format!("unknown key (expected one of {})", NETWORK_KEYS.join(", ")),
+                    ));
+                }
+            }
+            if let Some(keys) = table.get("signer_keys") {
+                require_references(&format!("{key}.signer_keys"), keys)?;
+            }
+            let mut shared = table.clone();
+            let scheme_tables = match shared.remove("schemes") {
+                Some(toml::Value::Table(t)) => t,
+                Some(_) => return Err(invalid(format!("{key}.schemes"), "must be a table")),
+                None => return Err(invalid(&key, "no [schemes] configured for this network")),
+            };
+            if scheme_tables.is_empty() {
+                return Err(invalid(format!("{key}.schemes"), "no scheme configured"));
+            }
+            for (scheme, options) in scheme_tables {
+                let skey = format!("{key}.schemes.{scheme}");
+                let toml::Value::Table(own) = options else {
+                    return Err(invalid(skey, "must be a table"));
+                };
+                let mut merged = shared.clone();
+                for (k, v) in own {
+                    if merged.contains_key(&k) {
+                        return Err(invalid(
+                            format!("{skey}.{k}"),
+                            "also set on the network; set it in one place",
+                        ));
+                    }
+                    merged.insert(k, v);
+                }
+                let resolved = resolve(&skey, toml::Value::Table(merged), env)?;
+                schemes.push(SchemePlan {
+                    network: network.clone(),
+                    scheme,
+                    options: resolved,
+                });
+            }
+        }
+        Ok(Self {
+            listen,
+            log: raw.log,
+            limits: raw.limits,
+            schemes,
+        })
+    }
+}
+
+fn require_references(key: &str, value: &toml::Value) -> Result<(), ConfigError> {
+    let toml::Value::Array(items) = value else {
+        return Err(invalid(key, "must be a list of $VAR references"));
+    };
+    for (i, item) in items.iter().enumerate() {
+        match item.as_str() {
+            Some(s) if s.starts_with('$') => {}
+            _ => {
+                return Err(invalid(
+                    format!("{key}[{i}]"),
+                    "signer keys must be $VAR references to the environment, never literals",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn valid_var(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Converts TOML to JSON, replacing `$VAR` strings by the variable's value.
+fn resolve(
+    key: &str,
+    value: toml::Value,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<serde_json::Value, ConfigError> {
+    Ok(match value {
+        toml::Value::String(s) => match s.strip_prefix('$') {
+            Some(var) if valid_var(var) => serde_json::Value::String(
+                env(var).ok_or_else(|| invalid(key, format!("${var} is not set")))?,
+            ),
+            Some(_) => {
+                return Err(invalid(
+                    key,
+                    format!("{s:?} is not a $VAR reference (A-Z, 0-9, _)"),
+                ));
+            }
+            None => serde_json::Value::String(s),
+        },
+        toml::Value::Integer(i) => serde_json::Value::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| invalid(key, "not a finite number"))?,
+        toml::Value::Boolean(b) => serde_json::Value::Bool(b),
+        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
+        toml::Value::Array(items) => serde_json::Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| resolve(&format!("{key}[{i}]"), v, env))
+                .collect::<Result<_, _>>()?,
+        ),
+        toml::Value::Table(t) => serde_json::Value::Object(
+            t.into_iter()
+                .map(|(k, v)| {
+                    let sub = format!("{key}.{k}");
+                    resolve(&sub, v, env).map(|v| (k, v))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "RPC" => Some("http://127.0.0.1:8545/secret-token".into()),
+            "KEY" => Some("0xac09".into()),
+            _ => None,
+        }
+    }
+
+    const GOOD: &str = r#"
+listen = "127.0.0.1:0"
+[networks."eip155:31337"]
+rpc_urls = ["$RPC"]
+signer_keys = ["$KEY"]
+[networks."eip155:31337".schemes.exact]
+assets = ["0x0000000000000000000000000000000000000001"]
+"#;
+
+    #[test]
+    fn resolves_references_and_merges_tables() {
+        let c = Config::parse(GOOD, &env).unwrap();
+        assert_eq!(c.schemes.len(), 1);
+        let o = &c.schemes[0].options;
+        assert_eq!(o["rpc_urls"][0], "http://127.0.0.1:8545/secret-token");
+        assert_eq!(o["signer_keys"][0], "0xac09");
+        assert!(o["assets"].is_array());
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("secret-token") && !shown.contains("0xac09"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (GOOD.replace("listen", "listne"), "listne"),
+            (GOOD.replace("rpc_urls", "rpc_url"), "rpc_url"),
+            (GOOD.replace("$RPC", "$UNSET_VAR"), "$UNSET_VAR is not set"),
+            (
+                GOOD.replace(r#"["$KEY"]"#, r#"["0xac09"]"#),
+                "signer_keys[0]",
+            ),
+            (GOOD.replace("eip155:31337", "base"), "networks.\"base\""),
+            (GOOD.replace("127.0.0.1:0", "nowhere"), "listen"),
+            (GOOD.replace("$RPC", "$lower"), "not a $VAR reference"),
+            (
+                GOOD.replace("[networks.\"eip155:31337\".schemes.exact]\n", ""),
+                "assets",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = Config::parse(&text, &env).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle:?} not in {err:?}");
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The facilitator's HTTP API: `POST /verify`, `POST /settle`, `GET /supported`, `GET /health`,
+//! `GET /ready`, `GET /metrics`.
+//!
+//! Status codes are decided here and only here: a payment problem is 200 with `isValid:false` /
+//! `success:false` and its reason; a malformed body is 400 (413 when too large) with a message;
+//! the facilitator failing is 500/504 without internals. Client input never yields a 5xx.
+//!
+//! A settle is never cancelled half-way: it runs in its own task, so a client that goes away, a
+//! request deadline or a shutdown signal does not abandon a broadcast transaction. Shutdown stops
+//! accepting connections and waits for in-flight requests.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use x402_core::json::JsonLimits;
+use x402_core::wire::{RequestError, SettleResponse, VerifyRequest, VerifyResponse};
+use x402_core::{Facilitator, FacilitatorError, LocalFacilitator, NetworkPattern};
+
+use crate::config::Limits;
+use crate::metrics::Metrics;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The dispatcher.
+    pub facilitator: Arc<LocalFacilitator>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+/// The router over `state`.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/verify", post(verify))
+        .route("/settle", post(settle))
+        .route("/supported", get(supported))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        // Refuses a declared Content-Length over the limit before reading anything, and caps
+        // bodies without one while they stream.
+        .layer(DefaultBodyLimit::disable())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn error_body(status: StatusCode, message: &str, reason: Option<&str>) -> Response {
+    let mut body = json!({ "error": message });
+    if let Some(r) = reason {
+        body["invalidReason"] = json!(r);
+    }
+    json_response(status, &body)
+}
+
+/// Labels of a request for metrics: scheme and network as the requirements name them.
+fn labels_of(request: &VerifyRequest) -> (String, String) {
+    (
+        request
+            .payment_requirements
+            .scheme()
+            .chars()
+            .take(32)
+            .collect(),
+        request
+            .payment_requirements
+            .network_text()
+            .chars()
+            .take(64)
+            .collect(),
+    )
+}
+
+enum Parsed {
+    Request(Box<VerifyRequest>),
+    /// An answer without dispatch (unsupported version).
+    Answer(x402_core::Reason, String),
+    /// A malformed body.
+    Bad(RequestError),
+}
+
+fn parse(body: &[u8], limits: &Limits) -> Parsed {
+    let json = JsonLimits {
+        max_bytes: limits.max_body_bytes,
+        ..JsonLimits::DEFAULT
+    };
+    match VerifyRequest::from_json(body, json) {
+        Ok(r) => Parsed::Request(Box::new(r)),
+        Err(e @ (RequestError::UnsupportedVersion(_) | RequestError::VersionMismatch { .. })) => {
+            Parsed::Answer(e.reason(), e.to_string())
+        }
+        Err(e) => Parsed::Bad(e),
+    }
+}
+
+impl AppState {
+    fn record(
+        &self,
+        route: &'static str,
+        scheme: &str,
+        network: &str,
+        outcome: &str,
+        reason: Option<&x402_core::Reason>,
+        started: Instant,
+    ) {
+        self.metrics.inc(
+            "x402_requests_total",
+            vec![
+                ("route", route.into()),
+                ("scheme", scheme.into()),
+                ("network", network.into()),
+                ("outcome", outcome.into()),
+                ("reason", reason.map(|r| r.to_string()).unwrap_or_default()),
+            ],
+        );
+        self.metrics.observe(
+            "x402_request_duration_seconds",
+            vec![
+                ("route", route.into()),
+                ("scheme", scheme.into()),
+                ("network", network.into()),
+            ],
+            started.elapsed(),
+        );
+    }
+
+    fn deadline(&self) -> Duration {
+        Duration::from_millis(self.limits.request_timeout_ms)
+    }
+}
+
+fn internal(route: &str, e: &FacilitatorError) -> Response {
+    tracing::error!(route, error = %e, "facilitator failure");
+    error_body(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal facilitator error",
+        None,
+    )
+}
+
+async fn verify(State(state): State<AppState>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let request = match parse(&body, &state.limits) {
+        Parsed::Request(r) => r,
+        Parsed::Answer(reason, message) => {
+            state.record("verify", "", "", "invalid", Some(&reason), started);
+            return json_response(
+                StatusCode::OK,
+                &VerifyResponse::invalid(reason, Some(message), None),
+            );
+        }
+        Parsed::Bad(e) => {
+            state.record("verify", "", "", "bad_request", Some(&e.reason()), started);
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                &e.to_string(),
+                Some(e.reason().as_str()),
+            );
+        }
+    };
+    let (scheme, network) = labels_of(&request);
+    let facilitator = Arc::clone(&state.facilitator);
+    let call = async move { facilitator.verify(&request).await };
+    match tokio::time::timeout(state.deadline(), call).await {
+        Ok(Ok(response)) => {
+            let outcome = if response.is_valid {
+                "valid"
+            } else {
+                "invalid"
+            };
+            state.record(
+                "verify",
+                &scheme,
+                &network,
+                outcome,
+                response.invalid_reason.as_ref(),
+                started,
+            );
+            json_response(StatusCode::OK, &response)
+        }
+        Ok(Err(e)) => {
+            state.record("verify", &scheme, &network, "error", None, started);
+            internal("verify", &e)
+        }
+        Err(_) => {
+            state.record("verify", &scheme, &network, "timeout", None, started);
+            error_body(
+                StatusCode::GATEWAY_TIMEOUT,
+                "verification deadline exceeded",
+                None,
+            )
+        }
+    }
+}
+
+async fn settle(State(state): State<AppState>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let request = match parse(&body, &state.limits) {
+        Parsed::Request(r) => r,
+        Parsed::Answer(reason, message) => {
+            state.record("settle", "", "", "failed", Some(&reason), started);
+            return json_response(
+                StatusCode::OK,
+                &SettleResponse::failed(reason, Some(message), "", None),
+            );
+        }
+        Parsed::Bad(e) => {
+            state.record("settle", "", "", "bad_request", Some(&e.reason()), started);
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                &e.to_string(),
+                Some(e.reason().as_str()),
+            );
+        }
+    };
+    let (scheme, network) = labels_of(&request);
+    // The settle runs to completion in its own task whatever happens to this request.
+    let facilitator = Arc::clone(&state.facilitator);
+    let task = tokio::spawn(async move { facilitator.settle(&request).await });
+    match tokio::time::timeout(state.deadline(), task).await {
+        Ok(Ok(Ok(response))) => {
+            let outcome = settle_outcome(&response);
+            state.metrics.inc(
+                "x402_settlements_total",
+                vec![
+                    ("scheme", scheme.clone()),
+                    ("network", network.clone()),
+                    ("outcome", outcome.into()),
+                ],
+            );
+            state.record(
+                "settle",
+                &scheme,
+                &network,
+                outcome,
+                response.error_reason.as_ref(),
+                started,
+            );
+            json_response(StatusCode::OK, &response)
+        }
+        Ok(Ok(Err(e))) => {
+            state.record("settle", &scheme, &network, "error", None, started);
+            internal("settle", &e)
+        }
+        Ok(Err(join)) => {
+            state.record("settle", &scheme, &network, "error", None, started);
+            tracing::error!(error = %join, "settle task failed");
+            error_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal facilitator error",
+                None,
+            )
+        }
+        Err(_) => {
+            state.record("settle", &scheme, &network, "timeout", None, started);
+            error_body(
+                StatusCode::GATEWAY_TIMEOUT,
+                "settlement deadline exceeded; the settlement continues and its outcome is recorded",
+                None,
+            )
+        }
+    }
+}
+
+fn settle_outcome(r: &SettleResponse) -> &'static str {
+    use x402_core::Reason;
+    match (&r.success, &r.error_reason) {
+        (true, _) => "success",
+        (false, Some(Reason::SettlementPending)) => "pending",
+        (false, Some(Reason::DuplicateSettlement)) => "duplicate",
+        (false, _) => "failed",
+    }
+}
+
+async fn supported(State(state): State<AppState>) -> Response {
+    match state.facilitator.supported().await {
+        Ok(s) => json_response(StatusCode::OK, &s),
+        Err(e) => internal("supported", &e),
+    }
+}
+
+async fn health() -> Response {
+    json_response(StatusCode::OK, &json!({ "status": "ok" }))
+}
+
+/// Ready when every configured network's RPC answers and its signers are funded.
+async fn ready(State(state): State<AppState>) -> Response {
+    let mut report = serde_json::Map::new();
+    let mut all_ready = true;
+    let mut seen = std::collections::HashSet::new();
+    for entry in state.facilitator.registry().entries() {
+        let NetworkPattern::Exact(network) = &entry.pattern else {
+            continue;
+        };
+        let key = format!("{}/{}", entry.scheme.scheme(), network);
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let started = Instant::now();
+        let status = entry.scheme.status(network).await;
+        let labels = vec![("network", network.to_string())];
+        state.metrics.observe(
+            "x402_rpc_probe_duration_seconds",
+            labels.clone(),
+            started.elapsed(),
+        );
+        let value = match status {
+            Ok(None) => json!({ "ready": true }),
+            Ok(Some(s)) => {
+                state.metrics.set("x402_rpc_up", labels.clone(), 1.0);
+                let funded = s.signers.iter().all(|x| x.funded);
+                all_ready &= funded;
+                let signers: Vec<_> = s
+                    .signers
+                    .iter()
+                    .map(|x| {
+                        let balance = x.balance.to_string();
+                        state.metrics.set(
+                            "x402_signer_balance",
+                            vec![
+                                ("network", network.to_string()),
+                                ("address", x.address.clone()),
+                            ],
+                            balance.parse::<f64>().unwrap_or(f64::MAX),
+                        );
+                        json!({ "address": x.address, "balance": balance, "funded": x.funded })
+                    })
+                    .collect();
+                json!({ "ready": funded, "rpc": "up", "signers": signers })
+            }
+            Err(e) => {
+                all_ready = false;
+                state.metrics.set("x402_rpc_up", labels.clone(), 0.0);
+                state.metrics.inc("x402_rpc_errors_total", labels);
+                json!({ "ready": false, "rpc": "down", "error": e.to_string() })
+            }
+        };
+        report.insert(key, value);
+    }
+    let status = if all_ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &json!({ "ready": all_ready, "schemes": report }))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,404 @@
+//! The built `x402-facilitator` binary against anvil with real USDC: verify and settle over HTTP,
+//! malformed bodies, metrics, SIGTERM during a settle, start-up failures, the example config.
+#![cfg(feature = "evm")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use x402_evm::assets::TransferMethod;
+use x402_tests::evm::exact::ExactHarness;
+
+const EXAMPLE: &str = include_str!("../facilitator.example.toml");
+const BASE_SEPOLIA_USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+
+/// A running binary, killed on drop.
+struct Running {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(config: &str, envs: &[(&str, String)]) -> (Command, tempfile::NamedTempFile) {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, config.as_bytes()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_x402-facilitator"));
+    cmd.arg("--config").arg(file.path());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    (cmd, file)
+}
+
+fn start(config: &str, envs: &[(&str, String)]) -> Running {
+    let (mut cmd, file) = command(config, envs);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    drop(file);
+    let Some(url) = line.trim().strip_prefix("listening on ") else {
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        panic!("facilitator did not start: {line:?} {err}");
+    };
+    // Keep stderr drained so logging never blocks the server.
+    let mut stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = stderr.read_to_end(&mut sink);
+    });
+    Running {
+        url: url.to_owned(),
+        child,
+    }
+}
+
+/// Runs the binary to completion and returns (success, stdout, stderr).
+fn run(config: &str, envs: &[(&str, String)], args: &[&str]) -> (bool, String, String) {
+    let (mut cmd, _file) = command(config, envs);
+    let out = cmd.args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn config(h: &ExactHarness) -> (String, Vec<(&'static str, String)>) {
+    let text = format!(
+        r#"
+listen = "127.0.0.1:0"
+[limits]
+request_timeout_ms = 20000
+[networks."eip155:84532"]
+rpc_urls = ["$X402_TEST_RPC"]
+signer_keys = ["$X402_TEST_KEY"]
+receipt_timeout_ms = 15000
+[networks."eip155:84532".schemes.exact]
+assets = ["{}"]
+"#,
+        h.bed.usdc()
+    );
+    let key = format!(
+        "0x{}",
+        alloy::hex::encode(h.bed.facilitator().signer.to_bytes())
+    );
+    (
+        text,
+        vec![
+            ("X402_TEST_RPC", h.bed.endpoint().to_owned()),
+            ("X402_TEST_KEY", key),
+        ],
+    )
+}
+
+async fn post(url: &str, path: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// Declares a `len`-byte body, sends only its first kilobyte, and returns the status answered.
+async fn oversized_status(url: &str, path: &str, len: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[b' '; 1024]).await.unwrap();
+    let mut buf = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+        .await
+        .expect("answered without reading the whole body")
+        .unwrap();
+    let line = String::from_utf8_lossy(&buf[..n]);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {line:?}"))
+}
+
+async fn get(url: &str, path: &str) -> (u16, String) {
+    let r = reqwest::get(format!("{url}{path}")).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn verify_settle_metrics_and_bad_bodies_over_http() {
+    let h = ExactHarness::start().await;
+    let (text, envs) = config(&h);
+    let server = start(&text, &envs);
+    let url = server.url.clone();
+    let buyer = h.bed.buyer(0).signer.clone();
+    let seller = h.bed.seller().address;
+
+    for method in [TransferMethod::Eip3009, TransferMethod::Permit2] {
+        if method == TransferMethod::Permit2 {
+            h.bed
+                .approve_usdc(buyer.address(), x402_tests::evm::PERMIT2_ADDRESS, U256::MAX)
+                .await;
+        }
+        let req = h.requirements("0.25", method).await;
+        for request in [h.pay_v2(&buyer, &req).await, h.pay_v1(&buyer, &req).await] {
+            if method == TransferMethod::Permit2
+                && matches!(
+                    request.payment_payload,
+                    x402_core::wire::PaymentPayload::V1(_)
+                )
+            {
+                continue; // Permit2 is a v2 method
+            }
+            let body = serde_json::to_vec(&request).unwrap();
+            let (before_b, before_s) = (h.usdc(buyer.address()).await, h.usdc(seller).await);
+            let (status, v) = post(&url, "/verify", body.clone()).await;
+            assert_eq!(status, 200, "{v}");
+            assert_eq!(v["isValid"], true, "{v}");
+            let (status, s) = post(&url, "/settle", body.clone()).await;
+            assert_eq!(status, 200, "{s}");
+            assert_eq!(s["success"], true, "{s}");
+            assert_eq!(
+                h.usdc(buyer.address()).await,
+                before_b - U256::from(250_000)
+            );
+            assert_eq!(h.usdc(seller).await, before_s + U256::from(250_000));
+            // A replay is a 200 refusal with the reason, payer and network filled.
+            let (status, again) = post(&url, "/settle", body).await;
+            assert_eq!(status, 200);
+            assert_eq!(again["success"], false);
+            assert_eq!(again["errorReason"], "duplicate_settlement", "{again}");
+            assert!(
+                again["payer"].is_string() && again["network"].is_string(),
+                "{again}"
+            );
+        }
+    }
+
+    // Malformed bodies: 4xx with a message, and the process stays up.
+    let valid = serde_json::to_vec(
+        &h.pay_v2(
+            &buyer,
+            &h.requirements("0.01", TransferMethod::Eip3009).await,
+        )
+        .await,
+    )
+    .unwrap();
+    let truncated = valid[..valid.len() / 2].to_vec();
+    let wrong_types = String::from_utf8(valid.clone()).unwrap().replacen(
+        "\"amount\":\"10000\"",
+        "\"amount\":10000",
+        1,
+    );
+    for (what, body, want) in [
+        ("truncated", truncated, 400),
+        ("wrong types", wrong_types.into_bytes(), 400),
+        ("not json", b"hello".to_vec(), 400),
+    ] {
+        for route in ["/verify", "/settle"] {
+            let (status, body) = post(&url, route, body.clone()).await;
+            assert_eq!(status, want, "{what} {route}: {body}");
+        }
+    }
+    // Ten megabytes: refused from the declared length, before the body is read.
+    for route in ["/verify", "/settle"] {
+        assert_eq!(
+            oversized_status(&url, route, 10 * 1024 * 1024).await,
+            413,
+            "{route}"
+        );
+    }
+    let (status, _) = get(&url, "/health").await;
+    assert_eq!(status, 200);
+    let (status, ready) = get(&url, "/ready").await;
+    assert_eq!(status, 200, "{ready}");
+    let (status, supported) = get(&url, "/supported").await;
+    assert_eq!(status, 200);
+    let supported: serde_json::Value = serde_json::from_str(&supported).unwrap();
+    assert_eq!(
+        supported["kinds"].as_array().unwrap().len(),
+        2,
+        "{supported}"
+    );
+    assert_eq!(
+        supported["signers"]["eip155:*"][0],
+        h.bed.facilitator().address.to_checksum(None)
+    );
+
+    let (status, metrics) = get(&url, "/metrics").await;
+    assert_eq!(status, 200);
+    for needle in [
+        r#"x402_requests_total{route="verify",scheme="exact",network="eip155:84532",outcome="valid",reason=""}"#,
+        r#"x402_requests_total{route="verify",scheme="exact",network="base-sepolia",outcome="valid",reason=""} 1"#,
+        r#"x402_requests_total{route="settle",scheme="exact",network="eip155:84532",outcome="duplicate",reason="duplicate_settlement"} 2"#,
+        r#"x402_requests_total{route="verify",scheme="",network="",outcome="bad_request",reason="invalid_payload"}"#,
+        r#"x402_settlements_total{scheme="exact",network="eip155:84532",outcome="success"} 2"#,
+        r#"x402_request_duration_seconds_bucket{route="settle",scheme="exact",network="eip155:84532",le="+Inf"}"#,
+        r#"x402_request_duration_seconds_count{route="verify",scheme="exact",network="eip155:84532"}"#,
+        r#"x402_rpc_up{network="eip155:84532"} 1"#,
+        r#"x402_rpc_probe_duration_seconds_count{network="eip155:84532"} 1"#,
+        "x402_signer_balance{network=\"eip155:84532\",address=",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle}\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_during_a_settle_answers_it_before_exiting() {
+    let h = ExactHarness::start().await;
+    let (text, envs) = config(&h);
+    let mut server = start(&text, &envs);
+    let buyer = h.bed.buyer(1).signer.clone();
+    let req = h.requirements("0.01", TransferMethod::Eip3009).await;
+    let body = serde_json::to_vec(&h.pay_v2(&buyer, &req).await).unwrap();
+    // Hold the settle in its receipt wait: no mining until after the signal.
+    let provider = h.bed.provider();
+    let _: serde_json::Value = provider
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+    let url = server.url.clone();
+    let settle = tokio::spawn(async move { post(&url, "/settle", body).await });
+    // Wait until the transaction is in the pool, then signal.
+    let signer = h.bed.facilitator().address;
+    for _ in 0..100 {
+        let pending = provider
+            .get_transaction_count(signer)
+            .pending()
+            .await
+            .unwrap();
+        let latest = provider.get_transaction_count(signer).await.unwrap();
+        if pending > latest {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "exited with a settle in flight"
+    );
+    let _: serde_json::Value = provider.raw_request("evm_mine".into(), ()).await.unwrap();
+    let (status, s) = settle.await.unwrap();
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["success"], true, "{s}");
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait().unwrap();
+        drop(server);
+        status
+    })
+    .await
+    .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn startup_failures_name_their_cause() {
+    let h = ExactHarness::start().await;
+    let (good, envs) = config(&h);
+    let no_code: Address = "0x00000000000000000000000000000000000000aa"
+        .parse()
+        .unwrap();
+    let cases = [
+        (
+            good.replace("receipt_timeout_ms", "reciept_timeout_ms"),
+            "reciept_timeout_ms",
+        ),
+        (
+            good.replace("$X402_TEST_KEY", "$X402_UNSET_KEY"),
+            "$X402_UNSET_KEY is not set",
+        ),
+        (
+            good.replace("eip155:84532", "eip155:8453"),
+            "serves chain id 84532, not 8453",
+        ),
+        (
+            good.replace(&h.bed.usdc().to_string(), &no_code.to_string()),
+            "has no contract at",
+        ),
+        (
+            good.replace(
+                "[networks.\"eip155:84532\".schemes.exact]",
+                "[networks.\"eip155:84532\".schemes.bogus]",
+            ),
+            "scheme \"bogus-eip155\" is not in this build",
+        ),
+    ];
+    for (text, needle) in cases {
+        let (ok, _, stderr) = run(&text, &envs, &["--check-config"]);
+        assert!(!ok, "{needle}: started anyway");
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
+        // Secrets never appear in the message.
+        assert!(!stderr.contains(&envs[1].1[2..]), "key leaked: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn the_example_config_passes_check_config() {
+    let h = ExactHarness::start().await;
+    // The example names Base Sepolia's real USDC; give that address the bed's USDC code.
+    let provider = h.bed.provider();
+    let code = provider.get_code_at(h.bed.usdc()).await.unwrap();
+    let _: serde_json::Value = provider
+        .raw_request("anvil_setCode".into(), (BASE_SEPOLIA_USDC, code))
+        .await
+        .unwrap();
+    let key = format!(
+        "0x{}",
+        alloy::hex::encode(h.bed.facilitator().signer.to_bytes())
+    );
+    let envs = vec![
+        ("BASE_SEPOLIA_RPC_URL", h.bed.endpoint().to_owned()),
+        ("BASE_SEPOLIA_SIGNER_KEY", key.clone()),
+    ];
+    let (ok, stdout, stderr) = run(EXAMPLE, &envs, &["--check-config"]);
+    assert!(ok, "{stderr}");
+    let signer = h.bed.facilitator().address.to_checksum(None);
+    assert!(
+        stdout.contains("exact") && stdout.contains("eip155:84532"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&signer), "{stdout}");
+    assert!(!stdout.contains(&key[2..]) && !stderr.contains(&key[2..]));
+    assert!(
+        !stdout.contains(h.bed.endpoint()),
+        "RPC URL printed: {stdout}"
+    );
+}
