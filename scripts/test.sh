@@ -22,7 +22,19 @@ source "$X402_CACHE/env.sh"
 step "workspace tests"
 cargo test --workspace --all-targets
 
-step "facilitator-bin composition, one feature set at a time"
+step "facilitator-bin composition: each feature set links exactly its chain stacks"
+tree() { cargo tree -q -p facilitator-bin -e normal --prefix none --no-default-features "$@"; }
+if tree --features evm | grep -qE '^(solana|spl-)'; then
+  echo "--features evm pulls a Solana crate into the dependency tree" >&2; exit 1
+fi
+if tree --features svm | grep -qE '^alloy'; then
+  echo "--features svm pulls alloy into the dependency tree" >&2; exit 1
+fi
+tree --features evm | grep -qE '^scheme-exact-evm ' || { echo "--features evm lacks scheme-exact-evm" >&2; exit 1; }
+tree --features svm | grep -qE '^scheme-exact-svm ' || { echo "--features svm lacks scheme-exact-svm" >&2; exit 1; }
+if tree | grep -qE '^(alloy|solana|spl-|scheme-)'; then
+  echo "--no-default-features still links a chain stack" >&2; exit 1
+fi
 cargo test -p facilitator-bin --no-default-features
 cargo test -p facilitator-bin --no-default-features --features evm
 cargo test -p facilitator-bin --no-default-features --features svm

@@ -99,26 +99,12 @@ fn labels_of(request: &VerifyRequest) -> (String, String) {
     )
 }
 
-enum Parsed {
-    Request(Box<VerifyRequest>),
-    /// An answer without dispatch (unsupported version).
+/// Why a body was not dispatched.
+enum NotDispatched {
+    /// A well-formed request answered without a scheme (unsupported version): a 200 refusal.
     Answer(x402_core::Reason, String),
-    /// A malformed body.
-    Bad(RequestError),
-}
-
-fn parse(body: &[u8], limits: &Limits) -> Parsed {
-    let json = JsonLimits {
-        max_bytes: limits.max_body_bytes,
-        ..JsonLimits::DEFAULT
-    };
-    match VerifyRequest::from_json(body, json) {
-        Ok(r) => Parsed::Request(Box::new(r)),
-        Err(e @ (RequestError::UnsupportedVersion(_) | RequestError::VersionMismatch { .. })) => {
-            Parsed::Answer(e.reason(), e.to_string())
-        }
-        Err(e) => Parsed::Bad(e),
-    }
+    /// A malformed body: the 400 response.
+    Bad(Box<Response>),
 }
 
 impl AppState {
@@ -152,6 +138,37 @@ impl AppState {
         );
     }
 
+    /// Reads a verify/settle body; a malformed one is recorded and answered (400) here, an
+    /// unsupported version is recorded and handed back as a refusal for the route's response.
+    fn read_request(
+        &self,
+        route: &'static str,
+        body: &[u8],
+        started: Instant,
+    ) -> Result<Box<VerifyRequest>, NotDispatched> {
+        let json = JsonLimits {
+            max_bytes: self.limits.max_body_bytes,
+            ..JsonLimits::DEFAULT
+        };
+        match VerifyRequest::from_json(body, json) {
+            Ok(r) => Ok(Box::new(r)),
+            Err(
+                e @ (RequestError::UnsupportedVersion(_) | RequestError::VersionMismatch { .. }),
+            ) => {
+                self.record(route, "", "", "refused", Some(&e.reason()), started);
+                Err(NotDispatched::Answer(e.reason(), e.to_string()))
+            }
+            Err(e) => {
+                self.record(route, "", "", "bad_request", Some(&e.reason()), started);
+                Err(NotDispatched::Bad(Box::new(error_body(
+                    StatusCode::BAD_REQUEST,
+                    &e.to_string(),
+                    Some(e.reason().as_str()),
+                ))))
+            }
+        }
+    }
+
     fn deadline(&self) -> Duration {
         Duration::from_millis(self.limits.request_timeout_ms)
     }
@@ -168,21 +185,13 @@ fn internal(route: &str, e: &FacilitatorError) -> Response {
 
 async fn verify(State(state): State<AppState>, body: Bytes) -> Response {
     let started = Instant::now();
-    let request = match parse(&body, &state.limits) {
-        Parsed::Request(r) => r,
-        Parsed::Answer(reason, message) => {
-            state.record("verify", "", "", "invalid", Some(&reason), started);
+    let request = match state.read_request("verify", &body, started) {
+        Ok(r) => r,
+        Err(NotDispatched::Bad(response)) => return *response,
+        Err(NotDispatched::Answer(reason, message)) => {
             return json_response(
                 StatusCode::OK,
                 &VerifyResponse::invalid(reason, Some(message), None),
-            );
-        }
-        Parsed::Bad(e) => {
-            state.record("verify", "", "", "bad_request", Some(&e.reason()), started);
-            return error_body(
-                StatusCode::BAD_REQUEST,
-                &e.to_string(),
-                Some(e.reason().as_str()),
             );
         }
     };
@@ -223,21 +232,13 @@ async fn verify(State(state): State<AppState>, body: Bytes) -> Response {
 
 async fn settle(State(state): State<AppState>, body: Bytes) -> Response {
     let started = Instant::now();
-    let request = match parse(&body, &state.limits) {
-        Parsed::Request(r) => r,
-        Parsed::Answer(reason, message) => {
-            state.record("settle", "", "", "failed", Some(&reason), started);
+    let request = match state.read_request("settle", &body, started) {
+        Ok(r) => r,
+        Err(NotDispatched::Bad(response)) => return *response,
+        Err(NotDispatched::Answer(reason, message)) => {
             return json_response(
                 StatusCode::OK,
                 &SettleResponse::failed(reason, Some(message), "", None),
-            );
-        }
-        Parsed::Bad(e) => {
-            state.record("settle", "", "", "bad_request", Some(&e.reason()), started);
-            return error_body(
-                StatusCode::BAD_REQUEST,
-                &e.to_string(),
-                Some(e.reason().as_str()),
             );
         }
     };

@@ -94,9 +94,11 @@ rpc_urls = ["$X402_TEST_RPC"]
 signer_keys = ["$X402_TEST_KEY"]
 receipt_timeout_ms = 15000
 [networks."eip155:84532".schemes.exact]
-assets = ["{}"]
+assets = ["{usdc}"]
+[networks."eip155:84532".schemes.upto]
+assets = ["{usdc}"]
 "#,
-        h.bed.usdc()
+        usdc = h.bed.usdc()
     );
     let key = format!(
         "0x{}",
@@ -244,10 +246,21 @@ async fn verify_settle_metrics_and_bad_bodies_over_http() {
     let (status, supported) = get(&url, "/supported").await;
     assert_eq!(status, 200);
     let supported: serde_json::Value = serde_json::from_str(&supported).unwrap();
+    // exact v1 + v2 and upto v2, upto naming its settling facilitator.
     assert_eq!(
         supported["kinds"].as_array().unwrap().len(),
-        2,
+        3,
         "{supported}"
+    );
+    let upto_kind = supported["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["scheme"] == "upto")
+        .unwrap();
+    assert_eq!(
+        upto_kind["extra"]["facilitatorAddress"],
+        h.bed.facilitator().address.to_checksum(None)
     );
     assert_eq!(
         supported["signers"]["eip155:*"][0],
@@ -265,7 +278,8 @@ async fn verify_settle_metrics_and_bad_bodies_over_http() {
         r#"x402_request_duration_seconds_bucket{route="settle",scheme="exact",network="eip155:84532",le="+Inf"}"#,
         r#"x402_request_duration_seconds_count{route="verify",scheme="exact",network="eip155:84532"}"#,
         r#"x402_rpc_up{network="eip155:84532"} 1"#,
-        r#"x402_rpc_probe_duration_seconds_count{network="eip155:84532"} 1"#,
+        // One readiness probe per configured scheme (exact and upto) on the network.
+        r#"x402_rpc_probe_duration_seconds_count{network="eip155:84532"} 2"#,
         "x402_signer_balance{network=\"eip155:84532\",address=",
     ] {
         assert!(metrics.contains(needle), "missing {needle}\n{metrics}");
@@ -400,5 +414,67 @@ async fn the_example_config_passes_check_config() {
     assert!(
         !stdout.contains(h.bed.endpoint()),
         "RPC URL printed: {stdout}"
+    );
+}
+
+#[tokio::test]
+async fn upto_settles_the_charge_over_http() {
+    use std::sync::Arc;
+    use x402_core::Scheme as _;
+    let h = ExactHarness::start().await;
+    let (text, envs) = config(&h);
+    let server = start(&text, &envs);
+    let (_, supported) = get(&server.url, "/supported").await;
+    let supported: x402_core::wire::SupportedResponse = serde_json::from_str(&supported).unwrap();
+    let kind = supported
+        .kinds
+        .into_iter()
+        .find(|k| k.scheme == "upto")
+        .unwrap();
+    let mut assets = x402_evm::assets::AssetTable::empty();
+    assets.insert(
+        h.network.clone(),
+        x402_tests::evm::exact::usdc_info(h.bed.usdc(), TransferMethod::Permit2),
+    );
+    let max = scheme_upto_evm::UptoEvm::seller(assets)
+        .requirements(&x402_core::PriceRequest {
+            network: h.network.clone(),
+            price: x402_core::Price::Decimal("1.00".into()),
+            pay_to: h.bed.seller().address.to_checksum(None),
+            asset: None,
+            max_timeout_seconds: Some(120),
+            facilitator_kind: Some(kind),
+        })
+        .await
+        .unwrap();
+    let buyer = h.bed.buyer(2).signer.clone();
+    h.bed
+        .approve_usdc(buyer.address(), x402_tests::evm::PERMIT2_ADDRESS, U256::MAX)
+        .await;
+    let view = x402_core::wire::PaymentRequirements::V2(max.clone());
+    let payload = scheme_upto_evm::UptoEvm::buyer(Arc::new(buyer.clone()))
+        .sign(&view.view().unwrap())
+        .await
+        .unwrap();
+    let auth = x402_tests::evm::exact::request_v2(&max, payload);
+    let (status, v) = post(&server.url, "/verify", serde_json::to_vec(&auth).unwrap()).await;
+    assert_eq!(
+        (status, &v["isValid"]),
+        (200, &serde_json::json!(true)),
+        "{v}"
+    );
+    let charged = scheme_upto_evm::charge(&max, x402_core::Amount::from(370_000)).unwrap();
+    let settle = x402_core::wire::VerifyRequest::new(
+        auth.payment_payload.clone(),
+        x402_core::wire::PaymentRequirements::V2(charged),
+    );
+    let before = h.usdc(h.bed.seller().address).await;
+    let (status, s) = post(&server.url, "/settle", serde_json::to_vec(&settle).unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(s["success"], true, "{s}");
+    assert_eq!(s["amount"], "370000", "{s}");
+    assert_eq!(
+        h.usdc(h.bed.seller().address).await,
+        before + U256::from(370_000)
     );
 }

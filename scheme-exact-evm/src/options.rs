@@ -76,13 +76,27 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<ExactEvm, 
     )
     .await
     .map_err(|e| SchemeError::Config(e.to_string()))?;
-    startup_checks(&config.network, &pool, &provider, &options).await?;
-    let min_signer_balance = options
-        .min_signer_balance
-        .as_deref()
-        .map(|f| x402_evm::parse::uint("min_signer_balance", f))
-        .transpose()
-        .map_err(|e| SchemeError::Config(e.to_string()))?;
+    let mut contracts: Vec<(String, Address)> = options
+        .assets
+        .iter()
+        .flatten()
+        .map(|a| (format!("asset {a}"), *a))
+        .collect();
+    if options.permit2 {
+        contracts.push(("Permit2".into(), x402_evm::addresses::PERMIT2));
+        contracts.push((
+            "x402ExactPermit2Proxy".into(),
+            x402_evm::addresses::EXACT_PERMIT2_PROXY,
+        ));
+    }
+    let min_signer_balance = x402_evm::startup::check(
+        &config.network,
+        &provider,
+        &pool,
+        &contracts,
+        options.min_signer_balance.as_deref(),
+    )
+    .await?;
     let facilitator = Facilitator::new(
         config.network.clone(),
         provider,
@@ -96,65 +110,4 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<ExactEvm, 
         },
     )?;
     Ok(ExactEvm::facilitator(facilitator))
-}
-
-/// Refuses to start on a wrong chain, missing contracts or underfunded signers, each with a
-/// message naming the cause.
-async fn startup_checks(
-    network: &x402_core::Network,
-    pool: &x402_evm::signers::SignerPool,
-    provider: &alloy::providers::DynProvider,
-    options: &ExactEvmOptions,
-) -> Result<(), SchemeError> {
-    use alloy::providers::Provider;
-    let expected =
-        x402_evm::parse::chain_id(network).map_err(|e| SchemeError::Config(e.to_string()))?;
-    if pool.chain_id() != expected {
-        return Err(SchemeError::Config(format!(
-            "the RPC for {network} serves chain id {}, not {expected}",
-            pool.chain_id()
-        )));
-    }
-    let mut required: Vec<(String, Address)> = options
-        .assets
-        .iter()
-        .flatten()
-        .map(|a| (format!("asset {a}"), *a))
-        .collect();
-    if options.permit2 {
-        required.push(("Permit2".into(), x402_evm::addresses::PERMIT2));
-        required.push((
-            "x402ExactPermit2Proxy".into(),
-            x402_evm::addresses::EXACT_PERMIT2_PROXY,
-        ));
-    }
-    for (what, address) in required {
-        let code = provider
-            .get_code_at(address)
-            .await
-            .map_err(|e| SchemeError::Rpc(x402_evm::error::describe_rpc_error(&e)))?;
-        if code.is_empty() {
-            return Err(SchemeError::Config(format!(
-                "{what} has no contract at {address} on {network}"
-            )));
-        }
-    }
-    if let Some(floor) = &options.min_signer_balance {
-        let floor = x402_evm::parse::uint("min_signer_balance", floor)
-            .map_err(|e| SchemeError::Config(e.to_string()))?;
-        let balances = pool.balances().await;
-        if balances.len() != pool.addresses().len() {
-            return Err(SchemeError::Rpc(format!(
-                "cannot read the signer balances on {network}"
-            )));
-        }
-        for (address, balance) in balances {
-            if balance < floor {
-                return Err(SchemeError::Config(format!(
-                    "signer {address} on {network} holds {balance} wei, below min_signer_balance {floor}"
-                )));
-            }
-        }
-    }
-    Ok(())
 }

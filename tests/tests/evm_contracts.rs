@@ -7,28 +7,33 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside `#[test]` fns fail the test too
 
 use alloy::json_abi::JsonAbi;
-use alloy::primitives::{Address, B256, Bytes, U256, address, b256, bytes, hex, keccak256};
+use alloy::primitives::{
+    Address, B256, Bytes, U256, address, b256, bytes, fixed_bytes, hex, keccak256,
+};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{SolCall, SolEvent, SolInterface, SolStruct, eip712_domain};
+use alloy::sol_types::{Eip712Domain, SolCall, SolError, SolEvent, SolInterface, SolStruct};
+use x402_evm::eip712::eip3009_domain;
 use x402_tests::anvil::DEV_ACCOUNT_0_KEY;
-use x402_tests::evm::x402::exact::IX402ExactPermit2Proxy::{
-    self as ExactProxy, IX402ExactPermit2ProxyErrors as ExactError,
+use x402_tests::evm::x402::IExactPermit2Proxy::{
+    self as ExactProxy, IExactPermit2ProxyErrors as ExactError,
 };
-use x402_tests::evm::x402::upto::IX402UptoPermit2Proxy::{
-    self as UptoProxy, IX402UptoPermit2ProxyErrors as UptoError,
+use x402_tests::evm::x402::IUptoPermit2Proxy::{
+    self as UptoProxy, IUptoPermit2ProxyErrors as UptoError,
 };
 use x402_tests::evm::x402::{
-    ERC1271_INVALID, ERC1271_MAGIC, ERC6492_MAGIC_SUFFIX, EXACT_PERMIT2_PROXY,
-    EXACT_PROXY_ARTIFACT, EXACT_WITNESS_TYPE_STRING, IERC20Permit, IPermit2Errors, ISmartWallet,
-    IWalletFactory, SMART_WALLET_ARTIFACT, UPTO_PERMIT2_PROXY, UPTO_PROXY_ARTIFACT,
-    UPTO_WITNESS_TYPE_STRING, WALLET_FACTORY_ARTIFACT, deploy_wallet, deploy_wallet_factory,
-    eip2612, erc6492_wrap, exact, exact_proxy, latest_timestamp, place_x402_proxies, sign_eip712,
-    smart_wallet, upto, upto_proxy, wallet_factory,
+    EIP2612Permit, ERC1271_INVALID, ERC1271_MAGIC, ERC6492_MAGIC, EXACT_PERMIT2_PROXY,
+    EXACT_PROXY_ARTIFACT, EXACT_WITNESS_TYPE_STRING, IPermit2Errors, ISmartWallet,
+    IUptoPermit2ProxyExtras, IWalletFactory, IX402ProxyExtras, MULTICALL3, ProxyArgs as _,
+    SMART_WALLET_ARTIFACT, UPTO_PERMIT2_PROXY, UPTO_PROXY_ARTIFACT, UPTO_WITNESS_TYPE_STRING,
+    WALLET_FACTORY_ARTIFACT, deploy_wallet, deploy_wallet_factory, eip2612, erc6492_wrap, exact,
+    exact_payment, exact_proxy, high_s_twin, latest_timestamp, permit_for_permit2, permit2,
+    place_x402_proxies, proxy_extras, set_signatures_disabled, sign_eip712, smart_wallet, upto,
+    upto_payment, upto_proxy, wallet_approves_permit2, wallet_factory,
 };
-use x402_tests::evm::{EvmTestBed, IFiatToken, PERMIT2_ADDRESS, permit2_domain};
+use x402_tests::evm::{EvmTestBed, PERMIT2_ADDRESS, permit2_domain};
 use x402_tests::tools;
 
 alloy::sol! {
@@ -40,6 +45,9 @@ alloy::sol! {
 const VECTOR_USDC: Address = address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e");
 const VECTOR_PAY_TO: Address = address!("0x209693Bc6afc0C5328bA36FaF03C514EF312287C");
 const VECTOR_FACILITATOR: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
+
+/// Permit2 errors as they bubble up through the proxies.
+type P2 = IPermit2Errors::IPermit2ErrorsErrors;
 
 /// Decodes the revert of `result` as the custom error interface `E`.
 fn revert<E: SolInterface, T>(result: Result<T, alloy::contract::Error>, what: &str) -> E {
@@ -71,75 +79,120 @@ fn abi_selectors(abi: &JsonAbi) -> (Vec<[u8; 4]>, Vec<[u8; 4]>, Vec<B256>) {
     )
 }
 
+/// The selectors of the function `name` (one per overload) in a compiled ABI.
+fn by_name(abi: &JsonAbi, name: &str) -> Vec<[u8; 4]> {
+    abi.function(name)
+        .unwrap_or_else(|| panic!("no function {name}"))
+        .iter()
+        .map(|f| f.selector().0)
+        .collect()
+}
+
 #[test]
 fn selectors_and_type_hashes_match_the_spec() {
-    // §4 / §3.2 / §3.3 selectors against the Rust bindings.
-    assert_eq!(ExactProxy::settleCall::SELECTOR, hex!("13cd3b53"));
-    assert_eq!(ExactProxy::settleWithPermitCall::SELECTOR, hex!("fa340378"));
-    assert_eq!(UptoProxy::settleCall::SELECTOR, hex!("ff11e7b4"));
-    assert_eq!(UptoProxy::settleWithPermitCall::SELECTOR, hex!("016c1748"));
-    assert_eq!(ExactProxy::PERMIT2Call::SELECTOR, hex!("6afdd850"));
-    assert_eq!(UptoProxy::PERMIT2Call::SELECTOR, hex!("6afdd850"));
+    let exact_abi = compiled_abi(EXACT_PROXY_ARTIFACT);
+    let upto_abi = compiled_abi(UPTO_PROXY_ARTIFACT);
+    // §4 / §3.2 / §3.3 selectors: the Rust bindings and the compiled ABI (by name) agree with them.
+    for (abi, name, bound, spec) in [
+        (
+            &exact_abi,
+            "settle",
+            ExactProxy::settleCall::SELECTOR,
+            hex!("13cd3b53"),
+        ),
+        (
+            &exact_abi,
+            "settleWithPermit",
+            ExactProxy::settleWithPermitCall::SELECTOR,
+            hex!("fa340378"),
+        ),
+        (
+            &upto_abi,
+            "settle",
+            UptoProxy::settleCall::SELECTOR,
+            hex!("ff11e7b4"),
+        ),
+        (
+            &upto_abi,
+            "settleWithPermit",
+            UptoProxy::settleWithPermitCall::SELECTOR,
+            hex!("016c1748"),
+        ),
+        (
+            &exact_abi,
+            "PERMIT2",
+            ExactProxy::PERMIT2Call::SELECTOR,
+            hex!("6afdd850"),
+        ),
+        (
+            &upto_abi,
+            "PERMIT2",
+            UptoProxy::PERMIT2Call::SELECTOR,
+            hex!("6afdd850"),
+        ),
+    ] {
+        assert_eq!(bound, spec, "{name} binding");
+        assert_eq!(by_name(abi, name), [spec], "{name} compiled");
+    }
     assert_eq!(
         ISmartWallet::isValidSignatureCall::SELECTOR,
         ERC1271_MAGIC.0
     );
 
-    // The compiled contracts expose exactly what the bindings declare.
-    let exact_abi = compiled_abi(EXACT_PROXY_ARTIFACT);
-    assert_eq!(
-        abi_selectors(&exact_abi),
+    // The compiled contracts expose exactly what the bindings declare: the facilitator's
+    // (`x402_evm`) plus the test-only extras.
+    let extras = (
+        IX402ProxyExtras::IX402ProxyExtrasCalls::SELECTORS,
+        IX402ProxyExtras::IX402ProxyExtrasErrors::SELECTORS,
+        IX402ProxyExtras::IX402ProxyExtrasEvents::SELECTORS,
+    );
+    for (file, abi, calls, errors, events) in [
         (
-            sorted(ExactProxy::IX402ExactPermit2ProxyCalls::SELECTORS.to_vec()),
-            sorted(ExactError::SELECTORS.to_vec()),
-            sorted(
-                ExactProxy::IX402ExactPermit2ProxyEvents::SELECTORS
-                    .iter()
-                    .map(|s| B256::from(*s))
-                    .collect()
-            ),
+            EXACT_PROXY_ARTIFACT,
+            &exact_abi,
+            [ExactProxy::IExactPermit2ProxyCalls::SELECTORS, extras.0].concat(),
+            [ExactError::SELECTORS, extras.1].concat(),
+            [ExactProxy::IExactPermit2ProxyEvents::SELECTORS, extras.2].concat(),
         ),
-        "x402ExactPermit2Proxy ABI vs bindings"
-    );
-    let upto_abi = compiled_abi(UPTO_PROXY_ARTIFACT);
-    assert_eq!(
-        abi_selectors(&upto_abi),
         (
-            sorted(UptoProxy::IX402UptoPermit2ProxyCalls::SELECTORS.to_vec()),
-            sorted(UptoError::SELECTORS.to_vec()),
-            sorted(
-                UptoProxy::IX402UptoPermit2ProxyEvents::SELECTORS
-                    .iter()
-                    .map(|s| B256::from(*s))
-                    .collect()
-            ),
+            UPTO_PROXY_ARTIFACT,
+            &upto_abi,
+            [UptoProxy::IUptoPermit2ProxyCalls::SELECTORS, extras.0].concat(),
+            [
+                UptoError::SELECTORS,
+                extras.1,
+                IUptoPermit2ProxyExtras::IUptoPermit2ProxyExtrasErrors::SELECTORS,
+            ]
+            .concat(),
+            [UptoProxy::IUptoPermit2ProxyEvents::SELECTORS, extras.2].concat(),
         ),
-        "x402UptoPermit2Proxy ABI vs bindings"
-    );
-    let wallet_abi = compiled_abi(SMART_WALLET_ARTIFACT);
-    assert_eq!(
-        abi_selectors(&wallet_abi).0,
-        sorted(ISmartWallet::ISmartWalletCalls::SELECTORS.to_vec())
-    );
-    let factory_abi = compiled_abi(WALLET_FACTORY_ARTIFACT);
-    assert_eq!(
-        abi_selectors(&factory_abi).0,
-        sorted(IWalletFactory::IWalletFactoryCalls::SELECTORS.to_vec())
-    );
-    // The selectors by name, from the compiled ABI alone.
-    let by_name = |abi: &JsonAbi, name: &str| -> Vec<[u8; 4]> {
-        abi.function(name)
-            .unwrap_or_else(|| panic!("no function {name}"))
-            .iter()
-            .map(|f| f.selector().0)
-            .collect()
-    };
-    assert_eq!(by_name(&exact_abi, "settle"), [hex!("13cd3b53")]);
-    assert_eq!(by_name(&exact_abi, "settleWithPermit"), [hex!("fa340378")]);
-    assert_eq!(by_name(&upto_abi, "settle"), [hex!("ff11e7b4")]);
-    assert_eq!(by_name(&upto_abi, "settleWithPermit"), [hex!("016c1748")]);
-    assert_eq!(by_name(&exact_abi, "PERMIT2"), [hex!("6afdd850")]);
-    assert_eq!(by_name(&upto_abi, "PERMIT2"), [hex!("6afdd850")]);
+    ] {
+        assert_eq!(
+            abi_selectors(abi),
+            (
+                sorted(calls),
+                sorted(errors),
+                sorted(events.into_iter().map(B256::from).collect()),
+            ),
+            "{file} ABI vs bindings"
+        );
+    }
+    for (file, calls) in [
+        (
+            SMART_WALLET_ARTIFACT,
+            ISmartWallet::ISmartWalletCalls::SELECTORS,
+        ),
+        (
+            WALLET_FACTORY_ARTIFACT,
+            IWalletFactory::IWalletFactoryCalls::SELECTORS,
+        ),
+    ] {
+        assert_eq!(
+            abi_selectors(&compiled_abi(file)).0,
+            sorted(calls.to_vec()),
+            "{file}"
+        );
+    }
     // The Permit2 entry point the proxies call.
     let permit2_abi = compiled_abi("Permit2.json");
     assert!(
@@ -152,6 +205,37 @@ fn selectors_and_type_hashes_match_the_spec() {
         UptoProxy::SettledWithPermit::SIGNATURE,
         "SettledWithPermit()"
     );
+
+    // §4 canonical addresses and magic values: the facilitator's constants, which the tests use.
+    for (name, constant, spec) in [
+        (
+            "Permit2",
+            PERMIT2_ADDRESS,
+            address!("0x000000000022D473030F116dDEE9F6B43aC78BA3"),
+        ),
+        (
+            "exact proxy",
+            EXACT_PERMIT2_PROXY,
+            address!("0x402085c248EeA27D92E8b30b2C58ed07f9E20001"),
+        ),
+        (
+            "upto proxy",
+            UPTO_PERMIT2_PROXY,
+            address!("0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002"),
+        ),
+        (
+            "Multicall3",
+            MULTICALL3,
+            address!("0xcA11bde05977b3631167028862bE2a173976CA11"),
+        ),
+    ] {
+        assert_eq!(constant, spec, "{name}");
+    }
+    assert_eq!(
+        ERC6492_MAGIC,
+        b256!("0x6492649264926492649264926492649264926492649264926492649264926492")
+    );
+    assert_eq!(ERC1271_MAGIC, fixed_bytes!("0x1626ba7e"));
 
     // §4 type hashes against the Rust EIP-712 structs.
     assert_eq!(
@@ -170,14 +254,6 @@ fn selectors_and_type_hashes_match_the_spec() {
         exact::Witness::eip712_encode_type(),
         "Witness(address to,uint256 validAfter)"
     );
-    assert_eq!(
-        keccak256(exact::Witness::eip712_encode_type().as_bytes()),
-        b256!("0xd97b3239a7f32295517bd14cb074edfdd188dfe5eb42f802bb26d4fd1eb12c37")
-    );
-    assert_eq!(
-        keccak256(upto::Witness::eip712_encode_type().as_bytes()),
-        b256!("0xd4171c445a74218b01d4fd8af34ff1106580ea1e36ff837e64484bfaa2253b75")
-    );
     // Permit2 hashes `stub ‖ witnessTypeString`; the Rust full type must be exactly that.
     let stub = "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,";
     assert_eq!(
@@ -188,22 +264,52 @@ fn selectors_and_type_hashes_match_the_spec() {
         upto::PermitWitnessTransferFrom::eip712_encode_type(),
         format!("{stub}{UPTO_WITNESS_TYPE_STRING}")
     );
-    assert_eq!(
-        keccak256(exact::PermitWitnessTransferFrom::eip712_encode_type().as_bytes()),
-        b256!("0xebc156cd23678a74c94df13d772ef5478420637f0c94bd10d509e1dc98f521c7")
-    );
-    assert_eq!(
-        keccak256(upto::PermitWitnessTransferFrom::eip712_encode_type().as_bytes()),
-        b256!("0x51dff6974ad4388c499e7fcfe838d2bd767162553a144098ce20ea661d70c2ee")
-    );
+    for (encode_type, type_hash) in [
+        (
+            exact::Witness::eip712_encode_type(),
+            b256!("0xd97b3239a7f32295517bd14cb074edfdd188dfe5eb42f802bb26d4fd1eb12c37"),
+        ),
+        (
+            upto::Witness::eip712_encode_type(),
+            b256!("0xd4171c445a74218b01d4fd8af34ff1106580ea1e36ff837e64484bfaa2253b75"),
+        ),
+        (
+            exact::PermitWitnessTransferFrom::eip712_encode_type(),
+            b256!("0xebc156cd23678a74c94df13d772ef5478420637f0c94bd10d509e1dc98f521c7"),
+        ),
+        (
+            upto::PermitWitnessTransferFrom::eip712_encode_type(),
+            b256!("0x51dff6974ad4388c499e7fcfe838d2bd767162553a144098ce20ea661d70c2ee"),
+        ),
+        (
+            eip2612::Permit::eip712_encode_type(),
+            b256!("0x6e71edae12b1b97f4d1f60370fef10105fa2faae0126114a169c64845d6126c9"),
+        ),
+    ] {
+        assert_eq!(
+            keccak256(encode_type.as_bytes()),
+            type_hash,
+            "{encode_type}"
+        );
+    }
     assert_eq!(
         permit2_domain(1).type_hash(),
         b256!("0x8cad95687ba82c2ce50e74f7b754645e5117c3a5bec8151c0726d5857980a866")
     );
-    assert_eq!(
-        keccak256(eip2612::Permit::eip712_encode_type().as_bytes()),
-        b256!("0x6e71edae12b1b97f4d1f60370fef10105fa2faae0126114a169c64845d6126c9")
-    );
+}
+
+/// Asserts a §6.2 vector: `message`'s struct hash, its digest in `domain`, and `key`'s signature.
+fn assert_vector<T: SolStruct>(
+    key: &PrivateKeySigner,
+    message: &T,
+    domain: &Eip712Domain,
+    hash_struct: B256,
+    digest: B256,
+    signature: Bytes,
+) {
+    assert_eq!(message.eip712_hash_struct(), hash_struct);
+    assert_eq!(message.eip712_signing_hash(domain), digest);
+    assert_eq!(sign_eip712(key, message, domain), signature);
 }
 
 #[test]
@@ -224,7 +330,7 @@ fn eip712_vectors_b_c_d_reproduce() {
         "33247007178036348590600198031289925668252061821958005840077069883511451257277"
             .parse()
             .unwrap();
-    let b = exact::PermitWitnessTransferFrom::new_payment(
+    let b = exact_payment(
         VECTOR_USDC,
         U256::from(10_000u64),
         VECTOR_PAY_TO,
@@ -233,19 +339,15 @@ fn eip712_vectors_b_c_d_reproduce() {
         1_740_672_089,
     );
     assert_eq!(b.spender, EXACT_PERMIT2_PROXY);
-    assert_eq!(
-        b.eip712_hash_struct(),
-        b256!("0xf9efd2ab5ec37a11f062cfbde5dd2654b11aa7c03eedbac1f9bf0efd67b2d8b4")
-    );
-    assert_eq!(
-        b.eip712_signing_hash(&domain),
-        b256!("0x21528e1468aac114016416353e2309329f217dc180b21baa1d81cde941095685")
-    );
-    assert_eq!(
-        sign_eip712(&key, &b, &domain),
+    assert_vector(
+        &key,
+        &b,
+        &domain,
+        b256!("0xf9efd2ab5ec37a11f062cfbde5dd2654b11aa7c03eedbac1f9bf0efd67b2d8b4"),
+        b256!("0x21528e1468aac114016416353e2309329f217dc180b21baa1d81cde941095685"),
         bytes!(
             "0x3b029ad182a14cdb81c9eb44f935279e124e88afdc4043ed1183345aba6781b95cd297107e2808d8ea2722260e88856b5a13a6db23e38a30e2604dca9e1ce1da1b"
-        )
+        ),
     );
 
     // C: upto.
@@ -256,7 +358,7 @@ fn eip712_vectors_b_c_d_reproduce() {
         nonce_c.to_string(),
         "110117680976134290040645500446194905769275902069351365960831693135107775870080"
     );
-    let c = upto::PermitWitnessTransferFrom::new_payment(
+    let c = upto_payment(
         VECTOR_USDC,
         U256::from(5_000_000u64),
         VECTOR_PAY_TO,
@@ -266,19 +368,15 @@ fn eip712_vectors_b_c_d_reproduce() {
         1_740_672_089,
     );
     assert_eq!(c.spender, UPTO_PERMIT2_PROXY);
-    assert_eq!(
-        c.eip712_hash_struct(),
-        b256!("0x1c0d8ef743beaec4d4f23b41537ddbd10564a2ef2b958a4d8ca06e6cd89ef3a0")
-    );
-    assert_eq!(
-        c.eip712_signing_hash(&domain),
-        b256!("0xe44c6ecda145ae2488d7502b1fb059262755472e60a0cb060b82806662be52f2")
-    );
-    assert_eq!(
-        sign_eip712(&key, &c, &domain),
+    assert_vector(
+        &key,
+        &c,
+        &domain,
+        b256!("0x1c0d8ef743beaec4d4f23b41537ddbd10564a2ef2b958a4d8ca06e6cd89ef3a0"),
+        b256!("0xe44c6ecda145ae2488d7502b1fb059262755472e60a0cb060b82806662be52f2"),
         bytes!(
             "0x3433d762a5ee8e40a33a489a4ad695af362e5054e1e0e7a8f6599c21d38e536c23f8ebc6800c001e0d9ca2b44850892d62e5e861c0799dabbb9a2f638692c45c1c"
-        )
+        ),
     );
     // Witness-type confusion (S47): the same fields under the other scheme's types sign another
     // digest.
@@ -292,12 +390,7 @@ fn eip712_vectors_b_c_d_reproduce() {
     );
 
     // D: EIP-2612 permit for Permit2 on Base Sepolia USDC.
-    let usdc_domain = eip712_domain! {
-        name: "USDC",
-        version: "2",
-        chain_id: 84532,
-        verifying_contract: VECTOR_USDC,
-    };
+    let usdc_domain = eip3009_domain("USDC", "2", 84532, VECTOR_USDC);
     assert_eq!(
         usdc_domain.separator(),
         b256!("0x71f17a3b2ff373b803d70a5a07c046c1a2bc8e89c09ef722fcb047abe94c9818")
@@ -309,19 +402,15 @@ fn eip712_vectors_b_c_d_reproduce() {
         nonce: U256::ZERO,
         deadline: U256::from(1_740_672_154u64),
     };
-    assert_eq!(
-        d.eip712_hash_struct(),
-        b256!("0x8fcffe6acf63aea1d47e9fe219fe840fde79712537855060987a13049284b175")
-    );
-    assert_eq!(
-        d.eip712_signing_hash(&usdc_domain),
-        b256!("0x1c25b6b46b1ee22f6e14a51eba91506430a2c75c45c7910aa0f7e13b686b35a6")
-    );
-    assert_eq!(
-        sign_eip712(&key, &d, &usdc_domain),
+    assert_vector(
+        &key,
+        &d,
+        &usdc_domain,
+        b256!("0x8fcffe6acf63aea1d47e9fe219fe840fde79712537855060987a13049284b175"),
+        b256!("0x1c25b6b46b1ee22f6e14a51eba91506430a2c75c45c7910aa0f7e13b686b35a6"),
         bytes!(
             "0x69baca18f0761582a372da88d9d0ff9b81123913755d3aa5f2d8eaa97315f5a53fe41fe1a9f546e105cbc3de0e0f5e1962207eda86ddee33eec0d57abaa1ac741b"
-        )
+        ),
     );
 }
 
@@ -333,26 +422,42 @@ async fn proxies_at_the_canonical_addresses_point_at_permit2() {
     for proxy in [EXACT_PERMIT2_PROXY, UPTO_PERMIT2_PROXY] {
         assert!(!provider.get_code_at(proxy).await.unwrap().is_empty());
     }
-    let exact = exact_proxy(&bed);
-    let upto = upto_proxy(&bed);
-    assert_eq!(exact.PERMIT2().call().await.unwrap(), PERMIT2_ADDRESS);
-    assert_eq!(upto.PERMIT2().call().await.unwrap(), PERMIT2_ADDRESS);
     assert_eq!(
-        exact.WITNESS_TYPE_STRING().call().await.unwrap(),
-        EXACT_WITNESS_TYPE_STRING
+        exact_proxy(&bed).PERMIT2().call().await.unwrap(),
+        PERMIT2_ADDRESS
     );
     assert_eq!(
-        upto.WITNESS_TYPE_STRING().call().await.unwrap(),
-        UPTO_WITNESS_TYPE_STRING
+        upto_proxy(&bed).PERMIT2().call().await.unwrap(),
+        PERMIT2_ADDRESS
     );
-    assert_eq!(
-        exact.WITNESS_TYPEHASH().call().await.unwrap(),
-        exact::Witness::default().eip712_type_hash()
-    );
-    assert_eq!(
-        upto.WITNESS_TYPEHASH().call().await.unwrap(),
-        upto::Witness::default().eip712_type_hash()
-    );
+    for (proxy, type_string, type_hash) in [
+        (
+            EXACT_PERMIT2_PROXY,
+            EXACT_WITNESS_TYPE_STRING,
+            exact::Witness {
+                to: Address::ZERO,
+                validAfter: U256::ZERO,
+            }
+            .eip712_type_hash(),
+        ),
+        (
+            UPTO_PERMIT2_PROXY,
+            UPTO_WITNESS_TYPE_STRING,
+            upto::Witness {
+                to: Address::ZERO,
+                facilitator: Address::ZERO,
+                validAfter: U256::ZERO,
+            }
+            .eip712_type_hash(),
+        ),
+    ] {
+        let extras = proxy_extras(&bed, proxy);
+        assert_eq!(
+            extras.WITNESS_TYPE_STRING().call().await.unwrap(),
+            type_string
+        );
+        assert_eq!(extras.WITNESS_TYPEHASH().call().await.unwrap(), type_hash);
+    }
 }
 
 /// USDC balances of `accounts`.
@@ -413,27 +518,70 @@ fn assert_paid(
     );
 }
 
-#[tokio::test]
-async fn exact_settle_moves_exactly_the_permitted_amount_once() {
+/// A bed with the proxies placed and buyer #0 letting Permit2 move all its USDC.
+async fn bed_with_approving_buyer() -> EvmTestBed {
     let bed = EvmTestBed::start().await;
     place_x402_proxies(&bed).await;
+    bed.approve_usdc(bed.buyer(0).address, PERMIT2_ADDRESS, U256::MAX)
+        .await;
+    bed
+}
+
+/// An exact payment of `amount` of the bed's USDC to `to` under `nonce`, valid from ten minutes
+/// before `now` until five minutes after.
+fn exact_paying(
+    bed: &EvmTestBed,
+    amount: U256,
+    to: Address,
+    nonce: U256,
+    now: u64,
+) -> exact::PermitWitnessTransferFrom {
+    exact_payment(bed.usdc(), amount, to, nonce, now + 300, now - 600)
+}
+
+/// An upto payment of at most `max` of the bed's USDC to `to`, settled by `facilitator`, under
+/// `nonce`, valid from ten minutes before `now` until five minutes after.
+fn upto_paying(
+    bed: &EvmTestBed,
+    max: U256,
+    to: Address,
+    facilitator: Address,
+    nonce: U256,
+    now: u64,
+) -> upto::PermitWitnessTransferFrom {
+    upto_payment(
+        bed.usdc(),
+        max,
+        to,
+        facilitator,
+        nonce,
+        now + 300,
+        now - 600,
+    )
+}
+
+/// Asserts `result` reverted with the custom error `expected` (a selector), decoded as one of the
+/// errors `E`.
+fn assert_reverts_with<E: SolInterface, T>(
+    result: Result<T, alloy::contract::Error>,
+    expected: [u8; 4],
+    what: &str,
+) {
+    let err: E = revert(result, what);
+    assert_eq!(err.selector(), expected, "{what}: another error");
+}
+
+#[tokio::test]
+async fn exact_settle_moves_exactly_the_permitted_amount_once() {
+    let bed = bed_with_approving_buyer().await;
     let buyer = bed.buyer(0);
     let pay_to = bed.seller().address;
     let facilitator = bed.facilitator().address;
-    bed.approve_usdc(buyer.address, PERMIT2_ADDRESS, U256::MAX)
-        .await;
 
     let now = latest_timestamp(&bed).await;
     let amount = U256::from(10_000u64);
     let nonce = U256::from(0x402_0001u64);
-    let message = exact::PermitWitnessTransferFrom::new_payment(
-        bed.usdc(),
-        amount,
-        pay_to,
-        nonce,
-        now + 300,
-        now - 600,
-    );
+    let message = exact_paying(&bed, amount, pay_to, nonce, now);
     let signature = sign_eip712(&buyer.signer, &message, &bed.permit2_domain());
     let proxy = exact_proxy(&bed);
     let settle = || {
@@ -441,7 +589,7 @@ async fn exact_settle_moves_exactly_the_permitted_amount_once() {
             .settle(
                 message.transfer_permit(),
                 buyer.address,
-                message.witness.clone(),
+                message.proxy_witness(),
                 signature.clone(),
             )
             .from(facilitator)
@@ -469,14 +617,10 @@ async fn exact_settle_moves_exactly_the_permitted_amount_once() {
     assert!(nonce_used(&bed, buyer.address, nonce).await);
 
     // Replaying the same signed payment fails in Permit2 and moves nothing.
-    let replay =
-        revert::<IPermit2Errors::IPermit2ErrorsErrors, _>(settle().call().await, "replayed settle");
-    assert!(
-        matches!(
-            replay,
-            IPermit2Errors::IPermit2ErrorsErrors::InvalidNonce(_)
-        ),
-        "{replay:?}"
+    assert_reverts_with::<P2, _>(
+        settle().call().await,
+        IPermit2Errors::InvalidNonce::SELECTOR,
+        "replayed settle",
     );
     assert!(
         bed.provider()
@@ -490,13 +634,10 @@ async fn exact_settle_moves_exactly_the_permitted_amount_once() {
 
 #[tokio::test]
 async fn exact_settle_rejects_what_the_signature_or_the_proxy_forbids() {
-    let bed = EvmTestBed::start().await;
-    place_x402_proxies(&bed).await;
+    let bed = bed_with_approving_buyer().await;
     let buyer = bed.buyer(0);
     let pay_to = bed.seller().address;
     let facilitator = bed.facilitator().address;
-    bed.approve_usdc(buyer.address, PERMIT2_ADDRESS, U256::MAX)
-        .await;
     let proxy = exact_proxy(&bed);
     let domain = bed.permit2_domain();
     let now = latest_timestamp(&bed).await;
@@ -505,7 +646,7 @@ async fn exact_settle_rejects_what_the_signature_or_the_proxy_forbids() {
     let before = balances(&bed, &watched).await;
 
     let payment = |nonce: u64, amount: U256, to: Address, deadline: u64, valid_after: u64| {
-        exact::PermitWitnessTransferFrom::new_payment(
+        exact_payment(
             bed.usdc(),
             amount,
             to,
@@ -517,7 +658,7 @@ async fn exact_settle_rejects_what_the_signature_or_the_proxy_forbids() {
     // (message, owner, witness actually submitted, signer) → the revert of an eth_call settle.
     let attempt = async |m: &exact::PermitWitnessTransferFrom,
                          owner: Address,
-                         witness: exact::Witness,
+                         witness: permit2::ExactWitness,
                          signer: &PrivateKeySigner| {
         let signature = sign_eip712(signer, m, &domain);
         proxy
@@ -527,82 +668,82 @@ async fn exact_settle_rejects_what_the_signature_or_the_proxy_forbids() {
             .await
     };
 
-    // Proxy checks.
-    let early = payment(1, amount, pay_to, now + 7200, now + 3600);
-    let err: ExactError = revert(
-        attempt(&early, buyer.address, early.witness.clone(), &buyer.signer).await,
-        "validAfter in the future",
-    );
-    assert!(matches!(err, ExactError::PaymentTooEarly(_)), "{err:?}");
-    let zero = payment(2, U256::ZERO, pay_to, now + 300, now - 600);
-    let err: ExactError = revert(
-        attempt(&zero, buyer.address, zero.witness.clone(), &buyer.signer).await,
-        "amount 0",
-    );
-    assert!(matches!(err, ExactError::InvalidAmount(_)), "{err:?}");
     let ok = payment(3, amount, pay_to, now + 300, now - 600);
-    let err: ExactError = revert(
-        attempt(&ok, Address::ZERO, ok.witness.clone(), &buyer.signer).await,
-        "owner 0",
-    );
-    assert!(matches!(err, ExactError::InvalidOwner(_)), "{err:?}");
-    let to_zero = payment(4, amount, Address::ZERO, now + 300, now - 600);
-    let err: ExactError = revert(
-        attempt(
-            &to_zero,
+    // Proxy checks.
+    for (what, message, owner, expected) in [
+        (
+            "validAfter in the future",
+            payment(1, amount, pay_to, now + 7200, now + 3600),
             buyer.address,
-            to_zero.witness.clone(),
-            &buyer.signer,
-        )
-        .await,
-        "to 0",
-    );
-    assert!(matches!(err, ExactError::InvalidDestination(_)), "{err:?}");
+            ExactProxy::PaymentTooEarly::SELECTOR,
+        ),
+        (
+            "amount 0",
+            payment(2, U256::ZERO, pay_to, now + 300, now - 600),
+            buyer.address,
+            ExactProxy::InvalidAmount::SELECTOR,
+        ),
+        (
+            "owner 0",
+            ok.clone(),
+            Address::ZERO,
+            ExactProxy::InvalidOwner::SELECTOR,
+        ),
+        (
+            "to 0",
+            payment(4, amount, Address::ZERO, now + 300, now - 600),
+            buyer.address,
+            ExactProxy::InvalidDestination::SELECTOR,
+        ),
+    ] {
+        let result = attempt(&message, owner, message.proxy_witness(), &buyer.signer).await;
+        assert_reverts_with::<ExactError, _>(result, expected, what);
+    }
 
-    // Permit2 checks: the signature binds the recipient, the owner and the deadline.
-    type P2 = IPermit2Errors::IPermit2ErrorsErrors;
-    let redirected = exact::Witness {
+    // Permit2 checks: the signature binds the recipient, the owner, the deadline and the spender
+    // (a signature for the other proxy does not verify here).
+    let redirected = permit2::ExactWitness {
         to: bed.spare_accounts()[0].address,
-        ..ok.witness.clone()
+        ..ok.proxy_witness()
     };
-    let err: P2 = revert(
-        attempt(&ok, buyer.address, redirected, &buyer.signer).await,
-        "witness.to changed after signing",
-    );
-    assert!(matches!(err, P2::InvalidSigner(_)), "{err:?}");
-    let err: P2 = revert(
-        attempt(&ok, bed.buyer(1).address, ok.witness.clone(), &buyer.signer).await,
-        "owner is not the signer",
-    );
-    assert!(matches!(err, P2::InvalidSigner(_)), "{err:?}");
     let expired = payment(5, amount, pay_to, now - 1, now - 600);
-    let err: P2 = revert(
-        attempt(
-            &expired,
-            buyer.address,
-            expired.witness.clone(),
-            &buyer.signer,
-        )
-        .await,
-        "deadline passed",
-    );
-    assert!(matches!(err, P2::SignatureExpired(_)), "{err:?}");
-    // A signature for the other proxy (spender) does not verify here.
     let for_upto = exact::PermitWitnessTransferFrom {
         spender: UPTO_PERMIT2_PROXY,
         ..payment(6, amount, pay_to, now + 300, now - 600)
     };
-    let err: P2 = revert(
-        attempt(
+    for (what, message, owner, witness, expected) in [
+        (
+            "witness.to changed after signing",
+            &ok,
+            buyer.address,
+            redirected,
+            IPermit2Errors::InvalidSigner::SELECTOR,
+        ),
+        (
+            "owner is not the signer",
+            &ok,
+            bed.buyer(1).address,
+            ok.proxy_witness(),
+            IPermit2Errors::InvalidSigner::SELECTOR,
+        ),
+        (
+            "deadline passed",
+            &expired,
+            buyer.address,
+            expired.proxy_witness(),
+            IPermit2Errors::SignatureExpired::SELECTOR,
+        ),
+        (
+            "spender = upto proxy",
             &for_upto,
             buyer.address,
-            for_upto.witness.clone(),
-            &buyer.signer,
-        )
-        .await,
-        "spender = upto proxy",
-    );
-    assert!(matches!(err, P2::InvalidSigner(_)), "{err:?}");
+            for_upto.proxy_witness(),
+            IPermit2Errors::InvalidSigner::SELECTOR,
+        ),
+    ] {
+        let result = attempt(message, owner, witness, &buyer.signer).await;
+        assert_reverts_with::<P2, _>(result, expected, what);
+    }
 
     // No allowance to Permit2: the token transfer inside Permit2 fails.
     let other = bed.buyer(1);
@@ -610,7 +751,7 @@ async fn exact_settle_rejects_what_the_signature_or_the_proxy_forbids() {
     let result = attempt(
         &no_allowance,
         other.address,
-        no_allowance.witness.clone(),
+        no_allowance.proxy_witness(),
         &other.signer,
     )
     .await;
@@ -630,7 +771,7 @@ async fn exact_settle_rejects_what_the_signature_or_the_proxy_forbids() {
         .settle(
             ok.transfer_permit(),
             buyer.address,
-            ok.witness.clone(),
+            ok.proxy_witness(),
             signature,
         )
         .from(anyone)
@@ -643,26 +784,15 @@ async fn exact_settle_rejects_what_the_signature_or_the_proxy_forbids() {
 
 #[tokio::test]
 async fn upto_settles_the_requested_amount_only_from_the_named_facilitator() {
-    let bed = EvmTestBed::start().await;
-    place_x402_proxies(&bed).await;
+    let bed = bed_with_approving_buyer().await;
     let buyer = bed.buyer(0);
     let pay_to = bed.seller().address;
     let facilitator = bed.facilitator().address;
     let stranger = bed.spare_accounts()[0].address;
-    bed.approve_usdc(buyer.address, PERMIT2_ADDRESS, U256::MAX)
-        .await;
     let now = latest_timestamp(&bed).await;
     let max = U256::from(1_000_000u64);
     let nonce = U256::from(0x402_0002u64);
-    let message = upto::PermitWitnessTransferFrom::new_payment(
-        bed.usdc(),
-        max,
-        pay_to,
-        facilitator,
-        nonce,
-        now + 300,
-        now - 600,
-    );
+    let message = upto_paying(&bed, max, pay_to, facilitator, nonce, now);
     let signature = sign_eip712(&buyer.signer, &message, &bed.permit2_domain());
     let proxy = upto_proxy(&bed);
     let settle = |amount: U256, from: Address| {
@@ -671,7 +801,7 @@ async fn upto_settles_the_requested_amount_only_from_the_named_facilitator() {
                 message.transfer_permit(),
                 amount,
                 buyer.address,
-                message.witness.clone(),
+                message.proxy_witness(),
                 signature.clone(),
             )
             .from(from)
@@ -685,46 +815,41 @@ async fn upto_settles_the_requested_amount_only_from_the_named_facilitator() {
     ];
     let before = balances(&bed, &watched).await;
 
-    let err: UptoError = revert(
-        settle(U256::from(370_000u64), stranger).call().await,
-        "settle from a non-facilitator",
-    );
-    assert!(
-        matches!(err, UptoError::UnauthorizedFacilitator(_)),
-        "{err:?}"
-    );
-    let err: UptoError = revert(
-        settle(max + U256::from(1u64), facilitator).call().await,
-        "amount above the maximum",
-    );
-    assert!(
-        matches!(err, UptoError::AmountExceedsPermitted(_)),
-        "{err:?}"
-    );
-    let err: UptoError = revert(
-        settle(U256::MAX, facilitator).call().await,
-        "amount 2^256-1",
-    );
-    assert!(
-        matches!(err, UptoError::AmountExceedsPermitted(_)),
-        "{err:?}"
-    );
-    let err: UptoError = revert(settle(U256::ZERO, facilitator).call().await, "amount 0");
-    assert!(matches!(err, UptoError::InvalidAmount(_)), "{err:?}");
+    for (what, amount, from, expected) in [
+        (
+            "settle from a non-facilitator",
+            U256::from(370_000u64),
+            stranger,
+            UptoProxy::UnauthorizedFacilitator::SELECTOR,
+        ),
+        (
+            "amount above the maximum",
+            max + U256::from(1u64),
+            facilitator,
+            UptoProxy::AmountExceedsPermitted::SELECTOR,
+        ),
+        (
+            "amount 2^256-1",
+            U256::MAX,
+            facilitator,
+            UptoProxy::AmountExceedsPermitted::SELECTOR,
+        ),
+        (
+            "amount 0",
+            U256::ZERO,
+            facilitator,
+            UptoProxy::InvalidAmount::SELECTOR,
+        ),
+    ] {
+        assert_reverts_with::<UptoError, _>(settle(amount, from).call().await, expected, what);
+    }
     // The exact proxy cannot use an upto signature (witness-type confusion, S47).
-    let err: IPermit2Errors::IPermit2ErrorsErrors = revert(
+    assert_reverts_with::<P2, _>(
         exact_proxy(&bed)
             .settle(
-                exact::PermitTransferFrom {
-                    permitted: exact::TokenPermissions {
-                        token: bed.usdc(),
-                        amount: max,
-                    },
-                    nonce,
-                    deadline: message.deadline,
-                },
+                message.transfer_permit(),
                 buyer.address,
-                exact::Witness {
+                permit2::ExactWitness {
                     to: pay_to,
                     validAfter: message.witness.validAfter,
                 },
@@ -733,11 +858,8 @@ async fn upto_settles_the_requested_amount_only_from_the_named_facilitator() {
             .from(facilitator)
             .call()
             .await,
+        IPermit2Errors::InvalidSigner::SELECTOR,
         "upto signature on the exact proxy",
-    );
-    assert!(
-        matches!(err, IPermit2Errors::IPermit2ErrorsErrors::InvalidSigner(_)),
-        "{err:?}"
     );
     assert_eq!(balances(&bed, &watched).await, before, "nothing moved yet");
 
@@ -762,44 +884,12 @@ async fn upto_settles_the_requested_amount_only_from_the_named_facilitator() {
     assert_eq!(after[2..], before[2..], "facilitator, stranger, proxy");
 
     // The first settlement consumed the nonce: the rest of the maximum cannot be taken later.
-    let err: IPermit2Errors::IPermit2ErrorsErrors = revert(
+    assert_reverts_with::<P2, _>(
         settle(max - amount, facilitator).call().await,
+        IPermit2Errors::InvalidNonce::SELECTOR,
         "second settle of the same authorization",
     );
-    assert!(
-        matches!(err, IPermit2Errors::IPermit2ErrorsErrors::InvalidNonce(_)),
-        "{err:?}"
-    );
     assert_eq!(balances(&bed, &watched).await, after);
-}
-
-/// Signs an EIP-2612 permit of `value` for Permit2 on the bed's USDC and splits it.
-async fn permit_for_permit2(
-    bed: &EvmTestBed,
-    owner: &PrivateKeySigner,
-    value: U256,
-    deadline: u64,
-) -> exact::EIP2612Permit {
-    let nonce = IERC20Permit::new(bed.usdc(), bed.provider())
-        .nonces(owner.address())
-        .call()
-        .await
-        .unwrap();
-    let permit = eip2612::Permit {
-        owner: owner.address(),
-        spender: PERMIT2_ADDRESS,
-        value,
-        nonce,
-        deadline: U256::from(deadline),
-    };
-    let sig = sign_eip712(owner, &permit, &bed.usdc_domain());
-    exact::EIP2612Permit {
-        value,
-        deadline: U256::from(deadline),
-        r: B256::from_slice(&sig[..32]),
-        s: B256::from_slice(&sig[32..64]),
-        v: sig[64],
-    }
 }
 
 #[tokio::test]
@@ -813,78 +903,79 @@ async fn settle_with_permit_grants_the_allowance_in_the_same_transaction() {
     let proxy = exact_proxy(&bed);
     let now = latest_timestamp(&bed).await;
     let amount = U256::from(42_000u64);
+    let permit2_allowance =
+        async |owner: Address| usdc.allowance(owner, PERMIT2_ADDRESS).call().await.unwrap();
+    // An exact payment of `amount` by `buyer` under `nonce`: the message, its signature and an
+    // EIP-2612 permit of the same amount for Permit2.
+    let signed_with_permit = async |buyer: &PrivateKeySigner, nonce: u64| {
+        let message = exact_paying(&bed, amount, pay_to, U256::from(nonce), now);
+        let signature = sign_eip712(buyer, &message, &domain);
+        let permit2612 = permit_for_permit2(&bed, buyer, amount, now + 300).await;
+        (message, signature, permit2612)
+    };
+    // Sends `buyer`'s signed payment through `settleWithPermit` from the facilitator and asserts
+    // it paid `amount` to `pay_to` with the `SettledWithPermit` event.
+    let settle_with_permit = async |buyer: Address,
+                                    (message, signature, permit2612): (
+        exact::PermitWitnessTransferFrom,
+        Bytes,
+        EIP2612Permit,
+    ),
+                                    what: &str| {
+        let tx = proxy
+            .settleWithPermit(
+                permit2612,
+                message.transfer_permit(),
+                buyer,
+                message.proxy_witness(),
+                signature,
+            )
+            .from(facilitator)
+            .into_transaction_request();
+        let receipt = bed.send(tx, what).await;
+        assert_paid(
+            &bed,
+            &receipt,
+            (buyer, pay_to, amount),
+            EXACT_PERMIT2_PROXY,
+            ExactProxy::SettledWithPermit::SIGNATURE_HASH,
+        );
+        receipt
+    };
 
     // Buyer 0 has no allowance to Permit2; the attached permit provides it.
     let buyer = bed.buyer(0);
-    assert_eq!(
-        usdc.allowance(buyer.address, PERMIT2_ADDRESS)
-            .call()
-            .await
-            .unwrap(),
-        U256::ZERO
-    );
-    let message = exact::PermitWitnessTransferFrom::new_payment(
-        bed.usdc(),
-        amount,
-        pay_to,
-        U256::from(11u64),
-        now + 300,
-        now - 600,
-    );
-    let signature = sign_eip712(&buyer.signer, &message, &domain);
-    let permit2612 = permit_for_permit2(&bed, &buyer.signer, amount, now + 300).await;
-
-    let mismatched = exact::EIP2612Permit {
+    assert_eq!(permit2_allowance(buyer.address).await, U256::ZERO);
+    let payment = signed_with_permit(&buyer.signer, 11).await;
+    let (message, signature, permit2612) = &payment;
+    let mismatched = EIP2612Permit {
         value: amount + U256::from(1u64),
         ..permit2612.clone()
     };
-    let err: ExactError = revert(
+    assert_reverts_with::<ExactError, _>(
         proxy
             .settleWithPermit(
                 mismatched,
                 message.transfer_permit(),
                 buyer.address,
-                message.witness.clone(),
+                message.proxy_witness(),
                 signature.clone(),
             )
             .from(facilitator)
             .call()
             .await,
+        ExactProxy::Permit2612AmountMismatch::SELECTOR,
         "permit value != permitted amount",
-    );
-    assert!(
-        matches!(err, ExactError::Permit2612AmountMismatch(_)),
-        "{err:?}"
     );
 
     let before = balances(&bed, &[buyer.address, pay_to]).await;
-    let tx = proxy
-        .settleWithPermit(
-            permit2612,
-            message.transfer_permit(),
-            buyer.address,
-            message.witness.clone(),
-            signature,
-        )
-        .from(facilitator)
-        .into_transaction_request();
-    let receipt = bed.send(tx, "exact settleWithPermit").await;
-    assert_paid(
-        &bed,
-        &receipt,
-        (buyer.address, pay_to, amount),
-        EXACT_PERMIT2_PROXY,
-        ExactProxy::SettledWithPermit::SIGNATURE_HASH,
-    );
+    settle_with_permit(buyer.address, payment, "exact settleWithPermit").await;
     assert_eq!(
         balances(&bed, &[buyer.address, pay_to]).await,
         [before[0] - amount, before[1] + amount]
     );
     assert_eq!(
-        usdc.allowance(buyer.address, PERMIT2_ADDRESS)
-            .call()
-            .await
-            .unwrap(),
+        permit2_allowance(buyer.address).await,
         U256::ZERO,
         "Permit2 used exactly the permitted allowance"
     );
@@ -892,17 +983,9 @@ async fn settle_with_permit_grants_the_allowance_in_the_same_transaction() {
     // Buyer 1: a third party submits the permit first (S41 griefing); the settlement still goes
     // through and the proxy logs the failed permit call.
     let buyer = bed.buyer(1);
-    let message = exact::PermitWitnessTransferFrom::new_payment(
-        bed.usdc(),
-        amount,
-        pay_to,
-        U256::from(12u64),
-        now + 300,
-        now - 600,
-    );
-    let signature = sign_eip712(&buyer.signer, &message, &domain);
-    let permit2612 = permit_for_permit2(&bed, &buyer.signer, amount, now + 300).await;
-    let front_run = IERC20Permit::new(bed.usdc(), bed.provider())
+    let payment = signed_with_permit(&buyer.signer, 12).await;
+    let permit2612 = &payment.2;
+    let front_run = usdc
         .permit(
             buyer.address,
             PERMIT2_ADDRESS,
@@ -915,31 +998,17 @@ async fn settle_with_permit_grants_the_allowance_in_the_same_transaction() {
         .from(bed.spare_accounts()[0].address)
         .into_transaction_request();
     bed.send(front_run, "front-running permit").await;
-    let tx = proxy
-        .settleWithPermit(
-            permit2612,
-            message.transfer_permit(),
-            buyer.address,
-            message.witness.clone(),
-            signature,
-        )
-        .from(facilitator)
-        .into_transaction_request();
-    let receipt = bed
-        .send(tx, "exact settleWithPermit after a front-run permit")
-        .await;
-    assert_paid(
-        &bed,
-        &receipt,
-        (buyer.address, pay_to, amount),
-        EXACT_PERMIT2_PROXY,
-        ExactProxy::SettledWithPermit::SIGNATURE_HASH,
-    );
+    let receipt = settle_with_permit(
+        buyer.address,
+        payment,
+        "exact settleWithPermit after a front-run permit",
+    )
+    .await;
     let failed: Vec<_> = receipt
         .logs()
         .iter()
         .filter_map(|l| {
-            l.log_decode::<ExactProxy::EIP2612PermitFailedWithReason>()
+            l.log_decode::<IX402ProxyExtras::EIP2612PermitFailedWithReason>()
                 .ok()
         })
         .map(|l| l.inner.data)
@@ -955,31 +1024,16 @@ async fn settle_with_permit_grants_the_allowance_in_the_same_transaction() {
     let buyer = bed.buyer(2);
     let max = U256::from(90_000u64);
     let charge = U256::from(35_000u64);
-    let message = upto::PermitWitnessTransferFrom::new_payment(
-        bed.usdc(),
-        max,
-        pay_to,
-        facilitator,
-        U256::from(13u64),
-        now + 300,
-        now - 600,
-    );
+    let message = upto_paying(&bed, max, pay_to, facilitator, U256::from(13u64), now);
     let signature = sign_eip712(&buyer.signer, &message, &domain);
-    let p = permit_for_permit2(&bed, &buyer.signer, max, now + 300).await;
-    let permit2612 = upto::EIP2612Permit {
-        value: p.value,
-        deadline: p.deadline,
-        r: p.r,
-        s: p.s,
-        v: p.v,
-    };
+    let permit2612 = permit_for_permit2(&bed, &buyer.signer, max, now + 300).await;
     let tx = upto_proxy(&bed)
         .settleWithPermit(
             permit2612,
             message.transfer_permit(),
             charge,
             buyer.address,
-            message.witness.clone(),
+            message.proxy_witness(),
             signature,
         )
         .from(facilitator)
@@ -992,13 +1046,7 @@ async fn settle_with_permit_grants_the_allowance_in_the_same_transaction() {
         UPTO_PERMIT2_PROXY,
         UptoProxy::SettledWithPermit::SIGNATURE_HASH,
     );
-    assert_eq!(
-        usdc.allowance(buyer.address, PERMIT2_ADDRESS)
-            .call()
-            .await
-            .unwrap(),
-        max - charge
-    );
+    assert_eq!(permit2_allowance(buyer.address).await, max - charge);
 }
 
 #[tokio::test]
@@ -1063,22 +1111,11 @@ async fn factory_wallets_validate_only_their_owners_signatures() {
     let wallet = smart_wallet(&bed, wallet_address);
     assert_eq!(wallet.owner().call().await.unwrap(), owner.address);
     let digest = keccak256("x402 ERC-1271 test digest");
-    let by_owner = Bytes::from(
-        owner
-            .signer
-            .sign_hash_sync(&digest)
-            .unwrap()
-            .as_bytes()
-            .to_vec(),
-    );
-    let by_other = Bytes::from(
-        other
-            .signer
-            .sign_hash_sync(&digest)
-            .unwrap()
-            .as_bytes()
-            .to_vec(),
-    );
+    let sign = |key: &PrivateKeySigner| {
+        Bytes::from(key.sign_hash_sync(&digest).unwrap().as_bytes().to_vec())
+    };
+    let by_owner = sign(&owner.signer);
+    let by_other = sign(&other.signer);
     let is_valid = async |hash: B256, sig: &Bytes| {
         wallet
             .isValidSignature(hash, sig.clone())
@@ -1098,14 +1135,10 @@ async fn factory_wallets_validate_only_their_owners_signatures() {
     );
     assert_eq!(is_valid(digest, &Bytes::new()).await, ERC1271_INVALID);
     // The malleable twin (s' = n - s, v flipped) recovers to the owner but is refused.
-    let sig = owner.signer.sign_hash_sync(&digest).unwrap();
-    let n = U256::from_be_bytes(
-        b256!("0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141").0,
+    assert_eq!(
+        is_valid(digest, &high_s_twin(&by_owner)).await,
+        ERC1271_INVALID
     );
-    let mut twin = by_owner.to_vec();
-    twin[32..64].copy_from_slice(&(n - sig.s()).to_be_bytes::<32>());
-    twin[64] = if sig.v() { 27 } else { 28 };
-    assert_eq!(is_valid(digest, &Bytes::from(twin)).await, ERC1271_INVALID);
 
     // Only the owner may flip validation; once off, even the owner's signature fails (S34).
     let err: ISmartWallet::ISmartWalletErrors = revert(
@@ -1121,10 +1154,7 @@ async fn factory_wallets_validate_only_their_owners_signatures() {
         "{err:?}"
     );
     bed.send(
-        wallet
-            .setSignaturesDisabled(true)
-            .from(owner.address)
-            .into_transaction_request(),
+        set_signatures_disabled(&bed, wallet_address, owner.address, true),
         "disable signatures",
     )
     .await;
@@ -1140,7 +1170,7 @@ async fn factory_wallets_validate_only_their_owners_signatures() {
         .abi_encode(),
     );
     let wrapped = erc6492_wrap(factory_address, &calldata, &by_owner);
-    assert!(wrapped.ends_with(ERC6492_MAGIC_SUFFIX.as_slice()));
+    assert!(wrapped.ends_with(ERC6492_MAGIC.as_slice()));
     let body = &wrapped[..wrapped.len() - 32];
     let (f, c, s) =
         <(Address, Bytes, Bytes) as alloy::sol_types::SolValue>::abi_decode_params(body).unwrap();
@@ -1154,36 +1184,16 @@ async fn a_smart_wallet_pays_through_permit2_until_its_validation_flips() {
     let factory = deploy_wallet_factory(&bed).await;
     let owner = &bed.spare_accounts()[0];
     let wallet_address = deploy_wallet(&bed, factory, owner.address, B256::with_last_byte(1)).await;
-    let wallet = smart_wallet(&bed, wallet_address);
     let pay_to = bed.seller().address;
     let facilitator = bed.facilitator().address;
     let funded = U256::from(500_000u64);
     bed.mint_usdc(wallet_address, funded).await;
     // The wallet approves Permit2 through `execute`.
-    let approve = IFiatToken::approveCall {
-        spender: PERMIT2_ADDRESS,
-        value: U256::MAX,
-    }
-    .abi_encode();
-    bed.send(
-        wallet
-            .execute(bed.usdc(), approve.into())
-            .from(owner.address)
-            .into_transaction_request(),
-        "wallet approves Permit2",
-    )
-    .await;
+    wallet_approves_permit2(&bed, wallet_address, owner.address).await;
 
     let now = latest_timestamp(&bed).await;
     let amount = U256::from(120_000u64);
-    let message = exact::PermitWitnessTransferFrom::new_payment(
-        bed.usdc(),
-        amount,
-        pay_to,
-        U256::from(77u64),
-        now + 300,
-        now - 600,
-    );
+    let message = exact_paying(&bed, amount, pay_to, U256::from(77u64), now);
     // The owner's EOA signature over the Permit2 digest; Permit2 asks the wallet (ERC-1271).
     let signature = sign_eip712(&owner.signer, &message, &bed.permit2_domain());
     let proxy = exact_proxy(&bed);
@@ -1192,7 +1202,7 @@ async fn a_smart_wallet_pays_through_permit2_until_its_validation_flips() {
             .settle(
                 message.transfer_permit(),
                 wallet_address,
-                message.witness.clone(),
+                message.proxy_witness(),
                 signature.clone(),
             )
             .from(facilitator)
@@ -1202,33 +1212,16 @@ async fn a_smart_wallet_pays_through_permit2_until_its_validation_flips() {
         .await
         .expect("valid while the wallet validates");
 
-    bed.send(
-        wallet
-            .setSignaturesDisabled(true)
-            .from(owner.address)
-            .into_transaction_request(),
-        "flip off",
-    )
-    .await;
-    let err: IPermit2Errors::IPermit2ErrorsErrors =
-        revert(settle().call().await, "settle after the flip");
-    assert!(
-        matches!(
-            err,
-            IPermit2Errors::IPermit2ErrorsErrors::InvalidContractSignature(_)
-        ),
-        "{err:?}"
+    let flip = |disabled| set_signatures_disabled(&bed, wallet_address, owner.address, disabled);
+    bed.send(flip(true), "flip off").await;
+    assert_reverts_with::<P2, _>(
+        settle().call().await,
+        IPermit2Errors::InvalidContractSignature::SELECTOR,
+        "settle after the flip",
     );
     assert_eq!(bed.usdc_balance(wallet_address).await, funded);
 
-    bed.send(
-        wallet
-            .setSignaturesDisabled(false)
-            .from(owner.address)
-            .into_transaction_request(),
-        "flip on",
-    )
-    .await;
+    bed.send(flip(false), "flip on").await;
     let receipt = bed
         .send(settle().into_transaction_request(), "smart-wallet settle")
         .await;

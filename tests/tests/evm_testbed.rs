@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, U256, address};
-use alloy::providers::Provider;
+use alloy::providers::{DynProvider, Provider};
 use x402_tests::anvil::{AnvilConfig, AnvilGuard, DEV_ACCOUNT_0_KEY};
 use x402_tests::evm::{
     EvmTestBed, EvmTestBedConfig, PERMIT2_ADDRESS, USDC_DECIMALS, permit2_domain, usdc_domain,
@@ -184,18 +184,20 @@ fn anvil_with_a_block_time_mines_on_its_own() {
         ..AnvilConfig::default()
     });
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let provider = anvil.provider();
-        let start = provider.get_block_number().await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while provider.get_block_number().await.unwrap() < start + 2 {
-            assert!(
-                Instant::now() < deadline,
-                "no blocks mined without transactions"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    rt.block_on(assert_mines_on_its_own(&anvil.provider()));
+}
+
+/// Asserts that `provider`'s chain mines two blocks without transactions within 10 s.
+async fn assert_mines_on_its_own(provider: &DynProvider) {
+    let start = provider.get_block_number().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while provider.get_block_number().await.unwrap() < start + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no blocks mined without transactions"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[test]
@@ -263,14 +265,5 @@ async fn a_bed_with_a_block_time_switches_to_interval_mining_after_set_up() {
         bed.usdc_balance(bed.buyer(0).address).await,
         bed.buyer_usdc()
     );
-    let provider = bed.provider();
-    let start = provider.get_block_number().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while provider.get_block_number().await.unwrap() < start + 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no blocks mined without transactions"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_mines_on_its_own(&bed.provider()).await;
 }

@@ -4,23 +4,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use alloy::primitives::{Address, B256, U256, b256};
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, Bytes, U256, b256};
 use alloy::providers::Provider as _;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{SolCall, SolStruct};
-use scheme_exact_evm::payload::{Eip3009Payload, ExactEvmPayload};
+use alloy::sol_types::SolCall;
 use scheme_exact_evm::{Facilitator, Policy};
-use x402_core::wire::PaymentRequirementsV2;
-use x402_core::{Facilitator as _, Reason, UnixTime};
-use x402_evm::abi::eip3009::TransferWithAuthorization;
+use x402_core::wire::{PaymentRequirementsV2, Raw};
+use x402_core::{Reason, UnixTime};
 use x402_evm::assets::TransferMethod;
-use x402_evm::eip712::eip3009_domain;
-use x402_tests::evm::exact::{ExactHarness, request_v2};
+use x402_tests::evm::PERMIT2_ADDRESS;
+use x402_tests::evm::exact::{
+    CODELESS, ExactHarness, PRICE, UNITS, assert_duplicate, eip3009_with_signature, request_v2,
+    settle_all,
+};
 use x402_tests::evm::x402::{self as contracts, IWalletFactory};
-use x402_tests::evm::{PERMIT2_ADDRESS, USDC_NAME, USDC_VERSION};
-
-const PRICE: &str = "0.01";
-const UNITS: u64 = 10_000;
 
 async fn assert_paid_once(
     h: &ExactHarness,
@@ -113,33 +112,23 @@ async fn v2_permit2_pays_exactly() {
     assert!(s.success, "{s:?}");
     assert_paid_once(&h, buyer.address(), b0, s0).await;
     // The same Permit2 authorization again: recorded outcome, never a second success.
-    let again = h.settle_json(&request).await;
-    assert!(!again.success);
-    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
-    assert_eq!(again.transaction, s.transaction);
+    assert_duplicate(&h.settle_json(&request).await, &s.transaction, "again");
     assert_paid_once(&h, buyer.address(), b0, s0).await;
 }
 
 #[tokio::test]
 async fn fifty_concurrent_settles_of_one_payload_settle_once() {
-    let h = std::sync::Arc::new(ExactHarness::start().await);
+    let h = Arc::new(ExactHarness::start().await);
     let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
     let buyer = h.bed.buyer(2).signer.clone();
-    let request = std::sync::Arc::new(h.pay_v2(&buyer, &req).await);
+    let request = h.pay_v2(&buyer, &req).await;
     let (b0, s0) = (
         h.usdc(buyer.address()).await,
         h.usdc(h.bed.seller().address).await,
     );
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let (h, r) = (h.clone(), request.clone());
-            tokio::spawn(async move { h.facilitator.settle(&r).await.unwrap() })
-        })
-        .collect();
     let mut successes = 0;
     let mut duplicates = 0;
-    for t in tasks {
-        let s = t.await.unwrap();
+    for s in settle_all(&h, vec![request; 50]).await {
         if s.success {
             successes += 1;
         } else {
@@ -154,7 +143,7 @@ async fn fifty_concurrent_settles_of_one_payload_settle_once() {
 
 #[tokio::test]
 async fn two_hundred_distinct_settles_over_four_signers() {
-    let h = std::sync::Arc::new(ExactHarness::start_with(4, Policy::default()).await);
+    let h = Arc::new(ExactHarness::start_with(4, Policy::default()).await);
     let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
     let buyers: Vec<PrivateKeySigner> = h.bed.buyers().iter().map(|b| b.signer.clone()).collect();
     let mut requests = Vec::new();
@@ -162,15 +151,7 @@ async fn two_hundred_distinct_settles_over_four_signers() {
         requests.push(h.pay_v2(&buyers[i % buyers.len()], &req).await);
     }
     let seller0 = h.usdc(h.bed.seller().address).await;
-    let tasks: Vec<_> = requests
-        .into_iter()
-        .map(|r| {
-            let h = h.clone();
-            tokio::spawn(async move { h.facilitator.settle(&r).await.unwrap() })
-        })
-        .collect();
-    for t in tasks {
-        let s = t.await.unwrap();
+    for s in settle_all(&h, requests).await {
         assert!(s.success, "{s:?}");
     }
     assert_eq!(
@@ -183,42 +164,18 @@ async fn two_hundred_distinct_settles_over_four_signers() {
 }
 
 /// Signs an EIP-3009 authorization for `wallet` with its owner's key (the wallet's EIP-1271
-/// check accepts the owner's ECDSA signature over the digest).
+/// check accepts the owner's ECDSA signature over the digest) and passes the signature through
+/// `wrap`.
 fn wallet_payload(
     h: &ExactHarness,
     req: &PaymentRequirementsV2,
     wallet: Address,
     owner: &PrivateKeySigner,
-    wrap: impl FnOnce(alloy::primitives::Bytes) -> alloy::primitives::Bytes,
-) -> x402_core::wire::Raw {
-    let now = UnixTime::now().0;
-    let nonce = B256::from(rand_bytes());
-    let msg = TransferWithAuthorization {
-        from: wallet,
-        to: h.bed.seller().address,
-        value: req.amount.get(),
-        validAfter: U256::from(now - 600),
-        validBefore: U256::from(now + 120),
-        nonce,
-    };
-    let domain = eip3009_domain(USDC_NAME, USDC_VERSION, h.bed.chain_id(), h.bed.usdc());
-    let sig = contracts::sign_eip712(owner, &msg, &domain);
-    let _ = msg.eip712_signing_hash(&domain);
-    scheme_exact_evm::payload::to_json(&ExactEvmPayload::Eip3009(Eip3009Payload {
-        signature: wrap(sig),
-        from: wallet,
-        to: msg.to,
-        value: msg.value,
-        valid_after: msg.validAfter,
-        valid_before: msg.validBefore,
-        nonce,
-    }))
-    .unwrap()
-}
-
-fn rand_bytes() -> [u8; 32] {
-    let k = PrivateKeySigner::random();
-    k.to_bytes().0
+    wrap: impl FnOnce(Bytes) -> Bytes,
+) -> Raw {
+    let msg = h.eip3009_message(wallet, req);
+    let sig = contracts::sign_eip712(owner, &msg, &h.usdc_domain());
+    eip3009_with_signature(&msg, wrap(sig))
 }
 
 #[tokio::test]
@@ -323,9 +280,7 @@ async fn vector_a_checks_out_with_the_clock_pinned() {
         payload.clone(),
         x402_core::wire::PaymentRequirements::V2(p.accepted.clone()),
     );
-    let base_sepolia_usdc: Address = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
-        .parse()
-        .unwrap();
+    let base_sepolia_usdc = CODELESS;
     let facilitator = |clock: fn() -> UnixTime| {
         Facilitator::new(
             h.network.clone(),

@@ -6,30 +6,29 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
-use alloy::primitives::{Address, B256, Bytes, U256, address, b256};
+use alloy::primitives::{Address, B256, Bytes, TxHash, U256};
 use alloy::providers::Provider as _;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use scheme_exact_evm::Policy;
 use serde_json::{Value, json};
-use x402_core::wire::{
-    PaymentPayload, PaymentPayloadV1, PaymentRequirements, PaymentRequirementsV2, Raw,
-    VerifyRequest, to_raw,
-};
-use x402_core::{DispatchError, Facilitator as _, MemoryStore, Reason, UnixTime, X402Version};
+use x402_core::wire::{PaymentPayload, PaymentRequirementsV2, VerifyRequest, to_raw};
+use x402_core::{DispatchError, Facilitator as _, Reason, UnixTime};
 use x402_evm::abi::eip3009::{IEip3009Token, TransferWithAuthorization};
 use x402_evm::assets::TransferMethod;
-use x402_evm::eip712::eip3009_domain;
 use x402_evm::signers::TxConfig;
 use x402_tests::evm::exact::{
-    ExactHarness, HookStore, eip3009_signed, eip3009_with_signature, harness_tx_config,
-    random_b256, request_v2, to_v1,
+    CODELESS, ExactHarness, PRICE, UNITS, assert_duplicate, assert_settle_refused, body_with,
+    eip3009_signed, eip3009_with_signature, harness_tx_config, non_canonical_10000, now,
+    payload_of, random_b256, request_v1, request_v2,
 };
-use x402_tests::evm::x402::{self as contracts, IWalletFactory, sign_eip712};
-use x402_tests::evm::{USDC_NAME, USDC_VERSION};
+use x402_tests::evm::x402::{
+    self as contracts, ERC6492_MAGIC, IWalletFactory, SECP256K1_N, high_s_twin,
+    set_signatures_disabled, sign_eip712, split_signature,
+};
+use x402_tests::evm::{USDC_NAME, USDC_VERSION, usdc_domain};
 
 alloy::sol! {
     /// FiatToken's EIP-712 message that cancels an unused authorization.
@@ -54,25 +53,29 @@ alloy::sol! {
     }
 }
 
-const PRICE: &str = "0.01";
-const UNITS: u64 = 10_000;
-/// secp256k1's group order n.
-const SECP256K1_N: B256 =
-    b256!("0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141");
 /// Base mainnet's chain id (the bed runs Base Sepolia's, 84532).
 const BASE_MAINNET: u64 = 8453;
-/// Base Sepolia's real USDC address: no code on the bed.
-const CODELESS: Address = address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e");
-
-fn now() -> u64 {
-    UnixTime::now().0
-}
 
 async fn setup() -> (ExactHarness, PaymentRequirementsV2, PrivateKeySigner) {
     let h = ExactHarness::start().await;
     let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
     let buyer = h.bed.buyer(0).signer.clone();
     (h, req, buyer)
+}
+
+/// [`setup`] and the buyer's valid payment (the control a negative variant is derived from),
+/// checked to verify.
+async fn setup_with_control() -> (
+    ExactHarness,
+    PaymentRequirementsV2,
+    PrivateKeySigner,
+    TransferWithAuthorization,
+) {
+    let (h, req, buyer) = setup().await;
+    let good = h.eip3009_message(buyer.address(), &req);
+    h.assert_valid(&signed(&h, &req, &buyer, &good), "control")
+        .await;
+    (h, req, buyer, good)
 }
 
 /// A v2 request carrying `message` signed by `key` under the bed USDC's domain.
@@ -85,93 +88,47 @@ fn signed(
     request_v2(req, eip3009_signed(key, message, &h.usdc_domain()))
 }
 
-/// The same payload in a v1 envelope (network by its v1 name, `maxAmountRequired`).
-fn as_v1(req: &PaymentRequirementsV2, payload: Raw) -> VerifyRequest {
-    let v1 = to_v1(req);
-    VerifyRequest::new(
-        PaymentPayload::V1(PaymentPayloadV1 {
-            x402_version: X402Version::V1,
-            scheme: v1.scheme.clone(),
-            network: v1.network.clone(),
-            payload,
-        }),
-        PaymentRequirements::V1(v1),
-    )
-}
-
-fn payload_of(request: &VerifyRequest) -> Raw {
-    match &request.payment_payload {
-        PaymentPayload::V1(p) => p.payload.clone(),
-        PaymentPayload::V2(p) => p.payload.clone(),
-    }
-}
-
-/// Verify says `is_valid` (the control a negative variant is derived from).
-async fn assert_valid(h: &ExactHarness, request: &VerifyRequest, what: &str) {
-    let v = h.verify_json(request).await;
-    assert!(
-        v.is_valid,
-        "{what}: the unmodified payment must verify: {v:?}"
-    );
-}
-
-/// Verify and settle both refuse with `reason`; nothing moves and nothing is broadcast.
-async fn refused(
+/// `buyer`'s authorization for `req`, its signature, and the v2 request carrying both.
+fn authorization(
     h: &ExactHarness,
-    request: &VerifyRequest,
+    req: &PaymentRequirementsV2,
+    buyer: &PrivateKeySigner,
+) -> (TransferWithAuthorization, Bytes, VerifyRequest) {
+    let message = h.eip3009_message(buyer.address(), req);
+    let signature = sign_eip712(buyer, &message, &h.usdc_domain());
+    let request = request_v2(req, eip3009_with_signature(&message, signature.clone()));
+    (message, signature, request)
+}
+
+/// `v2` and the same payload in a v1 envelope are both refused with `reason`.
+async fn refused_v2_and_v1(
+    h: &ExactHarness,
+    req: &PaymentRequirementsV2,
+    v2: &VerifyRequest,
     reason: Reason,
     watch: &[Address],
     what: &str,
 ) {
-    let before = h.snapshot(watch).await;
-    let v = h.verify_json(request).await;
-    assert!(!v.is_valid, "{what}: verify accepted: {v:?}");
-    assert_eq!(
-        v.invalid_reason,
-        Some(reason.clone()),
-        "{what}: verify {v:?}"
-    );
-    let s = h.settle_json(request).await;
-    assert!(!s.success, "{what}: settle succeeded: {s:?}");
-    assert_eq!(s.error_reason, Some(reason), "{what}: settle {s:?}");
-    assert_eq!(
-        s.transaction, "",
-        "{what}: settle names a transaction: {s:?}"
-    );
-    h.assert_untouched(&before, what).await;
+    h.assert_refused(v2, reason.clone(), watch, what).await;
+    let v1 = request_v1(req, payload_of(v2));
+    h.assert_refused(&v1, reason, watch, &format!("v1 {what}"))
+        .await;
 }
 
-/// `request` as JSON with the member at `pointer` replaced by `value`.
-fn body_with(request: &VerifyRequest, pointer: &str, value: &Value) -> Vec<u8> {
-    let mut doc = serde_json::to_value(request).unwrap();
-    *doc.pointer_mut(pointer)
-        .unwrap_or_else(|| panic!("the request has no {pointer}")) = value.clone();
-    serde_json::to_vec(&doc).unwrap()
-}
-
-/// A body whose payload is malformed: verify and settle answer `invalid_payload`, never an error.
-async fn payload_refused(h: &ExactHarness, body: &[u8], what: &str) {
-    let v = h
-        .verify_body(body)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: verify failed instead of answering: {e}"));
-    assert!(!v.is_valid, "{what}: {v:?}");
-    assert_eq!(
-        v.invalid_reason,
-        Some(Reason::InvalidPayload),
-        "{what}: {v:?}"
-    );
-    let s = h
-        .settle_body(body)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: settle failed instead of answering: {e}"));
-    assert!(!s.success, "{what}: {s:?}");
-    assert_eq!(
-        s.error_reason,
-        Some(Reason::InvalidPayload),
-        "{what}: {s:?}"
-    );
-    assert_eq!(s.transaction, "", "{what}");
+/// A v2 request in which `buyer` pays the price in `asset` (listed or not), signed over that
+/// token's domain.
+async fn signed_for_asset(
+    h: &ExactHarness,
+    buyer: &PrivateKeySigner,
+    asset: Address,
+) -> VerifyRequest {
+    let req = PaymentRequirementsV2 {
+        asset: asset.to_checksum(None),
+        ..h.requirements(PRICE, TransferMethod::Eip3009).await
+    };
+    let message = h.eip3009_message(buyer.address(), &req);
+    let domain = usdc_domain(h.bed.chain_id(), asset);
+    request_v2(&req, eip3009_signed(buyer, &message, &domain))
 }
 
 /// A body the dispatcher cannot read: a 400-class `BadRequest` with `reason`, for verify and
@@ -197,28 +154,6 @@ async fn bad_request(h: &ExactHarness, body: &[u8], reason: Reason, what: &str) 
     }
 }
 
-/// The non-canonical spellings of the uint256 10000 (threat-model S4).
-fn non_canonical_10000() -> Vec<Value> {
-    vec![
-        json!(""),
-        json!("-1"),
-        json!("+10000"),
-        json!(" 10000"),
-        json!("10000 "),
-        json!("10_000"),
-        json!("1e4"),
-        json!("0x2710"),
-        json!("010000"),
-        json!("10000.0"),
-        json!("１００００"),
-        // 2^256: one past the largest uint256.
-        json!("115792089237316195423570985008687907853269984665640564039457584007913129639936"),
-        json!(10000),
-        json!(1e21),
-        json!(null),
-    ]
-}
-
 // ---------------------------------------------------------------------------------------------
 // 2.A Input handling
 
@@ -227,8 +162,8 @@ async fn s4_non_canonical_amounts_are_refused_cleanly() {
     let (h, req, buyer) = setup().await;
     let v2 = h.pay_v2(&buyer, &req).await;
     let v1 = h.pay_v1(&buyer, &req).await;
-    assert_valid(&h, &v2, "v2").await;
-    assert_valid(&h, &v1, "v1").await;
+    h.assert_valid(&v2, "v2").await;
+    h.assert_valid(&v1, "v1").await;
     let before = h.snapshot(&[buyer.address()]).await;
     for value in non_canonical_10000() {
         // In the signed payload: an answer, invalid_payload.
@@ -238,51 +173,42 @@ async fn s4_non_canonical_amounts_are_refused_cleanly() {
                 "/paymentPayload/payload/authorization/value",
                 &value,
             );
-            payload_refused(
-                &h,
-                &body,
-                &format!("{version} authorization.value = {value}"),
-            )
-            .await;
+            h.assert_payload_refused(&body, &format!("{version} authorization.value = {value}"))
+                .await;
         }
-        // In the seller's requirements: the body is malformed (HTTP 400,
-        // invalid_payment_requirements).
-        let body = body_with(&v2, "/paymentRequirements/amount", &value);
-        bad_request(
-            &h,
-            &body,
-            Reason::InvalidPaymentRequirements,
-            &format!("requirements.amount = {value}"),
-        )
-        .await;
-        let body = body_with(&v1, "/paymentRequirements/maxAmountRequired", &value);
-        bad_request(
-            &h,
-            &body,
-            Reason::InvalidPaymentRequirements,
-            &format!("v1 maxAmountRequired = {value}"),
-        )
-        .await;
-        // In the buyer's echo of the requirements: the payload part is malformed.
-        let body = body_with(&v2, "/paymentPayload/accepted/amount", &value);
-        bad_request(
-            &h,
-            &body,
-            Reason::InvalidPayload,
-            &format!("accepted.amount = {value}"),
-        )
-        .await;
+        // In the seller's requirements the body is malformed (HTTP 400,
+        // invalid_payment_requirements); in the buyer's echo of them, the payload part is.
+        for (request, pointer, reason) in [
+            (
+                &v2,
+                "/paymentRequirements/amount",
+                Reason::InvalidPaymentRequirements,
+            ),
+            (
+                &v1,
+                "/paymentRequirements/maxAmountRequired",
+                Reason::InvalidPaymentRequirements,
+            ),
+            (
+                &v2,
+                "/paymentPayload/accepted/amount",
+                Reason::InvalidPayload,
+            ),
+        ] {
+            let body = body_with(request, pointer, &value);
+            bad_request(&h, &body, reason, &format!("{pointer} = {value}")).await;
+        }
     }
     h.assert_untouched(&before, "S4").await;
     // The unmodified payment still verifies: nothing above was refused for another reason.
-    assert_valid(&h, &v2, "v2 after S4").await;
+    h.assert_valid(&v2, "v2 after S4").await;
 }
 
 #[tokio::test]
 async fn s5_non_canonical_timestamps_nonces_signatures_and_addresses() {
     let (h, req, buyer) = setup().await;
     let request = h.pay_v2(&buyer, &req).await;
-    assert_valid(&h, &request, "control").await;
+    h.assert_valid(&request, "control").await;
     let auth: Value = serde_json::from_str(payload_of(&request).get()).expect("payload json");
     let field = |name: &str| auth["authorization"][name].as_str().unwrap().to_owned();
     let (valid_after, valid_before, nonce) =
@@ -338,7 +264,8 @@ async fn s5_non_canonical_timestamps_nonces_signatures_and_addresses() {
             &format!("/paymentPayload/payload/authorization/{pointer}"),
             value,
         );
-        payload_refused(&h, &body, &format!("authorization.{pointer} = {value}")).await;
+        h.assert_payload_refused(&body, &format!("authorization.{pointer} = {value}"))
+            .await;
     }
     for v in [
         json!(""),
@@ -350,7 +277,8 @@ async fn s5_non_canonical_timestamps_nonces_signatures_and_addresses() {
         json!(null),
     ] {
         let body = body_with(&request, "/paymentPayload/payload/signature", &v);
-        payload_refused(&h, &body, &format!("signature = {v}")).await;
+        h.assert_payload_refused(&body, &format!("signature = {v}"))
+            .await;
     }
     // Shapes: nothing to pay with, or both methods at once.
     for (what, payload) in [
@@ -366,7 +294,7 @@ async fn s5_non_canonical_timestamps_nonces_signatures_and_addresses() {
         ("a string", json!("0x00")),
     ] {
         let body = body_with(&request, "/paymentPayload/payload", &payload);
-        payload_refused(&h, &body, what).await;
+        h.assert_payload_refused(&body, what).await;
     }
     h.assert_untouched(&before, "S5").await;
 
@@ -374,12 +302,8 @@ async fn s5_non_canonical_timestamps_nonces_signatures_and_addresses() {
     // deadline, not a parse failure.
     let mut message = h.eip3009_message(buyer.address(), &req);
     message.validBefore = U256::from(u64::MAX) + U256::from(1);
-    assert_valid(
-        &h,
-        &signed(&h, &req, &buyer, &message),
-        "validBefore = 2^64",
-    )
-    .await;
+    h.assert_valid(&signed(&h, &req, &buyer, &message), "validBefore = 2^64")
+        .await;
 }
 
 fn flip_case(s: &str) -> String {
@@ -399,31 +323,20 @@ fn flip_case(s: &str) -> String {
 
 #[tokio::test]
 async fn s8_recipient_other_than_pay_to() {
-    let (h, req, buyer) = setup().await;
-    let good = h.eip3009_message(buyer.address(), &req);
-    assert_valid(&h, &signed(&h, &req, &buyer, &good), "control").await;
+    let (h, req, buyer, good) = setup_with_control().await;
     for (what, to) in [
         ("buyer pays itself", buyer.address()),
         ("facilitator signer", h.bed.facilitator().address),
         ("zero address", Address::ZERO),
     ] {
         let message = TransferWithAuthorization { to, ..good.clone() };
-        let v2 = signed(&h, &req, &buyer, &message);
-        refused(
+        refused_v2_and_v1(
             &h,
-            &v2,
+            &req,
+            &signed(&h, &req, &buyer, &message),
             Reason::InvalidExactEvmRecipientMismatch,
             &[buyer.address(), to],
             what,
-        )
-        .await;
-        let v1 = as_v1(&req, payload_of(&v2));
-        refused(
-            &h,
-            &v1,
-            Reason::InvalidExactEvmRecipientMismatch,
-            &[buyer.address(), to],
-            &format!("v1 {what}"),
         )
         .await;
     }
@@ -431,29 +344,19 @@ async fn s8_recipient_other_than_pay_to() {
 
 #[tokio::test]
 async fn s9_amount_must_equal_the_price_exactly() {
-    let (h, req, buyer) = setup().await;
-    let good = h.eip3009_message(buyer.address(), &req);
-    assert_valid(&h, &signed(&h, &req, &buyer, &good), "control").await;
+    let (h, req, buyer, good) = setup_with_control().await;
     for value in [UNITS - 1, UNITS + 1, 0, UNITS * 100] {
         let message = TransferWithAuthorization {
             value: U256::from(value),
             ..good.clone()
         };
-        let v2 = signed(&h, &req, &buyer, &message);
-        refused(
+        refused_v2_and_v1(
             &h,
-            &v2,
+            &req,
+            &signed(&h, &req, &buyer, &message),
             Reason::InvalidExactEvmAuthorizationValue,
             &[buyer.address()],
-            &format!("v2 value {value}"),
-        )
-        .await;
-        refused(
-            &h,
-            &as_v1(&req, payload_of(&v2)),
-            Reason::InvalidExactEvmAuthorizationValue,
-            &[buyer.address()],
-            &format!("v1 value {value}"),
+            &format!("value {value}"),
         )
         .await;
     }
@@ -467,8 +370,7 @@ async fn s10_unlisted_asset_and_foreign_token_domain() {
         asset: format!("{:#x}", h.bed.usdc()),
         ..req.clone()
     };
-    assert_valid(
-        &h,
+    h.assert_valid(
         &signed(
             &h,
             &lower,
@@ -484,15 +386,8 @@ async fn s10_unlisted_asset_and_foreign_token_domain() {
         CODELESS,
         Address::repeat_byte(0x11),
     ] {
-        let other = PaymentRequirementsV2 {
-            asset: unlisted.to_checksum(None),
-            ..req.clone()
-        };
-        let message = h.eip3009_message(buyer.address(), &other);
-        let domain = eip3009_domain(USDC_NAME, USDC_VERSION, h.bed.chain_id(), unlisted);
-        let request = request_v2(&other, eip3009_signed(&buyer, &message, &domain));
-        refused(
-            &h,
+        let request = signed_for_asset(&h, &buyer, unlisted).await;
+        h.assert_refused(
             &request,
             Reason::UnsupportedAsset,
             &[buyer.address()],
@@ -502,10 +397,9 @@ async fn s10_unlisted_asset_and_foreign_token_domain() {
     }
     // Requirements name USDC, the buyer signed over another token's domain.
     let message = h.eip3009_message(buyer.address(), &req);
-    let foreign = eip3009_domain(USDC_NAME, USDC_VERSION, h.bed.chain_id(), CODELESS);
+    let foreign = usdc_domain(h.bed.chain_id(), CODELESS);
     let request = request_v2(&req, eip3009_signed(&buyer, &message, &foreign));
-    refused(
-        &h,
+    h.assert_refused(
         &request,
         Reason::InvalidExactEvmSignature,
         &[buyer.address()],
@@ -518,15 +412,14 @@ async fn s10_unlisted_asset_and_foreign_token_domain() {
 async fn s11_network_mismatch_and_unserved_networks() {
     let (h, req, buyer) = setup().await;
     let good = h.pay_v2(&buyer, &req).await;
-    assert_valid(&h, &good, "control").await;
+    h.assert_valid(&good, "control").await;
     // The buyer claims another network than the seller requires.
     let mut mismatch = good.clone();
     let PaymentPayload::V2(p) = &mut mismatch.payment_payload else {
         panic!("v2")
     };
     p.accepted.network = "eip155:8453".into();
-    refused(
-        &h,
+    h.assert_refused(
         &mismatch,
         Reason::InvalidExactEvmNetworkMismatch,
         &[buyer.address()],
@@ -562,22 +455,19 @@ async fn s11_network_mismatch_and_unserved_networks() {
             Err(e) => panic!("{network:?}: {e}"),
         }
         let s = h.settle_body(&body).await.expect("settle answers");
-        assert!(!s.success, "{network:?}: {s:?}");
-        assert_eq!(s.error_reason, Some(Reason::InvalidNetwork), "{network:?}");
-        assert_eq!(s.transaction, "");
+        assert_settle_refused(&s, Reason::InvalidNetwork, network);
         h.assert_untouched(&before, network).await;
     }
     // v1: the payload names an unknown or a different network.
     let v1 = h.pay_v1(&buyer, &req).await;
-    assert_valid(&h, &v1, "v1 control").await;
+    h.assert_valid(&v1, "v1 control").await;
     for network in ["base", "base-sepolia-x", "eip155:84532"] {
         let mut request = v1.clone();
         let PaymentPayload::V1(p) = &mut request.payment_payload else {
             panic!("v1")
         };
         p.network = network.into();
-        refused(
-            &h,
+        h.assert_refused(
             &request,
             Reason::InvalidExactEvmNetworkMismatch,
             &[buyer.address()],
@@ -589,27 +479,18 @@ async fn s11_network_mismatch_and_unserved_networks() {
 
 #[tokio::test]
 async fn s12_signature_for_another_chain_or_contract() {
-    let (h, req, buyer) = setup().await;
-    let message = h.eip3009_message(buyer.address(), &req);
-    assert_valid(&h, &signed(&h, &req, &buyer, &message), "control").await;
+    let (h, req, buyer, message) = setup_with_control().await;
     for (what, domain) in [
         (
             "Base mainnet chain id",
-            eip3009_domain(USDC_NAME, USDC_VERSION, BASE_MAINNET, h.bed.usdc()),
+            usdc_domain(BASE_MAINNET, h.bed.usdc()),
         ),
-        (
-            "Ethereum chain id",
-            eip3009_domain(USDC_NAME, USDC_VERSION, 1, h.bed.usdc()),
-        ),
-        (
-            "another token",
-            eip3009_domain(USDC_NAME, USDC_VERSION, h.bed.chain_id(), CODELESS),
-        ),
+        ("Ethereum chain id", usdc_domain(1, h.bed.usdc())),
+        ("another token", usdc_domain(h.bed.chain_id(), CODELESS)),
         ("Permit2's domain", h.permit2_domain()),
     ] {
         let request = request_v2(&req, eip3009_signed(&buyer, &message, &domain));
-        refused(
-            &h,
+        h.assert_refused(
             &request,
             Reason::InvalidExactEvmSignature,
             &[buyer.address()],
@@ -640,14 +521,14 @@ async fn s15_spoofed_or_missing_eip712_domain() {
     ] {
         let spoofed = with_extra(Some(extra.clone()));
         let request = h.pay_v2(&buyer, &spoofed).await;
-        refused(&h, &request, reason, &[buyer.address()], &extra.to_string()).await;
+        h.assert_refused(&request, reason, &[buyer.address()], &extra.to_string())
+            .await;
     }
     // The buyer signed the token's real domain, the requirements carry another one.
     let real = h.pay_v2(&buyer, &req).await;
-    assert_valid(&h, &real, "control").await;
+    h.assert_valid(&real, "control").await;
     let spoofed = with_extra(Some(json!({"name": "USDC", "version": USDC_VERSION})));
-    refused(
-        &h,
+    h.assert_refused(
         &request_v2(&spoofed, payload_of(&real)),
         Reason::InvalidExactEvmSignature,
         &[buyer.address()],
@@ -663,8 +544,7 @@ async fn s15_spoofed_or_missing_eip712_domain() {
         Some(json!({"name": USDC_NAME, "version": null})),
     ] {
         let missing = with_extra(extra.clone());
-        refused(
-            &h,
+        h.assert_refused(
             &request_v2(&missing, payload_of(&real)),
             Reason::InvalidExactEvmMissingEip712Domain,
             &[buyer.address()],
@@ -673,8 +553,7 @@ async fn s15_spoofed_or_missing_eip712_domain() {
         .await;
     }
     // An unreadable extra is the seller's error.
-    refused(
-        &h,
+    h.assert_refused(
         &request_v2(
             &with_extra(Some(json!({"name": 5, "version": USDC_VERSION}))),
             payload_of(&real),
@@ -691,9 +570,7 @@ async fn s15_spoofed_or_missing_eip712_domain() {
 
 #[tokio::test]
 async fn s17_s18_outside_the_validity_window() {
-    let (h, req, buyer) = setup().await;
-    let good = h.eip3009_message(buyer.address(), &req);
-    assert_valid(&h, &signed(&h, &req, &buyer, &good), "control").await;
+    let (h, req, buyer, good) = setup_with_control().await;
     let t = now();
     for (what, valid_after, valid_before, reason) in [
         (
@@ -738,69 +615,40 @@ async fn s17_s18_outside_the_validity_window() {
             validBefore: U256::from(valid_before),
             ..good.clone()
         };
-        let request = signed(&h, &req, &buyer, &message);
-        refused(&h, &request, reason.clone(), &[buyer.address()], what).await;
-        refused(
+        refused_v2_and_v1(
             &h,
-            &as_v1(&req, payload_of(&request)),
+            &req,
+            &signed(&h, &req, &buyer, &message),
             reason,
             &[buyer.address()],
-            &format!("v1 {what}"),
+            what,
         )
         .await;
     }
 }
 
-/// Seconds added to the real clock by [`shifted_clock`] (one test uses it).
-static CLOCK_SHIFT: AtomicI64 = AtomicI64::new(0);
-
-fn shifted_clock() -> UnixTime {
-    UnixTime(now().saturating_add_signed(CLOCK_SHIFT.load(Ordering::SeqCst)))
-}
-
 #[tokio::test]
 async fn s17_s18_settle_checks_the_window_again() {
     let (h, req, buyer) = setup().await;
-    let f = h.facilitator_with(
-        Arc::new(MemoryStore::new()),
-        Policy::default(),
-        shifted_clock,
-    );
     let t = now();
     let message = TransferWithAuthorization {
         validAfter: U256::from(t - 30),
         validBefore: U256::from(t + 60),
         ..h.eip3009_message(buyer.address(), &req)
     };
-    let request = signed(&h, &req, &buyer, &message);
-    let v = f.verify(&request).await.unwrap();
-    assert!(v.is_valid, "{v:?}");
-    let before = h.snapshot(&[buyer.address()]).await;
-    // Time moves past the deadline between verify and settle (the chain itself would still
-    // accept the authorization: only the facilitator's re-check stands in the way).
-    for (shift, reason) in [
-        (55, Reason::InvalidExactEvmPayloadAuthorizationValidBefore),
-        (
-            3_600,
-            Reason::InvalidExactEvmPayloadAuthorizationValidBefore,
-        ),
-        (-60, Reason::InvalidExactEvmPayloadAuthorizationValidAfter),
-    ] {
-        CLOCK_SHIFT.store(shift, Ordering::SeqCst);
-        let s = f.settle(&request).await.unwrap();
-        assert!(!s.success, "shift {shift}: {s:?}");
-        assert_eq!(s.error_reason, Some(reason), "shift {shift}: {s:?}");
-        assert_eq!(s.transaction, "");
-        h.assert_untouched(&before, &format!("shift {shift}")).await;
-    }
-    // Back inside the window the same payment settles: the refusals burnt nothing.
-    CLOCK_SHIFT.store(0, Ordering::SeqCst);
-    let s = f.settle(&request).await.unwrap();
-    assert!(s.success, "{s:?}");
-    assert_eq!(
-        h.usdc(h.bed.seller().address).await,
-        before.usdc[0].1 + U256::from(UNITS)
-    );
+    h.assert_settle_rechecks_the_window(
+        &signed(&h, &req, &buyer, &message),
+        &[buyer.address()],
+        &[
+            (55, Reason::InvalidExactEvmPayloadAuthorizationValidBefore),
+            (
+                3_600,
+                Reason::InvalidExactEvmPayloadAuthorizationValidBefore,
+            ),
+            (-60, Reason::InvalidExactEvmPayloadAuthorizationValidAfter),
+        ],
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -834,27 +682,14 @@ async fn s21_replay_after_settlement() {
     // either envelope.
     for (what, again) in [
         ("v2", request.clone()),
-        ("v1", as_v1(&req, payload_of(&request))),
+        ("v1", request_v1(&req, payload_of(&request))),
     ] {
-        let s = h.settle_json(&again).await;
-        assert!(!s.success, "{what}: {s:?}");
-        assert_eq!(s.error_reason, Some(Reason::DuplicateSettlement), "{what}");
-        assert_eq!(s.transaction, first.transaction, "{what}");
+        assert_duplicate(&h.settle_json(&again).await, &first.transaction, what);
     }
     // A facilitator without the ledger entry reads the chain instead.
-    let fresh = h.facilitator_with(
-        Arc::new(MemoryStore::new()),
-        Policy::default(),
-        UnixTime::now,
-    );
+    let fresh = h.fresh_facilitator(Policy::default(), UnixTime::now);
     let s = fresh.settle(&request).await.unwrap();
-    assert!(!s.success);
-    assert_eq!(
-        s.error_reason,
-        Some(Reason::InvalidExactEvmNonceAlreadyUsed),
-        "{s:?}"
-    );
-    assert_eq!(s.transaction, "");
+    assert_settle_refused(&s, Reason::InvalidExactEvmNonceAlreadyUsed, "fresh ledger");
     h.assert_untouched(&paid, "replays").await;
 }
 
@@ -908,7 +743,7 @@ fn re_encodings(
     };
     vec![
         ("canonical v2", request_v2(req, canonical.clone())),
-        ("v1 envelope", as_v1(req, canonical.clone())),
+        ("v1 envelope", request_v1(req, canonical.clone())),
         ("reversed key order", request_v2(req, raw(reversed))),
         ("lower-case addresses", request_v2(req, raw(lower))),
         ("upper-case hex", request_v2(req, raw(upper))),
@@ -928,62 +763,14 @@ async fn s22_s24_concurrent_settles_of_re_encoded_authorization_settle_once() {
     let message = h.eip3009_message(buyer.address(), &req);
     let signature = sign_eip712(&buyer, &message, &h.usdc_domain());
     let variants = re_encodings(&h, &req, &message, &signature);
-    for (what, request) in &variants {
-        assert_valid(&h, request, what).await;
-    }
-    let (b0, s0, n0) = (
-        h.usdc(buyer.address()).await,
-        h.usdc(h.bed.seller().address).await,
-        h.signer_nonces().await,
-    );
-    let mut tasks = Vec::new();
-    for round in 0..3 {
-        for (what, request) in variants.iter().cloned() {
-            let h = h.clone();
-            tasks.push(tokio::spawn(async move {
-                if round == 1 {
-                    // Verifies mixed in: any answer, never an error.
-                    let _ = h.facilitator.verify(&request).await.unwrap();
-                }
-                (what, h.facilitator.settle(&request).await.unwrap())
-            }));
-        }
-    }
-    let mut winners = Vec::new();
-    let mut losers = 0;
-    for t in tasks {
-        let (what, s) = t.await.unwrap();
-        if s.success {
-            winners.push((what, s.transaction));
-        } else {
-            assert_eq!(
-                s.error_reason,
-                Some(Reason::DuplicateSettlement),
-                "{what}: {s:?}"
-            );
-            losers += 1;
-        }
-    }
-    assert_eq!(winners.len(), 1, "{winners:?}");
-    assert_eq!(losers, 3 * variants.len() - 1);
-    assert_eq!(h.pool.stats().sent, 1, "one broadcast");
-    assert_eq!(h.signer_nonces().await[0], n0[0] + 1);
-    assert_eq!(h.usdc(buyer.address()).await, b0 - U256::from(UNITS));
-    assert_eq!(h.usdc(h.bed.seller().address).await, s0 + U256::from(UNITS));
+    let winner = h
+        .assert_variants_settle_once(buyer.address(), &variants, 3, Some(1))
+        .await;
 
     // Sequential re-submissions in forms that do not verify on their own: each is still the
     // same payment, and is answered with the recorded transaction.
     let after = h.snapshot(&[buyer.address()]).await;
     let (r, s, v) = (&signature[..32], &signature[32..64], signature[64]);
-    let high_s = {
-        let s_high = U256::from_be_slice(SECP256K1_N.as_slice()) - U256::from_be_slice(s);
-        [
-            r,
-            &s_high.to_be_bytes::<32>(),
-            &[if v == 27 { 28 } else { 27 }],
-        ]
-        .concat()
-    };
     let compact = {
         let mut vs = s.to_vec();
         if v == 28 {
@@ -997,17 +784,14 @@ async fn s22_s24_concurrent_settles_of_re_encoded_authorization_settle_once() {
         &signature,
     );
     for (what, sig) in [
-        ("high-s", Bytes::from(high_s)),
+        ("high-s", high_s_twin(&signature)),
         ("EIP-2098 compact", Bytes::from(compact)),
         ("ERC-6492 wrapped", wrapped),
     ] {
         let request = request_v2(&req, eip3009_with_signature(&message, sig));
         let v = h.verify_json(&request).await;
         assert!(!v.is_valid, "{what}: {v:?}");
-        let s = h.settle_json(&request).await;
-        assert!(!s.success, "{what}: {s:?}");
-        assert_eq!(s.error_reason, Some(Reason::DuplicateSettlement), "{what}");
-        assert_eq!(s.transaction, winners[0].1, "{what}");
+        assert_duplicate(&h.settle_json(&request).await, &winner, what);
     }
     h.assert_untouched(&after, "re-submissions").await;
 }
@@ -1024,39 +808,12 @@ async fn s27_n_payments_with_balance_for_one() {
             signed(&h, &req, &buyer, &message)
         })
         .collect();
-    for r in &requests {
-        assert_valid(&h, r, "each alone").await;
-    }
-    let (s0, n0) = (
-        h.usdc(h.bed.seller().address).await,
-        h.signer_nonces().await,
-    );
-    let tasks: Vec<_> = requests
-        .into_iter()
-        .map(|r| {
-            let h = h.clone();
-            tokio::spawn(async move { h.facilitator.settle(&r).await.unwrap() })
-        })
-        .collect();
-    let mut successes = 0;
-    for t in tasks {
-        let s = t.await.unwrap();
-        if s.success {
-            successes += 1;
-        } else {
-            assert_eq!(
-                s.error_reason,
-                Some(Reason::InvalidExactEvmInsufficientBalance),
-                "{s:?}"
-            );
-            assert_eq!(s.transaction, "", "refused before broadcast");
-        }
-    }
-    assert_eq!(successes, 1);
-    assert_eq!(h.pool.stats().sent, 1, "no transaction that must revert");
-    assert_eq!(h.signer_nonces().await[0], n0[0] + 1);
-    assert_eq!(h.usdc(buyer.address()).await, U256::ZERO);
-    assert_eq!(h.usdc(h.bed.seller().address).await, s0 + U256::from(UNITS));
+    h.assert_only_one_affordable(
+        buyer.address(),
+        requests,
+        &[Reason::InvalidExactEvmInsufficientBalance],
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1069,42 +826,68 @@ async fn spare_buyer(h: &ExactHarness, i: usize) -> PrivateKeySigner {
     buyer
 }
 
-/// `authorizer` cancels `nonce` on FiatToken (anyone may submit the signed cancellation).
-async fn cancel(h: &ExactHarness, authorizer: &PrivateKeySigner, nonce: B256, submitter: Address) {
+/// The transaction by which `submitter` cancels `authorizer`'s `nonce` on FiatToken (anyone
+/// may submit the signed cancellation).
+fn cancel_tx(
+    h: &ExactHarness,
+    authorizer: &PrivateKeySigner,
+    nonce: B256,
+    submitter: Address,
+) -> TransactionRequest {
     let message = CancelAuthorization {
         authorizer: authorizer.address(),
         nonce,
     };
-    let sig = sign_eip712(authorizer, &message, &h.usdc_domain());
+    let (v, r, s) = split_signature(&sign_eip712(authorizer, &message, &h.usdc_domain()));
     let data = IFiatTokenCancel::cancelAuthorizationCall {
         authorizer: authorizer.address(),
         nonce,
-        v: sig[64],
-        r: B256::from_slice(&sig[..32]),
-        s: B256::from_slice(&sig[32..64]),
+        v,
+        r,
+        s,
     }
     .abi_encode();
-    let tx = TransactionRequest::default()
+    TransactionRequest::default()
         .from(submitter)
         .to(h.bed.usdc())
-        .input(data.into());
-    h.bed.send(tx, "cancelAuthorization").await;
+        .input(data.into())
 }
 
-/// The calldata a third party sends to use `message` itself (the `v, r, s` overload).
-fn front_run_call(message: &TransferWithAuthorization, signature: &Bytes) -> Vec<u8> {
-    IEip3009Token::transferWithAuthorization_0Call {
+/// `authorizer` cancels `nonce` on FiatToken, sent by `submitter`.
+async fn cancel(h: &ExactHarness, authorizer: &PrivateKeySigner, nonce: B256, submitter: Address) {
+    h.bed
+        .send(
+            cancel_tx(h, authorizer, nonce, submitter),
+            "cancelAuthorization",
+        )
+        .await;
+}
+
+/// The transaction by which `from`, a third party, uses `message` itself (the `v, r, s`
+/// overload).
+fn front_run_tx(
+    h: &ExactHarness,
+    from: Address,
+    message: &TransferWithAuthorization,
+    signature: &Bytes,
+) -> TransactionRequest {
+    let (v, r, s) = split_signature(signature);
+    let data = IEip3009Token::transferWithAuthorization_0Call {
         from: message.from,
         to: message.to,
         value: message.value,
         validAfter: message.validAfter,
         validBefore: message.validBefore,
         nonce: message.nonce,
-        v: signature[64],
-        r: B256::from_slice(&signature[..32]),
-        s: B256::from_slice(&signature[32..64]),
+        v,
+        r,
+        s,
     }
-    .abi_encode()
+    .abi_encode();
+    TransactionRequest::default()
+        .from(from)
+        .to(h.bed.usdc())
+        .input(data.into())
 }
 
 #[tokio::test]
@@ -1114,16 +897,11 @@ async fn s28_buyer_empties_its_balance_between_verify_and_settle() {
     let buyer = spare_buyer(&h, 0).await;
     let elsewhere = h.bed.spare_accounts()[1].address;
     let request = signed(&h, &req, &buyer, &h.eip3009_message(buyer.address(), &req));
-    assert_valid(&h, &request, "before the move").await;
-    let tx = h
-        .bed
-        .usdc_contract()
-        .transfer(elsewhere, U256::from(UNITS))
-        .into_transaction_request()
-        .from(buyer.address());
-    h.bed.send(tx, "move the funds away").await;
-    refused(
-        &h,
+    h.assert_valid(&request, "before the move").await;
+    h.bed
+        .transfer_usdc(buyer.address(), elsewhere, U256::from(UNITS))
+        .await;
+    h.assert_refused(
         &request,
         Reason::InvalidExactEvmInsufficientBalance,
         &[buyer.address(), elsewhere],
@@ -1139,8 +917,7 @@ async fn s28_s30_cancelled_authorization() {
     // Cancelled before verify.
     let message = h.eip3009_message(buyer.address(), &req);
     cancel(&h, &buyer, message.nonce, submitter).await;
-    refused(
-        &h,
+    h.assert_refused(
         &signed(&h, &req, &buyer, &message),
         Reason::InvalidExactEvmNonceAlreadyUsed,
         &[buyer.address()],
@@ -1150,10 +927,9 @@ async fn s28_s30_cancelled_authorization() {
     // Cancelled after a successful verify.
     let message = h.eip3009_message(buyer.address(), &req);
     let request = signed(&h, &req, &buyer, &message);
-    assert_valid(&h, &request, "before the cancellation").await;
+    h.assert_valid(&request, "before the cancellation").await;
     cancel(&h, &buyer, message.nonce, submitter).await;
-    refused(
-        &h,
+    h.assert_refused(
         &request,
         Reason::InvalidExactEvmNonceAlreadyUsed,
         &[buyer.address()],
@@ -1167,8 +943,7 @@ async fn s29_invalid_signatures() {
     let (h, req, buyer) = setup().await;
     let message = h.eip3009_message(buyer.address(), &req);
     let good = sign_eip712(&buyer, &message, &h.usdc_domain());
-    assert_valid(
-        &h,
+    h.assert_valid(
         &request_v2(&req, eip3009_with_signature(&message, good.clone())),
         "control",
     )
@@ -1270,11 +1045,11 @@ async fn s29_invalid_signatures() {
     }
     for (what, sig, reason) in cases {
         let request = request_v2(&req, eip3009_with_signature(&message, sig));
-        refused(&h, &request, reason, &[buyer.address()], what).await;
+        h.assert_refused(&request, reason, &[buyer.address()], what)
+            .await;
     }
     // The control still verifies: the nonce was never spent by the attempts above.
-    assert_valid(
-        &h,
+    h.assert_valid(
         &request_v2(&req, eip3009_with_signature(&message, good)),
         "control after",
     )
@@ -1288,16 +1063,8 @@ async fn s29_high_s_signature_is_refused_before_broadcast() {
     let (h, req, buyer) = setup().await;
     let message = h.eip3009_message(buyer.address(), &req);
     let good = sign_eip712(&buyer, &message, &h.usdc_domain());
-    let s_high = U256::from_be_slice(SECP256K1_N.as_slice()) - U256::from_be_slice(&good[32..64]);
-    let high = [
-        &good[..32],
-        &s_high.to_be_bytes::<32>(),
-        &[if good[64] == 27 { 28 } else { 27 }],
-    ]
-    .concat();
-    refused(
-        &h,
-        &request_v2(&req, eip3009_with_signature(&message, high.into())),
+    h.assert_refused(
+        &request_v2(&req, eip3009_with_signature(&message, high_s_twin(&good))),
         Reason::InvalidExactEvmTransactionSimulationFailed,
         &[buyer.address()],
         "high-s",
@@ -1309,19 +1076,13 @@ async fn s29_high_s_signature_is_refused_before_broadcast() {
 async fn s30_nonce_used_on_chain_by_someone_else() {
     let (h, req, buyer) = setup().await;
     let third = h.bed.spare_accounts()[0].address;
-    let message = h.eip3009_message(buyer.address(), &req);
-    let signature = sign_eip712(&buyer, &message, &h.usdc_domain());
-    let request = request_v2(&req, eip3009_with_signature(&message, signature.clone()));
-    assert_valid(&h, &request, "before").await;
+    let (message, signature, request) = authorization(&h, &req, &buyer);
+    h.assert_valid(&request, "before").await;
     let s0 = h.usdc(h.bed.seller().address).await;
-    let tx = TransactionRequest::default()
-        .from(third)
-        .to(h.bed.usdc())
-        .input(front_run_call(&message, &signature).into());
+    let tx = front_run_tx(&h, third, &message, &signature);
     h.bed.send(tx, "third party uses the authorization").await;
     assert_eq!(h.usdc(h.bed.seller().address).await, s0 + U256::from(UNITS));
-    refused(
-        &h,
+    h.assert_refused(
         &request,
         Reason::InvalidExactEvmNonceAlreadyUsed,
         &[buyer.address()],
@@ -1330,47 +1091,15 @@ async fn s30_nonce_used_on_chain_by_someone_else() {
     .await;
 }
 
-/// A hook that submits (and mines) `tx` from the bed's provider.
-fn hook_sending(
-    h: &ExactHarness,
-    tx: TransactionRequest,
-    what: &'static str,
-) -> x402_tests::evm::exact::ClaimHook {
-    let provider = h.bed.provider();
-    Box::new(move || {
-        Box::pin(async move {
-            let pending = provider.send_transaction(tx).await.expect(what);
-            let receipt = pending.get_receipt().await.expect(what);
-            assert!(receipt.status(), "{what} reverted");
-        })
-    })
-}
-
 #[tokio::test]
 async fn s31_front_run_between_verify_and_broadcast() {
     let (h, req, buyer) = setup().await;
     let third = h.bed.spare_accounts()[0].address;
-    let message = h.eip3009_message(buyer.address(), &req);
-    let signature = sign_eip712(&buyer, &message, &h.usdc_domain());
-    let request = request_v2(&req, eip3009_with_signature(&message, signature.clone()));
-    let tx = TransactionRequest::default()
-        .from(third)
-        .to(h.bed.usdc())
-        .input(front_run_call(&message, &signature).into());
-    let store = Arc::new(HookStore::new(hook_sending(&h, tx, "front-run")));
-    let f = h.facilitator_with(store.clone(), Policy::default(), UnixTime::now);
-    let before = h.snapshot(&[buyer.address()]).await;
-    let s = f.settle(&request).await.unwrap();
-    assert!(
-        store.fired().await,
-        "the front-runner ran after verification"
-    );
-    assert!(!s.success, "{s:?}");
-    assert_eq!(
-        s.error_reason,
-        Some(Reason::AuthorizationAlreadyUsed),
-        "{s:?}"
-    );
+    let (message, signature, request) = authorization(&h, &req, &buyer);
+    let front_run = front_run_tx(&h, third, &message, &signature);
+    let s = h
+        .assert_front_run_wins(front_run, &request, buyer.address())
+        .await;
     // The hash is the front-runner's transaction, read from its AuthorizationUsed log.
     let foreign = h
         .bed
@@ -1380,21 +1109,6 @@ async fn s31_front_run_between_verify_and_broadcast() {
         .unwrap()
         .expect("the named transaction exists");
     assert_eq!(foreign.inner.signer(), third, "{s:?}");
-    // Paid exactly once, by the front-runner's transaction; the facilitator sent nothing.
-    let after = h.snapshot(&[buyer.address()]).await;
-    assert_eq!(after.signer_nonces, before.signer_nonces);
-    assert_eq!(after.signer_eth, before.signer_eth);
-    assert_eq!(after.usdc[0].1, before.usdc[0].1 + U256::from(UNITS));
-    assert_eq!(
-        after.usdc.last().unwrap().1,
-        before.usdc.last().unwrap().1 - U256::from(UNITS)
-    );
-    // And a later settle of the same payment is never a success.
-    let again = f.settle(&request).await.unwrap();
-    assert!(!again.success);
-    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
-    assert_eq!(again.transaction, s.transaction);
-    h.assert_untouched(&after, "after the front-run").await;
 }
 
 #[tokio::test]
@@ -1402,60 +1116,34 @@ async fn s31_cancelled_between_verify_and_broadcast() {
     let (h, req, buyer) = setup().await;
     let submitter = h.bed.spare_accounts()[0].address;
     let message = h.eip3009_message(buyer.address(), &req);
-    let cancellation = sign_eip712(
-        &buyer,
-        &CancelAuthorization {
-            authorizer: buyer.address(),
-            nonce: message.nonce,
-        },
-        &h.usdc_domain(),
-    );
-    let data = IFiatTokenCancel::cancelAuthorizationCall {
-        authorizer: buyer.address(),
-        nonce: message.nonce,
-        v: cancellation[64],
-        r: B256::from_slice(&cancellation[..32]),
-        s: B256::from_slice(&cancellation[32..64]),
-    }
-    .abi_encode();
-    let tx = TransactionRequest::default()
-        .from(submitter)
-        .to(h.bed.usdc())
-        .input(data.into());
-    let store = Arc::new(HookStore::new(hook_sending(&h, tx, "cancel")));
-    let f = h.facilitator_with(store.clone(), Policy::default(), UnixTime::now);
+    let cancel = cancel_tx(&h, &buyer, message.nonce, submitter);
     let request = signed(&h, &req, &buyer, &message);
-    let before = h.snapshot(&[buyer.address()]).await;
-    let s = f.settle(&request).await.unwrap();
-    assert!(store.fired().await);
-    assert!(!s.success, "{s:?}");
-    assert_eq!(
-        s.error_reason,
-        Some(Reason::AuthorizationAlreadyUsed),
-        "{s:?}"
-    );
-    assert_eq!(
-        s.transaction, "",
-        "a cancellation paid nobody: no transaction to name"
-    );
+    let (_, before, s) = h
+        .settle_racing(cancel, "cancel", &request, &[buyer.address()])
+        .await;
+    // A cancellation paid nobody: no transaction to name.
+    assert_settle_refused(&s, Reason::AuthorizationAlreadyUsed, "cancelled");
     h.assert_untouched(&before, "cancelled").await;
 }
 
-/// A transaction from `from` that uses `message` with a tip far above what the facilitator may
-/// pay (so a block orders it first).
-fn high_tip_copy(
+/// Sends (without waiting for it to be mined) a transaction from `from` that uses `message` with
+/// a tip far above what the facilitator may pay (so a block orders it first); returns its hash.
+async fn send_high_tip_copy(
     h: &ExactHarness,
     from: Address,
     message: &TransferWithAuthorization,
     signature: &Bytes,
-) -> TransactionRequest {
-    TransactionRequest::default()
-        .from(from)
-        .to(h.bed.usdc())
-        .input(front_run_call(message, signature).into())
+) -> TxHash {
+    let tx = front_run_tx(h, from, message, signature)
         .gas_limit(200_000)
         .max_fee_per_gas(500_000_000_000)
-        .max_priority_fee_per_gas(100_000_000_000)
+        .max_priority_fee_per_gas(100_000_000_000);
+    *h.bed
+        .provider()
+        .send_transaction(tx)
+        .await
+        .unwrap()
+        .tx_hash()
 }
 
 async fn set_automine(h: &ExactHarness, on: bool) {
@@ -1487,32 +1175,30 @@ async fn s31_mempool_copies_before_and_after_our_broadcast() {
 
     // A copy already waiting in the mempool: verification reads pending state, sees the nonce
     // taken and sends nothing.
-    let message = h.eip3009_message(buyer.address(), &req);
-    let signature = sign_eip712(&buyer, &message, &h.usdc_domain());
-    let request = request_v2(&req, eip3009_with_signature(&message, signature.clone()));
+    let (message, signature, request) = authorization(&h, &req, &buyer);
     let before = h.snapshot(&[buyer.address()]).await;
-    provider
-        .send_transaction(high_tip_copy(&h, third, &message, &signature))
-        .await
-        .unwrap();
+    let first_copy = send_high_tip_copy(&h, third, &message, &signature).await;
     let s = h.facilitator.settle(&request).await.unwrap();
-    assert!(!s.success, "{s:?}");
-    assert_eq!(
-        s.error_reason,
-        Some(Reason::InvalidExactEvmNonceAlreadyUsed),
-        "{s:?}"
+    assert_settle_refused(
+        &s,
+        Reason::InvalidExactEvmNonceAlreadyUsed,
+        "a copy is pending",
     );
     assert_eq!(h.pool.stats().sent, 0);
     mine(&h).await;
+    let landed = provider
+        .get_transaction_receipt(first_copy)
+        .await
+        .unwrap()
+        .expect("the copy was mined");
+    assert!(landed.status());
     let after_first = h.snapshot(&[buyer.address()]).await;
     assert_eq!(after_first.signer_nonces, before.signer_nonces);
     assert_eq!(after_first.usdc[0].1, before.usdc[0].1 + U256::from(UNITS));
 
     // A copy of our broadcast with a higher tip lands first in the same block: our transaction
     // reverts, the settle reports failure with our own hash, the payment moved once.
-    let message = h.eip3009_message(buyer.address(), &req);
-    let signature = sign_eip712(&buyer, &message, &h.usdc_domain());
-    let request = request_v2(&req, eip3009_with_signature(&message, signature.clone()));
+    let (message, signature, request) = authorization(&h, &req, &buyer);
     let settling = {
         let (h, request) = (h.clone(), request.clone());
         tokio::spawn(async move { h.facilitator.settle(&request).await.unwrap() })
@@ -1528,16 +1214,16 @@ async fn s31_mempool_copies_before_and_after_our_broadcast() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let copy_hash = *provider
-        .send_transaction(high_tip_copy(&h, third, &message, &signature))
-        .await
-        .unwrap()
-        .tx_hash();
+    let copy_hash = send_high_tip_copy(&h, third, &message, &signature).await;
     mine(&h).await;
     let s = settling.await.unwrap();
     set_automine(&h, true).await;
     assert!(!s.success, "{s:?}");
-    assert_eq!(s.error_reason, Some(Reason::AuthorizationAlreadyUsed), "{s:?}");
+    assert_eq!(
+        s.error_reason,
+        Some(Reason::AuthorizationAlreadyUsed),
+        "{s:?}"
+    );
     assert_ne!(s.transaction, format!("{copy_hash:#x}"));
     let ours = provider
         .get_transaction_receipt(s.transaction.parse().unwrap())
@@ -1561,32 +1247,15 @@ async fn s31_mempool_copies_before_and_after_our_broadcast() {
         "paid once"
     );
     // The recorded failure answers any retry.
-    let again = h.settle_json(&request).await;
-    assert!(!again.success);
-    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
-    assert_eq!(again.transaction, s.transaction);
+    assert_duplicate(&h.settle_json(&request).await, &s.transaction, "retry");
 }
 
 #[tokio::test]
 async fn s32_asset_without_code_is_refused() {
     let h = ExactHarness::start().await;
     let buyer = h.bed.buyer(0).signer.clone();
-    let f = h.facilitator_with(
-        Arc::new(MemoryStore::new()),
-        Policy {
-            assets: Some(vec![h.bed.usdc(), CODELESS]),
-            ..Policy::default()
-        },
-        UnixTime::now,
-    );
-    let base = h.requirements(PRICE, TransferMethod::Eip3009).await;
-    let req = PaymentRequirementsV2 {
-        asset: CODELESS.to_checksum(None),
-        ..base
-    };
-    let message = h.eip3009_message(buyer.address(), &req);
-    let domain = eip3009_domain(USDC_NAME, USDC_VERSION, h.bed.chain_id(), CODELESS);
-    let request = request_v2(&req, eip3009_signed(&buyer, &message, &domain));
+    let f = h.facilitator_listing(CODELESS);
+    let request = signed_for_asset(&h, &buyer, CODELESS).await;
     let before = h.snapshot(&[buyer.address()]).await;
     let v = f.verify(&request).await.unwrap();
     assert_eq!(
@@ -1594,15 +1263,13 @@ async fn s32_asset_without_code_is_refused() {
         Some(Reason::InvalidExactEvmEip3009NotSupported),
         "{v:?}"
     );
-    for _ in 0..2 {
+    for attempt in 0..2 {
         let s = f.settle(&request).await.unwrap();
-        assert!(!s.success);
-        assert_eq!(
-            s.error_reason,
-            Some(Reason::InvalidExactEvmEip3009NotSupported),
-            "{s:?}"
+        assert_settle_refused(
+            &s,
+            Reason::InvalidExactEvmEip3009NotSupported,
+            &format!("#{attempt}"),
         );
-        assert_eq!(s.transaction, "");
     }
     h.assert_untouched(&before, "codeless asset").await;
 }
@@ -1619,23 +1286,9 @@ async fn s32_token_that_succeeds_without_transferring() {
         .raw_request("anvil_setCode".into(), (hollow, "0x00"))
         .await
         .unwrap();
-    let f = h.facilitator_with(
-        Arc::new(MemoryStore::new()),
-        Policy {
-            assets: Some(vec![h.bed.usdc(), hollow]),
-            ..Policy::default()
-        },
-        UnixTime::now,
-    );
+    let f = h.facilitator_listing(hollow);
     let buyer = h.bed.buyer(0).signer.clone();
-    let base = h.requirements(PRICE, TransferMethod::Eip3009).await;
-    let req = PaymentRequirementsV2 {
-        asset: hollow.to_checksum(None),
-        ..base
-    };
-    let message = h.eip3009_message(buyer.address(), &req);
-    let domain = eip3009_domain(USDC_NAME, USDC_VERSION, h.bed.chain_id(), hollow);
-    let request = request_v2(&req, eip3009_signed(&buyer, &message, &domain));
+    let request = signed_for_asset(&h, &buyer, hollow).await;
     let before = h.snapshot(&[buyer.address()]).await;
     let s = f.settle(&request).await.unwrap();
     assert!(!s.success, "{s:?}");
@@ -1646,40 +1299,20 @@ async fn s32_token_that_succeeds_without_transferring() {
     assert_eq!(after.signer_nonces[0], before.signer_nonces[0] + 1);
     // The same payload cannot be "settled" again and again (issue #773).
     let again = f.settle(&request).await.unwrap();
-    assert!(!again.success);
-    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
-    assert_eq!(again.transaction, s.transaction);
+    assert_duplicate(&again, &s.transaction, "second attempt");
     h.assert_untouched(&after, "second attempt").await;
-}
-
-/// A deployed smart wallet of a dev account (which can flip it) holding one price of USDC.
-async fn flippable_wallet(h: &ExactHarness) -> (Address, PrivateKeySigner) {
-    let owner = h.bed.spare_accounts()[0].signer.clone();
-    let factory = contracts::deploy_wallet_factory(&h.bed).await;
-    let wallet = contracts::deploy_wallet(&h.bed, factory, owner.address(), B256::ZERO).await;
-    h.bed.mint_usdc(wallet, U256::from(UNITS)).await;
-    (wallet, owner)
-}
-
-fn disable_signatures(h: &ExactHarness, wallet: Address, owner: Address) -> TransactionRequest {
-    contracts::smart_wallet(&h.bed, wallet)
-        .setSignaturesDisabled(true)
-        .into_transaction_request()
-        .from(owner)
 }
 
 #[tokio::test]
 async fn s34_smart_wallet_turns_invalid_after_verify() {
     let h = ExactHarness::start().await;
-    let (wallet, owner) = flippable_wallet(&h).await;
+    let (wallet, owner) = h.funded_wallet().await;
     let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
     let request = signed(&h, &req, &owner, &h.eip3009_message(wallet, &req));
-    assert_valid(&h, &request, "wallet signature").await;
-    h.bed
-        .send(disable_signatures(&h, wallet, owner.address()), "flip")
-        .await;
-    refused(
-        &h,
+    h.assert_valid(&request, "wallet signature").await;
+    let flip = set_signatures_disabled(&h.bed, wallet, owner.address(), true);
+    h.bed.send(flip, "flip").await;
+    h.assert_refused(
         &request,
         Reason::InvalidExactEvmSignature,
         &[wallet],
@@ -1691,15 +1324,11 @@ async fn s34_smart_wallet_turns_invalid_after_verify() {
 #[tokio::test]
 async fn s34_smart_wallet_flips_after_simulation_costs_one_capped_revert() {
     let h = ExactHarness::start().await;
-    let (wallet, owner) = flippable_wallet(&h).await;
+    let (wallet, owner) = h.funded_wallet().await;
     let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
     let request = signed(&h, &req, &owner, &h.eip3009_message(wallet, &req));
-    let flip = disable_signatures(&h, wallet, owner.address());
-    let store = Arc::new(HookStore::new(hook_sending(&h, flip, "flip")));
-    let f = h.facilitator_with(store.clone(), Policy::default(), UnixTime::now);
-    let before = h.snapshot(&[wallet]).await;
-    let s = f.settle(&request).await.unwrap();
-    assert!(store.fired().await);
+    let flip = set_signatures_disabled(&h.bed, wallet, owner.address(), true);
+    let (f, before, s) = h.settle_racing(flip, "flip", &request, &[wallet]).await;
     assert!(!s.success, "{s:?}");
     assert_eq!(
         s.error_reason,
@@ -1720,7 +1349,7 @@ async fn s34_smart_wallet_flips_after_simulation_costs_one_capped_revert() {
     assert_eq!(after.signer_nonces[0], before.signer_nonces[0] + 1);
     // The failed attempt is recorded: no automatic second attempt at the facilitator's cost.
     let again = f.settle(&request).await.unwrap();
-    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
+    assert_duplicate(&again, &s.transaction, "second attempt");
     h.assert_untouched(&after, "second attempt").await;
 }
 
@@ -1731,7 +1360,7 @@ async fn s35_garbage_and_forged_erc6492_wrappers() {
     let buyer = h.bed.buyer(0).signer.clone();
     let message = h.eip3009_message(buyer.address(), &req);
     let good = sign_eip712(&buyer, &message, &h.usdc_domain());
-    let magic = contracts::ERC6492_MAGIC_SUFFIX;
+    let magic = ERC6492_MAGIC;
     for (what, sig) in [
         (
             "junk before the magic",
@@ -1743,8 +1372,7 @@ async fn s35_garbage_and_forged_erc6492_wrappers() {
             [&good[..], magic.as_slice()].concat(),
         ),
     ] {
-        refused(
-            &h,
+        h.assert_refused(
             &request_v2(&req, eip3009_with_signature(&message, sig.into())),
             Reason::InvalidPayload,
             &[buyer.address()],
@@ -1753,24 +1381,21 @@ async fn s35_garbage_and_forged_erc6492_wrappers() {
         .await;
     }
     // A deployed wallet with a garbage wrapper.
-    let (wallet, owner) = flippable_wallet(&h).await;
+    let (wallet, _owner) = h.funded_wallet().await;
     let wallet_message = h.eip3009_message(wallet, &req);
     let junk = [&[9u8; 40][..], magic.as_slice()].concat();
-    refused(
-        &h,
+    h.assert_refused(
         &request_v2(&req, eip3009_with_signature(&wallet_message, junk.into())),
         Reason::InvalidPayload,
         &[wallet],
         "deployed wallet, junk wrapper",
     )
     .await;
-    let _ = owner;
 
     // A well-formed wrapper through an allow-listed factory that deploys the victim's wallet,
     // around a signature by somebody else: the simulation refuses, nothing is deployed or sent.
     let factory = contracts::deploy_wallet_factory(&h.bed).await;
-    let f = h.facilitator_with(
-        Arc::new(MemoryStore::new()),
+    let f = h.fresh_facilitator(
         Policy {
             erc6492_factories: vec![factory],
             ..Policy::default()
@@ -1855,16 +1480,7 @@ async fn s36_fee_and_gas_caps_refuse_before_broadcast() {
         let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
         let buyer = h.bed.buyer(0).signer.clone();
         let request = h.pay_v2(&buyer, &req).await;
-        assert_valid(&h, &request, what).await;
-        let before = h.snapshot(&[buyer.address()]).await;
-        // Twice: the refusal gives the claim back rather than recording a duplicate.
-        for attempt in 0..2 {
-            let s = h.settle_json(&request).await;
-            assert!(!s.success, "{what} #{attempt}: {s:?}");
-            assert_eq!(s.error_reason, Some(reason.clone()), "{what} #{attempt}");
-            assert_eq!(s.transaction, "");
-        }
-        h.assert_untouched(&before, what).await;
-        assert_eq!(h.pool.stats().sent, 0);
+        h.assert_settle_refused_twice(&request, reason, &[buyer.address()], what)
+            .await;
     }
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use solana_keypair::Keypair;
 use solana_program_pack::Pack;
 use solana_pubkey::Pubkey;
 use solana_signer::Signer;
@@ -213,16 +214,62 @@ async fn an_owned_bed_is_isolated_and_its_validator_dies_on_drop() {
     );
 
     let holder = own.new_token_holder(BUYER_LAMPORTS, 5_000_000).await;
-    for mint in own.mints() {
-        assert_eq!(
-            own.token_balance(&holder.pubkey(), &mint.address).await,
-            5_000_000
-        );
-        assert_eq!(
-            shared.token_balance(&holder.pubkey(), &mint.address).await,
-            0
-        );
+    for (own_mint, shared_mint) in own.mints().into_iter().zip(shared.mints()) {
+        let balance = own.token_balance(&holder.pubkey(), &own_mint.address).await;
+        assert_eq!(balance, 5_000_000);
+        let elsewhere = shared
+            .token_balance(&holder.pubkey(), &shared_mint.address)
+            .await;
+        assert_eq!(elsewhere, 0);
     }
+    // A mint the bed did not create: token_balance finds its program on chain.
+    let extra = Keypair::new();
+    let authority = own.mint_authority();
+    let t22 = key(TOKEN_2022_PROGRAM);
+    let rent = own
+        .rpc()
+        .get_minimum_balance_for_rent_exemption(82)
+        .await
+        .unwrap();
+    let extra_ata = spl_associated_token_account_interface::address::
+        get_associated_token_address_with_program_id(&holder.pubkey(), &extra.pubkey(), &t22);
+    let ixs = [
+        solana_system_interface::instruction::create_account(
+            &authority.pubkey(),
+            &extra.pubkey(),
+            rent,
+            82,
+            &t22,
+        ),
+        spl_token_2022_interface::instruction::initialize_mint2(
+            &t22,
+            &extra.pubkey(),
+            &authority.pubkey(),
+            None,
+            2,
+        )
+        .unwrap(),
+        spl_associated_token_account_interface::instruction::create_associated_token_account(
+            &authority.pubkey(),
+            &holder.pubkey(),
+            &extra.pubkey(),
+            &t22,
+        ),
+        spl_token_2022_interface::instruction::mint_to(
+            &t22,
+            &extra.pubkey(),
+            &extra_ata,
+            &authority.pubkey(),
+            &[],
+            7,
+        )
+        .unwrap(),
+    ];
+    own.send(&ixs, authority, &[&extra]).await;
+    assert_eq!(
+        own.token_balance(&holder.pubkey(), &extra.pubkey()).await,
+        7
+    );
     assert_eq!(own.sol_balance(&holder.pubkey()).await, BUYER_LAMPORTS);
     assert!(own.mint(&shared.token_2022_mint().address).is_none());
     let t22: Option<TestMint> = own.mint(&own.token_2022_mint().address);

@@ -95,6 +95,23 @@ pub mod permit2_upto {
     }
 }
 
+/// EIP-2612 `permit`: the EIP-712 message a token holder signs to grant an allowance without a
+/// transaction of its own (the `eip2612GasSponsoring` extension grants Permit2 one this way, and
+/// the facilitator submits it through `settleWithPermit`).
+pub mod eip2612 {
+    alloy::sol! {
+        /// The EIP-712 message of an EIP-2612 permit (the token's own domain).
+        #[derive(Debug, PartialEq, Eq)]
+        struct Permit {
+            address owner;
+            address spender;
+            uint256 value;
+            uint256 nonce;
+            uint256 deadline;
+        }
+    }
+}
+
 /// The two x402 Permit2 proxies and the ERC-20 calls around them.
 pub mod permit2 {
     alloy::sol! {

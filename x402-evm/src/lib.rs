@@ -6,13 +6,17 @@
 pub mod abi;
 pub mod addresses;
 pub mod assets;
+pub mod chain;
 pub mod eip712;
 pub mod error;
 pub mod parse;
+pub mod permit2;
 pub mod provider;
 pub mod receipt;
+pub mod settle;
 pub mod shared;
 pub mod signature;
 pub mod signers;
+pub mod startup;
 
 pub use alloy;

@@ -93,6 +93,28 @@ pub fn chain_id(network: &x402_core::Network) -> Result<u64, FieldError> {
         .ok_or_else(|| err("network", format!("{network} is not an eip155 chain")))
 }
 
+/// The requirements' asset and recipient: parsed (`invalid_payment_requirements` when malformed)
+/// and the asset checked against the operator's allow-list (`unsupported_asset`).
+pub fn requirement_addresses(
+    req: &x402_core::RequirementsView<'_>,
+    allowed_assets: Option<&[Address]>,
+) -> Result<(Address, Address), x402_core::Rejection> {
+    use x402_core::{Reason, Rejection};
+    let invalid =
+        |e: FieldError| Rejection::with_message(Reason::InvalidPaymentRequirements, e.to_string());
+    let asset = address("asset", req.asset).map_err(invalid)?;
+    let pay_to = address("payTo", req.pay_to).map_err(invalid)?;
+    if let Some(list) = allowed_assets
+        && !list.contains(&asset)
+    {
+        return Err(Rejection::with_message(
+            Reason::UnsupportedAsset,
+            format!("asset {asset} is not accepted on {}", req.network),
+        ));
+    }
+    Ok((asset, pay_to))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

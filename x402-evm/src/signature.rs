@@ -102,7 +102,11 @@ mod tests {
         ] {
             let mut s = sig;
             s[64] = v;
-            assert_eq!(recover(&digest, &s) == Some(key.address()), recovers, "v = {v}");
+            assert_eq!(
+                recover(&digest, &s) == Some(key.address()),
+                recovers,
+                "v = {v}"
+            );
         }
     }
 }

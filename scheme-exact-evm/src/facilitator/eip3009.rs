@@ -2,7 +2,7 @@
 //! routing by code, an ERC-6492 factory allow-list, and a simulation of the exact call settle
 //! will send.
 
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, Bytes};
 use alloy::sol_types::{SolCall, SolStruct};
 use x402_core::{PaymentContext, PaymentId, Reason, Rejection, SchemeError, UnixTime};
 use x402_evm::abi::eip3009::{IEip3009Token, TransferWithAuthorization};
@@ -11,8 +11,11 @@ use x402_evm::addresses::{ERC1271_MAGIC, MULTICALL3};
 use x402_evm::eip712::eip3009_domain;
 use x402_evm::signature::{self, Erc6492};
 
-use super::rpc::{self, CallResult};
-use super::{Facilitator, SettlePlan, Transfer, check_time};
+use x402_evm::chain::{self as rpc, CallResult};
+use x402_evm::permit2::check_time;
+use x402_evm::settle::{NonceCheck, SettlePlan, Transfer};
+
+use super::Facilitator;
 use crate::Extra;
 use crate::payload::Eip3009Payload;
 
@@ -54,19 +57,7 @@ impl Facilitator {
         if !ctx.network_matches() {
             return Ok(Err(reject(Reason::InvalidExactEvmNetworkMismatch)));
         }
-        let asset = match self.allowed_asset(req.asset) {
-            Ok(a) => a,
-            Err(r) => return Ok(Err(r)),
-        };
-        let pay_to = match x402_evm::parse::address("payTo", req.pay_to) {
-            Ok(a) => a,
-            Err(e) => {
-                return Ok(Err(Rejection::with_message(
-                    Reason::InvalidPaymentRequirements,
-                    e.to_string(),
-                )));
-            }
-        };
+        let (asset, pay_to) = reject_on_err!(self.requirement_addresses(req));
         // 4. signature, routed by the payer's code.
         let message = TransferWithAuthorization {
             from: p.from,
@@ -78,24 +69,19 @@ impl Facilitator {
         };
         let digest =
             message.eip712_signing_hash(&eip3009_domain(name, version, self.chain_id, asset));
-        let route = match self.route_signature(p, &digest).await? {
-            Ok(route) => route,
-            Err(r) => return Ok(Err(r)),
-        };
+        let route = reject_on_err!(self.route_signature(p, &digest).await?);
         // 5–8. recipient, time window, exact amount.
         if p.to != pay_to {
             return Ok(Err(reject(Reason::InvalidExactEvmRecipientMismatch)));
         }
         let now = (self.clock)();
-        if let Err(r) = check_time(
+        reject_on_err!(check_time(
             now,
             p.valid_after,
             p.valid_before,
             Reason::InvalidExactEvmPayloadAuthorizationValidAfter,
             Reason::InvalidExactEvmPayloadAuthorizationValidBefore,
-        ) {
-            return Ok(Err(r));
-        }
+        ));
         if p.value != req.amount.get() {
             return Ok(Err(reject(Reason::InvalidExactEvmAuthorizationValue)));
         }
@@ -111,6 +97,7 @@ impl Facilitator {
             to,
             data,
             gas_limit,
+            from: None,
             id: eip3009_id(&self.network, asset, p),
             expires: UnixTime(u64::try_from(p.valid_before).unwrap_or(u64::MAX)),
             payer: p.from,
@@ -125,6 +112,7 @@ impl Facilitator {
                 authorizer: p.from,
                 nonce: p.nonce,
             },
+            report_amount: None,
         };
         match rpc::call(
             &self.provider,
@@ -302,27 +290,6 @@ fn settle_call(
             )
         }
     }
-}
-
-/// How settle re-checks, right before broadcasting, that nobody used the authorization first.
-#[derive(Debug, Clone)]
-pub(crate) enum NonceCheck {
-    /// EIP-3009 `authorizationState(authorizer, nonce)`.
-    Eip3009 {
-        /// The token.
-        token: Address,
-        /// The payer.
-        authorizer: Address,
-        /// The nonce.
-        nonce: alloy::primitives::B256,
-    },
-    /// Permit2's unordered nonce bitmap.
-    Permit2 {
-        /// The owner.
-        owner: Address,
-        /// The nonce.
-        nonce: U256,
-    },
 }
 
 /// The identity of an EIP-3009 payment: (chain, token, from, nonce).

@@ -1,27 +1,36 @@
 //! Facilitator side of `exact` on EVM: verify (EIP-3009 and Permit2) and settle at most once.
 
+/// Inside a verify step returning `Result<Result<T, Rejection>, SchemeError>`: unwraps a
+/// `Result<_, Rejection>` or returns the rejection as the verdict.
+macro_rules! reject_on_err {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(rejection) => return Ok(Err(rejection)),
+        }
+    };
+}
+
 mod eip3009;
 mod permit2;
-mod rpc;
 mod settle;
+
+use x402_evm::chain as rpc;
 
 use std::sync::Arc;
 
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, U256};
 use alloy::providers::DynProvider;
 use x402_core::{
-    KeyedLocks, Network, PaymentContext, PaymentId, Reason, Rejection, SchemeError,
-    SettlementStore, UnixTime,
+    KeyedLocks, Network, PaymentContext, Reason, Rejection, SchemeError, SettlementStore, UnixTime,
 };
+use x402_evm::settle::{SettlePlan, Settler};
 use x402_evm::signers::SignerPool;
 
-pub use permit2::permit2_id;
+pub use x402_evm::permit2::{EXPIRY_BUFFER_SECONDS, permit2_id};
 
 use crate::Extra;
 use crate::payload::{self, ExactEvmPayload};
-
-/// Seconds a deadline must still have to run when verified (x402-spec §4).
-pub const EXPIRY_BUFFER_SECONDS: u64 = 6;
 
 /// Operator policy for one network.
 #[derive(Debug, Clone)]
@@ -56,28 +65,6 @@ impl Default for Policy {
     }
 }
 
-/// The transfer a settlement must show in its receipt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Transfer {
-    pub(crate) token: Address,
-    pub(crate) from: Address,
-    pub(crate) to: Address,
-    pub(crate) value: U256,
-}
-
-/// What a valid payment settles with.
-#[derive(Debug, Clone)]
-pub(crate) struct SettlePlan {
-    pub(crate) to: Address,
-    pub(crate) data: Bytes,
-    pub(crate) gas_limit: u64,
-    pub(crate) id: PaymentId,
-    pub(crate) expires: UnixTime,
-    pub(crate) payer: Address,
-    pub(crate) transfer: Transfer,
-    pub(crate) nonce_check: eip3009::NonceCheck,
-}
-
 /// The facilitator of `exact` on one EVM network.
 #[derive(Debug)]
 pub struct Facilitator {
@@ -85,8 +72,8 @@ pub struct Facilitator {
     pub(crate) chain_id: u64,
     pub(crate) provider: DynProvider,
     pub(crate) signers: SignerPool,
-    pub(crate) store: Arc<dyn SettlementStore>,
     pub(crate) policy: Policy,
+    pub(crate) settler: Settler,
     pub(crate) clock: fn() -> UnixTime,
     pub(crate) payer_locks: KeyedLocks,
     /// Assets seen with code (a call to an address without code "succeeds" and proves nothing).
@@ -110,11 +97,11 @@ impl Facilitator {
             ));
         }
         Ok(Self {
+            settler: Settler::new(provider.clone(), signers.clone(), store.clone()),
             network,
             chain_id,
             provider,
             signers,
-            store,
             policy,
             clock: UnixTime::now,
             payer_locks: KeyedLocks::default(),
@@ -142,42 +129,22 @@ impl Facilitator {
             .unwrap_or_default()
     }
 
-    /// The requirements' asset, if the policy accepts it.
-    pub(crate) fn allowed_asset(&self, asset: &str) -> Result<Address, Rejection> {
-        let address = x402_evm::parse::address("asset", asset).map_err(|e| {
-            Rejection::with_message(Reason::InvalidPaymentRequirements, e.to_string())
-        })?;
-        match &self.policy.assets {
-            Some(list) if !list.contains(&address) => Err(Rejection::with_message(
-                Reason::UnsupportedAsset,
-                format!("asset {address} is not accepted on {}", self.network),
-            )),
-            _ => Ok(address),
-        }
+    /// The requirements' asset (if the policy accepts it) and recipient.
+    pub(crate) fn requirement_addresses(
+        &self,
+        req: &x402_core::RequirementsView<'_>,
+    ) -> Result<(Address, Address), Rejection> {
+        x402_evm::parse::requirement_addresses(req, self.policy.assets.as_deref())
     }
 
-    /// Probes the chain: block number (RPC up) and each signer's balance against the floor.
+    /// Probes the chain: the RPC answers and the signers are funded.
     pub async fn status(&self) -> Result<x402_core::SchemeStatus, SchemeError> {
-        use alloy::providers::Provider;
-        self.provider
-            .get_block_number()
-            .await
-            .map_err(|e| SchemeError::Rpc(x402_evm::error::describe_rpc_error(&e)))?;
-        let balances = self.signers.balances().await;
-        if balances.len() != self.signers.addresses().len() {
-            return Err(SchemeError::Rpc("cannot read the signer balances".into()));
-        }
-        let floor = self.policy.min_signer_balance.unwrap_or(U256::ZERO);
-        Ok(x402_core::SchemeStatus {
-            signers: balances
-                .into_iter()
-                .map(|(address, balance)| x402_core::SignerStatus {
-                    address: address.to_checksum(None),
-                    balance: balance.into(),
-                    funded: balance >= floor && !balance.is_zero(),
-                })
-                .collect(),
-        })
+        x402_evm::startup::status(
+            &self.provider,
+            &self.signers,
+            self.policy.min_signer_balance,
+        )
+        .await
     }
 
     /// Whether the token has code; a simulation against an address without code would pass
@@ -229,22 +196,4 @@ impl Facilitator {
         };
         Ok((Some(payload), verdict))
     }
-}
-
-/// Checks `valid_after <= now` and `deadline >= now + buffer`.
-pub(crate) fn check_time(
-    now: UnixTime,
-    valid_after: U256,
-    deadline: U256,
-    too_early: Reason,
-    expired: Reason,
-) -> Result<(), Rejection> {
-    let now_u = U256::from(now.0);
-    if deadline < now_u + U256::from(EXPIRY_BUFFER_SECONDS) {
-        return Err(Rejection::new(expired));
-    }
-    if valid_after > now_u {
-        return Err(Rejection::new(too_early));
-    }
-    Ok(())
 }

@@ -1,18 +1,17 @@
 //! Verification of Permit2 payments through the exact proxy (x402-spec §3.2).
 
-use alloy::primitives::{Address, U256};
 use alloy::sol_types::{SolCall, SolStruct};
-use x402_core::{PaymentContext, PaymentId, Reason, Rejection, SchemeError, UnixTime};
-use x402_evm::abi::eip3009::IEip3009Token;
+use x402_core::{PaymentContext, Reason, Rejection, SchemeError, UnixTime};
 use x402_evm::abi::permit2::{self, IExactPermit2Proxy};
 use x402_evm::abi::permit2_exact;
-use x402_evm::addresses::{EXACT_PERMIT2_PROXY, PERMIT2};
+use x402_evm::addresses::EXACT_PERMIT2_PROXY;
+use x402_evm::chain::{self as rpc, CallResult};
 use x402_evm::eip712::permit2_domain;
+use x402_evm::permit2::{Diagnosis, check_time, diagnose, permit2_id};
+use x402_evm::settle::{NonceCheck, SettlePlan, Transfer};
 use x402_evm::signature;
 
-use super::eip3009::NonceCheck;
-use super::rpc::{self, CallResult};
-use super::{Facilitator, SettlePlan, Transfer, check_time};
+use super::Facilitator;
 use crate::payload::Permit2Payload;
 
 fn reject(reason: Reason) -> Rejection {
@@ -34,19 +33,7 @@ impl Facilitator {
         if !ctx.network_matches() {
             return Ok(Err(reject(Reason::InvalidExactEvmNetworkMismatch)));
         }
-        let asset = match self.allowed_asset(req.asset) {
-            Ok(a) => a,
-            Err(r) => return Ok(Err(r)),
-        };
-        let pay_to = match x402_evm::parse::address("payTo", req.pay_to) {
-            Ok(a) => a,
-            Err(e) => {
-                return Ok(Err(Rejection::with_message(
-                    Reason::InvalidPaymentRequirements,
-                    e.to_string(),
-                )));
-            }
-        };
+        let (asset, pay_to) = reject_on_err!(self.requirement_addresses(req));
         // 3–8. spender, recipient, deadline, start, amount, token.
         if p.spender != EXACT_PERMIT2_PROXY {
             return Ok(Err(reject(Reason::InvalidPermit2Spender)));
@@ -54,15 +41,13 @@ impl Facilitator {
         if p.witness_to != pay_to {
             return Ok(Err(reject(Reason::InvalidPermit2RecipientMismatch)));
         }
-        if let Err(r) = check_time(
+        reject_on_err!(check_time(
             (self.clock)(),
             p.valid_after,
             p.deadline,
             Reason::Permit2NotYetValid,
             Reason::Permit2DeadlineExpired,
-        ) {
-            return Ok(Err(r));
-        }
+        ));
         if p.amount != req.amount.get() {
             return Ok(Err(reject(Reason::Permit2AmountMismatch)));
         }
@@ -117,6 +102,7 @@ impl Facilitator {
             to: EXACT_PERMIT2_PROXY,
             data: data.into(),
             gas_limit: self.policy.gas_limit_permit2,
+            from: None,
             id: permit2_id(&self.network, p.from, p.nonce),
             expires: UnixTime(u64::try_from(p.deadline).unwrap_or(u64::MAX)),
             payer: p.from,
@@ -130,6 +116,7 @@ impl Facilitator {
                 owner: p.from,
                 nonce: p.nonce,
             },
+            report_amount: None,
         };
         match rpc::call(
             &self.provider,
@@ -140,89 +127,18 @@ impl Facilitator {
         .await?
         {
             CallResult::Ok(_) => Ok(Ok(plan)),
-            CallResult::Reverted => Ok(Err(self.diagnose_permit2(p).await?)),
+            CallResult::Reverted => Ok(Err(diagnose(
+                &self.provider,
+                self.simulate_from(),
+                Diagnosis {
+                    proxy: EXACT_PERMIT2_PROXY,
+                    token: p.token,
+                    owner: p.from,
+                    amount: p.amount,
+                    nonce: p.nonce,
+                },
+            )
+            .await?)),
         }
     }
-
-    /// Finds out why a Permit2 simulation failed (x402-spec §3.2 step 10), first hit wins.
-    async fn diagnose_permit2(&self, p: &Permit2Payload) -> Result<Rejection, SchemeError> {
-        let from = self.simulate_from();
-        let proxy = rpc::view(
-            &self.provider,
-            from,
-            EXACT_PERMIT2_PROXY,
-            IExactPermit2Proxy::PERMIT2Call {},
-        )
-        .await?;
-        if proxy != Some(PERMIT2) {
-            return Ok(reject(Reason::Permit2ProxyNotDeployed));
-        }
-        if self.permit2_nonce_used(p.from, p.nonce).await? {
-            return Ok(reject(Reason::Permit2InvalidNonce));
-        }
-        let balance = rpc::view(
-            &self.provider,
-            from,
-            p.token,
-            IEip3009Token::balanceOfCall { account: p.from },
-        )
-        .await?;
-        if balance.is_none_or(|b| b < p.amount) {
-            return Ok(reject(Reason::Permit2InsufficientBalance));
-        }
-        let allowance = rpc::view(
-            &self.provider,
-            from,
-            p.token,
-            IEip3009Token::allowanceCall {
-                owner: p.from,
-                spender: PERMIT2,
-            },
-        )
-        .await?;
-        if allowance.is_none_or(|a| a < p.amount) {
-            return Ok(reject(Reason::Permit2AllowanceRequired));
-        }
-        if rpc::code(&self.provider, p.from).await?.is_empty() {
-            Ok(reject(Reason::Permit2SimulationFailed))
-        } else {
-            // A contract owner whose EIP-1271 check failed inside Permit2.
-            Ok(reject(Reason::InvalidPermit2Signature))
-        }
-    }
-
-    /// Whether Permit2's unordered nonce of `owner` is already spent.
-    pub(crate) async fn permit2_nonce_used(
-        &self,
-        owner: Address,
-        nonce: U256,
-    ) -> Result<bool, SchemeError> {
-        let word = nonce >> 8;
-        let bit = U256::from(1) << (nonce & U256::from(0xff)).to::<usize>();
-        let bitmap = rpc::view(
-            &self.provider,
-            self.simulate_from(),
-            PERMIT2,
-            x402_evm::abi::permit2::IPermit2Nonces::nonceBitmapCall {
-                owner,
-                wordPos: word,
-            },
-        )
-        .await?
-        .unwrap_or_default();
-        Ok(bitmap & bit != U256::ZERO)
-    }
-}
-
-/// The identity of a Permit2 payment: one nonce space per owner, shared by every spender (the
-/// exact and upto proxies alike).
-pub fn permit2_id(network: &x402_core::Network, owner: Address, nonce: U256) -> PaymentId {
-    PaymentId::new(
-        "permit2",
-        [
-            network.as_str().to_owned(),
-            format!("{owner:#x}"),
-            nonce.to_string(),
-        ],
-    )
 }

@@ -22,6 +22,15 @@ alloy::sol! {
         function transferFrom(address from, address to, uint256 value) external returns (bool);
         function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
         function nonces(address owner) external view returns (uint256);
+        function permit(
+            address owner,
+            address spender,
+            uint256 value,
+            uint256 deadline,
+            uint8 v,
+            bytes32 r,
+            bytes32 s
+        ) external;
         function initialize(
             string tokenName,
             string tokenSymbol,

@@ -4,9 +4,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
 use scheme_exact_evm::payload::{self, Eip3009Payload, ExactEvmPayload, Permit2Payload};
@@ -18,18 +20,22 @@ use x402_core::wire::{
     PaymentRequirementsV2, Raw, ResourceInfo, SettleResponse, VerifyRequest, VerifyResponse,
 };
 use x402_core::{
-    Amount, Claim, DispatchError, LocalFacilitator, MemoryStore, Network, Outcome, PaymentId,
-    Price, PriceRequest, Registry, Scheme, SettlementStore, UnixTime, X402Version,
+    Amount, Claim, DispatchError, Facilitator as _, LocalFacilitator, MemoryStore, Network,
+    Outcome, PaymentId, Price, PriceRequest, Reason, Registry, Scheme, SettlementStore, UnixTime,
+    X402Version,
 };
 use x402_evm::abi::eip3009::TransferWithAuthorization;
 use x402_evm::abi::permit2_exact;
-use x402_evm::addresses::EXACT_PERMIT2_PROXY;
 use x402_evm::assets::{AssetInfo, AssetTable, TransferMethod};
-use x402_evm::eip712::eip3009_domain;
 use x402_evm::signers::{SignerPool, TxConfig};
 
-use crate::evm::x402::sign_eip712;
+use crate::evm::x402::{deploy_wallet, deploy_wallet_factory, exact_payment, sign_eip712};
 use crate::evm::{EvmTestBed, EvmTestBedConfig, USDC_DECIMALS, USDC_NAME, USDC_VERSION};
+
+/// The price the `exact` tests charge, in decimal USDC.
+pub const PRICE: &str = "0.01";
+/// [`PRICE`] in USDC base units.
+pub const UNITS: u64 = 10_000;
 
 /// A test bed with an `exact` facilitator in front of it.
 #[derive(Debug)]
@@ -162,18 +168,9 @@ impl ExactHarness {
         buyer: &PrivateKeySigner,
         requirements: &PaymentRequirementsV2,
     ) -> VerifyRequest {
-        let v1 = to_v1(requirements);
-        let reqs = PaymentRequirements::V1(v1.clone());
+        let reqs = PaymentRequirements::V1(to_v1(requirements));
         let payload = self.sign(buyer, &reqs).await;
-        VerifyRequest::new(
-            PaymentPayload::V1(PaymentPayloadV1 {
-                x402_version: X402Version::V1,
-                scheme: v1.scheme.clone(),
-                network: v1.network.clone(),
-                payload,
-            }),
-            reqs,
-        )
+        request_v1(requirements, payload)
     }
 
     /// The USDC balance of `who`.
@@ -310,7 +307,7 @@ impl ExactHarness {
         from: Address,
         requirements: &PaymentRequirementsV2,
     ) -> TransferWithAuthorization {
-        let now = UnixTime::now().0;
+        let now = now();
         TransferWithAuthorization {
             from,
             to: requirements.pay_to.parse().expect("payTo"),
@@ -323,12 +320,7 @@ impl ExactHarness {
 
     /// The bed USDC's EIP-712 domain (what a correct EIP-3009 signature is made under).
     pub fn usdc_domain(&self) -> Eip712Domain {
-        eip3009_domain(
-            USDC_NAME,
-            USDC_VERSION,
-            self.bed.chain_id(),
-            self.bed.usdc(),
-        )
+        self.bed.usdc_domain()
     }
 
     /// The Permit2 witness transfer a buyer signs for `requirements`: exact amount of the asset
@@ -338,27 +330,430 @@ impl ExactHarness {
         &self,
         requirements: &PaymentRequirementsV2,
     ) -> permit2_exact::PermitWitnessTransferFrom {
-        let now = UnixTime::now().0;
-        permit2_exact::PermitWitnessTransferFrom {
-            permitted: permit2_exact::TokenPermissions {
-                token: requirements.asset.parse().expect("asset"),
-                amount: requirements.amount.get(),
-            },
-            spender: EXACT_PERMIT2_PROXY,
-            nonce: U256::from_be_bytes(random_b256().0),
-            deadline: U256::from(now + 120),
-            witness: permit2_exact::Witness {
-                to: requirements.pay_to.parse().expect("payTo"),
-                validAfter: U256::from(now - 600),
-            },
-        }
+        let now = now();
+        exact_payment(
+            requirements.asset.parse().expect("asset"),
+            requirements.amount.get(),
+            requirements.pay_to.parse().expect("payTo"),
+            U256::from_be_bytes(random_b256().0),
+            now + 120,
+            now - 600,
+        )
     }
 
     /// Permit2's EIP-712 domain on the bed's chain.
     pub fn permit2_domain(&self) -> Eip712Domain {
-        x402_evm::eip712::permit2_domain(self.bed.chain_id())
+        self.bed.permit2_domain()
+    }
+
+    /// A smart wallet (deployed through a fresh factory) owned by a spare dev account — which
+    /// has ETH, so it can switch the wallet's validation — holding one price of USDC.
+    pub async fn funded_wallet(&self) -> (Address, PrivateKeySigner) {
+        let owner = self.bed.spare_accounts()[0].signer.clone();
+        let factory = deploy_wallet_factory(&self.bed).await;
+        let wallet = deploy_wallet(&self.bed, factory, owner.address(), B256::ZERO).await;
+        self.bed.mint_usdc(wallet, U256::from(UNITS)).await;
+        (wallet, owner)
+    }
+
+    /// Another dispatcher like [`ExactHarness::facilitator_with`], with a settlement store of its
+    /// own.
+    pub fn fresh_facilitator(&self, policy: Policy, clock: fn() -> UnixTime) -> LocalFacilitator {
+        self.facilitator_with(Arc::new(MemoryStore::new()), policy, clock)
+    }
+
+    /// A dispatcher with a store of its own and the real clock that accepts `asset` besides the
+    /// bed's USDC.
+    pub fn facilitator_listing(&self, asset: Address) -> LocalFacilitator {
+        self.fresh_facilitator(
+            Policy {
+                assets: Some(vec![self.bed.usdc(), asset]),
+                ..Policy::default()
+            },
+            UnixTime::now,
+        )
+    }
+
+    /// Verify says `is_valid` (the control a negative variant is derived from).
+    pub async fn assert_valid(&self, request: &VerifyRequest, what: &str) {
+        let v = self.verify_json(request).await;
+        assert!(
+            v.is_valid,
+            "{what}: the unmodified payment must verify: {v:?}"
+        );
+    }
+
+    /// Verify and settle both refuse `request` with `reason`; nothing moves (the seller, the
+    /// facilitator signers and `watch`) and nothing is broadcast.
+    pub async fn assert_refused(
+        &self,
+        request: &VerifyRequest,
+        reason: Reason,
+        watch: &[Address],
+        what: &str,
+    ) {
+        let before = self.snapshot(watch).await;
+        let v = self.verify_json(request).await;
+        assert!(!v.is_valid, "{what}: verify accepted: {v:?}");
+        assert_eq!(
+            v.invalid_reason,
+            Some(reason.clone()),
+            "{what}: verify {v:?}"
+        );
+        assert_settle_refused(&self.settle_json(request).await, reason, what);
+        self.assert_untouched(&before, what).await;
+    }
+
+    /// A request body whose payload is malformed: verify and settle answer `invalid_payload`,
+    /// never an error.
+    pub async fn assert_payload_refused(&self, body: &[u8], what: &str) {
+        let v = self
+            .verify_body(body)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: verify failed instead of answering: {e}"));
+        assert!(!v.is_valid, "{what}: {v:?}");
+        assert_eq!(
+            v.invalid_reason,
+            Some(Reason::InvalidPayload),
+            "{what}: {v:?}"
+        );
+        let s = self
+            .settle_body(body)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: settle failed instead of answering: {e}"));
+        assert_settle_refused(&s, Reason::InvalidPayload, what);
+    }
+
+    /// `request` verifies, then settling it is refused with `reason` — twice, the refusal gives
+    /// the claim back rather than recording a duplicate — and nothing moves or is broadcast.
+    pub async fn assert_settle_refused_twice(
+        &self,
+        request: &VerifyRequest,
+        reason: Reason,
+        watch: &[Address],
+        what: &str,
+    ) {
+        self.assert_valid(request, what).await;
+        let before = self.snapshot(watch).await;
+        for attempt in 0..2 {
+            let s = self.settle_json(request).await;
+            assert_settle_refused(&s, reason.clone(), &format!("{what} #{attempt}"));
+        }
+        self.assert_untouched(&before, what).await;
+        assert_eq!(self.pool.stats().sent, 0);
+    }
+
+    /// `request` (valid from 30 s ago for 60 s) verifies on a dispatcher that reads
+    /// [`shifted_clock`]; settling it with the clock moved by each `(shift, reason)` is refused
+    /// with `reason` and touches nothing; back at the real clock the same payment settles: the
+    /// refusals burnt nothing.
+    pub async fn assert_settle_rechecks_the_window(
+        &self,
+        request: &VerifyRequest,
+        watch: &[Address],
+        shifts: &[(i64, Reason)],
+    ) {
+        let f = self.fresh_facilitator(Policy::default(), shifted_clock);
+        let v = f.verify(request).await.expect("verify answers");
+        assert!(v.is_valid, "{v:?}");
+        let before = self.snapshot(watch).await;
+        // Time moves between verify and settle (the chain itself would still accept the
+        // payment: only the facilitator's re-check stands in the way).
+        for (shift, reason) in shifts {
+            shift_clock(*shift);
+            let s = f.settle(request).await.expect("settle answers");
+            let what = format!("shift {shift}");
+            assert_settle_refused(&s, reason.clone(), &what);
+            self.assert_untouched(&before, &what).await;
+        }
+        shift_clock(0);
+        let s = f.settle(request).await.expect("settle answers");
+        assert!(s.success, "{s:?}");
+        assert_eq!(
+            self.usdc(self.bed.seller().address).await,
+            before.usdc[0].1 + U256::from(UNITS)
+        );
+    }
+
+    /// Settles `request` through a dispatcher with a store of its own that sends `tx` (and mines
+    /// it) the moment the payment is claimed: after verification and simulation, before the
+    /// nonce check and the broadcast. Asserts that `tx` ran; returns that dispatcher (for
+    /// retries), a snapshot of `watch` from just before, and the answer.
+    pub async fn settle_racing(
+        &self,
+        tx: TransactionRequest,
+        what: &'static str,
+        request: &VerifyRequest,
+        watch: &[Address],
+    ) -> (LocalFacilitator, Snapshot, SettleResponse) {
+        let provider = self.bed.provider();
+        let store = Arc::new(HookStore::new(Box::new(move || {
+            Box::pin(async move {
+                let pending = provider.send_transaction(tx).await.expect(what);
+                let receipt = pending.get_receipt().await.expect(what);
+                assert!(receipt.status(), "{what} reverted");
+            })
+        })));
+        let f = self.facilitator_with(store.clone(), Policy::default(), UnixTime::now);
+        let before = self.snapshot(watch).await;
+        let s = f.settle(request).await.expect("settle answers");
+        assert!(
+            store.fired().await,
+            "{what}: ran after the payment was verified"
+        );
+        (f, before, s)
+    }
+
+    /// A third party sends `front_run` — which uses `buyer`'s payment itself — after the
+    /// facilitator verified `request` and before it broadcasts: the settle reports
+    /// `authorization_already_used`, the price moved exactly once (by the front-runner's
+    /// transaction) and the facilitator sent nothing; a later settle is a duplicate. Returns the
+    /// answer.
+    pub async fn assert_front_run_wins(
+        &self,
+        front_run: TransactionRequest,
+        request: &VerifyRequest,
+        buyer: Address,
+    ) -> SettleResponse {
+        let (f, before, s) = self
+            .settle_racing(front_run, "front-run", request, &[buyer])
+            .await;
+        assert!(!s.success, "{s:?}");
+        assert_eq!(
+            s.error_reason,
+            Some(Reason::AuthorizationAlreadyUsed),
+            "{s:?}"
+        );
+        let after = self.snapshot(&[buyer]).await;
+        assert_eq!(
+            after.signer_nonces, before.signer_nonces,
+            "nothing broadcast"
+        );
+        assert_eq!(after.signer_eth, before.signer_eth);
+        assert_eq!(
+            after.usdc[0].1,
+            before.usdc[0].1 + U256::from(UNITS),
+            "paid once"
+        );
+        assert_eq!(
+            after.usdc.last().expect("the buyer").1,
+            before.usdc.last().expect("the buyer").1 - U256::from(UNITS)
+        );
+        // And a later settle of the same payment is never a success.
+        let again = f.settle(request).await.expect("settle answers");
+        assert_duplicate(&again, &s.transaction, "settle after the front-run");
+        self.assert_untouched(&after, "after the front-run").await;
+        s
+    }
+
+    /// Settles `requests` — each valid alone, all paid by `buyer`, who holds one price — at
+    /// once: exactly one settles, with one broadcast; every other is refused with one of
+    /// `refusals` before broadcast; the buyer ends with nothing and the seller gained one price.
+    pub async fn assert_only_one_affordable(
+        self: &Arc<Self>,
+        buyer: Address,
+        requests: Vec<VerifyRequest>,
+        refusals: &[Reason],
+    ) {
+        for r in &requests {
+            self.assert_valid(r, "each alone").await;
+        }
+        let seller = self.bed.seller().address;
+        let (s0, n0) = (self.usdc(seller).await, self.signer_nonces().await);
+        let mut successes = 0;
+        for s in settle_all(self, requests).await {
+            if s.success {
+                successes += 1;
+            } else {
+                assert!(
+                    s.error_reason
+                        .as_ref()
+                        .is_some_and(|r| refusals.contains(r)),
+                    "{s:?}"
+                );
+                assert_eq!(s.transaction, "", "refused before broadcast");
+            }
+        }
+        assert_eq!(successes, 1);
+        assert_eq!(self.pool.stats().sent, 1, "no transaction that must revert");
+        assert_eq!(self.signer_nonces().await[0], n0[0] + 1);
+        assert_eq!(self.usdc(buyer).await, U256::ZERO);
+        assert_eq!(self.usdc(seller).await, s0 + U256::from(UNITS));
+    }
+
+    /// Settles each of `variants` — one payment by `buyer` written in different ways, each
+    /// verifying alone — `rounds` times, all at once (with a verify before each settle of
+    /// `verify_round`): exactly one settlement succeeds, with one broadcast, every other is a
+    /// duplicate, and the price moved once. Returns the winning transaction.
+    pub async fn assert_variants_settle_once(
+        self: &Arc<Self>,
+        buyer: Address,
+        variants: &[(&'static str, VerifyRequest)],
+        rounds: usize,
+        verify_round: Option<usize>,
+    ) -> String {
+        for (what, request) in variants {
+            self.assert_valid(request, what).await;
+        }
+        let seller = self.bed.seller().address;
+        let (b0, s0, n0) = (
+            self.usdc(buyer).await,
+            self.usdc(seller).await,
+            self.signer_nonces().await,
+        );
+        let mut tasks = Vec::new();
+        for round in 0..rounds {
+            for (what, request) in variants.iter().cloned() {
+                let h = self.clone();
+                tasks.push(tokio::spawn(async move {
+                    if verify_round == Some(round) {
+                        // Verifies mixed in: any answer, never an error.
+                        let _ = h
+                            .facilitator
+                            .verify(&request)
+                            .await
+                            .expect("verify answers");
+                    }
+                    (
+                        what,
+                        h.facilitator
+                            .settle(&request)
+                            .await
+                            .expect("settle answers"),
+                    )
+                }));
+            }
+        }
+        let mut winners = Vec::new();
+        let mut losers = 0;
+        for t in tasks {
+            let (what, s) = t.await.expect("settle task");
+            if s.success {
+                winners.push((what, s.transaction));
+            } else {
+                assert_eq!(
+                    s.error_reason,
+                    Some(Reason::DuplicateSettlement),
+                    "{what}: {s:?}"
+                );
+                losers += 1;
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        assert_eq!(losers, rounds * variants.len() - 1);
+        assert_eq!(self.pool.stats().sent, 1, "one broadcast");
+        assert_eq!(self.signer_nonces().await[0], n0[0] + 1);
+        assert_eq!(self.usdc(buyer).await, b0 - U256::from(UNITS));
+        assert_eq!(self.usdc(seller).await, s0 + U256::from(UNITS));
+        winners.remove(0).1
     }
 }
+
+/// Settles `requests` all at once through the harness's dispatcher; the answers in order.
+pub async fn settle_all(
+    h: &Arc<ExactHarness>,
+    requests: impl IntoIterator<Item = VerifyRequest>,
+) -> Vec<SettleResponse> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|r| {
+            let h = h.clone();
+            tokio::spawn(async move { h.facilitator.settle(&r).await.expect("settle answers") })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.expect("settle task"));
+    }
+    out
+}
+
+/// Asserts `s` refuses with `reason` and names no transaction (nothing was broadcast).
+pub fn assert_settle_refused(s: &SettleResponse, reason: Reason, what: &str) {
+    assert!(!s.success, "{what}: settle succeeded: {s:?}");
+    assert_eq!(s.error_reason, Some(reason), "{what}: settle {s:?}");
+    assert_eq!(
+        s.transaction, "",
+        "{what}: settle names a transaction: {s:?}"
+    );
+}
+
+/// Asserts `s` answers a payment already settled by `transaction`: a duplicate naming it, never
+/// a second success.
+pub fn assert_duplicate(s: &SettleResponse, transaction: &str, what: &str) {
+    assert!(!s.success, "{what}: {s:?}");
+    assert_eq!(
+        s.error_reason,
+        Some(Reason::DuplicateSettlement),
+        "{what}: {s:?}"
+    );
+    assert_eq!(s.transaction, transaction, "{what}: {s:?}");
+}
+
+/// The current Unix time in seconds.
+pub fn now() -> u64 {
+    UnixTime::now().0
+}
+
+/// Seconds [`shifted_clock`] adds to the real clock (process-wide: one test per binary uses it).
+static CLOCK_SHIFT: AtomicI64 = AtomicI64::new(0);
+
+/// Moves [`shifted_clock`] `secs` seconds away from the real clock (0: back to it).
+pub fn shift_clock(secs: i64) {
+    CLOCK_SHIFT.store(secs, Ordering::SeqCst);
+}
+
+/// The real clock moved by [`shift_clock`], for a dispatcher (see
+/// [`ExactHarness::assert_settle_rechecks_the_window`]).
+pub fn shifted_clock() -> UnixTime {
+    UnixTime(now().saturating_add_signed(CLOCK_SHIFT.load(Ordering::SeqCst)))
+}
+
+/// The scheme payload a request carries.
+pub fn payload_of(request: &VerifyRequest) -> Raw {
+    match &request.payment_payload {
+        PaymentPayload::V1(p) => p.payload.clone(),
+        PaymentPayload::V2(p) => p.payload.clone(),
+    }
+}
+
+/// `request` as JSON with the member at `pointer` replaced by `value`.
+///
+/// # Panics
+/// When the request has no member at `pointer`.
+pub fn body_with(request: &VerifyRequest, pointer: &str, value: &serde_json::Value) -> Vec<u8> {
+    let mut doc = serde_json::to_value(request).expect("json");
+    *doc.pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("the request has no {pointer}")) = value.clone();
+    serde_json::to_vec(&doc).expect("json")
+}
+
+/// The non-canonical spellings of the uint256 10000 (threat-model S4).
+pub fn non_canonical_10000() -> Vec<serde_json::Value> {
+    use serde_json::json;
+    vec![
+        json!(""),
+        json!("-1"),
+        json!("+10000"),
+        json!(" 10000"),
+        json!("10000 "),
+        json!("10_000"),
+        json!("1e4"),
+        json!("0x2710"),
+        json!("010000"),
+        json!("10000.0"),
+        json!("１００００"),
+        // 2^256: one past the largest uint256.
+        json!("115792089237316195423570985008687907853269984665640564039457584007913129639936"),
+        json!(10000),
+        json!(1e21),
+        json!(null),
+    ]
+}
+
+/// Base Sepolia's real USDC address: no code on the bed.
+pub const CODELESS: Address =
+    alloy::primitives::address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e");
 
 /// The signer-pool settings of the harness: the defaults with fast receipt polling.
 pub fn harness_tx_config() -> TxConfig {
@@ -502,6 +897,21 @@ pub fn usdc_info(address: Address, method: TransferMethod) -> AssetInfo {
         decimals: USDC_DECIMALS,
         method,
     }
+}
+
+/// A v1 request for `requirements` written as v1 (see [`to_v1`]: the network by its v1 name,
+/// `maxAmountRequired`), carrying `payload`.
+pub fn request_v1(requirements: &PaymentRequirementsV2, payload: Raw) -> VerifyRequest {
+    let v1 = to_v1(requirements);
+    VerifyRequest::new(
+        PaymentPayload::V1(PaymentPayloadV1 {
+            x402_version: X402Version::V1,
+            scheme: v1.scheme.clone(),
+            network: v1.network.clone(),
+            payload,
+        }),
+        PaymentRequirements::V1(v1),
+    )
 }
 
 /// A v2 request whose `accepted` is the requirement verbatim.

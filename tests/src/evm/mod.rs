@@ -14,22 +14,25 @@
 use std::time::{Duration, Instant};
 
 use alloy::network::TransactionBuilder;
-use alloy::primitives::{Address, Bytes, TxHash, U256, address};
+use alloy::primitives::{Address, Bytes, TxHash, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
-use alloy::sol_types::{Eip712Domain, eip712_domain};
+use alloy::sol_types::Eip712Domain;
+use x402_evm::eip712::eip3009_domain;
 
 use crate::anvil::{AnvilConfig, AnvilGuard, DEFAULT_CHAIN_ID, DevAccount};
 use crate::tools;
 
 pub use bindings::{IFiatToken, IPermit2};
+/// Permit2's canonical address (the same on every chain).
+pub use x402_evm::addresses::PERMIT2 as PERMIT2_ADDRESS;
+/// Permit2's EIP-712 domain: name `"Permit2"`, the chain id and the canonical address, no version.
+pub use x402_evm::eip712::permit2_domain;
 
 pub mod bindings;
 pub mod exact;
 pub mod x402;
 
-/// Permit2's canonical address (the same on every chain).
-pub const PERMIT2_ADDRESS: Address = address!("0x000000000022D473030F116dDEE9F6B43aC78BA3");
 /// The name USDC is initialized with; its EIP-712 domain uses it too.
 pub const USDC_NAME: &str = "USD Coin";
 /// USDC's symbol.
@@ -339,6 +342,24 @@ impl EvmTestBed {
         send(&self.provider, tx, "USDC approve").await
     }
 
+    /// Moves `amount` of `from`'s USDC to `to` (`from` must be a dev account).
+    ///
+    /// # Panics
+    /// When the transaction fails.
+    pub async fn transfer_usdc(
+        &self,
+        from: Address,
+        to: Address,
+        amount: U256,
+    ) -> TransactionReceipt {
+        let tx = self
+            .usdc_contract()
+            .transfer(to, amount)
+            .into_transaction_request()
+            .from(from);
+        send(&self.provider, tx, "USDC transfer").await
+    }
+
     /// Sends a transaction through [`EvmTestBed::provider`] and waits for a successful receipt.
     ///
     /// # Panics
@@ -361,21 +382,7 @@ impl EvmTestBed {
 /// FiatTokenV2_2's EIP-712 domain: its `name()` (here [`USDC_NAME`]), version `"2"`, the chain
 /// id and the token address (see EIP-3009 and EIP-2612).
 pub fn usdc_domain(chain_id: u64, usdc: Address) -> Eip712Domain {
-    eip712_domain! {
-        name: USDC_NAME,
-        version: USDC_VERSION,
-        chain_id: chain_id,
-        verifying_contract: usdc,
-    }
-}
-
-/// Permit2's EIP-712 domain: name `"Permit2"`, the chain id and the canonical address, no version.
-pub fn permit2_domain(chain_id: u64) -> Eip712Domain {
-    eip712_domain! {
-        name: "Permit2",
-        chain_id: chain_id,
-        verifying_contract: PERMIT2_ADDRESS,
-    }
+    eip3009_domain(USDC_NAME, USDC_VERSION, chain_id, usdc)
 }
 
 /// Deploys Permit2 and copies its runtime to [`PERMIT2_ADDRESS`].

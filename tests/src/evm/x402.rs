@@ -1,6 +1,7 @@
 //! The x402 contracts on the EVM test bed: our own `x402ExactPermit2Proxy` and
 //! `x402UptoPermit2Proxy` placed at their canonical addresses, the ERC-1271 test wallet and its
-//! CREATE2 (ERC-6492) factory, and the EIP-712 structs buyers sign for Permit2 payments.
+//! CREATE2 (ERC-6492) factory, and helpers around the EIP-712 structs buyers sign for Permit2
+//! payments.
 //!
 //! The Solidity sources live in `contracts/` and are compiled by `scripts/compile-contracts.mjs`
 //! (artifacts in [`tools::contracts_dir`]). The proxies have no constructor and no immutables, so
@@ -9,48 +10,43 @@
 //! which our bytecode cannot reproduce).
 //!
 //! The EIP-712 message types ([`exact::PermitWitnessTransferFrom`],
-//! [`upto::PermitWitnessTransferFrom`], [`eip2612::Permit`]) are defined once, in
-//! [`bindings`]; tests import them from here.
+//! [`upto::PermitWitnessTransferFrom`], [`eip2612::Permit`]), the proxy bindings and the canonical
+//! addresses are the facilitator's own (`x402_evm`), re-exported here; [`bindings`] holds only
+//! what the tests need beyond them.
 
 use alloy::network::TransactionBuilder;
-use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256, address, b256, fixed_bytes};
+use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256, fixed_bytes};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{Eip712Domain, SolStruct, SolValue};
+use alloy::sol_types::{Eip712Domain, SolCall, SolStruct, SolValue};
 
-use crate::evm::EvmTestBed;
+use crate::evm::{EvmTestBed, IFiatToken, PERMIT2_ADDRESS};
 use crate::tools;
 
-pub use bindings::{
-    IERC20Permit, IPermit2Errors, ISmartWallet, IWalletFactory, eip2612, exact, upto,
+pub use bindings::{ISmartWallet, IUptoPermit2ProxyExtras, IWalletFactory, IX402ProxyExtras};
+pub use x402_evm::abi::eip2612;
+pub use x402_evm::abi::permit2::{
+    self, EIP2612Permit, IExactPermit2Proxy, IPermit2Errors, IUptoPermit2Proxy,
+};
+pub use x402_evm::abi::{permit2_exact as exact, permit2_upto as upto};
+pub use x402_evm::addresses::{
+    ERC1271_MAGIC, ERC6492_MAGIC, EXACT_PERMIT2_PROXY, MULTICALL3, UPTO_PERMIT2_PROXY,
 };
 
 pub mod bindings;
-
-/// The exact Permit2 proxy's canonical address (x402-spec.md §4).
-pub const EXACT_PERMIT2_PROXY: Address = address!("0x402085c248EeA27D92E8b30b2C58ed07f9E20001");
-/// The upto Permit2 proxy's canonical address (x402-spec.md §4).
-pub const UPTO_PERMIT2_PROXY: Address = address!("0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002");
 
 /// The witness type tail the exact proxy hands to Permit2 (x402-spec.md §4).
 pub const EXACT_WITNESS_TYPE_STRING: &str = "Witness witness)TokenPermissions(address token,uint256 amount)Witness(address to,uint256 validAfter)";
 /// The witness type tail the upto proxy hands to Permit2 (x402-spec.md §4).
 pub const UPTO_WITNESS_TYPE_STRING: &str = "Witness witness)TokenPermissions(address token,uint256 amount)Witness(address to,address facilitator,uint256 validAfter)";
 
-/// What ERC-1271 `isValidSignature` returns for a valid signature.
-pub const ERC1271_MAGIC: FixedBytes<4> = fixed_bytes!("0x1626ba7e");
 /// What the test wallet's `isValidSignature` returns for an invalid signature.
 pub const ERC1271_INVALID: FixedBytes<4> = fixed_bytes!("0xffffffff");
-/// The 32-byte suffix that marks an ERC-6492 wrapped signature.
-pub const ERC6492_MAGIC_SUFFIX: B256 =
-    b256!("0x6492649264926492649264926492649264926492649264926492649264926492");
 
 /// Artifact of our Multicall3 (`tryAggregate`) (below the contracts dir).
 pub const MULTICALL3_ARTIFACT: &str = "Multicall3.json";
-/// Multicall3's canonical address (our `tryAggregate`-only implementation is placed there).
-pub const MULTICALL3: Address = address!("0xcA11bde05977b3631167028862bE2a173976CA11");
 /// The artifact name of the exact proxy.
 pub const EXACT_PROXY_ARTIFACT: &str = "x402ExactPermit2Proxy.json";
 /// Artifact of the upto proxy (below the contracts dir).
@@ -149,15 +145,21 @@ pub async fn deploy_wallet(
 /// The exact proxy at its canonical address, on the bed's provider.
 pub fn exact_proxy(
     bed: &EvmTestBed,
-) -> exact::IX402ExactPermit2Proxy::IX402ExactPermit2ProxyInstance<DynProvider> {
-    exact::IX402ExactPermit2Proxy::new(EXACT_PERMIT2_PROXY, bed.provider())
+) -> IExactPermit2Proxy::IExactPermit2ProxyInstance<DynProvider> {
+    IExactPermit2Proxy::new(EXACT_PERMIT2_PROXY, bed.provider())
 }
 
 /// The upto proxy at its canonical address, on the bed's provider.
-pub fn upto_proxy(
+pub fn upto_proxy(bed: &EvmTestBed) -> IUptoPermit2Proxy::IUptoPermit2ProxyInstance<DynProvider> {
+    IUptoPermit2Proxy::new(UPTO_PERMIT2_PROXY, bed.provider())
+}
+
+/// What the proxy at `at` exposes beyond the facilitator's bindings, on the bed's provider.
+pub fn proxy_extras(
     bed: &EvmTestBed,
-) -> upto::IX402UptoPermit2Proxy::IX402UptoPermit2ProxyInstance<DynProvider> {
-    upto::IX402UptoPermit2Proxy::new(UPTO_PERMIT2_PROXY, bed.provider())
+    at: Address,
+) -> IX402ProxyExtras::IX402ProxyExtrasInstance<DynProvider> {
+    IX402ProxyExtras::new(at, bed.provider())
 }
 
 /// The wallet factory at `at`, on the bed's provider.
@@ -194,10 +196,10 @@ pub fn sign_eip712<T: SolStruct>(
 }
 
 /// Wraps `inner` as an ERC-6492 signature: `abi.encode(factory, factory_calldata, inner)`
-/// followed by [`ERC6492_MAGIC_SUFFIX`].
+/// followed by [`ERC6492_MAGIC`].
 pub fn erc6492_wrap(factory: Address, factory_calldata: &Bytes, inner: &Bytes) -> Bytes {
     let mut out = (factory, factory_calldata.clone(), inner.clone()).abi_encode_params();
-    out.extend_from_slice(ERC6492_MAGIC_SUFFIX.as_slice());
+    out.extend_from_slice(ERC6492_MAGIC.as_slice());
     Bytes::from(out)
 }
 
@@ -215,73 +217,190 @@ pub async fn latest_timestamp(bed: &EvmTestBed) -> u64 {
         .timestamp
 }
 
-impl exact::PermitWitnessTransferFrom {
-    /// The signed message for an exact payment of `amount` of `token` to `to`, spender = the exact
-    /// proxy.
-    pub fn new_payment(
-        token: Address,
-        amount: U256,
-        to: Address,
-        nonce: U256,
-        deadline: u64,
-        valid_after: u64,
-    ) -> Self {
-        Self {
-            permitted: exact::TokenPermissions { token, amount },
-            spender: EXACT_PERMIT2_PROXY,
-            nonce,
-            deadline: U256::from(deadline),
-            witness: exact::Witness {
-                to,
-                validAfter: U256::from(valid_after),
-            },
-        }
+/// The signed message for an exact payment of `amount` of `token` to `to`, spender = the exact
+/// proxy.
+pub fn exact_payment(
+    token: Address,
+    amount: U256,
+    to: Address,
+    nonce: U256,
+    deadline: u64,
+    valid_after: u64,
+) -> exact::PermitWitnessTransferFrom {
+    exact::PermitWitnessTransferFrom {
+        permitted: exact::TokenPermissions { token, amount },
+        spender: EXACT_PERMIT2_PROXY,
+        nonce,
+        deadline: U256::from(deadline),
+        witness: exact::Witness {
+            to,
+            validAfter: U256::from(valid_after),
+        },
     }
+}
 
-    /// The `permit` argument of the proxy's `settle` (the message without spender and witness).
-    pub fn transfer_permit(&self) -> exact::PermitTransferFrom {
-        exact::PermitTransferFrom {
-            permitted: self.permitted.clone(),
-            nonce: self.nonce,
-            deadline: self.deadline,
+/// The signed message for an upto payment of at most `max` of `token` to `to`, settled by
+/// `facilitator`, spender = the upto proxy.
+#[allow(clippy::too_many_arguments)]
+pub fn upto_payment(
+    token: Address,
+    max: U256,
+    to: Address,
+    facilitator: Address,
+    nonce: U256,
+    deadline: u64,
+    valid_after: u64,
+) -> upto::PermitWitnessTransferFrom {
+    upto::PermitWitnessTransferFrom {
+        permitted: upto::TokenPermissions { token, amount: max },
+        spender: UPTO_PERMIT2_PROXY,
+        nonce,
+        deadline: U256::from(deadline),
+        witness: upto::Witness {
+            to,
+            facilitator,
+            validAfter: U256::from(valid_after),
+        },
+    }
+}
+
+/// A signed Permit2 witness transfer taken apart into the arguments of its proxy's `settle`.
+pub trait ProxyArgs {
+    /// The proxy's witness tuple.
+    type Witness;
+    /// The `witness` argument.
+    fn proxy_witness(&self) -> Self::Witness;
+    /// The signed `(token, amount, nonce, deadline)`.
+    fn permit_terms(&self) -> (Address, U256, U256, U256);
+
+    /// The `permit` argument: the message without spender and witness.
+    fn transfer_permit(&self) -> permit2::PermitTransferFrom {
+        let (token, amount, nonce, deadline) = self.permit_terms();
+        permit2::PermitTransferFrom {
+            permitted: permit2::TokenPermissions { token, amount },
+            nonce,
+            deadline,
         }
     }
 }
 
-impl upto::PermitWitnessTransferFrom {
-    /// The signed message for an upto payment of at most `max` of `token` to `to`, settled by
-    /// `facilitator`, spender = the upto proxy.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new_payment(
-        token: Address,
-        max: U256,
-        to: Address,
-        facilitator: Address,
-        nonce: U256,
-        deadline: u64,
-        valid_after: u64,
-    ) -> Self {
-        Self {
-            permitted: upto::TokenPermissions { token, amount: max },
-            spender: UPTO_PERMIT2_PROXY,
-            nonce,
-            deadline: U256::from(deadline),
-            witness: upto::Witness {
-                to,
-                facilitator,
-                validAfter: U256::from(valid_after),
-            },
+impl ProxyArgs for exact::PermitWitnessTransferFrom {
+    type Witness = permit2::ExactWitness;
+
+    fn proxy_witness(&self) -> permit2::ExactWitness {
+        permit2::ExactWitness {
+            to: self.witness.to,
+            validAfter: self.witness.validAfter,
         }
     }
 
-    /// The `permit` argument of the proxy's `settle` (the message without spender and witness).
-    pub fn transfer_permit(&self) -> upto::PermitTransferFrom {
-        upto::PermitTransferFrom {
-            permitted: self.permitted.clone(),
-            nonce: self.nonce,
-            deadline: self.deadline,
+    fn permit_terms(&self) -> (Address, U256, U256, U256) {
+        let p = &self.permitted;
+        (p.token, p.amount, self.nonce, self.deadline)
+    }
+}
+
+impl ProxyArgs for upto::PermitWitnessTransferFrom {
+    type Witness = permit2::UptoWitness;
+
+    fn proxy_witness(&self) -> permit2::UptoWitness {
+        permit2::UptoWitness {
+            to: self.witness.to,
+            facilitator: self.witness.facilitator,
+            validAfter: self.witness.validAfter,
         }
     }
+
+    fn permit_terms(&self) -> (Address, U256, U256, U256) {
+        let p = &self.permitted;
+        (p.token, p.amount, self.nonce, self.deadline)
+    }
+}
+
+/// A 65-byte `r ‖ s ‖ v` signature split the way `permit`-style calls take it: `(v, r, s)`.
+pub fn split_signature(signature: &[u8]) -> (u8, B256, B256) {
+    (
+        signature[64],
+        B256::from_slice(&signature[..32]),
+        B256::from_slice(&signature[32..64]),
+    )
+}
+
+/// secp256k1's group order n.
+pub const SECP256K1_N: B256 =
+    alloy::primitives::b256!("0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141");
+
+/// The malleable twin of a 65-byte `r ‖ s ‖ v` signature: `s' = n - s` with `v` flipped (27 ↔
+/// 28). It recovers to the same signer; EIP-2 (low-s) checks refuse it.
+pub fn high_s_twin(signature: &[u8]) -> Bytes {
+    let s_high = U256::from_be_bytes(SECP256K1_N.0) - U256::from_be_slice(&signature[32..64]);
+    let v = if signature[64] == 27 { 28 } else { 27 };
+    Bytes::from([&signature[..32], &s_high.to_be_bytes::<32>()[..], &[v]].concat())
+}
+
+/// `owner` signs an EIP-2612 permit of `value` for Permit2 on the bed's USDC (at the token's
+/// current nonce for `owner`), split the way `settleWithPermit` takes it.
+///
+/// # Panics
+/// When reading the nonce fails.
+pub async fn permit_for_permit2(
+    bed: &EvmTestBed,
+    owner: &PrivateKeySigner,
+    value: U256,
+    deadline: u64,
+) -> EIP2612Permit {
+    let nonce = bed
+        .usdc_contract()
+        .nonces(owner.address())
+        .call()
+        .await
+        .unwrap_or_else(|e| panic!("USDC nonces({}): {e}", owner.address()));
+    let permit = eip2612::Permit {
+        owner: owner.address(),
+        spender: PERMIT2_ADDRESS,
+        value,
+        nonce,
+        deadline: U256::from(deadline),
+    };
+    let (v, r, s) = split_signature(&sign_eip712(owner, &permit, &bed.usdc_domain()));
+    EIP2612Permit {
+        value,
+        deadline: U256::from(deadline),
+        r,
+        s,
+        v,
+    }
+}
+
+/// The smart `wallet` approves Permit2 for all its USDC through `execute`, sent by its `owner`.
+///
+/// # Panics
+/// When the transaction fails.
+pub async fn wallet_approves_permit2(bed: &EvmTestBed, wallet: Address, owner: Address) {
+    let approve = IFiatToken::approveCall {
+        spender: PERMIT2_ADDRESS,
+        value: U256::MAX,
+    }
+    .abi_encode();
+    let tx = smart_wallet(bed, wallet)
+        .execute(bed.usdc(), approve.into())
+        .into_transaction_request()
+        .from(owner);
+    bed.send(tx, "wallet approves Permit2").await;
+}
+
+/// The transaction by which `owner` switches its smart `wallet`'s signature validation off
+/// (`disabled`) or on.
+pub fn set_signatures_disabled(
+    bed: &EvmTestBed,
+    wallet: Address,
+    owner: Address,
+    disabled: bool,
+) -> TransactionRequest {
+    smart_wallet(bed, wallet)
+        .setSignaturesDisabled(disabled)
+        .into_transaction_request()
+        .from(owner)
 }
 
 /// Deploys creation `code` from the deployer and returns the contract address.

@@ -54,7 +54,7 @@ struct InFlight {
     raw: Bytes,
 }
 
-/// What the pool-wide context a send needs.
+/// The pool-wide context a send needs.
 pub(crate) struct Ctx<'a> {
     pub(crate) provider: &'a DynProvider,
     pub(crate) chain_id: u64,

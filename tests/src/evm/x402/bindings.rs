@@ -1,220 +1,33 @@
-//! Solidity bindings for the x402 Permit2 proxies and the test wallets, and the EIP-712 structs a
-//! buyer signs for Permit2 payments.
+//! Solidity bindings only the tests need: what the x402 Permit2 proxies expose beyond the calls
+//! the facilitator makes, and the ERC-1271 test wallet with its CREATE2 (ERC-6492) factory.
 //!
-//! The `exact` and `upto` witnesses are both called `Witness` in EIP-712 (the type string fixes
-//! the name), so each scheme gets its own module; `TokenPermissions` and the Permit2 call structs
-//! are repeated in both because a `sol!` interface can only use structs of its own invocation.
+//! The EIP-712 structs, the proxies' calls, errors and events, and Permit2's errors are
+//! `x402_evm::abi`'s (re-exported by [`super`]); tests use the facilitator's own bindings.
 
 #![allow(missing_docs, clippy::too_many_arguments)]
-
-/// `exact` via Permit2: the signed EIP-712 structs and `x402ExactPermit2Proxy`.
-pub mod exact {
-    alloy::sol! {
-        #![sol(all_derives)]
-
-        /// EIP-712 `TokenPermissions(address token,uint256 amount)` (Permit2).
-        struct TokenPermissions {
-            address token;
-            uint256 amount;
-        }
-
-        /// EIP-712 `Witness(address to,uint256 validAfter)` of the exact proxy.
-        struct Witness {
-            address to;
-            uint256 validAfter;
-        }
-
-        /// The EIP-712 message a buyer signs for an exact Permit2 payment (Permit2 domain).
-        struct PermitWitnessTransferFrom {
-            TokenPermissions permitted;
-            address spender;
-            uint256 nonce;
-            uint256 deadline;
-            Witness witness;
-        }
-
-        /// Permit2's `ISignatureTransfer.PermitTransferFrom` (the call argument; no spender, no
-        /// witness).
-        struct PermitTransferFrom {
-            TokenPermissions permitted;
-            uint256 nonce;
-            uint256 deadline;
-        }
-
-        /// The EIP-2612 permit `settleWithPermit` submits before the transfer.
-        struct EIP2612Permit {
-            uint256 value;
-            uint256 deadline;
-            bytes32 r;
-            bytes32 s;
-            uint8 v;
-        }
-
-        /// `contracts/x402ExactPermit2Proxy.sol`.
-        #[sol(rpc)]
-        interface IX402ExactPermit2Proxy {
-            function PERMIT2() external view returns (address);
-            function WITNESS_TYPE_STRING() external view returns (string);
-            function WITNESS_TYPEHASH() external view returns (bytes32);
-            function settle(
-                PermitTransferFrom permit,
-                address owner,
-                Witness witness,
-                bytes signature
-            ) external;
-            function settleWithPermit(
-                EIP2612Permit permit2612,
-                PermitTransferFrom permit,
-                address owner,
-                Witness witness,
-                bytes signature
-            ) external;
-
-            event Settled();
-            event SettledWithPermit();
-            event EIP2612PermitFailedWithReason(address indexed token, address indexed owner, string reason);
-            event EIP2612PermitFailedWithPanic(address indexed token, address indexed owner, uint256 errorCode);
-            event EIP2612PermitFailedWithData(address indexed token, address indexed owner, bytes data);
-
-            error InvalidAmount();
-            error InvalidOwner();
-            error InvalidDestination();
-            error PaymentTooEarly();
-            error Permit2612AmountMismatch();
-            error ReentrancyGuardReentrantCall();
-        }
-    }
-}
-
-/// `upto` via Permit2: the signed EIP-712 structs and `x402UptoPermit2Proxy`.
-pub mod upto {
-    alloy::sol! {
-        #![sol(all_derives)]
-
-        /// EIP-712 `TokenPermissions(address token,uint256 amount)` (Permit2).
-        struct TokenPermissions {
-            address token;
-            uint256 amount;
-        }
-
-        /// EIP-712 `Witness(address to,address facilitator,uint256 validAfter)` of the upto proxy.
-        struct Witness {
-            address to;
-            address facilitator;
-            uint256 validAfter;
-        }
-
-        /// The EIP-712 message a buyer signs for an upto Permit2 payment (Permit2 domain).
-        struct PermitWitnessTransferFrom {
-            TokenPermissions permitted;
-            address spender;
-            uint256 nonce;
-            uint256 deadline;
-            Witness witness;
-        }
-
-        /// Permit2's `ISignatureTransfer.PermitTransferFrom` (the call argument).
-        struct PermitTransferFrom {
-            TokenPermissions permitted;
-            uint256 nonce;
-            uint256 deadline;
-        }
-
-        /// The EIP-2612 permit `settleWithPermit` submits before the transfer.
-        struct EIP2612Permit {
-            uint256 value;
-            uint256 deadline;
-            bytes32 r;
-            bytes32 s;
-            uint8 v;
-        }
-
-        /// `contracts/x402UptoPermit2Proxy.sol`.
-        #[sol(rpc)]
-        interface IX402UptoPermit2Proxy {
-            function PERMIT2() external view returns (address);
-            function WITNESS_TYPE_STRING() external view returns (string);
-            function WITNESS_TYPEHASH() external view returns (bytes32);
-            function settle(
-                PermitTransferFrom permit,
-                uint256 amount,
-                address owner,
-                Witness witness,
-                bytes signature
-            ) external;
-            function settleWithPermit(
-                EIP2612Permit permit2612,
-                PermitTransferFrom permit,
-                uint256 amount,
-                address owner,
-                Witness witness,
-                bytes signature
-            ) external;
-
-            event Settled();
-            event SettledWithPermit();
-            event EIP2612PermitFailedWithReason(address indexed token, address indexed owner, string reason);
-            event EIP2612PermitFailedWithPanic(address indexed token, address indexed owner, uint256 errorCode);
-            event EIP2612PermitFailedWithData(address indexed token, address indexed owner, bytes data);
-
-            error InvalidAmount();
-            error InvalidOwner();
-            error InvalidDestination();
-            error PaymentTooEarly();
-            error Permit2612AmountMismatch();
-            error ReentrancyGuardReentrantCall();
-            error AmountExceedsPermitted();
-            error UnauthorizedFacilitator();
-        }
-    }
-}
-
-/// EIP-2612 `permit`, used by `settleWithPermit` (`eip2612GasSponsoring`).
-pub mod eip2612 {
-    alloy::sol! {
-        #![sol(all_derives)]
-
-        /// EIP-712 `Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)`.
-        struct Permit {
-            address owner;
-            address spender;
-            uint256 value;
-            uint256 nonce;
-            uint256 deadline;
-        }
-    }
-}
 
 alloy::sol! {
     #![sol(all_derives)]
 
-    /// EIP-2612's token side: `permit` and the per-owner nonce.
+    /// What both `contracts/x402ExactPermit2Proxy.sol` and `contracts/x402UptoPermit2Proxy.sol`
+    /// expose beyond `x402_evm::abi::permit2::{IExactPermit2Proxy, IUptoPermit2Proxy}`: the
+    /// witness type getters, the logs of a failed EIP-2612 permit, and the reentrancy guard.
     #[sol(rpc)]
-    interface IERC20Permit {
-        function permit(
-            address owner,
-            address spender,
-            uint256 value,
-            uint256 deadline,
-            uint8 v,
-            bytes32 r,
-            bytes32 s
-        ) external;
-        function nonces(address owner) external view returns (uint256);
-        function DOMAIN_SEPARATOR() external view returns (bytes32);
+    interface IX402ProxyExtras {
+        function WITNESS_TYPE_STRING() external view returns (string);
+        function WITNESS_TYPEHASH() external view returns (bytes32);
+
+        event EIP2612PermitFailedWithReason(address indexed token, address indexed owner, string reason);
+        event EIP2612PermitFailedWithPanic(address indexed token, address indexed owner, uint256 errorCode);
+        event EIP2612PermitFailedWithData(address indexed token, address indexed owner, bytes data);
+
+        error ReentrancyGuardReentrantCall();
     }
 
-    /// Permit2's custom errors (`PermitErrors.sol`, `SignatureVerification.sol`,
-    /// `ISignatureTransfer`), for decoding reverts that bubble up through the proxies.
-    interface IPermit2Errors {
-        error InvalidNonce();
-        error SignatureExpired(uint256 signatureDeadline);
-        error InvalidSignatureLength();
-        error InvalidSignature();
-        error InvalidSigner();
-        error InvalidContractSignature();
-        error InvalidAmount(uint256 maxAmount);
-        error LengthMismatch();
+    /// The upto proxy's error that `x402_evm::abi::permit2::IUptoPermit2Proxy` does not declare
+    /// (a `settleWithPermit` whose permit value is not the permitted maximum).
+    interface IUptoPermit2ProxyExtras {
+        error Permit2612AmountMismatch();
     }
 
     /// `contracts/test/SmartWallet.sol`: an ERC-1271 wallet with one EOA owner.

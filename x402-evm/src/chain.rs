@@ -1,4 +1,5 @@
-//! The few chain reads verification needs, with reverts told apart from transport failures.
+//! The chain reads verification needs, with reverts told apart from transport failures, and
+//! errors that never carry an RPC URL.
 
 use alloy::primitives::{Address, Bytes};
 use alloy::providers::{DynProvider, Provider};
@@ -9,14 +10,15 @@ use x402_core::SchemeError;
 
 /// The result of an `eth_call`: returned data, or a revert.
 #[derive(Debug, Clone)]
-pub(crate) enum CallResult {
+pub enum CallResult {
     /// The call succeeded.
     Ok(Bytes),
     /// The call reverted.
     Reverted,
 }
 
-fn rpc_error(e: RpcError<TransportErrorKind>) -> SchemeError {
+/// An RPC failure as a scheme error, described without URLs or payloads.
+pub fn rpc_error(e: RpcError<TransportErrorKind>) -> SchemeError {
     // Never include the transport's text: it may carry the RPC URL and its token.
     let kind = match &e {
         RpcError::Transport(k) if k.is_retry_err() => "rate limited or unavailable",
@@ -29,7 +31,7 @@ fn rpc_error(e: RpcError<TransportErrorKind>) -> SchemeError {
 }
 
 /// `eth_call` of `data` on `to`, sent as `from`.
-pub(crate) async fn call(
+pub async fn call(
     provider: &DynProvider,
     from: Address,
     to: Address,
@@ -47,7 +49,7 @@ pub(crate) async fn call(
 }
 
 /// A typed view call; `None` when it reverted or returned something undecodable.
-pub(crate) async fn view<C: SolCall>(
+pub async fn view<C: SolCall>(
     provider: &DynProvider,
     from: Address,
     to: Address,
@@ -60,6 +62,6 @@ pub(crate) async fn view<C: SolCall>(
 }
 
 /// The code at `address`.
-pub(crate) async fn code(provider: &DynProvider, address: Address) -> Result<Bytes, SchemeError> {
+pub async fn code(provider: &DynProvider, address: Address) -> Result<Bytes, SchemeError> {
     provider.get_code_at(address).await.map_err(rpc_error)
 }

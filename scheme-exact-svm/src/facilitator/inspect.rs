@@ -1,0 +1,389 @@
+//! The offline checks, in order, first failure wins. Steps 1–16 are the reference's
+//! (x402-spec §3.4, TypeScript reason strings); the others are the fee-payer safety rules of
+//! threat-model S48–S58 the references leave out. Every index is taken from a message that
+//! already sanitized, and read with `get`, so malformed input is a reason, never a panic.
+//!
+//! | step | check | reason |
+//! |---|---|---|
+//! | 1 | scheme `exact` | `unsupported_scheme` |
+//! | 2 | network | `network_mismatch` |
+//! | 3 | `extra.feePayer` is a string | `invalid_exact_svm_payload_missing_fee_payer` |
+//! | 4 | it is one of our fee payers | `fee_payer_not_managed_by_facilitator` |
+//! | – | asset allowed, requirements readable | `unsupported_asset`, `invalid_payment_requirements` |
+//! | 5 | decodes (≤ 1232 bytes, canonical, sanitizes) | `…_transaction_could_not_be_decoded` |
+//! | S56 | no address lookup tables | `address_lookup_tables_not_supported` |
+//! | S54 | account 0 is `extra.feePayer` | `fee_payer_mismatch` |
+//! | S53 | at most `max_signatures` signers | `too_many_signatures` |
+//! | 6 | 3–6 instructions | `…_transaction_instructions_length` |
+//! | S55 | no `AdvanceNonceAccount` | `invalid_exact_svm_payload_durable_nonce` |
+//! | 7 | ix 0 `SetComputeUnitLimit`, ≤ cap | `…_compute_limit_instruction`, `…_compute_limit_too_high` |
+//! | 8 | ix 1 `SetComputeUnitPrice`, ≤ cap; priority fee ≤ cap | `…_compute_price_instruction(_too_high)`, `…_priority_fee_too_high` |
+//! | 9–10 | ix 2 `TransferChecked` on Token / Token-2022 | `…_no_transfer_instruction` |
+//! | 11, S48 | authority / source not ours | `…_transaction_fee_payer_transferring_funds` |
+//! | 12–14 | mint, destination = ATA(payTo), amount exactly | `…_mint_mismatch`, `…_recipient_mismatch`, `…_amount_mismatch` |
+//! | 15 | ix 3–5 Lighthouse or Memo only | `…_unknown_{fourth,fifth,sixth}_instruction` |
+//! | S49 | no fee payer in any instruction's accounts | `fee_payer_in_instruction_accounts` |
+//! | – | transfer has exactly its 4 accounts, authority signs | `…_no_transfer_instruction`, `invalid_exact_svm_payload_signature` |
+//! | 16 | memo count and bytes | `…_memo_count`, `…_memo_mismatch` |
+//! | S58 | every non-fee-payer signature verifies | `invalid_exact_svm_payload_signature` |
+
+use sha2::{Digest, Sha256};
+use solana_message::compiled_instruction::CompiledInstruction;
+use solana_pubkey::Pubkey;
+use solana_transaction::versioned::VersionedTransaction;
+use x402_core::{Network, PaymentContext, PaymentId, Reason, Rejection};
+
+use super::{Policy, Refusal};
+use crate::instructions::{
+    COMPUTE_BUDGET_PROGRAM, LIGHTHOUSE_PROGRAM, MAX_MEMO_BYTES, MEMO_PROGRAM, TransferChecked,
+    associated_token_address, is_advance_nonce, is_token_program, parse_compute_unit_limit,
+    parse_compute_unit_price, parse_transfer_checked, priority_fee_lamports,
+};
+use crate::payload::{self, DecodedTransaction};
+use crate::{Extra, SCHEME};
+
+/// A payment that passed the offline checks.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// The transaction as the buyer signed it (fee-payer slot not yet filled).
+    pub tx: VersionedTransaction,
+    /// The serialized message.
+    pub message_bytes: Vec<u8>,
+    /// The fee payer (account 0, one of ours).
+    pub fee_payer: Pubkey,
+    /// The transfer.
+    pub transfer: TransferChecked,
+    /// The recipient wallet.
+    pub pay_to: Pubkey,
+    /// The compute-unit limit.
+    pub compute_unit_limit: u32,
+    /// The compute-unit price in micro-lamports.
+    pub compute_unit_price: u64,
+}
+
+impl Inspection {
+    /// The payer: the transfer authority.
+    pub fn payer(&self) -> Pubkey {
+        self.transfer.authority
+    }
+
+    /// The payment identity: the SHA-256 of the message bytes on `network` (so a v1 and a v2
+    /// settle of one transaction, or two encodings of it, are one payment).
+    pub fn payment_id(&self, network: &Network) -> PaymentId {
+        let digest = Sha256::digest(&self.message_bytes);
+        PaymentId::new("solana-message", [network.as_str(), &hex::encode(digest)])
+    }
+}
+
+fn reject(reason: Reason) -> Rejection {
+    Rejection::new(reason)
+}
+
+fn reject_with(reason: Reason, message: impl Into<String>) -> Rejection {
+    Rejection::with_message(reason, message)
+}
+
+/// Runs the offline checks (see the module documentation) for a facilitator on `network` whose
+/// fee payers are `fee_payers`.
+pub fn inspect(
+    ctx: &PaymentContext<'_>,
+    network: &Network,
+    fee_payers: &[Pubkey],
+    policy: &Policy,
+) -> Result<Inspection, Refusal> {
+    let refuse = |rejection: Rejection| Refusal {
+        payer: None,
+        rejection,
+    };
+    let req = &ctx.requirements;
+    if ctx.payload.scheme != SCHEME || req.scheme != SCHEME {
+        return Err(refuse(reject(Reason::UnsupportedScheme)));
+    }
+    if !ctx.network_matches() || req.network != *network {
+        return Err(refuse(reject(Reason::NetworkMismatch)));
+    }
+    let extra = Extra::read(req).map_err(refuse)?;
+    let Some(fee_payer) = extra.fee_payer.as_deref() else {
+        return Err(refuse(reject(
+            Reason::InvalidExactSvmPayloadMissingFeePayer,
+        )));
+    };
+    let fee_payer = match fee_payer.parse::<Pubkey>() {
+        Ok(k) if fee_payers.contains(&k) => k,
+        _ => return Err(refuse(reject(Reason::FeePayerNotManagedByFacilitator))),
+    };
+    let bad_requirements = |what: &str| {
+        refuse(reject_with(
+            Reason::InvalidPaymentRequirements,
+            format!("{what} is not a base58 public key"),
+        ))
+    };
+    let asset: Pubkey = req.asset.parse().map_err(|_| bad_requirements("asset"))?;
+    if let Some(allowed) = &policy.assets
+        && !allowed.contains(&asset)
+    {
+        return Err(refuse(reject_with(
+            Reason::UnsupportedAsset,
+            format!("mint {asset} is not accepted on {network}"),
+        )));
+    }
+    let pay_to: Pubkey = req.pay_to.parse().map_err(|_| bad_requirements("payTo"))?;
+    if extra
+        .memo
+        .as_ref()
+        .is_some_and(|m| m.len() > MAX_MEMO_BYTES)
+    {
+        return Err(refuse(reject_with(
+            Reason::InvalidPaymentRequirements,
+            format!("extra.memo is longer than {MAX_MEMO_BYTES} bytes"),
+        )));
+    }
+    let decoded = payload::parse(ctx.payload.payload)
+        .and_then(|p| payload::decode_transaction(&p.transaction))
+        .map_err(refuse)?;
+    let payer_hint = payer_hint(&decoded);
+    check_transaction(
+        decoded,
+        fee_payer,
+        fee_payers,
+        policy,
+        Expected {
+            asset,
+            pay_to,
+            amount: req.amount.to_u64(),
+            memo: extra.required_memo(),
+        },
+    )
+    .map_err(|rejection| Refusal {
+        payer: payer_hint.map(|p| p.to_string()),
+        rejection,
+    })
+}
+
+/// What the requirements ask of the transaction.
+struct Expected<'a> {
+    asset: Pubkey,
+    pay_to: Pubkey,
+    amount: Option<u64>,
+    memo: Option<&'a str>,
+}
+
+/// The authority (account 3) of the first token-program instruction, as the reference reports
+/// the payer.
+fn payer_hint(d: &DecodedTransaction) -> Option<Pubkey> {
+    let keys = d.tx.message.static_account_keys();
+    d.tx.message.instructions().iter().find_map(|ix| {
+        let program = keys.get(usize::from(ix.program_id_index))?;
+        if !is_token_program(program) {
+            return None;
+        }
+        keys.get(usize::from(*ix.accounts.get(3)?)).copied()
+    })
+}
+
+fn program_of<'k>(keys: &'k [Pubkey], ix: &CompiledInstruction) -> Option<&'k Pubkey> {
+    keys.get(usize::from(ix.program_id_index))
+}
+
+fn account_of(keys: &[Pubkey], ix: &CompiledInstruction, n: usize) -> Option<Pubkey> {
+    ix.accounts
+        .get(n)
+        .and_then(|i| keys.get(usize::from(*i)))
+        .copied()
+}
+
+fn check_transaction(
+    decoded: DecodedTransaction,
+    fee_payer: Pubkey,
+    fee_payers: &[Pubkey],
+    policy: &Policy,
+    expected: Expected<'_>,
+) -> Result<Inspection, Rejection> {
+    let message = &decoded.tx.message;
+    let keys = message.static_account_keys();
+    let ixs = message.instructions();
+    if message
+        .address_table_lookups()
+        .is_some_and(|l| !l.is_empty())
+    {
+        return Err(reject(Reason::AddressLookupTablesNotSupported));
+    }
+    if keys.first() != Some(&fee_payer) {
+        return Err(reject_with(
+            Reason::FeePayerMismatch,
+            "account 0 (the fee payer) is not extra.feePayer",
+        ));
+    }
+    let signers = message.header().num_required_signatures;
+    if signers > policy.max_signatures {
+        return Err(reject_with(
+            Reason::TooManySignatures,
+            format!(
+                "{signers} signatures required, at most {}",
+                policy.max_signatures
+            ),
+        ));
+    }
+    if !(3..=6).contains(&ixs.len()) {
+        return Err(reject(
+            Reason::InvalidExactSvmPayloadTransactionInstructionsLength,
+        ));
+    }
+    if ixs
+        .iter()
+        .any(|ix| program_of(keys, ix).is_some_and(|p| is_advance_nonce(p, &ix.data)))
+    {
+        return Err(reject(Reason::InvalidExactSvmPayloadDurableNonce));
+    }
+    let compute = |n: usize| {
+        ixs.get(n)
+            .filter(|ix| program_of(keys, ix) == Some(&COMPUTE_BUDGET_PROGRAM))
+            .filter(|ix| ix.accounts.is_empty())
+    };
+    let limit = compute(0)
+        .and_then(|ix| parse_compute_unit_limit(&ix.data))
+        .ok_or_else(|| {
+            reject(Reason::InvalidExactSvmPayloadTransactionInstructionsComputeLimitInstruction)
+        })?;
+    if limit > policy.max_compute_unit_limit {
+        return Err(reject_with(
+            Reason::InvalidExactSvmPayloadComputeLimitTooHigh,
+            format!(
+                "{limit} compute units, at most {}",
+                policy.max_compute_unit_limit
+            ),
+        ));
+    }
+    let price = compute(1)
+        .and_then(|ix| parse_compute_unit_price(&ix.data))
+        .ok_or_else(|| {
+            reject(Reason::InvalidExactSvmPayloadTransactionInstructionsComputePriceInstruction)
+        })?;
+    if price > policy.max_compute_unit_price {
+        return Err(reject(
+            Reason::InvalidExactSvmPayloadTransactionInstructionsComputePriceInstructionTooHigh,
+        ));
+    }
+    let fee = priority_fee_lamports(limit, price);
+    if fee > policy.max_priority_fee_lamports {
+        return Err(reject_with(
+            Reason::InvalidExactSvmPayloadPriorityFeeTooHigh,
+            format!(
+                "priority fee {fee} lamports, at most {}",
+                policy.max_priority_fee_lamports
+            ),
+        ));
+    }
+    let transfer_ix = ixs
+        .get(2)
+        .ok_or_else(|| reject(Reason::InvalidExactSvmPayloadNoTransferInstruction))?;
+    let transfer = read_transfer(keys, transfer_ix)
+        .ok_or_else(|| reject(Reason::InvalidExactSvmPayloadNoTransferInstruction))?;
+    let own_ata = |k: &Pubkey| {
+        associated_token_address(k, &transfer.mint, &transfer.token_program) == transfer.source
+    };
+    if fee_payers.contains(&transfer.authority)
+        || fee_payers.contains(&transfer.source)
+        || fee_payers.iter().any(own_ata)
+    {
+        return Err(reject(
+            Reason::InvalidExactSvmPayloadTransactionFeePayerTransferringFunds,
+        ));
+    }
+    if transfer.mint != expected.asset {
+        return Err(reject(Reason::InvalidExactSvmPayloadMintMismatch));
+    }
+    let destination =
+        associated_token_address(&expected.pay_to, &expected.asset, &transfer.token_program);
+    if transfer.destination != destination {
+        return Err(reject(Reason::InvalidExactSvmPayloadRecipientMismatch));
+    }
+    if expected.amount != Some(transfer.amount) {
+        return Err(reject(Reason::InvalidExactSvmPayloadAmountMismatch));
+    }
+    for (n, ix) in ixs.iter().enumerate().skip(3) {
+        let program = program_of(keys, ix);
+        if program != Some(&LIGHTHOUSE_PROGRAM) && program != Some(&MEMO_PROGRAM) {
+            return Err(reject(match n {
+                3 => Reason::InvalidExactSvmPayloadUnknownFourthInstruction,
+                4 => Reason::InvalidExactSvmPayloadUnknownFifthInstruction,
+                5 => Reason::InvalidExactSvmPayloadUnknownSixthInstruction,
+                _ => Reason::InvalidExactSvmPayloadUnknownOptionalInstruction,
+            }));
+        }
+    }
+    let uses_fee_payer = ixs.iter().any(|ix| {
+        ix.accounts
+            .iter()
+            .filter_map(|i| keys.get(usize::from(*i)))
+            .any(|k| fee_payers.contains(k))
+    });
+    if uses_fee_payer {
+        return Err(reject(Reason::FeePayerInInstructionAccounts));
+    }
+    if transfer_ix.accounts.len() != 4 {
+        return Err(reject_with(
+            Reason::InvalidExactSvmPayloadNoTransferInstruction,
+            "TransferChecked must have exactly its four accounts (no multisig, no extra accounts)",
+        ));
+    }
+    let authority_index = keys.iter().position(|k| *k == transfer.authority);
+    if !authority_index.is_some_and(|i| i > 0 && i < usize::from(signers)) {
+        return Err(reject_with(
+            Reason::InvalidExactSvmPayloadSignature,
+            "the transfer authority does not sign the transaction",
+        ));
+    }
+    if let Some(memo) = expected.memo {
+        let memos: Vec<&CompiledInstruction> = ixs
+            .iter()
+            .skip(3)
+            .filter(|ix| program_of(keys, ix) == Some(&MEMO_PROGRAM))
+            .collect();
+        let [only] = memos.as_slice() else {
+            return Err(reject(Reason::InvalidExactSvmPayloadMemoCount));
+        };
+        if only.data != memo.as_bytes() {
+            return Err(reject(Reason::InvalidExactSvmPayloadMemoMismatch));
+        }
+    }
+    verify_signatures(&decoded)?;
+    Ok(Inspection {
+        fee_payer,
+        transfer,
+        pay_to: expected.pay_to,
+        compute_unit_limit: limit,
+        compute_unit_price: price,
+        message_bytes: decoded.message_bytes,
+        tx: decoded.tx,
+    })
+}
+
+/// Reads ix 2 as a `TransferChecked` on a token program with at least its four accounts.
+fn read_transfer(keys: &[Pubkey], ix: &CompiledInstruction) -> Option<TransferChecked> {
+    let token_program = *program_of(keys, ix).filter(|p| is_token_program(p))?;
+    let (amount, decimals) = parse_transfer_checked(&ix.data)?;
+    Some(TransferChecked {
+        token_program,
+        source: account_of(keys, ix, 0)?,
+        mint: account_of(keys, ix, 1)?,
+        destination: account_of(keys, ix, 2)?,
+        authority: account_of(keys, ix, 3)?,
+        amount,
+        decimals,
+    })
+}
+
+/// Verifies every signature except the fee payer's (slot 0, which we fill) over the message.
+fn verify_signatures(d: &DecodedTransaction) -> Result<(), Rejection> {
+    let keys = d.tx.message.static_account_keys();
+    for (i, (signature, key)) in d.tx.signatures.iter().zip(keys).enumerate().skip(1) {
+        if !signature.verify(key.as_ref(), &d.message_bytes) {
+            return Err(reject_with(
+                Reason::InvalidExactSvmPayloadSignature,
+                format!("signature {i} (of {key}) does not verify"),
+            ));
+        }
+    }
+    Ok(())
+}

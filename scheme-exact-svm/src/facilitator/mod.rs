@@ -1,0 +1,205 @@
+//! Facilitator side of `exact` on Solana: the facilitator co-signs, as fee payer, a transaction
+//! the buyer built, so every check below exists to keep its SOL from being drained
+//! (threat-model S48–S62).
+//!
+//! * [`inspect`] — the offline checks: the reference's ordered checks (x402-spec §3.4) plus the
+//!   fee-payer safety rules, on a sanitized message, with the buyer's signature verified locally.
+//! * `verify` — the chain checks (mint extensions, token accounts), then the fee payer signs and
+//!   the transaction is simulated with signature verification.
+//! * `settle` — all of the above again, then at most once per message: claim, send, confirm until
+//!   the blockhash expires (success, failure, or pending with the signature — never unbounded).
+
+mod confirm;
+mod inspect;
+mod settle;
+#[cfg(test)]
+mod tests;
+mod verify;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use solana_keypair::Keypair;
+use solana_pubkey::Pubkey;
+use solana_signer::Signer;
+use x402_core::{KeyedLocks, Network, PaymentContext, Rejection, SchemeError, SettlementStore};
+
+pub use inspect::{Inspection, inspect};
+
+use crate::instructions::MAX_COMPUTE_UNIT_PRICE;
+use crate::rpc::{Rpc, rpc_get};
+
+/// The partially signed transaction of x402-spec §6.3 (for tests and documentation).
+pub const VECTOR_TRANSACTION: &str = "AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACXTu7PXkXS0Z/TT9AxkWGp156GiahYOYrEBH8fMkWYJ+Z39IWzUiwNaYxQepJGjDGmvq2x/42CNfwYL6x8OAIPgAIBBAiBOXcOqH0XX1ajVGbDTH7My42KkbTuN6Jd9g9bj8mzlIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29cVfrYUDwcTMIz1rajclqlUU/uq3ieryKWb3Ki2UMxyVvtxjbgQB4pwJnqJwOAZZHm5AvuwQkVBwJdu/5tY3Yf4gMGRm/lIRcy/+ytunLDm+e8jOW7xfcSayxDmzpAAAAABUpTWpkpIQZNJOhxYNo4fHw1td28kruB5B+oQEEFRI0G3fbh12Whk9nL4UbO63msHLSF7V9bN5E6jPWFfv8AqTtELLORIVfxOpM9ATQoLQMrX/7NAaLb8bd5BgjfAC6nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEEBAAFAiBOAAAEAAkDAQAAAAAAAAAGBAMHAgEKDOgDAAAAAAAABgUAIDAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVmAA==";
+
+/// Operator policy for one network: what the fee payer may be charged, and how long settle waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The mints payments may be made in; `None` accepts any mint that passes the checks.
+    pub assets: Option<Vec<Pubkey>>,
+    /// The highest compute-unit limit accepted.
+    pub max_compute_unit_limit: u32,
+    /// The highest compute-unit price accepted, in micro-lamports.
+    pub max_compute_unit_price: u64,
+    /// The highest priority fee (limit × price) accepted, in lamports.
+    pub max_priority_fee_lamports: u64,
+    /// The most signatures a transaction may require (fee payer + transfer authority).
+    pub max_signatures: u8,
+    /// Fee payers below this balance (lamports) are reported unfunded.
+    pub min_signer_balance: Option<u64>,
+    /// The longest a settle waits for confirmation before answering `settlement_pending`
+    /// (it stops earlier, with a definite answer, once the blockhash has expired).
+    pub confirm_timeout: Duration,
+    /// How often settle polls the transaction's status.
+    pub poll_interval: Duration,
+    /// How often settle re-sends a transaction not yet seen, while its blockhash is valid.
+    pub resend_interval: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            assets: None,
+            max_compute_unit_limit: 200_000,
+            max_compute_unit_price: MAX_COMPUTE_UNIT_PRICE,
+            max_priority_fee_lamports: 100_000,
+            max_signatures: 2,
+            min_signer_balance: None,
+            confirm_timeout: Duration::from_secs(90),
+            poll_interval: Duration::from_millis(400),
+            resend_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A refused payment: why, and who was paying when that is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The payer (transfer authority), when the transaction names one.
+    pub payer: Option<String>,
+    /// The reason.
+    pub rejection: Rejection,
+}
+
+/// The facilitator of `exact` on one Solana network.
+pub struct Facilitator {
+    pub(crate) network: Network,
+    pub(crate) rpc: Rpc,
+    pub(crate) fee_payers: Vec<Keypair>,
+    pub(crate) fee_payer_keys: Vec<Pubkey>,
+    pub(crate) store: Arc<dyn SettlementStore>,
+    pub(crate) policy: Policy,
+    pub(crate) payer_locks: KeyedLocks,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Facilitator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Facilitator")
+            .field("network", &self.network)
+            .field("fee_payers", &self.fee_payer_keys)
+            .field("rpc", &self.rpc)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Facilitator {
+    /// A facilitator on `network` reading and sending through `rpc`, paying fees with
+    /// `fee_payers` (at least one). No chain check happens here: the configuration builder
+    /// ([`crate::build_facilitator`]) checks the genesis hash and the fee payers' funding.
+    pub fn new(
+        network: Network,
+        rpc: Rpc,
+        fee_payers: Vec<Keypair>,
+        store: Arc<dyn SettlementStore>,
+        policy: Policy,
+    ) -> Result<Self, SchemeError> {
+        if network.namespace() != "solana" {
+            return Err(SchemeError::Config(format!(
+                "{network} is not a Solana network"
+            )));
+        }
+        if fee_payers.is_empty() {
+            return Err(SchemeError::Config(
+                "at least one fee payer key is required".into(),
+            ));
+        }
+        let fee_payer_keys: Vec<Pubkey> = fee_payers.iter().map(Keypair::pubkey).collect();
+        for (i, k) in fee_payer_keys.iter().enumerate() {
+            if fee_payer_keys[..i].contains(k) {
+                return Err(SchemeError::Config(format!(
+                    "fee payer {k} is listed twice"
+                )));
+            }
+        }
+        if policy.max_signatures < 2 {
+            return Err(SchemeError::Config(
+                "max_signatures must be at least 2 (fee payer and buyer)".into(),
+            ));
+        }
+        Ok(Self {
+            network,
+            rpc,
+            fee_payers,
+            fee_payer_keys,
+            store,
+            policy,
+            payer_locks: KeyedLocks::default(),
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The network served.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The fee payers' public keys.
+    pub fn fee_payers(&self) -> &[Pubkey] {
+        &self.fee_payer_keys
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The RPC endpoints.
+    pub fn rpc(&self) -> &Rpc {
+        &self.rpc
+    }
+
+    /// The fee payer to advertise next (round robin over the keys).
+    pub fn next_fee_payer(&self) -> Pubkey {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.fee_payer_keys[n % self.fee_payer_keys.len()]
+    }
+
+    /// The offline checks of [`inspect`] with this facilitator's keys and policy.
+    pub fn inspect(&self, ctx: &PaymentContext<'_>) -> Result<Inspection, Refusal> {
+        inspect(ctx, &self.network, &self.fee_payer_keys, &self.policy)
+    }
+
+    /// The keypair of fee payer `key`.
+    pub(crate) fn fee_payer(&self, key: &Pubkey) -> Option<&Keypair> {
+        self.fee_payers.iter().find(|k| k.pubkey() == *key)
+    }
+
+    /// Probes the chain: the RPC answers, and each fee payer's balance against the floor.
+    pub async fn status(&self) -> Result<x402_core::SchemeStatus, SchemeError> {
+        rpc_get!(self.rpc, "getBlockHeight", |c| c.get_block_height())?;
+        let floor = self.policy.min_signer_balance.unwrap_or(0);
+        let mut signers = Vec::new();
+        for key in &self.fee_payer_keys {
+            let balance = rpc_get!(self.rpc, "getBalance", |c| c.get_balance(key))?;
+            signers.push(x402_core::SignerStatus {
+                address: key.to_string(),
+                balance: balance.into(),
+                funded: balance >= floor && balance > 0,
+            });
+        }
+        Ok(x402_core::SchemeStatus { signers })
+    }
+}

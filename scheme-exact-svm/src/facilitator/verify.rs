@@ -1,0 +1,193 @@
+//! The chain checks after [`super::inspect`]: the mint is a token mint of the transfer's program
+//! with no dangerous Token-2022 extension (S57); the destination exists and is payTo's account
+//! of the mint (S51); the source is not the fee payer's (S48). Then the fee payer signs and the
+//! transaction is simulated with signature verification, exactly as it will be sent.
+
+use solana_commitment_config::CommitmentConfig;
+use solana_rpc_client_api::client_error::ErrorKind;
+use solana_rpc_client_api::config::RpcSimulateTransactionConfig;
+use solana_rpc_client_api::request::RpcError;
+use solana_signer::Signer;
+use solana_transaction::versioned::VersionedTransaction;
+use x402_core::{PaymentContext, Reason, Rejection, SchemeError, Verdict};
+
+use super::{Facilitator, Inspection, Refusal};
+use crate::rpc::{describe, rpc_call, rpc_get, unreachable};
+use crate::token::{
+    check_account_extensions, check_mint_extensions, read_mint, read_token_account,
+};
+
+/// How many lines of program logs a simulation failure reports.
+const LOG_LINES: usize = 8;
+
+fn reject_with(reason: Reason, message: impl Into<String>) -> Rejection {
+    Rejection::with_message(reason, message)
+}
+
+impl Facilitator {
+    /// Verifies a payment (offline checks, chain checks, co-signed simulation).
+    pub(crate) async fn verify_payment(
+        &self,
+        ctx: &PaymentContext<'_>,
+    ) -> Result<Verdict, SchemeError> {
+        let inspection = match self.check(ctx).await? {
+            Ok(i) => i,
+            Err(r) => return Ok(Verdict::invalid(r.payer, r.rejection)),
+        };
+        let payer = inspection.payer().to_string();
+        Ok(match self.sign_and_simulate(&inspection).await? {
+            Ok(_) => Verdict::valid(payer),
+            Err(r) => Verdict::invalid(Some(payer), r),
+        })
+    }
+
+    /// The offline checks, then the chain checks.
+    pub(crate) async fn check(
+        &self,
+        ctx: &PaymentContext<'_>,
+    ) -> Result<Result<Inspection, Refusal>, SchemeError> {
+        let inspection = match self.inspect(ctx) {
+            Ok(i) => i,
+            Err(r) => return Ok(Err(r)),
+        };
+        Ok(match self.check_accounts(&inspection).await? {
+            Ok(()) => Ok(inspection),
+            Err(rejection) => Err(Refusal {
+                payer: Some(inspection.payer().to_string()),
+                rejection,
+            }),
+        })
+    }
+
+    /// Reads the mint, destination and source accounts in one call and checks them.
+    pub(crate) async fn check_accounts(
+        &self,
+        i: &Inspection,
+    ) -> Result<Result<(), Rejection>, SchemeError> {
+        let t = &i.transfer;
+        let keys = [t.mint, t.destination, t.source];
+        let accounts = rpc_get!(self.rpc, "getMultipleAccounts", |c| {
+            c.get_multiple_accounts_with_commitment(&keys, CommitmentConfig::confirmed())
+        })?
+        .value;
+        let [mint, destination, source] = <[_; 3]>::try_from(accounts).map_err(|a| {
+            SchemeError::Rpc(format!("getMultipleAccounts answered {} accounts", a.len()))
+        })?;
+
+        let mint_mismatch = |m: String| reject_with(Reason::InvalidExactSvmPayloadMintMismatch, m);
+        let Some(mint) = mint else {
+            return Ok(Err(mint_mismatch(format!(
+                "mint {} does not exist",
+                t.mint
+            ))));
+        };
+        if mint.owner != t.token_program {
+            return Ok(Err(mint_mismatch(format!(
+                "mint {} belongs to {}, the transfer uses {}",
+                t.mint, mint.owner, t.token_program
+            ))));
+        }
+        let info = match read_mint(&mint.owner, &mint.data) {
+            Ok(info) => info,
+            Err(e) => return Ok(Err(mint_mismatch(format!("mint {}: {e}", t.mint)))),
+        };
+        if let Err(e) = check_mint_extensions(&mint.data, &info) {
+            return Ok(Err(reject_with(Reason::UnsupportedTokenExtension, e)));
+        }
+
+        let recipient = |m: String| reject_with(Reason::InvalidExactSvmPayloadRecipientMismatch, m);
+        let Some(destination) = destination else {
+            return Ok(Err(recipient(format!(
+                "the destination token account {} does not exist; it must exist before payment",
+                t.destination
+            ))));
+        };
+        let dest = match read_token_account(&destination.owner, &destination.data) {
+            Ok(d) if destination.owner == t.token_program => d,
+            Ok(_) => {
+                return Ok(Err(recipient(
+                    "the destination belongs to another program".into(),
+                )));
+            }
+            Err(e) => return Ok(Err(recipient(format!("the destination: {e}")))),
+        };
+        if dest.mint != t.mint || dest.owner != i.pay_to {
+            return Ok(Err(recipient(
+                "the destination is not payTo's account of the mint".into(),
+            )));
+        }
+        if let Err(e) = check_account_extensions(&dest) {
+            return Ok(Err(reject_with(Reason::UnsupportedTokenExtension, e)));
+        }
+
+        if let Some(source) = source
+            && let Ok(src) = read_token_account(&source.owner, &source.data)
+        {
+            if self.fee_payer_keys.contains(&src.owner) {
+                return Ok(Err(reject_with(
+                    Reason::InvalidExactSvmPayloadTransactionFeePayerTransferringFunds,
+                    "the source token account belongs to the fee payer",
+                )));
+            }
+            if let Err(e) = check_account_extensions(&src) {
+                return Ok(Err(reject_with(Reason::UnsupportedTokenExtension, e)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The transaction with the fee payer's signature in slot 0.
+    pub(crate) fn co_sign(&self, i: &Inspection) -> Result<VersionedTransaction, SchemeError> {
+        let key = self
+            .fee_payer(&i.fee_payer)
+            .ok_or_else(|| SchemeError::Signer(format!("no key for fee payer {}", i.fee_payer)))?;
+        let mut tx = i.tx.clone();
+        let slot = tx
+            .signatures
+            .first_mut()
+            .ok_or_else(|| SchemeError::Other("a transaction without signatures".into()))?;
+        *slot = key.sign_message(&i.message_bytes);
+        Ok(tx)
+    }
+
+    /// Co-signs and simulates with signature verification, against the transaction's own
+    /// blockhash, at `confirmed`. `Ok(Ok(tx))` is the co-signed transaction to send.
+    pub(crate) async fn sign_and_simulate(
+        &self,
+        i: &Inspection,
+    ) -> Result<Result<VersionedTransaction, Rejection>, SchemeError> {
+        let tx = self.co_sign(i)?;
+        let config = RpcSimulateTransactionConfig {
+            sig_verify: true,
+            replace_recent_blockhash: false,
+            commitment: Some(CommitmentConfig::confirmed()),
+            ..RpcSimulateTransactionConfig::default()
+        };
+        let answer = rpc_call!(self.rpc, |c| {
+            c.simulate_transaction_with_config(&tx, config.clone())
+        });
+        let failed = |m: String| reject_with(Reason::TransactionSimulationFailed, m);
+        match answer {
+            Ok(response) => match response.value.err {
+                None => Ok(Ok(tx)),
+                Some(err) => {
+                    let logs = response.value.logs.unwrap_or_default();
+                    let tail = logs[logs.len().saturating_sub(LOG_LINES)..].join(" | ");
+                    Ok(Err(failed(format!("{err}; logs: {tail}"))))
+                }
+            },
+            // The node answered with an error (a signature that does not verify, say): the
+            // message says why and never carries the transaction.
+            Err(e) if !unreachable(&e) => match e.kind() {
+                ErrorKind::RpcError(RpcError::RpcResponseError { code, message, .. }) => {
+                    Ok(Err(failed(format!("RPC error {code}: {message}"))))
+                }
+                _ => Ok(Err(failed(describe(&e)))),
+            },
+            Err(e) => Err(SchemeError::Rpc(format!(
+                "simulateTransaction: {}",
+                describe(&e)
+            ))),
+        }
+    }
+}

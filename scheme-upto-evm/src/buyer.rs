@@ -1,0 +1,82 @@
+//! Buyer side: requirements → a Permit2 witness transfer for the maximum, bound to the recipient,
+//! the settling facilitator and the start of validity.
+
+use alloy::primitives::U256;
+use alloy::signers::Signer;
+use alloy::sol_types::SolStruct;
+use x402_core::{RequirementsView, SchemeError, UnixTime};
+use x402_evm::abi::permit2_upto;
+use x402_evm::addresses::UPTO_PERMIT2_PROXY;
+use x402_evm::eip712::permit2_domain;
+use x402_evm::parse;
+
+use crate::Extra;
+use crate::payload::UptoPayload;
+
+/// How far back a buyer dates `validAfter`, tolerating clock skew (x402-spec §4).
+const VALID_AFTER_SKEW: u64 = 600;
+
+/// Signs an `upto` authorization for `req`, refusing requirements it cannot check.
+pub(crate) async fn sign(
+    signer: &(dyn Signer + Send + Sync),
+    req: &RequirementsView<'_>,
+    now: UnixTime,
+) -> Result<UptoPayload, SchemeError> {
+    let unusable = |m: String| SchemeError::Unusable(m);
+    if req.scheme != crate::SCHEME {
+        return Err(unusable(format!("scheme {:?} is not upto", req.scheme)));
+    }
+    let chain_id = parse::chain_id(&req.network).map_err(|e| unusable(e.to_string()))?;
+    let token = parse::address("asset", req.asset).map_err(|e| unusable(e.to_string()))?;
+    let to = parse::address("payTo", req.pay_to).map_err(|e| unusable(e.to_string()))?;
+    let extra: Extra = req
+        .extra_as()
+        .map_err(|e| unusable(format!("extra: {e}")))?
+        .unwrap_or_default();
+    let facilitator = extra
+        .facilitator_address
+        .as_deref()
+        .ok_or_else(|| unusable("extra.facilitatorAddress is required to sign upto".into()))?;
+    let facilitator =
+        parse::address("facilitatorAddress", facilitator).map_err(|e| unusable(e.to_string()))?;
+    if req.amount.is_zero() {
+        return Err(unusable("a maximum of zero authorizes nothing".into()));
+    }
+    let valid_after = U256::from(now.0.saturating_sub(VALID_AFTER_SKEW));
+    let deadline = U256::from(now.0.saturating_add(req.max_timeout_seconds));
+    if deadline <= valid_after {
+        return Err(unusable("the deadline would not follow validAfter".into()));
+    }
+    let nonce = U256::from_be_bytes(rand::random::<[u8; 32]>());
+    let message = permit2_upto::PermitWitnessTransferFrom {
+        permitted: permit2_upto::TokenPermissions {
+            token,
+            amount: req.amount.get(),
+        },
+        spender: UPTO_PERMIT2_PROXY,
+        nonce,
+        deadline,
+        witness: permit2_upto::Witness {
+            to,
+            facilitator,
+            validAfter: valid_after,
+        },
+    };
+    let digest = message.eip712_signing_hash(&permit2_domain(chain_id));
+    let signature = signer
+        .sign_hash(&digest)
+        .await
+        .map_err(|e| SchemeError::Signer(e.to_string()))?;
+    Ok(UptoPayload {
+        signature: signature.as_bytes().to_vec().into(),
+        from: signer.address(),
+        token,
+        max_amount: req.amount.get(),
+        spender: UPTO_PERMIT2_PROXY,
+        nonce,
+        deadline,
+        to,
+        facilitator,
+        valid_after,
+    })
+}

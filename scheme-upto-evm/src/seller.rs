@@ -1,0 +1,96 @@
+//! Seller side: a maximum price → `upto` requirements; after serving, the actual charge.
+
+use x402_core::wire::{PaymentRequirementsV2, parse_raw};
+use x402_core::{Amount, Price, PriceRequest, SchemeError, price_to_atomic};
+use x402_evm::assets::AssetTable;
+use x402_evm::parse;
+
+use crate::Extra;
+
+/// The default time a buyer's authorization must stay valid, in seconds.
+pub const DEFAULT_MAX_TIMEOUT_SECONDS: u64 = 300;
+
+/// Builds requirements whose `amount` is the maximum the buyer authorizes. The facilitator's
+/// `/supported` kind must name the address that will settle (`extra.facilitatorAddress`).
+pub(crate) fn requirements(
+    assets: &AssetTable,
+    request: &PriceRequest,
+) -> Result<PaymentRequirementsV2, SchemeError> {
+    let unusable = |m: String| SchemeError::Unusable(m);
+    parse::chain_id(&request.network).map_err(|e| unusable(e.to_string()))?;
+    let pay_to = parse::address("payTo", &request.pay_to).map_err(|e| unusable(e.to_string()))?;
+    let asset =
+        match &request.asset {
+            Some(a) => {
+                let address = parse::address("asset", a).map_err(|e| unusable(e.to_string()))?;
+                assets.find(&request.network, address).cloned().ok_or_else(|| {
+                unusable(format!(
+                    "asset {address} on {} is not in the asset table: its decimals are unknown",
+                    request.network
+                ))
+            })?
+            }
+            None => assets
+                .default_for(&request.network)
+                .cloned()
+                .ok_or_else(|| {
+                    unusable(format!("no default asset is known for {}", request.network))
+                })?,
+        };
+    let kind_extra: Option<Extra> = request
+        .facilitator_kind
+        .as_ref()
+        .and_then(|k| parse_raw(k.extra.as_deref()).ok().flatten());
+    let facilitator = kind_extra
+        .and_then(|e| e.facilitator_address)
+        .ok_or_else(|| {
+            unusable(
+                "the facilitator's /supported kind for upto names no facilitatorAddress".into(),
+            )
+        })?;
+    let facilitator =
+        parse::address("facilitatorAddress", &facilitator).map_err(|e| unusable(e.to_string()))?;
+    let amount = match &request.price {
+        Price::Atomic(a) => *a,
+        Price::Decimal(d) => {
+            price_to_atomic(d, asset.decimals).map_err(|e| unusable(e.to_string()))?
+        }
+    };
+    let extra = serde_json::json!({
+        "name": asset.name,
+        "version": asset.version,
+        "assetTransferMethod": "permit2",
+        "facilitatorAddress": facilitator.to_checksum(None),
+    });
+    Ok(PaymentRequirementsV2 {
+        scheme: crate::SCHEME.to_owned(),
+        network: request.network.to_string(),
+        amount,
+        asset: asset.address.to_checksum(None),
+        pay_to: pay_to.to_checksum(None),
+        max_timeout_seconds: request
+            .max_timeout_seconds
+            .unwrap_or(DEFAULT_MAX_TIMEOUT_SECONDS),
+        extra: Some(
+            x402_core::wire::to_raw(&extra).map_err(|e| SchemeError::Other(e.to_string()))?,
+        ),
+    })
+}
+
+/// The requirements to settle after serving: the same requirements with `amount` set to what
+/// was actually used. More than the authorized maximum is refused here already.
+pub fn charge(
+    authorized: &PaymentRequirementsV2,
+    actual: Amount,
+) -> Result<PaymentRequirementsV2, SchemeError> {
+    if actual > authorized.amount {
+        return Err(SchemeError::Unusable(format!(
+            "cannot charge {actual}: the buyer authorized at most {}",
+            authorized.amount
+        )));
+    }
+    Ok(PaymentRequirementsV2 {
+        amount: actual,
+        ..authorized.clone()
+    })
+}
