@@ -38,6 +38,18 @@ anvil="$node_dir/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 chmod +x "$anvil" 2>/dev/null || true
 "$anvil" --version >/dev/null
 
+# --- the official x402 TypeScript SDKs for the interop tests (tests/interop), pinned by lock --
+interop_dir="$cache/interop"
+interop_src="$here/../tests/interop"
+mkdir -p "$interop_dir"
+if ! cmp -s "$interop_src/package-lock.json" "$interop_dir/package-lock.json" \
+   || [ ! -d "$interop_dir/node_modules/@x402/fetch" ]; then
+  say "npm ci (official x402 SDKs for interop tests)"
+  cp "$interop_src/package.json" "$interop_src/package-lock.json" "$interop_dir/"
+  (cd "$interop_dir" && npm ci --no-audit --no-fund --loglevel=error >"$cache/logs/npm-interop.log" 2>&1) \
+    || { cat "$cache/logs/npm-interop.log" >&2; exit 1; }
+fi
+
 # --- solana-test-validator: a suitable one on PATH, else built once into the cache ------------
 validator=""
 if command -v solana-test-validator >/dev/null 2>&1 \
@@ -63,6 +75,7 @@ export X402_CACHE="$cache"
 export X402_ANVIL="$anvil"
 export X402_SOLANA_TEST_VALIDATOR="$validator"
 export X402_NODE_MODULES="$node_dir/node_modules"
+export X402_INTEROP_NODE_MODULES="$interop_dir/node_modules"
 export X402_CONTRACTS_DIR="$contracts_dir"
 ENV
 say "tools ready; source $cache/env.sh"

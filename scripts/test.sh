@@ -38,6 +38,8 @@ fi
 cargo test -p facilitator-bin --no-default-features
 cargo test -p facilitator-bin --no-default-features --features evm
 cargo test -p facilitator-bin --no-default-features --features svm
+step "facilitator-bin with OpenTelemetry export"
+cargo test -p facilitator-bin --features otel --test otel
 
 step "clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings

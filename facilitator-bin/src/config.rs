@@ -83,6 +83,9 @@ pub struct LogConfig {
     /// A tracing filter (`info`, `x402=debug,info`).
     #[serde(default = "default_level")]
     pub level: String,
+    /// Where to export spans over OTLP/HTTP (`http://collector:4318`); needs the `otel` feature.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for LogConfig {
@@ -90,6 +93,7 @@ impl Default for LogConfig {
         Self {
             format: LogFormat::Text,
             level: default_level(),
+            otlp_endpoint: None,
         }
     }
 }
@@ -153,6 +157,10 @@ const NETWORK_KEYS: &[&str] = &[
     "min_signer_balance",
     "rpc_timeout_ms",
     "receipt_timeout_ms",
+    "confirmations",
+    "gas_limit_cap",
+    "max_fee_per_gas",
+    "max_priority_fee_per_gas",
     "schemes",
 ];
 

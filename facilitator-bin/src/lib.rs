@@ -3,6 +3,7 @@
 pub mod config;
 pub mod metrics;
 pub mod server;
+pub mod telemetry;
 
 use std::sync::Arc;
 

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use facilitator_bin::config::{Config, LogFormat};
+use facilitator_bin::config::Config;
 use facilitator_bin::metrics::Metrics;
 use facilitator_bin::server::{self, AppState};
 
@@ -56,7 +56,10 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    init_logging(&config);
+    let _telemetry = match facilitator_bin::telemetry::init(&config.log) {
+        Ok(guard) => guard,
+        Err(e) => return fail(e),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
@@ -64,19 +67,12 @@ fn main() -> ExitCode {
     runtime.block_on(run(config, check_only))
 }
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 async fn run(config: Config, check_only: bool) -> ExitCode {
+    let metrics = Arc::new(Metrics::default());
+    #[cfg(feature = "evm")]
+    x402_evm::provider::set_observer(Arc::new(facilitator_bin::metrics::RpcMetrics(
+        metrics.clone(),
+    )));
     let (facilitator, plan) = match facilitator_bin::build(&config).await {
         Ok(built) => built,
         Err(e) => return fail(e),
@@ -103,7 +99,7 @@ async fn run(config: Config, check_only: bool) -> ExitCode {
     }
     let state = AppState {
         facilitator: Arc::new(facilitator),
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         limits: config.limits.clone(),
     };
     let grace = Duration::from_millis(config.limits.shutdown_grace_ms);

@@ -63,6 +63,16 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "Readiness probes that failed, by network.",
     ),
+    (
+        "x402_rpc_requests_total",
+        "counter",
+        "JSON-RPC attempts by network, endpoint index, method and outcome (ok, error).",
+    ),
+    (
+        "x402_rpc_duration_seconds",
+        "histogram",
+        "JSON-RPC attempt latency by network and method.",
+    ),
 ];
 
 /// The facilitator's metrics.
@@ -206,5 +216,30 @@ mod tests {
         );
         assert!(text.contains(r#"x402_request_duration_seconds_count{route="verify"} 1"#));
         assert!(text.contains("# TYPE x402_request_duration_seconds histogram"));
+    }
+}
+
+/// Feeds every RPC attempt of the EVM transports into the metrics.
+#[cfg(feature = "evm")]
+#[derive(Debug)]
+pub struct RpcMetrics(pub std::sync::Arc<Metrics>);
+
+#[cfg(feature = "evm")]
+impl x402_evm::provider::RpcObserver for RpcMetrics {
+    fn observe(&self, label: &str, endpoint: usize, method: &str, elapsed: Duration, ok: bool) {
+        self.0.inc(
+            "x402_rpc_requests_total",
+            vec![
+                ("network", label.to_owned()),
+                ("endpoint", endpoint.to_string()),
+                ("method", method.to_owned()),
+                ("outcome", if ok { "ok" } else { "error" }.to_owned()),
+            ],
+        );
+        self.0.observe(
+            "x402_rpc_duration_seconds",
+            vec![("network", label.to_owned()), ("method", method.to_owned())],
+            elapsed,
+        );
     }
 }

@@ -197,7 +197,9 @@ async fn verify(State(state): State<AppState>, body: Bytes) -> Response {
     };
     let (scheme, network) = labels_of(&request);
     let facilitator = Arc::clone(&state.facilitator);
-    let call = async move { facilitator.verify(&request).await };
+    let span = tracing::info_span!("x402.verify", scheme = %scheme, network = %network);
+    let call =
+        tracing::Instrument::instrument(async move { facilitator.verify(&request).await }, span);
     match tokio::time::timeout(state.deadline(), call).await {
         Ok(Ok(response)) => {
             let outcome = if response.is_valid {
@@ -245,7 +247,11 @@ async fn settle(State(state): State<AppState>, body: Bytes) -> Response {
     let (scheme, network) = labels_of(&request);
     // The settle runs to completion in its own task whatever happens to this request.
     let facilitator = Arc::clone(&state.facilitator);
-    let task = tokio::spawn(async move { facilitator.settle(&request).await });
+    let span = tracing::info_span!("x402.settle", scheme = %scheme, network = %network);
+    let task = tokio::spawn(tracing::Instrument::instrument(
+        async move { facilitator.settle(&request).await },
+        span,
+    ));
     match tokio::time::timeout(state.deadline(), task).await {
         Ok(Ok(Ok(response))) => {
             let outcome = settle_outcome(&response);

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a harness whose set-up fails must fail the test
 
 pub mod anvil;
+pub mod e2e;
 pub mod evm;
 pub mod process;
 pub mod solana;

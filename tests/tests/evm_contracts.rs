@@ -25,13 +25,13 @@ use x402_tests::evm::x402::IUptoPermit2Proxy::{
 };
 use x402_tests::evm::x402::{
     EIP2612Permit, ERC1271_INVALID, ERC1271_MAGIC, ERC6492_MAGIC, EXACT_PERMIT2_PROXY,
-    EXACT_PROXY_ARTIFACT, EXACT_WITNESS_TYPE_STRING, IPermit2Errors, ISmartWallet,
-    IUptoPermit2ProxyExtras, IWalletFactory, IX402ProxyExtras, MULTICALL3, ProxyArgs as _,
-    SMART_WALLET_ARTIFACT, UPTO_PERMIT2_PROXY, UPTO_PROXY_ARTIFACT, UPTO_WITNESS_TYPE_STRING,
-    WALLET_FACTORY_ARTIFACT, deploy_wallet, deploy_wallet_factory, eip2612, erc6492_wrap, exact,
-    exact_payment, exact_proxy, high_s_twin, latest_timestamp, permit_for_permit2, permit2,
-    place_x402_proxies, proxy_extras, set_signatures_disabled, sign_eip712, smart_wallet, upto,
-    upto_payment, upto_proxy, wallet_approves_permit2, wallet_factory,
+    EXACT_PROXY_ARTIFACT, EXACT_WITNESS_TYPE_STRING, IPermit2Errors, ISmartWallet, IWalletFactory,
+    IX402ProxyExtras, MULTICALL3, ProxyArgs as _, SMART_WALLET_ARTIFACT, UPTO_PERMIT2_PROXY,
+    UPTO_PROXY_ARTIFACT, UPTO_WITNESS_TYPE_STRING, WALLET_FACTORY_ARTIFACT, deploy_wallet,
+    deploy_wallet_factory, eip2612, erc6492_wrap, exact, exact_payment, exact_proxy, high_s_twin,
+    latest_timestamp, permit_for_permit2, permit2, place_x402_proxies, proxy_extras,
+    set_signatures_disabled, sign_eip712, smart_wallet, upto, upto_payment, upto_proxy,
+    wallet_approves_permit2, wallet_factory,
 };
 use x402_tests::evm::{EvmTestBed, PERMIT2_ADDRESS, permit2_domain};
 use x402_tests::tools;
@@ -158,12 +158,7 @@ fn selectors_and_type_hashes_match_the_spec() {
             UPTO_PROXY_ARTIFACT,
             &upto_abi,
             [UptoProxy::IUptoPermit2ProxyCalls::SELECTORS, extras.0].concat(),
-            [
-                UptoError::SELECTORS,
-                extras.1,
-                IUptoPermit2ProxyExtras::IUptoPermit2ProxyExtrasErrors::SELECTORS,
-            ]
-            .concat(),
+            [UptoError::SELECTORS, extras.1].concat(),
             [UptoProxy::IUptoPermit2ProxyEvents::SELECTORS, extras.2].concat(),
         ),
     ] {

@@ -189,9 +189,15 @@ fn anvil_with_a_block_time_mines_on_its_own() {
 
 /// Asserts that `provider`'s chain mines two blocks without transactions within 10 s.
 async fn assert_mines_on_its_own(provider: &DynProvider) {
-    let start = provider.get_block_number().await.unwrap();
+    let block = async || {
+        provider
+            .get_block_number()
+            .await
+            .unwrap_or_else(|e| panic!("eth_blockNumber: {e}"))
+    };
+    let start = block().await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while provider.get_block_number().await.unwrap() < start + 2 {
+    while block().await < start + 2 {
         assert!(
             Instant::now() < deadline,
             "no blocks mined without transactions"

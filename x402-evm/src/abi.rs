@@ -180,6 +180,7 @@ pub mod permit2 {
             error InvalidOwner();
             error InvalidDestination();
             error PaymentTooEarly();
+            error Permit2612AmountMismatch();
             error AmountExceedsPermitted();
             error UnauthorizedFacilitator();
             event Settled();

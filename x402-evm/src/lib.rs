@@ -9,6 +9,7 @@ pub mod assets;
 pub mod chain;
 pub mod eip712;
 pub mod error;
+pub mod options;
 pub mod parse;
 pub mod permit2;
 pub mod provider;

@@ -46,6 +46,8 @@ pub struct RpcOptions {
     pub connect_timeout: Duration,
     /// Poll interval of the provider's watchers.
     pub poll_interval: Duration,
+    /// The label metrics carry for this transport (the network), never a URL.
+    pub label: String,
 }
 
 impl Default for RpcOptions {
@@ -54,6 +56,7 @@ impl Default for RpcOptions {
             timeout: Duration::from_secs(10),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            label: String::new(),
         }
     }
 }
@@ -95,6 +98,21 @@ struct Shared {
     /// When `active` last changed, in milliseconds since `epoch`.
     switched_at_ms: AtomicU64,
     epoch: Instant,
+    label: String,
+}
+
+/// Receives one observation per RPC attempt: which transport (its label), which endpoint
+/// (index), which method, how long, and whether it got an answer. Set once per process.
+pub trait RpcObserver: Send + Sync {
+    /// One attempt ended.
+    fn observe(&self, label: &str, endpoint: usize, method: &str, elapsed: Duration, ok: bool);
+}
+
+static OBSERVER: std::sync::OnceLock<Arc<dyn RpcObserver>> = std::sync::OnceLock::new();
+
+/// Installs the process's RPC observer (metrics); `false` when one was already installed.
+pub fn set_observer(observer: Arc<dyn RpcObserver>) -> bool {
+    OBSERVER.set(observer).is_ok()
 }
 
 impl fmt::Debug for FailoverTransport {
@@ -137,6 +155,7 @@ impl FailoverTransport {
                 active: AtomicUsize::new(0),
                 switched_at_ms: AtomicU64::new(0),
                 epoch: Instant::now(),
+                label: options.label.clone(),
             }),
         })
     }
@@ -182,9 +201,24 @@ impl FailoverTransport {
             first = 0;
         }
         let mut failures = Vec::new();
+        let method = match &request {
+            RequestPacket::Single(r) => r.method().to_owned(),
+            RequestPacket::Batch(_) => "batch".to_owned(),
+        };
         for step in 0..count {
             let index = (first + step) % count;
-            match attempt(&shared.client, &shared.urls[index], &body).await {
+            let started = Instant::now();
+            let result = attempt(&shared.client, &shared.urls[index], &body).await;
+            if let Some(observer) = OBSERVER.get() {
+                observer.observe(
+                    &shared.label,
+                    index,
+                    &method,
+                    started.elapsed(),
+                    result.is_ok(),
+                );
+            }
+            match result {
                 Ok(response) => {
                     if index != shared.active.swap(index, Ordering::Relaxed) {
                         shared

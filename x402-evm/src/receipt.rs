@@ -50,8 +50,59 @@ pub async fn wait_for_receipt<P: Provider + ?Sized>(
     timeout: Duration,
     poll_interval: Duration,
 ) -> ReceiptOutcome {
+    wait_for_confirmations(provider, hash, timeout, poll_interval, 1).await
+}
+
+/// Like [`wait_for_receipt`], but a receipt counts only once `confirmations` blocks (its own
+/// included) are on top of it and it is still there: a receipt that a reorg removes is waited
+/// for again. Not confirmed deeply enough by the deadline is [`ReceiptOutcome::Pending`].
+pub async fn wait_for_confirmations<P: Provider + ?Sized>(
+    provider: &P,
+    hash: TxHash,
+    timeout: Duration,
+    poll_interval: Duration,
+    confirmations: u64,
+) -> ReceiptOutcome {
     let deadline = Instant::now() + timeout;
     let interval = poll_interval.max(MIN_POLL_INTERVAL);
+    loop {
+        match poll_receipt(provider, hash, deadline, interval).await {
+            ReceiptOutcome::Pending => return ReceiptOutcome::Pending,
+            found if confirmations <= 1 => return found,
+            found => {
+                let Some(mined_at) = found.receipt().and_then(|r| r.block_number) else {
+                    return found;
+                };
+                let target = mined_at.saturating_add(confirmations - 1);
+                loop {
+                    match timeout_at(deadline, provider.get_block_number()).await {
+                        Ok(Ok(head)) if head >= target => break,
+                        Ok(_) => {}
+                        Err(_elapsed) => return ReceiptOutcome::Pending,
+                    }
+                    if Instant::now() + interval >= deadline {
+                        return ReceiptOutcome::Pending;
+                    }
+                    sleep_until(Instant::now() + interval).await;
+                }
+                // Deep enough: the receipt must still be there, in the same block.
+                match timeout_at(deadline, provider.get_transaction_receipt(hash)).await {
+                    Ok(Ok(Some(again))) if again.block_number == Some(mined_at) => return found,
+                    Ok(_) => {} // reorganised away, or unreadable: wait for it again
+                    Err(_elapsed) => return ReceiptOutcome::Pending,
+                }
+            }
+        }
+    }
+}
+
+/// Polls until the receipt appears (mined once) or the deadline passes.
+async fn poll_receipt<P: Provider + ?Sized>(
+    provider: &P,
+    hash: TxHash,
+    deadline: Instant,
+    interval: Duration,
+) -> ReceiptOutcome {
     loop {
         let next_poll = Instant::now() + interval;
         match timeout_at(deadline, provider.get_transaction_receipt(hash)).await {

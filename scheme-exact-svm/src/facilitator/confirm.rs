@@ -91,14 +91,20 @@ impl Facilitator {
             }))
     }
 
-    /// Waits for `tx` (whose first signature is `signature`) within the policy's bounds.
+    /// Waits for `tx` (whose first signature is `signature`) within the policy's time bound,
+    /// however slowly the RPC answers.
     pub(crate) async fn confirm(
         &self,
         tx: &VersionedTransaction,
         signature: &Signature,
     ) -> Confirmation {
-        let policy = &self.policy;
-        let deadline = Instant::now() + policy.confirm_timeout;
+        tokio::time::timeout(self.policy.confirm_timeout, self.watch(tx, signature))
+            .await
+            .unwrap_or(Confirmation::Unknown)
+    }
+
+    /// Polls until the transaction is decided (see the module documentation).
+    async fn watch(&self, tx: &VersionedTransaction, signature: &Signature) -> Confirmation {
         let blockhash = *tx.message.recent_blockhash();
         let mut last_send = Instant::now();
         loop {
@@ -117,18 +123,14 @@ impl Facilitator {
                             Ok(None) => return Confirmation::Expired,
                             Err(_) => {}
                         }
-                    } else if last_send.elapsed() >= policy.resend_interval {
+                    } else if last_send.elapsed() >= self.policy.resend_interval {
                         self.resend(tx).await;
                         last_send = Instant::now();
                     }
                 }
                 Err(e) => tracing::warn!(error = %describe(&e), "getSignatureStatuses failed"),
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Confirmation::Unknown;
-            }
-            tokio::time::sleep(policy.poll_interval.min(deadline - now)).await;
+            tokio::time::sleep(self.policy.poll_interval).await;
         }
     }
 }

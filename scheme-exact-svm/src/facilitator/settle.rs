@@ -152,6 +152,7 @@ impl Facilitator {
             ),
         };
         let transaction = outcome.transaction().map(str::to_owned);
+        tracing::info!(network = %self.network, payer, ?outcome, "exact settlement on Solana");
         self.store
             .complete(id, outcome)
             .await

@@ -25,7 +25,7 @@ use alloy::sol_types::{Eip712Domain, SolCall, SolStruct, SolValue};
 use crate::evm::{EvmTestBed, IFiatToken, PERMIT2_ADDRESS};
 use crate::tools;
 
-pub use bindings::{ISmartWallet, IUptoPermit2ProxyExtras, IWalletFactory, IX402ProxyExtras};
+pub use bindings::{ISmartWallet, IWalletFactory, IX402ProxyExtras};
 pub use x402_evm::abi::eip2612;
 pub use x402_evm::abi::permit2::{
     self, EIP2612Permit, IExactPermit2Proxy, IPermit2Errors, IUptoPermit2Proxy,

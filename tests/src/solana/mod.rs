@@ -23,6 +23,7 @@ use solana_transaction::Transaction;
 use spl_token_2022_interface::extension::StateWithExtensions;
 use tokio::sync::OnceCell;
 
+pub mod exact;
 mod validator;
 
 pub use validator::ValidatorGuard;

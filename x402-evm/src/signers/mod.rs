@@ -30,7 +30,7 @@ use tracing::warn;
 use self::fees::{FeeCaps, FeeOracle};
 use self::nonce::{Ctx, Slot, SlotState};
 use crate::error::{PoolError, SendError, describe_rpc_error};
-use crate::receipt::{ReceiptOutcome, wait_for_receipt};
+use crate::receipt::{ReceiptOutcome, wait_for_confirmations};
 
 /// Limits and timings of the pool's transactions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub struct TxConfig {
     pub receipt_timeout: Duration,
     /// How often [`SignerPool::wait`] asks for the receipt.
     pub poll_interval: Duration,
+    /// Blocks (the transaction's own included) a receipt needs before it counts.
+    pub confirmations: u64,
     /// How long an observed fee market is reused.
     pub fee_cache_ttl: Duration,
     /// How long a signer the node found short of funds is skipped by automatic selection.
@@ -59,6 +61,7 @@ impl Default for TxConfig {
             max_priority_fee_cap: 5_000_000_000,
             receipt_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),
+            confirmations: 1,
             fee_cache_ttl: Duration::from_secs(1),
             low_funds_backoff: Duration::from_secs(30),
         }
@@ -243,11 +246,12 @@ impl SignerPool {
     /// Waits for `hash`'s receipt within the pool's `receipt_timeout`.
     pub async fn wait(&self, hash: TxHash) -> ReceiptOutcome {
         let config = &self.inner.config;
-        wait_for_receipt(
+        wait_for_confirmations(
             &self.inner.provider,
             hash,
             config.receipt_timeout,
             config.poll_interval,
+            config.confirmations,
         )
         .await
     }

@@ -24,12 +24,6 @@ alloy::sol! {
         error ReentrancyGuardReentrantCall();
     }
 
-    /// The upto proxy's error that `x402_evm::abi::permit2::IUptoPermit2Proxy` does not declare
-    /// (a `settleWithPermit` whose permit value is not the permitted maximum).
-    interface IUptoPermit2ProxyExtras {
-        error Permit2612AmountMismatch();
-    }
-
     /// `contracts/test/SmartWallet.sol`: an ERC-1271 wallet with one EOA owner.
     #[sol(rpc)]
     interface ISmartWallet {

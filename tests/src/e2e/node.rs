@@ -1,0 +1,91 @@
+//! Runs the Node helpers of `tests/interop/` against the official x402 SDKs installed by
+//! `scripts/install-tools.sh` (`$X402_INTEROP_NODE_MODULES`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+/// A scratch folder holding a copy of one helper script next to a `node_modules` link.
+#[derive(Debug)]
+pub struct NodeScript {
+    _dir: tempfile::TempDir,
+    script: PathBuf,
+}
+
+impl NodeScript {
+    /// Prepares `tests/interop/<name>`.
+    ///
+    /// # Panics
+    /// When the SDKs are not installed (an install bug: run `scripts/install-tools.sh`).
+    pub fn new(name: &str) -> Self {
+        let modules = crate::tools::require("X402_INTEROP_NODE_MODULES");
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Node resolves ES module imports from the script's folder upwards, not from NODE_PATH.
+        std::os::unix::fs::symlink(&modules, dir.path().join("node_modules")).expect("link");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop");
+        std::fs::copy(source.join("package.json"), dir.path().join("package.json"))
+            .expect("package.json");
+        let script = dir.path().join(name);
+        std::fs::copy(source.join(name), &script).expect("script");
+        Self { _dir: dir, script }
+    }
+
+    fn command(&self, args: &[&str], envs: &[(&str, String)]) -> Command {
+        let mut cmd = Command::new("node");
+        cmd.arg(&self.script).args(args).kill_on_drop(true);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs the script to completion (60 s at most) and returns its stdout lines.
+    ///
+    /// # Panics
+    /// When it fails or times out.
+    pub async fn run(&self, args: &[&str], envs: &[(&str, String)]) -> Vec<String> {
+        let out = tokio::time::timeout(Duration::from_secs(60), self.command(args, envs).output())
+            .await
+            .expect("node finished in time")
+            .expect("node runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "node {} failed: {stdout}\n{}",
+            self.script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout.lines().map(str::to_owned).collect()
+    }
+
+    /// Starts a server script and waits for its `listening on URL` line; the process is killed
+    /// when the returned child is dropped.
+    ///
+    /// # Panics
+    /// When it does not start within 30 s.
+    pub async fn serve(&self, envs: &[(&str, String)]) -> (Child, String) {
+        let mut child = self
+            .command(&[], envs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("read") {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    return url.to_owned();
+                }
+            }
+            panic!("the server exited before listening")
+        })
+        .await
+        .expect("server listening in time");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        (child, url)
+    }
+}

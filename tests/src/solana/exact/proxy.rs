@@ -1,0 +1,191 @@
+//! A recording, fault-injecting JSON-RPC proxy in front of the validator (loopback, port 0).
+//!
+//! It counts `sendTransaction` calls (the NO-BROADCAST invariant of threat-model.md) and can
+//! drop them (answering with the transaction's signature, as a node that lost it would), or run
+//! a hook before the first one and force `skipPreflight` (to land a transaction that fails).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// An action the proxy runs once.
+pub type SendHook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// What the proxy does with `sendTransaction`.
+#[derive(Default)]
+pub enum SendMode {
+    /// Forward it.
+    #[default]
+    Forward,
+    /// Answer with the transaction's signature without forwarding (the transaction is lost).
+    Drop,
+    /// Run the hook before forwarding the first one, with `skipPreflight` forced on.
+    HookFirst(Option<SendHook>),
+}
+
+impl std::fmt::Debug for SendMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Forward => "Forward",
+            Self::Drop => "Drop",
+            Self::HookFirst(_) => "HookFirst",
+        })
+    }
+}
+
+struct State {
+    upstream: String,
+    client: reqwest::Client,
+    sends: AtomicUsize,
+    calls: Mutex<Vec<String>>,
+    mode: tokio::sync::Mutex<SendMode>,
+}
+
+/// The proxy; stops when dropped.
+pub struct RpcProxy {
+    url: String,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RpcProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcProxy")
+            .field("url", &self.url)
+            .field("sends", &self.sends())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RpcProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RpcProxy {
+    /// A proxy to `upstream` on the current runtime.
+    pub async fn start(upstream: &str, mode: SendMode) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("proxy address"));
+        let state = Arc::new(State {
+            upstream: upstream.to_owned(),
+            client: reqwest::Client::new(),
+            sends: AtomicUsize::new(0),
+            calls: Mutex::new(Vec::new()),
+            mode: tokio::sync::Mutex::new(mode),
+        });
+        let serving = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = Arc::clone(&serving);
+                tokio::spawn(async move {
+                    let _ = serve(stream, state).await;
+                });
+            }
+        });
+        Self { url, state, task }
+    }
+
+    /// The proxy's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// How many `sendTransaction` calls reached the proxy.
+    pub fn sends(&self) -> usize {
+        self.state.sends.load(Ordering::SeqCst)
+    }
+
+    /// The methods called so far, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.state
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the `sendTransaction` behaviour.
+    pub async fn set_mode(&self, mode: SendMode) {
+        *self.state.mode.lock().await = mode;
+    }
+}
+
+async fn serve(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    loop {
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if read.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.trim().eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        read.read_exact(&mut body).await?;
+        let answer = state.handle(body).await;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            answer.len()
+        );
+        write.write_all(head.as_bytes()).await?;
+        write.write_all(&answer).await?;
+    }
+}
+
+impl State {
+    async fn handle(&self, body: Vec<u8>) -> Vec<u8> {
+        let mut request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let method = request["method"].as_str().unwrap_or_default().to_owned();
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(method.clone());
+        if method == "sendTransaction" {
+            self.sends.fetch_add(1, Ordering::SeqCst);
+            let mut mode = self.mode.lock().await;
+            match &mut *mode {
+                SendMode::Forward => {}
+                SendMode::Drop => {
+                    let tx = request["params"][0].as_str().unwrap_or_default();
+                    let bytes = x402_core::header::decode_base64(tx, 4096).expect("base64 tx");
+                    let decoded = scheme_exact_svm::payload::decode_bytes(&bytes).expect("tx");
+                    let signature = decoded.tx.signatures[0].to_string();
+                    let answer =
+                        json!({"jsonrpc": "2.0", "result": signature, "id": request["id"]});
+                    return serde_json::to_vec(&answer).expect("json");
+                }
+                SendMode::HookFirst(hook) => {
+                    if let Some(hook) = hook.take() {
+                        hook().await;
+                    }
+                    request["params"][1]["skipPreflight"] = Value::Bool(true);
+                }
+            }
+        }
+        let forwarded = self
+            .client
+            .post(&self.upstream)
+            .json(&request)
+            .send()
+            .await
+            .expect("forward to the validator");
+        forwarded.bytes().await.expect("validator answer").to_vec()
+    }
+}

@@ -1,0 +1,92 @@
+//! Bounded confirmation (threat-model R14): a dropped transaction ends as a definite failure once
+//! its blockhash expires, or as `settlement_pending` with its signature at the time bound.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use scheme_exact_svm::{Facilitator, Policy};
+use solana_keypair::Keypair;
+use x402_core::{MemoryStore, Outcome, Reason, SettlementStore as _};
+use x402_tests::solana::exact::{SendMode, SvmHarness, harness_policy, rpc};
+
+use crate::AMOUNT;
+
+#[tokio::test]
+async fn a_transaction_whose_blockhash_expires_fails_definitely_within_the_bound() {
+    let bound = Duration::from_secs(150);
+    let policy = Policy {
+        confirm_timeout: bound,
+        ..harness_policy()
+    };
+    // The node "accepts" every send and loses it.
+    let h = SvmHarness::start_with(policy, SendMode::Drop).await;
+    let mint = h.bed.spl_token_mint();
+    let req = h.requirements(&mint, AMOUNT, None).await;
+    let request = h.pay_v2(&h.buyer, &req).await;
+    let before = h.snapshot(&[mint.address], &[]).await;
+    let started = Instant::now();
+    let s = h.settle(&request).await;
+    let took = started.elapsed();
+    assert!(!s.success);
+    assert_eq!(s.error_reason, Some(Reason::TransactionFailed), "{s:?}");
+    assert!(
+        s.error_message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{s:?}"
+    );
+    assert!(s.transaction.is_empty(), "nothing landed: {s:?}");
+    assert!(took < bound, "a definite answer before the bound: {took:?}");
+    let after = h.snapshot(&[mint.address], &[]).await;
+    assert_eq!(after.fee_payer_sol, before.fee_payer_sol);
+    assert_eq!(after.tokens, before.tokens);
+    assert!(after.sends >= 1);
+    // The failure is recorded: settling again is a duplicate, and the payment no longer verifies.
+    let again = h.settle(&request).await;
+    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
+    let v = h.verify(&request).await;
+    assert_eq!(v.invalid_reason, Some(Reason::TransactionSimulationFailed));
+}
+
+#[tokio::test]
+async fn an_unobserved_transaction_is_pending_with_its_signature_at_the_time_bound() {
+    let policy = Policy {
+        confirm_timeout: Duration::from_secs(3),
+        ..harness_policy()
+    };
+    let h = SvmHarness::start_with(policy, SendMode::Drop).await;
+    let mint = h.bed.spl_token_mint();
+    let req = h.requirements(&mint, AMOUNT, None).await;
+    let request = h.pay_v2(&h.buyer, &req).await;
+    let started = Instant::now();
+    let s = h.settle(&request).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(s.error_reason, Some(Reason::SettlementPending), "{s:?}");
+    let signature: solana_signature::Signature = s.transaction.parse().unwrap();
+    let again = h.settle(&request).await;
+    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
+    assert_eq!(again.transaction, signature.to_string());
+    assert_eq!(h.store.len(), 1);
+    let ctx = x402_core::PaymentContext::of(&request).unwrap();
+    let f = facilitator_for(&h).await;
+    let id = f.inspect(&ctx).unwrap().payment_id(f.network());
+    assert_eq!(
+        h.store.outcome(&id).await.unwrap(),
+        Some(Outcome::Pending {
+            transaction: signature.to_string()
+        })
+    );
+}
+
+/// A facilitator over the harness proxy with the harness fee payers (for reading identities).
+async fn facilitator_for(h: &SvmHarness) -> Facilitator {
+    Facilitator::new(
+        h.network.clone(),
+        rpc(h.proxy.url()),
+        h.fee_payers.iter().map(Keypair::insecure_clone).collect(),
+        Arc::new(MemoryStore::new()),
+        Policy::default(),
+    )
+    .unwrap()
+}

@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+
+mod client;
+mod policy;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
+pub use client::{Buyer, Error, Paid, Payment, read_402, settlement_of};
+pub use policy::{KnownAsset, Policy, format_units};

@@ -1,0 +1,185 @@
+//! What a buyer is willing to pay: known assets (with decimals), limits per request and in total,
+//! allowed networks, and a preference order.
+
+use std::collections::HashMap;
+
+use x402_core::{Amount, Network, NetworkPattern, RequirementsView, price_to_atomic};
+
+/// An asset the buyer can value: without its decimals no limit can be checked, so only known
+/// assets are ever paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownAsset {
+    /// The network.
+    pub network: Network,
+    /// The token address or mint.
+    pub address: String,
+    /// Decimals.
+    pub decimals: u8,
+    /// A display symbol (`USDC`).
+    pub symbol: String,
+}
+
+/// The buyer's spending policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The assets that may be paid (with their decimals).
+    pub assets: Vec<KnownAsset>,
+    /// The most one request may cost, in the asset's units (`"0.10"`); `None` = no limit.
+    pub max_per_request: Option<String>,
+    /// The most this client may spend per asset over its lifetime; `None` = no limit.
+    pub max_total: Option<String>,
+    /// Allowed networks (`eip155:8453`, `eip155:*`); empty = any network a scheme is registered for.
+    pub networks: Vec<NetworkPattern>,
+    /// Preferred networks, best first; others follow in the seller's order.
+    pub prefer_networks: Vec<NetworkPattern>,
+    /// Preferred schemes, best first (`exact` before `upto`, say).
+    pub prefer_schemes: Vec<String>,
+    /// The longest authorization window the buyer signs, in seconds.
+    pub max_timeout_seconds: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            assets: Vec::new(),
+            max_per_request: None,
+            max_total: None,
+            networks: Vec::new(),
+            prefer_networks: Vec::new(),
+            prefer_schemes: Vec::new(),
+            max_timeout_seconds: 3600,
+        }
+    }
+}
+
+/// Addresses compare case-insensitively when both are `0x` hex (EVM), exactly otherwise.
+pub(crate) fn same_address(a: &str, b: &str) -> bool {
+    let hex = |s: &str| s.starts_with("0x") || s.starts_with("0X");
+    if hex(a) && hex(b) {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
+}
+
+/// The key of an asset in the spending ledger.
+pub(crate) fn ledger_key(network: &Network, asset: &str) -> String {
+    let asset = if asset.starts_with("0x") {
+        asset.to_ascii_lowercase()
+    } else {
+        asset.to_owned()
+    };
+    format!("{network}|{asset}")
+}
+
+/// `amount` atomic units written with `decimals` decimals (`10000`, 6 → `0.01`).
+pub fn format_units(amount: Amount, decimals: u8) -> String {
+    let digits = amount.to_string();
+    let d = usize::from(decimals);
+    if d == 0 {
+        return digits;
+    }
+    let padded = format!("{digits:0>width$}", width = d + 1);
+    let (int, frac) = padded.split_at(padded.len() - d);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        int.to_owned()
+    } else {
+        format!("{int}.{frac}")
+    }
+}
+
+impl Policy {
+    /// The known asset `asset` on `network`.
+    pub fn asset(&self, network: &Network, asset: &str) -> Option<&KnownAsset> {
+        self.assets
+            .iter()
+            .find(|a| &a.network == network && same_address(&a.address, asset))
+    }
+
+    /// Why this requirement may not be paid, if it may not (`spent` = the ledger so far).
+    pub(crate) fn refusal(
+        &self,
+        r: &RequirementsView<'_>,
+        spent: &HashMap<String, Amount>,
+    ) -> Option<String> {
+        if !self.networks.is_empty() && !self.networks.iter().any(|p| p.matches(&r.network)) {
+            return Some(format!("network {} is not allowed", r.network));
+        }
+        let Some(asset) = self.asset(&r.network, r.asset) else {
+            return Some(format!(
+                "asset {} on {} is unknown: its decimals cannot be checked",
+                r.asset, r.network
+            ));
+        };
+        if r.max_timeout_seconds > self.max_timeout_seconds {
+            return Some(format!(
+                "it asks for a {} s authorization window, longer than the {} s allowed",
+                r.max_timeout_seconds, self.max_timeout_seconds
+            ));
+        }
+        let shown = |a: Amount| format!("{} {}", format_units(a, asset.decimals), asset.symbol);
+        if let Some(max) = &self.max_per_request {
+            match price_to_atomic(max, asset.decimals) {
+                Ok(max) if r.amount > max => {
+                    return Some(format!(
+                        "it costs {}, more than the maximum of {} per request",
+                        shown(r.amount),
+                        shown(max)
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => return Some(format!("the per-request maximum is unusable: {e}")),
+            }
+        }
+        if let Some(total) = &self.max_total {
+            let used = spent
+                .get(&ledger_key(&r.network, r.asset))
+                .copied()
+                .unwrap_or_default();
+            match price_to_atomic(total, asset.decimals) {
+                Ok(total) if used.get().saturating_add(r.amount.get()) > total.get() => {
+                    return Some(format!(
+                        "it costs {}, and {} of the total budget of {} is already spent",
+                        shown(r.amount),
+                        shown(used),
+                        shown(total)
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => return Some(format!("the total maximum is unusable: {e}")),
+            }
+        }
+        None
+    }
+
+    /// The preference rank of a requirement (lower is better).
+    pub(crate) fn rank(&self, r: &RequirementsView<'_>) -> (usize, usize) {
+        let network = self
+            .prefer_networks
+            .iter()
+            .position(|p| p.matches(&r.network))
+            .unwrap_or(self.prefer_networks.len());
+        let scheme = self
+            .prefer_schemes
+            .iter()
+            .position(|s| s == r.scheme)
+            .unwrap_or(self.prefer_schemes.len());
+        (network, scheme)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(format_units(Amount::from(10_000), 6), "0.01");
+        assert_eq!(format_units(Amount::from(1_000_000), 6), "1");
+        assert_eq!(format_units(Amount::from(1), 6), "0.000001");
+        assert_eq!(format_units(Amount::from(1_234_500), 6), "1.2345");
+        assert_eq!(format_units(Amount::from(7), 0), "7");
+        assert_eq!(format_units(Amount::ZERO, 6), "0");
+    }
+}

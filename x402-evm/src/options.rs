@@ -1,0 +1,216 @@
+//! The configuration every EVM scheme on a network shares — RPC, signer keys, fee and gas caps,
+//! confirmation depth, timeouts — read once from the scheme's merged options table, with the
+//! rest of the table left to the scheme's own options. Unknown keys are errors on both sides.
+
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use alloy::providers::DynProvider;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use x402_core::{SchemeConfig, SchemeError};
+
+use crate::signers::{SignerPool, TxConfig};
+
+/// Network-level options of an EVM network (shared by `exact` and `upto` there).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkOptions {
+    /// RPC URLs, tried in order.
+    pub rpc_urls: Vec<String>,
+    /// Signer private keys (hex). Never printed.
+    #[serde(default)]
+    pub signer_keys: Vec<String>,
+    /// RPC request timeout in milliseconds.
+    #[serde(default = "default_rpc_timeout_ms")]
+    pub rpc_timeout_ms: u64,
+    /// Receipt wait bound in milliseconds.
+    #[serde(default = "default_receipt_timeout_ms")]
+    pub receipt_timeout_ms: u64,
+    /// Blocks (the transaction's own included) a settlement needs before it counts.
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    /// The largest gas limit ever signed.
+    #[serde(default)]
+    pub gas_limit_cap: Option<u64>,
+    /// The highest `maxFeePerGas` ever signed (wei, decimal); a base fee above it refuses.
+    #[serde(default)]
+    pub max_fee_per_gas: Option<String>,
+    /// The highest `maxPriorityFeePerGas` ever signed (wei, decimal).
+    #[serde(default)]
+    pub max_priority_fee_per_gas: Option<String>,
+    /// Start-up refuses, and `/ready` reports, signers below this balance (wei, decimal).
+    #[serde(default)]
+    pub min_signer_balance: Option<String>,
+}
+
+/// The keys [`NetworkOptions`] reads.
+const NETWORK_KEYS: &[&str] = &[
+    "rpc_urls",
+    "signer_keys",
+    "rpc_timeout_ms",
+    "receipt_timeout_ms",
+    "confirmations",
+    "gas_limit_cap",
+    "max_fee_per_gas",
+    "max_priority_fee_per_gas",
+    "min_signer_balance",
+];
+
+fn default_rpc_timeout_ms() -> u64 {
+    10_000
+}
+fn default_receipt_timeout_ms() -> u64 {
+    30_000
+}
+fn default_confirmations() -> u64 {
+    1
+}
+
+/// Splits a merged options table into the network's options and the scheme's own `T`.
+pub fn split<T: DeserializeOwned>(
+    scheme: &str,
+    config: &SchemeConfig,
+) -> Result<(NetworkOptions, T), SchemeError> {
+    let err =
+        |e: serde_json::Error| SchemeError::Config(format!("{scheme} on {}: {e}", config.network));
+    let mut own = match &config.options {
+        serde_json::Value::Object(map) => map.clone(),
+        serde_json::Value::Null => serde_json::Map::new(),
+        _ => {
+            return Err(SchemeError::Config(format!(
+                "{scheme} options must be a table"
+            )));
+        }
+    };
+    let mut shared = serde_json::Map::new();
+    for key in NETWORK_KEYS {
+        if let Some(v) = own.remove(*key) {
+            shared.insert((*key).to_owned(), v);
+        }
+    }
+    let network = serde_json::from_value(serde_json::Value::Object(shared)).map_err(err)?;
+    let scheme_options = serde_json::from_value(serde_json::Value::Object(own)).map_err(err)?;
+    Ok((network, scheme_options))
+}
+
+impl NetworkOptions {
+    /// The transaction limits these options set.
+    pub fn tx_config(&self) -> Result<TxConfig, SchemeError> {
+        let wei = |field, v: &Option<String>| -> Result<Option<u128>, SchemeError> {
+            v.as_deref()
+                .map(|s| {
+                    crate::parse::uint(field, s)
+                        .map_err(|e| SchemeError::Config(e.to_string()))
+                        .and_then(|u| {
+                            u128::try_from(u).map_err(|_| {
+                                SchemeError::Config(format!("{field}: {s} is too large"))
+                            })
+                        })
+                })
+                .transpose()
+        };
+        if self.confirmations == 0 {
+            return Err(SchemeError::Config(
+                "confirmations must be at least 1".into(),
+            ));
+        }
+        let defaults = TxConfig::default();
+        Ok(TxConfig {
+            receipt_timeout: Duration::from_millis(self.receipt_timeout_ms),
+            confirmations: self.confirmations,
+            gas_limit_cap: self.gas_limit_cap.unwrap_or(defaults.gas_limit_cap),
+            max_fee_per_gas_cap: wei("max_fee_per_gas", &self.max_fee_per_gas)?
+                .unwrap_or(defaults.max_fee_per_gas_cap),
+            max_priority_fee_cap: wei("max_priority_fee_per_gas", &self.max_priority_fee_per_gas)?
+                .unwrap_or(defaults.max_priority_fee_cap),
+            ..defaults
+        })
+    }
+
+    /// Connects the RPC, gets the network's shared signer pool, and runs the start-up checks
+    /// (chain id, `contracts` exist, signer balance floor). Returns the provider, the pool and
+    /// the parsed balance floor.
+    pub async fn connect(
+        &self,
+        config: &SchemeConfig,
+        contracts: &[(String, Address)],
+    ) -> Result<(DynProvider, SignerPool, Option<alloy::primitives::U256>), SchemeError> {
+        let provider = crate::provider::connect_with(
+            &self.rpc_urls,
+            &crate::provider::RpcOptions {
+                timeout: Duration::from_millis(self.rpc_timeout_ms),
+                label: config.network.to_string(),
+                ..crate::provider::RpcOptions::default()
+            },
+        )
+        .map_err(|e| SchemeError::Config(e.to_string()))?;
+        let pool = crate::shared::shared_pool(
+            &config.shared,
+            &config.network,
+            provider.clone(),
+            &self.signer_keys,
+            self.tx_config()?,
+        )
+        .await
+        .map_err(|e| SchemeError::Config(e.to_string()))?;
+        let floor = crate::startup::check(
+            &config.network,
+            &provider,
+            &pool,
+            contracts,
+            self.min_signer_balance.as_deref(),
+        )
+        .await?;
+        Ok((provider, pool, floor))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x402_core::Network;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Own {
+        #[serde(default)]
+        assets: Vec<String>,
+    }
+
+    fn config(v: serde_json::Value) -> SchemeConfig {
+        SchemeConfig::new(Network::eip155(1), v)
+    }
+
+    #[test]
+    fn splits_and_refuses_unknown_keys_on_both_sides() {
+        let (n, own): (NetworkOptions, Own) = split(
+            "exact",
+            &config(serde_json::json!({
+                "rpc_urls": ["http://x"], "confirmations": 3, "max_fee_per_gas": "1000",
+                "assets": ["0x1"]
+            })),
+        )
+        .unwrap();
+        assert_eq!(n.confirmations, 3);
+        assert_eq!(own.assets, ["0x1"]);
+        let tx = n.tx_config().unwrap();
+        assert_eq!((tx.confirmations, tx.max_fee_per_gas_cap), (3, 1000));
+        let err = split::<Own>(
+            "exact",
+            &config(serde_json::json!({"rpc_urls": [], "asets": []})),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("asets"), "{err}");
+        let err = split::<Own>("exact", &config(serde_json::json!({"assets": []}))).unwrap_err();
+        assert!(err.to_string().contains("rpc_urls"), "{err}");
+        let bad_fee = split::<Own>(
+            "exact",
+            &config(serde_json::json!({"rpc_urls": [], "max_fee_per_gas": "1e9"})),
+        )
+        .unwrap()
+        .0
+        .tx_config();
+        assert!(bad_fee.is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! What a seller configures: the facilitator, the schemes it prices with, and per-route offers.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use http::request::Parts;
+use x402_core::wire::SupportedResponse;
+use x402_core::{Amount, Facilitator, FacilitatorError, Network, Price, Registry, X402Version};
+
+use crate::layer::Paywall;
+
+/// Computes a price from the request (path, query, headers) for a dynamically priced route.
+pub type PriceFn = Arc<dyn Fn(&Parts) -> Result<Price, String> + Send + Sync>;
+
+/// What a handler of an `upto` route reports as actually used, as a response extension
+/// (`(Extension(Charge(amount)), body)` in axum). At most the authorized maximum is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charge(pub Amount);
+
+/// A route was configured with something the seller cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The route accepts nothing.
+    #[error("the route accepts no payment option")]
+    NoOptions,
+    /// The route speaks no protocol version.
+    #[error("the route serves neither x402 v1 nor v2")]
+    NoVersions,
+    /// No registered scheme prices this option.
+    #[error("no seller scheme {scheme:?} is registered for {network} (x402 v2)")]
+    UnknownScheme {
+        /// The scheme.
+        scheme: String,
+        /// The network.
+        network: Network,
+    },
+}
+
+/// When a paid request is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SettleTiming {
+    /// Verify, run the handler, settle only if it succeeded (status < 400). The default.
+    #[default]
+    AfterHandler,
+    /// Verify and settle before the handler runs: for costly or side-effecting handlers whose
+    /// work must not be done unpaid (threat model S64). Not for `upto`.
+    BeforeHandler,
+}
+
+/// How a price is found.
+#[derive(Clone)]
+pub(crate) enum PriceSource {
+    Static(Price),
+    Dynamic(PriceFn),
+}
+
+impl fmt::Debug for PriceSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Static(p) => f.debug_tuple("Static").field(p).finish(),
+            Self::Dynamic(_) => f.write_str("Dynamic(..)"),
+        }
+    }
+}
+
+/// One accepted way to pay: a scheme on a network, a price, a recipient, optionally an asset.
+#[derive(Debug, Clone)]
+pub struct Accept {
+    pub(crate) scheme: String,
+    pub(crate) network: Network,
+    pub(crate) pay_to: String,
+    pub(crate) price: PriceSource,
+    pub(crate) asset: Option<String>,
+    pub(crate) max_timeout_seconds: Option<u64>,
+}
+
+impl Accept {
+    /// `scheme` on `network` at a fixed `price`, paid to `pay_to`, in the scheme's default asset.
+    pub fn new(
+        scheme: impl Into<String>,
+        network: Network,
+        pay_to: impl Into<String>,
+        price: Price,
+    ) -> Self {
+        Self {
+            scheme: scheme.into(),
+            network,
+            pay_to: pay_to.into(),
+            price: PriceSource::Static(price),
+            asset: None,
+            max_timeout_seconds: None,
+        }
+    }
+
+    /// A price computed from each request (for `upto`: the maximum the buyer authorizes).
+    pub fn dynamic(
+        scheme: impl Into<String>,
+        network: Network,
+        pay_to: impl Into<String>,
+        price: impl Fn(&Parts) -> Result<Price, String> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            price: PriceSource::Dynamic(Arc::new(price)),
+            ..Self::new(scheme, network, pay_to, Price::Atomic(Amount::ZERO))
+        }
+    }
+
+    /// Quotes the price in `asset` (a token address or mint the scheme knows) instead of the
+    /// network's default.
+    pub fn asset(mut self, asset: impl Into<String>) -> Self {
+        self.asset = Some(asset.into());
+        self
+    }
+
+    /// How long the buyer's authorization must stay valid.
+    pub fn max_timeout_seconds(mut self, seconds: u64) -> Self {
+        self.max_timeout_seconds = Some(seconds);
+        self
+    }
+}
+
+/// A protected route: what it accepts and how it describes itself.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub(crate) accepts: Vec<Accept>,
+    pub(crate) description: String,
+    pub(crate) mime_type: String,
+    pub(crate) resource_url: Option<String>,
+    pub(crate) versions: Vec<X402Version>,
+    pub(crate) settle: SettleTiming,
+}
+
+impl Default for Route {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Route {
+    /// A route accepting nothing yet, for x402 v1 and v2.
+    pub fn new() -> Self {
+        Self {
+            accepts: Vec::new(),
+            description: String::new(),
+            mime_type: "application/json".to_owned(),
+            resource_url: None,
+            versions: X402Version::ALL.to_vec(),
+            settle: SettleTiming::AfterHandler,
+        }
+    }
+
+    /// Adds an accepted payment option (the first is the seller's preference).
+    pub fn accept(mut self, accept: Accept) -> Self {
+        self.accepts.push(accept);
+        self
+    }
+
+    /// A human description of the resource.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// The MIME type of the paid response.
+    pub fn mime_type(mut self, mime_type: impl Into<String>) -> Self {
+        self.mime_type = mime_type.into();
+        self
+    }
+
+    /// The resource URL announced to buyers (default: the seller's base URL and the path).
+    pub fn resource_url(mut self, url: impl Into<String>) -> Self {
+        self.resource_url = Some(url.into());
+        self
+    }
+
+    /// The protocol versions served (default both; v1 only offers options whose scheme is
+    /// registered for v1 on a network with a v1 name).
+    pub fn versions(mut self, versions: &[X402Version]) -> Self {
+        self.versions = versions.to_vec();
+        self
+    }
+
+    /// When to settle.
+    pub fn settle(mut self, timing: SettleTiming) -> Self {
+        self.settle = timing;
+        self
+    }
+}
+
+/// Seller-wide settings.
+#[derive(Debug, Clone)]
+pub struct SellerOptions {
+    /// The base URL resources are announced under (`https://api.example.com`); default
+    /// `http://<Host header>`.
+    pub base_url: Option<String>,
+    /// The largest handler response buffered before settlement; a larger one is a 500 and is
+    /// not settled.
+    pub max_response_bytes: usize,
+}
+
+impl Default for SellerOptions {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            max_response_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+pub(crate) struct SellerInner {
+    pub(crate) facilitator: Arc<dyn Facilitator>,
+    pub(crate) schemes: Registry,
+    pub(crate) options: SellerOptions,
+    supported: tokio::sync::OnceCell<SupportedResponse>,
+    /// Payments being processed right now, by scheme payload: one payment is never served twice
+    /// concurrently, on any route of this seller.
+    pub(crate) in_flight: Mutex<HashSet<String>>,
+}
+
+impl fmt::Debug for SellerInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Seller")
+            .field("schemes", &self.schemes)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SellerInner {
+    /// The facilitator's `/supported`, fetched on first use; a failure is not cached.
+    pub(crate) async fn supported(&self) -> Result<&SupportedResponse, FacilitatorError> {
+        self.supported
+            .get_or_try_init(|| self.facilitator.supported())
+            .await
+    }
+}
+
+/// A seller: one facilitator, the schemes it prices with, shared by all its routes.
+#[derive(Debug, Clone)]
+pub struct Seller {
+    pub(crate) inner: Arc<SellerInner>,
+}
+
+impl Seller {
+    /// A seller using `facilitator`, pricing with the seller roles registered in `schemes`.
+    pub fn new(facilitator: Arc<dyn Facilitator>, schemes: Registry) -> Self {
+        Self::with_options(facilitator, schemes, SellerOptions::default())
+    }
+
+    /// A seller with explicit options.
+    pub fn with_options(
+        facilitator: Arc<dyn Facilitator>,
+        schemes: Registry,
+        options: SellerOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(SellerInner {
+                facilitator,
+                schemes,
+                options,
+                supported: tokio::sync::OnceCell::new(),
+                in_flight: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    /// Fetches the facilitator's `/supported` now (it is otherwise fetched on the first request).
+    pub async fn warm_up(&self) -> Result<(), FacilitatorError> {
+        self.inner.supported().await.map(|_| ())
+    }
+
+    /// The layer protecting one route.
+    pub fn paywall(&self, route: Route) -> Result<Paywall, ConfigError> {
+        if route.accepts.is_empty() {
+            return Err(ConfigError::NoOptions);
+        }
+        if route.versions.is_empty() {
+            return Err(ConfigError::NoVersions);
+        }
+        for a in &route.accepts {
+            if self
+                .inner
+                .schemes
+                .lookup(X402Version::V2, &a.scheme, &a.network)
+                .is_err()
+            {
+                return Err(ConfigError::UnknownScheme {
+                    scheme: a.scheme.clone(),
+                    network: a.network.clone(),
+                });
+            }
+        }
+        Ok(Paywall::new(self.inner.clone(), Arc::new(route)))
+    }
+}

@@ -1,0 +1,226 @@
+//! The seller's own requirements for one request, and matching a buyer's payment against them.
+
+use http::request::Parts;
+use x402_core::wire::{
+    PaymentRequiredV1, PaymentRequiredV2, PaymentRequirementsV1, PaymentRequirementsV2,
+    ResourceInfo, SupportedKind,
+};
+use x402_core::{FacilitatorError, PriceRequest, SchemeError, X402Version};
+
+use crate::config::{PriceSource, Route, SellerInner};
+
+/// What a route asks for on this request, in each version it serves.
+#[derive(Debug, Clone)]
+pub(crate) struct Offers {
+    /// v2 requirements (empty when v2 is not served).
+    pub(crate) v2: Vec<PaymentRequirementsV2>,
+    /// v1 requirements (empty when v1 is not served or nothing qualifies).
+    pub(crate) v1: Vec<PaymentRequirementsV1>,
+    /// The resource.
+    pub(crate) resource: ResourceInfo,
+}
+
+/// Why a route could not say what it asks for.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OfferError {
+    /// The facilitator's `/supported` could not be fetched.
+    #[error("the payment facilitator is unavailable: {0}")]
+    Facilitator(#[from] FacilitatorError),
+    /// The route's price function refused this request.
+    #[error("cannot price this request: {0}")]
+    Price(String),
+    /// A scheme refused the seller's own configuration.
+    #[error("the seller's payment configuration is unusable: {0}")]
+    Scheme(#[from] SchemeError),
+    /// The facilitator serves none of the route's options.
+    #[error("the payment facilitator serves none of this resource's payment options")]
+    NothingOffered,
+}
+
+fn resource_url(seller: &SellerInner, route: &Route, parts: &Parts) -> String {
+    if let Some(url) = &route.resource_url {
+        return url.clone();
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let base = seller.options.base_url.clone().unwrap_or_else(|| {
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    });
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+fn find_kind<'s>(
+    supported: &'s [SupportedKind],
+    version: X402Version,
+    scheme: &str,
+    network: &str,
+) -> Option<&'s SupportedKind> {
+    supported
+        .iter()
+        .find(|k| k.x402_version == version && k.scheme == scheme && k.network == network)
+}
+
+/// Builds the route's requirements for this request from the seller's configuration.
+pub(crate) async fn build(
+    seller: &SellerInner,
+    route: &Route,
+    parts: &Parts,
+) -> Result<Offers, OfferError> {
+    let supported = seller.supported().await?;
+    let resource = ResourceInfo {
+        url: resource_url(seller, route, parts),
+        description: Some(route.description.clone()),
+        mime_type: Some(route.mime_type.clone()),
+    };
+    let mut v2 = Vec::new();
+    let mut v1 = Vec::new();
+    for accept in &route.accepts {
+        let network = accept.network.as_str();
+        let Some(kind) = find_kind(&supported.kinds, X402Version::V2, &accept.scheme, network)
+        else {
+            tracing::warn!(scheme = %accept.scheme, %network, "the facilitator does not serve this option; not offered");
+            continue;
+        };
+        let Ok(scheme) = seller
+            .schemes
+            .lookup(X402Version::V2, &accept.scheme, &accept.network)
+        else {
+            continue;
+        };
+        let price = match &accept.price {
+            PriceSource::Static(p) => p.clone(),
+            PriceSource::Dynamic(f) => f(parts).map_err(OfferError::Price)?,
+        };
+        let requirements = scheme
+            .requirements(&PriceRequest {
+                network: accept.network.clone(),
+                price,
+                pay_to: accept.pay_to.clone(),
+                asset: accept.asset.clone(),
+                max_timeout_seconds: accept.max_timeout_seconds,
+                facilitator_kind: Some(kind.clone()),
+            })
+            .await?;
+        let v1_name = accept.network.v1_name();
+        let v1_served = route.versions.contains(&X402Version::V1)
+            && seller
+                .schemes
+                .lookup(X402Version::V1, &accept.scheme, &accept.network)
+                .is_ok();
+        if let Some(name) = v1_name.filter(|_| v1_served)
+            && find_kind(&supported.kinds, X402Version::V1, &accept.scheme, name).is_some()
+        {
+            v1.push(to_v1(&requirements, name, &resource));
+        }
+        if route.versions.contains(&X402Version::V2) {
+            v2.push(requirements);
+        }
+    }
+    if v1.is_empty() && v2.is_empty() {
+        return Err(OfferError::NothingOffered);
+    }
+    Ok(Offers { v2, v1, resource })
+}
+
+fn to_v1(
+    r: &PaymentRequirementsV2,
+    network: &str,
+    resource: &ResourceInfo,
+) -> PaymentRequirementsV1 {
+    PaymentRequirementsV1 {
+        scheme: r.scheme.clone(),
+        network: network.to_owned(),
+        max_amount_required: r.amount,
+        asset: r.asset.clone(),
+        pay_to: r.pay_to.clone(),
+        resource: resource.url.clone(),
+        description: resource.description.clone().unwrap_or_default(),
+        mime_type: resource.mime_type.clone(),
+        output_schema: None,
+        max_timeout_seconds: r.max_timeout_seconds,
+        extra: r.extra.clone(),
+    }
+}
+
+impl Offers {
+    /// The v2 document for a 402 (`None` when v2 is not offered).
+    pub(crate) fn required_v2(&self, error: &str) -> Option<PaymentRequiredV2> {
+        (!self.v2.is_empty()).then(|| PaymentRequiredV2 {
+            x402_version: X402Version::V2,
+            error: Some(error.to_owned()),
+            resource: self.resource.clone(),
+            accepts: self.v2.clone(),
+            extensions: None,
+        })
+    }
+
+    /// The v1 document for a 402 body (`None` when v1 is not offered).
+    pub(crate) fn required_v1(
+        &self,
+        error: &str,
+        payer: Option<String>,
+    ) -> Option<PaymentRequiredV1> {
+        (!self.v1.is_empty()).then(|| PaymentRequiredV1 {
+            x402_version: X402Version::V1,
+            error: Some(error.to_owned()),
+            accepts: self.v1.clone(),
+            payer,
+        })
+    }
+
+    /// The seller's requirement the buyer's `accepted` names, by (scheme, network, amount, asset,
+    /// payTo); the buyer's copy itself is never used.
+    pub(crate) fn match_v2(
+        &self,
+        accepted: &PaymentRequirementsV2,
+    ) -> Option<&PaymentRequirementsV2> {
+        self.v2.iter().find(|r| {
+            r.scheme == accepted.scheme
+                && r.network == accepted.network
+                && r.amount == accepted.amount
+                && same_address(&r.asset, &accepted.asset)
+                && same_address(&r.pay_to, &accepted.pay_to)
+        })
+    }
+
+    /// The seller's v1 requirement for a v1 payment's (scheme, network).
+    pub(crate) fn match_v1(&self, scheme: &str, network: &str) -> Option<&PaymentRequirementsV1> {
+        self.v1
+            .iter()
+            .find(|r| r.scheme == scheme && r.network == network)
+    }
+}
+
+/// Addresses compare case-insensitively when both are `0x` hex (EVM), exactly otherwise (base58).
+pub(crate) fn same_address(a: &str, b: &str) -> bool {
+    let hex = |s: &str| s.starts_with("0x") || s.starts_with("0X");
+    if hex(a) && hex(b) {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_address;
+
+    #[test]
+    fn addresses() {
+        assert!(same_address(
+            "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+            "0x036cbd53842c5426634e7929541ec2318f3dcf7e"
+        ));
+        assert!(!same_address("AbC", "abc"));
+        assert!(same_address("AbC", "AbC"));
+    }
+}

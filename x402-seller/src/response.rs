@@ -1,0 +1,172 @@
+//! Every response the layer writes itself: 402s (v2 header, v1 body, HTML paywall), client and
+//! facilitator errors, and the headers added to paid responses.
+
+use axum::body::Body;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use serde::Serialize;
+use x402_core::X402Version;
+use x402_core::header::{self as codec, PAYMENT_REQUIRED, PAYMENT_RESPONSE, X_PAYMENT_RESPONSE};
+use x402_core::wire::SettleResponse;
+
+use crate::offers::Offers;
+
+/// The payment headers a browser client must be able to read.
+const EXPOSED: &str = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE";
+
+/// Marks a response as not storable by any cache, and exposes the payment headers.
+pub(crate) fn decorate(mut response: Response<Body>, paid: bool) -> Response<Body> {
+    let no_store = paid || response.status() == StatusCode::PAYMENT_REQUIRED;
+    let headers = response.headers_mut();
+    headers.append(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSED),
+    );
+    if no_store {
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+        headers.append(
+            header::VARY,
+            HeaderValue::from_static("PAYMENT-SIGNATURE, X-PAYMENT"),
+        );
+    }
+    response
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    decorate(response, false)
+}
+
+/// `{"error": message}` with `status`.
+pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json_response(status, &serde_json::json!({ "error": message }))
+}
+
+/// Puts a settlement header on `response` (v2 `PAYMENT-RESPONSE`, v1 `X-PAYMENT-RESPONSE`).
+pub(crate) fn with_settlement(
+    response: &mut Response<Body>,
+    version: X402Version,
+    settlement: &SettleResponse,
+) {
+    let name = match version {
+        X402Version::V1 => X_PAYMENT_RESPONSE,
+        X402Version::V2 => PAYMENT_RESPONSE,
+    };
+    if let (Ok(name), Ok(Ok(value))) = (
+        HeaderName::try_from(name),
+        codec::encode(settlement).map(HeaderValue::try_from),
+    ) {
+        response.headers_mut().insert(name, value);
+    }
+}
+
+/// What a 402 says besides the offers.
+#[derive(Debug, Default)]
+pub(crate) struct Refusal {
+    /// Why (`Payment required`, a verify reason, …).
+    pub(crate) error: String,
+    /// 402, or 412 for `permit2_allowance_required`.
+    pub(crate) status: Option<StatusCode>,
+    /// The payer, when a verification named one (v1 body).
+    pub(crate) payer: Option<String>,
+    /// A failed settlement to report.
+    pub(crate) settlement: Option<(X402Version, SettleResponse)>,
+}
+
+/// A 402: `PAYMENT-REQUIRED` when v2 is offered; the body is the v1 document when v1 is offered,
+/// an HTML paywall for browsers, `{}` otherwise.
+pub(crate) fn payment_required(offers: &Offers, refusal: Refusal, html: bool) -> Response<Body> {
+    let status = refusal.status.unwrap_or(StatusCode::PAYMENT_REQUIRED);
+    let v1 = offers.required_v1(&refusal.error, refusal.payer.clone());
+    let mut response = if html {
+        let mut r = Response::new(Body::from(paywall_html(offers, &refusal.error)));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        r
+    } else {
+        match &v1 {
+            Some(doc) => json_response(status, doc),
+            None => json_response(status, &serde_json::json!({})),
+        }
+    };
+    *response.status_mut() = status;
+    if let Some(doc) = offers.required_v2(&refusal.error)
+        && let (Ok(name), Ok(Ok(value))) = (
+            HeaderName::try_from(PAYMENT_REQUIRED),
+            codec::encode(&doc).map(HeaderValue::try_from),
+        )
+    {
+        response.headers_mut().insert(name, value);
+    }
+    if let Some((version, settlement)) = &refusal.settlement {
+        with_settlement(&mut response, *version, settlement);
+    }
+    decorate(response, false)
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A readable page: what the resource is, what it costs, and how to pay (an x402 client).
+fn paywall_html(offers: &Offers, error: &str) -> String {
+    let description = offers
+        .resource
+        .description
+        .as_deref()
+        .filter(|d| !d.is_empty())
+        .unwrap_or("This resource");
+    let mut rows = String::new();
+    for r in &offers.v2 {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{} atomic units of <code>{}</code></td><td><code>{}</code></td></tr>\n",
+            escape(&r.scheme),
+            escape(&r.network),
+            r.amount,
+            escape(&r.asset),
+            escape(&r.pay_to),
+        ));
+    }
+    for r in offers.v1.iter().filter(|_| offers.v2.is_empty()) {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{} atomic units of <code>{}</code></td><td><code>{}</code></td></tr>\n",
+            escape(&r.scheme),
+            escape(&r.network),
+            r.max_amount_required,
+            escape(&r.asset),
+            escape(&r.pay_to),
+        ));
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Payment required</title></head>\n\
+<body>\n<h1>Payment required</h1>\n<p>{desc} at <code>{url}</code> is paid per request with \
+<a href=\"https://x402.org\">x402</a>.</p>\n<p>{error}</p>\n\
+<table border=\"1\" cellpadding=\"4\">\n<tr><th>scheme</th><th>network</th><th>price</th><th>pay to</th></tr>\n{rows}</table>\n\
+<p>Pay with an x402 client, for example <code>x402 pay {url}</code>.</p>\n</body></html>\n",
+        desc = escape(description),
+        url = escape(&offers.resource.url),
+        error = escape(error),
+    )
+}
