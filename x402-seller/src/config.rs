@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use http::request::Parts;
+use axum::http::request::Parts;
 use x402_core::wire::SupportedResponse;
 use x402_core::{Amount, Facilitator, FacilitatorError, Network, Price, Registry, X402Version};
 

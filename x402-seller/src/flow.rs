@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use axum::body::Body;
-use http::{HeaderMap, Request, Response, StatusCode};
+use axum::http::{HeaderMap, Request, Response, StatusCode};
 use tower::{Service, ServiceExt as _};
 use x402_core::header::{self as codec, MAX_REQUEST_HEADER_LEN, PAYMENT_SIGNATURE, X_PAYMENT};
 use x402_core::json::JsonLimits;
@@ -48,7 +48,7 @@ impl Drop for InFlight<'_> {
 
 fn wants_html(headers: &HeaderMap) -> bool {
     headers
-        .get_all(http::header::ACCEPT)
+        .get_all(axum::http::header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("text/html"))

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
+use axum::http::{Request, Response};
 use futures::future::BoxFuture;
-use http::{Request, Response};
 use tower::{Layer, Service};
 
 use crate::config::{Route, SellerInner};

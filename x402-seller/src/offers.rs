@@ -1,6 +1,6 @@
 //! The seller's own requirements for one request, and matching a buyer's payment against them.
 
-use http::request::Parts;
+use axum::http::request::Parts;
 use x402_core::wire::{
     PaymentRequiredV1, PaymentRequiredV2, PaymentRequirementsV1, PaymentRequirementsV2,
     ResourceInfo, SupportedKind,
@@ -49,7 +49,7 @@ fn resource_url(seller: &SellerInner, route: &Route, parts: &Parts) -> String {
     let base = seller.options.base_url.clone().unwrap_or_else(|| {
         let host = parts
             .headers
-            .get(http::header::HOST)
+            .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| parts.uri.authority().map(|a| a.as_str()))
             .unwrap_or("localhost");

@@ -2,8 +2,8 @@
 //! facilitator errors, and the headers added to paid responses.
 
 use axum::body::Body;
-use http::header::{self, HeaderName, HeaderValue};
-use http::{Response, StatusCode};
+use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::http::{Response, StatusCode};
 use serde::Serialize;
 use x402_core::X402Version;
 use x402_core::header::{self as codec, PAYMENT_REQUIRED, PAYMENT_RESPONSE, X_PAYMENT_RESPONSE};

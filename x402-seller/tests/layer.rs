@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use axum::{Extension, Router};
-use http::{Request, StatusCode};
 use tower::ServiceExt as _;
 use x402_core::header::{self, PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE};
 use x402_core::wire::{
@@ -187,7 +187,7 @@ fn app(script: &Arc<Script>) -> Router {
         )
 }
 
-async fn call(app: &Router, path: &str, payment: Option<&str>) -> http::Response<Body> {
+async fn call(app: &Router, path: &str, payment: Option<&str>) -> axum::http::Response<Body> {
     let mut request = Request::get(path).header("host", "shop.test");
     if let Some(p) = payment {
         request = request.header(PAYMENT_SIGNATURE, p);
@@ -198,7 +198,7 @@ async fn call(app: &Router, path: &str, payment: Option<&str>) -> http::Response
         .unwrap()
 }
 
-async fn body(response: http::Response<Body>) -> String {
+async fn body(response: axum::http::Response<Body>) -> String {
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .unwrap();

@@ -70,7 +70,11 @@ async fn v1_and_v2_pay_exactly_under_token_and_token_2022() {
             );
         }
     }
-    assert_eq!(h.proxy.sends(), 4, "one send per payment");
+    assert_eq!(
+        h.proxy.transactions_sent(),
+        4,
+        "one transaction per payment"
+    );
 }
 
 #[tokio::test]
@@ -134,7 +138,7 @@ async fn twenty_concurrent_settles_of_one_transaction_settle_once() {
     );
     let sol1: u64 = h.snapshot(&[], &[]).await.fee_payer_sol.iter().sum();
     assert_eq!(sol0 - sol1, TX_FEE, "one fee paid");
-    assert_eq!(h.proxy.sends(), 1, "one broadcast");
+    assert_eq!(h.proxy.transactions_sent(), 1, "one transaction broadcast");
     // Settling again later: still a duplicate, naming the transaction.
     let again = h.settle(&v1).await;
     assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
@@ -389,7 +393,7 @@ async fn n_payments_with_funds_for_one_settle_one() {
         2,
         "{reasons:?}"
     );
-    assert_eq!(h.proxy.sends(), 1, "the others were never sent");
+    assert_eq!(h.proxy.transactions_sent(), 1, "the others were never sent");
     let sol1: u64 = h.snapshot(&[], &[]).await.fee_payer_sol.iter().sum();
     assert_eq!(sol0 - sol1, TX_FEE, "one fee paid");
     assert_eq!(

@@ -43,6 +43,7 @@ struct State {
     upstream: String,
     client: reqwest::Client,
     sends: AtomicUsize,
+    signatures: Mutex<std::collections::BTreeSet<String>>,
     calls: Mutex<Vec<String>>,
     mode: tokio::sync::Mutex<SendMode>,
 }
@@ -78,6 +79,7 @@ impl RpcProxy {
             upstream: upstream.to_owned(),
             client: reqwest::Client::new(),
             sends: AtomicUsize::new(0),
+            signatures: Mutex::default(),
             calls: Mutex::new(Vec::new()),
             mode: tokio::sync::Mutex::new(mode),
         });
@@ -101,6 +103,16 @@ impl RpcProxy {
     /// How many `sendTransaction` calls reached the proxy.
     pub fn sends(&self) -> usize {
         self.state.sends.load(Ordering::SeqCst)
+    }
+
+    /// The distinct transactions (by first signature) sent through the proxy: a re-send of the
+    /// same bytes is one transaction.
+    pub fn transactions_sent(&self) -> usize {
+        self.state
+            .signatures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// The methods called so far, in order.
@@ -159,14 +171,18 @@ impl State {
             .push(method.clone());
         if method == "sendTransaction" {
             self.sends.fetch_add(1, Ordering::SeqCst);
+            let tx = request["params"][0].as_str().unwrap_or_default();
+            let bytes = x402_core::header::decode_base64(tx, 4096).expect("base64 tx");
+            let decoded = scheme_exact_svm::payload::decode_bytes(&bytes).expect("tx");
+            let signature = decoded.tx.signatures[0].to_string();
+            self.signatures
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(signature.clone());
             let mut mode = self.mode.lock().await;
             match &mut *mode {
                 SendMode::Forward => {}
                 SendMode::Drop => {
-                    let tx = request["params"][0].as_str().unwrap_or_default();
-                    let bytes = x402_core::header::decode_base64(tx, 4096).expect("base64 tx");
-                    let decoded = scheme_exact_svm::payload::decode_bytes(&bytes).expect("tx");
-                    let signature = decoded.tx.signatures[0].to_string();
                     let answer =
                         json!({"jsonrpc": "2.0", "result": signature, "id": request["id"]});
                     return serde_json::to_vec(&answer).expect("json");

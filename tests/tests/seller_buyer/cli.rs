@@ -1,0 +1,147 @@
+//! Malformed payments, the browser paywall, and the `x402` command line.
+
+use alloy::primitives::U256;
+use x402_core::header::{PAYMENT_REQUIRED, PAYMENT_SIGNATURE};
+use x402_tests::e2e::{EXACT_UNITS, Shop};
+
+#[tokio::test]
+async fn malformed_payments_are_client_errors_and_browsers_get_a_page() {
+    let shop = Shop::start().await;
+    let client = reqwest::Client::new();
+    let with = |value: &str| {
+        client
+            .get(shop.at("/joke"))
+            .header(PAYMENT_SIGNATURE, value.to_owned())
+            .send()
+    };
+    for bad in [
+        "!!!",
+        "e30=",
+        "eyJ4NDAyVmVyc2lvbiI6MX0=",
+        "eyJhIjoxLCJhIjoyfQ==",
+    ] {
+        let r = with(bad).await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("PAYMENT-SIGNATURE"),
+            "{body}"
+        );
+    }
+    let r = client
+        .get(shop.at("/joke"))
+        .header("x-payment", "%%%")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // No payment: a v2 header and a v1 body, neither cacheable.
+    let r = reqwest::get(shop.at("/joke")).await.unwrap();
+    assert_eq!(r.status(), 402);
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("no-store")
+    );
+    let v2 = r.headers()[PAYMENT_REQUIRED].to_str().unwrap().to_owned();
+    let doc: serde_json::Value = x402_core::header::decode(&v2, 65536).unwrap();
+    assert_eq!(doc["x402Version"], 2);
+    assert_eq!(doc["accepts"][0]["amount"], EXACT_UNITS.to_string());
+    assert!(doc["resource"]["url"].as_str().unwrap().ends_with("/joke"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["x402Version"], 1);
+    assert_eq!(body["accepts"][0]["network"], "base-sepolia");
+
+    // A browser gets a readable page.
+    let r = client
+        .get(shop.at("/joke"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Payment required") && page.contains("a paid joke"),
+        "{page}"
+    );
+    assert_eq!(shop.counting.calls(), (0, 0));
+}
+
+#[tokio::test]
+async fn the_cli_shows_requirements_and_pays() {
+    let shop = Shop::start().await;
+    let b0 = shop.h.bed.buyer(0).clone();
+    let key = format!("0x{}", alloy::hex::encode(b0.signer.to_bytes()));
+    let asset = format!("{}:{}:6:USDC", shop.h.network, shop.h.bed.usdc());
+    let run = |args: Vec<String>, key: Option<String>| async move {
+        let env = move |name: &str| (name == "X402_PRIVATE_KEY").then(|| key.clone()).flatten();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = x402_buyer::cli::run(&args, &env, &mut out, &mut err).await;
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    };
+    let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let (code, out, _) = run(
+        args(&["requirements", &shop.at("/joke"), "--asset", &asset]),
+        None,
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert!(out.contains("exact on eip155:84532: 0.01 USDC"), "{out}");
+
+    let before = shop.usdc(b0.address).await;
+    let (code, out, err) = run(
+        args(&["pay", &shop.at("/joke"), "--max", "0.02", "--asset", &asset]),
+        Some(key.clone()),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("why did the buyer pay"), "{out}");
+    assert!(
+        out.contains("settlement: success") && out.contains("transaction: 0x"),
+        "{out}"
+    );
+    assert!(err.contains("200 OK"), "{err}");
+    assert!(
+        !out.contains(&key[2..]) && !err.contains(&key[2..]),
+        "the key was printed"
+    );
+    assert_eq!(
+        shop.usdc(b0.address).await,
+        before - U256::from(EXACT_UNITS)
+    );
+
+    let (code, _, err) = run(
+        args(&[
+            "pay",
+            &shop.at("/joke"),
+            "--max",
+            "0.001",
+            "--asset",
+            &asset,
+        ]),
+        Some(key),
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(err.contains("more than the maximum"), "{err}");
+    let (code, _, err) = run(args(&["pay", &shop.at("/joke")]), None).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("X402_PRIVATE_KEY"), "{err}");
+}

@@ -1,0 +1,23 @@
+//! Our buyer pays our axum seller through our facilitator (served over HTTP by the facilitator
+//! binary's router) on anvil with Circle's USDC: exact EIP-3009 (v1 and v2), exact Permit2, upto
+//! (the actual amount), dynamic prices, settle-before-handler; and everything that must NOT
+//! happen: no settle when the handler fails, no body when settlement fails, no second grant for a
+//! replayed payment, no payment the policy forbids, no trust in the buyer's `accepted`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod cli;
+mod failures;
+mod paying;
+mod policy;
+
+use x402_core::wire::SettleResponse;
+
+pub(crate) fn settled(payment: &Option<x402_buyer::Payment>) -> SettleResponse {
+    let s = payment
+        .as_ref()
+        .and_then(|p| p.settlement.clone())
+        .expect("a settlement");
+    assert!(s.success, "{s:?}");
+    assert!(s.transaction.starts_with("0x"), "{s:?}");
+    s
+}
