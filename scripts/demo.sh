@@ -11,4 +11,5 @@ scripts/install-tools.sh
 # shellcheck source=/dev/null
 source "$X402_CACHE/env.sh"
 cargo build -q -p facilitator-bin -p x402-tests --bins
+cargo build -q -p x402-buyer --features cli --bins
 exec "$CARGO_TARGET_DIR/debug/x402-demo"

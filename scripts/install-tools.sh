@@ -50,6 +50,18 @@ if ! cmp -s "$interop_src/package-lock.json" "$interop_dir/package-lock.json" \
     || { cat "$cache/logs/npm-interop.log" >&2; exit 1; }
 fi
 
+# --- the official TypeScript facilitator library for the benchmark comparison (bench/) ---------
+bench_ts_dir="$cache/bench-ts"
+bench_ts_src="$here/../bench/ts-facilitator"
+mkdir -p "$bench_ts_dir"
+if ! cmp -s "$bench_ts_src/package-lock.json" "$bench_ts_dir/package-lock.json" \
+   || [ ! -d "$bench_ts_dir/node_modules/@x402/evm" ]; then
+  say "npm ci (official x402 facilitator library for the benchmarks)"
+  cp "$bench_ts_src/package.json" "$bench_ts_src/package-lock.json" "$bench_ts_dir/"
+  (cd "$bench_ts_dir" && npm ci --no-audit --no-fund --loglevel=error >"$cache/logs/npm-bench-ts.log" 2>&1) \
+    || { cat "$cache/logs/npm-bench-ts.log" >&2; exit 1; }
+fi
+
 # --- solana-test-validator: a suitable one on PATH, else built once into the cache ------------
 validator=""
 if command -v solana-test-validator >/dev/null 2>&1 \
@@ -77,5 +89,6 @@ export X402_SOLANA_TEST_VALIDATOR="$validator"
 export X402_NODE_MODULES="$node_dir/node_modules"
 export X402_INTEROP_NODE_MODULES="$interop_dir/node_modules"
 export X402_CONTRACTS_DIR="$contracts_dir"
+export X402_BENCH_TS_DIR="$bench_ts_dir"
 ENV
 say "tools ready; source $cache/env.sh"

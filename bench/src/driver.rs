@@ -243,7 +243,8 @@ pub async fn closed_loop(target: &Target, feed: &Feed, concurrency: usize, limit
         let (target, feed) = (target.clone(), feed.clone());
         let (rec, issued, spent) = (rec.clone(), issued.clone(), spent.clone());
         workers.spawn(async move {
-            while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < limits.max_ops
+            while Instant::now() < deadline
+                && issued.fetch_add(1, Ordering::Relaxed) < limits.max_ops
             {
                 let Some(body) = feed.next_body() else {
                     spent.store(true, Ordering::Relaxed);
@@ -288,7 +289,11 @@ pub async fn open_loop(target: &Target, feed: &Feed, rate: f64, limits: Limits) 
         let at = start + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(at).await;
         if in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
-            record(&rec, Duration::ZERO, Outcome::failed("dropped: in-flight cap"));
+            record(
+                &rec,
+                Duration::ZERO,
+                Outcome::failed("dropped: in-flight cap"),
+            );
             continue;
         }
         let Some(body) = feed.next_body() else {

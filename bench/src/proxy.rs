@@ -131,8 +131,9 @@ async fn forward(State(state): State<Arc<ProxyState>>, body: Bytes) -> Response 
         Ok(r) => {
             let status = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::OK);
             match r.bytes().await {
-                Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes)
-                    .into_response(),
+                Ok(bytes) => {
+                    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+                }
                 Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
             }
         }

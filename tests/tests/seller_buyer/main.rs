@@ -9,6 +9,7 @@ mod cli;
 mod failures;
 mod paying;
 mod policy;
+mod svm;
 
 use x402_core::wire::SettleResponse;
 

@@ -1,0 +1,344 @@
+//! The full run: one anvil, one corpus, our facilitator and the TypeScript reference driven in
+//! turn through their own counting RPC proxies, every scenario of issue 8 that this machine can
+//! run, and one report.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alloy::primitives::U256;
+use alloy::signers::local::PrivateKeySigner;
+use x402_evm::assets::TransferMethod;
+
+use crate::chain::Chain;
+use crate::corpus;
+use crate::driver::{Feed, Limits, Route, Target};
+use crate::measure::{self, Load, Probe, RpcSource, Step};
+use crate::procstat::Machine;
+use crate::proxy::RpcProxy;
+use crate::report::{Report, Scenario};
+use crate::targets::{self, EvmSetup, Facilitator};
+
+/// What a full run does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `x402-facilitator` binary.
+    pub facilitator_bin: PathBuf,
+    /// The chain id anvil runs under.
+    pub chain_id: u64,
+    /// Distinct funded payers.
+    pub payers: usize,
+    /// Distinct verify bodies (cycled), at most `payers`.
+    pub verify_bodies: usize,
+    /// Settle payments per payer (each body is settled at most once).
+    pub settle_rounds: usize,
+    /// The closed-loop concurrency sweep for verify.
+    pub concurrency: Vec<usize>,
+    /// Time bound of a verify step.
+    pub step_time: Duration,
+    /// Count bound of a verify step.
+    pub step_ops: u64,
+    /// Concurrency of settle steps.
+    pub settle_concurrency: usize,
+    /// Time bound of a settle step.
+    pub settle_time: Duration,
+    /// Count bound of a settle step.
+    pub settle_ops: u64,
+    /// Signer counts of our facilitator in the settle scenarios.
+    pub signer_counts: Vec<usize>,
+    /// Whether to run the TypeScript reference too.
+    pub typescript: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            facilitator_bin: PathBuf::from("x402-facilitator"),
+            chain_id: 31337,
+            payers: 4096,
+            verify_bodies: 1000,
+            settle_rounds: 10,
+            concurrency: vec![1, 8, 32, 128, 512],
+            step_time: Duration::from_secs(8),
+            step_ops: 200_000,
+            settle_concurrency: 512,
+            settle_time: Duration::from_secs(15),
+            settle_ops: 5000,
+            signer_counts: vec![1, 4, 8],
+            typescript: true,
+        }
+    }
+}
+
+/// A facilitator to drive and its RPC proxy.
+struct Under<'a> {
+    facilitator: Facilitator,
+    proxy: &'a RpcProxy,
+    anvil_pid: Option<u32>,
+}
+
+impl Under<'_> {
+    fn probe(&self) -> Probe<'_> {
+        Probe {
+            facilitator_pid: Some(self.facilitator.pid),
+            anvil_pid: self.anvil_pid,
+            rpc: RpcSource::Local(self.proxy),
+        }
+    }
+}
+
+fn progress(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "[x402-bench] {line}");
+}
+
+/// The verify sweep against one facilitator, then an open-loop step at half its peak.
+async fn verify_sweep(
+    u: &Under<'_>,
+    feed: &Feed,
+    o: &Options,
+    name: &str,
+) -> Result<Scenario, String> {
+    let target = Target::new(&u.facilitator.url, Route::Verify, Duration::from_secs(30))?;
+    let warm = Limits {
+        max_ops: 2000,
+        max_time: Duration::from_secs(1),
+    };
+    measure::step(
+        &target,
+        feed,
+        Load::Closed { concurrency: 8 },
+        warm,
+        u.probe(),
+    )
+    .await;
+    let limits = Limits {
+        max_ops: o.step_ops,
+        max_time: o.step_time,
+    };
+    let mut steps = Vec::new();
+    for &c in &o.concurrency {
+        progress(&format!("{name} — {}: c={c}", u.facilitator.name));
+        steps.push(
+            measure::step(
+                &target,
+                feed,
+                Load::Closed { concurrency: c },
+                limits,
+                u.probe(),
+            )
+            .await,
+        );
+    }
+    let mut scenario = Scenario {
+        name: name.into(),
+        target: u.facilitator.name.clone(),
+        steps,
+    };
+    if let Some(peak) = scenario
+        .peak()
+        .map(|s| s.summary.ok_per_s)
+        .filter(|p| *p > 0.0)
+    {
+        let rate = (peak / 2.0).max(1.0);
+        progress(&format!(
+            "{name} — {}: open loop at {rate:.0}/s",
+            u.facilitator.name
+        ));
+        let step = measure::step(
+            &target,
+            feed,
+            Load::Open { rate_per_s: rate },
+            limits,
+            u.probe(),
+        )
+        .await;
+        scenario.steps.push(step);
+    }
+    Ok(scenario)
+}
+
+/// One settle step: drives `/settle` and reads the blocks and signer nonces around it.
+async fn settle_step(
+    u: &Under<'_>,
+    chain: &Chain,
+    feed: &Feed,
+    o: &Options,
+    signers: &[PrivateKeySigner],
+) -> Result<Step, String> {
+    let target = Target::new(&u.facilitator.url, Route::Settle, Duration::from_secs(90))?;
+    let addresses: Vec<_> = signers.iter().map(|k| k.address()).collect();
+    let nonces_before = chain.nonces(&addresses).await?;
+    let first = chain.block_number().await?;
+    let limits = Limits {
+        max_ops: o.settle_ops,
+        max_time: o.settle_time,
+    };
+    let load = Load::Closed {
+        concurrency: o.settle_concurrency,
+    };
+    let mut step = measure::step(&target, feed, load, limits, u.probe()).await;
+    // With interval mining the last settles may still be waiting for their block.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let last = chain.block_number().await?;
+    let nonces_after = chain.nonces(&addresses).await?;
+    step.signer_txs = Some(
+        nonces_after
+            .iter()
+            .zip(&nonces_before)
+            .map(|(a, b)| a - b)
+            .sum(),
+    );
+    step.blocks = Some(chain.block_stats(first, last).await?);
+    Ok(step)
+}
+
+/// Runs everything and returns the report.
+pub async fn run(o: &Options) -> Result<Report, String> {
+    let machine = Machine::probe();
+    let mut notes = Vec::new();
+    progress("starting anvil with USDC, Permit2 and the x402 proxies");
+    let chain = Chain::start(o.chain_id).await;
+    let anvil_pid = chain.anvil_pid();
+    let keys = corpus::payers(o.payers);
+    let addresses: Vec<_> = keys.iter().map(|k| k.address()).collect();
+    progress(&format!(
+        "funding {} payers (ETH, USDC mint, Permit2 approval)",
+        keys.len()
+    ));
+    chain
+        .fund(&addresses, U256::from(1_000_000_000u64), true)
+        .await?;
+    let eip3009 = corpus::requirements(&chain, TransferMethod::Eip3009).await?;
+    let permit2 = corpus::requirements(&chain, TransferMethod::Permit2).await?;
+    progress("signing the corpus");
+    let verify_keys = &keys[..o.verify_bodies.min(keys.len())];
+    let verify_3009 = Feed::cycling(corpus::sign(verify_keys, &eip3009, 1).await?);
+    let verify_permit2 = Feed::cycling(corpus::sign(verify_keys, &permit2, 1).await?);
+    let settle = Feed::once(corpus::sign(&keys, &eip3009, o.settle_rounds).await?);
+    let most = o.signer_counts.iter().copied().max().unwrap_or(1);
+    let signers = chain.new_signers(most).await?;
+    let ts_signers = chain.new_signers(1).await?;
+    let ours_proxy = RpcProxy::start(chain.bed.endpoint()).await?;
+    let ts_proxy = RpcProxy::start(chain.bed.endpoint()).await?;
+    let setup = |proxy: &RpcProxy, keys: &[PrivateKeySigner]| EvmSetup {
+        chain_id: chain.bed.chain_id(),
+        rpc_url: proxy.url().to_owned(),
+        usdc: chain.bed.usdc(),
+        signers: keys.to_vec(),
+    };
+    let start_ours = |n: usize| -> Result<Under<'_>, String> {
+        Ok(Under {
+            facilitator: targets::start_rust(
+                &o.facilitator_bin,
+                &setup(&ours_proxy, &signers[..n]),
+            )?,
+            proxy: &ours_proxy,
+            anvil_pid,
+        })
+    };
+    let ts = if o.typescript {
+        match targets::start_ts(&setup(&ts_proxy, &ts_signers)) {
+            Ok(f) => Some(Under {
+                facilitator: f,
+                proxy: &ts_proxy,
+                anvil_pid,
+            }),
+            Err(e) => {
+                notes.push(format!("TypeScript reference not run: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let mut scenarios = Vec::new();
+    let ours = start_ours(1)?;
+    for (name, feed) in [
+        ("verify EIP-3009", &verify_3009),
+        ("verify Permit2", &verify_permit2),
+    ] {
+        scenarios.push(verify_sweep(&ours, feed, o, name).await?);
+        if let Some(ts) = &ts {
+            scenarios.push(verify_sweep(ts, feed, o, name).await?);
+        }
+    }
+    drop(ours);
+
+    for (name, block_time) in [
+        ("settle EIP-3009, automine", None),
+        ("settle EIP-3009, 1 s blocks", Some(1)),
+    ] {
+        chain.set_block_time(block_time).await?;
+        let mut ours_steps = Scenario {
+            name: name.into(),
+            target: "x402-rs".into(),
+            steps: Vec::new(),
+        };
+        for &n in &o.signer_counts {
+            if settle.remaining() == 0 {
+                notes.push(format!(
+                    "{name}, {n} signers: not run, the settle corpus is spent"
+                ));
+                continue;
+            }
+            let u = start_ours(n)?;
+            progress(&format!("{name} — {}", u.facilitator.name));
+            let mut step = settle_step(&u, &chain, &settle, o, &signers[..n]).await?;
+            step.label = format!(
+                "{n} signer{} c={}",
+                if n == 1 { "" } else { "s" },
+                o.settle_concurrency
+            );
+            ours_steps.steps.push(step);
+        }
+        scenarios.push(ours_steps);
+        if let Some(ts) = ts.as_ref().filter(|_| settle.remaining() > 0) {
+            progress(&format!("{name} — {}", ts.facilitator.name));
+            let mut step = settle_step(ts, &chain, &settle, o, &ts_signers).await?;
+            step.label = format!("1 signer c={}", o.settle_concurrency);
+            scenarios.push(Scenario {
+                name: name.into(),
+                target: ts.facilitator.name.clone(),
+                steps: vec![step],
+            });
+        }
+    }
+    chain.set_block_time(None).await?;
+    if settle.remaining() == 0 {
+        notes.push("the settle corpus ran out (raise --payers or --settle-rounds); steps after that were not run".into());
+    }
+
+    let comparisons = crate::report::compare(&scenarios);
+    let mut setup_facts = BTreeMap::new();
+    setup_facts.insert(
+        "chain".into(),
+        format!(
+            "anvil, chain id {}, Circle FiatTokenV2_2 at {}",
+            o.chain_id,
+            chain.bed.usdc()
+        ),
+    );
+    setup_facts.insert("corpus".into(), format!(
+        "{} funded payers; {} distinct verify bodies per method (cycled); {} settle bodies (each used once); v2, price {} USDC, valid {} s",
+        o.payers, verify_keys.len(), o.payers * o.settle_rounds, corpus::PRICE, corpus::VALIDITY_SECONDS));
+    setup_facts.insert(
+        "bounds".into(),
+        format!(
+            "verify steps ≤ {} ops and ≤ {:?}; settle steps ≤ {} ops and ≤ {:?} at c={}",
+            o.step_ops, o.step_time, o.settle_ops, o.settle_time, o.settle_concurrency
+        ),
+    );
+    Ok(Report {
+        date: crate::env::now_utc(),
+        commit: crate::env::commit(),
+        profile: crate::env::profile().into(),
+        versions: crate::env::versions(&o.facilitator_bin),
+        machine,
+        setup: setup_facts,
+        scenarios,
+        comparisons,
+        notes,
+    })
+}

@@ -1,0 +1,215 @@
+//! The facilitators under test, each started as its own process on loopback so its CPU and
+//! memory can be read from `/proc`: our `x402-facilitator` binary on a generated config, and the
+//! official TypeScript library (`@x402/core` + `@x402/evm`) behind a bare Node HTTP server
+//! (`bench/ts-facilitator/server.mjs`).
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use alloy::hex;
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+
+/// The TypeScript server, written next to its `node_modules` at run time.
+const TS_SERVER: &str = include_str!("../ts-facilitator/server.mjs");
+/// How long a facilitator may take to print its address.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a facilitator is pointed at.
+#[derive(Debug, Clone)]
+pub struct EvmSetup {
+    /// The chain id.
+    pub chain_id: u64,
+    /// The JSON-RPC URL the facilitator uses (the counting proxy).
+    pub rpc_url: String,
+    /// The accepted token.
+    pub usdc: Address,
+    /// The keys it settles with.
+    pub signers: Vec<PrivateKeySigner>,
+}
+
+/// A facilitator process, killed on drop.
+#[derive(Debug)]
+pub struct Facilitator {
+    /// A label for the report.
+    pub name: String,
+    /// Its base URL.
+    pub url: String,
+    /// Its process id.
+    pub pid: u32,
+    child: Child,
+    log: Arc<Mutex<VecDeque<String>>>,
+    _config: Option<tempfile::NamedTempFile>,
+}
+
+impl Drop for Facilitator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Facilitator {
+    /// The last lines it wrote to stderr.
+    pub fn recent_log(&self) -> String {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+fn key_hex(k: &PrivateKeySigner) -> String {
+    format!("0x{}", hex::encode(k.to_bytes()))
+}
+
+/// Our facilitator's configuration for `setup`, and the environment holding its secrets.
+pub fn rust_config(setup: &EvmSetup) -> (String, Vec<(String, String)>) {
+    let mut env = vec![("X402_BENCH_RPC".to_owned(), setup.rpc_url.clone())];
+    let mut refs = Vec::new();
+    for (i, k) in setup.signers.iter().enumerate() {
+        env.push((format!("X402_BENCH_KEY_{i}"), key_hex(k)));
+        refs.push(format!("\"$X402_BENCH_KEY_{i}\""));
+    }
+    let text = format!(
+        r#"listen = "127.0.0.1:0"
+[log]
+level = "warn"
+[limits]
+request_timeout_ms = 120000
+[networks."eip155:{chain}"]
+rpc_urls = ["$X402_BENCH_RPC"]
+signer_keys = [{keys}]
+receipt_timeout_ms = 60000
+[networks."eip155:{chain}".schemes.exact]
+assets = ["{usdc}"]
+"#,
+        chain = setup.chain_id,
+        keys = refs.join(", "),
+        usdc = setup.usdc,
+    );
+    (text, env)
+}
+
+/// Starts our facilitator binary `bin` for `setup`.
+pub fn start_rust(bin: &Path, setup: &EvmSetup) -> Result<Facilitator, String> {
+    if !bin.exists() {
+        return Err(format!(
+            "{} does not exist; build it with `cargo build --release -p facilitator-bin`",
+            bin.display()
+        ));
+    }
+    let (text, env) = rust_config(setup);
+    let mut file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config").arg(file.path()).envs(env);
+    let name = format!(
+        "x402-rs ({} signer{})",
+        setup.signers.len(),
+        plural(setup.signers.len())
+    );
+    spawn(cmd, name, Some(file))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Where the TypeScript facilitator's packages are installed (`scripts/install-tools.sh`).
+pub fn ts_dir() -> PathBuf {
+    std::env::var_os("X402_BENCH_TS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| x402_tests::tools::cache_dir().join("bench-ts"))
+}
+
+/// Starts the TypeScript reference facilitator for `setup` (its first signer only: the
+/// library's viem signer wraps one account).
+pub fn start_ts(setup: &EvmSetup) -> Result<Facilitator, String> {
+    let dir = ts_dir();
+    if !dir.join("node_modules/@x402/core/package.json").exists() {
+        return Err(format!(
+            "the TypeScript facilitator is not installed in {}; run scripts/install-tools.sh",
+            dir.display()
+        ));
+    }
+    let key = setup
+        .signers
+        .first()
+        .ok_or("no signer for the TS facilitator")?;
+    let script = dir.join("server.mjs");
+    std::fs::write(&script, TS_SERVER).map_err(|e| format!("{}: {e}", script.display()))?;
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
+        .env("RPC_URL", &setup.rpc_url)
+        .env("CHAIN_ID", setup.chain_id.to_string())
+        .env("SIGNER_KEY", key_hex(key));
+    spawn(cmd, "TypeScript @x402/core + @x402/evm".into(), None)
+}
+
+fn spawn(
+    mut cmd: Command,
+    name: String,
+    config: Option<tempfile::NamedTempFile>,
+) -> Result<Facilitator, String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{name}: cannot start: {e}"))?;
+    let log = Arc::new(Mutex::new(VecDeque::new()));
+    let (tx, rx) = mpsc::channel();
+    if let Some(out) = child.stdout.take() {
+        drain(out, log.clone(), Some(tx));
+    }
+    if let Some(err) = child.stderr.take() {
+        drain(err, log.clone(), None);
+    }
+    let pid = child.id();
+    let mut facilitator = Facilitator {
+        name,
+        url: String::new(),
+        pid,
+        child,
+        log,
+        _config: config,
+    };
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(url) => {
+            facilitator.url = url;
+            Ok(facilitator)
+        }
+        Err(_) => Err(format!(
+            "{} printed no `listening on` line within {START_TIMEOUT:?}:\n{}",
+            facilitator.name,
+            facilitator.recent_log()
+        )),
+    }
+}
+
+/// Reads a pipe to its end, keeping the last lines; reports the first `listening on URL`.
+fn drain(
+    pipe: impl Read + Send + 'static,
+    log: Arc<Mutex<VecDeque<String>>>,
+    listening: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        let mut listening = listening;
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.trim().strip_prefix("listening on ")
+                && let Some(tx) = listening.take()
+            {
+                let _ = tx.send(url.to_owned());
+            }
+            let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+            if log.len() == 40 {
+                log.pop_front();
+            }
+            log.push_back(line);
+        }
+    });
+}

@@ -1,0 +1,174 @@
+//! Keeps the benchmark from rotting: a tiny corpus on anvil, our facilitator's router served
+//! in-process behind the counting proxy, and the `x402-bench drive` binary against it. Asserts
+//! only that the report is well formed and consistent — never a timing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use alloy::primitives::U256;
+use facilitator_bin::config::Config;
+use facilitator_bin::metrics::Metrics;
+use facilitator_bin::server::{self, AppState};
+use serde_json::Value;
+use x402_bench::chain::Chain;
+use x402_bench::corpus;
+use x402_bench::proxy::RpcProxy;
+use x402_bench::targets::{self, EvmSetup};
+use x402_evm::assets::TransferMethod;
+
+async fn drive(args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_x402-bench"))
+        .arg("drive")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "x402-bench drive failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+fn check_step(step: &Value, what: &str) {
+    let s = &step["summary"];
+    let (sent, ok) = (s["sent"].as_u64().unwrap(), s["ok"].as_u64().unwrap());
+    assert!(sent > 0, "{what}: nothing sent: {step}");
+    assert_eq!(ok, sent, "{what}: every corpus payment is valid: {step}");
+    assert_eq!(s["failed"], 0, "{what}: {step}");
+    let l = &s["latency_ms"];
+    let (p50, p99, max) = (
+        l["p50"].as_f64().unwrap(),
+        l["p99"].as_f64().unwrap(),
+        l["max"].as_f64().unwrap(),
+    );
+    assert!(
+        0.0 < p50 && p50 <= p99 && p99 <= max,
+        "{what}: percentiles out of order: {l}"
+    );
+    assert!(
+        step["rpc_per_op"]["total"].as_f64().unwrap() > 0.0,
+        "{what}: no RPC counted: {step}"
+    );
+    assert!(
+        step["cost"]["facilitator_cpu_s_per_1k"].is_number(),
+        "{what}: no CPU: {step}"
+    );
+    assert!(
+        step["cost"]["facilitator_peak_rss_mib"].as_f64().unwrap() > 0.0,
+        "{what}: {step}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drive_produces_a_well_formed_report() {
+    let chain = Chain::start(31337).await;
+    let keys = corpus::payers(3);
+    let addresses: Vec<_> = keys.iter().map(|k| k.address()).collect();
+    chain
+        .fund(&addresses, U256::from(1_000_000u64), true)
+        .await
+        .unwrap();
+    let eip3009 = corpus::requirements(&chain, TransferMethod::Eip3009)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (verify, settle) = (
+        dir.path().join("verify.jsonl"),
+        dir.path().join("settle.jsonl"),
+    );
+    corpus::write_jsonl(&verify, &corpus::sign(&keys, &eip3009, 1).await.unwrap()).unwrap();
+    corpus::write_jsonl(&settle, &corpus::sign(&keys, &eip3009, 1).await.unwrap()).unwrap();
+
+    // Our facilitator's own start-up path (config → build → serve), RPC through the proxy.
+    let proxy = RpcProxy::start(chain.bed.endpoint()).await.unwrap();
+    let setup = EvmSetup {
+        chain_id: chain.bed.chain_id(),
+        rpc_url: proxy.url().to_owned(),
+        usdc: chain.bed.usdc(),
+        signers: chain.new_signers(1).await.unwrap(),
+    };
+    let (toml, env) = targets::rust_config(&setup);
+    let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let config = Config::parse(&toml, &lookup).unwrap();
+    let (facilitator, _) = facilitator_bin::build(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState {
+        facilitator: Arc::new(facilitator),
+        metrics: Arc::new(Metrics::default()),
+        limits: config.limits.clone(),
+    };
+    tokio::spawn(server::serve(listener, state, std::future::pending()));
+
+    let me = std::process::id().to_string();
+    let anvil = chain.anvil_pid().expect("anvil pid").to_string();
+    let common = [
+        "--url",
+        &url,
+        "--pid",
+        &me,
+        "--anvil-pid",
+        &anvil,
+        "--rpc-counts",
+        proxy.url(),
+    ];
+    let verify_path = verify.to_string_lossy();
+    let mut args = common.to_vec();
+    args.extend([
+        "--corpus",
+        &verify_path,
+        "--concurrency",
+        "1,2",
+        "--rate",
+        "20",
+        "--secs",
+        "1",
+        "--ops",
+        "10",
+    ]);
+    let report = drive(&args).await;
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{report}");
+    assert_eq!(
+        steps[0]["load"],
+        serde_json::json!({"mode": "closed", "concurrency": 1})
+    );
+    assert_eq!(steps[2]["load"]["mode"], "open");
+    for step in steps {
+        check_step(step, "verify");
+    }
+
+    let settle_path = settle.to_string_lossy();
+    let mut args = common.to_vec();
+    args.extend([
+        "--route",
+        "settle",
+        "--corpus",
+        &settle_path,
+        "--concurrency",
+        "3",
+    ]);
+    let report = drive(&args).await;
+    let step = &report["steps"][0];
+    check_step(step, "settle");
+    assert_eq!(
+        step["summary"]["sent"], 3,
+        "each settle body is used once: {step}"
+    );
+    assert_eq!(step["stopped_by"], "corpus", "{step}");
+    assert!(
+        step["rpc_per_op"]["by_method"]["eth_sendRawTransaction"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    for a in &addresses {
+        assert_eq!(
+            chain.bed.usdc_balance(*a).await,
+            U256::from(1_000_000u64 - 10_000)
+        );
+    }
+}
