@@ -9,10 +9,13 @@ use std::sync::Arc;
 use alloy::signers::local::PrivateKeySigner;
 use axum::body::Bytes;
 use scheme_exact_evm::ExactEvm;
-use x402_core::wire::{PaymentRequirements, PaymentRequirementsV2};
-use x402_core::{Network, Price, PriceRequest, Scheme};
-use x402_evm::assets::{AssetTable, TransferMethod};
-use x402_tests::evm::exact::{request_v2, usdc_info};
+use x402_core::wire::{
+    PaymentPayload, PaymentPayloadV2, PaymentRequirements, PaymentRequirementsV2, Raw,
+    ResourceInfo, VerifyRequest,
+};
+use x402_core::{Network, Price, PriceRequest, Scheme, X402Version};
+use x402_evm::assets::{AssetInfo, AssetTable, TransferMethod};
+use x402_tests::evm::{USDC_DECIMALS, USDC_NAME, USDC_VERSION};
 
 use crate::chain::Chain;
 
@@ -21,6 +24,25 @@ pub const PRICE: &str = "0.01";
 /// How long every signed payment stays valid, in seconds (the run must finish within it).
 pub const VALIDITY_SECONDS: u64 = 3600;
 
+/// A v2 `/verify` or `/settle` request: `payload` paying `requirements`, whose `accepted` is the
+/// requirement verbatim.
+pub fn request_v2(requirements: &PaymentRequirementsV2, payload: Raw) -> VerifyRequest {
+    VerifyRequest::new(
+        PaymentPayload::V2(PaymentPayloadV2 {
+            x402_version: X402Version::V2,
+            resource: Some(ResourceInfo {
+                url: "http://127.0.0.1/paid".into(),
+                description: None,
+                mime_type: None,
+            }),
+            accepted: requirements.clone(),
+            payload,
+            extensions: None,
+        }),
+        PaymentRequirements::V2(requirements.clone()),
+    )
+}
+
 /// `exact` requirements on the chain's USDC, paid to the bed's seller by `method`.
 pub async fn requirements(
     chain: &Chain,
@@ -28,7 +50,14 @@ pub async fn requirements(
 ) -> Result<PaymentRequirementsV2, String> {
     let network = Network::eip155(chain.bed.chain_id());
     let mut assets = AssetTable::empty();
-    assets.insert(network.clone(), usdc_info(chain.bed.usdc(), method));
+    let usdc = AssetInfo {
+        address: chain.bed.usdc(),
+        name: USDC_NAME.into(),
+        version: USDC_VERSION.into(),
+        decimals: USDC_DECIMALS,
+        method,
+    };
+    assets.insert(network.clone(), usdc);
     ExactEvm::seller(assets)
         .requirements(&PriceRequest {
             network,

@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod report;
 pub mod stats;
 pub mod suite;
+pub mod svm;
 pub mod targets;
 
 /// Refuses any URL whose host is not a loopback address: the benchmark only ever loads this

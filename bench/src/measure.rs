@@ -1,5 +1,5 @@
 //! One measured step: a driver run plus what it cost — RPC calls per operation (from the counting
-//! proxy), CPU seconds per 1,000 operations of the facilitator, anvil and the driver itself, and
+//! proxy), CPU seconds per 1,000 operations of the facilitator, the chain node and the driver, and
 //! the facilitator's peak RSS during the step.
 
 use std::collections::BTreeMap;
@@ -54,8 +54,8 @@ pub enum RpcSource<'a> {
 pub struct Probe<'a> {
     /// The facilitator's process.
     pub facilitator_pid: Option<u32>,
-    /// anvil's process.
-    pub anvil_pid: Option<u32>,
+    /// The chain node (anvil or solana-test-validator).
+    pub chain_pid: Option<u32>,
     /// The RPC tallies.
     pub rpc: RpcSource<'a>,
 }
@@ -77,7 +77,7 @@ impl Probe<'_> {
         };
         Sample {
             facilitator: self.facilitator_pid.and_then(procstat::cpu_seconds),
-            anvil: self.anvil_pid.and_then(procstat::cpu_seconds),
+            anvil: self.chain_pid.and_then(procstat::cpu_seconds),
             driver: procstat::cpu_seconds(std::process::id()),
             rpc,
         }
@@ -98,8 +98,8 @@ pub struct RpcPerOp {
 pub struct Cost {
     /// The facilitator process.
     pub facilitator_cpu_s_per_1k: Option<f64>,
-    /// anvil.
-    pub anvil_cpu_s_per_1k: Option<f64>,
+    /// The chain node (anvil or solana-test-validator).
+    pub chain_cpu_s_per_1k: Option<f64>,
     /// The benchmark process (HTTP driver and RPC proxy).
     pub driver_cpu_s_per_1k: Option<f64>,
     /// Share of all cores the three processes kept busy during the step.
@@ -187,7 +187,7 @@ pub async fn step(
         rpc_per_op,
         cost: Cost {
             facilitator_cpu_s_per_1k: per_k(after.facilitator, before.facilitator),
-            anvil_cpu_s_per_1k: per_k(after.anvil, before.anvil),
+            chain_cpu_s_per_1k: per_k(after.anvil, before.anvil),
             driver_cpu_s_per_1k: per_k(after.driver, before.driver),
             cpu_busy_fraction: busy,
             facilitator_peak_rss_mib: probe.facilitator_pid.and_then(procstat::peak_rss_mib),

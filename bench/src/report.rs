@@ -115,7 +115,7 @@ fn errors(step: &Step) -> String {
 pub fn steps_table(steps: &[Step]) -> String {
     let mut out = String::from(
         "| load | ok / sent | ok/s | p50 ms | p95 ms | p99 ms | max ms | errors | RPC/op | \
-         facilitator CPU s/1k | anvil CPU s/1k | driver CPU s/1k | CPU busy | peak RSS MiB |\n\
+         facilitator CPU s/1k | chain CPU s/1k | driver CPU s/1k | CPU busy | peak RSS MiB |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in steps {
@@ -134,7 +134,7 @@ pub fn steps_table(steps: &[Step]) -> String {
             errors(s),
             opt(s.rpc_per_op.as_ref().map(|r| r.total), 2),
             opt(s.cost.facilitator_cpu_s_per_1k, 3),
-            opt(s.cost.anvil_cpu_s_per_1k, 3),
+            opt(s.cost.chain_cpu_s_per_1k, 3),
             opt(s.cost.driver_cpu_s_per_1k, 3),
             s.cost
                 .cpu_busy_fraction
@@ -305,4 +305,63 @@ pub fn markdown(r: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::Stop;
+    use crate::measure::{Cost, Load};
+    use crate::stats::{Outcome, Recorder};
+
+    fn step(label: &str, ok_per_s_ops: u64) -> Step {
+        let mut r = Recorder::default();
+        for _ in 0..ok_per_s_ops {
+            r.record(std::time::Duration::from_millis(2), Outcome::Ok);
+        }
+        r.record(
+            std::time::Duration::from_millis(9),
+            Outcome::failed("invalid_x"),
+        );
+        Step {
+            label: label.into(),
+            load: Load::Closed { concurrency: 1 },
+            stopped_by: Stop::Time,
+            summary: r.summary(std::time::Duration::from_secs(1)),
+            rpc_per_op: None,
+            cost: Cost::default(),
+            blocks: None,
+            signer_txs: None,
+        }
+    }
+
+    #[test]
+    fn markdown_has_a_row_per_step_and_ratios() {
+        let scenario = |target: &str, ops| Scenario {
+            name: "verify EIP-3009".into(),
+            target: target.into(),
+            steps: vec![step("c=1", ops)],
+        };
+        let scenarios = vec![scenario("x402-rs", 100), scenario("TypeScript ref", 10)];
+        let comparisons = compare(&scenarios);
+        assert_eq!(comparisons[0].ratio, 10.0);
+        let report = Report {
+            date: "d".into(),
+            commit: "c".into(),
+            profile: "release".into(),
+            machine: crate::procstat::Machine::probe(),
+            versions: BTreeMap::new(),
+            setup: BTreeMap::new(),
+            scenarios,
+            comparisons,
+            notes: vec!["n".into()],
+        };
+        let md = markdown(&report);
+        assert!(md.contains("| c=1 | 100 / 101 | 100.0 |"), "{md}");
+        assert!(md.contains("1× invalid_x"), "{md}");
+        assert!(
+            md.contains("| verify EIP-3009: peak ok/s | 100.00 | 10.00 | 10.0× |"),
+            "{md}"
+        );
+    }
 }

@@ -48,6 +48,8 @@ pub struct Options {
     pub signer_counts: Vec<usize>,
     /// Whether to run the TypeScript reference too.
     pub typescript: bool,
+    /// The Solana scenarios, or `None` to skip them.
+    pub svm: Option<crate::svm::SvmOptions>,
 }
 
 impl Default for Options {
@@ -66,6 +68,12 @@ impl Default for Options {
             settle_ops: 5000,
             signer_counts: vec![1, 4, 8],
             typescript: true,
+            svm: Some(crate::svm::SvmOptions {
+                payers: 200,
+                concurrency: vec![1, 8, 32, 128],
+                step_time: Duration::from_secs(6),
+                settle_concurrency: 64,
+            }),
         }
     }
 }
@@ -74,14 +82,14 @@ impl Default for Options {
 struct Under<'a> {
     facilitator: Facilitator,
     proxy: &'a RpcProxy,
-    anvil_pid: Option<u32>,
+    chain_pid: Option<u32>,
 }
 
 impl Under<'_> {
     fn probe(&self) -> Probe<'_> {
         Probe {
             facilitator_pid: Some(self.facilitator.pid),
-            anvil_pid: self.anvil_pid,
+            chain_pid: self.chain_pid,
             rpc: RpcSource::Local(self.proxy),
         }
     }
@@ -199,7 +207,8 @@ pub async fn run(o: &Options) -> Result<Report, String> {
     let mut notes = Vec::new();
     progress("starting anvil with USDC, Permit2 and the x402 proxies");
     let chain = Chain::start(o.chain_id).await;
-    let anvil_pid = chain.anvil_pid();
+    let chain_pid = chain.anvil_pid();
+    let usdc = chain.bed.usdc();
     let keys = corpus::payers(o.payers);
     let addresses: Vec<_> = keys.iter().map(|k| k.address()).collect();
     progress(&format!(
@@ -234,7 +243,7 @@ pub async fn run(o: &Options) -> Result<Report, String> {
                 &setup(&ours_proxy, &signers[..n]),
             )?,
             proxy: &ours_proxy,
-            anvil_pid,
+            chain_pid,
         })
     };
     let ts = if o.typescript {
@@ -242,7 +251,7 @@ pub async fn run(o: &Options) -> Result<Report, String> {
             Ok(f) => Some(Under {
                 facilitator: f,
                 proxy: &ts_proxy,
-                anvil_pid,
+                chain_pid,
             }),
             Err(e) => {
                 notes.push(format!("TypeScript reference not run: {e}"));
@@ -306,18 +315,34 @@ pub async fn run(o: &Options) -> Result<Report, String> {
         }
     }
     chain.set_block_time(None).await?;
-    if settle.remaining() == 0 {
-        notes.push("the settle corpus ran out (raise --payers or --settle-rounds); steps after that were not run".into());
+    let ran_out = scenarios.iter().flat_map(|s| &s.steps);
+    if ran_out
+        .filter(|st| st.stopped_by == crate::driver::Stop::Corpus)
+        .count()
+        > 0
+    {
+        notes.push(
+            "a settle step ran out of corpus before its bounds (raise --payers or --settle-rounds)"
+                .into(),
+        );
     }
 
+    drop(ts);
+    drop(chain);
+    match &o.svm {
+        Some(svm) if crate::svm::validator_installed() => {
+            scenarios.extend(crate::svm::run(svm, &o.facilitator_bin).await?);
+        }
+        Some(_) => notes.push("SVM scenarios not run: solana-test-validator is not installed (scripts/install-tools.sh)".into()),
+        None => notes.push("SVM scenarios not run (--no-svm)".into()),
+    }
     let comparisons = crate::report::compare(&scenarios);
     let mut setup_facts = BTreeMap::new();
     setup_facts.insert(
         "chain".into(),
         format!(
             "anvil, chain id {}, Circle FiatTokenV2_2 at {}",
-            o.chain_id,
-            chain.bed.usdc()
+            o.chain_id, usdc
         ),
     );
     setup_facts.insert("corpus".into(), format!(

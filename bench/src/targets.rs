@@ -95,22 +95,31 @@ assets = ["{usdc}"]
 
 /// Starts our facilitator binary `bin` for `setup`.
 pub fn start_rust(bin: &Path, setup: &EvmSetup) -> Result<Facilitator, String> {
+    let (text, env) = rust_config(setup);
+    let n = setup.signers.len();
+    let name = format!("x402-rs ({n} signer{})", plural(n));
+    start_rust_with(bin, name, &text, &env)
+}
+
+/// Starts our facilitator binary `bin` on the configuration `text` with `env` set.
+pub fn start_rust_with(
+    bin: &Path,
+    name: String,
+    text: &str,
+    env: &[(String, String)],
+) -> Result<Facilitator, String> {
     if !bin.exists() {
         return Err(format!(
             "{} does not exist; build it with `cargo build --release -p facilitator-bin`",
             bin.display()
         ));
     }
-    let (text, env) = rust_config(setup);
     let mut file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
     std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(bin);
-    cmd.arg("--config").arg(file.path()).envs(env);
-    let name = format!(
-        "x402-rs ({} signer{})",
-        setup.signers.len(),
-        plural(setup.signers.len())
-    );
+    cmd.arg("--config")
+        .arg(file.path())
+        .envs(env.iter().map(|(k, v)| (k, v)));
     spawn(cmd, name, Some(file))
 }
 

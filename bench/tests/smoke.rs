@@ -110,7 +110,7 @@ async fn drive_produces_a_well_formed_report() {
         &url,
         "--pid",
         &me,
-        "--anvil-pid",
+        "--chain-pid",
         &anvil,
         "--rpc-counts",
         proxy.url(),

@@ -150,14 +150,7 @@ impl Scheme for ExactEvm {
         let payer = payload
             .map(|p| p.payer().to_checksum(None))
             .or_else(|| payload::payer_hint(payment.payload.payload));
-        Ok(match verdict {
-            Ok(_) => Verdict {
-                payer,
-                result: Ok(()),
-                extensions: None,
-            },
-            Err(r) => Verdict::invalid(payer, r),
-        })
+        Ok(Verdict::from_check(payer, verdict))
     }
 
     async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {

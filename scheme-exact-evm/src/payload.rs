@@ -247,7 +247,7 @@ mod tests {
         let cases = [
             VECTOR_A.replace(r#""value":"10000""#, r#""value":"+10000""#),
             VECTOR_A.replace(r#""value":"10000""#, r#""value":10000"#),
-            VECTOR_A.replace(r#""validBefore":"1740672154""#, r#""validBefore":"0x67bf"#),
+            VECTOR_A.replace(r#""validBefore":"1740672154""#, r#""validBefore":"0x67bf""#),
             VECTOR_A.replace("0xf3746613", "0xf37466"),
             VECTOR_A.replace("\"0xdc53", "\"dc53"),
             VECTOR_A.replace(

@@ -1,7 +1,7 @@
 //! Seller side: a price on a network → `exact` requirements with the asset's EIP-712 data.
 
 use x402_core::wire::PaymentRequirementsV2;
-use x402_core::{Price, PriceRequest, SchemeError, price_to_atomic};
+use x402_core::{PriceRequest, SchemeError};
 use x402_evm::assets::{AssetTable, TransferMethod};
 use x402_evm::parse;
 
@@ -16,29 +16,8 @@ pub(crate) fn requirements(
     let unusable = |m: String| SchemeError::Unusable(m);
     parse::chain_id(&request.network).map_err(|e| unusable(e.to_string()))?;
     let pay_to = parse::address("payTo", &request.pay_to).map_err(|e| unusable(e.to_string()))?;
-    let asset = match &request.asset {
-        Some(a) => {
-            let address = parse::address("asset", a).map_err(|e| unusable(e.to_string()))?;
-            assets.find(&request.network, address).cloned().ok_or_else(|| {
-                unusable(format!(
-                    "asset {address} on {} is not in the asset table: its decimals and EIP-712 domain are unknown",
-                    request.network
-                ))
-            })?
-        }
-        None => assets
-            .default_for(&request.network)
-            .cloned()
-            .ok_or_else(|| {
-                unusable(format!("no default asset is known for {}", request.network))
-            })?,
-    };
-    let amount = match &request.price {
-        Price::Atomic(a) => *a,
-        Price::Decimal(d) => {
-            price_to_atomic(d, asset.decimals).map_err(|e| unusable(e.to_string()))?
-        }
-    };
+    let (asset, amount) =
+        assets.price(&request.network, request.asset.as_deref(), &request.price)?;
     let extra = match asset.method {
         TransferMethod::Eip3009 => serde_json::json!({
             "name": asset.name,
@@ -67,7 +46,7 @@ pub(crate) fn requirements(
 
 #[cfg(test)]
 mod tests {
-    use x402_core::{Amount, Network};
+    use x402_core::{Amount, Network, Price};
 
     use super::*;
 

@@ -131,14 +131,7 @@ impl Scheme for UptoEvm {
         let f = self.facilitator_role()?;
         let (payload, verdict) = f.check(payment, facilitator::Phase::Verify).await?;
         let payer = payload.map(|p| p.from.to_checksum(None));
-        Ok(match verdict {
-            Ok(_) => Verdict {
-                payer,
-                result: Ok(()),
-                extensions: None,
-            },
-            Err(r) => Verdict::invalid(payer, r),
-        })
+        Ok(Verdict::from_check(payer, verdict))
     }
 
     async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {

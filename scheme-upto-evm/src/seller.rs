@@ -1,7 +1,7 @@
 //! Seller side: a maximum price → `upto` requirements; after serving, the actual charge.
 
 use x402_core::wire::{PaymentRequirementsV2, parse_raw};
-use x402_core::{Amount, Price, PriceRequest, SchemeError, price_to_atomic};
+use x402_core::{Amount, PriceRequest, SchemeError};
 use x402_evm::assets::AssetTable;
 use x402_evm::parse;
 
@@ -19,24 +19,8 @@ pub(crate) fn requirements(
     let unusable = |m: String| SchemeError::Unusable(m);
     parse::chain_id(&request.network).map_err(|e| unusable(e.to_string()))?;
     let pay_to = parse::address("payTo", &request.pay_to).map_err(|e| unusable(e.to_string()))?;
-    let asset =
-        match &request.asset {
-            Some(a) => {
-                let address = parse::address("asset", a).map_err(|e| unusable(e.to_string()))?;
-                assets.find(&request.network, address).cloned().ok_or_else(|| {
-                unusable(format!(
-                    "asset {address} on {} is not in the asset table: its decimals are unknown",
-                    request.network
-                ))
-            })?
-            }
-            None => assets
-                .default_for(&request.network)
-                .cloned()
-                .ok_or_else(|| {
-                    unusable(format!("no default asset is known for {}", request.network))
-                })?,
-        };
+    let (asset, amount) =
+        assets.price(&request.network, request.asset.as_deref(), &request.price)?;
     let kind_extra: Option<Extra> = request
         .facilitator_kind
         .as_ref()
@@ -50,12 +34,6 @@ pub(crate) fn requirements(
         })?;
     let facilitator =
         parse::address("facilitatorAddress", &facilitator).map_err(|e| unusable(e.to_string()))?;
-    let amount = match &request.price {
-        Price::Atomic(a) => *a,
-        Price::Decimal(d) => {
-            price_to_atomic(d, asset.decimals).map_err(|e| unusable(e.to_string()))?
-        }
-    };
     let extra = serde_json::json!({
         "name": asset.name,
         "version": asset.version,

@@ -14,3 +14,4 @@ pub mod evm;
 pub mod process;
 pub mod solana;
 pub mod tools;
+pub mod wire;

@@ -112,6 +112,15 @@ impl Verdict {
         }
     }
 
+    /// The verdict of a check that produced something (a settlement plan, say) or a rejection.
+    pub fn from_check<T>(payer: Option<String>, check: Result<T, Rejection>) -> Self {
+        Self {
+            payer,
+            result: check.map(|_| ()),
+            extensions: None,
+        }
+    }
+
     /// An invalid payment.
     pub fn invalid(payer: Option<String>, rejection: Rejection) -> Self {
         Self {

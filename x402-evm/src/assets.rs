@@ -184,6 +184,40 @@ impl AssetTable {
             .map(|(_, a)| a)
     }
 
+    /// The asset a seller prices in — the one it names (which must be in the table, so its
+    /// decimals and EIP-712 domain are known) or the network's default — and the price in that
+    /// asset's atomic units (a decimal price converts exactly or is refused).
+    pub fn price(
+        &self,
+        network: &Network,
+        asset: Option<&str>,
+        price: &x402_core::Price,
+    ) -> Result<(AssetInfo, x402_core::Amount), x402_core::SchemeError> {
+        let unusable = x402_core::SchemeError::Unusable;
+        let info = match asset {
+            Some(a) => {
+                let address =
+                    crate::parse::address("asset", a).map_err(|e| unusable(e.to_string()))?;
+                self.find(network, address).cloned().ok_or_else(|| {
+                    unusable(format!(
+                        "asset {address} on {network} is not in the asset table: its decimals and EIP-712 domain are unknown"
+                    ))
+                })?
+            }
+            None => self
+                .default_for(network)
+                .cloned()
+                .ok_or_else(|| unusable(format!("no default asset is known for {network}")))?,
+        };
+        let amount = match price {
+            x402_core::Price::Atomic(a) => *a,
+            x402_core::Price::Decimal(d) => {
+                x402_core::price_to_atomic(d, info.decimals).map_err(|e| unusable(e.to_string()))?
+            }
+        };
+        Ok((info, amount))
+    }
+
     /// The asset at `address` on `network`.
     pub fn find(&self, network: &Network, address: Address) -> Option<&AssetInfo> {
         self.entries

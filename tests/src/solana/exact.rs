@@ -23,8 +23,8 @@ use solana_transaction::versioned::VersionedTransaction;
 use spl_token_2022_interface::extension::ExtensionType;
 use x402_core::json::JsonLimits;
 use x402_core::wire::{
-    PaymentPayload, PaymentPayloadV1, PaymentPayloadV2, PaymentRequirements, PaymentRequirementsV1,
-    PaymentRequirementsV2, Raw, ResourceInfo, SettleResponse, VerifyRequest, VerifyResponse,
+    PaymentPayload, PaymentPayloadV1, PaymentRequirements, PaymentRequirementsV2, Raw,
+    SettleResponse, VerifyRequest, VerifyResponse,
 };
 use x402_core::{
     Amount, Facilitator as _, LocalFacilitator, MemoryStore, Network, Price, PriceRequest, Reason,
@@ -323,41 +323,7 @@ pub fn local(network: &Network, scheme: ExactSvm) -> LocalFacilitator {
     LocalFacilitator::new(registry)
 }
 
-/// A v2 request whose `accepted` is the requirement verbatim.
-pub fn request_v2(requirements: &PaymentRequirementsV2, payload: Raw) -> VerifyRequest {
-    VerifyRequest::new(
-        PaymentPayload::V2(PaymentPayloadV2 {
-            x402_version: X402Version::V2,
-            resource: Some(ResourceInfo {
-                url: "http://127.0.0.1/paid".into(),
-                description: None,
-                mime_type: None,
-            }),
-            accepted: requirements.clone(),
-            payload,
-            extensions: None,
-        }),
-        PaymentRequirements::V2(requirements.clone()),
-    )
-}
-
-/// The same requirement in v1 shape (the network by its v1 name).
-pub fn to_v1(r: &PaymentRequirementsV2) -> PaymentRequirementsV1 {
-    let network = Network::parse(&r.network).expect("network");
-    PaymentRequirementsV1 {
-        scheme: r.scheme.clone(),
-        network: network.to_wire(X402Version::V1),
-        max_amount_required: r.amount,
-        asset: r.asset.clone(),
-        pay_to: r.pay_to.clone(),
-        resource: "http://127.0.0.1/paid".into(),
-        description: String::new(),
-        mime_type: None,
-        output_schema: None,
-        max_timeout_seconds: r.max_timeout_seconds,
-        extra: r.extra.clone(),
-    }
-}
+pub use crate::wire::{request_v2, to_v1};
 
 /// A Token-2022 mint configured with one extension.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,198 @@
+//! The Solana scenarios: solana-test-validator with an SPL Token mint, funded payers, and our
+//! facilitator serving the validator's own CAIP-2 network (`solana:` + the first 32 characters of
+//! its genesis hash), with its RPC through the counting proxy.
+//!
+//! A Solana payment names a recent blockhash and expires with it (about 150 slots, a minute on
+//! the test validator), so "long validity" is impossible: each step's corpus is signed by the
+//! scheme's own buyer client just before the step, and the steps stay well inside a minute.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use scheme_exact_svm::ExactSvm;
+use scheme_exact_svm::buyer::BuyerOptions;
+use scheme_exact_svm::rpc::Rpc;
+use solana_keypair::Keypair;
+use solana_signer::Signer;
+use x402_core::wire::{PaymentRequirements, PaymentRequirementsV2, SupportedResponse};
+use x402_core::{Amount, Network, Price, PriceRequest, Scheme, X402Version};
+use x402_tests::solana::SvmTestBed;
+
+use crate::corpus::request_v2;
+use crate::driver::{Feed, Limits, Route, Target};
+use crate::measure::{self, Load, Probe, RpcSource};
+use crate::proxy::RpcProxy;
+use crate::report::Scenario;
+use crate::targets;
+
+/// Atomic units of the mint each payer holds.
+const PAYER_TOKENS: u64 = 1_000_000;
+/// The price of every payment, in atomic units.
+const PRICE_UNITS: u64 = 1_000;
+/// Fee-payer SOL (lamports).
+const FEE_PAYER_LAMPORTS: u64 = 100_000_000_000;
+
+/// What the Solana scenarios do.
+#[derive(Debug, Clone)]
+pub struct SvmOptions {
+    /// Distinct funded payers (one payment each per step).
+    pub payers: usize,
+    /// The verify concurrency sweep.
+    pub concurrency: Vec<usize>,
+    /// Time bound of each step (keep the sweep inside a blockhash's life).
+    pub step_time: Duration,
+    /// Concurrency of the settle step.
+    pub settle_concurrency: usize,
+}
+
+/// Whether solana-test-validator is installed (the scenarios are skipped, with a note, if not).
+pub fn validator_installed() -> bool {
+    std::panic::catch_unwind(x402_tests::tools::solana_test_validator).is_ok()
+}
+
+fn rpc(url: &str) -> Result<Rpc, String> {
+    Rpc::new(&[url.to_owned()], Duration::from_secs(10)).map_err(|e| format!("rpc: {e}"))
+}
+
+fn progress(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "[x402-bench] {line}");
+}
+
+/// Signs one payment from each payer for `requirements`, on a fresh blockhash.
+async fn sign(
+    rpc_url: &str,
+    payers: &[Keypair],
+    requirements: &PaymentRequirementsV2,
+) -> Result<Vec<Bytes>, String> {
+    let reqs = PaymentRequirements::V2(requirements.clone());
+    let view = reqs.view().map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for payer in payers {
+        let buyer = ExactSvm::buyer(
+            payer.insecure_clone(),
+            rpc(rpc_url)?,
+            BuyerOptions::default(),
+        );
+        let payload = buyer
+            .sign(&view)
+            .await
+            .map_err(|e| format!("signing: {e}"))?;
+        let body =
+            serde_json::to_vec(&request_v2(requirements, payload)).map_err(|e| e.to_string())?;
+        out.push(Bytes::from(body));
+    }
+    Ok(out)
+}
+
+/// Runs SVM verify (a concurrency sweep) and settle (one step) against our facilitator.
+pub async fn run(
+    o: &SvmOptions,
+    facilitator_bin: &std::path::Path,
+) -> Result<Vec<Scenario>, String> {
+    progress("starting solana-test-validator");
+    let bed = SvmTestBed::start().await;
+    let genesis = bed
+        .rpc()
+        .get_genesis_hash()
+        .await
+        .map_err(|e| format!("getGenesisHash: {e}"))?;
+    let network = format!(
+        "solana:{}",
+        genesis.to_string().get(..32).unwrap_or_default()
+    );
+    let mint = bed.spl_token_mint();
+    progress(&format!("funding {} Solana payers", o.payers));
+    let mut payers = Vec::new();
+    for _ in 0..o.payers {
+        payers.push(bed.new_token_holder(0, PAYER_TOKENS).await);
+    }
+    let seller = bed.new_token_holder(0, 0).await;
+    let fee_payer = Keypair::new();
+    bed.airdrop(&fee_payer.pubkey(), FEE_PAYER_LAMPORTS).await;
+
+    let proxy = RpcProxy::start(bed.rpc_url()).await?;
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[limits]\nrequest_timeout_ms = 120000\n\
+         [networks.\"{network}\"]\nrpc_urls = [\"$X402_BENCH_RPC\"]\nsigner_keys = [\"$X402_BENCH_KEY_0\"]\n\
+         [networks.\"{network}\".schemes.exact]\nassets = [\"{}\"]\n",
+        mint.address
+    );
+    let env = vec![
+        ("X402_BENCH_RPC".to_owned(), proxy.url().to_owned()),
+        ("X402_BENCH_KEY_0".to_owned(), fee_payer.to_base58_string()),
+    ];
+    let ours =
+        targets::start_rust_with(facilitator_bin, "x402-rs (1 fee payer)".into(), &text, &env)?;
+    let supported: SupportedResponse = reqwest::get(format!("{}/supported", ours.url))
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| format!("/supported: {e}"))?;
+    let kind = supported
+        .kinds
+        .into_iter()
+        .find(|k| k.x402_version == X402Version::V2 && k.network == network)
+        .ok_or("/supported lists no v2 kind for the validator's network")?;
+    let requirements = ExactSvm::seller()
+        .with_rpc(rpc(bed.rpc_url())?)
+        .requirements_with_memo(
+            &PriceRequest {
+                network: Network::parse(&network).map_err(|e| e.to_string())?,
+                price: Price::Atomic(Amount::from(PRICE_UNITS)),
+                pay_to: seller.pubkey().to_string(),
+                asset: Some(mint.address.to_string()),
+                max_timeout_seconds: None,
+                facilitator_kind: Some(kind),
+            },
+            None,
+        )
+        .await
+        .map_err(|e| format!("requirements: {e}"))?;
+
+    let probe = Probe {
+        facilitator_pid: Some(ours.pid),
+        chain_pid: bed.validator().validator_pid(),
+        rpc: RpcSource::Local(&proxy),
+    };
+    let limits = Limits {
+        max_ops: 200_000,
+        max_time: o.step_time,
+    };
+    let verify = Target::new(&ours.url, Route::Verify, Duration::from_secs(30))?;
+    let mut verify_steps = Vec::new();
+    for &c in &o.concurrency {
+        progress(&format!("verify SVM — {}: c={c}", ours.name));
+        let feed = Feed::cycling(sign(bed.rpc_url(), &payers, &requirements).await?);
+        verify_steps.push(
+            measure::step(
+                &verify,
+                &feed,
+                Load::Closed { concurrency: c },
+                limits,
+                probe,
+            )
+            .await,
+        );
+    }
+    progress(&format!("settle SVM — {}", ours.name));
+    let settle = Target::new(&ours.url, Route::Settle, Duration::from_secs(90))?;
+    let feed = Feed::once(sign(bed.rpc_url(), &payers, &requirements).await?);
+    let load = Load::Closed {
+        concurrency: o.settle_concurrency.min(payers.len()).max(1),
+    };
+    let settle_step = measure::step(&settle, &feed, load, limits, probe).await;
+    Ok(vec![
+        Scenario {
+            name: "verify SVM (SPL Token)".into(),
+            target: ours.name.clone(),
+            steps: verify_steps,
+        },
+        Scenario {
+            name: "settle SVM (SPL Token)".into(),
+            target: ours.name.clone(),
+            steps: vec![settle_step],
+        },
+    ])
+}
