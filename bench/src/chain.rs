@@ -17,6 +17,12 @@ use crate::procstat;
 
 /// Gas limit given to each funding transaction (a first mint uses about 70,000).
 const FUNDING_GAS: u64 = 150_000;
+/// Fee caps of the funding transactions: the base fee climbs while full funding blocks are mined,
+/// and a transaction priced for the first block would be stranded in the pool.
+const FUNDING_MAX_FEE: &str = "0xe8d4a51000"; // 1,000 gwei
+const FUNDING_TIP: &str = "0x3b9aca00"; // 1 gwei
+/// The base fee restored once funding is mined, so the benchmark starts from a quiet chain.
+const BASE_FEE: &str = "0x3b9aca00"; // 1 gwei
 /// How long funding may take to be mined.
 const FUNDING_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -95,20 +101,39 @@ impl Chain {
             for a in payers {
                 let data = usdc.approve(PERMIT2_ADDRESS, U256::MAX).calldata().clone();
                 txs.push(json!({"from": a, "to": self.bed.usdc(), "data": data,
-                    "nonce": "0x0", "gas": format!("{FUNDING_GAS:#x}")}));
+                    "nonce": "0x0", "gas": format!("{FUNDING_GAS:#x}"),
+                    "maxFeePerGas": FUNDING_MAX_FEE, "maxPriorityFeePerGas": FUNDING_TIP}));
             }
             rpc(p, "anvil_autoImpersonateAccount", json!([true])).await?;
         }
-        let sent = futures::stream::iter(txs)
-            .map(|tx| rpc(p, "eth_sendTransaction", json!([tx])))
-            .buffered(16)
-            .try_collect::<Vec<_>>()
-            .await;
+        // One sender's transactions go in nonce order, one at a time: anvil's pool loses some
+        // that arrive ahead of a gap (seen with 4,096 mints sent 16 at a time). Distinct
+        // senders' approvals may go concurrently.
+        let (mints, approvals) = txs.split_at(payers.len());
+        let mut sent = Ok(());
+        for tx in mints {
+            if let Err(e) = rpc(p, "eth_sendTransaction", json!([tx])).await {
+                sent = Err(e);
+                break;
+            }
+        }
+        if sent.is_ok() {
+            sent = futures::stream::iter(approvals)
+                .map(|tx| rpc(p, "eth_sendTransaction", json!([tx])))
+                .buffer_unordered(16)
+                .try_collect::<Vec<_>>()
+                .await
+                .map(|_| ());
+        }
         if approve_permit2 {
             rpc(p, "anvil_autoImpersonateAccount", json!([false])).await?;
         }
         sent?;
         let mined = self.mine_pool().await;
+        if mined.is_ok() {
+            rpc(p, "anvil_setNextBlockBaseFeePerGas", json!([BASE_FEE])).await?;
+            rpc(p, "evm_mine", json!([])).await?;
+        }
         rpc(p, "evm_setAutomine", json!([true])).await?;
         mined?;
         self.check_funded(payers, usdc_each, approve_permit2).await
@@ -134,7 +159,7 @@ impl Chain {
         Err(format!("funding not mined within {FUNDING_TIMEOUT:?}"))
     }
 
-    /// Checks the first, middle and last payer.
+    /// Checks every payer's balance (and Permit2 allowance); the error counts the shortfalls.
     async fn check_funded(
         &self,
         payers: &[Address],
@@ -142,30 +167,41 @@ impl Chain {
         permit2: bool,
     ) -> Result<(), String> {
         let token = self.bed.usdc_contract();
-        let picks = [0, payers.len() / 2, payers.len().saturating_sub(1)];
-        for a in picks.iter().filter_map(|&i| payers.get(i)) {
-            let balance = token
-                .balanceOf(*a)
-                .call()
-                .await
-                .map_err(|e| e.to_string())?;
-            if balance != usdc {
-                return Err(format!(
-                    "payer {a} holds {balance} USDC units, expected {usdc}"
-                ));
-            }
-            if permit2 {
-                let allowance = token
-                    .allowance(*a, PERMIT2_ADDRESS)
+        let token = &token;
+        let short: Vec<String> = futures::stream::iter(payers)
+            .map(|a| async move {
+                let balance = token
+                    .balanceOf(*a)
                     .call()
                     .await
                     .map_err(|e| e.to_string())?;
-                if allowance != U256::MAX {
-                    return Err(format!("payer {a} did not approve Permit2"));
-                }
-            }
+                let approved = if permit2 {
+                    let allowance = token.allowance(*a, PERMIT2_ADDRESS).call().await;
+                    allowance.map_err(|e| e.to_string())? == U256::MAX
+                } else {
+                    true
+                };
+                Ok::<_, String>((balance == usdc && approved).then_some(()).map_or_else(
+                    || {
+                        Some(format!(
+                            "{a}: {balance} USDC units, Permit2 approved: {approved}"
+                        ))
+                    },
+                    |()| None,
+                ))
+            })
+            .buffer_unordered(16)
+            .try_filter_map(|s| async move { Ok(s) })
+            .try_collect()
+            .await?;
+        match short.first() {
+            None => Ok(()),
+            Some(first) => Err(format!(
+                "{} of {} payers not funded (expected {usdc} USDC units each), e.g. {first}",
+                short.len(),
+                payers.len()
+            )),
         }
-        Ok(())
     }
 
     /// `n` fresh facilitator signers holding 1,000 ETH each.

@@ -4,7 +4,7 @@
 //! x402-bench run   [--out DIR] [--facilitator-bin PATH] [--no-ts] [--payers N] [--verify-bodies N]
 //!                  [--settle-rounds N] [--concurrency 1,8,32,128,512] [--step-secs S] [--step-ops N]
 //!                  [--settle-concurrency C] [--settle-secs S] [--settle-ops N] [--signers 1,4,8]
-//!                  [--no-svm] [--svm-payers N]
+//!                  [--no-svm] [--svm-payers N] [--direct-rpc]
 //! x402-bench chain [--out DIR] [--payers N] [--settle-rounds N] [--hold-secs S]
 //! x402-bench drive --url URL --corpus FILE [--route verify|settle] [--concurrency LIST]
 //!                  [--rate R] [--secs S] [--ops N] [--pid PID] [--anvil-pid PID] [--rpc-counts URL]
@@ -111,6 +111,7 @@ async fn run(args: &Args) -> Result<(), String> {
     o.settle_ops = args.get("settle-ops")?.unwrap_or(o.settle_ops);
     o.signer_counts = args.list("signers")?.unwrap_or(o.signer_counts);
     o.typescript = !args.flag("no-ts");
+    o.direct_rpc = args.flag("direct-rpc");
     if args.flag("no-svm") {
         o.svm = None;
     } else if let (Some(svm), Some(n)) = (o.svm.as_mut(), args.get("svm-payers")?) {

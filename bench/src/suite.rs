@@ -48,6 +48,8 @@ pub struct Options {
     pub signer_counts: Vec<usize>,
     /// Whether to run the TypeScript reference too.
     pub typescript: bool,
+    /// Facilitators talk to the chain directly: no RPC counts, no proxy CPU.
+    pub direct_rpc: bool,
     /// The Solana scenarios, or `None` to skip them.
     pub svm: Option<crate::svm::SvmOptions>,
 }
@@ -68,6 +70,7 @@ impl Default for Options {
             settle_ops: 5000,
             signer_counts: vec![1, 4, 8],
             typescript: true,
+            direct_rpc: false,
             svm: Some(crate::svm::SvmOptions {
                 payers: 200,
                 concurrency: vec![1, 8, 32, 128],
@@ -81,7 +84,7 @@ impl Default for Options {
 /// A facilitator to drive and its RPC proxy.
 struct Under<'a> {
     facilitator: Facilitator,
-    proxy: &'a RpcProxy,
+    proxy: Option<&'a RpcProxy>,
     chain_pid: Option<u32>,
 }
 
@@ -90,7 +93,7 @@ impl Under<'_> {
         Probe {
             facilitator_pid: Some(self.facilitator.pid),
             chain_pid: self.chain_pid,
-            rpc: RpcSource::Local(self.proxy),
+            rpc: self.proxy.map_or(RpcSource::None, RpcSource::Local),
         }
     }
 }
@@ -230,9 +233,19 @@ pub async fn run(o: &Options) -> Result<Report, String> {
     let ts_signers = chain.new_signers(1).await?;
     let ours_proxy = RpcProxy::start(chain.bed.endpoint()).await?;
     let ts_proxy = RpcProxy::start(chain.bed.endpoint()).await?;
-    let setup = |proxy: &RpcProxy, keys: &[PrivateKeySigner]| EvmSetup {
+    // Without the proxies (--direct-rpc) the facilitators talk to anvil directly and RPC calls
+    // are not counted; the proxy's own CPU then leaves the measurement too.
+    let (ours_proxy, ts_proxy) = if o.direct_rpc {
+        notes.push(
+            "--direct-rpc: EVM facilitators talked to anvil directly; RPC calls not counted".into(),
+        );
+        (None, None)
+    } else {
+        (Some(&ours_proxy), Some(&ts_proxy))
+    };
+    let setup = |proxy: Option<&RpcProxy>, keys: &[PrivateKeySigner]| EvmSetup {
         chain_id: chain.bed.chain_id(),
-        rpc_url: proxy.url().to_owned(),
+        rpc_url: proxy.map_or(chain.bed.endpoint(), RpcProxy::url).to_owned(),
         usdc: chain.bed.usdc(),
         signers: keys.to_vec(),
     };
@@ -240,17 +253,17 @@ pub async fn run(o: &Options) -> Result<Report, String> {
         Ok(Under {
             facilitator: targets::start_rust(
                 &o.facilitator_bin,
-                &setup(&ours_proxy, &signers[..n]),
+                &setup(ours_proxy, &signers[..n]),
             )?,
-            proxy: &ours_proxy,
+            proxy: ours_proxy,
             chain_pid,
         })
     };
     let ts = if o.typescript {
-        match targets::start_ts(&setup(&ts_proxy, &ts_signers)) {
+        match targets::start_ts(&setup(ts_proxy, &ts_signers)) {
             Ok(f) => Some(Under {
                 facilitator: f,
-                proxy: &ts_proxy,
+                proxy: ts_proxy,
                 chain_pid,
             }),
             Err(e) => {

@@ -164,7 +164,7 @@ impl Buyer {
     }
 
     /// Chooses, reserves budget for, and signs one requirement.
-    async fn pay(
+    pub(crate) async fn pay(
         &self,
         required: &PaymentRequired,
     ) -> Result<(X402Version, PaymentRequirements, (HeaderName, HeaderValue)), Error> {

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod client;
+#[cfg(feature = "middleware")]
+pub mod middleware;
 mod policy;
 
 #[cfg(feature = "cli")]

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod cli;
 mod failures;
+mod middleware;
 mod paying;
 mod policy;
 mod svm;
