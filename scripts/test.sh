@@ -8,6 +8,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export X402_CACHE="${X402_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/x402-rs}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$X402_CACHE/target}"
+# Incremental data only helps an editing session; in CI it grows the cached target dir by GBs.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# A cache that outgrew the disk is worth less than a rebuild: start over above 40 GB.
+if [ -d "$CARGO_TARGET_DIR" ] && [ "$(du -sm "$CARGO_TARGET_DIR" 2>/dev/null | cut -f1)" -gt 40000 ]; then
+  echo "target directory above 40 GB: removing it" >&2
+  rm -rf "$CARGO_TARGET_DIR"
+fi
 step() { printf '\n==> %s\n' "$*" >&2; }
 t0=$SECONDS
 

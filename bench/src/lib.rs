@@ -6,6 +6,7 @@
 //! [`measure`] (one step with its CPU, memory and RPC cost), [`targets`] (our binary and the
 //! TypeScript reference as processes), [`suite`] (the full run) and [`report`].
 
+pub mod baseline;
 pub mod chain;
 pub mod corpus;
 pub mod driver;
@@ -14,6 +15,7 @@ pub mod measure;
 pub mod procstat;
 pub mod proxy;
 pub mod report;
+mod scenarios;
 pub mod stats;
 pub mod suite;
 pub mod svm;

@@ -12,12 +12,12 @@ use x402_evm::assets::TransferMethod;
 
 use crate::chain::Chain;
 use crate::corpus;
-use crate::driver::{Feed, Limits, Route, Target};
-use crate::measure::{self, Load, Probe, RpcSource, Step};
+use crate::driver::Feed;
 use crate::procstat::Machine;
 use crate::proxy::RpcProxy;
 use crate::report::{Report, Scenario};
-use crate::targets::{self, EvmSetup, Facilitator};
+use crate::scenarios::{Under, progress, settle_step, verify_sweep};
+use crate::targets::{self, EvmSetup};
 
 /// What a full run does.
 #[derive(Debug, Clone)]
@@ -38,7 +38,9 @@ pub struct Options {
     pub step_time: Duration,
     /// Count bound of a verify step.
     pub step_ops: u64,
-    /// Concurrency of settle steps.
+    /// Concurrency of settle steps with automining.
+    pub automine_concurrency: usize,
+    /// Concurrency of settle steps with 1-second blocks (enough to fill a block).
     pub settle_concurrency: usize,
     /// Time bound of a settle step.
     pub settle_time: Duration,
@@ -65,7 +67,8 @@ impl Default for Options {
             concurrency: vec![1, 8, 32, 128, 512],
             step_time: Duration::from_secs(8),
             step_ops: 200_000,
-            settle_concurrency: 512,
+            automine_concurrency: 16,
+            settle_concurrency: 1024,
             settle_time: Duration::from_secs(15),
             settle_ops: 5000,
             signer_counts: vec![1, 4, 8],
@@ -81,132 +84,10 @@ impl Default for Options {
     }
 }
 
-/// A facilitator to drive and its RPC proxy.
-struct Under<'a> {
-    facilitator: Facilitator,
-    proxy: Option<&'a RpcProxy>,
-    chain_pid: Option<u32>,
-}
-
-impl Under<'_> {
-    fn probe(&self) -> Probe<'_> {
-        Probe {
-            facilitator_pid: Some(self.facilitator.pid),
-            chain_pid: self.chain_pid,
-            rpc: self.proxy.map_or(RpcSource::None, RpcSource::Local),
-        }
-    }
-}
-
-fn progress(line: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "[x402-bench] {line}");
-}
-
-/// The verify sweep against one facilitator, then an open-loop step at half its peak.
-async fn verify_sweep(
-    u: &Under<'_>,
-    feed: &Feed,
-    o: &Options,
-    name: &str,
-) -> Result<Scenario, String> {
-    let target = Target::new(&u.facilitator.url, Route::Verify, Duration::from_secs(30))?;
-    let warm = Limits {
-        max_ops: 2000,
-        max_time: Duration::from_secs(1),
-    };
-    measure::step(
-        &target,
-        feed,
-        Load::Closed { concurrency: 8 },
-        warm,
-        u.probe(),
-    )
-    .await;
-    let limits = Limits {
-        max_ops: o.step_ops,
-        max_time: o.step_time,
-    };
-    let mut steps = Vec::new();
-    for &c in &o.concurrency {
-        progress(&format!("{name} — {}: c={c}", u.facilitator.name));
-        steps.push(
-            measure::step(
-                &target,
-                feed,
-                Load::Closed { concurrency: c },
-                limits,
-                u.probe(),
-            )
-            .await,
-        );
-    }
-    let mut scenario = Scenario {
-        name: name.into(),
-        target: u.facilitator.name.clone(),
-        steps,
-    };
-    if let Some(peak) = scenario
-        .peak()
-        .map(|s| s.summary.ok_per_s)
-        .filter(|p| *p > 0.0)
-    {
-        let rate = (peak / 2.0).max(1.0);
-        progress(&format!(
-            "{name} — {}: open loop at {rate:.0}/s",
-            u.facilitator.name
-        ));
-        let step = measure::step(
-            &target,
-            feed,
-            Load::Open { rate_per_s: rate },
-            limits,
-            u.probe(),
-        )
-        .await;
-        scenario.steps.push(step);
-    }
-    Ok(scenario)
-}
-
-/// One settle step: drives `/settle` and reads the blocks and signer nonces around it.
-async fn settle_step(
-    u: &Under<'_>,
-    chain: &Chain,
-    feed: &Feed,
-    o: &Options,
-    signers: &[PrivateKeySigner],
-) -> Result<Step, String> {
-    let target = Target::new(&u.facilitator.url, Route::Settle, Duration::from_secs(90))?;
-    let addresses: Vec<_> = signers.iter().map(|k| k.address()).collect();
-    let nonces_before = chain.nonces(&addresses).await?;
-    let first = chain.block_number().await?;
-    let limits = Limits {
-        max_ops: o.settle_ops,
-        max_time: o.settle_time,
-    };
-    let load = Load::Closed {
-        concurrency: o.settle_concurrency,
-    };
-    let mut step = measure::step(&target, feed, load, limits, u.probe()).await;
-    // With interval mining the last settles may still be waiting for their block.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let last = chain.block_number().await?;
-    let nonces_after = chain.nonces(&addresses).await?;
-    step.signer_txs = Some(
-        nonces_after
-            .iter()
-            .zip(&nonces_before)
-            .map(|(a, b)| a - b)
-            .sum(),
-    );
-    step.blocks = Some(chain.block_stats(first, last).await?);
-    Ok(step)
-}
-
 /// Runs everything and returns the report.
 pub async fn run(o: &Options) -> Result<Report, String> {
     let machine = Machine::probe();
+    let floor_us = crate::baseline::eip712_hash_and_recover_us(2000)?;
     let mut notes = Vec::new();
     progress("starting anvil with USDC, Permit2 and the x402 proxies");
     let chain = Chain::start(o.chain_id).await;
@@ -293,6 +174,11 @@ pub async fn run(o: &Options) -> Result<Report, String> {
         ("settle EIP-3009, 1 s blocks", Some(1)),
     ] {
         chain.set_block_time(block_time).await?;
+        let c = if block_time.is_some() {
+            o.settle_concurrency
+        } else {
+            o.automine_concurrency
+        };
         let mut ours_steps = Scenario {
             name: name.into(),
             target: "x402-rs".into(),
@@ -307,19 +193,15 @@ pub async fn run(o: &Options) -> Result<Report, String> {
             }
             let u = start_ours(n)?;
             progress(&format!("{name} — {}", u.facilitator.name));
-            let mut step = settle_step(&u, &chain, &settle, o, &signers[..n]).await?;
-            step.label = format!(
-                "{n} signer{} c={}",
-                if n == 1 { "" } else { "s" },
-                o.settle_concurrency
-            );
+            let mut step = settle_step(&u, &chain, &settle, o, &signers[..n], c).await?;
+            step.label = format!("{n} signer{} c={c}", if n == 1 { "" } else { "s" });
             ours_steps.steps.push(step);
         }
         scenarios.push(ours_steps);
         if let Some(ts) = ts.as_ref().filter(|_| settle.remaining() > 0) {
             progress(&format!("{name} — {}", ts.facilitator.name));
-            let mut step = settle_step(ts, &chain, &settle, o, &ts_signers).await?;
-            step.label = format!("1 signer c={}", o.settle_concurrency);
+            let mut step = settle_step(ts, &chain, &settle, o, &ts_signers, c).await?;
+            step.label = format!("1 signer c={c}");
             scenarios.push(Scenario {
                 name: name.into(),
                 target: ts.facilitator.name.clone(),
@@ -350,6 +232,20 @@ pub async fn run(o: &Options) -> Result<Report, String> {
         None => notes.push("SVM scenarios not run (--no-svm)".into()),
     }
     let comparisons = crate::report::compare(&scenarios);
+    let ours_verify = scenarios
+        .iter()
+        .find(|s| s.name == "verify EIP-3009" && s.target.starts_with("x402-rs"));
+    if let Some(cpu) = ours_verify
+        .and_then(Scenario::peak)
+        .and_then(|p| p.cost.facilitator_cpu_s_per_1k)
+    {
+        notes.push(format!(
+            "x402-rs CPU per EIP-3009 verify at peak throughput: {:.0} µs = {:.1}× the floor of one \
+             EIP-712 hash + one secp256k1 recovery ({floor_us:.1} µs in this build, one core)",
+            cpu * 1000.0,
+            cpu * 1000.0 / floor_us
+        ));
+    }
     let mut setup_facts = BTreeMap::new();
     setup_facts.insert(
         "chain".into(),

@@ -1,0 +1,51 @@
+//! The CPU floor of an EIP-3009 verify: one EIP-712 signing hash (domain separator included, as a
+//! facilitator computes it per payment) plus one secp256k1 public-key recovery, timed in this
+//! build on one core. Issue 8 sets the target "CPU per verify within 2× of" this.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolStruct;
+use x402_evm::abi::eip3009::TransferWithAuthorization;
+use x402_evm::eip712::eip3009_domain;
+
+/// Microseconds per hash + recovery: the best of three rounds of `n`.
+pub fn eip712_hash_and_recover_us(n: u32) -> Result<f64, String> {
+    let key = PrivateKeySigner::random();
+    let domain = eip3009_domain("USD Coin", "2", 31337, Address::repeat_byte(0x11));
+    let mut message = TransferWithAuthorization {
+        from: key.address(),
+        to: Address::repeat_byte(0x22),
+        value: U256::from(10_000u64),
+        validAfter: U256::from(1u64),
+        validBefore: U256::from(u64::MAX),
+        nonce: B256::repeat_byte(0x33),
+    };
+    let signature = key
+        .sign_hash_sync(&message.eip712_signing_hash(&domain))
+        .map_err(|e| e.to_string())?;
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let started = Instant::now();
+        for i in 0..n {
+            message.nonce = B256::from(U256::from(i));
+            let domain = eip3009_domain("USD Coin", "2", 31337, Address::repeat_byte(0x11));
+            let digest = message.eip712_signing_hash(&domain);
+            black_box(signature.recover_address_from_prehash(&digest).ok());
+        }
+        best = best.min(started.elapsed().as_secs_f64() * 1e6 / f64::from(n.max(1)));
+    }
+    Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn recovery_costs_something() {
+        let us = super::eip712_hash_and_recover_us(20).unwrap();
+        assert!(us > 0.0 && us.is_finite());
+    }
+}
