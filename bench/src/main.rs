@@ -3,11 +3,13 @@
 //! ```text
 //! x402-bench run   [--out DIR] [--facilitator-bin PATH] [--no-ts] [--payers N] [--verify-bodies N]
 //!                  [--settle-rounds N] [--concurrency 1,8,32,128,512] [--step-secs S] [--step-ops N]
-//!                  [--settle-concurrency C] [--settle-secs S] [--settle-ops N] [--signers 1,4,8]
+//!                  [--automine-concurrency C] [--settle-concurrency C] [--settle-secs S]
+//!                  [--settle-ops N] [--signers 1,4,8]
 //!                  [--no-svm] [--svm-payers N] [--direct-rpc]
+//!                  [--only verify,settle-automine,settle-blocks,svm]
 //! x402-bench chain [--out DIR] [--payers N] [--settle-rounds N] [--hold-secs S]
 //! x402-bench drive --url URL --corpus FILE [--route verify|settle] [--concurrency LIST]
-//!                  [--rate R] [--secs S] [--ops N] [--pid PID] [--anvil-pid PID] [--rpc-counts URL]
+//!                  [--rate R] [--secs S] [--ops N] [--pid PID] [--chain-pid PID] [--rpc-counts URL]
 //! ```
 //!
 //! `run` does everything (chain, corpus, both facilitators, every scenario) and writes
@@ -102,6 +104,9 @@ async fn run(args: &Args) -> Result<(), String> {
         .get::<f64>("step-secs")?
         .map_or(o.step_time, Duration::from_secs_f64);
     o.step_ops = args.get("step-ops")?.unwrap_or(o.step_ops);
+    o.automine_concurrency = args
+        .get("automine-concurrency")?
+        .unwrap_or(o.automine_concurrency);
     o.settle_concurrency = args
         .get("settle-concurrency")?
         .unwrap_or(o.settle_concurrency);
@@ -112,6 +117,9 @@ async fn run(args: &Args) -> Result<(), String> {
     o.signer_counts = args.list("signers")?.unwrap_or(o.signer_counts);
     o.typescript = !args.flag("no-ts");
     o.direct_rpc = args.flag("direct-rpc");
+    if let Some(only) = args.get::<String>("only")? {
+        o.only = only.split(',').map(|s| s.trim().to_owned()).collect();
+    }
     if args.flag("no-svm") {
         o.svm = None;
     } else if let (Some(svm), Some(n)) = (o.svm.as_mut(), args.get("svm-payers")?) {

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 on every Linux this runs on if that fails).
-fn clock_ticks() -> f64 {
+pub fn clock_ticks() -> f64 {
     static TICKS: OnceLock<f64> = OnceLock::new();
     *TICKS.get_or_init(|| {
         std::process::Command::new("getconf")

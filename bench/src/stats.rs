@@ -56,7 +56,7 @@ impl Recorder {
                     self.nonce_errors += 1;
                 }
                 if self.samples.len() < ERROR_SAMPLES {
-                    self.samples.push(text.chars().take(300).collect());
+                    self.samples.push(abridge(&text));
                 }
                 *self.errors.entry(reason).or_default() += 1;
             }
@@ -94,6 +94,17 @@ impl Recorder {
             error_samples: self.samples,
         }
     }
+}
+
+/// A long message's head and tail (libraries put the detail at the end: viem's `Details:`).
+fn abridge(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 400 {
+        return text.to_owned();
+    }
+    let head: String = chars[..200].iter().collect();
+    let tail: String = chars[chars.len() - 200..].iter().collect();
+    format!("{head} … {tail}")
 }
 
 /// Latency percentiles in milliseconds (nearest rank over every request).
