@@ -77,7 +77,7 @@ pub struct Facilitator {
     pub(crate) clock: fn() -> UnixTime,
     pub(crate) payer_locks: KeyedLocks,
     /// Assets seen with code (a call to an address without code "succeeds" and proves nothing).
-    pub(crate) assets_with_code: std::sync::Mutex<std::collections::HashSet<Address>>,
+    pub(crate) assets_with_code: rpc::CodeCache,
 }
 
 impl Facilitator {
@@ -105,7 +105,7 @@ impl Facilitator {
             policy,
             clock: UnixTime::now,
             payer_locks: KeyedLocks::default(),
-            assets_with_code: std::sync::Mutex::default(),
+            assets_with_code: rpc::CodeCache::default(),
         })
     }
 
@@ -147,26 +147,9 @@ impl Facilitator {
         .await
     }
 
-    /// Whether the token has code; a simulation against an address without code would pass
-    /// without moving anything (threat-model S32). Positive answers are cached.
+    /// Whether the token has code (cached; see [`x402_evm::chain::CodeCache`]).
     pub(crate) async fn asset_has_code(&self, asset: Address) -> Result<bool, SchemeError> {
-        let known = |set: &std::collections::HashSet<Address>| set.contains(&asset);
-        if known(
-            &self
-                .assets_with_code
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        ) {
-            return Ok(true);
-        }
-        let has = !rpc::code(&self.provider, asset).await?.is_empty();
-        if has {
-            self.assets_with_code
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(asset);
-        }
-        Ok(has)
+        self.assets_with_code.has_code(&self.provider, asset).await
     }
 
     /// Parses and verifies; `Ok(Ok(plan))` when the payment is valid.

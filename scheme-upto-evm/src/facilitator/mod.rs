@@ -44,6 +44,7 @@ pub struct Facilitator {
     pub(crate) policy: Policy,
     pub(crate) clock: fn() -> UnixTime,
     pub(crate) payer_locks: KeyedLocks,
+    pub(crate) assets_with_code: x402_evm::chain::CodeCache,
 }
 
 impl Facilitator {
@@ -72,6 +73,7 @@ impl Facilitator {
             policy,
             clock: UnixTime::now,
             payer_locks: KeyedLocks::default(),
+            assets_with_code: x402_evm::chain::CodeCache::default(),
         })
     }
 

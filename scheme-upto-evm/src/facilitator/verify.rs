@@ -129,7 +129,11 @@ impl Facilitator {
         {
             return Ok(Err(reject(Reason::InvalidPermit2Signature)));
         }
-        if chain::code(&self.provider, asset).await?.is_empty() {
+        if !self
+            .assets_with_code
+            .has_code(&self.provider, asset)
+            .await?
+        {
             return Ok(Err(Rejection::with_message(
                 Reason::UnsupportedAsset,
                 format!("no contract at asset {asset}"),
