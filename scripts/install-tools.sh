@@ -70,11 +70,26 @@ if command -v solana-test-validator >/dev/null 2>&1 \
 else
   validator="$cache/solana-$SOLANA_VERSION/bin/solana-test-validator"
   if [ ! -x "$validator" ]; then
-    say "building solana-test-validator $SOLANA_VERSION (about 30 minutes on 2 cores, once)"
-    env -u CARGO_TARGET_DIR cargo +1.95.0 install agave-validator --version "$SOLANA_VERSION" --locked \
-      --bin solana-test-validator --root "$cache/solana-$SOLANA_VERSION" \
-      >"$cache/logs/validator-build.log" 2>&1 \
-      || { tail -50 "$cache/logs/validator-build.log" >&2; exit 1; }
+    say "building solana-test-validator $SOLANA_VERSION (30-50 minutes on 2 cores, once; log: $cache/logs/validator-build.log)"
+    build_log="$cache/logs/validator-build.log"
+    # cargo's progress bar ("Building [==>  ] 412/873: ...") goes to the log even though it is no
+    # terminal; the loop below reads the last count from it.
+    CARGO_TERM_PROGRESS_WHEN=always CARGO_TERM_PROGRESS_WIDTH=100 \
+      env -u CARGO_TARGET_DIR cargo +1.95.0 install agave-validator --version "$SOLANA_VERSION" --locked \
+      --bin solana-test-validator --root "$cache/solana-$SOLANA_VERSION" >"$build_log" 2>&1 &
+    build_pid=$!
+    started=$SECONDS
+    # A line a minute (every 15 s on a terminal): elapsed time and crates compiled of the total.
+    interval=60; [ -t 2 ] && interval=15
+    while kill -0 "$build_pid" 2>/dev/null; do
+      for _ in $(seq "$interval"); do kill -0 "$build_pid" 2>/dev/null || break; sleep 1; done
+      kill -0 "$build_pid" 2>/dev/null || break
+      count=$(tr '\r' '\n' <"$build_log" | grep -oE 'Building \[[^]]*\] [0-9]+/[0-9]+' | tail -n 1 | grep -oE '[0-9]+/[0-9]+' || true)
+      elapsed=$((SECONDS - started))
+      say "  building solana-test-validator: $((elapsed / 60))m$(printf '%02d' $((elapsed % 60)))s elapsed, ${count:-preparing} crates compiled"
+    done
+    wait "$build_pid" || { tr '\r' '\n' <"$build_log" | grep -v 'Building \[' | tail -50 >&2; exit 1; }
+    say "built solana-test-validator in $(((SECONDS - started) / 60)) min"
   fi
 fi
 "$validator" --version >/dev/null

@@ -78,7 +78,7 @@ pub fn rust_config(setup: &EvmSetup) -> (String, Vec<(String, String)>) {
 [log]
 level = "warn"
 [limits]
-request_timeout_ms = 120000
+settle_timeout_ms = 120000
 [networks."eip155:{chain}"]
 rpc_urls = ["$X402_BENCH_RPC"]
 signer_keys = [{keys}]

@@ -9,7 +9,7 @@
 //!
 //! [limits]
 //! max_body_bytes = 65536
-//! request_timeout_ms = 60000
+//! settle_timeout_ms = 60000   # a settle answers by then (pending if the chain has not decided)
 //!
 //! [networks."eip155:8453"]
 //! rpc_urls = ["$BASE_RPC_URL"]          # secrets come from the environment, never the file
@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::Deserialize;
-use x402_core::Network;
+use x402_core::{Network, SettleTimeouts};
 
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]
@@ -109,9 +109,12 @@ pub struct Limits {
     /// The largest request body, in bytes.
     #[serde(default = "default_body")]
     pub max_body_bytes: usize,
-    /// The deadline of one request, in milliseconds (a settle waits for its receipt within it).
+    /// How long a settle may take before it is answered, in milliseconds: a settle waits for its
+    /// transaction until then and answers `settlement_pending` with it if the chain has not
+    /// decided. The request deadline and the timeout a seller's client needs are derived from it
+    /// ([`x402_core::timing`]).
     #[serde(default = "default_timeout")]
-    pub request_timeout_ms: u64,
+    pub settle_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests, in milliseconds.
     #[serde(default = "default_grace")]
     pub shutdown_grace_ms: u64,
@@ -121,7 +124,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: default_body(),
-            request_timeout_ms: default_timeout(),
+            settle_timeout_ms: default_timeout(),
             shutdown_grace_ms: default_grace(),
         }
     }
@@ -130,8 +133,15 @@ impl Default for Limits {
 fn default_body() -> usize {
     64 * 1024
 }
+impl Limits {
+    /// The settle bounds derived from `settle_timeout_ms`.
+    pub fn timeouts(&self) -> SettleTimeouts {
+        SettleTimeouts::new(std::time::Duration::from_millis(self.settle_timeout_ms))
+    }
+}
+
 fn default_timeout() -> u64 {
-    60_000
+    u64::try_from(SettleTimeouts::DEFAULT_ANSWER_WITHIN.as_millis()).unwrap_or(u64::MAX)
 }
 fn default_grace() -> u64 {
     90_000
@@ -214,8 +224,20 @@ impl Config {
             .listen
             .parse()
             .map_err(|e| invalid("listen", format!("{:?}: {e}", raw.listen)))?;
-        if raw.limits.max_body_bytes == 0 || raw.limits.request_timeout_ms == 0 {
+        if raw.limits.max_body_bytes == 0 || raw.limits.settle_timeout_ms == 0 {
             return Err(invalid("limits", "limits must be positive"));
+        }
+        let deadline = raw.limits.timeouts().request_deadline();
+        if std::time::Duration::from_millis(raw.limits.shutdown_grace_ms) < deadline {
+            return Err(invalid(
+                "limits.shutdown_grace_ms",
+                format!(
+                    "{} is shorter than the request deadline ({} ms: settle_timeout_ms plus a \
+                     margin); shutdown would cut in-flight settles short",
+                    raw.limits.shutdown_grace_ms,
+                    deadline.as_millis()
+                ),
+            ));
         }
         let mut schemes = Vec::new();
         for (name, table) in &raw.networks {
@@ -400,5 +422,29 @@ assets = ["0x0000000000000000000000000000000000000001"]
             let err = Config::parse(&text, &env).unwrap_err().to_string();
             assert!(err.contains(needle), "{needle:?} not in {err:?}");
         }
+    }
+
+    #[test]
+    fn settle_bounds_derive_from_one_setting() {
+        let c = Config::parse(GOOD, &env).unwrap();
+        assert_eq!(c.limits.timeouts(), SettleTimeouts::default());
+        let limits = "[limits]\nsettle_timeout_ms = 20000\nshutdown_grace_ms = 25000\n";
+        let c = Config::parse(&format!("{GOOD}{limits}"), &env).unwrap();
+        let t = c.limits.timeouts();
+        assert_eq!(t.answer_within(), std::time::Duration::from_secs(20));
+        assert_eq!(t.request_deadline(), std::time::Duration::from_secs(25));
+        assert_eq!(t.client_timeout(), std::time::Duration::from_secs(30));
+        // A grace shorter than the request deadline would cut in-flight settles short.
+        let short = "[limits]\nsettle_timeout_ms = 20000\nshutdown_grace_ms = 24999\n";
+        let err = Config::parse(&format!("{GOOD}{short}"), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.shutdown_grace_ms"), "{err}");
+        // The former name is refused, not ignored.
+        let old = "[limits]\nrequest_timeout_ms = 20000\n";
+        let err = Config::parse(&format!("{GOOD}{old}"), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("request_timeout_ms"), "{err}");
     }
 }

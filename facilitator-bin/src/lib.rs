@@ -133,7 +133,23 @@ pub async fn build(config: &Config) -> Result<(LocalFacilitator, Vec<PlanLine>),
             });
         }
     }
-    Ok((LocalFacilitator::new(registry), plan))
+    Ok((
+        LocalFacilitator::new(registry).with_timeouts(config.limits.timeouts()),
+        plan,
+    ))
+}
+
+/// The plan as printed by `--check-config --json`: `[{"scheme","network","signers":[…]}]`.
+pub fn plan_json(plan: &[PlanLine]) -> serde_json::Value {
+    plan.iter()
+        .map(|line| {
+            serde_json::json!({
+                "scheme": line.scheme,
+                "network": line.network,
+                "signers": line.signers,
+            })
+        })
+        .collect()
 }
 
 /// The plan as printed by `--check-config` and logged at start-up.

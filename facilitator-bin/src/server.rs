@@ -170,7 +170,8 @@ impl AppState {
     }
 
     fn deadline(&self) -> Duration {
-        Duration::from_millis(self.limits.request_timeout_ms)
+        // A last resort: the scheme answers (pending at worst) a margin before this.
+        self.limits.timeouts().request_deadline()
     }
 }
 

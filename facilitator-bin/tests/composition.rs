@@ -36,3 +36,59 @@ fn binary_lists_the_same_schemes() {
     let expected: Vec<&str> = facilitator_bin::catalogue().unwrap().ids().collect();
     assert_eq!(ids, expected);
 }
+
+#[test]
+fn binary_lists_the_same_schemes_as_json() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_x402-facilitator"))
+        .args(["--list-schemes", "--json"])
+        .output()
+        .expect("run the binary");
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = v["schemes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = facilitator_bin::catalogue().unwrap().ids().collect();
+    assert_eq!(ids, expected);
+}
+
+#[test]
+fn binary_exit_statuses() {
+    let status = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_x402-facilitator"))
+            .args(args)
+            .env_remove("X402_FACILITATOR_CONFIG")
+            .output()
+            .expect("run the binary");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, _) = status(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("X402_FACILITATOR_CONFIG") && stdout.contains("Exit status:"));
+    let (code, stdout, _) = status(&["--version"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.starts_with("x402-facilitator "), "{stdout}");
+    for args in [&["--bogus"][..], &[], &["--json", "--config", "f.toml"]] {
+        let (code, stdout, stderr) = status(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(
+            stderr.contains("Usage: x402-facilitator"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let (code, stdout, stderr) = status(&["--config", "/nonexistent/x402.toml", "--check-config"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("cannot read /nonexistent/x402.toml"),
+        "{stderr}"
+    );
+}

@@ -280,6 +280,23 @@ async fn the_example_config_passes_check_config() {
         !stdout.contains(h.bed.endpoint()),
         "RPC URL printed: {stdout}"
     );
+    // The same plan as one JSON object.
+    let (ok, stdout, stderr) = run(EXAMPLE, &envs, &["--check-config", "--json"]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let plan = v["plan"].as_array().unwrap();
+    assert!(
+        plan.iter().any(|l| l["scheme"] == "exact"
+            && l["network"] == "eip155:84532"
+            && l["signers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s == &signer)),
+        "{stdout}"
+    );
+    assert!(v["listen"].is_string(), "{stdout}");
+    assert!(!stdout.contains(&key[2..]) && !stdout.contains(h.bed.endpoint()));
 }
 
 #[tokio::test]

@@ -329,3 +329,71 @@ async fn vector_a_checks_out_with_the_clock_pinned() {
         Reason::InvalidExactEvmEip3009NotSupported
     );
 }
+
+/// Sets anvil's automine.
+async fn set_automine(h: &ExactHarness, on: bool) {
+    let _: serde_json::Value = h
+        .bed
+        .provider()
+        .raw_request("evm_setAutomine".into(), (on,))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_answer_deadline_bounds_the_receipt_wait_and_sending() {
+    use std::time::Duration;
+    use x402_core::SettleTimeouts;
+    let h = ExactHarness::start().await;
+    let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
+    let buyer = h.bed.buyer(0).signer.clone();
+    let seller = h.bed.seller().address;
+    let (b0, s0) = (h.usdc(buyer.address()).await, h.usdc(seller).await);
+
+    // Out of time before sending: nothing is broadcast, and the payment can be settled later.
+    let request = h.pay_v2(&buyer, &req).await;
+    let body = serde_json::to_vec(&request).unwrap();
+    let hurried = h
+        .facilitator
+        .clone()
+        .with_timeouts(SettleTimeouts::new(Duration::ZERO));
+    let s = hurried
+        .settle_json(&body, x402_core::json::JsonLimits::DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(s.error_reason, Some(Reason::UnexpectedSettleError), "{s:?}");
+    assert!(s.transaction.is_empty(), "{s:?}");
+    assert_eq!(h.pool.stats().sent, 0, "nothing was broadcast");
+    assert_eq!(h.usdc(buyer.address()).await, b0);
+
+    // Sent, never mined within the answer bound (the receipt bound is longer): pending with the
+    // transaction hash, then mined, and a retry names the same transaction.
+    set_automine(&h, false).await;
+    let patient = h
+        .facilitator
+        .clone()
+        .with_timeouts(SettleTimeouts::new(Duration::from_secs(2)));
+    let s = patient
+        .settle_json(&body, x402_core::json::JsonLimits::DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(s.error_reason, Some(Reason::SettlementPending), "{s:?}");
+    assert_eq!(s.transaction.len(), 66, "{s:?}");
+    assert_eq!(h.pool.stats().sent, 1);
+    set_automine(&h, true).await;
+    let _: serde_json::Value = h
+        .bed
+        .provider()
+        .raw_request("evm_mine".into(), ())
+        .await
+        .unwrap();
+    assert_paid_once(&h, buyer.address(), b0, s0).await;
+    let again = h.settle_json(&request).await;
+    assert_eq!(
+        again.error_reason,
+        Some(Reason::DuplicateSettlement),
+        "{again:?}"
+    );
+    assert_eq!(again.transaction, s.transaction);
+    assert_eq!(h.pool.stats().sent, 1, "never sent twice");
+}

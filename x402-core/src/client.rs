@@ -10,12 +10,16 @@ use serde::de::DeserializeOwned;
 
 use crate::facilitator::{Facilitator, FacilitatorError};
 use crate::json::{self, JsonLimits};
+use crate::timing::SettleTimeouts;
 use crate::wire::{
     SettleRequest, SettleResponse, SupportedResponse, VerifyRequest, VerifyResponse,
 };
 
-/// The default per-call timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default per-call timeout: the client timeout derived from the default settle bounds, so
+/// a facilitator with default settings always answers first (see [`crate::timing`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(
+    SettleTimeouts::DEFAULT_ANSWER_WITHIN.as_secs() + 2 * SettleTimeouts::MARGIN.as_secs(),
+);
 /// The largest response body read from a facilitator.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
@@ -35,6 +39,12 @@ impl FacilitatorClient {
             http: reqwest::Client::new(),
             timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// Waits as long as a facilitator whose settles answer within `timeouts` needs (its
+    /// [`SettleTimeouts::client_timeout`]).
+    pub fn with_settle_timeouts(self, timeouts: SettleTimeouts) -> Self {
+        self.with_timeout(timeouts.client_timeout())
     }
 
     /// Sets the per-call timeout.
@@ -161,5 +171,15 @@ impl Facilitator for FacilitatorClient {
             });
         }
         Err(FacilitatorError::Transport("rate limited".to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_timeout_outlasts_a_default_facilitator() {
+        assert_eq!(DEFAULT_TIMEOUT, SettleTimeouts::default().client_timeout());
     }
 }

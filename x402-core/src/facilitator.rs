@@ -14,6 +14,7 @@ use futures::FutureExt as _;
 use crate::json::JsonLimits;
 use crate::registry::Registry;
 use crate::scheme::SchemeError;
+use crate::timing::SettleTimeouts;
 use crate::wire::{
     RequestError, SettleRequest, SettleResponse, SupportedKind, SupportedResponse, VerifyRequest,
     VerifyResponse,
@@ -74,6 +75,7 @@ pub enum DispatchError {
 pub struct LocalFacilitator {
     registry: Arc<Registry>,
     extensions: Vec<String>,
+    timeouts: Option<SettleTimeouts>,
 }
 
 impl LocalFacilitator {
@@ -82,7 +84,21 @@ impl LocalFacilitator {
         Self {
             registry: Arc::new(registry),
             extensions: Vec::new(),
+            timeouts: None,
         }
+    }
+
+    /// Settles answer within `timeouts.answer_within()` of dispatch: a scheme stops waiting for
+    /// the chain then and answers `settlement_pending` with the transaction (see
+    /// [`crate::timing`]). Without it, only the schemes' own bounds apply.
+    pub fn with_timeouts(mut self, timeouts: SettleTimeouts) -> Self {
+        self.timeouts = Some(timeouts);
+        self
+    }
+
+    /// The settle bounds set with [`LocalFacilitator::with_timeouts`].
+    pub fn timeouts(&self) -> Option<SettleTimeouts> {
+        self.timeouts
     }
 
     /// The registry.
@@ -176,6 +192,8 @@ impl Facilitator for LocalFacilitator {
                 return Ok(SettleResponse::failed(r.reason, r.message, network, None));
             }
         };
+        let deadline = self.timeouts.map(|t| t.answer_deadline_from_now());
+        let ctx = ctx.with_deadline(deadline);
         let settlement = AssertUnwindSafe(scheme.settle(&ctx))
             .catch_unwind()
             .await

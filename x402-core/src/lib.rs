@@ -9,8 +9,10 @@ pub mod json;
 pub mod network;
 pub mod reason;
 pub mod registry;
+pub mod roles;
 pub mod scheme;
 pub mod settlement;
+pub mod timing;
 mod version;
 mod view;
 pub mod wire;
@@ -20,10 +22,12 @@ pub use facilitator::{DispatchError, Facilitator, FacilitatorError, LocalFacilit
 pub use network::{Network, NetworkError, NetworkPattern};
 pub use reason::Reason;
 pub use registry::{Catalogue, DuplicateId, Registry, SchemeConfig, SchemeDescriptor, Shared};
+pub use roles::{BuyerRole, FacilitatorRole, Roles, SellerRole};
 pub use scheme::{
     Price, PriceRequest, Role, Scheme, SchemeError, SchemeStatus, Settlement, SignerStatus, Verdict,
 };
 pub use settlement::{Claim, KeyedLocks, MemoryStore, Outcome, PaymentId, SettlementStore};
+pub use timing::SettleTimeouts;
 pub use version::X402Version;
 pub use view::{PayloadView, PaymentContext, Rejection, RequirementsView};
 

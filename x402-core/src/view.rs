@@ -168,6 +168,10 @@ pub struct PaymentContext<'a> {
     pub payload: PayloadView<'a>,
     /// What the seller requires (the authority for every economic check).
     pub requirements: RequirementsView<'a>,
+    /// When a settle must answer at the latest (see [`crate::timing`]): a scheme waits for the
+    /// chain until then and answers `settlement_pending` with the transaction, and sends nothing
+    /// once it has passed. `None`: the scheme's own bounds alone apply.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl<'a> PaymentContext<'a> {
@@ -176,7 +180,14 @@ impl<'a> PaymentContext<'a> {
         Ok(Self {
             payload: request.payment_payload.view(),
             requirements: request.payment_requirements.view()?,
+            deadline: None,
         })
+    }
+
+    /// The same view with a settle deadline.
+    pub fn with_deadline(mut self, deadline: Option<std::time::Instant>) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Whether the buyer's scheme and network are the seller's (the facilitator's cross-check;

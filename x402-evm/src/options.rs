@@ -24,7 +24,7 @@ pub struct NetworkOptions {
     /// RPC request timeout in milliseconds.
     #[serde(default = "default_rpc_timeout_ms")]
     pub rpc_timeout_ms: u64,
-    /// Receipt wait bound in milliseconds.
+    /// Receipt wait bound in milliseconds (a settle's answer deadline may end it earlier).
     #[serde(default = "default_receipt_timeout_ms")]
     pub receipt_timeout_ms: u64,
     /// Blocks (the transaction's own included) a settlement needs before it counts.
@@ -61,7 +61,7 @@ fn default_rpc_timeout_ms() -> u64 {
     10_000
 }
 fn default_receipt_timeout_ms() -> u64 {
-    30_000
+    u64::try_from(x402_core::SettleTimeouts::DEFAULT_ANSWER_WITHIN.as_millis()).unwrap_or(u64::MAX)
 }
 fn default_confirmations() -> u64 {
     1

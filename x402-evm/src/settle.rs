@@ -12,12 +12,14 @@
 //! Verification (with simulation) happens in the scheme right before it hands a plan here.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, Bytes, TxHash, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, TransactionReceipt};
 use alloy::sol_types::SolEvent;
 use x402_core::settlement::StoreError;
+use x402_core::timing::time_left;
 use x402_core::{
     Claim, Outcome, PaymentId, Reason, Rejection, SchemeError, Settlement, SettlementStore,
     UnixTime,
@@ -216,7 +218,13 @@ impl Settler {
     }
 
     /// Claims the plan's identity and settles it (see the module documentation).
-    pub async fn settle(&self, plan: &SettlePlan) -> Result<Settlement, SchemeError> {
+    /// `deadline` is when the settle must answer (see [`x402_core::timing`]): nothing is sent
+    /// once it has passed, and the receipt wait ends there (`settlement_pending`).
+    pub async fn settle(
+        &self,
+        plan: &SettlePlan,
+        deadline: Option<Instant>,
+    ) -> Result<Settlement, SchemeError> {
         match self
             .store
             .claim(&plan.id, plan.expires)
@@ -227,7 +235,7 @@ impl Settler {
             Claim::InFlight => return Ok(in_progress(plan.payer)),
             Claim::Recorded(outcome) => return Ok(duplicate(plan.payer, &outcome)),
         }
-        let result = self.broadcast_claimed(plan).await;
+        let result = self.broadcast_claimed(plan, deadline).await;
         if result.is_err() {
             // The facilitator failed before anything left it: the payment may be retried.
             self.store.release(&plan.id).await.map_err(store_error)?;
@@ -236,7 +244,11 @@ impl Settler {
     }
 
     /// Everything after the claim. `Err` only when nothing was broadcast.
-    async fn broadcast_claimed(&self, plan: &SettlePlan) -> Result<Settlement, SchemeError> {
+    async fn broadcast_claimed(
+        &self,
+        plan: &SettlePlan,
+        deadline: Option<Instant>,
+    ) -> Result<Settlement, SchemeError> {
         let payer = plan.payer;
         if self.nonce_used(&plan.nonce_check).await? {
             let foreign = self.find_front_runner(&plan.nonce_check).await;
@@ -251,6 +263,19 @@ impl Settler {
                 Rejection::with_message(
                     Reason::AuthorizationAlreadyUsed,
                     "the authorization was used on chain by another transaction",
+                ),
+            ));
+        }
+        if time_left(deadline) == Some(Duration::ZERO) {
+            // Waiting for this payer's earlier settles used up the time to answer: send nothing.
+            self.store.release(&plan.id).await.map_err(store_error)?;
+            return Ok(failed(
+                payer,
+                None,
+                Rejection::with_message(
+                    Reason::UnexpectedSettleError,
+                    "the settle reached its answer deadline before sending; nothing was sent, it \
+                     may be retried",
                 ),
             ));
         }
@@ -279,7 +304,7 @@ impl Settler {
             }
         };
         let hash = format!("{:#x}", sent.hash);
-        match self.signers.wait(sent.hash).await {
+        match self.signers.wait_until(sent.hash, deadline).await {
             ReceiptOutcome::Success(receipt) if shows_transfer(&receipt, &plan.transfer) => {
                 self.complete(
                     plan,

@@ -81,7 +81,7 @@ pub(crate) fn config(h: &ExactHarness) -> (String, Vec<(&'static str, String)>) 
         r#"
 listen = "127.0.0.1:0"
 [limits]
-request_timeout_ms = 20000
+settle_timeout_ms = 20000
 [networks."eip155:84532"]
 rpc_urls = ["$X402_TEST_RPC"]
 signer_keys = ["$X402_TEST_KEY"]

@@ -31,7 +31,7 @@ impl Facilitator {
         };
         let payer = payload.payer();
         match verdict {
-            Ok(plan) => self.settler.settle(&plan).await,
+            Ok(plan) => self.settler.settle(&plan, ctx.deadline).await,
             Err(rejection) => {
                 // A payment this facilitator settled before fails verification (its nonce is
                 // spent): answer with what was recorded, not a fresh failure.

@@ -4,9 +4,10 @@
 //! status (with history) and, while it is unseen, whether the blockhash is still valid at
 //! `confirmed`: once it is not, no block built on the confirmed chain can include the transaction,
 //! and one last status read decides between landed and expired (threat-model R14). A hard time
-//! bound (`Policy::confirm_timeout`) caps the wait whatever the RPC answers; hitting it yields
-//! "unknown" (reported as `settlement_pending` with the signature), never a guess. A status with
-//! an error is a failure, however confirmed (R15). There is no websocket to lose (R16).
+//! bound (`Policy::confirm_timeout`, shortened to the settle's answer deadline) caps the wait
+//! whatever the RPC answers; hitting it yields "unknown" (reported as `settlement_pending` with
+//! the signature), never a guess. A status with an error is a failure, however confirmed (R15).
+//! There is no websocket to lose (R16).
 
 use solana_commitment_config::{CommitmentConfig, CommitmentLevel};
 use solana_rpc_client_api::client_error::{Error as ClientError, ErrorKind};
@@ -91,14 +92,16 @@ impl Facilitator {
             }))
     }
 
-    /// Waits for `tx` (whose first signature is `signature`) within the policy's time bound,
-    /// however slowly the RPC answers.
+    /// Waits for `tx` (whose first signature is `signature`) within the policy's time bound and
+    /// until the settle's answer `deadline`, however slowly the RPC answers.
     pub(crate) async fn confirm(
         &self,
         tx: &VersionedTransaction,
         signature: &Signature,
+        deadline: Option<std::time::Instant>,
     ) -> Confirmation {
-        tokio::time::timeout(self.policy.confirm_timeout, self.watch(tx, signature))
+        let bound = x402_core::timing::capped(self.policy.confirm_timeout, deadline);
+        tokio::time::timeout(bound, self.watch(tx, signature))
             .await
             .unwrap_or(Confirmation::Unknown)
     }

@@ -49,8 +49,8 @@ pub struct Policy {
     /// Fee payers below this balance (lamports) are reported unfunded.
     pub min_signer_balance: Option<u64>,
     /// The longest a settle waits for confirmation before answering `settlement_pending`
-    /// (it stops earlier, with a definite answer, once the blockhash has expired). Keep it below
-    /// the HTTP server's request timeout.
+    /// (it stops earlier, with a definite answer, once the blockhash has expired, and at the
+    /// settle's answer deadline — see `x402_core::timing`).
     pub confirm_timeout: Duration,
     /// How often settle polls the transaction's status.
     pub poll_interval: Duration,
@@ -67,7 +67,7 @@ impl Default for Policy {
             max_priority_fee_lamports: 100_000,
             max_signatures: 2,
             min_signer_balance: None,
-            confirm_timeout: Duration::from_secs(45),
+            confirm_timeout: x402_core::SettleTimeouts::DEFAULT_ANSWER_WITHIN,
             poll_interval: Duration::from_millis(400),
             resend_interval: Duration::from_secs(2),
         }

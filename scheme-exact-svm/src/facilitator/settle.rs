@@ -13,6 +13,9 @@
 //!    `transaction_failed`; no answer within the time bound → `settlement_pending` with the
 //!    signature (R14).
 
+use std::time::{Duration, Instant};
+
+use x402_core::timing::time_left;
 use x402_core::{
     Claim, Outcome, PaymentContext, PaymentId, Reason, Rejection, SchemeError, Settlement, UnixTime,
 };
@@ -22,6 +25,10 @@ use super::{Facilitator, Inspection};
 
 /// How long a claim is kept in flight at most: past any blockhash's lifetime.
 const CLAIM_SECONDS: u64 = 300;
+
+/// Why a settle that reached its answer deadline before sending sent nothing.
+const OUT_OF_TIME: &str =
+    "the settle reached its answer deadline before sending; nothing was sent, it may be retried";
 
 fn store_error(e: x402_core::settlement::StoreError) -> SchemeError {
     SchemeError::Other(e.to_string())
@@ -78,7 +85,9 @@ impl Facilitator {
             Claim::InFlight => return Ok(duplicate(&payer, None)),
             Claim::Recorded(outcome) => return Ok(duplicate(&payer, Some(&outcome))),
         }
-        let result = self.settle_claimed(&inspection, &id, &payer).await;
+        let result = self
+            .settle_claimed(&inspection, &id, &payer, ctx.deadline)
+            .await;
         if result.is_err() {
             // The facilitator failed before anything was sent: the payment may be retried.
             self.store.release(&id).await.map_err(store_error)?;
@@ -92,6 +101,7 @@ impl Facilitator {
         inspection: &Inspection,
         id: &PaymentId,
         payer: &str,
+        deadline: Option<Instant>,
     ) -> Result<Settlement, SchemeError> {
         let tx = match self.sign_and_simulate(inspection).await? {
             Ok(tx) => tx,
@@ -100,6 +110,15 @@ impl Facilitator {
                 return Ok(failed(payer, None, rejection));
             }
         };
+        if time_left(deadline) == Some(Duration::ZERO) {
+            // Waiting for this payer's earlier settles used up the time to answer: send nothing.
+            self.store.release(id).await.map_err(store_error)?;
+            return Ok(failed(
+                payer,
+                None,
+                Rejection::with_message(Reason::UnexpectedSettleError, OUT_OF_TIME),
+            ));
+        }
         let signature = tx.signatures.first().copied().unwrap_or_default();
         if let Sent::Refused(why) = self.send(&tx).await {
             // The node refused it before forwarding (its own preflight simulation): nothing was
@@ -114,7 +133,7 @@ impl Facilitator {
             }
         }
         let sig = signature.to_string();
-        let (outcome, rejection) = match self.confirm(&tx, &signature).await {
+        let (outcome, rejection) = match self.confirm(&tx, &signature, deadline).await {
             Confirmation::Landed => (
                 Outcome::Settled {
                     transaction: sig.clone(),

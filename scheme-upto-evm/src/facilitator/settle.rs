@@ -51,6 +51,6 @@ impl Facilitator {
                 },
             );
         }
-        self.settler.settle(&plan).await
+        self.settler.settle(&plan, ctx.deadline).await
     }
 }

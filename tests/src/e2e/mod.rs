@@ -18,10 +18,16 @@ use x402_core::LocalFacilitator;
 /// Serves `facilitator` over HTTP on a free port with the facilitator binary's router; returns the
 /// base URL. The server lives as long as the test's runtime.
 pub async fn serve_facilitator(facilitator: LocalFacilitator) -> String {
+    let limits = facilitator_bin::config::Limits::default();
+    // As the binary builds it: settles answer within the limits' bound.
+    let facilitator = match facilitator.timeouts() {
+        Some(_) => facilitator,
+        None => facilitator.with_timeouts(limits.timeouts()),
+    };
     let state = facilitator_bin::server::AppState {
         facilitator: Arc::new(facilitator),
         metrics: Arc::new(facilitator_bin::metrics::Metrics::default()),
-        limits: facilitator_bin::config::Limits::default(),
+        limits,
     };
     serve(facilitator_bin::server::router(state)).await
 }

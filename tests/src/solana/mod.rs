@@ -40,8 +40,9 @@ pub const BUYER_LAMPORTS: u64 = 10 * LAMPORTS_PER_SOL;
 pub const FEE_PAYER_LAMPORTS: u64 = 100 * LAMPORTS_PER_SOL;
 /// Lamports the mint authority starts with (it pays for mints and token accounts).
 pub const MINT_AUTHORITY_LAMPORTS: u64 = 1_000 * LAMPORTS_PER_SOL;
-/// How long a transaction may take to reach `confirmed`.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a set-up transaction may take to reach `confirmed` before the bed gives up: a hang
+/// guard, generous enough for a validator sharing two busy cores.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A mint on the test validator together with the token program that owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -418,7 +419,8 @@ async fn request_airdrop(rpc: &RpcClient, to: &Pubkey, lamports: u64) -> Signatu
         .unwrap_or_else(|e| panic!("requestAirdrop {lamports} lamports to {to}: {e}"))
 }
 
-/// Polls until `signature` is `confirmed`; panics when it failed or took over 30 s.
+/// Polls until `signature` is `confirmed`; panics when it failed or never confirmed
+/// ([`CONFIRM_TIMEOUT`]).
 async fn wait_confirmed(rpc: &RpcClient, signature: &Signature) {
     let deadline = Instant::now() + CONFIRM_TIMEOUT;
     loop {

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use crate::process::ChildGuard;
 use crate::tools;
 
-/// How long a validator may take to answer `getHealth` with `ok`.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a validator may take to answer `getHealth` with `ok`: a hang guard, generous enough
+/// for a start on two busy cores.
+const START_TIMEOUT: Duration = Duration::from_secs(180);
 /// How often start-up is retried when the validator dies early (a port taken meanwhile).
 const START_ATTEMPTS: usize = 3;
 
@@ -51,7 +52,7 @@ impl fmt::Debug for ValidatorGuard {
 }
 
 impl ValidatorGuard {
-    /// Starts a validator and blocks until `getHealth` answers `ok` (at most 60 s per attempt).
+    /// Starts a validator and blocks until `getHealth` answers `ok` (at most [`START_TIMEOUT`] per attempt).
     ///
     /// # Panics
     /// When the binary is missing (an install bug) or the validator does not become healthy; the

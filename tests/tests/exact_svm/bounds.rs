@@ -90,3 +90,67 @@ async fn facilitator_for(h: &SvmHarness) -> Facilitator {
     )
     .unwrap()
 }
+
+#[tokio::test]
+async fn the_facilitators_answer_deadline_ends_the_wait_before_the_schemes_own_bound() {
+    // The scheme alone would wait until the blockhash expires (a definite `transaction_failed`);
+    // the facilitator must answer within 3 s, so the settle answers pending with its signature.
+    let policy = Policy {
+        confirm_timeout: Duration::from_secs(600),
+        ..harness_policy()
+    };
+    let h = SvmHarness::start_with(policy, SendMode::Drop).await;
+    let facilitator = h
+        .facilitator
+        .clone()
+        .with_timeouts(x402_core::SettleTimeouts::new(Duration::from_secs(3)));
+    let mint = h.bed.spl_token_mint();
+    let req = h.requirements(&mint, AMOUNT, None).await;
+    let request = h.pay_v2(&h.buyer, &req).await;
+    let before = h.snapshot(&[mint.address], &[]).await;
+    let body = serde_json::to_vec(&request).unwrap();
+    let s = facilitator
+        .settle_json(&body, x402_core::json::JsonLimits::DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(s.error_reason, Some(Reason::SettlementPending), "{s:?}");
+    let signature: solana_signature::Signature = s.transaction.parse().unwrap();
+    let after = h.snapshot(&[mint.address], &[]).await;
+    assert_eq!(
+        after.tokens, before.tokens,
+        "the dropped transaction moved nothing"
+    );
+    // Recorded as pending: a retry is a duplicate naming the same transaction, never a second send.
+    let again = h.settle(&request).await;
+    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
+    assert_eq!(again.transaction, signature.to_string());
+}
+
+#[tokio::test]
+async fn a_settle_out_of_time_before_sending_sends_nothing_and_can_be_retried() {
+    let h = SvmHarness::start().await;
+    // An answer bound of zero: the deadline has passed by the time the settle could send.
+    let hurried = h
+        .facilitator
+        .clone()
+        .with_timeouts(x402_core::SettleTimeouts::new(Duration::ZERO));
+    let mint = h.bed.spl_token_mint();
+    let req = h.requirements(&mint, AMOUNT, None).await;
+    let request = h.pay_v2(&h.buyer, &req).await;
+    let before = h.snapshot(&[mint.address], &[]).await;
+    let body = serde_json::to_vec(&request).unwrap();
+    let s = hurried
+        .settle_json(&body, x402_core::json::JsonLimits::DEFAULT)
+        .await
+        .unwrap();
+    assert!(!s.success, "{s:?}");
+    assert_eq!(s.error_reason, Some(Reason::UnexpectedSettleError), "{s:?}");
+    assert!(s.transaction.is_empty(), "{s:?}");
+    let after = h.snapshot(&[mint.address], &[]).await;
+    assert_eq!(after, before, "nothing was sent, nothing moved");
+    // The claim was released: the same payment settles once, normally.
+    let s = h.settle(&request).await;
+    assert!(s.success, "{s:?}");
+    let again = h.settle(&request).await;
+    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
+}

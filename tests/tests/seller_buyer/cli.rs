@@ -1,6 +1,7 @@
 //! Malformed payments, the browser paywall, and the `x402` command line.
 
 use alloy::primitives::U256;
+use x402_buyer::cli::Exit;
 use x402_core::header::{PAYMENT_REQUIRED, PAYMENT_SIGNATURE};
 use x402_tests::e2e::{EXACT_UNITS, Shop};
 
@@ -102,7 +103,7 @@ async fn the_cli_shows_requirements_and_pays() {
         None,
     )
     .await;
-    assert_eq!(code, 0);
+    assert_eq!(code, Exit::Success);
     assert!(out.contains("exact on eip155:84532: 0.01 USDC"), "{out}");
 
     let before = shop.usdc(b0.address).await;
@@ -111,10 +112,15 @@ async fn the_cli_shows_requirements_and_pays() {
         Some(key.clone()),
     )
     .await;
-    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(code, Exit::Success, "{out}\n{err}");
     assert!(out.contains("why did the buyer pay"), "{out}");
     assert!(
         out.contains("settlement: success") && out.contains("transaction: 0x"),
+        "{out}"
+    );
+    // The bed's anvil uses chain id 84532 too: no public explorer link for it.
+    assert!(
+        !out.contains("basescan") && !out.contains("explorer:"),
         "{out}"
     );
     assert!(err.contains("200 OK"), "{err}");
@@ -126,6 +132,44 @@ async fn the_cli_shows_requirements_and_pays() {
         shop.usdc(b0.address).await,
         before - U256::from(EXACT_UNITS)
     );
+
+    // --json: one object on stdout, the progress on stderr.
+    let (code, out, err) = run(
+        args(&[
+            "pay",
+            &shop.at("/joke"),
+            "--max",
+            "0.02",
+            "--asset",
+            &asset,
+            "--json",
+        ]),
+        Some(key.clone()),
+    )
+    .await;
+    assert_eq!(code, Exit::Success, "{out}\n{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["paid"], true, "{v}");
+    assert_eq!(v["pending"], false, "{v}");
+    assert_eq!(v["settlement"]["success"], true, "{v}");
+    assert!(
+        v["settlement"]["transaction"]
+            .as_str()
+            .unwrap()
+            .starts_with("0x"),
+        "{v}"
+    );
+    assert_eq!(v["explorer"], serde_json::Value::Null, "{v}");
+    assert!(
+        v["body"]
+            .as_str()
+            .unwrap()
+            .contains("why did the buyer pay"),
+        "{v}"
+    );
+    assert!(err.contains("200 OK"), "{err}");
 
     let (code, _, err) = run(
         args(&[
@@ -139,9 +183,9 @@ async fn the_cli_shows_requirements_and_pays() {
         Some(key),
     )
     .await;
-    assert_ne!(code, 0);
+    assert_eq!(code, Exit::Failure);
     assert!(err.contains("more than the maximum"), "{err}");
     let (code, _, err) = run(args(&["pay", &shop.at("/joke")]), None).await;
-    assert_ne!(code, 0);
+    assert_eq!(code, Exit::Failure);
     assert!(err.contains("X402_PRIVATE_KEY"), "{err}");
 }

@@ -221,7 +221,7 @@ async fn exact_svm_pays_v2_and_v1_and_a_replay_is_refused() {
             String::from_utf8(out).unwrap(),
             String::from_utf8(err).unwrap(),
         );
-        assert_eq!(code, 0, "{out}\n{err}");
+        assert_eq!(code, x402_buyer::cli::Exit::Success, "{out}\n{err}");
         assert!(err.contains(&format!("paying as {b} (Solana)")), "{err}");
         assert!(err.contains("0.012345 "), "{err}");
         assert!(out.contains("settlement: success"), "{out}");

@@ -41,7 +41,8 @@ pub struct TxConfig {
     pub max_fee_per_gas_cap: u128,
     /// Highest `maxPriorityFeePerGas` ever signed, in wei.
     pub max_priority_fee_cap: u128,
-    /// How long [`SignerPool::wait`] waits for a receipt.
+    /// How long [`SignerPool::wait`] waits for a receipt at most (a settle's answer deadline
+    /// may end the wait earlier).
     pub receipt_timeout: Duration,
     /// How often [`SignerPool::wait`] asks for the receipt.
     pub poll_interval: Duration,
@@ -59,7 +60,7 @@ impl Default for TxConfig {
             gas_limit_cap: 1_000_000,
             max_fee_per_gas_cap: 200_000_000_000,
             max_priority_fee_cap: 5_000_000_000,
-            receipt_timeout: Duration::from_secs(30),
+            receipt_timeout: x402_core::SettleTimeouts::DEFAULT_ANSWER_WITHIN,
             poll_interval: Duration::from_millis(250),
             confirmations: 1,
             fee_cache_ttl: Duration::from_secs(1),
@@ -245,11 +246,21 @@ impl SignerPool {
 
     /// Waits for `hash`'s receipt within the pool's `receipt_timeout`.
     pub async fn wait(&self, hash: TxHash) -> ReceiptOutcome {
+        self.wait_until(hash, None).await
+    }
+
+    /// Waits for `hash`'s receipt within the pool's `receipt_timeout`, and no later than
+    /// `deadline`.
+    pub async fn wait_until(
+        &self,
+        hash: TxHash,
+        deadline: Option<std::time::Instant>,
+    ) -> ReceiptOutcome {
         let config = &self.inner.config;
         wait_for_confirmations(
             &self.inner.provider,
             hash,
-            config.receipt_timeout,
+            x402_core::timing::capped(config.receipt_timeout, deadline),
             config.poll_interval,
             config.confirmations,
         )

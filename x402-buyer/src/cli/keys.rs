@@ -1,0 +1,99 @@
+//! The buyer's keys, read through the `env` function given to [`run`](super::run) (never by
+//! clap), and the schemes they can pay with. No error repeats a key.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::signers::local::PrivateKeySigner;
+use scheme_exact_evm::ExactEvm;
+use scheme_exact_svm::{BuyerOptions, ExactSvm};
+use scheme_upto_evm::UptoEvm;
+use solana_keypair::Keypair;
+use x402_core::{Registry, X402Version};
+
+/// The secret text from the file (`key_file`, else `$<var>_FILE`) or from `$<var>`; `None` when
+/// neither is set.
+fn key_text(
+    var: &str,
+    key_file: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
+    match (
+        env(var),
+        key_file
+            .map(str::to_owned)
+            .or_else(|| env(&format!("{var}_FILE"))),
+    ) {
+        (_, Some(path)) => std::fs::read_to_string(&path)
+            .map(Some)
+            .map_err(|e| format!("cannot read the key file {path}: {e}")),
+        (key, None) => Ok(key),
+    }
+}
+
+/// The EVM key, if one is configured.
+pub(super) fn load_key(
+    key_file: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<PrivateKeySigner>, String> {
+    let Some(text) = key_text("X402_PRIVATE_KEY", key_file, env)? else {
+        return Ok(None);
+    };
+    // Never echo the text: the parser's message could include it.
+    PrivateKeySigner::from_str(text.trim())
+        .map(Some)
+        .map_err(|_| "the private key is not a 32-byte hex secret".to_owned())
+}
+
+/// The Solana keypair, if one is configured.
+pub(super) fn load_solana_key(
+    key_file: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Keypair>, String> {
+    let Some(text) = key_text("X402_SOLANA_KEY", key_file, env)? else {
+        return Ok(None);
+    };
+    // `parse_keypair`'s errors never repeat the text.
+    scheme_exact_svm::parse_keypair(&text)
+        .map(Some)
+        .map_err(|e| format!("the Solana key is {e}"))
+}
+
+/// The schemes a buyer with these keys can pay with.
+pub(super) fn buyer_schemes(
+    evm: Option<PrivateKeySigner>,
+    solana: Option<(Keypair, String)>,
+) -> Result<Registry, String> {
+    let mut schemes = Registry::new();
+    if let Some(signer) = evm {
+        let signer = Arc::new(signer);
+        schemes
+            .register(
+                "eip155:*",
+                &[X402Version::V1, X402Version::V2],
+                Arc::new(ExactEvm::buyer(signer.clone())),
+            )
+            .map_err(|e| e.to_string())?;
+        schemes
+            .register(
+                "eip155:*",
+                &[X402Version::V2],
+                Arc::new(UptoEvm::buyer(signer)),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some((keypair, rpc_url)) = solana {
+        // The URL may carry an API key: the error does not repeat it.
+        let rpc = scheme_exact_svm::rpc::Rpc::new(&[rpc_url], Duration::from_secs(30))
+            .map_err(|e| format!("--solana-rpc: {e}"))?;
+        schemes
+            .register(
+                "solana:*",
+                &[X402Version::V1, X402Version::V2],
+                Arc::new(ExactSvm::buyer(keypair, rpc, BuyerOptions::default())),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(schemes)
+}
