@@ -42,9 +42,20 @@ tree --features svm | grep -qE '^scheme-exact-svm ' || { echo "--features svm la
 if tree | grep -qE '^(alloy|solana|spl-|scheme-)'; then
   echo "--no-default-features still links a chain stack" >&2; exit 1
 fi
+if tree --features template | grep -qE '^(alloy|solana|spl-)'; then
+  echo "--features template pulls a chain stack into the dependency tree" >&2; exit 1
+fi
+# One run per scheme feature of facilitator-bin, read from the manifest (every feature but
+# `default` and `otel`), so a new scheme crate's feature is tested without editing this script.
+scheme_features=$(cargo metadata -q --format-version 1 --no-deps | python3 -c '
+import json, sys
+package = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "facilitator-bin")
+print(" ".join(sorted(f for f in package["features"] if f not in ("default", "otel"))))')
+[ -n "$scheme_features" ] || { echo "facilitator-bin declares no scheme feature" >&2; exit 1; }
 cargo test -p facilitator-bin --no-default-features
-cargo test -p facilitator-bin --no-default-features --features evm
-cargo test -p facilitator-bin --no-default-features --features svm
+for feature in $scheme_features; do
+  cargo test -p facilitator-bin --no-default-features --features "$feature"
+done
 step "facilitator-bin with OpenTelemetry export"
 cargo test -p facilitator-bin --features otel --test otel
 

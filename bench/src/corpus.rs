@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use alloy::signers::local::PrivateKeySigner;
 use axum::body::Bytes;
-use scheme_exact_evm::ExactEvm;
+use scheme_exact_evm::{Buyer, Seller};
 use x402_core::wire::{
     PaymentPayload, PaymentPayloadV2, PaymentRequirements, PaymentRequirementsV2, Raw,
     ResourceInfo, VerifyRequest,
 };
-use x402_core::{Network, Price, PriceRequest, Scheme, X402Version};
+use x402_core::{BuyerRole as _, Network, Price, PriceRequest, SellerRole as _, X402Version};
 use x402_evm::assets::{AssetInfo, AssetTable, TransferMethod};
 use x402_tests::evm::{USDC_DECIMALS, USDC_NAME, USDC_VERSION};
 
@@ -58,7 +58,7 @@ pub async fn requirements(
         method,
     };
     assets.insert(network.clone(), usdc);
-    ExactEvm::seller(assets)
+    Seller::new(assets)
         .requirements(&PriceRequest {
             network,
             price: Price::Decimal(PRICE.into()),
@@ -86,9 +86,9 @@ pub async fn sign(
 ) -> Result<Vec<Bytes>, String> {
     let reqs = PaymentRequirements::V2(requirements.clone());
     let view = reqs.view().map_err(|e| format!("requirements view: {e}"))?;
-    let buyers: Vec<ExactEvm> = payers
+    let buyers: Vec<Buyer> = payers
         .iter()
-        .map(|k| ExactEvm::buyer(Arc::new(k.clone())))
+        .map(|k| Buyer::new(Arc::new(k.clone())))
         .collect();
     let mut out = Vec::with_capacity(payers.len() * rounds);
     for _ in 0..rounds {

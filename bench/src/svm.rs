@@ -9,13 +9,12 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use scheme_exact_svm::ExactSvm;
 use scheme_exact_svm::buyer::BuyerOptions;
 use scheme_exact_svm::rpc::Rpc;
 use solana_keypair::Keypair;
 use solana_signer::Signer;
 use x402_core::wire::{PaymentRequirements, PaymentRequirementsV2, SupportedResponse};
-use x402_core::{Amount, Network, Price, PriceRequest, Scheme, X402Version};
+use x402_core::{Amount, BuyerRole as _, Network, Price, PriceRequest, X402Version};
 use x402_tests::solana::SvmTestBed;
 
 use crate::corpus::request_v2;
@@ -69,7 +68,7 @@ async fn sign(
     let view = reqs.view().map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for payer in payers {
-        let buyer = ExactSvm::buyer(
+        let buyer = scheme_exact_svm::Buyer::new(
             payer.insecure_clone(),
             rpc(rpc_url)?,
             BuyerOptions::default(),
@@ -135,7 +134,7 @@ pub async fn run(
         .into_iter()
         .find(|k| k.x402_version == X402Version::V2 && k.network == network)
         .ok_or("/supported lists no v2 kind for the validator's network")?;
-    let requirements = ExactSvm::seller()
+    let requirements = scheme_exact_svm::Seller::new()
         .with_rpc(rpc(bed.rpc_url())?)
         .requirements_with_memo(
             &PriceRequest {

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use scheme_exact_evm as _;
 #[cfg(feature = "svm")]
 use scheme_exact_svm as _;
+#[cfg(feature = "template")]
+use scheme_template as _;
 #[cfg(feature = "evm")]
 use scheme_upto_evm as _;
 
@@ -53,15 +55,15 @@ pub enum StartError {
     Duplicate(#[from] DuplicateId),
     /// The configuration names a scheme this build does not contain.
     #[error(
-        "networks.{network:?}.schemes.{scheme}: scheme {id:?} is not in this build (linked: {linked})"
+        "networks.{network:?}.schemes.{scheme}: no scheme {scheme:?} on {namespace:?} is in this build (linked: {linked})"
     )]
     NotLinked {
         /// The network key.
         network: String,
         /// The scheme key.
         scheme: String,
-        /// The catalogue id looked for.
-        id: String,
+        /// The network's CAIP-2 namespace.
+        namespace: String,
         /// What the build has.
         linked: String,
     },
@@ -98,13 +100,14 @@ pub async fn build(config: &Config) -> Result<(LocalFacilitator, Vec<PlanLine>),
     let mut registry = Registry::new();
     let mut plan = Vec::new();
     for s in &config.schemes {
-        let id = format!("{}-{}", s.scheme, s.network.namespace());
-        let descriptor = catalogue.get(&id).ok_or_else(|| StartError::NotLinked {
-            network: s.network.to_string(),
-            scheme: s.scheme.clone(),
-            id: id.clone(),
-            linked: catalogue.ids().collect::<Vec<_>>().join(", "),
-        })?;
+        let descriptor = catalogue
+            .find(&s.scheme, s.network.namespace())
+            .ok_or_else(|| StartError::NotLinked {
+                network: s.network.to_string(),
+                scheme: s.scheme.clone(),
+                namespace: s.network.namespace().to_owned(),
+                linked: catalogue.ids().collect::<Vec<_>>().join(", "),
+            })?;
         let scheme_config = SchemeConfig {
             network: s.network.clone(),
             options: s.options.clone(),

@@ -21,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use x402_core::json::JsonLimits;
-use x402_core::wire::{RequestError, SettleResponse, VerifyRequest, VerifyResponse};
-use x402_core::{Facilitator, FacilitatorError, LocalFacilitator, NetworkPattern};
+use x402_core::wire::{SettleResponse, VerifyRequest, VerifyResponse};
+use x402_core::{Facilitator, FacilitatorError, LocalFacilitator, NetworkPattern, Unread};
 
 use crate::config::Limits;
 use crate::metrics::Metrics;
@@ -102,7 +102,7 @@ fn labels_of(request: &VerifyRequest) -> (String, String) {
 /// Why a body was not dispatched.
 enum NotDispatched {
     /// A well-formed request answered without a scheme (unsupported version): a 200 refusal.
-    Answer(x402_core::Reason, String),
+    Answer(x402_core::Rejection),
     /// A malformed body: the 400 response.
     Bad(Box<Response>),
 }
@@ -150,15 +150,13 @@ impl AppState {
             max_bytes: self.limits.max_body_bytes,
             ..JsonLimits::DEFAULT
         };
-        match VerifyRequest::from_json(body, json) {
+        match LocalFacilitator::read_request(body, json) {
             Ok(r) => Ok(Box::new(r)),
-            Err(
-                e @ (RequestError::UnsupportedVersion(_) | RequestError::VersionMismatch { .. }),
-            ) => {
-                self.record(route, "", "", "refused", Some(&e.reason()), started);
-                Err(NotDispatched::Answer(e.reason(), e.to_string()))
+            Err(Unread::Refused(r)) => {
+                self.record(route, "", "", "refused", Some(&r.reason), started);
+                Err(NotDispatched::Answer(r))
             }
-            Err(e) => {
+            Err(Unread::Malformed(e)) => {
                 self.record(route, "", "", "bad_request", Some(&e.reason()), started);
                 Err(NotDispatched::Bad(Box::new(error_body(
                     StatusCode::BAD_REQUEST,
@@ -189,10 +187,10 @@ async fn verify(State(state): State<AppState>, body: Bytes) -> Response {
     let request = match state.read_request("verify", &body, started) {
         Ok(r) => r,
         Err(NotDispatched::Bad(response)) => return *response,
-        Err(NotDispatched::Answer(reason, message)) => {
+        Err(NotDispatched::Answer(r)) => {
             return json_response(
                 StatusCode::OK,
-                &VerifyResponse::invalid(reason, Some(message), None),
+                &VerifyResponse::invalid(r.reason, r.message, None),
             );
         }
     };
@@ -238,10 +236,10 @@ async fn settle(State(state): State<AppState>, body: Bytes) -> Response {
     let request = match state.read_request("settle", &body, started) {
         Ok(r) => r,
         Err(NotDispatched::Bad(response)) => return *response,
-        Err(NotDispatched::Answer(reason, message)) => {
+        Err(NotDispatched::Answer(r)) => {
             return json_response(
                 StatusCode::OK,
-                &SettleResponse::failed(reason, Some(message), "", None),
+                &SettleResponse::failed(r.reason, r.message, "", None),
             );
         }
     };

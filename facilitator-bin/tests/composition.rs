@@ -1,23 +1,34 @@
 //! The registry holds exactly the scheme ids of the enabled features. CI runs this test once per
-//! feature set: `--no-default-features`, `evm`, `svm` and `evm,svm`.
+//! feature set: `--no-default-features`, each scheme feature alone (scripts/test.sh reads them
+//! from the manifest) and the default `evm,svm`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
 #[test]
 fn registry_holds_exactly_the_enabled_schemes() {
-    let mut expected: Vec<&str> = Vec::new();
+    let mut expected: Vec<(&str, &str)> = Vec::new();
     if cfg!(feature = "evm") {
-        expected.extend(["exact-eip155", "upto-eip155"]);
+        expected.extend([
+            ("exact-eip155", "scheme-exact-evm"),
+            ("upto-eip155", "scheme-upto-evm"),
+        ]);
     }
     if cfg!(feature = "svm") {
-        expected.push("exact-solana");
+        expected.push(("exact-solana", "scheme-exact-svm"));
+    }
+    if cfg!(feature = "template") {
+        expected.push(("exact-toy", "scheme-template"));
     }
     expected.sort_unstable();
     let catalogue = facilitator_bin::catalogue().expect("no duplicate ids");
-    let ids: Vec<&str> = catalogue.ids().collect();
-    assert_eq!(ids, expected);
-    // Each linked id names its own crate.
+    // Each id is registered by its own crate, and is `<scheme>-<namespace>` of its descriptor.
+    let linked: Vec<(&str, &str)> = catalogue.iter().map(|d| (d.id, d.crate_name)).collect();
+    assert_eq!(linked, expected);
     for d in catalogue.iter() {
-        assert!(d.crate_name.starts_with("scheme-"), "{d:?}");
+        assert_eq!(d.id, format!("{}-{}", d.scheme, d.namespace), "{d:?}");
+        assert_eq!(
+            catalogue.find(d.scheme, d.namespace).map(|f| f.id),
+            Some(d.id)
+        );
     }
 }
 

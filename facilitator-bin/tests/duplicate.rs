@@ -3,26 +3,26 @@
 #![cfg(feature = "evm")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
-use x402_core::{SchemeConfig, SchemeDescriptor, SchemeError, X402Version};
+use x402_core::{SchemeConfig, SchemeError};
 
 fn build(_: SchemeConfig) -> x402_core::registry::BuildFuture {
     Box::pin(async { Err(SchemeError::Config("clash".into())) })
 }
 
-x402_core::register_scheme!(SchemeDescriptor {
-    id: "exact-eip155",
-    crate_name: "duplicate-test",
+// Registered as this test's own crate, facilitator-bin.
+x402_core::register_scheme! {
     scheme: "exact",
     namespace: "eip155",
-    versions: &[X402Version::V2],
-    build,
-});
+    versions: [V2],
+    build: build,
+}
 
 #[test]
 fn duplicate_link_time_registration_names_both_crates() {
     let err = facilitator_bin::catalogue().unwrap_err();
-    assert_eq!(err.id, "exact-eip155");
+    assert_eq!(err.id, ID);
+    assert_eq!(SCHEME, "exact");
     let msg = err.to_string();
     assert!(msg.contains("scheme-exact-evm"), "{msg}");
-    assert!(msg.contains("duplicate-test"), "{msg}");
+    assert!(msg.contains("facilitator-bin"), "{msg}");
 }

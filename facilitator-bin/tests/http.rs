@@ -237,7 +237,7 @@ async fn startup_failures_name_their_cause() {
                 "[networks.\"eip155:84532\".schemes.exact]",
                 "[networks.\"eip155:84532\".schemes.bogus]",
             ),
-            "scheme \"bogus-eip155\" is not in this build",
+            "no scheme \"bogus\" on \"eip155\" is in this build",
         ),
     ];
     for (text, needle) in cases {
@@ -302,7 +302,7 @@ async fn the_example_config_passes_check_config() {
 #[tokio::test]
 async fn upto_settles_the_charge_over_http() {
     use std::sync::Arc;
-    use x402_core::Scheme as _;
+    use x402_core::{BuyerRole as _, SellerRole as _};
     let h = ExactHarness::start().await;
     let (text, envs) = config(&h);
     let server = start(&text, &envs);
@@ -318,7 +318,7 @@ async fn upto_settles_the_charge_over_http() {
         h.network.clone(),
         x402_tests::evm::exact::usdc_info(h.bed.usdc(), TransferMethod::Permit2),
     );
-    let max = scheme_upto_evm::UptoEvm::seller(assets)
+    let max = scheme_upto_evm::Seller::new(assets)
         .requirements(&x402_core::PriceRequest {
             network: h.network.clone(),
             price: x402_core::Price::Decimal("1.00".into()),
@@ -334,7 +334,7 @@ async fn upto_settles_the_charge_over_http() {
         .approve_usdc(buyer.address(), x402_tests::evm::PERMIT2_ADDRESS, U256::MAX)
         .await;
     let view = x402_core::wire::PaymentRequirements::V2(max.clone());
-    let payload = scheme_upto_evm::UptoEvm::buyer(Arc::new(buyer.clone()))
+    let payload = scheme_upto_evm::Buyer::new(Arc::new(buyer.clone()))
         .sign(&view.view().unwrap())
         .await
         .unwrap();

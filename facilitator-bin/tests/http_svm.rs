@@ -10,7 +10,8 @@ use common::{post, start};
 use solana_keypair::Keypair;
 use solana_signer::Signer as _;
 use x402_core::wire::PaymentRequirements;
-use x402_core::{Amount, Network, Price, PriceRequest, Scheme as _};
+use x402_core::{Amount, Network, Price, PriceRequest};
+use x402_core::{BuyerRole as _, SellerRole as _};
 use x402_tests::solana::SvmTestBed;
 use x402_tests::solana::exact::{request_v2, rpc};
 
@@ -55,7 +56,7 @@ assets = ["{mint}"]
     let extra = kind.extra.as_ref().unwrap().get().to_owned();
     assert!(extra.contains(&fee_payer.pubkey().to_string()), "{extra}");
 
-    let requirements = scheme_exact_svm::ExactSvm::seller()
+    let requirements = scheme_exact_svm::Seller::new()
         .with_rpc(rpc(bed.rpc_url()))
         .requirements(&PriceRequest {
             network: network.clone(),
@@ -68,7 +69,7 @@ assets = ["{mint}"]
         .await
         .unwrap();
     let view = PaymentRequirements::V2(requirements.clone());
-    let payload = scheme_exact_svm::ExactSvm::buyer(
+    let payload = scheme_exact_svm::Buyer::new(
         buyer.insecure_clone(),
         rpc(bed.rpc_url()),
         scheme_exact_svm::buyer::BuyerOptions::default(),

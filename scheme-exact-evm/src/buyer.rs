@@ -1,19 +1,67 @@
 //! Buyer side: requirements → a signed EIP-3009 authorization or Permit2 witness transfer.
 
+use std::sync::Arc;
+
 use alloy::primitives::{B256, U256};
 use alloy::signers::Signer;
 use alloy::sol_types::SolStruct;
-use x402_core::{RequirementsView, SchemeError, UnixTime};
+use async_trait::async_trait;
+use x402_core::wire::Raw;
+use x402_core::{BuyerRole, RequirementsView, SchemeError, UnixTime};
 use x402_evm::abi::{eip3009, permit2_exact};
 use x402_evm::addresses::EXACT_PERMIT2_PROXY;
 use x402_evm::eip712::{eip3009_domain, permit2_domain};
 use x402_evm::parse;
 
 use crate::Extra;
-use crate::payload::{Eip3009Payload, ExactEvmPayload, Permit2Payload};
+use crate::payload::{self, Eip3009Payload, ExactEvmPayload, Permit2Payload};
 
 /// How far back a buyer dates `validAfter`, tolerating clock skew (x402-spec §4).
 pub(crate) const VALID_AFTER_SKEW: u64 = 600;
+
+/// The buyer role of `exact` on EVM: signs EIP-3009 authorizations and Permit2 witness transfers
+/// with any alloy signer.
+#[derive(Clone)]
+pub struct Buyer {
+    signer: Arc<dyn Signer + Send + Sync>,
+    clock: fn() -> UnixTime,
+}
+
+impl std::fmt::Debug for Buyer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buyer")
+            .field("address", &self.signer.address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Buyer {
+    /// A buyer signing with `signer` (any alloy signer).
+    pub fn new(signer: Arc<dyn Signer + Send + Sync>) -> Self {
+        Self {
+            signer,
+            clock: UnixTime::now,
+        }
+    }
+
+    /// Replaces the clock used when signing (the authorization's window starts from it).
+    pub fn with_clock(mut self, clock: fn() -> UnixTime) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+#[async_trait]
+impl BuyerRole for Buyer {
+    fn scheme(&self) -> &'static str {
+        crate::SCHEME
+    }
+
+    async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError> {
+        let payload = sign(self.signer.as_ref(), requirements, (self.clock)()).await?;
+        payload::to_json(&payload).map_err(|e| SchemeError::Other(e.to_string()))
+    }
+}
 
 /// Signs a payment for `req` with `signer`.
 pub(crate) async fn sign(

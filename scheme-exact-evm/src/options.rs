@@ -7,7 +7,6 @@ use alloy::primitives::Address;
 use serde::Deserialize;
 use x402_core::{SchemeConfig, SchemeError};
 
-use crate::ExactEvm;
 use crate::facilitator::{Facilitator, Policy};
 
 /// `exact`'s own options on one EVM network.
@@ -31,7 +30,7 @@ fn default_true() -> bool {
 
 /// Builds the facilitator role from a [`SchemeConfig`]; the signer pool is shared per network
 /// with the other EVM schemes.
-pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<ExactEvm, SchemeError> {
+pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<Facilitator, SchemeError> {
     let (network, options): (_, ExactEvmOptions) =
         x402_evm::options::split(crate::SCHEME, &config)?;
     let mut contracts: Vec<(String, Address)> = options
@@ -48,7 +47,7 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<ExactEvm, 
         ));
     }
     let (provider, pool, min_signer_balance) = network.connect(&config, &contracts).await?;
-    let facilitator = Facilitator::new(
+    Facilitator::new(
         config.network.clone(),
         provider,
         pool,
@@ -59,6 +58,5 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<ExactEvm, 
             min_signer_balance,
             ..Policy::default()
         },
-    )?;
-    Ok(ExactEvm::facilitator(facilitator))
+    )
 }

@@ -1,12 +1,48 @@
 //! Seller side: a price on a network → `exact` requirements with the asset's EIP-712 data.
 
+use async_trait::async_trait;
 use x402_core::wire::PaymentRequirementsV2;
-use x402_core::{PriceRequest, SchemeError};
+use x402_core::{PriceRequest, SchemeError, SellerRole};
 use x402_evm::assets::{AssetTable, TransferMethod};
 use x402_evm::parse;
 
 /// The default time a buyer's authorization must stay valid, in seconds.
 pub const DEFAULT_MAX_TIMEOUT_SECONDS: u64 = 300;
+
+/// The seller role of `exact` on EVM: prices with an asset table (decimal prices need the
+/// asset's decimals; the `extra` carries its EIP-712 domain and transfer method).
+#[derive(Debug, Clone)]
+pub struct Seller {
+    assets: AssetTable,
+}
+
+impl Seller {
+    /// A seller pricing with `assets`.
+    pub fn new(assets: AssetTable) -> Self {
+        Self { assets }
+    }
+}
+
+impl Default for Seller {
+    /// A seller pricing with the built-in asset table.
+    fn default() -> Self {
+        Self::new(AssetTable::builtin())
+    }
+}
+
+#[async_trait]
+impl SellerRole for Seller {
+    fn scheme(&self) -> &'static str {
+        crate::SCHEME
+    }
+
+    async fn requirements(
+        &self,
+        request: &PriceRequest,
+    ) -> Result<PaymentRequirementsV2, SchemeError> {
+        requirements(&self.assets, request)
+    }
+}
 
 /// Builds requirements for `request` from the asset table.
 pub(crate) fn requirements(

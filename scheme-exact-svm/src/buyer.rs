@@ -3,6 +3,7 @@
 //! program that owns the mint), memo — with the facilitator as fee payer, a recent blockhash and
 //! the buyer's signature (the fee-payer slot left zero).
 
+use async_trait::async_trait;
 use solana_commitment_config::CommitmentConfig;
 use solana_instruction::Instruction;
 use solana_keypair::Keypair;
@@ -11,7 +12,8 @@ use solana_pubkey::Pubkey;
 use solana_signature::Signature;
 use solana_signer::Signer;
 use solana_transaction::versioned::VersionedTransaction;
-use x402_core::{RequirementsView, SchemeError};
+use x402_core::wire::Raw;
+use x402_core::{BuyerRole, RequirementsView, SchemeError};
 
 use crate::instructions::{
     DEFAULT_COMPUTE_UNIT_LIMIT, DEFAULT_COMPUTE_UNIT_PRICE, TransferChecked,
@@ -135,8 +137,9 @@ pub async fn fetch_mint(rpc: &Rpc, address: &Pubkey) -> Result<MintInfo, SchemeE
         .map_err(|e| SchemeError::Unusable(format!("mint {address}: {e}")))
 }
 
-/// A buyer: a key and an RPC.
-pub(crate) struct Buyer {
+/// The buyer role of `exact` on Solana: pays from its key's associated token accounts, reading
+/// mints and blockhashes through its RPC.
+pub struct Buyer {
     keypair: Keypair,
     rpc: Rpc,
     options: BuyerOptions,
@@ -151,8 +154,23 @@ impl std::fmt::Debug for Buyer {
     }
 }
 
+#[async_trait]
+impl BuyerRole for Buyer {
+    fn scheme(&self) -> &'static str {
+        SCHEME
+    }
+
+    async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError> {
+        self.sign_payment(requirements)
+            .await?
+            .to_raw()
+            .map_err(|e| SchemeError::Other(e.to_string()))
+    }
+}
+
 impl Buyer {
-    pub(crate) fn new(keypair: Keypair, rpc: Rpc, options: BuyerOptions) -> Self {
+    /// A buyer paying from `keypair`'s associated token accounts through `rpc`.
+    pub fn new(keypair: Keypair, rpc: Rpc, options: BuyerOptions) -> Self {
         Self {
             keypair,
             rpc,
@@ -161,7 +179,7 @@ impl Buyer {
     }
 
     /// Builds and signs the payment for `req`.
-    pub(crate) async fn sign(
+    pub async fn sign_payment(
         &self,
         req: &RequirementsView<'_>,
     ) -> Result<ExactSvmPayload, SchemeError> {

@@ -8,7 +8,6 @@ use solana_keypair::Keypair;
 use solana_pubkey::Pubkey;
 use x402_core::{Network, SchemeConfig, SchemeError};
 
-use crate::ExactSvm;
 use crate::facilitator::{Facilitator, Policy};
 use crate::rpc::{Rpc, describe};
 
@@ -158,7 +157,7 @@ impl ExactSvmOptions {
 
 /// Builds the facilitator from a [`SchemeConfig`], refusing to start on a wrong chain or an
 /// unfunded fee payer.
-pub async fn build_facilitator(config: SchemeConfig) -> Result<ExactSvm, SchemeError> {
+pub async fn build_facilitator(config: SchemeConfig) -> Result<Facilitator, SchemeError> {
     let network = config.network.clone();
     let options: ExactSvmOptions = serde_json::from_value(config.options.clone())
         .map_err(|e| config_error(format!("exact on {network}: {e}")))?;
@@ -171,7 +170,7 @@ pub async fn build_facilitator(config: SchemeConfig) -> Result<ExactSvm, SchemeE
     check_genesis(&rpc, &network).await?;
     let facilitator = Facilitator::new(network.clone(), rpc, fee_payers, config.store, policy)?;
     let floor = facilitator.policy().min_signer_balance.unwrap_or(1).max(1);
-    for status in facilitator.status().await?.signers {
+    for status in facilitator.probe().await?.signers {
         let balance = status.balance.to_u64().unwrap_or(u64::MAX);
         if balance < floor {
             return Err(config_error(format!(
@@ -180,7 +179,7 @@ pub async fn build_facilitator(config: SchemeConfig) -> Result<ExactSvm, SchemeE
             )));
         }
     }
-    Ok(ExactSvm::facilitator(facilitator))
+    Ok(facilitator)
 }
 
 /// Checks that every endpoint that answers serves `network`: its CAIP-2 reference is the first 32

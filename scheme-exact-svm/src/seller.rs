@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use solana_pubkey::Pubkey;
 use x402_core::wire::PaymentRequirementsV2;
-use x402_core::{Price, PriceRequest, SchemeError, price_to_atomic};
+use x402_core::{Price, PriceRequest, SchemeError, SellerRole, price_to_atomic};
 
 use crate::instructions::{MAX_MEMO_BYTES, USDC_DECIMALS, USDC_DEVNET, USDC_MAINNET, default_usdc};
 use crate::rpc::Rpc;
@@ -16,11 +17,13 @@ use crate::{Extra, SCHEME};
 /// blockhash, not by this value).
 pub const DEFAULT_MAX_TIMEOUT_SECONDS: u64 = 60;
 
-/// What the seller knows about mints.
+/// The seller role of `exact` on Solana: prices on a Solana network become requirements with
+/// the mint, the facilitator's fee payer and an optional memo. Knows USDC's decimals; other mints
+/// need [`Seller::with_mint_decimals`] or an RPC ([`Seller::with_rpc`]) for decimal prices.
 #[derive(Debug, Clone)]
-pub(crate) struct Seller {
-    pub(crate) decimals: HashMap<Pubkey, u8>,
-    pub(crate) rpc: Option<Arc<Rpc>>,
+pub struct Seller {
+    decimals: HashMap<Pubkey, u8>,
+    rpc: Option<Arc<Rpc>>,
 }
 
 impl Default for Seller {
@@ -42,9 +45,40 @@ pub(crate) fn pubkey(what: &str, text: &str) -> Result<Pubkey, String> {
         .map_err(|_| format!("{what} {text:?} is not a base58 public key"))
 }
 
+#[async_trait]
+impl SellerRole for Seller {
+    fn scheme(&self) -> &'static str {
+        SCHEME
+    }
+
+    async fn requirements(
+        &self,
+        request: &PriceRequest,
+    ) -> Result<PaymentRequirementsV2, SchemeError> {
+        self.requirements_with_memo(request, None).await
+    }
+}
+
 impl Seller {
-    /// Builds requirements for `request`, with `memo` if given.
-    pub(crate) async fn requirements(
+    /// A seller that knows USDC's decimals.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Prices `mint` with `decimals` without asking the chain.
+    pub fn with_mint_decimals(mut self, mint: Pubkey, decimals: u8) -> Self {
+        self.decimals.insert(mint, decimals);
+        self
+    }
+
+    /// Reads the decimals of mints it does not know from `rpc`.
+    pub fn with_rpc(mut self, rpc: Rpc) -> Self {
+        self.rpc = Some(Arc::new(rpc));
+        self
+    }
+
+    /// Requirements for `request` whose payment must carry `memo` (an invoice id, say).
+    pub async fn requirements_with_memo(
         &self,
         request: &PriceRequest,
         memo: Option<&str>,
@@ -152,14 +186,14 @@ mod tests {
     async fn decimal_prices_convert_exactly_and_fee_payer_is_copied() {
         let fee = r#"{"feePayer":"9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu"}"#;
         let r = Seller::default()
-            .requirements(&request(Price::Decimal("0.001".into()), Some(fee)), None)
+            .requirements_with_memo(&request(Price::Decimal("0.001".into()), Some(fee)), None)
             .await
             .unwrap();
         assert_eq!(r.amount, Amount::from(1000));
         assert_eq!(r.asset, USDC_DEVNET.to_string());
         assert_eq!(r.extra.unwrap().get(), fee);
         let with_memo = Seller::default()
-            .requirements(
+            .requirements_with_memo(
                 &request(Price::Decimal("1".into()), Some(fee)),
                 Some("pi_1"),
             )
@@ -167,7 +201,7 @@ mod tests {
             .unwrap();
         assert!(with_memo.extra.unwrap().get().contains(r#""memo":"pi_1""#));
         let rounding = Seller::default()
-            .requirements(
+            .requirements_with_memo(
                 &request(Price::Decimal("0.0000001".into()), Some(fee)),
                 None,
             )
@@ -175,14 +209,14 @@ mod tests {
             .unwrap_err();
         assert!(rounding.to_string().contains("round"), "{rounding}");
         let no_fee_payer = Seller::default()
-            .requirements(&request(Price::Decimal("1".into()), None), None)
+            .requirements_with_memo(&request(Price::Decimal("1".into()), None), None)
             .await
             .unwrap_err();
         assert!(no_fee_payer.to_string().contains("feePayer"));
         let long_memo = "m".repeat(MAX_MEMO_BYTES + 1);
         assert!(
             Seller::default()
-                .requirements(
+                .requirements_with_memo(
                     &request(Price::Decimal("1".into()), Some(fee)),
                     Some(&long_memo)
                 )

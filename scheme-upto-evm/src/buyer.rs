@@ -1,20 +1,58 @@
 //! Buyer side: requirements → a Permit2 witness transfer for the maximum, bound to the recipient,
 //! the settling facilitator and the start of validity.
 
+use std::sync::Arc;
+
 use alloy::primitives::U256;
 use alloy::signers::Signer;
 use alloy::sol_types::SolStruct;
-use x402_core::{RequirementsView, SchemeError, UnixTime};
+use async_trait::async_trait;
+use x402_core::wire::Raw;
+use x402_core::{BuyerRole, RequirementsView, SchemeError, UnixTime};
 use x402_evm::abi::permit2_upto;
 use x402_evm::addresses::UPTO_PERMIT2_PROXY;
 use x402_evm::eip712::permit2_domain;
 use x402_evm::parse;
 
 use crate::Extra;
-use crate::payload::UptoPayload;
+use crate::payload::{self, UptoPayload};
 
 /// How far back a buyer dates `validAfter`, tolerating clock skew (x402-spec §4).
 const VALID_AFTER_SKEW: u64 = 600;
+
+/// The buyer role of `upto` on EVM: signs Permit2 witness transfers for the maximum with any
+/// alloy signer.
+#[derive(Clone)]
+pub struct Buyer {
+    signer: Arc<dyn Signer + Send + Sync>,
+}
+
+impl std::fmt::Debug for Buyer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buyer")
+            .field("address", &self.signer.address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Buyer {
+    /// A buyer signing with `signer` (any alloy signer).
+    pub fn new(signer: Arc<dyn Signer + Send + Sync>) -> Self {
+        Self { signer }
+    }
+}
+
+#[async_trait]
+impl BuyerRole for Buyer {
+    fn scheme(&self) -> &'static str {
+        crate::SCHEME
+    }
+
+    async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError> {
+        let payload = sign(self.signer.as_ref(), requirements, UnixTime::now()).await?;
+        payload::to_json(&payload).map_err(|e| SchemeError::Other(e.to_string()))
+    }
+}
 
 /// Signs an `upto` authorization for `req`, refusing requirements it cannot check.
 pub(crate) async fn sign(

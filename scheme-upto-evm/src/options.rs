@@ -6,7 +6,6 @@ use alloy::primitives::Address;
 use serde::Deserialize;
 use x402_core::{SchemeConfig, SchemeError};
 
-use crate::UptoEvm;
 use crate::facilitator::{Facilitator, Policy};
 
 /// `upto`'s own options on one EVM network.
@@ -19,7 +18,7 @@ pub struct UptoEvmOptions {
 }
 
 /// Builds the facilitator role, checking the chain id and that Permit2 and the upto proxy exist.
-pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<UptoEvm, SchemeError> {
+pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<Facilitator, SchemeError> {
     let (network, options): (_, UptoEvmOptions) = x402_evm::options::split(crate::SCHEME, &config)?;
     let mut contracts = vec![
         ("Permit2".to_owned(), x402_evm::addresses::PERMIT2),
@@ -36,7 +35,7 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<UptoEvm, S
             .map(|a| (format!("asset {a}"), *a)),
     );
     let (provider, pool, min_signer_balance) = network.connect(&config, &contracts).await?;
-    let facilitator = Facilitator::new(
+    Facilitator::new(
         config.network.clone(),
         provider,
         pool,
@@ -46,6 +45,5 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<UptoEvm, S
             min_signer_balance,
             ..Policy::default()
         },
-    )?;
-    Ok(UptoEvm::facilitator(facilitator))
+    )
 }

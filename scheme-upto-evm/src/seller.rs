@@ -1,7 +1,8 @@
 //! Seller side: a maximum price → `upto` requirements; after serving, the actual charge.
 
+use async_trait::async_trait;
 use x402_core::wire::{PaymentRequirementsV2, parse_raw};
-use x402_core::{Amount, PriceRequest, SchemeError};
+use x402_core::{Amount, PriceRequest, SchemeError, SellerRole};
 use x402_evm::assets::AssetTable;
 use x402_evm::parse;
 
@@ -9,6 +10,41 @@ use crate::Extra;
 
 /// The default time a buyer's authorization must stay valid, in seconds.
 pub const DEFAULT_MAX_TIMEOUT_SECONDS: u64 = 300;
+
+/// The seller role of `upto` on EVM: prices a maximum with an asset table; after serving,
+/// [`charge`] gives the requirements to settle for the amount actually used.
+#[derive(Debug, Clone)]
+pub struct Seller {
+    assets: AssetTable,
+}
+
+impl Seller {
+    /// A seller pricing with `assets`.
+    pub fn new(assets: AssetTable) -> Self {
+        Self { assets }
+    }
+}
+
+impl Default for Seller {
+    /// A seller pricing with the built-in asset table.
+    fn default() -> Self {
+        Self::new(AssetTable::builtin())
+    }
+}
+
+#[async_trait]
+impl SellerRole for Seller {
+    fn scheme(&self) -> &'static str {
+        crate::SCHEME
+    }
+
+    async fn requirements(
+        &self,
+        request: &PriceRequest,
+    ) -> Result<PaymentRequirementsV2, SchemeError> {
+        requirements(&self.assets, request)
+    }
+}
 
 /// Builds requirements whose `amount` is the maximum the buyer authorizes. The facilitator's
 /// `/supported` kind must name the address that will settle (`extra.facilitatorAddress`).

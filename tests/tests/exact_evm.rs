@@ -296,9 +296,9 @@ async fn vector_a_checks_out_with_the_clock_pinned() {
         .with_clock(clock)
     };
     let check = |f: Facilitator| async {
-        let scheme = scheme_exact_evm::ExactEvm::facilitator(f);
+        let scheme = x402_core::FacilitatorRole::into_scheme(f);
         let ctx = x402_core::PaymentContext::of(&request).unwrap();
-        x402_core::Scheme::verify(&scheme, &ctx).await.unwrap()
+        scheme.verify(&ctx).await.unwrap()
     };
     // Real time: the vector's window is long past.
     let now = check(facilitator(UnixTime::now)).await;

@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use alloy::primitives::U256;
 use axum::routing::get;
-use scheme_exact_svm::{BuyerOptions, ExactSvm};
+use scheme_exact_svm::BuyerOptions;
 use solana_signer::Signer as _;
 use x402_buyer::{Buyer, KnownAsset, Policy};
 use x402_core::client::FacilitatorClient;
 use x402_core::{Amount, Price, Registry, X402Version};
+use x402_core::{BuyerRole as _, SellerRole as _};
 use x402_seller::{Accept, Route, Seller};
 use x402_tests::e2e::{EXACT_UNITS, NodeScript, Shop, buyer_for, serve, serve_facilitator};
 use x402_tests::evm::{USDC_NAME, USDC_VERSION};
@@ -107,12 +108,12 @@ const SVM_UNITS: u64 = 4_321;
 
 fn svm_seller_schemes(h: &SvmHarness) -> Registry {
     let mut schemes = Registry::new();
-    let mut seller = ExactSvm::seller();
+    let mut seller = scheme_exact_svm::Seller::new();
     for mint in h.bed.mints() {
         seller = seller.with_mint_decimals(mint.address, 6);
     }
     schemes
-        .register("solana:*", &[X402Version::V2], Arc::new(seller))
+        .register("solana:*", &[X402Version::V2], seller.into_scheme())
         .unwrap();
     schemes
 }
@@ -228,11 +229,12 @@ async fn our_client_pays_an_express_seller_on_solana_through_our_facilitator() {
         .register(
             "solana:*",
             &[X402Version::V2],
-            Arc::new(ExactSvm::buyer(
+            scheme_exact_svm::Buyer::new(
                 h.buyer.insecure_clone(),
                 rpc(h.bed.rpc_url()),
                 BuyerOptions::default(),
-            )),
+            )
+            .into_scheme(),
         )
         .unwrap();
     let buyer = Buyer::new(reqwest::Client::new(), schemes, policy);

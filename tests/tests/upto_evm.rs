@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, U256, address};
 use alloy::signers::local::PrivateKeySigner;
-use scheme_upto_evm::{Facilitator, Policy, UptoEvm, charge};
+use scheme_upto_evm::{Buyer, Facilitator, Policy, Seller, charge};
 use x402_core::wire::{PaymentRequirementsV2, VerifyRequest};
 use x402_core::{
-    Amount, Facilitator as _, LocalFacilitator, Price, PriceRequest, Reason, Registry, Scheme,
-    UnixTime, X402Version,
+    Amount, BuyerRole as _, Facilitator as _, FacilitatorRole as _, LocalFacilitator, Price,
+    PriceRequest, Reason, Registry, SellerRole as _, UnixTime, X402Version,
 };
 use x402_evm::assets::{AssetTable, TransferMethod};
 use x402_tests::evm::PERMIT2_ADDRESS;
@@ -42,11 +42,7 @@ fn upto_facilitator(
     .with_clock(clock);
     let mut registry = Registry::new();
     registry
-        .register(
-            h.network.as_str(),
-            &[X402Version::V2],
-            Arc::new(UptoEvm::facilitator(f)),
-        )
+        .register(h.network.as_str(), &[X402Version::V2], f.into_scheme())
         .unwrap();
     LocalFacilitator::new(registry)
 }
@@ -76,7 +72,7 @@ impl Upto {
             self.h.network.clone(),
             usdc_info(self.h.bed.usdc(), TransferMethod::Permit2),
         );
-        UptoEvm::seller(assets)
+        Seller::new(assets)
             .requirements(&PriceRequest {
                 network: self.h.network.clone(),
                 price: Price::Decimal(price.into()),
@@ -95,7 +91,7 @@ impl Upto {
         req: &PaymentRequirementsV2,
     ) -> VerifyRequest {
         let view = x402_core::wire::PaymentRequirements::V2(req.clone());
-        let payload = UptoEvm::buyer(Arc::new(buyer.clone()))
+        let payload = Buyer::new(Arc::new(buyer.clone()))
             .sign(&view.view().unwrap())
             .await
             .unwrap();

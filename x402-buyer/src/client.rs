@@ -80,7 +80,7 @@ pub struct Buyer {
 
 impl Buyer {
     /// A buyer paying with the buyer roles registered in `schemes` (e.g.
-    /// `register("eip155:*", &[V1, V2], Arc::new(ExactEvm::buyer(signer)))`).
+    /// `register("eip155:*", &[V1, V2], scheme_exact_evm::Buyer::new(signer).into_scheme())`).
     pub fn new(http: reqwest::Client, schemes: Registry, policy: Policy) -> Self {
         Self {
             http,

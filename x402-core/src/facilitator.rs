@@ -70,6 +70,15 @@ pub enum DispatchError {
     Internal(#[from] FacilitatorError),
 }
 
+/// Why a body was not read into a request.
+#[derive(Debug)]
+pub enum Unread {
+    /// Well formed, but of a protocol version not served: answered with this refusal (HTTP 200).
+    Refused(Rejection),
+    /// Malformed (HTTP 400).
+    Malformed(RequestError),
+}
+
 /// Routes verify/settle requests to the registered schemes, in process.
 #[derive(Debug, Clone)]
 pub struct LocalFacilitator {
@@ -106,6 +115,17 @@ impl LocalFacilitator {
         &self.registry
     }
 
+    /// Reads a verify or settle body: the one reading path of the HTTP server and of
+    /// [`LocalFacilitator::verify_json`] / [`LocalFacilitator::settle_json`].
+    pub fn read_request(body: &[u8], limits: JsonLimits) -> Result<VerifyRequest, Unread> {
+        VerifyRequest::from_json(body, limits).map_err(|e| match e {
+            RequestError::UnsupportedVersion(_) | RequestError::VersionMismatch { .. } => {
+                Unread::Refused(Rejection::with_message(e.reason(), e.to_string()))
+            }
+            e => Unread::Malformed(e),
+        })
+    }
+
     /// Reads a verify body and answers it. An unsupported `x402Version` is an answer
     /// (`invalid_x402_version`), a malformed body is [`DispatchError::BadRequest`].
     pub async fn verify_json(
@@ -113,16 +133,10 @@ impl LocalFacilitator {
         body: &[u8],
         limits: JsonLimits,
     ) -> Result<VerifyResponse, DispatchError> {
-        match VerifyRequest::from_json(body, limits) {
+        match Self::read_request(body, limits) {
             Ok(request) => Ok(self.verify(&request).await?),
-            Err(
-                e @ (RequestError::UnsupportedVersion(_) | RequestError::VersionMismatch { .. }),
-            ) => Ok(VerifyResponse::invalid(
-                e.reason(),
-                Some(e.to_string()),
-                None,
-            )),
-            Err(e) => Err(DispatchError::BadRequest(e)),
+            Err(Unread::Refused(r)) => Ok(VerifyResponse::invalid(r.reason, r.message, None)),
+            Err(Unread::Malformed(e)) => Err(DispatchError::BadRequest(e)),
         }
     }
 
@@ -132,17 +146,10 @@ impl LocalFacilitator {
         body: &[u8],
         limits: JsonLimits,
     ) -> Result<SettleResponse, DispatchError> {
-        match SettleRequest::from_json(body, limits) {
+        match Self::read_request(body, limits) {
             Ok(request) => Ok(self.settle(&request).await?),
-            Err(
-                e @ (RequestError::UnsupportedVersion(_) | RequestError::VersionMismatch { .. }),
-            ) => Ok(SettleResponse::failed(
-                e.reason(),
-                Some(e.to_string()),
-                "",
-                None,
-            )),
-            Err(e) => Err(DispatchError::BadRequest(e)),
+            Err(Unread::Refused(r)) => Ok(SettleResponse::failed(r.reason, r.message, "", None)),
+            Err(Unread::Malformed(e)) => Err(DispatchError::BadRequest(e)),
         }
     }
 

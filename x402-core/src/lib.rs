@@ -18,7 +18,7 @@ mod view;
 pub mod wire;
 
 pub use amount::{Amount, DecimalError, PriceError, UnixTime, price_to_atomic};
-pub use facilitator::{DispatchError, Facilitator, FacilitatorError, LocalFacilitator};
+pub use facilitator::{DispatchError, Facilitator, FacilitatorError, LocalFacilitator, Unread};
 pub use network::{Network, NetworkError, NetworkPattern};
 pub use reason::Reason;
 pub use registry::{Catalogue, DuplicateId, Registry, SchemeConfig, SchemeDescriptor, Shared};

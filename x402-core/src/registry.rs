@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::roles::{FacilitatorRole, Roles};
 use crate::scheme::{Scheme, SchemeError};
 use crate::settlement::{MemoryStore, SettlementStore};
 use crate::{Network, NetworkError, NetworkPattern, Reason, Rejection, X402Version};
@@ -119,16 +120,18 @@ pub enum SharedError<E> {
     WrongType(String),
 }
 
-/// What a builder returns: a future of the live scheme.
+/// What a builder returns: a future of the live facilitator role.
 pub type BuildFuture = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Arc<dyn Scheme>, SchemeError>> + Send>,
+    Box<dyn std::future::Future<Output = Result<Arc<dyn FacilitatorRole>, SchemeError>> + Send>,
 >;
 
-/// Builds a live scheme from configuration (asynchronously: a builder may need its chain, to
-/// seed signer nonces for instance).
+/// Builds a live facilitator role from configuration (asynchronously: a builder may need its
+/// chain, to seed signer nonces for instance). It returns a [`FacilitatorRole`], whose `verify`
+/// and `settle` are required methods: a registered scheme cannot lack them.
 pub type BuildFn = fn(SchemeConfig) -> BuildFuture;
 
-/// A scheme crate's registration: constant data plus a builder.
+/// A scheme crate's registration: constant data plus a builder. Written by
+/// [`register_scheme!`](crate::register_scheme), which derives the id and the crate name.
 #[derive(Debug)]
 pub struct SchemeDescriptor {
     /// Stable id, unique across the workspace: `<scheme>-<namespace>` (`exact-eip155`).
@@ -147,22 +150,39 @@ pub struct SchemeDescriptor {
 
 inventory::collect!(SchemeDescriptor);
 
-/// Registers a scheme descriptor at link time.
+/// Registers the calling crate's scheme at link time, and defines its `SCHEME` (the wire name)
+/// and `ID` (`<scheme>-<namespace>`, the catalogue key) constants.
 ///
 /// ```ignore
-/// x402_core::register_scheme!(x402_core::SchemeDescriptor {
-///     id: "exact-eip155",
-///     crate_name: env!("CARGO_PKG_NAME"),
+/// x402_core::register_scheme! {
 ///     scheme: "exact",
 ///     namespace: "eip155",
-///     versions: &[x402_core::X402Version::V1, x402_core::X402Version::V2],
-///     build: build_exact_evm,
-/// });
+///     versions: [V1, V2],
+///     build: build_facilitator,   // fn(SchemeConfig) -> BuildFuture
+/// }
 /// ```
 #[macro_export]
 macro_rules! register_scheme {
-    ($descriptor:expr) => {
-        $crate::inventory::submit! { $descriptor }
+    (
+        scheme: $scheme:literal,
+        namespace: $namespace:literal,
+        versions: [$($version:ident),+ $(,)?],
+        build: $build:expr $(,)?
+    ) => {
+        /// The scheme name on the wire.
+        pub const SCHEME: &str = $scheme;
+        /// The catalogue id of this scheme: `<scheme>-<namespace>`.
+        pub const ID: &str = concat!($scheme, "-", $namespace);
+        $crate::inventory::submit! {
+            $crate::SchemeDescriptor {
+                id: ID,
+                crate_name: env!("CARGO_PKG_NAME"),
+                scheme: SCHEME,
+                namespace: $namespace,
+                versions: &[$($crate::X402Version::$version),+],
+                build: $build,
+            }
+        }
     };
 }
 
@@ -221,6 +241,13 @@ impl Catalogue {
     /// The descriptor with this id.
     pub fn get(&self, id: &str) -> Option<&'static SchemeDescriptor> {
         self.by_id.get(id).copied()
+    }
+
+    /// The descriptor of `scheme` on `namespace` (by the descriptors' own fields, never by an id
+    /// spelled here).
+    pub fn find(&self, scheme: &str, namespace: &str) -> Option<&'static SchemeDescriptor> {
+        self.iter()
+            .find(|d| d.scheme == scheme && d.namespace == namespace)
     }
 
     /// The descriptors, sorted by id.
@@ -351,13 +378,27 @@ impl Registry {
         config: SchemeConfig,
     ) -> Result<&mut Self, RegistryError> {
         let network = config.network.clone();
-        let scheme = (descriptor.build)(config)
-            .await
-            .map_err(|source| RegistryError::Build {
+        let facilitator =
+            (descriptor.build)(config)
+                .await
+                .map_err(|source| RegistryError::Build {
+                    id: descriptor.id,
+                    network: network.clone(),
+                    source,
+                })?;
+        if facilitator.scheme() != descriptor.scheme {
+            return Err(RegistryError::Build {
                 id: descriptor.id,
-                network: network.clone(),
-                source,
-            })?;
+                network,
+                source: SchemeError::Config(format!(
+                    "crate {} built a {:?} facilitator for its {:?} descriptor",
+                    descriptor.crate_name,
+                    facilitator.scheme(),
+                    descriptor.scheme
+                )),
+            });
+        }
+        let scheme = Arc::new(Roles::new(descriptor.scheme).with_facilitator(facilitator));
         self.register(network.as_str(), descriptor.versions, scheme)
     }
 

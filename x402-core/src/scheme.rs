@@ -10,9 +10,12 @@
 //! | facilitator | [`Scheme::settle`]       | payload + requirements | [`Settlement`]             |
 //!
 //! **An invalid payment is `Ok`** carrying a [`Rejection`] (reason code + message); `Err` means the
-//! implementation itself failed (RPC down, signer unavailable). A scheme instance may serve only
-//! some roles (a buyer holds a key but no RPC), and then answers the others with
-//! [`SchemeError::RoleNotConfigured`].
+//! implementation itself failed (RPC down, signer unavailable).
+//!
+//! Scheme crates do not implement this trait: they write one small type per role
+//! ([`crate::SellerRole`], [`crate::BuyerRole`], [`crate::FacilitatorRole`]) and
+//! [`crate::Roles`] composes them into a `Scheme`, answering a role it was not given with
+//! [`SchemeError::RoleNotConfigured`] (a buyer holds a key but no RPC, say).
 //!
 //! Schemes read payments through [`PaymentContext`], the same view for protocol v1 and v2.
 
@@ -222,40 +225,16 @@ pub trait Scheme: Send + Sync + Debug {
     async fn requirements(
         &self,
         request: &PriceRequest,
-    ) -> Result<PaymentRequirementsV2, SchemeError> {
-        let _ = request;
-        Err(SchemeError::RoleNotConfigured {
-            scheme: self.scheme(),
-            role: Role::Seller,
-        })
-    }
+    ) -> Result<PaymentRequirementsV2, SchemeError>;
 
     /// Buyer: signs a payment for `requirements`, returning the scheme `payload`.
-    async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError> {
-        let _ = requirements;
-        Err(SchemeError::RoleNotConfigured {
-            scheme: self.scheme(),
-            role: Role::Buyer,
-        })
-    }
+    async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError>;
 
     /// Facilitator: checks a payment without moving funds.
-    async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
-        let _ = payment;
-        Err(SchemeError::RoleNotConfigured {
-            scheme: self.scheme(),
-            role: Role::Facilitator,
-        })
-    }
+    async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError>;
 
     /// Facilitator: verifies again and settles, at most once per payment identity.
-    async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {
-        let _ = payment;
-        Err(SchemeError::RoleNotConfigured {
-            scheme: self.scheme(),
-            role: Role::Facilitator,
-        })
-    }
+    async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError>;
 
     /// Facilitator: the `extra` of this scheme's `/supported` kind on `network`
     /// (`feePayer`, `facilitatorAddress`), if any.

@@ -2,13 +2,11 @@
 //! combination with a reason — never a panic or an internal error.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use x402_core::json::JsonLimits;
 use x402_core::{
-    DispatchError, Facilitator, FacilitatorError, LocalFacilitator, Network, PaymentContext,
-    Reason, Registry, Rejection, Scheme, SchemeError, Settlement, Verdict, X402Version,
+    DispatchError, Facilitator, FacilitatorError, FacilitatorRole, LocalFacilitator, Network,
+    PaymentContext, Reason, Registry, Rejection, SchemeError, Settlement, Verdict, X402Version,
 };
 
 /// A scheme that records what it saw: valid when the payload says `{"ok":true}`.
@@ -16,7 +14,7 @@ use x402_core::{
 struct Echo;
 
 #[async_trait]
-impl Scheme for Echo {
+impl FacilitatorRole for Echo {
     fn scheme(&self) -> &'static str {
         "exact"
     }
@@ -61,7 +59,7 @@ fn facilitator() -> LocalFacilitator {
     reg.register(
         "eip155:84532",
         &[X402Version::V1, X402Version::V2],
-        Arc::new(Echo),
+        Echo.into_scheme(),
     )
     .unwrap();
     LocalFacilitator::new(reg)

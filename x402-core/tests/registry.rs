@@ -6,20 +6,26 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use x402_core::registry::{Miss, RegistryError};
 use x402_core::{
-    Catalogue, Network, PaymentContext, Registry, Scheme, SchemeConfig, SchemeDescriptor,
-    SchemeError, Verdict, X402Version,
+    Catalogue, FacilitatorRole, Network, PaymentContext, Reason, Registry, Rejection, Role, Roles,
+    Scheme, SchemeConfig, SchemeDescriptor, SchemeError, Settlement, Verdict, X402Version,
 };
 
 #[derive(Debug)]
 struct Named(&'static str, &'static str);
 
 #[async_trait]
-impl Scheme for Named {
+impl FacilitatorRole for Named {
     fn scheme(&self) -> &'static str {
         self.0
     }
     async fn verify(&self, _: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
         Ok(Verdict::valid(self.1))
+    }
+    async fn settle(&self, _: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {
+        Ok(Settlement::refused(
+            None,
+            Rejection::new(Reason::UnexpectedSettleError),
+        ))
     }
 }
 
@@ -112,19 +118,19 @@ fn lookup_prefers_the_most_specific_pattern() {
     reg.register(
         "eip155:*",
         &[X402Version::V2],
-        Arc::new(Named("exact", "wide")),
+        Named("exact", "wide").into_scheme(),
     )
     .unwrap();
     reg.register(
         "eip155:8453",
         &[X402Version::V2],
-        Arc::new(Named("exact", "base")),
+        Named("exact", "base").into_scheme(),
     )
     .unwrap();
     reg.register(
         "solana:*",
         &[X402Version::V1],
-        Arc::new(Named("exact", "sol")),
+        Named("exact", "sol").into_scheme(),
     )
     .unwrap();
     let payer = |n: &str| {
@@ -159,14 +165,14 @@ fn duplicate_and_bad_registrations_are_errors() {
     reg.register(
         "eip155:1",
         &[X402Version::V1, X402Version::V2],
-        Arc::new(Named("exact", "a")),
+        Named("exact", "a").into_scheme(),
     )
     .unwrap();
     let dup = reg
         .register(
             "eip155:1",
             &[X402Version::V2],
-            Arc::new(Named("exact", "b")),
+            Named("exact", "b").into_scheme(),
         )
         .unwrap_err();
     assert!(matches!(dup, RegistryError::Duplicate { .. }), "{dup}");
@@ -176,12 +182,20 @@ fn duplicate_and_bad_registrations_are_errors() {
         .unwrap();
     assert!(format!("{s:?}").contains("\"a\""));
     assert!(matches!(
-        reg.register("base", &[X402Version::V2], Arc::new(Named("exact", "c"))),
+        reg.register(
+            "base",
+            &[X402Version::V2],
+            Named("exact", "c").into_scheme()
+        ),
         Err(RegistryError::Pattern(_))
     ));
     // Another scheme name on the same pattern is fine.
-    reg.register("eip155:1", &[X402Version::V2], Arc::new(Named("upto", "d")))
-        .unwrap();
+    reg.register(
+        "eip155:1",
+        &[X402Version::V2],
+        Named("upto", "d").into_scheme(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -212,4 +226,64 @@ fn shared_resources_are_built_once_per_key() {
         .shared
         .get_or_try_init::<u32, &str>("other", || Err("boom"));
     assert!(failed.is_err());
+}
+
+fn build_upto(_: SchemeConfig) -> x402_core::registry::BuildFuture {
+    Box::pin(async {
+        let facilitator: Arc<dyn FacilitatorRole> = Arc::new(Named("upto", "x"));
+        Ok(facilitator)
+    })
+}
+
+static MISLABELLED: SchemeDescriptor = SchemeDescriptor {
+    id: "exact-eip155",
+    crate_name: "crate-mislabelled",
+    scheme: "exact",
+    namespace: "eip155",
+    versions: &[X402Version::V2],
+    build: build_upto,
+};
+
+#[tokio::test]
+async fn a_descriptor_building_another_schemes_facilitator_is_refused_naming_its_crate() {
+    let mut reg = Registry::new();
+    let err = reg
+        .register_descriptor(
+            &MISLABELLED,
+            SchemeConfig::new(Network::parse("eip155:1").unwrap(), serde_json::json!({})),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("crate-mislabelled"), "{err}");
+    assert!(reg.entries().is_empty());
+}
+
+#[tokio::test]
+async fn roles_answer_a_role_they_were_not_given() {
+    let scheme = Roles::new("exact");
+    let request = x402_core::PriceRequest {
+        network: Network::parse("eip155:1").unwrap(),
+        price: x402_core::Price::Decimal("1".into()),
+        pay_to: "0x0".into(),
+        asset: None,
+        max_timeout_seconds: None,
+        facilitator_kind: None,
+    };
+    match scheme.requirements(&request).await {
+        Err(SchemeError::RoleNotConfigured { scheme, role }) => {
+            assert_eq!((scheme, role), ("exact", Role::Seller));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A facilitator-only composition serves verify and reports no seller.
+    let facilitator = Named("exact", "payer").into_scheme();
+    assert_eq!(facilitator.scheme(), "exact");
+    assert!(matches!(
+        facilitator.requirements(&request).await,
+        Err(SchemeError::RoleNotConfigured {
+            role: Role::Seller,
+            ..
+        })
+    ));
 }

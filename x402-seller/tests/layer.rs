@@ -19,8 +19,8 @@ use x402_core::wire::{
     VerifyRequest, VerifyResponse, to_raw,
 };
 use x402_core::{
-    Amount, Facilitator, FacilitatorError, Network, Price, PriceRequest, Reason, Registry, Scheme,
-    SchemeError, X402Version,
+    Amount, Facilitator, FacilitatorError, Network, Price, PriceRequest, Reason, Registry,
+    SchemeError, SellerRole, X402Version,
 };
 use x402_seller::{Accept, Charge, Route, Seller, SettleTiming};
 
@@ -31,7 +31,7 @@ const PAY_TO: &str = "0xBBBBbbbbBBBBbbbbBBBBbbbbBBBBbbbbBBBBbbbb";
 struct Stub(&'static str);
 
 #[async_trait]
-impl Scheme for Stub {
+impl SellerRole for Stub {
     fn scheme(&self) -> &'static str {
         self.0
     }
@@ -116,10 +116,10 @@ fn network() -> Network {
 fn app(script: &Arc<Script>) -> Router {
     let mut schemes = Registry::new();
     schemes
-        .register("eip155:*", &X402Version::ALL, Arc::new(Stub("exact")))
+        .register("eip155:*", &X402Version::ALL, Stub("exact").into_scheme())
         .unwrap();
     schemes
-        .register("eip155:*", &[X402Version::V2], Arc::new(Stub("upto")))
+        .register("eip155:*", &[X402Version::V2], Stub("upto").into_scheme())
         .unwrap();
     let seller = Seller::new(script.clone(), schemes);
     let exact = |units: u64| {

@@ -21,8 +21,10 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::DynProvider;
+use async_trait::async_trait;
 use x402_core::{
-    KeyedLocks, Network, PaymentContext, Reason, Rejection, SchemeError, SettlementStore, UnixTime,
+    FacilitatorRole, KeyedLocks, Network, PaymentContext, Reason, Rejection, SchemeError,
+    SchemeStatus, Settlement, SettlementStore, UnixTime, Verdict,
 };
 use x402_evm::settle::{SettlePlan, Settler};
 use x402_evm::signers::SignerPool;
@@ -65,7 +67,7 @@ impl Default for Policy {
     }
 }
 
-/// The facilitator of `exact` on one EVM network.
+/// The facilitator role of `exact` on one EVM network.
 #[derive(Debug)]
 pub struct Facilitator {
     pub(crate) network: Network,
@@ -137,16 +139,6 @@ impl Facilitator {
         x402_evm::parse::requirement_addresses(req, self.policy.assets.as_deref())
     }
 
-    /// Probes the chain: the RPC answers and the signers are funded.
-    pub async fn status(&self) -> Result<x402_core::SchemeStatus, SchemeError> {
-        x402_evm::startup::status(
-            &self.provider,
-            &self.signers,
-            self.policy.min_signer_balance,
-        )
-        .await
-    }
-
     /// Whether the token has code (cached; see [`x402_evm::chain::CodeCache`]).
     pub(crate) async fn asset_has_code(&self, asset: Address) -> Result<bool, SchemeError> {
         self.assets_with_code.has_code(&self.provider, asset).await
@@ -178,5 +170,42 @@ impl Facilitator {
             ExactEvmPayload::Permit2(p) => self.verify_permit2(ctx, p).await?,
         };
         Ok((Some(payload), verdict))
+    }
+}
+
+#[async_trait]
+impl FacilitatorRole for Facilitator {
+    fn scheme(&self) -> &'static str {
+        crate::SCHEME
+    }
+
+    async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
+        let (payload, verdict) = self.check(payment).await?;
+        let payer = payload
+            .map(|p| p.payer().to_checksum(None))
+            .or_else(|| payload::payer_hint(payment.payload.payload));
+        Ok(Verdict::from_check(payer, verdict))
+    }
+
+    async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {
+        self.settle_payment(payment).await
+    }
+
+    /// Probes the chain: the RPC answers and the signers are funded.
+    async fn status(&self, _network: &Network) -> Result<Option<SchemeStatus>, SchemeError> {
+        x402_evm::startup::status(
+            &self.provider,
+            &self.signers,
+            self.policy.min_signer_balance,
+        )
+        .await
+        .map(Some)
+    }
+
+    fn signers(&self, _network: &Network) -> Vec<String> {
+        self.signer_addresses()
+            .iter()
+            .map(|a| a.to_checksum(None))
+            .collect()
     }
 }

@@ -20,10 +20,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use solana_keypair::Keypair;
 use solana_pubkey::Pubkey;
 use solana_signer::Signer;
-use x402_core::{KeyedLocks, Network, PaymentContext, Rejection, SchemeError, SettlementStore};
+use x402_core::wire::Raw;
+use x402_core::{
+    FacilitatorRole, KeyedLocks, Network, PaymentContext, Rejection, SchemeError, SchemeStatus,
+    Settlement, SettlementStore, Verdict,
+};
 
 pub use inspect::{Inspection, inspect};
 
@@ -189,7 +194,7 @@ impl Facilitator {
     }
 
     /// Probes the chain: the RPC answers, and each fee payer's balance against the floor.
-    pub async fn status(&self) -> Result<x402_core::SchemeStatus, SchemeError> {
+    pub async fn probe(&self) -> Result<x402_core::SchemeStatus, SchemeError> {
         rpc_get!(self.rpc, "getBlockHeight", |c| c.get_block_height())?;
         let floor = self.policy.min_signer_balance.unwrap_or(0);
         let mut signers = Vec::new();
@@ -202,5 +207,37 @@ impl Facilitator {
             });
         }
         Ok(x402_core::SchemeStatus { signers })
+    }
+}
+
+/// The facilitator role of `exact` on Solana.
+#[async_trait]
+impl FacilitatorRole for Facilitator {
+    fn scheme(&self) -> &'static str {
+        crate::SCHEME
+    }
+
+    async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
+        self.verify_payment(payment).await
+    }
+
+    async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {
+        self.settle_payment(payment).await
+    }
+
+    fn supported_extra(&self, _network: &Network) -> Option<Raw> {
+        x402_core::wire::to_raw(&crate::Extra {
+            fee_payer: Some(self.next_fee_payer().to_string()),
+            memo: None,
+        })
+        .ok()
+    }
+
+    async fn status(&self, _network: &Network) -> Result<Option<SchemeStatus>, SchemeError> {
+        self.probe().await.map(Some)
+    }
+
+    fn signers(&self, _network: &Network) -> Vec<String> {
+        self.fee_payers().iter().map(Pubkey::to_string).collect()
     }
 }

@@ -8,7 +8,12 @@ pub(crate) use verify::Phase;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::DynProvider;
-use x402_core::{KeyedLocks, Network, SchemeError, UnixTime};
+use async_trait::async_trait;
+use x402_core::wire::Raw;
+use x402_core::{
+    FacilitatorRole, KeyedLocks, Network, PaymentContext, SchemeError, SchemeStatus, Settlement,
+    UnixTime, Verdict,
+};
 use x402_evm::settle::Settler;
 use x402_evm::signers::SignerPool;
 
@@ -33,7 +38,7 @@ impl Default for Policy {
     }
 }
 
-/// The facilitator of `upto` on one EVM network.
+/// The facilitator role of `upto` on one EVM network.
 #[derive(Debug)]
 pub struct Facilitator {
     pub(crate) network: Network,
@@ -92,14 +97,48 @@ impl Facilitator {
     pub fn facilitator_address(&self) -> Option<Address> {
         self.signers.addresses().first().copied()
     }
+}
+
+#[async_trait]
+impl FacilitatorRole for Facilitator {
+    fn scheme(&self) -> &'static str {
+        crate::SCHEME
+    }
+
+    async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
+        let (payload, verdict) = self.check(payment, Phase::Verify).await?;
+        let payer = payload.map(|p| p.from.to_checksum(None));
+        Ok(Verdict::from_check(payer, verdict))
+    }
+
+    async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {
+        self.settle_payment(payment).await
+    }
+
+    /// `{"facilitatorAddress": ..}`: the signer a buyer's witness must name.
+    fn supported_extra(&self, _network: &Network) -> Option<Raw> {
+        let address = self.facilitator_address()?;
+        x402_core::wire::to_raw(&serde_json::json!({
+            "facilitatorAddress": address.to_checksum(None),
+        }))
+        .ok()
+    }
 
     /// Probes the chain: the RPC answers and the signers are funded.
-    pub async fn status(&self) -> Result<x402_core::SchemeStatus, SchemeError> {
+    async fn status(&self, _network: &Network) -> Result<Option<SchemeStatus>, SchemeError> {
         x402_evm::startup::status(
             &self.provider,
             &self.signers,
             self.policy.min_signer_balance,
         )
         .await
+        .map(Some)
+    }
+
+    fn signers(&self, _network: &Network) -> Vec<String> {
+        self.signer_addresses()
+            .iter()
+            .map(|a| a.to_checksum(None))
+            .collect()
     }
 }

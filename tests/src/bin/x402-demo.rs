@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use solana_commitment_config::CommitmentConfig;
 use solana_sdk::signer::Signer as _;
+use x402_core::SellerRole as _;
 use x402_core::SettleTimeouts;
 use x402_evm::assets::TransferMethod;
 use x402_tests::evm::exact::ExactHarness;
@@ -176,7 +177,7 @@ async fn start_seller(
             .register(
                 "eip155:*",
                 &[X402Version::V1, X402Version::V2],
-                Arc::new(scheme_exact_evm::ExactEvm::seller(assets)),
+                scheme_exact_evm::Seller::new(assets).into_scheme(),
             )
             .expect("register exact");
     }
@@ -185,10 +186,9 @@ async fn start_seller(
             .register(
                 "solana:*",
                 &[X402Version::V1, X402Version::V2],
-                Arc::new(
-                    scheme_exact_svm::ExactSvm::seller()
-                        .with_mint_decimals(svm.mint.address, MINT_DECIMALS),
-                ),
+                scheme_exact_svm::Seller::new()
+                    .with_mint_decimals(svm.mint.address, MINT_DECIMALS)
+                    .into_scheme(),
             )
             .expect("register exact on Solana");
     }

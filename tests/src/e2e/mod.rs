@@ -51,7 +51,7 @@ pub async fn sign_first(
     signer: &alloy::signers::local::PrivateKeySigner,
     tamper: impl FnOnce(&mut x402_core::wire::PaymentRequirementsV2),
 ) -> String {
-    use x402_core::Scheme as _;
+    use x402_core::BuyerRole as _;
     use x402_core::wire::{PaymentPayload, PaymentPayloadV2, PaymentRequirements};
     let response = reqwest::get(url).await.expect("get");
     assert_eq!(response.status().as_u16(), 402, "{url} asks for payment");
@@ -62,7 +62,7 @@ pub async fn sign_first(
     };
     let mut accepted = required.accepts[0].clone();
     let requirements = PaymentRequirements::V2(accepted.clone());
-    let payload = scheme_exact_evm::ExactEvm::buyer(Arc::new(signer.clone()))
+    let payload = scheme_exact_evm::Buyer::new(Arc::new(signer.clone()))
         .sign(&requirements.view().expect("view"))
         .await
         .expect("sign");

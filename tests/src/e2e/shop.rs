@@ -10,15 +10,14 @@ use async_trait::async_trait;
 use axum::Extension;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use scheme_exact_evm::ExactEvm;
-use scheme_upto_evm::UptoEvm;
 use x402_buyer::{Buyer, KnownAsset, Policy};
 use x402_core::client::FacilitatorClient;
 use x402_core::wire::{
     SettleRequest, SettleResponse, SupportedResponse, VerifyRequest, VerifyResponse,
 };
 use x402_core::{
-    Amount, Facilitator, FacilitatorError, LocalFacilitator, Network, Price, Registry, X402Version,
+    Amount, BuyerRole as _, Facilitator, FacilitatorError, FacilitatorRole as _, LocalFacilitator,
+    Network, Price, Registry, SellerRole as _, X402Version,
 };
 use x402_evm::assets::{AssetTable, TransferMethod};
 use x402_seller::{Accept, Charge, Route, Seller, SettleTiming};
@@ -96,14 +95,14 @@ pub fn buyer_for(h: &ExactHarness, signer: &PrivateKeySigner, mut policy: Policy
         .register(
             "eip155:*",
             &[X402Version::V1, X402Version::V2],
-            Arc::new(ExactEvm::buyer(signer.clone())),
+            scheme_exact_evm::Buyer::new(signer.clone()).into_scheme(),
         )
         .expect("register exact");
     schemes
         .register(
             "eip155:*",
             &[X402Version::V2],
-            Arc::new(UptoEvm::buyer(signer)),
+            scheme_upto_evm::Buyer::new(signer).into_scheme(),
         )
         .expect("register upto");
     policy.assets.push(usdc_asset(h));
@@ -179,11 +178,7 @@ async fn serve_local(h: &ExactHarness) -> String {
     .expect("upto facilitator");
     let mut registry = h.facilitator.registry().clone();
     registry
-        .register(
-            h.network.as_str(),
-            &[X402Version::V2],
-            Arc::new(UptoEvm::facilitator(upto)),
-        )
+        .register(h.network.as_str(), &[X402Version::V2], upto.into_scheme())
         .expect("register upto");
     super::serve_facilitator(LocalFacilitator::new(registry)).await
 }
@@ -201,14 +196,14 @@ fn seller(h: &ExactHarness, facilitator: Arc<Counting>, method: TransferMethod) 
         .register(
             "eip155:*",
             &[X402Version::V1, X402Version::V2],
-            Arc::new(ExactEvm::seller(exact_assets)),
+            scheme_exact_evm::Seller::new(exact_assets).into_scheme(),
         )
         .expect("register exact");
     schemes
         .register(
             "eip155:*",
             &[X402Version::V2],
-            Arc::new(UptoEvm::seller(upto_assets)),
+            scheme_upto_evm::Seller::new(upto_assets).into_scheme(),
         )
         .expect("register upto");
     Seller::new(facilitator, schemes)

@@ -12,7 +12,7 @@ use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
 use scheme_exact_evm::payload::{self, Eip3009Payload, ExactEvmPayload, Permit2Payload};
-use scheme_exact_evm::{ExactEvm, Facilitator, Policy};
+use scheme_exact_evm::{Buyer, Facilitator, Policy, Seller};
 use x402_core::json::JsonLimits;
 use x402_core::settlement::StoreError;
 use x402_core::wire::{
@@ -21,9 +21,10 @@ use x402_core::wire::{
 };
 use x402_core::{
     Amount, Claim, DispatchError, Facilitator as _, LocalFacilitator, MemoryStore, Network,
-    Outcome, PaymentId, Price, PriceRequest, Reason, Registry, Scheme, SettlementStore, UnixTime,
+    Outcome, PaymentId, Price, PriceRequest, Reason, Registry, SettlementStore, UnixTime,
     X402Version,
 };
+use x402_core::{BuyerRole as _, FacilitatorRole as _, SellerRole as _};
 use x402_evm::abi::eip3009::TransferWithAuthorization;
 use x402_evm::abi::permit2_exact;
 use x402_evm::assets::{AssetInfo, AssetTable, TransferMethod};
@@ -51,7 +52,7 @@ pub struct ExactHarness {
     /// The facilitator's signers.
     pub pool: SignerPool,
     /// The seller side (asset table with the bed's USDC).
-    pub seller: ExactEvm,
+    pub seller: Seller,
 }
 
 impl ExactHarness {
@@ -107,7 +108,7 @@ impl ExactHarness {
             .register(
                 network.as_str(),
                 &[X402Version::V1, X402Version::V2],
-                Arc::new(ExactEvm::facilitator(facilitator)),
+                facilitator.into_scheme(),
             )
             .expect("register");
         let mut assets = AssetTable::empty();
@@ -120,7 +121,7 @@ impl ExactHarness {
             facilitator: LocalFacilitator::new(registry),
             store,
             pool,
-            seller: ExactEvm::seller(assets),
+            seller: Seller::new(assets),
             bed,
         }
     }
@@ -129,7 +130,7 @@ impl ExactHarness {
     pub async fn requirements(&self, price: &str, method: TransferMethod) -> PaymentRequirementsV2 {
         let mut assets = AssetTable::empty();
         assets.insert(self.network.clone(), usdc_info(self.bed.usdc(), method));
-        ExactEvm::seller(assets)
+        Seller::new(assets)
             .requirements(&PriceRequest {
                 network: self.network.clone(),
                 price: Price::Decimal(price.into()),
@@ -145,7 +146,7 @@ impl ExactHarness {
     /// `buyer` signs `requirements` (any version) and returns the scheme payload.
     pub async fn sign(&self, buyer: &PrivateKeySigner, requirements: &PaymentRequirements) -> Raw {
         let view = requirements.view().expect("view");
-        ExactEvm::buyer(Arc::new(buyer.clone()))
+        Buyer::new(Arc::new(buyer.clone()))
             .sign(&view)
             .await
             .expect("sign")
@@ -294,7 +295,7 @@ impl ExactHarness {
             .register(
                 self.network.as_str(),
                 &[X402Version::V1, X402Version::V2],
-                Arc::new(ExactEvm::facilitator(facilitator)),
+                facilitator.into_scheme(),
             )
             .expect("register");
         LocalFacilitator::new(registry)

@@ -14,7 +14,7 @@ use std::time::Duration;
 use scheme_exact_svm::buyer::{BuyerOptions, PaymentPlan, sign_partially};
 use scheme_exact_svm::payload::ExactSvmPayload;
 use scheme_exact_svm::rpc::Rpc;
-use scheme_exact_svm::{ExactSvm, Facilitator, Policy};
+use scheme_exact_svm::{Facilitator, Policy};
 use solana_instruction::Instruction;
 use solana_keypair::Keypair;
 use solana_pubkey::Pubkey;
@@ -28,8 +28,9 @@ use x402_core::wire::{
 };
 use x402_core::{
     Amount, Facilitator as _, LocalFacilitator, MemoryStore, Network, Price, PriceRequest, Reason,
-    Registry, Scheme, X402Version,
+    Registry, X402Version,
 };
+use x402_core::{BuyerRole as _, FacilitatorRole as _};
 
 pub use proxy::{RpcProxy, SendHook, SendMode};
 
@@ -94,7 +95,7 @@ impl SvmHarness {
         Self {
             bed,
             proxy,
-            facilitator: local(&network, ExactSvm::facilitator(facilitator)),
+            facilitator: local(&network, facilitator),
             network,
             store,
             fee_payers,
@@ -117,7 +118,7 @@ impl SvmHarness {
             .into_iter()
             .find(|k| k.x402_version == X402Version::V2)
             .expect("a v2 kind");
-        ExactSvm::seller()
+        scheme_exact_svm::Seller::new()
             .with_rpc(rpc(self.bed.rpc_url()))
             .requirements_with_memo(
                 &PriceRequest {
@@ -166,7 +167,7 @@ impl SvmHarness {
 
     async fn sign(&self, buyer: &Keypair, requirements: &PaymentRequirements) -> Raw {
         let view = requirements.view().expect("view");
-        ExactSvm::buyer(
+        scheme_exact_svm::Buyer::new(
             buyer.insecure_clone(),
             rpc(self.bed.rpc_url()),
             BuyerOptions::default(),
@@ -310,14 +311,14 @@ pub fn rpc(url: &str) -> Rpc {
     Rpc::new(&[url.to_owned()], Duration::from_secs(10)).expect("rpc")
 }
 
-/// A dispatcher serving `scheme` for v1 and v2 on `network`.
-pub fn local(network: &Network, scheme: ExactSvm) -> LocalFacilitator {
+/// A dispatcher serving `facilitator` for v1 and v2 on `network`.
+pub fn local(network: &Network, facilitator: Facilitator) -> LocalFacilitator {
     let mut registry = Registry::new();
     registry
         .register(
             network.as_str(),
             &[X402Version::V1, X402Version::V2],
-            Arc::new(scheme),
+            facilitator.into_scheme(),
         )
         .expect("register");
     LocalFacilitator::new(registry)

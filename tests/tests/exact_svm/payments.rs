@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use scheme_exact_svm::Facilitator;
 use scheme_exact_svm::rpc::Rpc;
-use scheme_exact_svm::{ExactSvm, Facilitator};
 use solana_keypair::Keypair;
 use solana_signer::Signer;
 use x402_core::{
-    Catalogue, Facilitator as _, MemoryStore, Network, Reason, Registry, Scheme as _, SchemeConfig,
-    X402Version,
+    BuyerRole as _, Catalogue, Facilitator as _, MemoryStore, Network, Reason, Registry,
+    SchemeConfig, X402Version,
 };
 use x402_tests::solana::exact::{NETWORK, SvmHarness, harness_policy, local, rpc};
 use x402_tests::solana::{LAMPORTS_PER_SOL, SvmTestBed};
@@ -157,7 +157,7 @@ async fn a_dead_first_rpc_falls_back_to_the_next() {
         harness_policy(),
     )
     .unwrap();
-    let dispatcher = local(&h.network, ExactSvm::facilitator(f));
+    let dispatcher = local(&h.network, f);
     let mint = h.bed.spl_token_mint();
     let req = h.requirements(&mint, AMOUNT, None).await;
     let request = h.pay_v2(&h.buyer, &req).await;
@@ -318,7 +318,7 @@ async fn the_config_builder_checks_the_chain_and_the_fee_payers() {
     let seller = bed.new_token_holder(0, 0).await;
     let buyer = bed.new_token_holder(LAMPORTS_PER_SOL, 1_000_000).await;
     let mint = bed.spl_token_mint();
-    let req = ExactSvm::seller()
+    let req = scheme_exact_svm::Seller::new()
         .with_rpc(rpc(bed.rpc_url()))
         .requirements_with_memo(
             &x402_core::PriceRequest {
@@ -339,7 +339,7 @@ async fn the_config_builder_checks_the_chain_and_the_fee_payers() {
         "0.5 at 6 decimals read from chain"
     );
     let reqs = x402_core::wire::PaymentRequirements::V2(req.clone());
-    let payload = ExactSvm::buyer(
+    let payload = scheme_exact_svm::Buyer::new(
         buyer.insecure_clone(),
         rpc(bed.rpc_url()),
         Default::default(),

@@ -4,7 +4,7 @@ use alloy::primitives::U256;
 use x402_buyer::{Buyer, Error, Policy};
 use x402_core::header::PAYMENT_REQUIRED;
 use x402_core::wire::{PaymentRequiredV2, PaymentRequirementsV2, ResourceInfo};
-use x402_core::{Amount, NetworkPattern, Registry, X402Version};
+use x402_core::{Amount, BuyerRole as _, NetworkPattern, Registry, X402Version};
 use x402_tests::e2e::{EXACT_UNITS, Shop, buyer_for};
 
 #[tokio::test]
@@ -150,9 +150,7 @@ fn registry_of(signer: &alloy::signers::local::PrivateKeySigner) -> Registry {
     r.register(
         "eip155:*",
         &[X402Version::V1, X402Version::V2],
-        std::sync::Arc::new(scheme_exact_evm::ExactEvm::buyer(std::sync::Arc::new(
-            signer.clone(),
-        ))),
+        scheme_exact_evm::Buyer::new(std::sync::Arc::new(signer.clone())).into_scheme(),
     )
     .unwrap();
     r

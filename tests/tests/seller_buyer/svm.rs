@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::routing::get;
-use scheme_exact_svm::{BuyerOptions, ExactSvm};
+use scheme_exact_svm::BuyerOptions;
 use solana_signer::Signer as _;
 use x402_buyer::{Buyer, KnownAsset, Policy};
 use x402_core::client::FacilitatorClient;
 use x402_core::header::{PAYMENT_RESPONSE, PAYMENT_SIGNATURE, X_PAYMENT, X_PAYMENT_RESPONSE};
 use x402_core::wire::SettleResponse;
 use x402_core::{Amount, Price, Registry, X402Version};
+use x402_core::{BuyerRole as _, SellerRole as _};
 use x402_seller::{Accept, Route, Seller};
 use x402_tests::e2e::{serve, serve_facilitator};
 use x402_tests::solana::TestMint;
@@ -64,11 +65,10 @@ async fn exact_svm_pays_v2_and_v1_and_a_replay_is_refused() {
         .register(
             "solana:*",
             &[X402Version::V1, X402Version::V2],
-            Arc::new(
-                ExactSvm::seller()
-                    .with_mint_decimals(spl.address, 6)
-                    .with_mint_decimals(t22.address, 6),
-            ),
+            scheme_exact_svm::Seller::new()
+                .with_mint_decimals(spl.address, 6)
+                .with_mint_decimals(t22.address, 6)
+                .into_scheme(),
         )
         .unwrap();
     let seller = Seller::new(Arc::new(FacilitatorClient::new(facilitator_url)), schemes);
@@ -118,11 +118,12 @@ async fn exact_svm_pays_v2_and_v1_and_a_replay_is_refused() {
         .register(
             "solana:*",
             &[X402Version::V1, X402Version::V2],
-            Arc::new(ExactSvm::buyer(
+            scheme_exact_svm::Buyer::new(
                 h.buyer.insecure_clone(),
                 rpc(h.bed.rpc_url()),
                 BuyerOptions::default(),
-            )),
+            )
+            .into_scheme(),
         )
         .unwrap();
     let buyer = Buyer::new(reqwest::Client::new(), buyers, policy);

@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::signers::local::PrivateKeySigner;
-use scheme_exact_evm::ExactEvm;
-use scheme_exact_svm::{BuyerOptions, ExactSvm};
-use scheme_upto_evm::UptoEvm;
+use scheme_exact_svm::BuyerOptions;
 use solana_keypair::Keypair;
-use x402_core::{Registry, X402Version};
+use x402_core::{BuyerRole as _, Registry, X402Version};
 
 /// The secret text from the file (`key_file`, else `$<var>_FILE`) or from `$<var>`; `None` when
 /// neither is set.
@@ -72,14 +70,14 @@ pub(super) fn buyer_schemes(
             .register(
                 "eip155:*",
                 &[X402Version::V1, X402Version::V2],
-                Arc::new(ExactEvm::buyer(signer.clone())),
+                scheme_exact_evm::Buyer::new(signer.clone()).into_scheme(),
             )
             .map_err(|e| e.to_string())?;
         schemes
             .register(
                 "eip155:*",
                 &[X402Version::V2],
-                Arc::new(UptoEvm::buyer(signer)),
+                scheme_upto_evm::Buyer::new(signer).into_scheme(),
             )
             .map_err(|e| e.to_string())?;
     }
@@ -91,7 +89,7 @@ pub(super) fn buyer_schemes(
             .register(
                 "solana:*",
                 &[X402Version::V1, X402Version::V2],
-                Arc::new(ExactSvm::buyer(keypair, rpc, BuyerOptions::default())),
+                scheme_exact_svm::Buyer::new(keypair, rpc, BuyerOptions::default()).into_scheme(),
             )
             .map_err(|e| e.to_string())?;
     }
