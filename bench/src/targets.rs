@@ -79,6 +79,7 @@ pub fn rust_config(setup: &EvmSetup) -> (String, Vec<(String, String)>) {
 level = "warn"
 [limits]
 settle_timeout_ms = 120000
+shutdown_grace_ms = 130000
 [networks."eip155:{chain}"]
 rpc_urls = ["$X402_BENCH_RPC"]
 signer_keys = [{keys}]
