@@ -6,6 +6,7 @@
 use alloy::primitives::Address;
 use serde::Deserialize;
 use x402_core::{SchemeConfig, SchemeError};
+use x402_evm::facilitator::EvmFacilitatorCore;
 
 use crate::facilitator::{Facilitator, Policy};
 
@@ -33,12 +34,8 @@ fn default_true() -> bool {
 pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<Facilitator, SchemeError> {
     let (network, options): (_, ExactEvmOptions) =
         x402_evm::options::split(crate::SCHEME, &config)?;
-    let mut contracts: Vec<(String, Address)> = options
-        .assets
-        .iter()
-        .flatten()
-        .map(|a| (format!("asset {a}"), *a))
-        .collect();
+    let mut contracts: Vec<_> =
+        x402_evm::options::asset_contracts(options.assets.as_deref()).collect();
     if options.permit2 {
         contracts.push(("Permit2".into(), x402_evm::addresses::PERMIT2));
         contracts.push((
@@ -46,17 +43,15 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<Facilitato
             x402_evm::addresses::EXACT_PERMIT2_PROXY,
         ));
     }
-    let (provider, pool, min_signer_balance) = network.connect(&config, &contracts).await?;
-    Facilitator::new(
-        config.network.clone(),
-        provider,
-        pool,
-        config.store.clone(),
+    let (core, min_signer_balance) =
+        EvmFacilitatorCore::connect(&network, &config, &contracts).await?;
+    Ok(Facilitator::from_core(
+        core,
         Policy {
             assets: options.assets,
             erc6492_factories: options.erc6492_factories,
             min_signer_balance,
             ..Policy::default()
         },
-    )
+    ))
 }

@@ -5,6 +5,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use serde::{Deserialize, Serialize};
 use x402_core::{Reason, Rejection};
 use x402_evm::parse;
+use x402_evm::payload::{Permit2Terms, checksum as addr, hex};
 
 /// `payload.authorization` of an EIP-3009 payment, as on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,12 +19,7 @@ struct WireAuthorization {
     nonce: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct WireTokenPermissions {
-    token: String,
-    amount: String,
-}
-
+/// `permit2Authorization.witness` of an `exact` payment, as on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireWitness {
@@ -32,16 +28,7 @@ struct WireWitness {
 }
 
 /// `payload.permit2Authorization` of a Permit2 payment, as on the wire.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WirePermit2 {
-    from: String,
-    permitted: WireTokenPermissions,
-    spender: String,
-    nonce: String,
-    deadline: String,
-    witness: WireWitness,
-}
+type WirePermit2 = x402_evm::payload::WirePermit2<WireWitness>;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -104,6 +91,20 @@ pub enum ExactEvmPayload {
     Permit2(Permit2Payload),
 }
 
+impl Permit2Payload {
+    /// The witness-independent fields.
+    pub fn terms(&self) -> Permit2Terms {
+        Permit2Terms {
+            from: self.from,
+            token: self.token,
+            amount: self.amount,
+            spender: self.spender,
+            nonce: self.nonce,
+            deadline: self.deadline,
+        }
+    }
+}
+
 impl ExactEvmPayload {
     /// The payer named by the payload.
     pub fn payer(&self) -> Address {
@@ -153,24 +154,25 @@ pub fn parse(raw: &serde_json::value::RawValue) -> Result<ExactEvmPayload, Rejec
                 .map_err(invalid)?,
             nonce: parse::bytes32("authorization.nonce", &a.nonce).map_err(invalid)?,
         })),
-        (None, Some(p)) => Ok(ExactEvmPayload::Permit2(Permit2Payload {
-            signature,
-            from: parse::address("permit2Authorization.from", &p.from).map_err(invalid)?,
-            token: parse::address("permit2Authorization.permitted.token", &p.permitted.token)
+        (None, Some(p)) => {
+            let t = p.terms().map_err(invalid)?;
+            Ok(ExactEvmPayload::Permit2(Permit2Payload {
+                signature,
+                from: t.from,
+                token: t.token,
+                amount: t.amount,
+                spender: t.spender,
+                nonce: t.nonce,
+                deadline: t.deadline,
+                witness_to: parse::address("permit2Authorization.witness.to", &p.witness.to)
+                    .map_err(invalid)?,
+                valid_after: parse::uint(
+                    "permit2Authorization.witness.validAfter",
+                    &p.witness.valid_after,
+                )
                 .map_err(invalid)?,
-            amount: parse::uint("permit2Authorization.permitted.amount", &p.permitted.amount)
-                .map_err(invalid)?,
-            spender: parse::address("permit2Authorization.spender", &p.spender).map_err(invalid)?,
-            nonce: parse::uint("permit2Authorization.nonce", &p.nonce).map_err(invalid)?,
-            deadline: parse::uint("permit2Authorization.deadline", &p.deadline).map_err(invalid)?,
-            witness_to: parse::address("permit2Authorization.witness.to", &p.witness.to)
-                .map_err(invalid)?,
-            valid_after: parse::uint(
-                "permit2Authorization.witness.validAfter",
-                &p.witness.valid_after,
-            )
-            .map_err(invalid)?,
-        })),
+            }))
+        }
         (None, None) => Err(Rejection::with_message(
             Reason::InvalidPayload,
             "payload has neither authorization nor permit2Authorization",
@@ -178,14 +180,9 @@ pub fn parse(raw: &serde_json::value::RawValue) -> Result<ExactEvmPayload, Rejec
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    format!("0x{}", alloy::primitives::hex::encode(bytes))
-}
-
 /// Writes a payload in the reference's JSON shape (checksummed addresses, decimal numbers,
 /// lower-case hex).
 pub fn to_json(payload: &ExactEvmPayload) -> Result<x402_core::wire::Raw, serde_json::Error> {
-    let addr = |a: &Address| a.to_checksum(None);
     let wire = match payload {
         ExactEvmPayload::Eip3009(p) => WirePayload {
             signature: hex(&p.signature),
@@ -202,20 +199,13 @@ pub fn to_json(payload: &ExactEvmPayload) -> Result<x402_core::wire::Raw, serde_
         ExactEvmPayload::Permit2(p) => WirePayload {
             signature: hex(&p.signature),
             authorization: None,
-            permit2_authorization: Some(WirePermit2 {
-                from: addr(&p.from),
-                permitted: WireTokenPermissions {
-                    token: addr(&p.token),
-                    amount: p.amount.to_string(),
-                },
-                spender: addr(&p.spender),
-                nonce: p.nonce.to_string(),
-                deadline: p.deadline.to_string(),
-                witness: WireWitness {
+            permit2_authorization: Some(WirePermit2::new(
+                &p.terms(),
+                WireWitness {
                     to: addr(&p.witness_to),
                     valid_after: p.valid_after.to_string(),
                 },
-            }),
+            )),
         },
     };
     x402_core::wire::to_raw(&wire)

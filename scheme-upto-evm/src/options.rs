@@ -5,6 +5,7 @@
 use alloy::primitives::Address;
 use serde::Deserialize;
 use x402_core::{SchemeConfig, SchemeError};
+use x402_evm::facilitator::EvmFacilitatorCore;
 
 use crate::facilitator::{Facilitator, Policy};
 
@@ -27,23 +28,17 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<Facilitato
             x402_evm::addresses::UPTO_PERMIT2_PROXY,
         ),
     ];
-    contracts.extend(
-        options
-            .assets
-            .iter()
-            .flatten()
-            .map(|a| (format!("asset {a}"), *a)),
-    );
-    let (provider, pool, min_signer_balance) = network.connect(&config, &contracts).await?;
-    Facilitator::new(
-        config.network.clone(),
-        provider,
-        pool,
-        config.store.clone(),
+    contracts.extend(x402_evm::options::asset_contracts(
+        options.assets.as_deref(),
+    ));
+    let (core, min_signer_balance) =
+        EvmFacilitatorCore::connect(&network, &config, &contracts).await?;
+    Ok(Facilitator::from_core(
+        core,
         Policy {
             assets: options.assets,
             min_signer_balance,
             ..Policy::default()
         },
-    )
+    ))
 }

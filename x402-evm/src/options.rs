@@ -94,6 +94,14 @@ pub fn split<T: DeserializeOwned>(
     Ok((network, scheme_options))
 }
 
+/// The start-up contract checks of the accepted tokens, `("asset 0x…", address)` each.
+pub fn asset_contracts(assets: Option<&[Address]>) -> impl Iterator<Item = (String, Address)> {
+    assets
+        .into_iter()
+        .flatten()
+        .map(|a| (format!("asset {a}"), *a))
+}
+
 impl NetworkOptions {
     /// The transaction limits these options set.
     pub fn tx_config(&self) -> Result<TxConfig, SchemeError> {

@@ -11,8 +11,9 @@ use x402_evm::addresses::{ERC1271_MAGIC, MULTICALL3};
 use x402_evm::eip712::eip3009_domain;
 use x402_evm::signature::{self, Erc6492};
 
-use x402_evm::chain::{self as rpc, CallResult};
+use x402_evm::chain as rpc;
 use x402_evm::permit2::check_time;
+use x402_evm::reject_on_err;
 use x402_evm::settle::{NonceCheck, SettlePlan, Transfer};
 
 use super::Facilitator;
@@ -57,7 +58,10 @@ impl Facilitator {
         if !ctx.network_matches() {
             return Ok(Err(reject(Reason::InvalidExactEvmNetworkMismatch)));
         }
-        let (asset, pay_to) = reject_on_err!(self.requirement_addresses(req));
+        let (asset, pay_to) = reject_on_err!(
+            self.core
+                .requirement_addresses(req, self.policy.assets.as_deref())
+        );
         // 4. signature, routed by the payer's code.
         let message = TransferWithAuthorization {
             from: p.from,
@@ -68,15 +72,14 @@ impl Facilitator {
             nonce: p.nonce,
         };
         let digest =
-            message.eip712_signing_hash(&eip3009_domain(name, version, self.chain_id, asset));
+            message.eip712_signing_hash(&eip3009_domain(name, version, self.core.chain_id, asset));
         let route = reject_on_err!(self.route_signature(p, &digest).await?);
         // 5–8. recipient, time window, exact amount.
         if p.to != pay_to {
             return Ok(Err(reject(Reason::InvalidExactEvmRecipientMismatch)));
         }
-        let now = (self.clock)();
         reject_on_err!(check_time(
-            now,
+            self.core.now(),
             p.valid_after,
             p.valid_before,
             Reason::InvalidExactEvmPayloadAuthorizationValidAfter,
@@ -86,19 +89,18 @@ impl Facilitator {
             return Ok(Err(reject(Reason::InvalidExactEvmAuthorizationValue)));
         }
         // 9. simulate exactly what settle will send (against a token that exists).
-        if !self.asset_has_code(asset).await? {
-            return Ok(Err(Rejection::with_message(
-                Reason::InvalidExactEvmEip3009NotSupported,
-                format!("no contract at asset {asset}"),
-            )));
-        }
+        reject_on_err!(
+            self.core
+                .require_asset_code(asset, Reason::InvalidExactEvmEip3009NotSupported)
+                .await?
+        );
         let (to, data, gas_limit) = settle_call(asset, p, &route, &self.policy);
         let plan = SettlePlan {
             to,
             data,
             gas_limit,
             from: None,
-            id: eip3009_id(&self.network, asset, p),
+            id: eip3009_id(&self.core.network, asset, p),
             expires: UnixTime(u64::try_from(p.valid_before).unwrap_or(u64::MAX)),
             payer: p.from,
             transfer: Transfer {
@@ -114,17 +116,14 @@ impl Facilitator {
             },
             report_amount: None,
         };
-        match rpc::call(
-            &self.provider,
-            self.simulate_from(),
-            plan.to,
-            plan.data.clone(),
-        )
-        .await?
+        if self
+            .core
+            .simulates(self.core.simulate_from(), &plan)
+            .await?
         {
-            CallResult::Ok(_) => Ok(Ok(plan)),
-            CallResult::Reverted => Ok(Err(self.diagnose_eip3009(asset, p, name, version).await?)),
+            return Ok(Ok(plan));
         }
+        Ok(Err(self.diagnose_eip3009(asset, p, name, version).await?))
     }
 
     async fn route_signature(
@@ -132,7 +131,7 @@ impl Facilitator {
         p: &Eip3009Payload,
         digest: &alloy::primitives::B256,
     ) -> Result<Result<Route, Rejection>, SchemeError> {
-        let code = rpc::code(&self.provider, p.from).await?;
+        let code = rpc::code(&self.core.provider, p.from).await?;
         let wrapped = signature::unwrap_erc6492(&p.signature);
         if !code.is_empty() {
             // A deployed wallet: EIP-1271 on the payer, with the inner signature if wrapped.
@@ -145,7 +144,8 @@ impl Facilitator {
                 hash: *digest,
                 signature: sig.clone(),
             };
-            let magic = rpc::view(&self.provider, self.simulate_from(), p.from, call).await?;
+            let magic =
+                rpc::view(&self.core.provider, self.core.simulate_from(), p.from, call).await?;
             return Ok(if magic == Some(ERC1271_MAGIC) {
                 Ok(Route::Contract(sig))
             } else {
@@ -182,9 +182,10 @@ impl Facilitator {
         name: &str,
         version: &str,
     ) -> Result<Rejection, SchemeError> {
-        let from = self.simulate_from();
+        let provider = &self.core.provider;
+        let from = self.core.simulate_from();
         let state = rpc::view(
-            &self.provider,
+            provider,
             from,
             asset,
             IEip3009Token::authorizationStateCall {
@@ -198,17 +199,16 @@ impl Facilitator {
             Some(true) => return Ok(reject(Reason::InvalidExactEvmNonceAlreadyUsed)),
             Some(false) => {}
         }
-        let token_name = rpc::view(&self.provider, from, asset, IEip3009Token::nameCall {}).await?;
+        let token_name = rpc::view(provider, from, asset, IEip3009Token::nameCall {}).await?;
         if token_name.as_deref() != Some(name) {
             return Ok(reject(Reason::InvalidExactEvmTokenNameMismatch));
         }
-        let token_version =
-            rpc::view(&self.provider, from, asset, IEip3009Token::versionCall {}).await?;
+        let token_version = rpc::view(provider, from, asset, IEip3009Token::versionCall {}).await?;
         if token_version.as_deref() != Some(version) {
             return Ok(reject(Reason::InvalidExactEvmTokenVersionMismatch));
         }
         let balance = rpc::view(
-            &self.provider,
+            provider,
             from,
             asset,
             IEip3009Token::balanceOfCall { account: p.from },

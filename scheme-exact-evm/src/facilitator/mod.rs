@@ -1,32 +1,21 @@
 //! Facilitator side of `exact` on EVM: verify (EIP-3009 and Permit2) and settle at most once.
-
-/// Inside a verify step returning `Result<Result<T, Rejection>, SchemeError>`: unwraps a
-/// `Result<_, Rejection>` or returns the rejection as the verdict.
-macro_rules! reject_on_err {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(rejection) => return Ok(Err(rejection)),
-        }
-    };
-}
+//! The state, the verify answer, the settle prologue and the Permit2 check sequence are
+//! [`x402_evm::facilitator`]'s; this module says what `exact` adds (EIP-3009, its policy).
 
 mod eip3009;
 mod permit2;
-mod settle;
-
-use x402_evm::chain as rpc;
 
 use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::DynProvider;
 use async_trait::async_trait;
+use serde_json::value::RawValue;
 use x402_core::{
-    FacilitatorRole, KeyedLocks, Network, PaymentContext, Reason, Rejection, SchemeError,
+    FacilitatorRole, Network, PaymentContext, PaymentId, Reason, Rejection, SchemeError,
     SchemeStatus, Settlement, SettlementStore, UnixTime, Verdict,
 };
-use x402_evm::settle::{SettlePlan, Settler};
+use x402_evm::facilitator::{Checked, EvmFacilitatorCore, EvmScheme, Phase};
 use x402_evm::signers::SignerPool;
 
 pub use x402_evm::permit2::{EXPIRY_BUFFER_SECONDS, permit2_id};
@@ -70,16 +59,8 @@ impl Default for Policy {
 /// The facilitator role of `exact` on one EVM network.
 #[derive(Debug)]
 pub struct Facilitator {
-    pub(crate) network: Network,
-    pub(crate) chain_id: u64,
-    pub(crate) provider: DynProvider,
-    pub(crate) signers: SignerPool,
+    pub(crate) core: EvmFacilitatorCore,
     pub(crate) policy: Policy,
-    pub(crate) settler: Settler,
-    pub(crate) clock: fn() -> UnixTime,
-    pub(crate) payer_locks: KeyedLocks,
-    /// Assets seen with code (a call to an address without code "succeeds" and proves nothing).
-    pub(crate) assets_with_code: rpc::CodeCache,
 }
 
 impl Facilitator {
@@ -91,64 +72,57 @@ impl Facilitator {
         store: Arc<dyn SettlementStore>,
         policy: Policy,
     ) -> Result<Self, SchemeError> {
-        let chain_id =
-            x402_evm::parse::chain_id(&network).map_err(|e| SchemeError::Config(e.to_string()))?;
-        if signers.addresses().is_empty() {
-            return Err(SchemeError::Config(
-                "at least one signer key is required".into(),
-            ));
-        }
-        Ok(Self {
-            settler: Settler::new(provider.clone(), signers.clone(), store.clone()),
-            network,
-            chain_id,
-            provider,
-            signers,
-            policy,
-            clock: UnixTime::now,
-            payer_locks: KeyedLocks::default(),
-            assets_with_code: rpc::CodeCache::default(),
-        })
+        let core = EvmFacilitatorCore::new(network, provider, signers, store)?;
+        Ok(Self::from_core(core, policy))
+    }
+
+    /// A facilitator over a connected core.
+    pub fn from_core(core: EvmFacilitatorCore, policy: Policy) -> Self {
+        Self { core, policy }
     }
 
     /// Replaces the clock (tests pin time to a vector's window).
     pub fn with_clock(mut self, clock: fn() -> UnixTime) -> Self {
-        self.clock = clock;
+        self.core.set_clock(clock);
         self
     }
 
     /// The signer addresses.
     pub fn signer_addresses(&self) -> Vec<Address> {
-        self.signers.addresses()
+        self.core.signer_addresses()
+    }
+}
+
+/// What `exact` says to the shared verify answer and settle prologue: its payload (EIP-3009 or
+/// Permit2, routed by shape), and the identity a refused repeat was recorded under.
+#[async_trait]
+impl EvmScheme for Facilitator {
+    type Payload = ExactEvmPayload;
+
+    const UNPARSED: Reason = Reason::InvalidPayload;
+
+    fn core(&self) -> &EvmFacilitatorCore {
+        &self.core
     }
 
-    /// The address simulations are sent from: the first signer.
-    pub(crate) fn simulate_from(&self) -> Address {
-        self.signers
-            .addresses()
-            .first()
-            .copied()
-            .unwrap_or_default()
+    fn parse(raw: &RawValue) -> Result<ExactEvmPayload, Rejection> {
+        payload::parse(raw)
     }
 
-    /// The requirements' asset (if the policy accepts it) and recipient.
-    pub(crate) fn requirement_addresses(
-        &self,
-        req: &x402_core::RequirementsView<'_>,
-    ) -> Result<(Address, Address), Rejection> {
-        x402_evm::parse::requirement_addresses(req, self.policy.assets.as_deref())
+    fn payer(payload: &ExactEvmPayload) -> Address {
+        payload.payer()
     }
 
-    /// Whether the token has code (cached; see [`x402_evm::chain::CodeCache`]).
-    pub(crate) async fn asset_has_code(&self, asset: Address) -> Result<bool, SchemeError> {
-        self.assets_with_code.has_code(&self.provider, asset).await
+    fn payer_hint(raw: &RawValue) -> Option<String> {
+        payload::payer_hint(raw)
     }
 
-    /// Parses and verifies; `Ok(Ok(plan))` when the payment is valid.
-    pub(crate) async fn check(
+    /// Parses and verifies (the same at verify and settle); `Ok(plan)` when the payment is valid.
+    async fn check(
         &self,
         ctx: &PaymentContext<'_>,
-    ) -> Result<(Option<ExactEvmPayload>, Result<SettlePlan, Rejection>), SchemeError> {
+        phase: Phase,
+    ) -> Result<Checked<ExactEvmPayload>, SchemeError> {
         let payload = match payload::parse(ctx.payload.payload) {
             Ok(p) => p,
             Err(r) => return Ok((None, Err(r))),
@@ -167,9 +141,27 @@ impl Facilitator {
         };
         let verdict = match &payload {
             ExactEvmPayload::Eip3009(p) => self.verify_eip3009(ctx, p, &extra).await?,
-            ExactEvmPayload::Permit2(p) => self.verify_permit2(ctx, p).await?,
+            ExactEvmPayload::Permit2(p) => {
+                x402_evm::facilitator::verify_permit2(self, ctx, p, phase).await?
+            }
         };
         Ok((Some(payload), verdict))
+    }
+
+    /// The identity of a payment without verifying it, whatever refused it.
+    fn replay_identity(
+        &self,
+        ctx: &PaymentContext<'_>,
+        payload: &ExactEvmPayload,
+        _rejection: &Rejection,
+    ) -> Option<PaymentId> {
+        match payload {
+            ExactEvmPayload::Eip3009(p) => {
+                let asset = x402_evm::parse::address("asset", ctx.requirements.asset).ok()?;
+                Some(eip3009::eip3009_id(&self.core.network, asset, p))
+            }
+            ExactEvmPayload::Permit2(p) => Some(permit2_id(&self.core.network, p.from, p.nonce)),
+        }
     }
 }
 
@@ -180,32 +172,19 @@ impl FacilitatorRole for Facilitator {
     }
 
     async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
-        let (payload, verdict) = self.check(payment).await?;
-        let payer = payload
-            .map(|p| p.payer().to_checksum(None))
-            .or_else(|| payload::payer_hint(payment.payload.payload));
-        Ok(Verdict::from_check(payer, verdict))
+        x402_evm::facilitator::verify(self, payment).await
     }
 
     async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {
-        self.settle_payment(payment).await
+        x402_evm::facilitator::settle(self, payment).await
     }
 
     /// Probes the chain: the RPC answers and the signers are funded.
     async fn status(&self, _network: &Network) -> Result<Option<SchemeStatus>, SchemeError> {
-        x402_evm::startup::status(
-            &self.provider,
-            &self.signers,
-            self.policy.min_signer_balance,
-        )
-        .await
-        .map(Some)
+        self.core.status(self.policy.min_signer_balance).await
     }
 
     fn signers(&self, _network: &Network) -> Vec<String> {
-        self.signer_addresses()
-            .iter()
-            .map(|a| a.to_checksum(None))
-            .collect()
+        self.core.signer_names()
     }
 }

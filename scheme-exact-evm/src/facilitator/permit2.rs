@@ -1,61 +1,51 @@
-//! Verification of Permit2 payments through the exact proxy (x402-spec §3.2).
+//! Permit2 payments through the exact proxy (x402-spec §3.2): what `exact` says to the shared
+//! check sequence ([`x402_evm::facilitator::verify_permit2`]) — its proxy and reasons, the exact
+//! amount, its witness type and the proxy call settle sends.
 
+use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::{SolCall, SolStruct};
-use x402_core::{PaymentContext, Reason, Rejection, SchemeError, UnixTime};
+use x402_core::{Reason, Rejection};
 use x402_evm::abi::permit2::{self, IExactPermit2Proxy};
 use x402_evm::abi::permit2_exact;
 use x402_evm::addresses::EXACT_PERMIT2_PROXY;
-use x402_evm::chain::{self as rpc, CallResult};
 use x402_evm::eip712::permit2_domain;
-use x402_evm::permit2::{Diagnosis, check_time, diagnose, permit2_id};
-use x402_evm::settle::{NonceCheck, SettlePlan, Transfer};
-use x402_evm::signature;
+use x402_evm::facilitator::{Permit2Scheme, Permit2View, Phase};
+use x402_evm::settle::SettlePlan;
 
 use super::Facilitator;
 use crate::payload::Permit2Payload;
 
-fn reject(reason: Reason) -> Rejection {
-    Rejection::new(reason)
-}
+impl Permit2Scheme for Facilitator {
+    type Permit = Permit2Payload;
 
-impl Facilitator {
-    /// Verifies a Permit2 payment; `Ok(Ok(plan))` when valid.
-    pub(crate) async fn verify_permit2(
-        &self,
-        ctx: &PaymentContext<'_>,
-        p: &Permit2Payload,
-    ) -> Result<Result<SettlePlan, Rejection>, SchemeError> {
-        let req = &ctx.requirements;
-        // 1–2. scheme, network.
-        if ctx.payload.scheme != crate::SCHEME || req.scheme != crate::SCHEME {
-            return Ok(Err(reject(Reason::UnsupportedPayloadType)));
+    const SCHEME: &'static str = crate::SCHEME;
+    const PROXY: Address = EXACT_PERMIT2_PROXY;
+    const SCHEME_MISMATCH: Reason = Reason::UnsupportedPayloadType;
+    const NETWORK_MISMATCH: Reason = Reason::InvalidExactEvmNetworkMismatch;
+
+    fn assets(&self) -> Option<&[Address]> {
+        self.policy.assets.as_deref()
+    }
+
+    fn view(p: &Permit2Payload) -> Permit2View<'_> {
+        Permit2View {
+            terms: p.terms(),
+            signature: &p.signature,
+            to: p.witness_to,
+            valid_after: p.valid_after,
         }
-        if !ctx.network_matches() {
-            return Ok(Err(reject(Reason::InvalidExactEvmNetworkMismatch)));
+    }
+
+    /// Exactly the required amount.
+    fn amount(p: &Permit2Payload, required: U256, _phase: Phase) -> Result<U256, Rejection> {
+        if p.amount != required {
+            return Err(Rejection::new(Reason::Permit2AmountMismatch));
         }
-        let (asset, pay_to) = reject_on_err!(self.requirement_addresses(req));
-        // 3–8. spender, recipient, deadline, start, amount, token.
-        if p.spender != EXACT_PERMIT2_PROXY {
-            return Ok(Err(reject(Reason::InvalidPermit2Spender)));
-        }
-        if p.witness_to != pay_to {
-            return Ok(Err(reject(Reason::InvalidPermit2RecipientMismatch)));
-        }
-        reject_on_err!(check_time(
-            (self.clock)(),
-            p.valid_after,
-            p.deadline,
-            Reason::Permit2NotYetValid,
-            Reason::Permit2DeadlineExpired,
-        ));
-        if p.amount != req.amount.get() {
-            return Ok(Err(reject(Reason::Permit2AmountMismatch)));
-        }
-        if p.token != asset {
-            return Ok(Err(reject(Reason::Permit2TokenMismatch)));
-        }
-        // 9. signature: ECDSA for an account without code; Permit2 itself asks a contract.
-        let message = permit2_exact::PermitWitnessTransferFrom {
+        Ok(p.amount)
+    }
+
+    fn digest(p: &Permit2Payload, chain_id: u64) -> B256 {
+        permit2_exact::PermitWitnessTransferFrom {
             permitted: permit2_exact::TokenPermissions {
                 token: p.token,
                 amount: p.amount,
@@ -67,20 +57,12 @@ impl Facilitator {
                 to: p.witness_to,
                 validAfter: p.valid_after,
             },
-        };
-        let digest = message.eip712_signing_hash(&permit2_domain(self.chain_id));
-        if signature::recover(&digest, &p.signature) != Some(p.from)
-            && rpc::code(&self.provider, p.from).await?.is_empty()
-        {
-            return Ok(Err(reject(Reason::InvalidPermit2Signature)));
         }
-        // 10. simulate the proxy call settle will send (against a token that exists).
-        if !self.asset_has_code(asset).await? {
-            return Ok(Err(Rejection::with_message(
-                Reason::UnsupportedAsset,
-                format!("no contract at asset {asset}"),
-            )));
-        }
+        .eip712_signing_hash(&permit2_domain(chain_id))
+    }
+
+    /// The proxy call moving the whole permitted amount, sent by any signer.
+    fn plan(&self, p: &Permit2Payload, _amount: U256) -> SettlePlan {
         let data = IExactPermit2Proxy::settleCall {
             permit: permit2::PermitTransferFrom {
                 permitted: permit2::TokenPermissions {
@@ -98,47 +80,16 @@ impl Facilitator {
             signature: p.signature.clone(),
         }
         .abi_encode();
-        let plan = SettlePlan {
-            to: EXACT_PERMIT2_PROXY,
-            data: data.into(),
-            gas_limit: self.policy.gas_limit_permit2,
-            from: None,
-            id: permit2_id(&self.network, p.from, p.nonce),
-            expires: UnixTime(u64::try_from(p.deadline).unwrap_or(u64::MAX)),
-            payer: p.from,
-            transfer: Transfer {
-                token: p.token,
-                from: p.from,
-                to: p.witness_to,
-                value: p.amount,
-            },
-            nonce_check: NonceCheck::Permit2 {
-                owner: p.from,
-                nonce: p.nonce,
-            },
-            report_amount: None,
-        };
-        match rpc::call(
-            &self.provider,
-            self.simulate_from(),
-            plan.to,
-            plan.data.clone(),
+        Self::view(p).plan(
+            &self.core.network,
+            EXACT_PERMIT2_PROXY,
+            data.into(),
+            self.policy.gas_limit_permit2,
+            p.amount,
         )
-        .await?
-        {
-            CallResult::Ok(_) => Ok(Ok(plan)),
-            CallResult::Reverted => Ok(Err(diagnose(
-                &self.provider,
-                self.simulate_from(),
-                Diagnosis {
-                    proxy: EXACT_PERMIT2_PROXY,
-                    token: p.token,
-                    owner: p.from,
-                    amount: p.amount,
-                    nonce: p.nonce,
-                },
-            )
-            .await?)),
-        }
+    }
+
+    fn simulate_from(&self, _p: &Permit2Payload) -> Address {
+        self.core.simulate_from()
     }
 }

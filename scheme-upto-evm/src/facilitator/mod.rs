@@ -1,21 +1,26 @@
 //! Facilitator side of `upto` on EVM: verify the authorization for its maximum; settle the
-//! actual amount from the witness facilitator, at most once.
+//! actual amount from the witness facilitator, at most once. The state, the verify answer, the
+//! settle prologue and the Permit2 check sequence are [`x402_evm::facilitator`]'s; this module
+//! and [`verify`] say what `upto` adds (the amount-up-to rules, the witness facilitator, the
+//! zero-charge consume).
 
-mod settle;
 mod verify;
-
-pub(crate) use verify::Phase;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::DynProvider;
 use async_trait::async_trait;
+use serde_json::value::RawValue;
 use x402_core::wire::Raw;
 use x402_core::{
-    FacilitatorRole, KeyedLocks, Network, PaymentContext, SchemeError, SchemeStatus, Settlement,
-    UnixTime, Verdict,
+    FacilitatorRole, Network, PaymentContext, PaymentId, Reason, Rejection, SchemeError,
+    SchemeStatus, Settlement, UnixTime, Verdict,
 };
-use x402_evm::settle::Settler;
+use x402_evm::facilitator::{Checked, EvmFacilitatorCore, EvmScheme, Phase};
+use x402_evm::permit2::permit2_id;
+use x402_evm::settle::{SettlePlan, settled};
 use x402_evm::signers::SignerPool;
+
+use crate::payload::{self, UptoPayload};
 
 /// Operator policy for one network.
 #[derive(Debug, Clone)]
@@ -41,15 +46,8 @@ impl Default for Policy {
 /// The facilitator role of `upto` on one EVM network.
 #[derive(Debug)]
 pub struct Facilitator {
-    pub(crate) network: Network,
-    pub(crate) chain_id: u64,
-    pub(crate) provider: DynProvider,
-    pub(crate) signers: SignerPool,
-    pub(crate) settler: Settler,
+    pub(crate) core: EvmFacilitatorCore,
     pub(crate) policy: Policy,
-    pub(crate) clock: fn() -> UnixTime,
-    pub(crate) payer_locks: KeyedLocks,
-    pub(crate) assets_with_code: x402_evm::chain::CodeCache,
 }
 
 impl Facilitator {
@@ -62,40 +60,97 @@ impl Facilitator {
         store: std::sync::Arc<dyn x402_core::SettlementStore>,
         policy: Policy,
     ) -> Result<Self, SchemeError> {
-        let chain_id =
-            x402_evm::parse::chain_id(&network).map_err(|e| SchemeError::Config(e.to_string()))?;
-        if signers.addresses().is_empty() {
-            return Err(SchemeError::Config(
-                "at least one signer key is required".into(),
-            ));
-        }
-        Ok(Self {
-            settler: Settler::new(provider.clone(), signers.clone(), store),
-            network,
-            chain_id,
-            provider,
-            signers,
-            policy,
-            clock: UnixTime::now,
-            payer_locks: KeyedLocks::default(),
-            assets_with_code: x402_evm::chain::CodeCache::default(),
-        })
+        let core = EvmFacilitatorCore::new(network, provider, signers, store)?;
+        Ok(Self::from_core(core, policy))
+    }
+
+    /// A facilitator over a connected core.
+    pub fn from_core(core: EvmFacilitatorCore, policy: Policy) -> Self {
+        Self { core, policy }
     }
 
     /// Replaces the clock.
     pub fn with_clock(mut self, clock: fn() -> UnixTime) -> Self {
-        self.clock = clock;
+        self.core.set_clock(clock);
         self
     }
 
     /// The signer addresses (each may be named as `facilitatorAddress`).
     pub fn signer_addresses(&self) -> Vec<Address> {
-        self.signers.addresses()
+        self.core.signer_addresses()
     }
 
     /// One of the signers, for `/supported` (`extra.facilitatorAddress`).
     pub fn facilitator_address(&self) -> Option<Address> {
-        self.signers.addresses().first().copied()
+        self.core.signer_addresses().first().copied()
+    }
+}
+
+/// What `upto` says to the shared verify answer and settle prologue.
+#[async_trait]
+impl EvmScheme for Facilitator {
+    type Payload = UptoPayload;
+
+    const UNPARSED: Reason = Reason::UnsupportedPayloadType;
+
+    fn core(&self) -> &EvmFacilitatorCore {
+        &self.core
+    }
+
+    fn parse(raw: &RawValue) -> Result<UptoPayload, Rejection> {
+        payload::parse(raw)
+    }
+
+    fn payer(payload: &UptoPayload) -> Address {
+        payload.from
+    }
+
+    /// Parses and verifies; the plan settles `requirements.amount` (the maximum at verify, the
+    /// charge at settle).
+    async fn check(
+        &self,
+        ctx: &PaymentContext<'_>,
+        phase: Phase,
+    ) -> Result<Checked<UptoPayload>, SchemeError> {
+        let p = match payload::parse(ctx.payload.payload) {
+            Ok(p) => p,
+            Err(r) => return Ok((None, Err(r))),
+        };
+        let verdict = x402_evm::facilitator::verify_permit2(self, ctx, &p, phase).await?;
+        Ok((Some(p), verdict))
+    }
+
+    /// The Permit2 identity, unless the charge exceeds the authorization (never a repeat).
+    fn replay_identity(
+        &self,
+        _ctx: &PaymentContext<'_>,
+        p: &UptoPayload,
+        rejection: &Rejection,
+    ) -> Option<PaymentId> {
+        (rejection.reason != Reason::InvalidUptoEvmPayloadSettlementExceedsAmount)
+            .then(|| permit2_id(&self.core.network, p.from, p.nonce))
+    }
+
+    /// A zero charge sends no transaction but records the authorization as consumed, so no
+    /// later settle of it can succeed; any other charge goes to the shared engine.
+    async fn settle_plan(
+        &self,
+        ctx: &PaymentContext<'_>,
+        plan: SettlePlan,
+    ) -> Result<Settlement, SchemeError> {
+        let settler = &self.core.settler;
+        if !plan.transfer.value.is_zero() {
+            return settler.settle(&plan, ctx.deadline).await;
+        }
+        Ok(
+            match settler
+                .consume_without_transfer(&plan.id, plan.expires, plan.payer)
+                .await?
+            {
+                Ok(()) => settled(plan.payer, String::new(), Some(plan.transfer.value)),
+                Err(answer) => answer,
+            },
+        )
     }
 }
 
@@ -106,13 +161,11 @@ impl FacilitatorRole for Facilitator {
     }
 
     async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
-        let (payload, verdict) = self.check(payment, Phase::Verify).await?;
-        let payer = payload.map(|p| p.from.to_checksum(None));
-        Ok(Verdict::from_check(payer, verdict))
+        x402_evm::facilitator::verify(self, payment).await
     }
 
     async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {
-        self.settle_payment(payment).await
+        x402_evm::facilitator::settle(self, payment).await
     }
 
     /// `{"facilitatorAddress": ..}`: the signer a buyer's witness must name.
@@ -126,19 +179,10 @@ impl FacilitatorRole for Facilitator {
 
     /// Probes the chain: the RPC answers and the signers are funded.
     async fn status(&self, _network: &Network) -> Result<Option<SchemeStatus>, SchemeError> {
-        x402_evm::startup::status(
-            &self.provider,
-            &self.signers,
-            self.policy.min_signer_balance,
-        )
-        .await
-        .map(Some)
+        self.core.status(self.policy.min_signer_balance).await
     }
 
     fn signers(&self, _network: &Network) -> Vec<String> {
-        self.signer_addresses()
-            .iter()
-            .map(|a| a.to_checksum(None))
-            .collect()
+        self.core.signer_names()
     }
 }

@@ -1,115 +1,69 @@
-//! Verification of `upto` payments in the reference's order (x402-spec §3.3).
+//! Verification of `upto` payments in the reference's order (x402-spec §3.3): what `upto` says
+//! to the shared check sequence ([`x402_evm::facilitator::verify_permit2`]) — its proxy and
+//! reasons, the witness facilitator, the amount-up-to rules, and the proxy call (from the witness
+//! facilitator, for the amount at stake) settle sends.
 
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::{SolCall, SolStruct};
-use x402_core::{PaymentContext, Reason, Rejection, SchemeError, UnixTime};
+use x402_core::{Reason, Rejection};
 use x402_evm::abi::permit2::{self, IUptoPermit2Proxy};
 use x402_evm::abi::permit2_upto;
 use x402_evm::addresses::UPTO_PERMIT2_PROXY;
-use x402_evm::chain::{self, CallResult};
 use x402_evm::eip712::permit2_domain;
-use x402_evm::permit2::{Diagnosis, check_time, diagnose, permit2_id};
-use x402_evm::settle::{NonceCheck, SettlePlan, Transfer};
-use x402_evm::signature;
+use x402_evm::facilitator::{Permit2Scheme, Permit2View, Phase};
+use x402_evm::settle::SettlePlan;
 
 use super::Facilitator;
-use crate::payload::{self, UptoPayload};
+use crate::payload::UptoPayload;
 
-/// Which amount a verification checks against.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Phase {
-    /// `/verify`: the requirements carry the maximum, which must equal the permitted amount.
-    Verify,
-    /// `/settle`: the requirements carry the actual charge, at most the permitted amount.
-    Settle,
-}
+impl Permit2Scheme for Facilitator {
+    type Permit = UptoPayload;
 
-fn reject(reason: Reason) -> Rejection {
-    Rejection::new(reason)
-}
+    const SCHEME: &'static str = crate::SCHEME;
+    const PROXY: Address = UPTO_PERMIT2_PROXY;
+    const SCHEME_MISMATCH: Reason = Reason::InvalidUptoEvmScheme;
+    const NETWORK_MISMATCH: Reason = Reason::InvalidUptoEvmNetworkMismatch;
 
-/// Unwraps a `Result<_, Rejection>` or returns the rejection as the verdict.
-macro_rules! reject_on_err {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(rejection) => return Ok(Err(rejection)),
-        }
-    };
-}
-
-impl Facilitator {
-    /// Parses and verifies; the payload (when it parses) and `Ok(plan)` when valid. The plan
-    /// settles `amount` (the maximum at verify, the charge at settle).
-    pub(crate) async fn check(
-        &self,
-        ctx: &PaymentContext<'_>,
-        phase: Phase,
-    ) -> Result<(Option<UptoPayload>, Result<SettlePlan, Rejection>), SchemeError> {
-        let p = match payload::parse(ctx.payload.payload) {
-            Ok(p) => p,
-            Err(r) => return Ok((None, Err(r))),
-        };
-        let verdict = self.verify_payload(ctx, &p, phase).await?;
-        Ok((Some(p), verdict))
+    fn assets(&self) -> Option<&[Address]> {
+        self.policy.assets.as_deref()
     }
 
-    async fn verify_payload(
-        &self,
-        ctx: &PaymentContext<'_>,
-        p: &UptoPayload,
-        phase: Phase,
-    ) -> Result<Result<SettlePlan, Rejection>, SchemeError> {
-        let req = &ctx.requirements;
-        // 1–2. scheme, network.
-        if ctx.payload.scheme != crate::SCHEME || req.scheme != crate::SCHEME {
-            return Ok(Err(reject(Reason::InvalidUptoEvmScheme)));
+    fn view(p: &UptoPayload) -> Permit2View<'_> {
+        Permit2View {
+            terms: p.terms(),
+            signature: &p.signature,
+            to: p.to,
+            valid_after: p.valid_after,
         }
-        if !ctx.network_matches() {
-            return Ok(Err(reject(Reason::InvalidUptoEvmNetworkMismatch)));
-        }
-        let (asset, pay_to) = reject_on_err!(self.requirement_addresses(req));
-        // 3–5. spender, recipient, facilitator.
-        if p.spender != UPTO_PERMIT2_PROXY {
-            return Ok(Err(reject(Reason::InvalidPermit2Spender)));
-        }
-        if p.to != pay_to {
-            return Ok(Err(reject(Reason::InvalidPermit2RecipientMismatch)));
-        }
-        if !self.signers.contains(p.facilitator) {
-            return Ok(Err(Rejection::with_message(
+    }
+
+    /// The witness facilitator must be one of this facilitator's signers.
+    fn check_witness(&self, p: &UptoPayload) -> Result<(), Rejection> {
+        if !self.core.signers.contains(p.facilitator) {
+            return Err(Rejection::with_message(
                 Reason::UptoFacilitatorMismatch,
                 format!("{} is not a signer of this facilitator", p.facilitator),
-            )));
+            ));
         }
-        // 6–7. time window.
-        reject_on_err!(check_time(
-            (self.clock)(),
-            p.valid_after,
-            p.deadline,
-            Reason::Permit2NotYetValid,
-            Reason::Permit2DeadlineExpired,
-        ));
-        // 8. amount: the maximum at verify; at most the maximum at settle.
-        let amount = req.amount.get();
+        Ok(())
+    }
+
+    /// The maximum at verify; at most the maximum at settle.
+    fn amount(p: &UptoPayload, amount: U256, phase: Phase) -> Result<U256, Rejection> {
         match phase {
             Phase::Verify if amount != p.max_amount => {
-                return Ok(Err(reject(Reason::Permit2AmountMismatch)));
+                Err(Rejection::new(Reason::Permit2AmountMismatch))
             }
-            Phase::Settle if amount > p.max_amount => {
-                return Ok(Err(Rejection::with_message(
-                    Reason::InvalidUptoEvmPayloadSettlementExceedsAmount,
-                    format!("settle {amount} exceeds the authorized {}", p.max_amount),
-                )));
-            }
-            _ => {}
+            Phase::Settle if amount > p.max_amount => Err(Rejection::with_message(
+                Reason::InvalidUptoEvmPayloadSettlementExceedsAmount,
+                format!("settle {amount} exceeds the authorized {}", p.max_amount),
+            )),
+            _ => Ok(amount),
         }
-        // 9. token.
-        if p.token != asset {
-            return Ok(Err(reject(Reason::Permit2TokenMismatch)));
-        }
-        // 10. signature: ECDSA for an account without code; Permit2 itself asks a contract.
-        let message = permit2_upto::PermitWitnessTransferFrom {
+    }
+
+    fn digest(p: &UptoPayload, chain_id: u64) -> B256 {
+        permit2_upto::PermitWitnessTransferFrom {
             permitted: permit2_upto::TokenPermissions {
                 token: p.token,
                 amount: p.max_amount,
@@ -122,54 +76,12 @@ impl Facilitator {
                 facilitator: p.facilitator,
                 validAfter: p.valid_after,
             },
-        };
-        let digest = message.eip712_signing_hash(&permit2_domain(self.chain_id));
-        if signature::recover(&digest, &p.signature) != Some(p.from)
-            && chain::code(&self.provider, p.from).await?.is_empty()
-        {
-            return Ok(Err(reject(Reason::InvalidPermit2Signature)));
         }
-        if !self
-            .assets_with_code
-            .has_code(&self.provider, asset)
-            .await?
-        {
-            return Ok(Err(Rejection::with_message(
-                Reason::UnsupportedAsset,
-                format!("no contract at asset {asset}"),
-            )));
-        }
-        // 11. simulate the proxy call, from the witness facilitator, for the amount at stake.
-        let plan = self.plan(p, amount);
-        if amount.is_zero() {
-            // Nothing will be sent; the proxy would refuse a zero transfer anyway.
-            return Ok(Ok(plan));
-        }
-        match chain::call(&self.provider, p.facilitator, plan.to, plan.data.clone()).await? {
-            CallResult::Ok(_) => Ok(Ok(plan)),
-            CallResult::Reverted => Ok(Err(diagnose(
-                &self.provider,
-                p.facilitator,
-                Diagnosis {
-                    proxy: UPTO_PERMIT2_PROXY,
-                    token: p.token,
-                    owner: p.from,
-                    amount,
-                    nonce: p.nonce,
-                },
-            )
-            .await?)),
-        }
+        .eip712_signing_hash(&permit2_domain(chain_id))
     }
 
-    fn requirement_addresses(
-        &self,
-        req: &x402_core::RequirementsView<'_>,
-    ) -> Result<(Address, Address), Rejection> {
-        x402_evm::parse::requirement_addresses(req, self.policy.assets.as_deref())
-    }
-
-    /// The proxy call that settles `amount` of `p`, sent from the witness facilitator.
+    /// The proxy call that settles `amount` of `p`, sent from the witness facilitator, with the
+    /// amount reported.
     fn plan(&self, p: &UptoPayload, amount: U256) -> SettlePlan {
         let data: Bytes = IUptoPermit2Proxy::settleCall {
             permit: permit2::PermitTransferFrom {
@@ -192,24 +104,25 @@ impl Facilitator {
         .abi_encode()
         .into();
         SettlePlan {
-            to: UPTO_PERMIT2_PROXY,
-            data,
-            gas_limit: self.policy.gas_limit,
             from: Some(p.facilitator),
-            id: permit2_id(&self.network, p.from, p.nonce),
-            expires: UnixTime(u64::try_from(p.deadline).unwrap_or(u64::MAX)),
-            payer: p.from,
-            transfer: Transfer {
-                token: p.token,
-                from: p.from,
-                to: p.to,
-                value: amount,
-            },
-            nonce_check: NonceCheck::Permit2 {
-                owner: p.from,
-                nonce: p.nonce,
-            },
             report_amount: Some(amount),
+            ..Self::view(p).plan(
+                &self.core.network,
+                UPTO_PERMIT2_PROXY,
+                data,
+                self.policy.gas_limit,
+                amount,
+            )
         }
+    }
+
+    /// The witness facilitator: the proxy refuses any other sender.
+    fn simulate_from(&self, p: &UptoPayload) -> Address {
+        p.facilitator
+    }
+
+    /// Nothing is sent for a zero charge (the proxy would refuse a zero transfer anyway).
+    fn sends_nothing(amount: U256) -> bool {
+        amount.is_zero()
     }
 }

@@ -1,0 +1,298 @@
+//! The facilitator core both EVM schemes share: the state one scheme holds on one network
+//! ([`EvmFacilitatorCore`]), the verify answer and the settle prologue ([`verify`], [`settle`]:
+//! one settle per payer at a time, a refused repeat answered with what was recorded, the plan
+//! handed to [`Settler::settle`]), and the Permit2 check sequence ([`verify_permit2`]). A scheme
+//! crate says only what differs, through [`EvmScheme`] and [`Permit2Scheme`].
+
+mod permit2;
+
+pub use permit2::{Permit2Scheme, Permit2View, verify_permit2};
+
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::DynProvider;
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+use x402_core::{
+    KeyedLocks, Network, PaymentContext, PaymentId, Reason, Rejection, RequirementsView,
+    SchemeConfig, SchemeError, SchemeStatus, Settlement, SettlementStore, UnixTime, Verdict,
+};
+
+use crate::chain::{self, CallResult, CodeCache};
+use crate::options::NetworkOptions;
+use crate::settle::{SettlePlan, Settler, failed};
+use crate::signers::SignerPool;
+
+/// What a scheme's check of one payment gives: the payload when it parses, and the plan when the
+/// payment is valid.
+pub type Checked<P> = (Option<P>, Result<SettlePlan, Rejection>);
+
+/// Unwraps a `Result<_, Rejection>` inside a step returning
+/// `Result<Result<T, Rejection>, SchemeError>`, or returns the rejection as the verdict.
+#[macro_export]
+macro_rules! reject_on_err {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(rejection) => return Ok(Err(rejection)),
+        }
+    };
+}
+
+/// Which request a check serves (`upto` checks the amount differently at each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `/verify`.
+    Verify,
+    /// `/settle`.
+    Settle,
+}
+
+/// What every EVM scheme's facilitator holds on one network.
+#[derive(Debug)]
+pub struct EvmFacilitatorCore {
+    /// The network.
+    pub network: Network,
+    /// Its chain id.
+    pub chain_id: u64,
+    /// The reads.
+    pub provider: DynProvider,
+    /// The network's shared signer pool.
+    pub signers: SignerPool,
+    /// The settlement engine.
+    pub settler: Settler,
+    clock: fn() -> UnixTime,
+    payer_locks: KeyedLocks,
+    /// Assets seen with code (a call to an address without code "succeeds" and proves nothing).
+    assets_with_code: CodeCache,
+}
+
+impl EvmFacilitatorCore {
+    /// A core on `network` reading through `provider` and settling with `signers` into `store`
+    /// (the network's one store: Permit2 nonces are shared by the schemes).
+    pub fn new(
+        network: Network,
+        provider: DynProvider,
+        signers: SignerPool,
+        store: Arc<dyn SettlementStore>,
+    ) -> Result<Self, SchemeError> {
+        let chain_id =
+            crate::parse::chain_id(&network).map_err(|e| SchemeError::Config(e.to_string()))?;
+        if signers.addresses().is_empty() {
+            return Err(SchemeError::Config(
+                "at least one signer key is required".into(),
+            ));
+        }
+        Ok(Self {
+            settler: Settler::new(provider.clone(), signers.clone(), store),
+            network,
+            chain_id,
+            provider,
+            signers,
+            clock: UnixTime::now,
+            payer_locks: KeyedLocks::default(),
+            assets_with_code: CodeCache::default(),
+        })
+    }
+
+    /// Connects `options` for `config` and checks `contracts` exist (see
+    /// [`NetworkOptions::connect`]); returns the core and the signer balance floor.
+    pub async fn connect(
+        options: &NetworkOptions,
+        config: &SchemeConfig,
+        contracts: &[(String, Address)],
+    ) -> Result<(Self, Option<U256>), SchemeError> {
+        let (provider, pool, min_signer_balance) = options.connect(config, contracts).await?;
+        let core = Self::new(config.network.clone(), provider, pool, config.store.clone())?;
+        Ok((core, min_signer_balance))
+    }
+
+    /// Replaces the clock (tests pin time to a vector's window).
+    pub fn set_clock(&mut self, clock: fn() -> UnixTime) {
+        self.clock = clock;
+    }
+
+    /// The time now, by the clock.
+    pub fn now(&self) -> UnixTime {
+        (self.clock)()
+    }
+
+    /// The signer addresses.
+    pub fn signer_addresses(&self) -> Vec<Address> {
+        self.signers.addresses()
+    }
+
+    /// The signer addresses, checksummed.
+    pub fn signer_names(&self) -> Vec<String> {
+        self.signer_addresses()
+            .iter()
+            .map(|a| a.to_checksum(None))
+            .collect()
+    }
+
+    /// The address simulations are sent from (unless the plan names its sender): the first
+    /// signer.
+    pub fn simulate_from(&self) -> Address {
+        self.signers
+            .addresses()
+            .first()
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The requirements' asset (if `assets` accepts it) and recipient.
+    pub fn requirement_addresses(
+        &self,
+        req: &RequirementsView<'_>,
+        assets: Option<&[Address]>,
+    ) -> Result<(Address, Address), Rejection> {
+        crate::parse::requirement_addresses(req, assets)
+    }
+
+    /// Whether the token has code (cached; see [`CodeCache`]).
+    pub async fn asset_has_code(&self, asset: Address) -> Result<bool, SchemeError> {
+        self.assets_with_code.has_code(&self.provider, asset).await
+    }
+
+    /// `Err(reason)` with a message naming the asset when no contract is at it.
+    pub async fn require_asset_code(
+        &self,
+        asset: Address,
+        reason: Reason,
+    ) -> Result<Result<(), Rejection>, SchemeError> {
+        Ok(if self.asset_has_code(asset).await? {
+            Ok(())
+        } else {
+            Err(Rejection::with_message(
+                reason,
+                format!("no contract at asset {asset}"),
+            ))
+        })
+    }
+
+    /// Whether `eth_call` of the plan's call, sent as `from`, succeeds.
+    pub async fn simulates(&self, from: Address, plan: &SettlePlan) -> Result<bool, SchemeError> {
+        Ok(matches!(
+            chain::call(&self.provider, from, plan.to, plan.data.clone()).await?,
+            CallResult::Ok(_)
+        ))
+    }
+
+    /// Whether a Permit2 signature is acceptable before simulation: ECDSA by `owner`, or any
+    /// signature of an owner with code (Permit2 itself asks the contract, EIP-1271).
+    pub async fn permit2_signature_passes(
+        &self,
+        digest: &B256,
+        signature: &Bytes,
+        owner: Address,
+    ) -> Result<bool, SchemeError> {
+        Ok(crate::signature::recover(digest, signature) == Some(owner)
+            || !chain::code(&self.provider, owner).await?.is_empty())
+    }
+
+    /// Probes the chain: the RPC answers and the signers are funded (against `floor`).
+    pub async fn status(&self, floor: Option<U256>) -> Result<Option<SchemeStatus>, SchemeError> {
+        crate::startup::status(&self.provider, &self.signers, floor)
+            .await
+            .map(Some)
+    }
+}
+
+/// What an EVM scheme says to the shared verify answer and settle prologue.
+#[async_trait]
+pub trait EvmScheme: Send + Sync {
+    /// The scheme's parsed payload.
+    type Payload: Send + Sync;
+
+    /// The reason a settle refuses with when the check has neither payload nor rejection.
+    const UNPARSED: Reason;
+
+    /// The shared core.
+    fn core(&self) -> &EvmFacilitatorCore;
+
+    /// Parses a payload strictly.
+    fn parse(raw: &RawValue) -> Result<Self::Payload, Rejection>;
+
+    /// The payer the payload names.
+    fn payer(payload: &Self::Payload) -> Address;
+
+    /// The payer of a payload that does not parse, when it can be read (default: none).
+    fn payer_hint(_raw: &RawValue) -> Option<String> {
+        None
+    }
+
+    /// Parses and verifies; the payload (when it parses) and `Ok(plan)` when valid.
+    async fn check(
+        &self,
+        ctx: &PaymentContext<'_>,
+        phase: Phase,
+    ) -> Result<Checked<Self::Payload>, SchemeError>;
+
+    /// The identity under which a payment refused by `rejection` may have been settled before
+    /// (its recorded outcome is then the answer); `None` answers with the rejection.
+    fn replay_identity(
+        &self,
+        ctx: &PaymentContext<'_>,
+        payload: &Self::Payload,
+        rejection: &Rejection,
+    ) -> Option<PaymentId>;
+
+    /// Settles a verified plan (default: the shared engine).
+    async fn settle_plan(
+        &self,
+        ctx: &PaymentContext<'_>,
+        plan: SettlePlan,
+    ) -> Result<Settlement, SchemeError> {
+        self.core().settler.settle(&plan, ctx.deadline).await
+    }
+}
+
+/// The verify answer: the check's verdict, naming the payer when it can.
+pub async fn verify<S: EvmScheme>(
+    scheme: &S,
+    ctx: &PaymentContext<'_>,
+) -> Result<Verdict, SchemeError> {
+    let (payload, verdict) = scheme.check(ctx, Phase::Verify).await?;
+    let payer = payload
+        .map(|p| S::payer(&p).to_checksum(None))
+        .or_else(|| S::payer_hint(ctx.payload.payload));
+    Ok(Verdict::from_check(payer, verdict))
+}
+
+/// Settles a payment: verify again (with simulation) right before anything is sent, one settle
+/// per payer at a time, then [`EvmScheme::settle_plan`]; a refused payment this facilitator
+/// settled before is answered with what was recorded.
+pub async fn settle<S: EvmScheme>(
+    scheme: &S,
+    ctx: &PaymentContext<'_>,
+) -> Result<Settlement, SchemeError> {
+    let core = scheme.core();
+    // One settle per payer at a time, receipt included: a second payment from the same payer
+    // is simulated only after the first has landed, so "N payments, balance for one" cannot
+    // broadcast N transactions (threat-model S27).
+    let _payer_turn = match S::parse(ctx.payload.payload) {
+        Ok(p) => Some(core.payer_locks.lock(&format!("{:#x}", S::payer(&p))).await),
+        Err(_) => None,
+    };
+    let (payload, verdict) = scheme.check(ctx, Phase::Settle).await?;
+    let Some(payload) = payload else {
+        let hint = S::payer_hint(ctx.payload.payload);
+        let r = verdict.err().unwrap_or_else(|| Rejection::new(S::UNPARSED));
+        return Ok(Settlement::refused(hint, r));
+    };
+    let payer = S::payer(&payload);
+    match verdict {
+        Ok(plan) => scheme.settle_plan(ctx, plan).await,
+        Err(rejection) => {
+            // A payment this facilitator settled before fails verification (its nonce is
+            // spent): answer with what was recorded, not a fresh failure.
+            if let Some(id) = scheme.replay_identity(ctx, &payload, &rejection)
+                && let Some(answer) = core.settler.recorded(&id, payer).await?
+            {
+                return Ok(answer);
+            }
+            Ok(failed(payer, None, rejection))
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The Permit2 check sequence `exact` and `upto` share (x402-spec §3.2, §3.3); a scheme says
+//! its proxy, reasons, witness, amount rule and proxy call through [`Permit2Scheme`].
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use x402_core::{Network, PaymentContext, Reason, Rejection, SchemeError, UnixTime};
+
+use super::{EvmScheme, Phase};
+use crate::payload::Permit2Terms;
+use crate::permit2::{Diagnosis, check_time, diagnose};
+use crate::reject_on_err;
+use crate::settle::SettlePlan;
+
+/// A Permit2 payment as the shared check sequence reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Permit2View<'a> {
+    /// The witness-independent fields.
+    pub terms: Permit2Terms,
+    /// The owner's signature.
+    pub signature: &'a Bytes,
+    /// The witnessed recipient.
+    pub to: Address,
+    /// The witnessed start of validity.
+    pub valid_after: U256,
+}
+
+impl Permit2View<'_> {
+    /// The settlement of `value` to the witnessed recipient by calling `proxy` with `data`: any
+    /// signer sends it, and the response reports no amount (a scheme sets either otherwise).
+    pub fn plan(
+        &self,
+        network: &Network,
+        proxy: Address,
+        data: Bytes,
+        gas_limit: u64,
+        value: U256,
+    ) -> SettlePlan {
+        let t = &self.terms;
+        SettlePlan {
+            to: proxy,
+            data,
+            gas_limit,
+            from: None,
+            id: crate::permit2::permit2_id(network, t.from, t.nonce),
+            expires: UnixTime(u64::try_from(t.deadline).unwrap_or(u64::MAX)),
+            payer: t.from,
+            transfer: crate::settle::Transfer {
+                token: t.token,
+                from: t.from,
+                to: self.to,
+                value,
+            },
+            nonce_check: crate::settle::NonceCheck::Permit2 {
+                owner: t.from,
+                nonce: t.nonce,
+            },
+            report_amount: None,
+        }
+    }
+}
+
+/// What a Permit2 scheme says to the shared check sequence ([`verify_permit2`]).
+pub trait Permit2Scheme: EvmScheme {
+    /// The scheme's Permit2 payment.
+    type Permit: Sync;
+
+    /// The scheme name both the payload and the requirements must carry.
+    const SCHEME: &'static str;
+    /// The proxy that must be the spender.
+    const PROXY: Address;
+    /// The reason for a scheme mismatch.
+    const SCHEME_MISMATCH: Reason;
+    /// The reason for a network mismatch.
+    const NETWORK_MISMATCH: Reason;
+
+    /// The tokens the policy accepts (`None`: any with code).
+    fn assets(&self) -> Option<&[Address]>;
+
+    /// The fields the shared sequence checks.
+    fn view(p: &Self::Permit) -> Permit2View<'_>;
+
+    /// The scheme's own witness checks, after the recipient's (default: none).
+    fn check_witness(&self, _p: &Self::Permit) -> Result<(), Rejection> {
+        Ok(())
+    }
+
+    /// The amount at stake, given what the requirements ask, or the rejection.
+    fn amount(p: &Self::Permit, required: U256, phase: Phase) -> Result<U256, Rejection>;
+
+    /// The EIP-712 digest the owner signed.
+    fn digest(p: &Self::Permit, chain_id: u64) -> B256;
+
+    /// The settlement of `amount` of `p`.
+    fn plan(&self, p: &Self::Permit, amount: U256) -> SettlePlan;
+
+    /// The account the simulation is sent from.
+    fn simulate_from(&self, p: &Self::Permit) -> Address;
+
+    /// Whether a settlement of `amount` sends nothing, so is not simulated (default: never).
+    fn sends_nothing(_amount: U256) -> bool {
+        false
+    }
+}
+
+/// Verifies a Permit2 payment in the reference's order (x402-spec §3.2, §3.3): scheme, network,
+/// spender, recipient, the scheme's witness, time window, amount, token, signature, then a
+/// simulation of the proxy call settle will send (against a token that exists), diagnosed when
+/// it reverts. `Ok(Ok(plan))` when valid.
+pub async fn verify_permit2<S: Permit2Scheme>(
+    scheme: &S,
+    ctx: &PaymentContext<'_>,
+    p: &S::Permit,
+    phase: Phase,
+) -> Result<Result<SettlePlan, Rejection>, SchemeError> {
+    let core = scheme.core();
+    let v = S::view(p);
+    let req = &ctx.requirements;
+    if ctx.payload.scheme != S::SCHEME || req.scheme != S::SCHEME {
+        return Ok(Err(Rejection::new(S::SCHEME_MISMATCH)));
+    }
+    if !ctx.network_matches() {
+        return Ok(Err(Rejection::new(S::NETWORK_MISMATCH)));
+    }
+    let (asset, pay_to) = reject_on_err!(core.requirement_addresses(req, scheme.assets()));
+    if v.terms.spender != S::PROXY {
+        return Ok(Err(Rejection::new(Reason::InvalidPermit2Spender)));
+    }
+    if v.to != pay_to {
+        return Ok(Err(Rejection::new(Reason::InvalidPermit2RecipientMismatch)));
+    }
+    reject_on_err!(scheme.check_witness(p));
+    reject_on_err!(check_time(
+        core.now(),
+        v.valid_after,
+        v.terms.deadline,
+        Reason::Permit2NotYetValid,
+        Reason::Permit2DeadlineExpired,
+    ));
+    let amount = reject_on_err!(S::amount(p, req.amount.get(), phase));
+    if v.terms.token != asset {
+        return Ok(Err(Rejection::new(Reason::Permit2TokenMismatch)));
+    }
+    let digest = S::digest(p, core.chain_id);
+    if !core
+        .permit2_signature_passes(&digest, v.signature, v.terms.from)
+        .await?
+    {
+        return Ok(Err(Rejection::new(Reason::InvalidPermit2Signature)));
+    }
+    reject_on_err!(
+        core.require_asset_code(asset, Reason::UnsupportedAsset)
+            .await?
+    );
+    let plan = scheme.plan(p, amount);
+    if S::sends_nothing(amount) {
+        return Ok(Ok(plan));
+    }
+    let from = scheme.simulate_from(p);
+    if core.simulates(from, &plan).await? {
+        return Ok(Ok(plan));
+    }
+    Ok(Err(diagnose(
+        &core.provider,
+        from,
+        Diagnosis {
+            proxy: S::PROXY,
+            token: v.terms.token,
+            owner: v.terms.from,
+            amount,
+            nonce: v.terms.nonce,
+        },
+    )
+    .await?))
+}
