@@ -24,7 +24,7 @@ pub(crate) const VALID_AFTER_SKEW: u64 = 600;
 #[derive(Clone)]
 pub struct Buyer {
     signer: Arc<dyn Signer + Send + Sync>,
-    clock: fn() -> UnixTime,
+    clock: x402_core::SharedClock,
 }
 
 impl std::fmt::Debug for Buyer {
@@ -40,12 +40,12 @@ impl Buyer {
     pub fn new(signer: Arc<dyn Signer + Send + Sync>) -> Self {
         Self {
             signer,
-            clock: UnixTime::now,
+            clock: x402_core::system_clock(),
         }
     }
 
     /// Replaces the clock used when signing (the authorization's window starts from it).
-    pub fn with_clock(mut self, clock: fn() -> UnixTime) -> Self {
+    pub fn with_clock(mut self, clock: x402_core::SharedClock) -> Self {
         self.clock = clock;
         self
     }
@@ -58,7 +58,7 @@ impl BuyerRole for Buyer {
     }
 
     async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError> {
-        let payload = sign(self.signer.as_ref(), requirements, (self.clock)()).await?;
+        let payload = sign(self.signer.as_ref(), requirements, self.clock.now()).await?;
         payload::to_json(&payload).map_err(|e| SchemeError::Other(e.to_string()))
     }
 }

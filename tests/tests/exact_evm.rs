@@ -293,7 +293,7 @@ async fn vector_a_checks_out_with_the_clock_pinned() {
             },
         )
         .unwrap()
-        .with_clock(clock)
+        .with_clock(Arc::new(clock))
     };
     let check = |f: Facilitator| async {
         let scheme = x402_core::FacilitatorRole::into_scheme(f);

@@ -15,7 +15,7 @@ use alloy::sol_types::SolCall;
 use scheme_exact_evm::Policy;
 use serde_json::{Value, json};
 use x402_core::wire::{PaymentPayload, PaymentRequirementsV2, VerifyRequest, to_raw};
-use x402_core::{DispatchError, Facilitator as _, Reason, UnixTime};
+use x402_core::{DispatchError, Facilitator as _, Reason};
 use x402_evm::abi::eip3009::{IEip3009Token, TransferWithAuthorization};
 use x402_evm::assets::TransferMethod;
 use x402_evm::signers::TxConfig;
@@ -687,7 +687,7 @@ async fn s21_replay_after_settlement() {
         assert_duplicate(&h.settle_json(&again).await, &first.transaction, what);
     }
     // A facilitator without the ledger entry reads the chain instead.
-    let fresh = h.fresh_facilitator(Policy::default(), UnixTime::now);
+    let fresh = h.fresh_facilitator(Policy::default(), x402_core::system_clock());
     let s = fresh.settle(&request).await.unwrap();
     assert_settle_refused(&s, Reason::InvalidExactEvmNonceAlreadyUsed, "fresh ledger");
     h.assert_untouched(&paid, "replays").await;
@@ -1400,7 +1400,7 @@ async fn s35_garbage_and_forged_erc6492_wrappers() {
             erc6492_factories: vec![factory],
             ..Policy::default()
         },
-        UnixTime::now,
+        x402_core::system_clock(),
     );
     let victim = PrivateKeySigner::random();
     let attacker = PrivateKeySigner::random();

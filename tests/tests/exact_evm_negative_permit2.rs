@@ -13,7 +13,7 @@ use alloy::sol_types::SolCall;
 use scheme_exact_evm::Policy;
 use serde_json::{Value, json};
 use x402_core::wire::{PaymentPayload, PaymentRequirementsV2, VerifyRequest};
-use x402_core::{Facilitator as _, Reason, UnixTime};
+use x402_core::{Facilitator as _, Reason};
 use x402_evm::abi::permit2_exact::{PermitWitnessTransferFrom, TokenPermissions, Witness};
 use x402_evm::assets::TransferMethod;
 use x402_evm::signers::TxConfig;
@@ -388,7 +388,7 @@ async fn s21_s40_replay_and_nonce_reuse() {
     assert_eq!(v.invalid_reason, Some(Reason::Permit2InvalidNonce), "{v:?}");
     assert_duplicate(&h.settle_json(&reuse).await, &first.transaction, "reuse");
     // Without the ledger entry the chain's bitmap answers.
-    let fresh = h.fresh_facilitator(Policy::default(), UnixTime::now);
+    let fresh = h.fresh_facilitator(Policy::default(), x402_core::system_clock());
     for (what, r) in [("replay", &request), ("reuse", &reuse)] {
         let s = fresh.settle(r).await.unwrap();
         assert_settle_refused(&s, Reason::Permit2InvalidNonce, what);

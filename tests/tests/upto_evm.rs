@@ -39,7 +39,7 @@ fn upto_facilitator(
         },
     )
     .unwrap()
-    .with_clock(clock);
+    .with_clock(Arc::new(clock));
     let mut registry = Registry::new();
     registry
         .register(h.network.as_str(), &[X402Version::V2], f.into_scheme())

@@ -3,6 +3,7 @@
 pub mod amount;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod clock;
 pub mod facilitator;
 pub mod header;
 pub mod json;
@@ -18,6 +19,7 @@ mod view;
 pub mod wire;
 
 pub use amount::{Amount, DecimalError, PriceError, UnixTime, price_to_atomic};
+pub use clock::{Clock, SharedClock, ShiftedClock, SystemClock, system_clock};
 pub use facilitator::{DispatchError, Facilitator, FacilitatorError, LocalFacilitator, Unread};
 pub use network::{Network, NetworkError, NetworkPattern};
 pub use reason::Reason;

@@ -238,23 +238,14 @@ pub trait Scheme: Send + Sync + Debug {
 
     /// Facilitator: the `extra` of this scheme's `/supported` kind on `network`
     /// (`feePayer`, `facilitatorAddress`), if any.
-    fn supported_extra(&self, network: &Network) -> Option<Raw> {
-        let _ = network;
-        None
-    }
+    fn supported_extra(&self, network: &Network) -> Option<Raw>;
 
     /// Facilitator: probes the chain (the RPC answers, the signers are funded). `Ok(None)` for a
     /// scheme instance with nothing to probe; `Err` when the chain cannot be reached.
-    async fn status(&self, network: &Network) -> Result<Option<SchemeStatus>, SchemeError> {
-        let _ = network;
-        Ok(None)
-    }
+    async fn status(&self, network: &Network) -> Result<Option<SchemeStatus>, SchemeError>;
 
     /// Facilitator: the addresses that sign settlements on `network`.
-    fn signers(&self, network: &Network) -> Vec<String> {
-        let _ = network;
-        Vec::new()
-    }
+    fn signers(&self, network: &Network) -> Vec<String>;
 }
 
 /// Reads a scheme payload, answering a malformed one with `invalid_payload` and the parser's

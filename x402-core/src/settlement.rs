@@ -20,6 +20,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::clock::SharedClock;
 use crate::{Reason, UnixTime};
 
 /// The identity of a payment: what may be settled at most once.
@@ -141,7 +142,7 @@ impl Entry {
 pub struct MemoryStore {
     entries: Mutex<HashMap<PaymentId, Entry>>,
     grace_seconds: u64,
-    clock: fn() -> UnixTime,
+    clock: SharedClock,
 }
 
 impl Default for MemoryStore {
@@ -153,11 +154,11 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// A store that keeps entries an hour past their payment's expiry.
     pub fn new() -> Self {
-        Self::with_clock(3600, UnixTime::now)
+        Self::with_clock(3600, crate::clock::system_clock())
     }
 
     /// A store with an explicit grace period and clock (for tests).
-    pub fn with_clock(grace_seconds: u64, clock: fn() -> UnixTime) -> Self {
+    pub fn with_clock(grace_seconds: u64, clock: SharedClock) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
             grace_seconds,
@@ -182,7 +183,7 @@ impl MemoryStore {
     }
 
     fn prune(&self, map: &mut HashMap<PaymentId, Entry>) {
-        let now = (self.clock)().0;
+        let now = self.clock.now().0;
         let grace = self.grace_seconds;
         map.retain(|_, e| e.expires().0.saturating_add(grace) >= now);
     }
@@ -218,7 +219,7 @@ impl SettlementStore for MemoryStore {
         let expires = map
             .get(id)
             .map(Entry::expires)
-            .unwrap_or_else(|| (self.clock)());
+            .unwrap_or_else(|| self.clock.now());
         map.insert(id.clone(), Entry::Done { outcome, expires });
         Ok(())
     }
@@ -329,7 +330,7 @@ mod tests {
         fn clock() -> UnixTime {
             UnixTime(10_000)
         }
-        let store = MemoryStore::with_clock(100, clock);
+        let store = MemoryStore::with_clock(100, Arc::new(clock as fn() -> UnixTime));
         // 1024 stale entries (expired long ago) and one live one.
         for n in 0..1023 {
             store.claim(&id(n), UnixTime(1)).await.unwrap();

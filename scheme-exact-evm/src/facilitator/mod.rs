@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde_json::value::RawValue;
 use x402_core::{
     FacilitatorRole, Network, PaymentContext, PaymentId, Reason, Rejection, SchemeError,
-    SchemeStatus, Settlement, SettlementStore, UnixTime, Verdict,
+    SchemeStatus, Settlement, SettlementStore, Verdict,
 };
 use x402_evm::facilitator::{Checked, EvmFacilitatorCore, EvmScheme, Phase};
 use x402_evm::signers::SignerPool;
@@ -82,7 +82,7 @@ impl Facilitator {
     }
 
     /// Replaces the clock (tests pin time to a vector's window).
-    pub fn with_clock(mut self, clock: fn() -> UnixTime) -> Self {
+    pub fn with_clock(mut self, clock: x402_core::SharedClock) -> Self {
         self.core.set_clock(clock);
         self
     }

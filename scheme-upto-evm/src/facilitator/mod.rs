@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use x402_core::wire::Raw;
 use x402_core::{
     FacilitatorRole, Network, PaymentContext, PaymentId, Reason, Rejection, SchemeError,
-    SchemeStatus, Settlement, UnixTime, Verdict,
+    SchemeStatus, Settlement, Verdict,
 };
 use x402_evm::facilitator::{Checked, EvmFacilitatorCore, EvmScheme, Phase};
 use x402_evm::permit2::permit2_id;
@@ -70,7 +70,7 @@ impl Facilitator {
     }
 
     /// Replaces the clock.
-    pub fn with_clock(mut self, clock: fn() -> UnixTime) -> Self {
+    pub fn with_clock(mut self, clock: x402_core::SharedClock) -> Self {
         self.core.set_clock(clock);
         self
     }

@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::Provider;
@@ -21,8 +20,8 @@ use x402_core::wire::{
 };
 use x402_core::{
     Amount, Claim, DispatchError, Facilitator as _, LocalFacilitator, MemoryStore, Network,
-    Outcome, PaymentId, Price, PriceRequest, Reason, Registry, SettlementStore, UnixTime,
-    X402Version,
+    Outcome, PaymentId, Price, PriceRequest, Reason, Registry, SettlementStore, SharedClock,
+    ShiftedClock, UnixTime, X402Version, system_clock,
 };
 use x402_core::{BuyerRole as _, FacilitatorRole as _, SellerRole as _};
 use x402_evm::abi::eip3009::TransferWithAuthorization;
@@ -276,7 +275,7 @@ impl ExactHarness {
         &self,
         store: Arc<dyn SettlementStore>,
         mut policy: Policy,
-        clock: fn() -> UnixTime,
+        clock: SharedClock,
     ) -> LocalFacilitator {
         if policy.assets.is_none() {
             policy.assets = Some(vec![self.bed.usdc()]);
@@ -359,7 +358,7 @@ impl ExactHarness {
 
     /// Another dispatcher like [`ExactHarness::facilitator_with`], with a settlement store of its
     /// own.
-    pub fn fresh_facilitator(&self, policy: Policy, clock: fn() -> UnixTime) -> LocalFacilitator {
+    pub fn fresh_facilitator(&self, policy: Policy, clock: SharedClock) -> LocalFacilitator {
         self.facilitator_with(Arc::new(MemoryStore::new()), policy, clock)
     }
 
@@ -371,7 +370,7 @@ impl ExactHarness {
                 assets: Some(vec![self.bed.usdc(), asset]),
                 ..Policy::default()
             },
-            UnixTime::now,
+            system_clock(),
         )
     }
 
@@ -444,8 +443,8 @@ impl ExactHarness {
         assert_eq!(self.pool.stats().sent, 0);
     }
 
-    /// `request` (valid from 30 s ago for 60 s) verifies on a dispatcher that reads
-    /// [`shifted_clock`]; settling it with the clock moved by each `(shift, reason)` is refused
+    /// `request` (valid from 30 s ago for 60 s) verifies on a dispatcher with a clock of its own
+    /// ([`ShiftedClock`]); settling it with the clock moved by each `(shift, reason)` is refused
     /// with `reason` and touches nothing; back at the real clock the same payment settles: the
     /// refusals burnt nothing.
     pub async fn assert_settle_rechecks_the_window(
@@ -454,20 +453,21 @@ impl ExactHarness {
         watch: &[Address],
         shifts: &[(i64, Reason)],
     ) {
-        let f = self.fresh_facilitator(Policy::default(), shifted_clock);
+        let clock = Arc::new(ShiftedClock::default());
+        let f = self.fresh_facilitator(Policy::default(), clock.clone());
         let v = f.verify(request).await.expect("verify answers");
         assert!(v.is_valid, "{v:?}");
         let before = self.snapshot(watch).await;
         // Time moves between verify and settle (the chain itself would still accept the
         // payment: only the facilitator's re-check stands in the way).
         for (shift, reason) in shifts {
-            shift_clock(*shift);
+            clock.set_shift(*shift);
             let s = f.settle(request).await.expect("settle answers");
             let what = format!("shift {shift}");
             assert_settle_refused(&s, reason.clone(), &what);
             self.assert_untouched(&before, &what).await;
         }
-        shift_clock(0);
+        clock.set_shift(0);
         let s = f.settle(request).await.expect("settle answers");
         assert!(s.success, "{s:?}");
         assert_eq!(
@@ -495,7 +495,7 @@ impl ExactHarness {
                 assert!(receipt.status(), "{what} reverted");
             })
         })));
-        let f = self.facilitator_with(store.clone(), Policy::default(), UnixTime::now);
+        let f = self.facilitator_with(store.clone(), Policy::default(), system_clock());
         let before = self.snapshot(watch).await;
         let s = f.settle(request).await.expect("settle answers");
         assert!(
@@ -694,20 +694,6 @@ pub fn assert_duplicate(s: &SettleResponse, transaction: &str, what: &str) {
 /// The current Unix time in seconds.
 pub fn now() -> u64 {
     UnixTime::now().0
-}
-
-/// Seconds [`shifted_clock`] adds to the real clock (process-wide: one test per binary uses it).
-static CLOCK_SHIFT: AtomicI64 = AtomicI64::new(0);
-
-/// Moves [`shifted_clock`] `secs` seconds away from the real clock (0: back to it).
-pub fn shift_clock(secs: i64) {
-    CLOCK_SHIFT.store(secs, Ordering::SeqCst);
-}
-
-/// The real clock moved by [`shift_clock`], for a dispatcher (see
-/// [`ExactHarness::assert_settle_rechecks_the_window`]).
-pub fn shifted_clock() -> UnixTime {
-    UnixTime(now().saturating_add_signed(CLOCK_SHIFT.load(Ordering::SeqCst)))
 }
 
 /// The scheme payload a request carries.

@@ -16,7 +16,8 @@ use async_trait::async_trait;
 use serde_json::value::RawValue;
 use x402_core::{
     KeyedLocks, Network, PaymentContext, PaymentId, Reason, Rejection, RequirementsView,
-    SchemeConfig, SchemeError, SchemeStatus, Settlement, SettlementStore, UnixTime, Verdict,
+    SchemeConfig, SchemeError, SchemeStatus, Settlement, SettlementStore, SharedClock, UnixTime,
+    Verdict,
 };
 
 use crate::chain::{self, CallResult, CodeCache};
@@ -62,7 +63,7 @@ pub struct EvmFacilitatorCore {
     pub signers: SignerPool,
     /// The settlement engine.
     pub settler: Settler,
-    clock: fn() -> UnixTime,
+    clock: SharedClock,
     payer_locks: KeyedLocks,
     /// Assets seen with code (a call to an address without code "succeeds" and proves nothing).
     assets_with_code: CodeCache,
@@ -90,7 +91,7 @@ impl EvmFacilitatorCore {
             chain_id,
             provider,
             signers,
-            clock: UnixTime::now,
+            clock: x402_core::system_clock(),
             payer_locks: KeyedLocks::default(),
             assets_with_code: CodeCache::default(),
         })
@@ -109,13 +110,13 @@ impl EvmFacilitatorCore {
     }
 
     /// Replaces the clock (tests pin time to a vector's window).
-    pub fn set_clock(&mut self, clock: fn() -> UnixTime) {
+    pub fn set_clock(&mut self, clock: SharedClock) {
         self.clock = clock;
     }
 
     /// The time now, by the clock.
     pub fn now(&self) -> UnixTime {
-        (self.clock)()
+        self.clock.now()
     }
 
     /// The signer addresses.
