@@ -150,8 +150,9 @@ pub struct SchemeDescriptor {
 
 inventory::collect!(SchemeDescriptor);
 
-/// Registers the calling crate's scheme at link time, and defines its `SCHEME` (the wire name)
-/// and `ID` (`<scheme>-<namespace>`, the catalogue key) constants.
+/// Registers the calling crate's scheme at link time, and defines its `SCHEME` (the wire name),
+/// `ID` (`<scheme>-<namespace>`, the catalogue key), `ANY_NETWORK` (`<namespace>:*`) and `VERSIONS`
+/// constants.
 ///
 /// ```ignore
 /// x402_core::register_scheme! {
@@ -173,13 +174,18 @@ macro_rules! register_scheme {
         pub const SCHEME: &str = $scheme;
         /// The catalogue id of this scheme: `<scheme>-<namespace>`.
         pub const ID: &str = concat!($scheme, "-", $namespace);
+        /// The network pattern of every network of its namespace (`<namespace>:*`), for
+        /// `Registry::register`.
+        pub const ANY_NETWORK: &str = concat!($namespace, ":*");
+        /// The protocol versions this scheme serves.
+        pub const VERSIONS: &[$crate::X402Version] = &[$($crate::X402Version::$version),+];
         $crate::inventory::submit! {
             $crate::SchemeDescriptor {
                 id: ID,
                 crate_name: env!("CARGO_PKG_NAME"),
                 scheme: SCHEME,
                 namespace: $namespace,
-                versions: &[$($crate::X402Version::$version),+],
+                versions: VERSIONS,
                 build: $build,
             }
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use alloy::signers::local::PrivateKeySigner;
 use scheme_exact_svm::BuyerOptions;
 use solana_keypair::Keypair;
-use x402_core::{BuyerRole as _, Registry, X402Version};
+use x402_core::{BuyerRole as _, Registry};
 
 /// The secret text from the file (`key_file`, else `$<var>_FILE`) or from `$<var>`; `None` when
 /// neither is set.
@@ -68,15 +68,15 @@ pub(super) fn buyer_schemes(
         let signer = Arc::new(signer);
         schemes
             .register(
-                "eip155:*",
-                &[X402Version::V1, X402Version::V2],
+                scheme_exact_evm::ANY_NETWORK,
+                scheme_exact_evm::VERSIONS,
                 scheme_exact_evm::Buyer::new(signer.clone()).into_scheme(),
             )
             .map_err(|e| e.to_string())?;
         schemes
             .register(
-                "eip155:*",
-                &[X402Version::V2],
+                scheme_upto_evm::ANY_NETWORK,
+                scheme_upto_evm::VERSIONS,
                 scheme_upto_evm::Buyer::new(signer).into_scheme(),
             )
             .map_err(|e| e.to_string())?;
@@ -87,8 +87,8 @@ pub(super) fn buyer_schemes(
             .map_err(|e| format!("--solana-rpc: {e}"))?;
         schemes
             .register(
-                "solana:*",
-                &[X402Version::V1, X402Version::V2],
+                scheme_exact_svm::ANY_NETWORK,
+                scheme_exact_svm::VERSIONS,
                 scheme_exact_svm::Buyer::new(keypair, rpc, BuyerOptions::default()).into_scheme(),
             )
             .map_err(|e| e.to_string())?;
