@@ -56,6 +56,22 @@ cargo test -p facilitator-bin --no-default-features
 for feature in $scheme_features; do
   cargo test -p facilitator-bin --no-default-features --features "$feature"
 done
+step "role features: the buyer CLI links no facilitator code; the facilitator no buyer or seller"
+# `cargo tree -e features -i PKG` lists the features of PKG that a build enables.
+enabled() { cargo tree -q -e features,normal -i "$2" --prefix none "${@:3}" -p "$1" | grep -oE "^$2 feature \"[a-z]+\"" | sort -u || true; }
+for pkg in x402-evm scheme-exact-evm scheme-upto-evm scheme-exact-svm; do
+  if enabled x402-buyer "$pkg" --features cli | grep -q '"facilitator"'; then
+    echo "x402 CLI (x402-buyer --features cli) enables $pkg's facilitator role" >&2; exit 1
+  fi
+done
+for pkg in scheme-exact-evm scheme-upto-evm scheme-exact-svm; do
+  roles=$(enabled facilitator-bin "$pkg" --no-default-features --features evm,svm)
+  [ "$roles" = "$pkg feature \"facilitator\"" ] \
+    || { echo "facilitator-bin enables these roles of $pkg: ${roles:-none} (expected facilitator only)" >&2; exit 1; }
+done
+cargo check -q -p scheme-exact-evm -p scheme-upto-evm -p scheme-exact-svm --no-default-features --features seller
+cargo check -q -p scheme-exact-evm -p scheme-upto-evm -p scheme-exact-svm --no-default-features --features buyer
+
 step "facilitator-bin with OpenTelemetry export"
 cargo test -p facilitator-bin --features otel --test otel
 

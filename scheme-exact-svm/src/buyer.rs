@@ -4,7 +4,6 @@
 //! the buyer's signature (the fee-payer slot left zero).
 
 use async_trait::async_trait;
-use solana_commitment_config::CommitmentConfig;
 use solana_instruction::Instruction;
 use solana_keypair::Keypair;
 use solana_message::{Hash, VersionedMessage, v0};
@@ -21,9 +20,9 @@ use crate::instructions::{
 };
 use crate::payload::ExactSvmPayload;
 use crate::rpc::{Rpc, rpc_get};
-use crate::seller::pubkey;
-use crate::token::{MintInfo, read_mint};
-use crate::{Extra, SCHEME};
+use crate::token::fetch_mint;
+
+use crate::{Extra, SCHEME, pubkey};
 
 /// What a buyer puts in the compute-budget instructions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,17 +123,6 @@ pub fn sign_message(
         signatures,
         message,
     })
-}
-
-/// Reads the mint at `address` (its program and decimals).
-pub async fn fetch_mint(rpc: &Rpc, address: &Pubkey) -> Result<MintInfo, SchemeError> {
-    let account = rpc_get!(rpc, "getAccountInfo", |c| {
-        c.get_account_with_commitment(address, CommitmentConfig::confirmed())
-    })?
-    .value
-    .ok_or_else(|| SchemeError::Unusable(format!("mint {address} does not exist")))?;
-    read_mint(&account.owner, &account.data)
-        .map_err(|e| SchemeError::Unusable(format!("mint {address}: {e}")))
 }
 
 /// The buyer role of `exact` on Solana: pays from its key's associated token accounts, reading

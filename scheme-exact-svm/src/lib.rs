@@ -1,23 +1,50 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "buyer")]
 pub mod buyer;
+#[cfg(feature = "facilitator")]
 pub mod facilitator;
 pub mod instructions;
+#[cfg(feature = "facilitator")]
 mod options;
 pub mod payload;
 pub mod rpc;
+#[cfg(feature = "seller")]
 mod seller;
 pub mod token;
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
-use x402_core::{FacilitatorRole, Reason, Rejection, RequirementsView, SchemeConfig};
+use x402_core::{Reason, Rejection, RequirementsView};
 
+#[cfg(feature = "buyer")]
 pub use buyer::{Buyer, BuyerOptions};
+#[cfg(feature = "facilitator")]
 pub use facilitator::{Facilitator, Policy};
-pub use options::{ExactSvmOptions, build_facilitator, check_genesis, parse_keypair};
+#[cfg(feature = "facilitator")]
+pub use options::{ExactSvmOptions, build_facilitator, check_genesis};
+#[cfg(feature = "seller")]
 pub use seller::{DEFAULT_MAX_TIMEOUT_SECONDS, Seller};
+
+/// Reads a keypair (a buyer's or a fee payer's): base58 of its 64 bytes, or a JSON array of 64 numbers (a Solana CLI
+/// keypair file). The error never repeats the text.
+pub fn parse_keypair(text: &str) -> Result<solana_keypair::Keypair, String> {
+    let text = text.trim();
+    if text.starts_with('[') {
+        let bytes: Vec<u8> = serde_json::from_str(text)
+            .map_err(|_| "not a JSON array of 64 byte values".to_owned())?;
+        return solana_keypair::Keypair::try_from(bytes.as_slice())
+            .map_err(|_| "not a valid 64-byte keypair".to_owned());
+    }
+    solana_keypair::Keypair::try_from_base58_string(text)
+        .map_err(|_| "neither base58 of a 64-byte keypair nor a JSON byte array".to_owned())
+}
+
+/// Parses a base58 public key named `what`.
+#[cfg(any(feature = "seller", feature = "buyer"))]
+pub(crate) fn pubkey(what: &str, text: &str) -> Result<solana_pubkey::Pubkey, String> {
+    text.parse::<solana_pubkey::Pubkey>()
+        .map_err(|_| format!("{what} {text:?} is not a base58 public key"))
+}
 
 /// `requirements.extra` of `exact` on Solana.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,9 +92,11 @@ impl Extra {
 }
 
 /// The catalogue's builder: the facilitator role for one network.
-fn build(config: SchemeConfig) -> x402_core::registry::BuildFuture {
+#[cfg(feature = "facilitator")]
+fn build(config: x402_core::SchemeConfig) -> x402_core::registry::BuildFuture {
     Box::pin(async move {
-        let facilitator: Arc<dyn FacilitatorRole> = Arc::new(build_facilitator(config).await?);
+        let facilitator: std::sync::Arc<dyn x402_core::FacilitatorRole> =
+            std::sync::Arc::new(build_facilitator(config).await?);
         Ok(facilitator)
     })
 }
@@ -77,4 +106,5 @@ x402_core::register_scheme! {
     namespace: "solana",
     versions: [V1, V2],
     build: build,
+    when: feature = "facilitator",
 }

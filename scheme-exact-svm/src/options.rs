@@ -9,6 +9,7 @@ use solana_pubkey::Pubkey;
 use x402_core::{Network, SchemeConfig, SchemeError};
 
 use crate::facilitator::{Facilitator, Policy};
+use crate::parse_keypair;
 use crate::rpc::{Rpc, describe};
 
 /// Options of `exact` on one Solana network (the merged network and scheme tables of the config
@@ -88,20 +89,6 @@ fn millis(d: Duration) -> u64 {
 
 fn config_error(m: impl Into<String>) -> SchemeError {
     SchemeError::Config(m.into())
-}
-
-/// Reads a fee-payer keypair: base58 of its 64 bytes, or a JSON array of 64 numbers (a Solana CLI
-/// keypair file). The error never repeats the text.
-pub fn parse_keypair(text: &str) -> Result<Keypair, String> {
-    let text = text.trim();
-    if text.starts_with('[') {
-        let bytes: Vec<u8> = serde_json::from_str(text)
-            .map_err(|_| "not a JSON array of 64 byte values".to_owned())?;
-        return Keypair::try_from(bytes.as_slice())
-            .map_err(|_| "not a valid 64-byte keypair".to_owned());
-    }
-    Keypair::try_from_base58_string(text)
-        .map_err(|_| "neither base58 of a 64-byte keypair nor a JSON byte array".to_owned())
 }
 
 impl ExactSvmOptions {

@@ -96,6 +96,9 @@ pub fn encode_transaction(tx: &VersionedTransaction) -> Result<String, bincode::
     Ok(x402_core::header::encode_base64(&bincode::serialize(tx)?))
 }
 
+/// The partially signed transaction of x402-spec §6.3 (for tests and documentation).
+pub const VECTOR_TRANSACTION: &str = "AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACXTu7PXkXS0Z/TT9AxkWGp156GiahYOYrEBH8fMkWYJ+Z39IWzUiwNaYxQepJGjDGmvq2x/42CNfwYL6x8OAIPgAIBBAiBOXcOqH0XX1ajVGbDTH7My42KkbTuN6Jd9g9bj8mzlIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29cVfrYUDwcTMIz1rajclqlUU/uq3ieryKWb3Ki2UMxyVvtxjbgQB4pwJnqJwOAZZHm5AvuwQkVBwJdu/5tY3Yf4gMGRm/lIRcy/+ytunLDm+e8jOW7xfcSayxDmzpAAAAABUpTWpkpIQZNJOhxYNo4fHw1td28kruB5B+oQEEFRI0G3fbh12Whk9nL4UbO63msHLSF7V9bN5E6jPWFfv8AqTtELLORIVfxOpM9ATQoLQMrX/7NAaLb8bd5BgjfAC6nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEEBAAFAiBOAAAEAAkDAQAAAAAAAAAGBAMHAgEKDOgDAAAAAAAABgUAIDAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVmAA==";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +135,7 @@ mod tests {
 
     #[test]
     fn every_truncation_and_byte_flip_of_a_real_transaction_is_handled() {
-        let bytes = x402_core::header::decode_base64(crate::facilitator::VECTOR_TRANSACTION, 4096)
+        let bytes = x402_core::header::decode_base64(super::VECTOR_TRANSACTION, 4096)
             .expect("vector base64");
         assert!(decode_bytes(&bytes).is_ok());
         for len in 0..bytes.len() {

@@ -11,7 +11,7 @@ use x402_core::{Price, PriceRequest, SchemeError, SellerRole, price_to_atomic};
 
 use crate::instructions::{MAX_MEMO_BYTES, USDC_DECIMALS, USDC_DEVNET, USDC_MAINNET, default_usdc};
 use crate::rpc::Rpc;
-use crate::{Extra, SCHEME};
+use crate::{Extra, SCHEME, pubkey};
 
 /// The default `maxTimeoutSeconds` (the spec's example; Solana payments are bounded by their
 /// blockhash, not by this value).
@@ -37,12 +37,6 @@ impl Default for Seller {
 
 fn unusable(message: impl Into<String>) -> SchemeError {
     SchemeError::Unusable(message.into())
-}
-
-/// Parses a base58 public key named `what`.
-pub(crate) fn pubkey(what: &str, text: &str) -> Result<Pubkey, String> {
-    text.parse::<Pubkey>()
-        .map_err(|_| format!("{what} {text:?} is not a base58 public key"))
 }
 
 #[async_trait]
@@ -154,7 +148,7 @@ impl Seller {
                 "the decimals of mint {mint} are unknown (configure them or an RPC)"
             )));
         };
-        let info = crate::buyer::fetch_mint(rpc, mint).await?;
+        let info = crate::token::fetch_mint(rpc, mint).await?;
         Ok(info.decimals)
     }
 }

@@ -11,7 +11,11 @@ use spl_token_2022_interface::extension::{
 };
 use spl_token_2022_interface::state::{Account, AccountState, Mint};
 
+use solana_commitment_config::CommitmentConfig;
+use x402_core::SchemeError;
+
 use crate::instructions::{TOKEN_PROGRAM, is_token_program};
+use crate::rpc::{Rpc, rpc_get};
 
 /// A mint as read from its account.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +162,17 @@ pub fn check_account_extensions(account: &TokenAccountInfo) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Reads the mint at `address` (its program and decimals).
+pub async fn fetch_mint(rpc: &Rpc, address: &Pubkey) -> Result<MintInfo, SchemeError> {
+    let account = rpc_get!(rpc, "getAccountInfo", |c| {
+        c.get_account_with_commitment(address, CommitmentConfig::confirmed())
+    })?
+    .value
+    .ok_or_else(|| SchemeError::Unusable(format!("mint {address} does not exist")))?;
+    read_mint(&account.owner, &account.data)
+        .map_err(|e| SchemeError::Unusable(format!("mint {address}: {e}")))
 }
 
 #[cfg(test)]

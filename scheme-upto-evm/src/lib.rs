@@ -1,19 +1,24 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "buyer")]
 mod buyer;
+#[cfg(feature = "facilitator")]
 pub mod facilitator;
+#[cfg(feature = "facilitator")]
 mod options;
 pub mod payload;
+#[cfg(feature = "seller")]
 mod seller;
 
-use std::sync::Arc;
-
 use serde::Deserialize;
-use x402_core::{FacilitatorRole, SchemeConfig};
 
+#[cfg(feature = "buyer")]
 pub use buyer::Buyer;
+#[cfg(feature = "facilitator")]
 pub use facilitator::{Facilitator, Policy};
+#[cfg(feature = "facilitator")]
 pub use options::UptoEvmOptions;
+#[cfg(feature = "seller")]
 pub use seller::{DEFAULT_MAX_TIMEOUT_SECONDS, Seller, charge};
 
 /// `requirements.extra` of `upto` on EVM (also the `/supported` kind's `extra`).
@@ -30,10 +35,11 @@ pub struct Extra {
     pub facilitator_address: Option<String>,
 }
 
-fn build(config: SchemeConfig) -> x402_core::registry::BuildFuture {
+#[cfg(feature = "facilitator")]
+fn build(config: x402_core::SchemeConfig) -> x402_core::registry::BuildFuture {
     Box::pin(async move {
-        let facilitator: Arc<dyn FacilitatorRole> =
-            Arc::new(options::build_facilitator(config).await?);
+        let facilitator: std::sync::Arc<dyn x402_core::FacilitatorRole> =
+            std::sync::Arc::new(options::build_facilitator(config).await?);
         Ok(facilitator)
     })
 }
@@ -43,4 +49,5 @@ x402_core::register_scheme! {
     namespace: "eip155",
     versions: [V2],
     build: build,
+    when: feature = "facilitator",
 }

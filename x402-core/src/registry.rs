@@ -160,8 +160,13 @@ inventory::collect!(SchemeDescriptor);
 ///     namespace: "eip155",
 ///     versions: [V1, V2],
 ///     build: build_facilitator,   // fn(SchemeConfig) -> BuildFuture
+///     when: feature = "facilitator", // optional: register only in builds with this cfg
 /// }
 /// ```
+///
+/// With `when`, the constants are always defined and the registration (and the builder it
+/// names) only where the cfg holds: a crate whose facilitator role is a Cargo feature compiles
+/// its seller and buyer without the settlement code.
 #[macro_export]
 macro_rules! register_scheme {
     (
@@ -169,6 +174,21 @@ macro_rules! register_scheme {
         namespace: $namespace:literal,
         versions: [$($version:ident),+ $(,)?],
         build: $build:expr $(,)?
+    ) => {
+        $crate::register_scheme! {
+            scheme: $scheme,
+            namespace: $namespace,
+            versions: [$($version),+],
+            build: $build,
+            when: all(),
+        }
+    };
+    (
+        scheme: $scheme:literal,
+        namespace: $namespace:literal,
+        versions: [$($version:ident),+ $(,)?],
+        build: $build:expr,
+        when: $when:meta $(,)?
     ) => {
         /// The scheme name on the wire.
         pub const SCHEME: &str = $scheme;
@@ -179,6 +199,7 @@ macro_rules! register_scheme {
         pub const ANY_NETWORK: &str = concat!($namespace, ":*");
         /// The protocol versions this scheme serves.
         pub const VERSIONS: &[$crate::X402Version] = &[$($crate::X402Version::$version),+];
+        #[cfg($when)]
         $crate::inventory::submit! {
             $crate::SchemeDescriptor {
                 id: ID,

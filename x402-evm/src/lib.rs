@@ -3,24 +3,40 @@
 //! check sequence, the ABI and EIP-712 types, canonical addresses, the default asset table,
 //! signature routing, providers, the signer pool with its nonce manager, and bounded receipt
 //! waits.
+//!
+//! Without the `facilitator` feature only what sellers and buyers need is compiled (ABI and
+//! EIP-712 types, addresses, the asset table, strict parsing, the Permit2 wire payload): no
+//! provider, signer pool, nonce manager or settlement engine.
 
 pub mod abi;
 pub mod addresses;
 pub mod assets;
+#[cfg(feature = "facilitator")]
 pub mod chain;
 pub mod eip712;
+#[cfg(feature = "facilitator")]
 pub mod error;
+#[cfg(feature = "facilitator")]
 pub mod facilitator;
+#[cfg(feature = "facilitator")]
 pub mod options;
 pub mod parse;
 pub mod payload;
+#[cfg(feature = "facilitator")]
 pub mod permit2;
+#[cfg(feature = "facilitator")]
 pub mod provider;
+#[cfg(feature = "facilitator")]
 pub mod receipt;
+#[cfg(feature = "facilitator")]
 pub mod settle;
+#[cfg(feature = "facilitator")]
 pub mod shared;
+#[cfg(feature = "facilitator")]
 pub mod signature;
+#[cfg(feature = "facilitator")]
 pub mod signers;
+#[cfg(feature = "facilitator")]
 pub mod startup;
 
 pub use alloy;

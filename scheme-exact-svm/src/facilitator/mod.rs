@@ -35,8 +35,7 @@ pub use inspect::{Inspection, inspect};
 use crate::instructions::MAX_COMPUTE_UNIT_PRICE;
 use crate::rpc::{Rpc, rpc_get};
 
-/// The partially signed transaction of x402-spec §6.3 (for tests and documentation).
-pub const VECTOR_TRANSACTION: &str = "AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACXTu7PXkXS0Z/TT9AxkWGp156GiahYOYrEBH8fMkWYJ+Z39IWzUiwNaYxQepJGjDGmvq2x/42CNfwYL6x8OAIPgAIBBAiBOXcOqH0XX1ajVGbDTH7My42KkbTuN6Jd9g9bj8mzlIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29cVfrYUDwcTMIz1rajclqlUU/uq3ieryKWb3Ki2UMxyVvtxjbgQB4pwJnqJwOAZZHm5AvuwQkVBwJdu/5tY3Yf4gMGRm/lIRcy/+ytunLDm+e8jOW7xfcSayxDmzpAAAAABUpTWpkpIQZNJOhxYNo4fHw1td28kruB5B+oQEEFRI0G3fbh12Whk9nL4UbO63msHLSF7V9bN5E6jPWFfv8AqTtELLORIVfxOpM9ATQoLQMrX/7NAaLb8bd5BgjfAC6nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEEBAAFAiBOAAAEAAkDAQAAAAAAAAAGBAMHAgEKDOgDAAAAAAAABgUAIDAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVmAA==";
+pub use crate::payload::VECTOR_TRANSACTION;
 
 /// Operator policy for one network: what the fee payer may be charged, and how long settle waits.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The x402-spec §6.3 vector through the offline checks: it decodes and passes them, the fee
 //! payer's signature over it is the one the spec gives, and its negative variants fail with
 //! their reasons. No RPC is needed.
+#![cfg(feature = "buyer")] // the tests sign with the buyer role
 
 use std::sync::Arc;
 
