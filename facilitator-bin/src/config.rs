@@ -141,7 +141,7 @@ impl Limits {
 }
 
 fn default_timeout() -> u64 {
-    u64::try_from(SettleTimeouts::DEFAULT_ANSWER_WITHIN.as_millis()).unwrap_or(u64::MAX)
+    SettleTimeouts::DEFAULT_ANSWER_WITHIN_MS
 }
 fn default_grace() -> u64 {
     90_000

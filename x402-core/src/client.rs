@@ -17,9 +17,8 @@ use crate::wire::{
 
 /// The default per-call timeout: the client timeout derived from the default settle bounds, so
 /// a facilitator with default settings always answers first (see [`crate::timing`]).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(
-    SettleTimeouts::DEFAULT_ANSWER_WITHIN.as_secs() + 2 * SettleTimeouts::MARGIN.as_secs(),
-);
+pub const DEFAULT_TIMEOUT: Duration =
+    SettleTimeouts::new(SettleTimeouts::DEFAULT_ANSWER_WITHIN).client_timeout();
 /// The largest response body read from a facilitator.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 

@@ -28,7 +28,10 @@ impl SettleTimeouts {
     /// The default bound on a settle's answer: about a Solana blockhash's lifetime at nominal
     /// slot times, by which almost every transaction is decided; one that is not is answered as
     /// pending, with its transaction.
-    pub const DEFAULT_ANSWER_WITHIN: Duration = Duration::from_secs(60);
+    pub const DEFAULT_ANSWER_WITHIN: Duration =
+        Duration::from_millis(Self::DEFAULT_ANSWER_WITHIN_MS);
+    /// [`Self::DEFAULT_ANSWER_WITHIN`] in milliseconds, as configuration files write it.
+    pub const DEFAULT_ANSWER_WITHIN_MS: u64 = 60_000;
     /// What each outer bound adds to the one inside it: time to write, send and read an answer
     /// on a loaded machine.
     pub const MARGIN: Duration = Duration::from_secs(5);
@@ -45,13 +48,13 @@ impl SettleTimeouts {
     }
 
     /// The facilitator's HTTP request deadline: [`Self::answer_within`] plus [`Self::MARGIN`].
-    pub fn request_deadline(&self) -> Duration {
+    pub const fn request_deadline(&self) -> Duration {
         self.answer_within.saturating_add(Self::MARGIN)
     }
 
     /// The seller's facilitator-client timeout: [`Self::request_deadline`] plus
     /// [`Self::MARGIN`].
-    pub fn client_timeout(&self) -> Duration {
+    pub const fn client_timeout(&self) -> Duration {
         self.request_deadline().saturating_add(Self::MARGIN)
     }
 

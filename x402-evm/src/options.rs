@@ -61,7 +61,7 @@ fn default_rpc_timeout_ms() -> u64 {
     10_000
 }
 fn default_receipt_timeout_ms() -> u64 {
-    u64::try_from(x402_core::SettleTimeouts::DEFAULT_ANSWER_WITHIN.as_millis()).unwrap_or(u64::MAX)
+    x402_core::SettleTimeouts::DEFAULT_ANSWER_WITHIN_MS
 }
 fn default_confirmations() -> u64 {
     1
