@@ -298,11 +298,11 @@ async fn settle(State(state): State<AppState>, body: Bytes) -> Response {
 
 fn settle_outcome(r: &SettleResponse) -> &'static str {
     use x402_core::Reason;
-    match (&r.success, &r.error_reason) {
-        (true, _) => "success",
-        (false, Some(Reason::SettlementPending)) => "pending",
-        (false, Some(Reason::DuplicateSettlement)) => "duplicate",
-        (false, _) => "failed",
+    match &r.error_reason {
+        _ if r.success => "success",
+        Some(reason) if *reason == Reason::SETTLEMENT_PENDING => "pending",
+        Some(reason) if *reason == Reason::DUPLICATE_SETTLEMENT => "duplicate",
+        _ => "failed",
     }
 }
 

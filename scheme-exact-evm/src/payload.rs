@@ -130,7 +130,7 @@ pub fn payer_hint(raw: &serde_json::value::RawValue) -> Option<String> {
 }
 
 fn invalid(e: impl std::fmt::Display) -> Rejection {
-    Rejection::with_message(Reason::InvalidPayload, e.to_string())
+    Rejection::with_message(Reason::INVALID_PAYLOAD, e.to_string())
 }
 
 /// Parses a payload strictly. Routing follows the payload's shape: `permit2Authorization`
@@ -140,7 +140,7 @@ pub fn parse(raw: &serde_json::value::RawValue) -> Result<ExactEvmPayload, Rejec
     let signature = parse::signature("signature", &wire.signature).map_err(invalid)?;
     match (wire.authorization, wire.permit2_authorization) {
         (Some(_), Some(_)) => Err(Rejection::with_message(
-            Reason::InvalidPayload,
+            Reason::INVALID_PAYLOAD,
             "payload carries both authorization and permit2Authorization",
         )),
         (Some(a), None) => Ok(ExactEvmPayload::Eip3009(Eip3009Payload {
@@ -174,7 +174,7 @@ pub fn parse(raw: &serde_json::value::RawValue) -> Result<ExactEvmPayload, Rejec
             }))
         }
         (None, None) => Err(Rejection::with_message(
-            Reason::InvalidPayload,
+            Reason::INVALID_PAYLOAD,
             "payload has neither authorization nor permit2Authorization",
         )),
     }
@@ -248,7 +248,7 @@ mod tests {
         ];
         for case in cases {
             let err = parse(&raw(&case)).unwrap_err();
-            assert_eq!(err.reason, Reason::InvalidPayload, "{case}");
+            assert_eq!(err.reason, Reason::INVALID_PAYLOAD, "{case}");
             assert!(err.message.is_some());
         }
     }

@@ -8,6 +8,7 @@ pub mod instructions;
 #[cfg(feature = "facilitator")]
 mod options;
 pub mod payload;
+pub mod reason;
 pub mod rpc;
 #[cfg(feature = "seller")]
 mod seller;
@@ -63,7 +64,7 @@ impl Extra {
     /// as missing; a `memo` that is neither a string nor `null` is invalid requirements.
     pub fn read(requirements: &RequirementsView<'_>) -> Result<Self, Rejection> {
         let value: Option<serde_json::Value> = requirements.extra_as().map_err(|e| {
-            Rejection::with_message(Reason::InvalidPaymentRequirements, format!("extra: {e}"))
+            Rejection::with_message(Reason::INVALID_PAYMENT_REQUIREMENTS, format!("extra: {e}"))
         })?;
         let Some(serde_json::Value::Object(map)) = value else {
             return Ok(Self::default());
@@ -77,7 +78,7 @@ impl Extra {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             Some(_) => {
                 return Err(Rejection::with_message(
-                    Reason::InvalidPaymentRequirements,
+                    Reason::INVALID_PAYMENT_REQUIREMENTS,
                     "extra.memo must be a string",
                 ));
             }

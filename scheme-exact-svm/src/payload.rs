@@ -9,8 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 use solana_transaction::versioned::VersionedTransaction;
+use x402_core::Rejection;
 use x402_core::wire::Raw;
-use x402_core::{Reason, Rejection};
 
 use crate::instructions::MAX_TRANSACTION_BYTES;
 
@@ -49,7 +49,7 @@ pub struct DecodedTransaction {
 
 fn undecodable(message: impl Into<String>) -> Rejection {
     Rejection::with_message(
-        Reason::InvalidExactSvmPayloadTransactionCouldNotBeDecoded,
+        crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_COULD_NOT_BE_DECODED,
         message,
     )
 }
@@ -122,7 +122,7 @@ mod tests {
             let r = decode_bytes(&bytes).expect_err("refused");
             assert_eq!(
                 r.reason,
-                Reason::InvalidExactSvmPayloadTransactionCouldNotBeDecoded,
+                crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_COULD_NOT_BE_DECODED,
                 "{bytes:?}"
             );
         }

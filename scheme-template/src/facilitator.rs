@@ -9,9 +9,9 @@
 //! | 2 | the buyer's and the seller's scheme are `exact` | `unsupported_scheme` |
 //! | 3 | the buyer's and the seller's network are this facilitator's | `network_mismatch` |
 //! | 4 | the asset is [`ASSET`] | `unsupported_asset` |
-//! | 5 | `payTo` is an account, and `to == payTo` | `invalid_payment_requirements`, `invalid_payload` |
-//! | 6 | `amount == requirements.amount`, exactly | `invalid_payload` |
-//! | 7 | `from` signed the transfer for this network | `verification_failed` |
+//! | 5 | `payTo` is an account, and `to == payTo` | `invalid_payment_requirements`, `invalid_exact_toy_payload_recipient_mismatch` |
+//! | 6 | `amount == requirements.amount`, exactly | `invalid_exact_toy_payload_amount_mismatch` |
+//! | 7 | `from` signed the transfer for this network | `invalid_exact_toy_payload_signature` |
 //! | 8 | `from` holds `amount` | `insufficient_funds` |
 //! | 9 | the nonce is unused | `authorization_already_used` |
 //!
@@ -31,7 +31,7 @@ use x402_core::{
     SchemeConfig, SchemeError, Settlement, SettlementStore, UnixTime, Verdict,
 };
 
-use crate::{ASSET, Account, Ledger, NAMESPACE, SCHEME, ToyPayload, Transfer};
+use crate::{ASSET, Account, Ledger, NAMESPACE, SCHEME, ToyPayload, Transfer, reason};
 
 /// The facilitator role of `exact` on one toy network.
 #[derive(Debug)]
@@ -75,7 +75,7 @@ fn duplicate(payer: Option<String>, outcome: Option<&Outcome>) -> Settlement {
         transaction: outcome.and_then(Outcome::transaction).map(str::to_owned),
         ..Settlement::refused(
             payer,
-            Rejection::with_message(Reason::DuplicateSettlement, message),
+            Rejection::with_message(Reason::DUPLICATE_SETTLEMENT, message),
         )
     }
 }
@@ -131,35 +131,38 @@ impl Facilitator {
             || hex::decode_to_slice(&payload.signature, &mut signature).is_err()
         {
             let m = "signature: not 128 lower-case hex digits".to_owned();
-            return Err(refuse(Reason::InvalidPayload, m));
+            return Err(refuse(Reason::INVALID_PAYLOAD, m));
         }
         // 2–4. Scheme, network, asset: the requirements are the authority, and the network is
         // this facilitator's own.
         let req = &ctx.requirements;
         if ctx.payload.scheme != SCHEME || req.scheme != SCHEME {
             let m = format!("this facilitator serves {SCHEME}");
-            return Err(refuse(Reason::UnsupportedScheme, m));
+            return Err(refuse(Reason::UNSUPPORTED_SCHEME, m));
         }
         if !ctx.network_matches() || req.network != self.network {
             let m = format!("this facilitator serves {}", self.network);
-            return Err(refuse(Reason::NetworkMismatch, m));
+            return Err(refuse(Reason::NETWORK_MISMATCH, m));
         }
         if req.asset != ASSET {
             let m = format!("a toy ledger holds {ASSET}, not {}", req.asset);
-            return Err(refuse(Reason::UnsupportedAsset, m));
+            return Err(refuse(Reason::UNSUPPORTED_ASSET, m));
         }
         // 5–6. Recipient and amount, exactly.
         let pay_to: Account = req
             .pay_to
             .parse()
-            .map_err(|e| refuse(Reason::InvalidPaymentRequirements, format!("payTo: {e}")))?;
+            .map_err(|e| refuse(Reason::INVALID_PAYMENT_REQUIREMENTS, format!("payTo: {e}")))?;
         if t.to != pay_to {
             let m = format!("transfer.to {} is not payTo {pay_to}", t.to);
-            return Err(refuse(Reason::InvalidPayload, m));
+            return Err(refuse(
+                reason::INVALID_EXACT_TOY_PAYLOAD_RECIPIENT_MISMATCH,
+                m,
+            ));
         }
         if t.amount != req.amount {
             let m = format!("transfer.amount {} is not amount {}", t.amount, req.amount);
-            return Err(refuse(Reason::InvalidPayload, m));
+            return Err(refuse(reason::INVALID_EXACT_TOY_PAYLOAD_AMOUNT_MISMATCH, m));
         }
         // 7. Signature, over the bytes for this facilitator's network.
         let signed = VerifyingKey::from_bytes(&t.from.0).and_then(|key| {
@@ -170,7 +173,7 @@ impl Facilitator {
         });
         if signed.is_err() {
             let m = "the signature is not transfer.from's over this transfer".to_owned();
-            return Err(refuse(Reason::VerificationFailed, m));
+            return Err(refuse(reason::INVALID_EXACT_TOY_PAYLOAD_SIGNATURE, m));
         }
         Ok(Checked {
             id: t.payment_id(&self.network),

@@ -94,7 +94,7 @@ impl Ledger {
         };
         let Some(to_after) = to_before.get().checked_add(t.amount.get()) else {
             return Err(Rejection::with_message(
-                Reason::TransactionFailed,
+                Reason::TRANSACTION_FAILED,
                 "the recipient's balance would overflow",
             ));
         };
@@ -110,11 +110,14 @@ fn check(state: &State, t: &Transfer) -> Result<Amount, Rejection> {
     let balance = state.balances.get(&t.from).copied().unwrap_or(Amount::ZERO);
     let Some(after) = balance.get().checked_sub(t.amount.get()) else {
         let m = format!("{} holds {balance}", t.from);
-        return Err(Rejection::with_message(Reason::InsufficientFunds, m));
+        return Err(Rejection::with_message(Reason::INSUFFICIENT_FUNDS, m));
     };
     if state.used.contains(&(t.from, t.nonce)) {
         let m = "this nonce was already used";
-        return Err(Rejection::with_message(Reason::AuthorizationAlreadyUsed, m));
+        return Err(Rejection::with_message(
+            Reason::AUTHORIZATION_ALREADY_USED,
+            m,
+        ));
     }
     Ok(Amount::from(after))
 }

@@ -19,6 +19,7 @@
 mod buyer;
 mod facilitator;
 mod ledger;
+pub mod reason;
 mod seller;
 #[cfg(test)]
 mod tests;

@@ -146,7 +146,7 @@ async fn a_payment_verifies_and_settles_once() {
 
     // A second settle is a duplicate, names the first transaction, and moves nothing.
     let again = f.settle(&payment).await;
-    assert_eq!(reason(&again.result), Some(Reason::DuplicateSettlement));
+    assert_eq!(reason(&again.result), Some(Reason::DUPLICATE_SETTLEMENT));
     assert_eq!(again.payer, payer);
     assert_eq!(again.transaction, Some(tx));
     assert_eq!(f.balances(), (Amount::from(750), Amount::from(250)));
@@ -154,7 +154,7 @@ async fn a_payment_verifies_and_settles_once() {
     let verdict = f.verify(&payment).await;
     assert_eq!(
         reason(&verdict.result),
-        Some(Reason::AuthorizationAlreadyUsed)
+        Some(Reason::AUTHORIZATION_ALREADY_USED)
     );
 }
 
@@ -173,7 +173,7 @@ async fn concurrent_settles_of_one_payment_succeed_once() {
         let s = t.await.unwrap();
         match reason(&s.result) {
             None => successes += 1,
-            Some(r) => assert_eq!(r, Reason::DuplicateSettlement, "{s:?}"),
+            Some(r) => assert_eq!(r, Reason::DUPLICATE_SETTLEMENT, "{s:?}"),
         }
     }
     assert_eq!(successes, 1);
@@ -195,25 +195,25 @@ async fn refusals_have_their_reason_and_move_nothing() {
         (
             "wrong amount",
             f.pay_with(req.clone(), f.transfer(f.pay_to, 249)),
-            Reason::InvalidPayload,
+            crate::reason::INVALID_EXACT_TOY_PAYLOAD_AMOUNT_MISMATCH,
             "amount",
         ),
         (
             "wrong payTo",
             f.pay_with(req.clone(), f.transfer(stranger, 250)),
-            Reason::InvalidPayload,
+            crate::reason::INVALID_EXACT_TOY_PAYLOAD_RECIPIENT_MISMATCH,
             "payTo",
         ),
         (
             "bad signature",
             bad_signature,
-            Reason::VerificationFailed,
+            crate::reason::INVALID_EXACT_TOY_PAYLOAD_SIGNATURE,
             "signature",
         ),
         (
             "insufficient balance",
             f.pay(f.requirements("10.01").await).await,
-            Reason::InsufficientFunds,
+            Reason::INSUFFICIENT_FUNDS,
             "holds 1000",
         ),
     ];
@@ -243,7 +243,7 @@ async fn shape_scheme_and_network_are_checked_first() {
     // Not a transfer at all: no payer to name.
     let garbage = request(req.clone(), x402_core::wire::to_raw(&"hello").unwrap());
     let verdict = f.verify(&garbage).await;
-    assert_eq!(reason(&verdict.result), Some(Reason::InvalidPayload));
+    assert_eq!(reason(&verdict.result), Some(Reason::INVALID_PAYLOAD));
     assert_eq!(verdict.payer, None);
     // A malformed field elsewhere still names the payer.
     let mut json =
@@ -255,7 +255,7 @@ async fn shape_scheme_and_network_are_checked_first() {
             x402_core::wire::to_raw(&json).unwrap(),
         ))
         .await;
-    assert_eq!(reason(&verdict.result), Some(Reason::InvalidPayload));
+    assert_eq!(reason(&verdict.result), Some(Reason::INVALID_PAYLOAD));
     assert_eq!(verdict.payer, Some(f.buyer.account().to_string()));
     // Requirements for another toy network: this facilitator's network is from its
     // configuration, never the payload.
@@ -264,7 +264,7 @@ async fn shape_scheme_and_network_are_checked_first() {
         ..req.clone()
     };
     let verdict = f.verify(&f.pay(other).await).await;
-    assert_eq!(reason(&verdict.result), Some(Reason::NetworkMismatch));
+    assert_eq!(reason(&verdict.result), Some(Reason::NETWORK_MISMATCH));
     let upto = PaymentRequirementsV2 {
         scheme: "upto".into(),
         ..req
@@ -272,7 +272,7 @@ async fn shape_scheme_and_network_are_checked_first() {
     let payload = f.pay(f.requirements("1").await).await;
     let payload = payload.payment_payload.payload().to_owned();
     let verdict = f.verify(&request(upto, payload)).await;
-    assert_eq!(reason(&verdict.result), Some(Reason::UnsupportedScheme));
+    assert_eq!(reason(&verdict.result), Some(Reason::UNSUPPORTED_SCHEME));
 }
 
 #[tokio::test]

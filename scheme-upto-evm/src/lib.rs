@@ -7,6 +7,7 @@ pub mod facilitator;
 #[cfg(feature = "facilitator")]
 mod options;
 pub mod payload;
+pub mod reason;
 #[cfg(feature = "seller")]
 mod seller;
 

@@ -66,7 +66,7 @@ impl UptoPayload {
 /// is `unsupported_payload_type` (the reference's reason for a malformed upto payload).
 pub fn parse(raw: &serde_json::value::RawValue) -> Result<UptoPayload, Rejection> {
     let bad = |e: &dyn std::fmt::Display| {
-        Rejection::with_message(Reason::UnsupportedPayloadType, e.to_string())
+        Rejection::with_message(Reason::UNSUPPORTED_PAYLOAD_TYPE, e.to_string())
     };
     let w: WirePayload = serde_json::from_str(raw.get()).map_err(|e| bad(&e))?;
     let a = &w.permit2_authorization;
@@ -141,7 +141,7 @@ mod tests {
         ];
         for case in cases {
             let err = parse(&raw(&case)).unwrap_err();
-            assert_eq!(err.reason, Reason::UnsupportedPayloadType, "{case}");
+            assert_eq!(err.reason, Reason::UNSUPPORTED_PAYLOAD_TYPE, "{case}");
         }
     }
 }

@@ -11,6 +11,8 @@
 pub mod anvil;
 pub mod e2e;
 pub mod evm;
+#[cfg(test)]
+mod golden;
 pub mod process;
 pub mod solana;
 pub mod tools;

@@ -88,13 +88,13 @@ async fn v2_permit2_pays_exactly() {
     let v = h.verify_json(&request).await;
     assert_eq!(
         v.invalid_reason,
-        Some(Reason::Permit2AllowanceRequired),
+        Some(x402_evm::reason::PERMIT2_ALLOWANCE_REQUIRED),
         "{v:?}"
     );
     let s = h.settle_json(&request).await;
     assert_eq!(
         s.error_reason,
-        Some(Reason::Permit2AllowanceRequired),
+        Some(x402_evm::reason::PERMIT2_ALLOWANCE_REQUIRED),
         "{s:?}"
     );
     assert_eq!(h.signer_nonces().await, nonces, "nothing broadcast");
@@ -132,7 +132,7 @@ async fn fifty_concurrent_settles_of_one_payload_settle_once() {
         if s.success {
             successes += 1;
         } else {
-            assert_eq!(s.error_reason, Some(Reason::DuplicateSettlement), "{s:?}");
+            assert_eq!(s.error_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{s:?}");
             duplicates += 1;
         }
     }
@@ -199,7 +199,7 @@ async fn deployed_erc1271_wallet_pays() {
     let v = h.verify_json(&forged).await;
     assert_eq!(
         v.invalid_reason,
-        Some(Reason::InvalidExactEvmSignature),
+        Some(scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE),
         "{v:?}"
     );
 }
@@ -229,7 +229,7 @@ async fn undeployed_erc6492_wallet_pays_only_through_an_allowed_factory() {
     let s = h.settle_json(&request).await;
     assert_eq!(
         s.error_reason,
-        Some(Reason::InvalidExactEvmPayloadUndeployedSmartWallet),
+        Some(scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_UNDEPLOYED_SMART_WALLET),
         "{s:?}"
     );
     assert_eq!(h.signer_nonces().await, nonces);
@@ -304,7 +304,7 @@ async fn vector_a_checks_out_with_the_clock_pinned() {
     let now = check(facilitator(UnixTime::now)).await;
     assert_eq!(
         now.result.unwrap_err().reason,
-        Reason::InvalidExactEvmPayloadAuthorizationValidBefore
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE
     );
     // Inside the window every off-chain check passes (domain, digest, signer, recipient, time,
     // amount); the simulation then finds no EIP-3009 token at Base Sepolia's address on anvil.
@@ -326,7 +326,7 @@ async fn vector_a_checks_out_with_the_clock_pinned() {
     );
     assert_eq!(
         inside.result.unwrap_err().reason,
-        Reason::InvalidExactEvmEip3009NotSupported
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_EIP3009_NOT_SUPPORTED
     );
 }
 
@@ -361,7 +361,11 @@ async fn the_answer_deadline_bounds_the_receipt_wait_and_sending() {
         .settle_json(&body, x402_core::json::JsonLimits::DEFAULT)
         .await
         .unwrap();
-    assert_eq!(s.error_reason, Some(Reason::UnexpectedSettleError), "{s:?}");
+    assert_eq!(
+        s.error_reason,
+        Some(Reason::UNEXPECTED_SETTLE_ERROR),
+        "{s:?}"
+    );
     assert!(s.transaction.is_empty(), "{s:?}");
     assert_eq!(h.pool.stats().sent, 0, "nothing was broadcast");
     assert_eq!(h.usdc(buyer.address()).await, b0);
@@ -377,7 +381,7 @@ async fn the_answer_deadline_bounds_the_receipt_wait_and_sending() {
         .settle_json(&body, x402_core::json::JsonLimits::DEFAULT)
         .await
         .unwrap();
-    assert_eq!(s.error_reason, Some(Reason::SettlementPending), "{s:?}");
+    assert_eq!(s.error_reason, Some(Reason::SETTLEMENT_PENDING), "{s:?}");
     assert_eq!(s.transaction.len(), 66, "{s:?}");
     assert_eq!(h.pool.stats().sent, 1);
     set_automine(&h, true).await;
@@ -391,7 +395,7 @@ async fn the_answer_deadline_bounds_the_receipt_wait_and_sending() {
     let again = h.settle_json(&request).await;
     assert_eq!(
         again.error_reason,
-        Some(Reason::DuplicateSettlement),
+        Some(Reason::DUPLICATE_SETTLEMENT),
         "{again:?}"
     );
     assert_eq!(again.transaction, s.transaction);

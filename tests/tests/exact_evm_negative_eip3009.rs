@@ -182,17 +182,17 @@ async fn s4_non_canonical_amounts_are_refused_cleanly() {
             (
                 &v2,
                 "/paymentRequirements/amount",
-                Reason::InvalidPaymentRequirements,
+                Reason::INVALID_PAYMENT_REQUIREMENTS,
             ),
             (
                 &v1,
                 "/paymentRequirements/maxAmountRequired",
-                Reason::InvalidPaymentRequirements,
+                Reason::INVALID_PAYMENT_REQUIREMENTS,
             ),
             (
                 &v2,
                 "/paymentPayload/accepted/amount",
-                Reason::InvalidPayload,
+                Reason::INVALID_PAYLOAD,
             ),
         ] {
             let body = body_with(request, pointer, &value);
@@ -334,7 +334,7 @@ async fn s8_recipient_other_than_pay_to() {
             &h,
             &req,
             &signed(&h, &req, &buyer, &message),
-            Reason::InvalidExactEvmRecipientMismatch,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_RECIPIENT_MISMATCH,
             &[buyer.address(), to],
             what,
         )
@@ -354,7 +354,7 @@ async fn s9_amount_must_equal_the_price_exactly() {
             &h,
             &req,
             &signed(&h, &req, &buyer, &message),
-            Reason::InvalidExactEvmAuthorizationValue,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_AUTHORIZATION_VALUE,
             &[buyer.address()],
             &format!("value {value}"),
         )
@@ -389,7 +389,7 @@ async fn s10_unlisted_asset_and_foreign_token_domain() {
         let request = signed_for_asset(&h, &buyer, unlisted).await;
         h.assert_refused(
             &request,
-            Reason::UnsupportedAsset,
+            Reason::UNSUPPORTED_ASSET,
             &[buyer.address()],
             &format!("unlisted asset {unlisted}"),
         )
@@ -401,7 +401,7 @@ async fn s10_unlisted_asset_and_foreign_token_domain() {
     let request = request_v2(&req, eip3009_signed(&buyer, &message, &foreign));
     h.assert_refused(
         &request,
-        Reason::InvalidExactEvmSignature,
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         &[buyer.address()],
         "signed over another token",
     )
@@ -421,7 +421,7 @@ async fn s11_network_mismatch_and_unserved_networks() {
     p.accepted.network = "eip155:8453".into();
     h.assert_refused(
         &mismatch,
-        Reason::InvalidExactEvmNetworkMismatch,
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_NETWORK_MISMATCH,
         &[buyer.address()],
         "accepted on Base mainnet",
     )
@@ -447,7 +447,7 @@ async fn s11_network_mismatch_and_unserved_networks() {
                 assert!(!v.is_valid, "{network:?}: {v:?}");
                 assert_eq!(
                     v.invalid_reason,
-                    Some(Reason::InvalidNetwork),
+                    Some(Reason::INVALID_NETWORK),
                     "{network:?}"
                 );
             }
@@ -455,7 +455,7 @@ async fn s11_network_mismatch_and_unserved_networks() {
             Err(e) => panic!("{network:?}: {e}"),
         }
         let s = h.settle_body(&body).await.expect("settle answers");
-        assert_settle_refused(&s, Reason::InvalidNetwork, network);
+        assert_settle_refused(&s, Reason::INVALID_NETWORK, network);
         h.assert_untouched(&before, network).await;
     }
     // v1: the payload names an unknown or a different network.
@@ -469,7 +469,7 @@ async fn s11_network_mismatch_and_unserved_networks() {
         p.network = network.into();
         h.assert_refused(
             &request,
-            Reason::InvalidExactEvmNetworkMismatch,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_NETWORK_MISMATCH,
             &[buyer.address()],
             &format!("v1 payload on {network}"),
         )
@@ -492,7 +492,7 @@ async fn s12_signature_for_another_chain_or_contract() {
         let request = request_v2(&req, eip3009_signed(&buyer, &message, &domain));
         h.assert_refused(
             &request,
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
             &[buyer.address()],
             what,
         )
@@ -512,11 +512,11 @@ async fn s15_spoofed_or_missing_eip712_domain() {
     for (extra, reason) in [
         (
             json!({"name": "USDC", "version": USDC_VERSION}),
-            Reason::InvalidExactEvmTokenNameMismatch,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_TOKEN_NAME_MISMATCH,
         ),
         (
             json!({"name": USDC_NAME, "version": "1"}),
-            Reason::InvalidExactEvmTokenVersionMismatch,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_TOKEN_VERSION_MISMATCH,
         ),
     ] {
         let spoofed = with_extra(Some(extra.clone()));
@@ -530,7 +530,7 @@ async fn s15_spoofed_or_missing_eip712_domain() {
     let spoofed = with_extra(Some(json!({"name": "USDC", "version": USDC_VERSION})));
     h.assert_refused(
         &request_v2(&spoofed, payload_of(&real)),
-        Reason::InvalidExactEvmSignature,
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         &[buyer.address()],
         "real signature, spoofed extra",
     )
@@ -546,7 +546,7 @@ async fn s15_spoofed_or_missing_eip712_domain() {
         let missing = with_extra(extra.clone());
         h.assert_refused(
             &request_v2(&missing, payload_of(&real)),
-            Reason::InvalidExactEvmMissingEip712Domain,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_MISSING_EIP712_DOMAIN,
             &[buyer.address()],
             &format!("extra {extra:?}"),
         )
@@ -558,7 +558,7 @@ async fn s15_spoofed_or_missing_eip712_domain() {
             &with_extra(Some(json!({"name": 5, "version": USDC_VERSION}))),
             payload_of(&real),
         ),
-        Reason::InvalidPaymentRequirements,
+        Reason::INVALID_PAYMENT_REQUIREMENTS,
         &[buyer.address()],
         "extra.name is a number",
     )
@@ -577,37 +577,37 @@ async fn s17_s18_outside_the_validity_window() {
             "expired",
             t - 600,
             t - 1,
-            Reason::InvalidExactEvmPayloadAuthorizationValidBefore,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE,
         ),
         (
             "expires now",
             t - 600,
             t,
-            Reason::InvalidExactEvmPayloadAuthorizationValidBefore,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE,
         ),
         (
             "inside the 6 s margin",
             t - 600,
             t + 5,
-            Reason::InvalidExactEvmPayloadAuthorizationValidBefore,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE,
         ),
         (
             "zero",
             0,
             0,
-            Reason::InvalidExactEvmPayloadAuthorizationValidBefore,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE,
         ),
         (
             "valid in 30 s",
             t + 30,
             t + 120,
-            Reason::InvalidExactEvmPayloadAuthorizationValidAfter,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_AFTER,
         ),
         (
             "valid in a year",
             t + 365 * 86_400,
             t + 366 * 86_400,
-            Reason::InvalidExactEvmPayloadAuthorizationValidAfter,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_AFTER,
         ),
     ] {
         let message = TransferWithAuthorization {
@@ -640,12 +640,18 @@ async fn s17_s18_settle_checks_the_window_again() {
         &signed(&h, &req, &buyer, &message),
         &[buyer.address()],
         &[
-            (55, Reason::InvalidExactEvmPayloadAuthorizationValidBefore),
+            (
+                55,
+                scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE,
+            ),
             (
                 3_600,
-                Reason::InvalidExactEvmPayloadAuthorizationValidBefore,
+                scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE,
             ),
-            (-60, Reason::InvalidExactEvmPayloadAuthorizationValidAfter),
+            (
+                -60,
+                scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_AFTER,
+            ),
         ],
     )
     .await;
@@ -675,7 +681,7 @@ async fn s21_replay_after_settlement() {
     let v = h.verify_json(&request).await;
     assert_eq!(
         v.invalid_reason,
-        Some(Reason::InvalidExactEvmNonceAlreadyUsed),
+        Some(scheme_exact_evm::reason::INVALID_EXACT_EVM_NONCE_ALREADY_USED),
         "{v:?}"
     );
     // Settle answers from the ledger: the recorded transaction, never a second success — in
@@ -689,7 +695,11 @@ async fn s21_replay_after_settlement() {
     // A facilitator without the ledger entry reads the chain instead.
     let fresh = h.fresh_facilitator(Policy::default(), x402_core::system_clock());
     let s = fresh.settle(&request).await.unwrap();
-    assert_settle_refused(&s, Reason::InvalidExactEvmNonceAlreadyUsed, "fresh ledger");
+    assert_settle_refused(
+        &s,
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_NONCE_ALREADY_USED,
+        "fresh ledger",
+    );
     h.assert_untouched(&paid, "replays").await;
 }
 
@@ -811,7 +821,7 @@ async fn s27_n_payments_with_balance_for_one() {
     h.assert_only_one_affordable(
         buyer.address(),
         requests,
-        &[Reason::InvalidExactEvmInsufficientBalance],
+        &[scheme_exact_evm::reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE],
     )
     .await;
 }
@@ -903,7 +913,7 @@ async fn s28_buyer_empties_its_balance_between_verify_and_settle() {
         .await;
     h.assert_refused(
         &request,
-        Reason::InvalidExactEvmInsufficientBalance,
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE,
         &[buyer.address(), elsewhere],
         "funds moved away",
     )
@@ -919,7 +929,7 @@ async fn s28_s30_cancelled_authorization() {
     cancel(&h, &buyer, message.nonce, submitter).await;
     h.assert_refused(
         &signed(&h, &req, &buyer, &message),
-        Reason::InvalidExactEvmNonceAlreadyUsed,
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_NONCE_ALREADY_USED,
         &[buyer.address()],
         "cancelled before verify",
     )
@@ -931,7 +941,7 @@ async fn s28_s30_cancelled_authorization() {
     cancel(&h, &buyer, message.nonce, submitter).await;
     h.assert_refused(
         &request,
-        Reason::InvalidExactEvmNonceAlreadyUsed,
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_NONCE_ALREADY_USED,
         &[buyer.address()],
         "cancelled between verify and settle",
     )
@@ -971,76 +981,76 @@ async fn s29_invalid_signatures() {
         (
             "another key",
             sign_eip712(&stranger, &message, &h.usdc_domain()),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ),
         (
             "over another validBefore",
             sign_eip712(&buyer, &other_field, &h.usdc_domain()),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ),
         (
             "ReceiveWithAuthorization typehash",
             sign_eip712(&buyer, &receive, &h.usdc_domain()),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ),
         (
             "flipped bit in r",
             with(&|s| s[3] ^= 0x01),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ),
         (
             "flipped bit in s",
             with(&|s| s[40] ^= 0x80),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ),
         (
             "first 64 bytes",
             with(&|s| s.truncate(64)),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ),
         (
             "all zero",
             Bytes::from(vec![0u8; 65]),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ),
         (
             "r = 0",
             with(&|s| s[..32].fill(0)),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ),
         (
             "s = 0",
             with(&|s| s[32..64].fill(0)),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ),
         (
             "s = n",
             with(&|s| s[32..64].copy_from_slice(&n)),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ),
         (
             "s = 2^256 - 1",
             with(&|s| s[32..64].fill(0xff)),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ),
         (
             "one byte",
             Bytes::from(vec![0u8]),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ),
         // A longer blob from an address without code is a smart-wallet signature for a wallet
         // that does not exist.
         (
             "66 bytes",
             with(&|s| s.push(0)),
-            Reason::InvalidExactEvmPayloadUndeployedSmartWallet,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_UNDEPLOYED_SMART_WALLET,
         ),
     ];
     for v in [2u8, 26, 29, 35, 36, 37, 38, 255] {
         cases.push((
             Box::leak(format!("v = {v}").into_boxed_str()),
             with(&|s| s[64] = v),
-            Reason::InvalidExactEvmSignature,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         ));
     }
     for (what, sig, reason) in cases {
@@ -1065,7 +1075,7 @@ async fn s29_high_s_signature_is_refused_before_broadcast() {
     let good = sign_eip712(&buyer, &message, &h.usdc_domain());
     h.assert_refused(
         &request_v2(&req, eip3009_with_signature(&message, high_s_twin(&good))),
-        Reason::InvalidExactEvmTransactionSimulationFailed,
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_TRANSACTION_SIMULATION_FAILED,
         &[buyer.address()],
         "high-s",
     )
@@ -1084,7 +1094,7 @@ async fn s30_nonce_used_on_chain_by_someone_else() {
     assert_eq!(h.usdc(h.bed.seller().address).await, s0 + U256::from(UNITS));
     h.assert_refused(
         &request,
-        Reason::InvalidExactEvmNonceAlreadyUsed,
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_NONCE_ALREADY_USED,
         &[buyer.address()],
         "used by a third party",
     )
@@ -1122,7 +1132,7 @@ async fn s31_cancelled_between_verify_and_broadcast() {
         .settle_racing(cancel, "cancel", &request, &[buyer.address()])
         .await;
     // A cancellation paid nobody: no transaction to name.
-    assert_settle_refused(&s, Reason::AuthorizationAlreadyUsed, "cancelled");
+    assert_settle_refused(&s, Reason::AUTHORIZATION_ALREADY_USED, "cancelled");
     h.assert_untouched(&before, "cancelled").await;
 }
 
@@ -1181,7 +1191,7 @@ async fn s31_mempool_copies_before_and_after_our_broadcast() {
     let s = h.facilitator.settle(&request).await.unwrap();
     assert_settle_refused(
         &s,
-        Reason::InvalidExactEvmNonceAlreadyUsed,
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_NONCE_ALREADY_USED,
         "a copy is pending",
     );
     assert_eq!(h.pool.stats().sent, 0);
@@ -1221,7 +1231,7 @@ async fn s31_mempool_copies_before_and_after_our_broadcast() {
     assert!(!s.success, "{s:?}");
     assert_eq!(
         s.error_reason,
-        Some(Reason::AuthorizationAlreadyUsed),
+        Some(Reason::AUTHORIZATION_ALREADY_USED),
         "{s:?}"
     );
     assert_ne!(s.transaction, format!("{copy_hash:#x}"));
@@ -1260,14 +1270,14 @@ async fn s32_asset_without_code_is_refused() {
     let v = f.verify(&request).await.unwrap();
     assert_eq!(
         v.invalid_reason,
-        Some(Reason::InvalidExactEvmEip3009NotSupported),
+        Some(scheme_exact_evm::reason::INVALID_EXACT_EVM_EIP3009_NOT_SUPPORTED),
         "{v:?}"
     );
     for attempt in 0..2 {
         let s = f.settle(&request).await.unwrap();
         assert_settle_refused(
             &s,
-            Reason::InvalidExactEvmEip3009NotSupported,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_EIP3009_NOT_SUPPORTED,
             &format!("#{attempt}"),
         );
     }
@@ -1292,7 +1302,11 @@ async fn s32_token_that_succeeds_without_transferring() {
     let before = h.snapshot(&[buyer.address()]).await;
     let s = f.settle(&request).await.unwrap();
     assert!(!s.success, "{s:?}");
-    assert_eq!(s.error_reason, Some(Reason::TransferNotObserved), "{s:?}");
+    assert_eq!(
+        s.error_reason,
+        Some(x402_evm::reason::TRANSFER_NOT_OBSERVED),
+        "{s:?}"
+    );
     assert_eq!(s.transaction.len(), 66, "the transaction sent is named");
     let after = h.snapshot(&[buyer.address()]).await;
     assert_eq!(after.usdc, before.usdc, "no USDC moved");
@@ -1314,7 +1328,7 @@ async fn s34_smart_wallet_turns_invalid_after_verify() {
     h.bed.send(flip, "flip").await;
     h.assert_refused(
         &request,
-        Reason::InvalidExactEvmSignature,
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
         &[wallet],
         "wallet flipped before settle",
     )
@@ -1332,7 +1346,7 @@ async fn s34_smart_wallet_flips_after_simulation_costs_one_capped_revert() {
     assert!(!s.success, "{s:?}");
     assert_eq!(
         s.error_reason,
-        Some(Reason::InvalidExactEvmTransactionFailed),
+        Some(x402_evm::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED),
         "{s:?}"
     );
     let receipt = h
@@ -1374,7 +1388,7 @@ async fn s35_garbage_and_forged_erc6492_wrappers() {
     ] {
         h.assert_refused(
             &request_v2(&req, eip3009_with_signature(&message, sig.into())),
-            Reason::InvalidPayload,
+            Reason::INVALID_PAYLOAD,
             &[buyer.address()],
             what,
         )
@@ -1386,7 +1400,7 @@ async fn s35_garbage_and_forged_erc6492_wrappers() {
     let junk = [&[9u8; 40][..], magic.as_slice()].concat();
     h.assert_refused(
         &request_v2(&req, eip3009_with_signature(&wallet_message, junk.into())),
-        Reason::InvalidPayload,
+        Reason::INVALID_PAYLOAD,
         &[wallet],
         "deployed wallet, junk wrapper",
     )
@@ -1431,14 +1445,14 @@ async fn s35_garbage_and_forged_erc6492_wrappers() {
         let v = f.verify(&request).await.unwrap();
         assert_eq!(
             v.invalid_reason,
-            Some(Reason::InvalidExactEvmTransactionSimulationFailed),
+            Some(scheme_exact_evm::reason::INVALID_EXACT_EVM_TRANSACTION_SIMULATION_FAILED),
             "{what}: {v:?}"
         );
         let s = f.settle(&request).await.unwrap();
         assert!(!s.success);
         assert_eq!(
             s.error_reason,
-            Some(Reason::InvalidExactEvmTransactionSimulationFailed),
+            Some(scheme_exact_evm::reason::INVALID_EXACT_EVM_TRANSACTION_SIMULATION_FAILED),
             "{what}: {s:?}"
         );
         h.assert_untouched(&before, what).await;
@@ -1464,7 +1478,7 @@ async fn s36_fee_and_gas_caps_refuse_before_broadcast() {
                 max_fee_per_gas_cap: 1,
                 ..harness_tx_config()
             },
-            Reason::GasPriceTooHigh,
+            x402_evm::reason::GAS_PRICE_TOO_HIGH,
         ),
         (
             "gas limit above the pool's cap",
@@ -1473,7 +1487,7 @@ async fn s36_fee_and_gas_caps_refuse_before_broadcast() {
                 ..Policy::default()
             },
             harness_tx_config(),
-            Reason::GasLimitExceeded,
+            x402_evm::reason::GAS_LIMIT_EXCEEDED,
         ),
     ] {
         let h = ExactHarness::start_with_tx(1, policy, tx).await;

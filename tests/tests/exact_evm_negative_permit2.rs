@@ -165,7 +165,7 @@ async fn s8_witness_recipient_other_than_pay_to() {
         };
         h.assert_refused(
             &signed(&h, &req, &buyer, &message),
-            Reason::InvalidPermit2RecipientMismatch,
+            x402_evm::reason::INVALID_PERMIT2_RECIPIENT_MISMATCH,
             &[buyer.address(), to],
             what,
         )
@@ -186,7 +186,7 @@ async fn s9_permitted_amount_must_equal_the_price() {
         };
         h.assert_refused(
             &signed(&h, &req, &buyer, &message),
-            Reason::Permit2AmountMismatch,
+            x402_evm::reason::PERMIT2_AMOUNT_MISMATCH,
             &[buyer.address()],
             &format!("amount {amount}"),
         )
@@ -207,7 +207,7 @@ async fn s10_token_mismatch_and_unlisted_asset() {
         };
         h.assert_refused(
             &signed(&h, &req, &buyer, &message),
-            Reason::Permit2TokenMismatch,
+            x402_evm::reason::PERMIT2_TOKEN_MISMATCH,
             &[buyer.address()],
             &format!("permitted.token {token}"),
         )
@@ -221,7 +221,7 @@ async fn s10_token_mismatch_and_unlisted_asset() {
         };
         h.assert_refused(
             &signed(&h, &other, &buyer, &h.permit2_message(&other)),
-            Reason::UnsupportedAsset,
+            Reason::UNSUPPORTED_ASSET,
             &[buyer.address()],
             &format!("unlisted asset {asset}"),
         )
@@ -242,7 +242,7 @@ async fn s11_network_mismatch() {
         p.accepted.network = network.into();
         h.assert_refused(
             &request,
-            Reason::InvalidExactEvmNetworkMismatch,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_NETWORK_MISMATCH,
             &[buyer.address()],
             &format!("accepted on {network}"),
         )
@@ -252,7 +252,7 @@ async fn s11_network_mismatch() {
     unserved.network = "eip155:8453".into();
     h.assert_refused(
         &request_v2(&unserved, payload_of(&good)),
-        Reason::InvalidNetwork,
+        Reason::INVALID_NETWORK,
         &[buyer.address()],
         "requirements on an unserved network",
     )
@@ -287,7 +287,7 @@ async fn s12_permit2_signature_for_another_chain_contract_or_key() {
         );
         h.assert_refused(
             &request,
-            Reason::InvalidPermit2Signature,
+            x402_evm::reason::INVALID_PERMIT2_SIGNATURE,
             &[buyer.address()],
             what,
         )
@@ -303,20 +303,35 @@ async fn s17_s18_outside_the_permit2_window() {
     let (h, req, buyer, good) = setup_with_control().await;
     let t = now();
     for (what, valid_after, deadline, reason) in [
-        ("expired", t - 600, t - 1, Reason::Permit2DeadlineExpired),
-        ("expires now", t - 600, t, Reason::Permit2DeadlineExpired),
+        (
+            "expired",
+            t - 600,
+            t - 1,
+            x402_evm::reason::PERMIT2_DEADLINE_EXPIRED,
+        ),
+        (
+            "expires now",
+            t - 600,
+            t,
+            x402_evm::reason::PERMIT2_DEADLINE_EXPIRED,
+        ),
         (
             "inside the 6 s margin",
             t - 600,
             t + 5,
-            Reason::Permit2DeadlineExpired,
+            x402_evm::reason::PERMIT2_DEADLINE_EXPIRED,
         ),
-        ("valid in 30 s", t + 30, t + 120, Reason::Permit2NotYetValid),
+        (
+            "valid in 30 s",
+            t + 30,
+            t + 120,
+            x402_evm::reason::PERMIT2_NOT_YET_VALID,
+        ),
         (
             "valid in a year",
             t + 365 * 86_400,
             t + 366 * 86_400,
-            Reason::Permit2NotYetValid,
+            x402_evm::reason::PERMIT2_NOT_YET_VALID,
         ),
     ] {
         let message = PermitWitnessTransferFrom {
@@ -353,8 +368,8 @@ async fn s17_s18_settle_checks_the_permit2_window_again() {
         &signed(&h, &req, &buyer, &message),
         &[buyer.address()],
         &[
-            (55, Reason::Permit2DeadlineExpired),
-            (-60, Reason::Permit2NotYetValid),
+            (55, x402_evm::reason::PERMIT2_DEADLINE_EXPIRED),
+            (-60, x402_evm::reason::PERMIT2_NOT_YET_VALID),
         ],
     )
     .await;
@@ -376,7 +391,11 @@ async fn s21_s40_replay_and_nonce_reuse() {
     let paid = h.snapshot(&[buyer.address()]).await;
 
     let v = h.verify_json(&request).await;
-    assert_eq!(v.invalid_reason, Some(Reason::Permit2InvalidNonce), "{v:?}");
+    assert_eq!(
+        v.invalid_reason,
+        Some(x402_evm::reason::PERMIT2_INVALID_NONCE),
+        "{v:?}"
+    );
     assert_duplicate(&h.settle_json(&request).await, &first.transaction, "replay");
     // A new authorization (another deadline) reusing the spent nonce: the same payment identity.
     let reuse = PermitWitnessTransferFrom {
@@ -385,13 +404,17 @@ async fn s21_s40_replay_and_nonce_reuse() {
     };
     let reuse = signed(&h, &req, &buyer, &reuse);
     let v = h.verify_json(&reuse).await;
-    assert_eq!(v.invalid_reason, Some(Reason::Permit2InvalidNonce), "{v:?}");
+    assert_eq!(
+        v.invalid_reason,
+        Some(x402_evm::reason::PERMIT2_INVALID_NONCE),
+        "{v:?}"
+    );
     assert_duplicate(&h.settle_json(&reuse).await, &first.transaction, "reuse");
     // Without the ledger entry the chain's bitmap answers.
     let fresh = h.fresh_facilitator(Policy::default(), x402_core::system_clock());
     for (what, r) in [("replay", &request), ("reuse", &reuse)] {
         let s = fresh.settle(r).await.unwrap();
-        assert_settle_refused(&s, Reason::Permit2InvalidNonce, what);
+        assert_settle_refused(&s, x402_evm::reason::PERMIT2_INVALID_NONCE, what);
     }
     h.assert_untouched(&paid, "replays").await;
 }
@@ -429,7 +452,7 @@ async fn s40_nonce_spent_by_an_upto_payment() {
     h.bed.send(tx, "upto settle with the same nonce").await;
     h.assert_refused(
         &request,
-        Reason::Permit2InvalidNonce,
+        x402_evm::reason::PERMIT2_INVALID_NONCE,
         &[buyer.address()],
         "nonce spent by upto",
     )
@@ -457,7 +480,7 @@ async fn s28_s40_nonce_invalidated_by_the_owner() {
     invalidate(&h, buyer.address(), message.nonce).await;
     h.assert_refused(
         &signed(&h, &req, &buyer, &message),
-        Reason::Permit2InvalidNonce,
+        x402_evm::reason::PERMIT2_INVALID_NONCE,
         &[buyer.address()],
         "invalidated before verify",
     )
@@ -469,7 +492,7 @@ async fn s28_s40_nonce_invalidated_by_the_owner() {
     invalidate(&h, buyer.address(), message.nonce).await;
     h.assert_refused(
         &request,
-        Reason::Permit2InvalidNonce,
+        x402_evm::reason::PERMIT2_INVALID_NONCE,
         &[buyer.address()],
         "invalidated between verify and settle",
     )
@@ -561,8 +584,8 @@ async fn s27_n_payments_across_both_methods_with_balance_for_one() {
         buyer.address(),
         requests,
         &[
-            Reason::Permit2InsufficientBalance,
-            Reason::InvalidExactEvmInsufficientBalance,
+            x402_evm::reason::PERMIT2_INSUFFICIENT_BALANCE,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE,
         ],
     )
     .await;
@@ -579,7 +602,7 @@ async fn s28_s39_allowance_and_balance_change_after_verify() {
     let request = signed(&h, &req, &other, &h.permit2_message(&req));
     h.assert_refused(
         &request,
-        Reason::Permit2AllowanceRequired,
+        x402_evm::reason::PERMIT2_ALLOWANCE_REQUIRED,
         &[other.address()],
         "no allowance",
     )
@@ -589,7 +612,7 @@ async fn s28_s39_allowance_and_balance_change_after_verify() {
         .await;
     h.assert_refused(
         &request,
-        Reason::Permit2AllowanceRequired,
+        x402_evm::reason::PERMIT2_ALLOWANCE_REQUIRED,
         &[other.address()],
         "allowance one unit short",
     )
@@ -602,7 +625,7 @@ async fn s28_s39_allowance_and_balance_change_after_verify() {
         .await;
     h.assert_refused(
         &request,
-        Reason::Permit2AllowanceRequired,
+        x402_evm::reason::PERMIT2_ALLOWANCE_REQUIRED,
         &[buyer.address()],
         "allowance revoked after verify",
     )
@@ -621,7 +644,7 @@ async fn s28_s39_allowance_and_balance_change_after_verify() {
         .await;
     h.assert_refused(
         &request,
-        Reason::Permit2InsufficientBalance,
+        x402_evm::reason::PERMIT2_INSUFFICIENT_BALANCE,
         &[poor.address(), elsewhere],
         "balance one unit short after verify",
     )
@@ -654,7 +677,7 @@ async fn s29_invalid_permit2_signatures() {
     ] {
         h.assert_refused(
             &request(sig),
-            Reason::InvalidPermit2Signature,
+            x402_evm::reason::INVALID_PERMIT2_SIGNATURE,
             &[buyer.address()],
             what,
         )
@@ -663,7 +686,7 @@ async fn s29_invalid_permit2_signatures() {
     // v written as 0/1 recovers locally but not in Permit2's ecrecover: the simulation refuses.
     h.assert_refused(
         &request(with(&|s| s[64] -= 27)),
-        Reason::Permit2SimulationFailed,
+        x402_evm::reason::PERMIT2_SIMULATION_FAILED,
         &[buyer.address()],
         "v as 0/1",
     )
@@ -708,9 +731,9 @@ async fn s32_permit2_asset_without_code() {
     let request = signed(&h, &codeless, &buyer, &h.permit2_message(&codeless));
     let before = h.snapshot(&[buyer.address()]).await;
     let v = f.verify(&request).await.unwrap();
-    assert_eq!(v.invalid_reason, Some(Reason::UnsupportedAsset), "{v:?}");
+    assert_eq!(v.invalid_reason, Some(Reason::UNSUPPORTED_ASSET), "{v:?}");
     let s = f.settle(&request).await.unwrap();
-    assert_settle_refused(&s, Reason::UnsupportedAsset, "codeless asset");
+    assert_settle_refused(&s, Reason::UNSUPPORTED_ASSET, "codeless asset");
     h.assert_untouched(&before, "codeless asset").await;
 }
 
@@ -730,7 +753,7 @@ async fn s34_permit2_smart_wallet_turns_invalid_after_verify() {
     h.bed.send(flip, "flip").await;
     h.assert_refused(
         &request,
-        Reason::InvalidPermit2Signature,
+        x402_evm::reason::INVALID_PERMIT2_SIGNATURE,
         &[wallet],
         "wallet flipped before settle",
     )
@@ -756,7 +779,7 @@ async fn s36_permit2_fee_cap_refuses_before_broadcast() {
     let request = signed(&h, &req, &buyer, &h.permit2_message(&req));
     h.assert_settle_refused_twice(
         &request,
-        Reason::GasPriceTooHigh,
+        x402_evm::reason::GAS_PRICE_TOO_HIGH,
         &[buyer.address()],
         "fee cap",
     )
@@ -779,7 +802,7 @@ async fn s38_wrong_permit2_spender() {
         };
         h.assert_refused(
             &signed(&h, &req, &buyer, &message),
-            Reason::InvalidPermit2Spender,
+            x402_evm::reason::INVALID_PERMIT2_SPENDER,
             &[buyer.address()],
             what,
         )

@@ -173,7 +173,7 @@ async fn settles_the_actual_amount_once() {
         assert!(!again.success);
         assert_eq!(
             again.error_reason,
-            Some(Reason::DuplicateSettlement),
+            Some(Reason::DUPLICATE_SETTLEMENT),
             "{again:?}"
         );
     }
@@ -205,7 +205,7 @@ async fn more_than_the_maximum_is_refused_with_nothing_sent() {
         .unwrap();
     assert_eq!(
         s.error_reason,
-        Some(Reason::InvalidUptoEvmPayloadSettlementExceedsAmount),
+        Some(scheme_upto_evm::reason::INVALID_UPTO_EVM_PAYLOAD_SETTLEMENT_EXCEEDS_AMOUNT),
         "{s:?}"
     );
     assert_eq!(t.h.signer_nonces().await, nonces);
@@ -248,7 +248,7 @@ async fn a_zero_settle_consumes_the_authorization() {
     assert!(!later.success);
     assert_eq!(
         later.error_reason,
-        Some(Reason::DuplicateSettlement),
+        Some(Reason::DUPLICATE_SETTLEMENT),
         "{later:?}"
     );
     assert_eq!(t.h.signer_nonces().await, nonces);
@@ -272,7 +272,7 @@ async fn witness_naming_another_facilitator_is_refused() {
     let v = t.upto.verify(&auth).await.unwrap();
     assert_eq!(
         v.invalid_reason,
-        Some(Reason::UptoFacilitatorMismatch),
+        Some(scheme_upto_evm::reason::UPTO_FACILITATOR_MISMATCH),
         "{v:?}"
     );
     let s = t
@@ -282,7 +282,7 @@ async fn witness_naming_another_facilitator_is_refused() {
         .unwrap();
     assert_eq!(
         s.error_reason,
-        Some(Reason::UptoFacilitatorMismatch),
+        Some(scheme_upto_evm::reason::UPTO_FACILITATOR_MISMATCH),
         "{s:?}"
     );
     assert_eq!(t.h.signer_nonces().await, nonces);
@@ -305,9 +305,9 @@ async fn expired_and_not_yet_valid_authorizations_are_refused() {
     for (clock, reason) in [
         (
             much_later as fn() -> UnixTime,
-            Reason::Permit2DeadlineExpired,
+            x402_evm::reason::PERMIT2_DEADLINE_EXPIRED,
         ),
-        (much_earlier, Reason::Permit2NotYetValid),
+        (much_earlier, x402_evm::reason::PERMIT2_NOT_YET_VALID),
     ] {
         let f = upto_facilitator(&t.h, vec![t.h.bed.usdc()], clock);
         let v = f.verify(&auth).await.unwrap();
@@ -349,7 +349,7 @@ async fn vector_c_checks_out_with_the_clock_pinned() {
     let now = upto_facilitator(&h, vec![usdc], UnixTime::now);
     assert_eq!(
         now.verify(&request).await.unwrap().invalid_reason,
-        Some(Reason::Permit2DeadlineExpired)
+        Some(x402_evm::reason::PERMIT2_DEADLINE_EXPIRED)
     );
     // Inside its window every check up to the signature passes (spender, recipient, witness
     // facilitator, time, amount, token, the digest's signer); only then does the facilitator
@@ -360,13 +360,13 @@ async fn vector_c_checks_out_with_the_clock_pinned() {
         v.payer.as_deref(),
         Some("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
     );
-    assert_eq!(v.invalid_reason, Some(Reason::UnsupportedAsset), "{v:?}");
+    assert_eq!(v.invalid_reason, Some(Reason::UNSUPPORTED_ASSET), "{v:?}");
     // One changed signature byte fails at the signature step instead.
     let bad = VECTOR_C_PAYLOAD.replace("0x3433d762", "0x3433d763");
     let bad = request_v2(&req, serde_json::value::RawValue::from_string(bad).unwrap());
     assert_eq!(
         inside.verify(&bad).await.unwrap().invalid_reason,
-        Some(Reason::InvalidPermit2Signature)
+        Some(x402_evm::reason::INVALID_PERMIT2_SIGNATURE)
     );
 }
 
@@ -432,7 +432,7 @@ async fn permit2_nonces_are_one_space_with_exact() {
     let (b0, s0) = t.balances(buyer.address()).await;
     let nonces = t.h.signer_nonces().await;
     let s = t.h.facilitator.settle(&exact).await.unwrap();
-    assert_eq!(s.error_reason, Some(Reason::DuplicateSettlement), "{s:?}");
+    assert_eq!(s.error_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{s:?}");
     assert_eq!(t.h.signer_nonces().await, nonces);
     assert_eq!(t.balances(buyer.address()).await, (b0, s0));
 }

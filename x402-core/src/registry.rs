@@ -339,15 +339,15 @@ impl Miss {
     pub fn rejection(self, version: X402Version, scheme: &str, network: &str) -> Rejection {
         match self {
             Miss::UnknownScheme => Rejection::with_message(
-                Reason::UnsupportedScheme,
+                Reason::UNSUPPORTED_SCHEME,
                 format!("no scheme {scheme:?} is registered"),
             ),
             Miss::VersionNotServed => Rejection::with_message(
-                Reason::InvalidX402Version,
+                Reason::INVALID_X402_VERSION,
                 format!("scheme {scheme:?} is not served for x402 v{version}"),
             ),
             Miss::NetworkNotServed => Rejection::with_message(
-                Reason::InvalidNetwork,
+                Reason::INVALID_NETWORK,
                 format!("scheme {scheme:?} (x402 v{version}) is not served on {network}"),
             ),
         }

@@ -252,5 +252,5 @@ pub trait Scheme: Send + Sync + Debug {
 /// message (a helper for [`Scheme::verify`] implementations).
 pub fn parse_payload<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Result<T, Rejection> {
     serde_json::from_str(raw.get())
-        .map_err(|e| Rejection::with_message(crate::Reason::InvalidPayload, e.to_string()))
+        .map_err(|e| Rejection::with_message(crate::Reason::INVALID_PAYLOAD, e.to_string()))
 }

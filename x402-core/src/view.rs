@@ -78,7 +78,7 @@ impl PaymentRequirements {
     pub fn view(&self) -> Result<RequirementsView<'_>, Rejection> {
         let version = self.version();
         let network = Network::from_wire(version, self.network_text())
-            .map_err(|e| Rejection::with_message(Reason::InvalidNetwork, e.to_string()))?;
+            .map_err(|e| Rejection::with_message(Reason::INVALID_NETWORK, e.to_string()))?;
         Ok(match self {
             Self::V1(r) => RequirementsView {
                 version,

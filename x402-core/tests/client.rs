@@ -52,11 +52,14 @@ async fn reads_reasons_whatever_the_status() {
     let client = FacilitatorClient::new(serve(router).await);
     let v = client.verify(&request()).await.unwrap();
     assert!(!v.is_valid);
-    assert_eq!(v.invalid_reason, Some(Reason::InvalidExactEvmSignature));
+    assert_eq!(
+        v.invalid_reason,
+        Some(Reason::from_wire("invalid_exact_evm_signature"))
+    );
     let s = client.settle(&request()).await.unwrap();
     assert_eq!(
         s.error_reason,
-        Some(Reason::Other("some_future_reason".into()))
+        Some(Reason::from_wire("some_future_reason"))
     );
     assert_eq!(client.supported().await.unwrap().kinds.len(), 1);
 }

@@ -33,7 +33,7 @@ impl FacilitatorRole for Echo {
         } else {
             Ok(Verdict::invalid(
                 Some(body.from),
-                Rejection::new(Reason::InvalidExactEvmSignature),
+                Rejection::new(Reason::from_wire("invalid_exact_evm_signature")),
             ))
         }
     }
@@ -102,7 +102,10 @@ async fn routes_valid_and_invalid_payments() {
     )
     .await;
     assert!(!bad.is_valid);
-    assert_eq!(bad.invalid_reason, Some(Reason::InvalidExactEvmSignature));
+    assert_eq!(
+        bad.invalid_reason,
+        Some(Reason::from_wire("invalid_exact_evm_signature"))
+    );
     assert_eq!(
         bad.payer.as_deref(),
         Some("0xq"),
@@ -118,24 +121,24 @@ async fn unsupported_combinations_get_reasons() {
     let cases = [
         (
             v2_body("upto", "eip155:84532", "5", "{}"),
-            Reason::UnsupportedScheme,
+            Reason::UNSUPPORTED_SCHEME,
         ),
         (
             v2_body("exact", "eip155:1", "5", "{}"),
-            Reason::InvalidNetwork,
+            Reason::INVALID_NETWORK,
         ),
         (
             v2_body("exact", "not-caip2", "5", "{}"),
-            Reason::InvalidNetwork,
+            Reason::INVALID_NETWORK,
         ),
-        (v1_body("no-such-network"), Reason::InvalidNetwork),
-        (v1_body("base"), Reason::InvalidNetwork),
+        (v1_body("no-such-network"), Reason::INVALID_NETWORK),
+        (v1_body("base"), Reason::INVALID_NETWORK),
         (
             v2_body("exact", "eip155:84532", "5", "{}").replace(
                 r#""x402Version":2,"accepted""#,
                 r#""x402Version":3,"accepted""#,
             ),
-            Reason::InvalidX402Version,
+            Reason::INVALID_X402_VERSION,
         ),
         (
             v2_body("exact", "eip155:84532", "5", "{}").replacen(
@@ -143,18 +146,18 @@ async fn unsupported_combinations_get_reasons() {
                 r#"{"x402Version":1"#,
                 1,
             ),
-            Reason::InvalidX402Version,
+            Reason::INVALID_X402_VERSION,
         ),
         (
             v2_body("exact", "eip155:84532", "5", r#"{"ok":"yes"}"#),
-            Reason::InvalidPayload,
+            Reason::INVALID_PAYLOAD,
         ),
     ];
     for (body, reason) in cases {
         let r = verify(&f, &body).await;
         assert!(!r.is_valid, "{body}");
         assert_eq!(r.invalid_reason, Some(reason.clone()), "{body}");
-        if reason == Reason::InvalidPayload {
+        if reason == Reason::INVALID_PAYLOAD {
             continue; // decided by the scheme's own verify, which this test scheme's settle skips
         }
         // Routing rejections reach settle too, and nothing is sent.

@@ -24,7 +24,7 @@ impl FacilitatorRole for Named {
     async fn settle(&self, _: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {
         Ok(Settlement::refused(
             None,
-            Rejection::new(Reason::UnexpectedSettleError),
+            Rejection::new(Reason::UNEXPECTED_SETTLE_ERROR),
         ))
     }
 }

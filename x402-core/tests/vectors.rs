@@ -71,7 +71,7 @@ fn v2_payment_response_header_vector() {
     // Our encoder produces the specification's exact header value.
     assert_eq!(header::encode(&decoded).unwrap(), V2_RESPONSE_HEADER);
     let failure: SettleResponse = serde_json::from_str(V2_FAILURE).unwrap();
-    assert_eq!(failure.error_reason, Some(Reason::InsufficientFunds));
+    assert_eq!(failure.error_reason, Some(Reason::INSUFFICIENT_FUNDS));
     assert_eq!(serde_json::to_string(&failure).unwrap(), V2_FAILURE);
 }
 

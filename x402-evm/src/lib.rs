@@ -26,6 +26,7 @@ pub mod payload;
 pub mod permit2;
 #[cfg(feature = "facilitator")]
 pub mod provider;
+pub mod reason;
 #[cfg(feature = "facilitator")]
 pub mod receipt;
 #[cfg(feature = "facilitator")]

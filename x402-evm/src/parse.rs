@@ -100,15 +100,16 @@ pub fn requirement_addresses(
     allowed_assets: Option<&[Address]>,
 ) -> Result<(Address, Address), x402_core::Rejection> {
     use x402_core::{Reason, Rejection};
-    let invalid =
-        |e: FieldError| Rejection::with_message(Reason::InvalidPaymentRequirements, e.to_string());
+    let invalid = |e: FieldError| {
+        Rejection::with_message(Reason::INVALID_PAYMENT_REQUIREMENTS, e.to_string())
+    };
     let asset = address("asset", req.asset).map_err(invalid)?;
     let pay_to = address("payTo", req.pay_to).map_err(invalid)?;
     if let Some(list) = allowed_assets
         && !list.contains(&asset)
     {
         return Err(Rejection::with_message(
-            Reason::UnsupportedAsset,
+            Reason::UNSUPPORTED_ASSET,
             format!("asset {asset} is not accepted on {}", req.network),
         ));
     }

@@ -96,10 +96,10 @@ pub async fn diagnose(
     // Both proxies answer PERMIT2() with the same selector.
     let proxy = chain::view(provider, from, d.proxy, IExactPermit2Proxy::PERMIT2Call {}).await?;
     if proxy != Some(PERMIT2) {
-        return reject(Reason::Permit2ProxyNotDeployed);
+        return reject(crate::reason::PERMIT2_PROXY_NOT_DEPLOYED);
     }
     if nonce_used(provider, from, d.owner, d.nonce).await? {
-        return reject(Reason::Permit2InvalidNonce);
+        return reject(crate::reason::PERMIT2_INVALID_NONCE);
     }
     let balance = chain::view(
         provider,
@@ -109,7 +109,7 @@ pub async fn diagnose(
     )
     .await?;
     if balance.is_none_or(|b| b < d.amount) {
-        return reject(Reason::Permit2InsufficientBalance);
+        return reject(crate::reason::PERMIT2_INSUFFICIENT_BALANCE);
     }
     let allowance = chain::view(
         provider,
@@ -122,12 +122,12 @@ pub async fn diagnose(
     )
     .await?;
     if allowance.is_none_or(|a| a < d.amount) {
-        return reject(Reason::Permit2AllowanceRequired);
+        return reject(crate::reason::PERMIT2_ALLOWANCE_REQUIRED);
     }
     if chain::code(provider, d.owner).await?.is_empty() {
-        reject(Reason::Permit2SimulationFailed)
+        reject(crate::reason::PERMIT2_SIMULATION_FAILED)
     } else {
         // A contract owner whose EIP-1271 check failed inside Permit2.
-        reject(Reason::InvalidPermit2Signature)
+        reject(crate::reason::INVALID_PERMIT2_SIGNATURE)
     }
 }

@@ -132,7 +132,7 @@ pub fn duplicate(payer: Address, outcome: &Outcome) -> Settlement {
             .transaction()
             .filter(|t| !t.is_empty())
             .map(str::to_owned),
-        Rejection::with_message(Reason::DuplicateSettlement, what),
+        Rejection::with_message(Reason::DUPLICATE_SETTLEMENT, what),
     )
 }
 
@@ -141,7 +141,7 @@ fn in_progress(payer: Address) -> Settlement {
         payer,
         None,
         Rejection::with_message(
-            Reason::DuplicateSettlement,
+            Reason::DUPLICATE_SETTLEMENT,
             "a settlement of this payment is in progress",
         ),
     )
@@ -253,7 +253,7 @@ impl Settler {
         if self.nonce_used(&plan.nonce_check).await? {
             let foreign = self.find_front_runner(&plan.nonce_check).await;
             let outcome = Outcome::Failed {
-                reason: Reason::AuthorizationAlreadyUsed,
+                reason: Reason::AUTHORIZATION_ALREADY_USED,
                 transaction: foreign.map(|h| format!("{h:#x}")),
             };
             self.complete(plan, outcome.clone()).await?;
@@ -261,7 +261,7 @@ impl Settler {
                 payer,
                 outcome.transaction().map(str::to_owned),
                 Rejection::with_message(
-                    Reason::AuthorizationAlreadyUsed,
+                    Reason::AUTHORIZATION_ALREADY_USED,
                     "the authorization was used on chain by another transaction",
                 ),
             ));
@@ -273,7 +273,7 @@ impl Settler {
                 payer,
                 None,
                 Rejection::with_message(
-                    Reason::UnexpectedSettleError,
+                    Reason::UNEXPECTED_SETTLE_ERROR,
                     "the settle reached its answer deadline before sending; nothing was sent, it \
                      may be retried",
                 ),
@@ -292,9 +292,9 @@ impl Settler {
                 // Nothing was broadcast: give the claim back, so the payment can be retried.
                 self.store.release(&plan.id).await.map_err(store_error)?;
                 let reason = match &e {
-                    SendError::FeeAboveCap { .. } => Reason::GasPriceTooHigh,
-                    SendError::GasLimitAboveCap { .. } => Reason::GasLimitExceeded,
-                    _ => Reason::UnexpectedSettleError,
+                    SendError::FeeAboveCap { .. } => crate::reason::GAS_PRICE_TOO_HIGH,
+                    SendError::GasLimitAboveCap { .. } => crate::reason::GAS_LIMIT_EXCEEDED,
+                    _ => Reason::UNEXPECTED_SETTLE_ERROR,
                 };
                 return Ok(failed(
                     payer,
@@ -319,7 +319,7 @@ impl Settler {
                 self.fail(
                     plan,
                     hash,
-                    Reason::TransferNotObserved,
+                    crate::reason::TRANSFER_NOT_OBSERVED,
                     "the transaction succeeded but shows no transfer of the exact amount",
                 )
                 .await
@@ -327,17 +327,17 @@ impl Settler {
             ReceiptOutcome::Reverted(_) => {
                 let (reason, message) = if self.nonce_used(&plan.nonce_check).await? {
                     (
-                        Reason::AuthorizationAlreadyUsed,
+                        Reason::AUTHORIZATION_ALREADY_USED,
                         "the authorization was used by another transaction first",
                     )
                 } else if matches!(plan.nonce_check, NonceCheck::Permit2 { .. }) {
                     (
-                        Reason::InvalidTransactionState,
+                        Reason::INVALID_TRANSACTION_STATE,
                         "the settlement transaction reverted",
                     )
                 } else {
                     (
-                        Reason::InvalidExactEvmTransactionFailed,
+                        crate::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
                         "the settlement transaction reverted",
                     )
                 };
@@ -382,7 +382,7 @@ impl Settler {
             plan.payer,
             Some(tx),
             Rejection::with_message(
-                Reason::SettlementPending,
+                Reason::SETTLEMENT_PENDING,
                 "broadcast; the receipt was not observed in time",
             ),
         ))

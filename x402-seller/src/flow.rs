@@ -199,7 +199,7 @@ where
         }
     };
     if !verdict.is_valid {
-        let reason = verdict.invalid_reason.unwrap_or(Reason::InvalidPayload);
+        let reason = verdict.invalid_reason.unwrap_or(Reason::INVALID_PAYLOAD);
         let status = (reason.as_str() == "permit2_allowance_required")
             .then_some(StatusCode::PRECONDITION_FAILED);
         let error = match &verdict.invalid_message {

@@ -45,18 +45,24 @@ impl Facilitator {
         let req = &ctx.requirements;
         // 1. scheme (v1 also needs a known network name).
         if ctx.payload.scheme != crate::SCHEME || req.scheme != crate::SCHEME {
-            return Ok(Err(reject(Reason::InvalidExactEvmScheme)));
+            return Ok(Err(reject(crate::reason::INVALID_EXACT_EVM_SCHEME)));
         }
         if ctx.payload.network().is_none() {
-            return Ok(Err(reject(Reason::InvalidExactEvmNetworkMismatch)));
+            return Ok(Err(reject(
+                crate::reason::INVALID_EXACT_EVM_NETWORK_MISMATCH,
+            )));
         }
         // 2. EIP-712 domain data.
         let (Some(name), Some(version)) = (extra.name.as_deref(), extra.version.as_deref()) else {
-            return Ok(Err(reject(Reason::InvalidExactEvmMissingEip712Domain)));
+            return Ok(Err(reject(
+                crate::reason::INVALID_EXACT_EVM_MISSING_EIP712_DOMAIN,
+            )));
         };
         // 3. network.
         if !ctx.network_matches() {
-            return Ok(Err(reject(Reason::InvalidExactEvmNetworkMismatch)));
+            return Ok(Err(reject(
+                crate::reason::INVALID_EXACT_EVM_NETWORK_MISMATCH,
+            )));
         }
         let (asset, pay_to) = reject_on_err!(
             self.core
@@ -76,22 +82,29 @@ impl Facilitator {
         let route = reject_on_err!(self.route_signature(p, &digest).await?);
         // 5–8. recipient, time window, exact amount.
         if p.to != pay_to {
-            return Ok(Err(reject(Reason::InvalidExactEvmRecipientMismatch)));
+            return Ok(Err(reject(
+                crate::reason::INVALID_EXACT_EVM_RECIPIENT_MISMATCH,
+            )));
         }
         reject_on_err!(check_time(
             self.core.now(),
             p.valid_after,
             p.valid_before,
-            Reason::InvalidExactEvmPayloadAuthorizationValidAfter,
-            Reason::InvalidExactEvmPayloadAuthorizationValidBefore,
+            crate::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_AFTER,
+            crate::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE,
         ));
         if p.value != req.amount.get() {
-            return Ok(Err(reject(Reason::InvalidExactEvmAuthorizationValue)));
+            return Ok(Err(reject(
+                crate::reason::INVALID_EXACT_EVM_AUTHORIZATION_VALUE,
+            )));
         }
         // 9. simulate exactly what settle will send (against a token that exists).
         reject_on_err!(
             self.core
-                .require_asset_code(asset, Reason::InvalidExactEvmEip3009NotSupported)
+                .require_asset_code(
+                    asset,
+                    crate::reason::INVALID_EXACT_EVM_EIP3009_NOT_SUPPORTED
+                )
                 .await?
         );
         let (to, data, gas_limit) = settle_call(asset, p, &route, &self.policy);
@@ -149,7 +162,7 @@ impl Facilitator {
             return Ok(if magic == Some(ERC1271_MAGIC) {
                 Ok(Route::Contract(sig))
             } else {
-                Err(reject(Reason::InvalidExactEvmSignature))
+                Err(reject(crate::reason::INVALID_EXACT_EVM_SIGNATURE))
             });
         }
         match wrapped {
@@ -158,15 +171,17 @@ impl Facilitator {
                     Ok(Route::Eoa)
                 } else if p.signature.len() > 65 {
                     // A smart-wallet signature for a wallet that does not exist and cannot be built.
-                    Err(reject(Reason::InvalidExactEvmPayloadUndeployedSmartWallet))
+                    Err(reject(
+                        crate::reason::INVALID_EXACT_EVM_PAYLOAD_UNDEPLOYED_SMART_WALLET,
+                    ))
                 } else {
-                    Err(reject(Reason::InvalidExactEvmSignature))
+                    Err(reject(crate::reason::INVALID_EXACT_EVM_SIGNATURE))
                 },
             ),
             Some(Err(())) => Ok(Err(bad_6492())),
             Some(Ok(w)) if !self.policy.erc6492_factories.contains(&w.factory) => {
                 Ok(Err(Rejection::with_message(
-                    Reason::InvalidExactEvmPayloadUndeployedSmartWallet,
+                    crate::reason::INVALID_EXACT_EVM_PAYLOAD_UNDEPLOYED_SMART_WALLET,
                     format!("ERC-6492 factory {} is not allow-listed", w.factory),
                 )))
             }
@@ -195,17 +210,23 @@ impl Facilitator {
         )
         .await?;
         match state {
-            None => return Ok(reject(Reason::InvalidExactEvmEip3009NotSupported)),
-            Some(true) => return Ok(reject(Reason::InvalidExactEvmNonceAlreadyUsed)),
+            None => {
+                return Ok(reject(
+                    crate::reason::INVALID_EXACT_EVM_EIP3009_NOT_SUPPORTED,
+                ));
+            }
+            Some(true) => return Ok(reject(crate::reason::INVALID_EXACT_EVM_NONCE_ALREADY_USED)),
             Some(false) => {}
         }
         let token_name = rpc::view(provider, from, asset, IEip3009Token::nameCall {}).await?;
         if token_name.as_deref() != Some(name) {
-            return Ok(reject(Reason::InvalidExactEvmTokenNameMismatch));
+            return Ok(reject(crate::reason::INVALID_EXACT_EVM_TOKEN_NAME_MISMATCH));
         }
         let token_version = rpc::view(provider, from, asset, IEip3009Token::versionCall {}).await?;
         if token_version.as_deref() != Some(version) {
-            return Ok(reject(Reason::InvalidExactEvmTokenVersionMismatch));
+            return Ok(reject(
+                crate::reason::INVALID_EXACT_EVM_TOKEN_VERSION_MISMATCH,
+            ));
         }
         let balance = rpc::view(
             provider,
@@ -215,14 +236,18 @@ impl Facilitator {
         )
         .await?;
         if balance.is_none_or(|b| b < p.value) {
-            return Ok(reject(Reason::InvalidExactEvmInsufficientBalance));
+            return Ok(reject(
+                crate::reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE,
+            ));
         }
-        Ok(reject(Reason::InvalidExactEvmTransactionSimulationFailed))
+        Ok(reject(
+            crate::reason::INVALID_EXACT_EVM_TRANSACTION_SIMULATION_FAILED,
+        ))
     }
 }
 
 fn bad_6492() -> Rejection {
-    Rejection::with_message(Reason::InvalidPayload, "ERC-6492 wrapper does not decode")
+    Rejection::with_message(Reason::INVALID_PAYLOAD, "ERC-6492 wrapper does not decode")
 }
 
 /// The call that settles the payment: the (v, r, s) overload for an EOA, the bytes overload for a

@@ -99,7 +99,7 @@ impl Facilitator {
 impl EvmScheme for Facilitator {
     type Payload = ExactEvmPayload;
 
-    const UNPARSED: Reason = Reason::InvalidPayload;
+    const UNPARSED: Reason = Reason::INVALID_PAYLOAD;
 
     fn core(&self) -> &EvmFacilitatorCore {
         &self.core
@@ -133,7 +133,7 @@ impl EvmScheme for Facilitator {
                 return Ok((
                     Some(payload),
                     Err(Rejection::with_message(
-                        Reason::InvalidPaymentRequirements,
+                        Reason::INVALID_PAYMENT_REQUIREMENTS,
                         format!("extra: {e}"),
                     )),
                 ));

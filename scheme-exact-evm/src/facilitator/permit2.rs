@@ -20,8 +20,8 @@ impl Permit2Scheme for Facilitator {
 
     const SCHEME: &'static str = crate::SCHEME;
     const PROXY: Address = EXACT_PERMIT2_PROXY;
-    const SCHEME_MISMATCH: Reason = Reason::UnsupportedPayloadType;
-    const NETWORK_MISMATCH: Reason = Reason::InvalidExactEvmNetworkMismatch;
+    const SCHEME_MISMATCH: Reason = Reason::UNSUPPORTED_PAYLOAD_TYPE;
+    const NETWORK_MISMATCH: Reason = crate::reason::INVALID_EXACT_EVM_NETWORK_MISMATCH;
 
     fn assets(&self) -> Option<&[Address]> {
         self.policy.assets.as_deref()
@@ -39,7 +39,7 @@ impl Permit2Scheme for Facilitator {
     /// Exactly the required amount.
     fn amount(p: &Permit2Payload, required: U256, _phase: Phase) -> Result<U256, Rejection> {
         if p.amount != required {
-            return Err(Rejection::new(Reason::Permit2AmountMismatch));
+            return Err(Rejection::new(x402_evm::reason::PERMIT2_AMOUNT_MISMATCH));
         }
         Ok(p.amount)
     }

@@ -97,24 +97,28 @@ pub fn inspect(
     };
     let req = &ctx.requirements;
     if ctx.payload.scheme != SCHEME || req.scheme != SCHEME {
-        return Err(refuse(reject(Reason::UnsupportedScheme)));
+        return Err(refuse(reject(Reason::UNSUPPORTED_SCHEME)));
     }
     if !ctx.network_matches() || req.network != *network {
-        return Err(refuse(reject(Reason::NetworkMismatch)));
+        return Err(refuse(reject(Reason::NETWORK_MISMATCH)));
     }
     let extra = Extra::read(req).map_err(refuse)?;
     let Some(fee_payer) = extra.fee_payer.as_deref() else {
         return Err(refuse(reject(
-            Reason::InvalidExactSvmPayloadMissingFeePayer,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_MISSING_FEE_PAYER,
         )));
     };
     let fee_payer = match fee_payer.parse::<Pubkey>() {
         Ok(k) if fee_payers.contains(&k) => k,
-        _ => return Err(refuse(reject(Reason::FeePayerNotManagedByFacilitator))),
+        _ => {
+            return Err(refuse(reject(
+                crate::reason::FEE_PAYER_NOT_MANAGED_BY_FACILITATOR,
+            )));
+        }
     };
     let bad_requirements = |what: &str| {
         refuse(reject_with(
-            Reason::InvalidPaymentRequirements,
+            Reason::INVALID_PAYMENT_REQUIREMENTS,
             format!("{what} is not a base58 public key"),
         ))
     };
@@ -123,7 +127,7 @@ pub fn inspect(
         && !allowed.contains(&asset)
     {
         return Err(refuse(reject_with(
-            Reason::UnsupportedAsset,
+            Reason::UNSUPPORTED_ASSET,
             format!("mint {asset} is not accepted on {network}"),
         )));
     }
@@ -134,7 +138,7 @@ pub fn inspect(
         .is_some_and(|m| m.len() > MAX_MEMO_BYTES)
     {
         return Err(refuse(reject_with(
-            Reason::InvalidPaymentRequirements,
+            Reason::INVALID_PAYMENT_REQUIREMENTS,
             format!("extra.memo is longer than {MAX_MEMO_BYTES} bytes"),
         )));
     }
@@ -206,18 +210,18 @@ fn check_transaction(
         .address_table_lookups()
         .is_some_and(|l| !l.is_empty())
     {
-        return Err(reject(Reason::AddressLookupTablesNotSupported));
+        return Err(reject(crate::reason::ADDRESS_LOOKUP_TABLES_NOT_SUPPORTED));
     }
     if keys.first() != Some(&fee_payer) {
         return Err(reject_with(
-            Reason::FeePayerMismatch,
+            crate::reason::FEE_PAYER_MISMATCH,
             "account 0 (the fee payer) is not extra.feePayer",
         ));
     }
     let signers = message.header().num_required_signatures;
     if signers > policy.max_signatures {
         return Err(reject_with(
-            Reason::TooManySignatures,
+            crate::reason::TOO_MANY_SIGNATURES,
             format!(
                 "{signers} signatures required, at most {}",
                 policy.max_signatures
@@ -226,14 +230,16 @@ fn check_transaction(
     }
     if !(3..=6).contains(&ixs.len()) {
         return Err(reject(
-            Reason::InvalidExactSvmPayloadTransactionInstructionsLength,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_LENGTH,
         ));
     }
     if ixs
         .iter()
         .any(|ix| program_of(keys, ix).is_some_and(|p| is_advance_nonce(p, &ix.data)))
     {
-        return Err(reject(Reason::InvalidExactSvmPayloadDurableNonce));
+        return Err(reject(
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_DURABLE_NONCE,
+        ));
     }
     let compute = |n: usize| {
         ixs.get(n)
@@ -243,11 +249,11 @@ fn check_transaction(
     let limit = compute(0)
         .and_then(|ix| parse_compute_unit_limit(&ix.data))
         .ok_or_else(|| {
-            reject(Reason::InvalidExactSvmPayloadTransactionInstructionsComputeLimitInstruction)
+            reject(crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_LIMIT_INSTRUCTION)
         })?;
     if limit > policy.max_compute_unit_limit {
         return Err(reject_with(
-            Reason::InvalidExactSvmPayloadComputeLimitTooHigh,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_COMPUTE_LIMIT_TOO_HIGH,
             format!(
                 "{limit} compute units, at most {}",
                 policy.max_compute_unit_limit
@@ -257,17 +263,17 @@ fn check_transaction(
     let price = compute(1)
         .and_then(|ix| parse_compute_unit_price(&ix.data))
         .ok_or_else(|| {
-            reject(Reason::InvalidExactSvmPayloadTransactionInstructionsComputePriceInstruction)
+            reject(crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_PRICE_INSTRUCTION)
         })?;
     if price > policy.max_compute_unit_price {
         return Err(reject(
-            Reason::InvalidExactSvmPayloadTransactionInstructionsComputePriceInstructionTooHigh,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_PRICE_INSTRUCTION_TOO_HIGH,
         ));
     }
     let fee = priority_fee_lamports(limit, price);
     if fee > policy.max_priority_fee_lamports {
         return Err(reject_with(
-            Reason::InvalidExactSvmPayloadPriorityFeeTooHigh,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_PRIORITY_FEE_TOO_HIGH,
             format!(
                 "priority fee {fee} lamports, at most {}",
                 policy.max_priority_fee_lamports
@@ -276,9 +282,9 @@ fn check_transaction(
     }
     let transfer_ix = ixs
         .get(2)
-        .ok_or_else(|| reject(Reason::InvalidExactSvmPayloadNoTransferInstruction))?;
+        .ok_or_else(|| reject(crate::reason::INVALID_EXACT_SVM_PAYLOAD_NO_TRANSFER_INSTRUCTION))?;
     let transfer = read_transfer(keys, transfer_ix)
-        .ok_or_else(|| reject(Reason::InvalidExactSvmPayloadNoTransferInstruction))?;
+        .ok_or_else(|| reject(crate::reason::INVALID_EXACT_SVM_PAYLOAD_NO_TRANSFER_INSTRUCTION))?;
     let own_ata = |k: &Pubkey| {
         associated_token_address(k, &transfer.mint, &transfer.token_program) == transfer.source
     };
@@ -287,28 +293,34 @@ fn check_transaction(
         || fee_payers.iter().any(own_ata)
     {
         return Err(reject(
-            Reason::InvalidExactSvmPayloadTransactionFeePayerTransferringFunds,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_FEE_PAYER_TRANSFERRING_FUNDS,
         ));
     }
     if transfer.mint != expected.asset {
-        return Err(reject(Reason::InvalidExactSvmPayloadMintMismatch));
+        return Err(reject(
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_MINT_MISMATCH,
+        ));
     }
     let destination =
         associated_token_address(&expected.pay_to, &expected.asset, &transfer.token_program);
     if transfer.destination != destination {
-        return Err(reject(Reason::InvalidExactSvmPayloadRecipientMismatch));
+        return Err(reject(
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH,
+        ));
     }
     if expected.amount != Some(transfer.amount) {
-        return Err(reject(Reason::InvalidExactSvmPayloadAmountMismatch));
+        return Err(reject(
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_AMOUNT_MISMATCH,
+        ));
     }
     for (n, ix) in ixs.iter().enumerate().skip(3) {
         let program = program_of(keys, ix);
         if program != Some(&LIGHTHOUSE_PROGRAM) && program != Some(&MEMO_PROGRAM) {
             return Err(reject(match n {
-                3 => Reason::InvalidExactSvmPayloadUnknownFourthInstruction,
-                4 => Reason::InvalidExactSvmPayloadUnknownFifthInstruction,
-                5 => Reason::InvalidExactSvmPayloadUnknownSixthInstruction,
-                _ => Reason::InvalidExactSvmPayloadUnknownOptionalInstruction,
+                3 => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
+                4 => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FIFTH_INSTRUCTION,
+                5 => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_SIXTH_INSTRUCTION,
+                _ => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_OPTIONAL_INSTRUCTION,
             }));
         }
     }
@@ -319,18 +331,18 @@ fn check_transaction(
             .any(|k| fee_payers.contains(k))
     });
     if uses_fee_payer {
-        return Err(reject(Reason::FeePayerInInstructionAccounts));
+        return Err(reject(crate::reason::FEE_PAYER_IN_INSTRUCTION_ACCOUNTS));
     }
     if transfer_ix.accounts.len() != 4 {
         return Err(reject_with(
-            Reason::InvalidExactSvmPayloadNoTransferInstruction,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_NO_TRANSFER_INSTRUCTION,
             "TransferChecked must have exactly its four accounts (no multisig, no extra accounts)",
         ));
     }
     let authority_index = keys.iter().position(|k| *k == transfer.authority);
     if !authority_index.is_some_and(|i| i > 0 && i < usize::from(signers)) {
         return Err(reject_with(
-            Reason::InvalidExactSvmPayloadSignature,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_SIGNATURE,
             "the transfer authority does not sign the transaction",
         ));
     }
@@ -341,10 +353,12 @@ fn check_transaction(
             .filter(|ix| program_of(keys, ix) == Some(&MEMO_PROGRAM))
             .collect();
         let [only] = memos.as_slice() else {
-            return Err(reject(Reason::InvalidExactSvmPayloadMemoCount));
+            return Err(reject(crate::reason::INVALID_EXACT_SVM_PAYLOAD_MEMO_COUNT));
         };
         if only.data != memo.as_bytes() {
-            return Err(reject(Reason::InvalidExactSvmPayloadMemoMismatch));
+            return Err(reject(
+                crate::reason::INVALID_EXACT_SVM_PAYLOAD_MEMO_MISMATCH,
+            ));
         }
     }
     verify_signatures(&decoded)?;
@@ -380,7 +394,7 @@ fn verify_signatures(d: &DecodedTransaction) -> Result<(), Rejection> {
     for (i, (signature, key)) in d.tx.signatures.iter().zip(keys).enumerate().skip(1) {
         if !signature.verify(key.as_ref(), &d.message_bytes) {
             return Err(reject_with(
-                Reason::InvalidExactSvmPayloadSignature,
+                crate::reason::INVALID_EXACT_SVM_PAYLOAD_SIGNATURE,
                 format!("signature {i} (of {key}) does not verify"),
             ));
         }

@@ -55,7 +55,7 @@ fn duplicate(payer: &str, outcome: Option<&Outcome>) -> Settlement {
     failed(
         payer,
         outcome.and_then(Outcome::transaction).map(str::to_owned),
-        Rejection::with_message(Reason::DuplicateSettlement, what),
+        Rejection::with_message(Reason::DUPLICATE_SETTLEMENT, what),
     )
 }
 
@@ -116,7 +116,7 @@ impl Facilitator {
             return Ok(failed(
                 payer,
                 None,
-                Rejection::with_message(Reason::UnexpectedSettleError, OUT_OF_TIME),
+                Rejection::with_message(Reason::UNEXPECTED_SETTLE_ERROR, OUT_OF_TIME),
             ));
         }
         let signature = tx.signatures.first().copied().unwrap_or_default();
@@ -128,7 +128,7 @@ impl Facilitator {
                 return Ok(failed(
                     payer,
                     None,
-                    Rejection::with_message(Reason::TransactionFailed, why),
+                    Rejection::with_message(Reason::TRANSACTION_FAILED, why),
                 ));
             }
         }
@@ -142,21 +142,21 @@ impl Facilitator {
             ),
             Confirmation::LandedWithError(err) => (
                 Outcome::Failed {
-                    reason: Reason::TransactionFailed,
+                    reason: Reason::TRANSACTION_FAILED,
                     transaction: Some(sig.clone()),
                 },
                 Some(Rejection::with_message(
-                    Reason::TransactionFailed,
+                    Reason::TRANSACTION_FAILED,
                     format!("the transaction landed with an error: {err}"),
                 )),
             ),
             Confirmation::Expired => (
                 Outcome::Failed {
-                    reason: Reason::TransactionFailed,
+                    reason: Reason::TRANSACTION_FAILED,
                     transaction: None,
                 },
                 Some(Rejection::with_message(
-                    Reason::TransactionFailed,
+                    Reason::TRANSACTION_FAILED,
                     "the transaction did not land before its blockhash expired",
                 )),
             ),
@@ -165,7 +165,7 @@ impl Facilitator {
                     transaction: sig.clone(),
                 },
                 Some(Rejection::with_message(
-                    Reason::SettlementPending,
+                    Reason::SETTLEMENT_PENDING,
                     "sent; its confirmation was not observed in time",
                 )),
             ),

@@ -181,7 +181,7 @@ fn the_vector_negative_variants_fail_with_their_reasons() {
         (
             "price 5_000_001",
             v2(&req, &price),
-            Reason::InvalidExactSvmPayloadTransactionInstructionsComputePriceInstructionTooHigh,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_PRICE_INSTRUCTION_TOO_HIGH,
         ),
         (
             "payTo changed",
@@ -189,12 +189,12 @@ fn the_vector_negative_variants_fail_with_their_reasons() {
                 &requirements("1000", &other_pay_to, &good_extra()),
                 VECTOR_TRANSACTION,
             ),
-            Reason::InvalidExactSvmPayloadRecipientMismatch,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH,
         ),
         (
             "transfer of 999",
             v2(&req, &amount_999),
-            Reason::InvalidExactSvmPayloadAmountMismatch,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_AMOUNT_MISMATCH,
         ),
         (
             "requirement of 999",
@@ -202,12 +202,12 @@ fn the_vector_negative_variants_fail_with_their_reasons() {
                 &requirements("999", PAY_TO, &good_extra()),
                 VECTOR_TRANSACTION,
             ),
-            Reason::InvalidExactSvmPayloadAmountMismatch,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_AMOUNT_MISMATCH,
         ),
         (
             "fee payer as authority",
             v2(&req, &authority),
-            Reason::InvalidExactSvmPayloadTransactionFeePayerTransferringFunds,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_FEE_PAYER_TRANSFERRING_FUNDS,
         ),
         (
             "memo x",
@@ -219,12 +219,12 @@ fn the_vector_negative_variants_fail_with_their_reasons() {
                 ),
                 VECTOR_TRANSACTION,
             ),
-            Reason::InvalidExactSvmPayloadMemoMismatch,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_MEMO_MISMATCH,
         ),
         (
             "no feePayer",
             v2(&requirements("1000", PAY_TO, "{}"), VECTOR_TRANSACTION),
-            Reason::InvalidExactSvmPayloadMissingFeePayer,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_MISSING_FEE_PAYER,
         ),
         (
             "feePayer not ours",
@@ -232,7 +232,7 @@ fn the_vector_negative_variants_fail_with_their_reasons() {
                 &requirements("1000", PAY_TO, &format!(r#"{{"feePayer":"{PAY_TO}"}}"#)),
                 VECTOR_TRANSACTION,
             ),
-            Reason::FeePayerNotManagedByFacilitator,
+            crate::reason::FEE_PAYER_NOT_MANAGED_BY_FACILITATOR,
         ),
         (
             "our other fee payer named",
@@ -247,17 +247,17 @@ fn the_vector_negative_variants_fail_with_their_reasons() {
                 ),
                 VECTOR_TRANSACTION,
             ),
-            Reason::FeePayerMismatch,
+            crate::reason::FEE_PAYER_MISMATCH,
         ),
         (
             "buyer signature forged",
             v2(&req, &bad_sig),
-            Reason::InvalidExactSvmPayloadSignature,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_SIGNATURE,
         ),
         (
             "not base64",
             v2(&req, "AgAA*"),
-            Reason::InvalidExactSvmPayloadTransactionCouldNotBeDecoded,
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_COULD_NOT_BE_DECODED,
         ),
     ];
     for (what, request, reason) in cases {

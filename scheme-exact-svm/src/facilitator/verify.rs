@@ -74,7 +74,8 @@ impl Facilitator {
             SchemeError::Rpc(format!("getMultipleAccounts answered {} accounts", a.len()))
         })?;
 
-        let mint_mismatch = |m: String| reject_with(Reason::InvalidExactSvmPayloadMintMismatch, m);
+        let mint_mismatch =
+            |m: String| reject_with(crate::reason::INVALID_EXACT_SVM_PAYLOAD_MINT_MISMATCH, m);
         let Some(mint) = mint else {
             return Ok(Err(mint_mismatch(format!(
                 "mint {} does not exist",
@@ -92,10 +93,18 @@ impl Facilitator {
             Err(e) => return Ok(Err(mint_mismatch(format!("mint {}: {e}", t.mint)))),
         };
         if let Err(e) = check_mint_extensions(&mint.data, &info) {
-            return Ok(Err(reject_with(Reason::UnsupportedTokenExtension, e)));
+            return Ok(Err(reject_with(
+                crate::reason::UNSUPPORTED_TOKEN_EXTENSION,
+                e,
+            )));
         }
 
-        let recipient = |m: String| reject_with(Reason::InvalidExactSvmPayloadRecipientMismatch, m);
+        let recipient = |m: String| {
+            reject_with(
+                crate::reason::INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH,
+                m,
+            )
+        };
         let Some(destination) = destination else {
             return Ok(Err(recipient(format!(
                 "the destination token account {} does not exist; it must exist before payment",
@@ -117,7 +126,10 @@ impl Facilitator {
             )));
         }
         if let Err(e) = check_account_extensions(&dest) {
-            return Ok(Err(reject_with(Reason::UnsupportedTokenExtension, e)));
+            return Ok(Err(reject_with(
+                crate::reason::UNSUPPORTED_TOKEN_EXTENSION,
+                e,
+            )));
         }
 
         if let Some(source) = source
@@ -125,12 +137,15 @@ impl Facilitator {
         {
             if self.fee_payer_keys.contains(&src.owner) {
                 return Ok(Err(reject_with(
-                    Reason::InvalidExactSvmPayloadTransactionFeePayerTransferringFunds,
+                    crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_FEE_PAYER_TRANSFERRING_FUNDS,
                     "the source token account belongs to the fee payer",
                 )));
             }
             if let Err(e) = check_account_extensions(&src) {
-                return Ok(Err(reject_with(Reason::UnsupportedTokenExtension, e)));
+                return Ok(Err(reject_with(
+                    crate::reason::UNSUPPORTED_TOKEN_EXTENSION,
+                    e,
+                )));
             }
         }
         Ok(Ok(()))
@@ -166,7 +181,7 @@ impl Facilitator {
         let answer = rpc_call!(self.rpc, |c| {
             c.simulate_transaction_with_config(&tx, config.clone())
         });
-        let failed = |m: String| reject_with(Reason::TransactionSimulationFailed, m);
+        let failed = |m: String| reject_with(crate::reason::TRANSACTION_SIMULATION_FAILED, m);
         match answer {
             Ok(response) => match response.value.err {
                 None => Ok(Ok(tx)),

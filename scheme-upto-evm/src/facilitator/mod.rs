@@ -91,7 +91,7 @@ impl Facilitator {
 impl EvmScheme for Facilitator {
     type Payload = UptoPayload;
 
-    const UNPARSED: Reason = Reason::UnsupportedPayloadType;
+    const UNPARSED: Reason = Reason::UNSUPPORTED_PAYLOAD_TYPE;
 
     fn core(&self) -> &EvmFacilitatorCore {
         &self.core
@@ -127,7 +127,7 @@ impl EvmScheme for Facilitator {
         p: &UptoPayload,
         rejection: &Rejection,
     ) -> Option<PaymentId> {
-        (rejection.reason != Reason::InvalidUptoEvmPayloadSettlementExceedsAmount)
+        (rejection.reason != crate::reason::INVALID_UPTO_EVM_PAYLOAD_SETTLEMENT_EXCEEDS_AMOUNT)
             .then(|| permit2_id(&self.core.network, p.from, p.nonce))
     }
 

@@ -21,8 +21,8 @@ impl Permit2Scheme for Facilitator {
 
     const SCHEME: &'static str = crate::SCHEME;
     const PROXY: Address = UPTO_PERMIT2_PROXY;
-    const SCHEME_MISMATCH: Reason = Reason::InvalidUptoEvmScheme;
-    const NETWORK_MISMATCH: Reason = Reason::InvalidUptoEvmNetworkMismatch;
+    const SCHEME_MISMATCH: Reason = crate::reason::INVALID_UPTO_EVM_SCHEME;
+    const NETWORK_MISMATCH: Reason = crate::reason::INVALID_UPTO_EVM_NETWORK_MISMATCH;
 
     fn assets(&self) -> Option<&[Address]> {
         self.policy.assets.as_deref()
@@ -41,7 +41,7 @@ impl Permit2Scheme for Facilitator {
     fn check_witness(&self, p: &UptoPayload) -> Result<(), Rejection> {
         if !self.core.signers.contains(p.facilitator) {
             return Err(Rejection::with_message(
-                Reason::UptoFacilitatorMismatch,
+                crate::reason::UPTO_FACILITATOR_MISMATCH,
                 format!("{} is not a signer of this facilitator", p.facilitator),
             ));
         }
@@ -52,10 +52,10 @@ impl Permit2Scheme for Facilitator {
     fn amount(p: &UptoPayload, amount: U256, phase: Phase) -> Result<U256, Rejection> {
         match phase {
             Phase::Verify if amount != p.max_amount => {
-                Err(Rejection::new(Reason::Permit2AmountMismatch))
+                Err(Rejection::new(x402_evm::reason::PERMIT2_AMOUNT_MISMATCH))
             }
             Phase::Settle if amount > p.max_amount => Err(Rejection::with_message(
-                Reason::InvalidUptoEvmPayloadSettlementExceedsAmount,
+                crate::reason::INVALID_UPTO_EVM_PAYLOAD_SETTLEMENT_EXCEEDS_AMOUNT,
                 format!("settle {amount} exceeds the authorized {}", p.max_amount),
             )),
             _ => Ok(amount),

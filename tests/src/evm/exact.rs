@@ -414,14 +414,14 @@ impl ExactHarness {
         assert!(!v.is_valid, "{what}: {v:?}");
         assert_eq!(
             v.invalid_reason,
-            Some(Reason::InvalidPayload),
+            Some(Reason::INVALID_PAYLOAD),
             "{what}: {v:?}"
         );
         let s = self
             .settle_body(body)
             .await
             .unwrap_or_else(|e| panic!("{what}: settle failed instead of answering: {e}"));
-        assert_settle_refused(&s, Reason::InvalidPayload, what);
+        assert_settle_refused(&s, Reason::INVALID_PAYLOAD, what);
     }
 
     /// `request` verifies, then settling it is refused with `reason` — twice, the refusal gives
@@ -522,7 +522,7 @@ impl ExactHarness {
         assert!(!s.success, "{s:?}");
         assert_eq!(
             s.error_reason,
-            Some(Reason::AuthorizationAlreadyUsed),
+            Some(Reason::AUTHORIZATION_ALREADY_USED),
             "{s:?}"
         );
         let after = self.snapshot(&[buyer]).await;
@@ -634,7 +634,7 @@ impl ExactHarness {
             } else {
                 assert_eq!(
                     s.error_reason,
-                    Some(Reason::DuplicateSettlement),
+                    Some(Reason::DUPLICATE_SETTLEMENT),
                     "{what}: {s:?}"
                 );
                 losers += 1;
@@ -685,7 +685,7 @@ pub fn assert_duplicate(s: &SettleResponse, transaction: &str, what: &str) {
     assert!(!s.success, "{what}: {s:?}");
     assert_eq!(
         s.error_reason,
-        Some(Reason::DuplicateSettlement),
+        Some(Reason::DUPLICATE_SETTLEMENT),
         "{what}: {s:?}"
     );
     assert_eq!(s.transaction, transaction, "{what}: {s:?}");

@@ -27,7 +27,7 @@ async fn a_transaction_whose_blockhash_expires_fails_definitely_within_the_bound
     let s = h.settle(&request).await;
     // Expired, not pending: the definite answer came before the 150 s bound.
     assert!(!s.success);
-    assert_eq!(s.error_reason, Some(Reason::TransactionFailed), "{s:?}");
+    assert_eq!(s.error_reason, Some(Reason::TRANSACTION_FAILED), "{s:?}");
     assert!(
         s.error_message
             .as_deref()
@@ -42,9 +42,12 @@ async fn a_transaction_whose_blockhash_expires_fails_definitely_within_the_bound
     assert!(after.sends >= 1);
     // The failure is recorded: settling again is a duplicate, and the payment no longer verifies.
     let again = h.settle(&request).await;
-    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
+    assert_eq!(again.error_reason, Some(Reason::DUPLICATE_SETTLEMENT));
     let v = h.verify(&request).await;
-    assert_eq!(v.invalid_reason, Some(Reason::TransactionSimulationFailed));
+    assert_eq!(
+        v.invalid_reason,
+        Some(scheme_exact_svm::reason::TRANSACTION_SIMULATION_FAILED)
+    );
 }
 
 #[tokio::test]
@@ -59,10 +62,10 @@ async fn an_unobserved_transaction_is_pending_with_its_signature_at_the_time_bou
     let request = h.pay_v2(&h.buyer, &req).await;
     // Pending, not expired: the 3 s bound ended the wait before the blockhash could expire.
     let s = h.settle(&request).await;
-    assert_eq!(s.error_reason, Some(Reason::SettlementPending), "{s:?}");
+    assert_eq!(s.error_reason, Some(Reason::SETTLEMENT_PENDING), "{s:?}");
     let signature: solana_signature::Signature = s.transaction.parse().unwrap();
     let again = h.settle(&request).await;
-    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
+    assert_eq!(again.error_reason, Some(Reason::DUPLICATE_SETTLEMENT));
     assert_eq!(again.transaction, signature.to_string());
     assert_eq!(h.store.len(), 1);
     let ctx = x402_core::PaymentContext::of(&request).unwrap();
@@ -110,7 +113,7 @@ async fn the_facilitators_answer_deadline_ends_the_wait_before_the_schemes_own_b
         .settle_json(&body, x402_core::json::JsonLimits::DEFAULT)
         .await
         .unwrap();
-    assert_eq!(s.error_reason, Some(Reason::SettlementPending), "{s:?}");
+    assert_eq!(s.error_reason, Some(Reason::SETTLEMENT_PENDING), "{s:?}");
     let signature: solana_signature::Signature = s.transaction.parse().unwrap();
     let after = h.snapshot(&[mint.address], &[]).await;
     assert_eq!(
@@ -119,7 +122,7 @@ async fn the_facilitators_answer_deadline_ends_the_wait_before_the_schemes_own_b
     );
     // Recorded as pending: a retry is a duplicate naming the same transaction, never a second send.
     let again = h.settle(&request).await;
-    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
+    assert_eq!(again.error_reason, Some(Reason::DUPLICATE_SETTLEMENT));
     assert_eq!(again.transaction, signature.to_string());
 }
 
@@ -141,7 +144,11 @@ async fn a_settle_out_of_time_before_sending_sends_nothing_and_can_be_retried() 
         .await
         .unwrap();
     assert!(!s.success, "{s:?}");
-    assert_eq!(s.error_reason, Some(Reason::UnexpectedSettleError), "{s:?}");
+    assert_eq!(
+        s.error_reason,
+        Some(Reason::UNEXPECTED_SETTLE_ERROR),
+        "{s:?}"
+    );
     assert!(s.transaction.is_empty(), "{s:?}");
     let after = h.snapshot(&[mint.address], &[]).await;
     assert_eq!(after, before, "nothing was sent, nothing moved");
@@ -149,5 +156,5 @@ async fn a_settle_out_of_time_before_sending_sends_nothing_and_can_be_retried() 
     let s = h.settle(&request).await;
     assert!(s.success, "{s:?}");
     let again = h.settle(&request).await;
-    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
+    assert_eq!(again.error_reason, Some(Reason::DUPLICATE_SETTLEMENT));
 }

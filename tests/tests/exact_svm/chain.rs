@@ -32,7 +32,7 @@ async fn s57_token_2022_mints_with_dangerous_extensions_are_refused() {
         h.assert_refused(
             what,
             &request,
-            Reason::UnsupportedTokenExtension,
+            scheme_exact_svm::reason::UNSUPPORTED_TOKEN_EXTENSION,
             &[mint.address],
         )
         .await;
@@ -73,7 +73,7 @@ async fn s58_the_buyer_signature_is_verified() {
         h.assert_refused(
             what,
             &SvmHarness::request(&req, &tx),
-            Reason::InvalidExactSvmPayloadSignature,
+            scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_SIGNATURE,
             &[mint.address],
         )
         .await;
@@ -111,7 +111,7 @@ async fn s59_a_transaction_that_lands_with_an_error_is_a_failure_at_a_capped_cos
     let before = h.snapshot(&[mint.address], &[]).await;
     let s = h.settle(&request).await;
     assert!(!s.success, "{s:?}");
-    assert_eq!(s.error_reason, Some(Reason::TransactionFailed), "{s:?}");
+    assert_eq!(s.error_reason, Some(Reason::TRANSACTION_FAILED), "{s:?}");
     let signature: solana_signature::Signature =
         s.transaction.parse().expect("the signature, for audit");
     let status = h.bed.rpc().get_signature_status(&signature).await.unwrap();
@@ -129,7 +129,7 @@ async fn s59_a_transaction_that_lands_with_an_error_is_a_failure_at_a_capped_cos
         before.fee_payer_sol.iter().sum::<u64>() - after.fee_payer_sol.iter().sum::<u64>();
     assert_eq!(spent, TX_FEE, "the fee payer lost exactly the (capped) fee");
     let again = h.settle(&request).await;
-    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
+    assert_eq!(again.error_reason, Some(Reason::DUPLICATE_SETTLEMENT));
     assert_eq!(again.transaction, s.transaction);
 }
 
@@ -147,7 +147,7 @@ async fn s60_an_unknown_blockhash_fails_simulation() {
     h.assert_refused(
         "unknown blockhash",
         &SvmHarness::request(&req, &tx),
-        Reason::TransactionSimulationFailed,
+        scheme_exact_svm::reason::TRANSACTION_SIMULATION_FAILED,
         &[mint.address],
     )
     .await;

@@ -6,7 +6,6 @@ use solana_instruction::{AccountMeta, Instruction};
 use solana_keypair::Keypair;
 use solana_pubkey::Pubkey;
 use solana_signer::Signer;
-use x402_core::Reason;
 use x402_tests::solana::LAMPORTS_PER_SOL;
 use x402_tests::solana::exact::SvmHarness;
 
@@ -23,7 +22,7 @@ async fn s48_fee_payer_as_transfer_authority_or_source() {
     h.assert_refused(
         "authority = fee payer",
         &SvmHarness::request(&req, &tx),
-        Reason::InvalidExactSvmPayloadTransactionFeePayerTransferringFunds,
+        scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_FEE_PAYER_TRANSFERRING_FUNDS,
         &[mint.address],
     )
     .await;
@@ -101,7 +100,7 @@ async fn s48_fee_payer_as_transfer_authority_or_source() {
         h.assert_refused(
             what,
             &SvmHarness::request(&req, &tx),
-            Reason::InvalidExactSvmPayloadTransactionFeePayerTransferringFunds,
+            scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_FEE_PAYER_TRANSFERRING_FUNDS,
             &[mint.address],
         )
         .await;
@@ -146,7 +145,7 @@ async fn s49_fee_payer_in_any_instruction_accounts() {
     in_transfer[2]
         .accounts
         .push(AccountMeta::new_readonly(fp, false));
-    let reason = Reason::FeePayerInInstructionAccounts;
+    let reason = scheme_exact_svm::reason::FEE_PAYER_IN_INSTRUCTION_ACCOUNTS;
     refuse_all(
         &h,
         &mint,
@@ -186,7 +185,7 @@ async fn s53_extra_signers_are_refused() {
     h.assert_refused(
         "a third signer",
         &SvmHarness::request(&req, &tx),
-        Reason::TooManySignatures,
+        scheme_exact_svm::reason::TOO_MANY_SIGNATURES,
         &[mint.address],
     )
     .await;
@@ -215,7 +214,7 @@ async fn s54_fee_payer_not_ours_or_not_account_zero() {
     h.assert_refused(
         "feePayer not ours",
         &SvmHarness::request(&with_fee_payer(stranger), &tx),
-        Reason::FeePayerNotManagedByFacilitator,
+        scheme_exact_svm::reason::FEE_PAYER_NOT_MANAGED_BY_FACILITATOR,
         &[mint.address],
     )
     .await;
@@ -230,7 +229,7 @@ async fn s54_fee_payer_not_ours_or_not_account_zero() {
     h.assert_refused(
         "account 0 is the buyer",
         &SvmHarness::request(&req, &tx),
-        Reason::FeePayerMismatch,
+        scheme_exact_svm::reason::FEE_PAYER_MISMATCH,
         &[mint.address],
     )
     .await;
@@ -239,7 +238,7 @@ async fn s54_fee_payer_not_ours_or_not_account_zero() {
     h.assert_refused(
         "extra.feePayer is our other key",
         &SvmHarness::request(&with_fee_payer(other_fp), &tx),
-        Reason::FeePayerMismatch,
+        scheme_exact_svm::reason::FEE_PAYER_MISMATCH,
         &[mint.address],
     )
     .await;
@@ -278,7 +277,10 @@ async fn s62_no_co_signed_bytes_leave_before_settle() {
             "{what}: the verify response carries the transaction"
         );
         if !valid {
-            assert_eq!(v.invalid_reason, Some(Reason::TransactionSimulationFailed));
+            assert_eq!(
+                v.invalid_reason,
+                Some(scheme_exact_svm::reason::TRANSACTION_SIMULATION_FAILED)
+            );
             let s = h.settle(&request).await;
             let text = serde_json::to_string(&s).unwrap();
             assert!(

@@ -77,62 +77,62 @@ async fn s50_disallowed_instructions_and_shapes() {
             (
                 "system transfer from the fee payer",
                 at(3, system_transfer.clone()),
-                Reason::InvalidExactSvmPayloadUnknownFourthInstruction,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
             ),
             (
                 "create ATA funded by the fee payer",
                 at(3, create_ata),
-                Reason::InvalidExactSvmPayloadUnknownFourthInstruction,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
             ),
             (
                 "close account",
                 at(4, close),
-                Reason::InvalidExactSvmPayloadUnknownFifthInstruction,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FIFTH_INSTRUCTION,
             ),
             (
                 "sixth instruction",
                 sixth,
-                Reason::InvalidExactSvmPayloadUnknownSixthInstruction,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_SIXTH_INSTRUCTION,
             ),
             (
                 "second TransferChecked",
                 at(3, ixs[2].clone()),
-                Reason::InvalidExactSvmPayloadUnknownFourthInstruction,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
             ),
             (
                 "RequestHeapFrame",
                 at(3, heap),
-                Reason::InvalidExactSvmPayloadUnknownFourthInstruction,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
             ),
             (
                 "Approve instead of the transfer",
                 replace(2, approve),
-                Reason::InvalidExactSvmPayloadNoTransferInstruction,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_NO_TRANSFER_INSTRUCTION,
             ),
             (
                 "plain Transfer",
                 replace(2, plain_transfer),
-                Reason::InvalidExactSvmPayloadNoTransferInstruction,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_NO_TRANSFER_INSTRUCTION,
             ),
             (
                 "TransferChecked data on another program",
                 replace(2, not_token),
-                Reason::InvalidExactSvmPayloadNoTransferInstruction,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_NO_TRANSFER_INSTRUCTION,
             ),
             (
                 "reordered",
                 reordered,
-                Reason::InvalidExactSvmPayloadTransactionInstructionsComputeLimitInstruction,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_LIMIT_INSTRUCTION,
             ),
             (
                 "two instructions",
                 ixs[..2].to_vec(),
-                Reason::InvalidExactSvmPayloadTransactionInstructionsLength,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_LENGTH,
             ),
             (
                 "seven instructions",
                 seven,
-                Reason::InvalidExactSvmPayloadTransactionInstructionsLength,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_LENGTH,
             ),
         ],
     )
@@ -154,7 +154,7 @@ async fn s51_the_destination_account_must_already_exist() {
     h.assert_refused(
         "no destination account",
         &SvmHarness::request(&fresh_req, &tx),
-        Reason::InvalidExactSvmPayloadRecipientMismatch,
+        scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH,
         &[mint.address],
     )
     .await;
@@ -163,19 +163,19 @@ async fn s51_the_destination_account_must_already_exist() {
             "create funded by the fee payer first",
             fp,
             2,
-            Reason::InvalidExactSvmPayloadNoTransferInstruction,
+            scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_NO_TRANSFER_INSTRUCTION,
         ),
         (
             "create funded by the fee payer after",
             fp,
             3,
-            Reason::InvalidExactSvmPayloadUnknownFourthInstruction,
+            scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
         ),
         (
             "create funded by the buyer",
             h.buyer.pubkey(),
             3,
-            Reason::InvalidExactSvmPayloadUnknownFourthInstruction,
+            scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
         ),
     ] {
         let mut v = ixs.clone();
@@ -229,27 +229,27 @@ async fn s52_compute_budget_griefing() {
             (
                 "price above 5 lamports/CU",
                 with(20_000, 5_000_001),
-                Reason::InvalidExactSvmPayloadTransactionInstructionsComputePriceInstructionTooHigh,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_PRICE_INSTRUCTION_TOO_HIGH,
             ),
             (
                 "limit 1.4M",
                 with(1_400_000, 1),
-                Reason::InvalidExactSvmPayloadComputeLimitTooHigh,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_COMPUTE_LIMIT_TOO_HIGH,
             ),
             (
                 "200k CU at the maximum price",
                 with(200_000, 5_000_000),
-                Reason::InvalidExactSvmPayloadPriorityFeeTooHigh,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_PRIORITY_FEE_TOO_HIGH,
             ),
             (
                 "price instruction twice",
                 twice,
-                Reason::InvalidExactSvmPayloadUnknownFourthInstruction,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
             ),
             (
                 "limit instruction with an account",
                 limit_with_account,
-                Reason::InvalidExactSvmPayloadTransactionInstructionsComputeLimitInstruction,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_LIMIT_INSTRUCTION,
             ),
         ],
     )
@@ -275,12 +275,12 @@ async fn s55_durable_nonce_transactions_are_refused() {
             (
                 "AdvanceNonceAccount first",
                 first,
-                Reason::InvalidExactSvmPayloadDurableNonce,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_DURABLE_NONCE,
             ),
             (
                 "AdvanceNonceAccount last",
                 last,
-                Reason::InvalidExactSvmPayloadDurableNonce,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_DURABLE_NONCE,
             ),
         ],
     )
@@ -313,7 +313,7 @@ async fn s56_address_lookup_tables_are_refused() {
     h.assert_refused(
         "a lookup table",
         &SvmHarness::request(&req, &tx),
-        Reason::AddressLookupTablesNotSupported,
+        scheme_exact_svm::reason::ADDRESS_LOOKUP_TABLES_NOT_SUPPORTED,
         &[mint.address],
     )
     .await;
@@ -346,18 +346,22 @@ async fn s61_memo_rules() {
             (
                 "no memo",
                 ixs[..3].to_vec(),
-                Reason::InvalidExactSvmPayloadMemoCount,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_MEMO_COUNT,
             ),
-            ("two memos", two, Reason::InvalidExactSvmPayloadMemoCount),
+            (
+                "two memos",
+                two,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_MEMO_COUNT,
+            ),
             (
                 "another memo",
                 other,
-                Reason::InvalidExactSvmPayloadMemoMismatch,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_MEMO_MISMATCH,
             ),
             (
                 "non-UTF-8 memo",
                 binary,
-                Reason::InvalidExactSvmPayloadMemoMismatch,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_MEMO_MISMATCH,
             ),
         ],
     )
@@ -374,7 +378,7 @@ async fn s61_memo_rules() {
     h.assert_refused(
         "a memo over 256 bytes",
         &SvmHarness::request(&long, &tx),
-        Reason::InvalidPaymentRequirements,
+        Reason::INVALID_PAYMENT_REQUIREMENTS,
         &[mint.address],
     )
     .await;
@@ -383,7 +387,8 @@ async fn s61_memo_rules() {
 #[tokio::test]
 async fn malformed_payloads_are_answers_never_panics() {
     let (h, mint, req, _) = setup().await;
-    let undecodable = Reason::InvalidExactSvmPayloadTransactionCouldNotBeDecoded;
+    let undecodable =
+        scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_COULD_NOT_BE_DECODED;
     let big = "A".repeat(4000);
     for (what, payload) in [
         ("empty", serde_json::json!({"transaction": ""})),

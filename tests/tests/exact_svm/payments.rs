@@ -125,7 +125,7 @@ async fn twenty_concurrent_settles_of_one_transaction_settle_once() {
         if s.success {
             successes.push(s.transaction);
         } else {
-            assert_eq!(s.error_reason, Some(Reason::DuplicateSettlement), "{s:?}");
+            assert_eq!(s.error_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{s:?}");
             duplicates += 1;
         }
     }
@@ -141,7 +141,7 @@ async fn twenty_concurrent_settles_of_one_transaction_settle_once() {
     assert_eq!(h.proxy.transactions_sent(), 1, "one transaction broadcast");
     // Settling again later: still a duplicate, naming the transaction.
     let again = h.settle(&v1).await;
-    assert_eq!(again.error_reason, Some(Reason::DuplicateSettlement));
+    assert_eq!(again.error_reason, Some(Reason::DUPLICATE_SETTLEMENT));
     assert_eq!(again.transaction, successes[0]);
 }
 
@@ -388,7 +388,7 @@ async fn n_payments_with_funds_for_one_settle_one() {
     assert_eq!(
         reasons
             .iter()
-            .filter(|r| **r == Some(Reason::TransactionSimulationFailed))
+            .filter(|r| **r == Some(scheme_exact_svm::reason::TRANSACTION_SIMULATION_FAILED))
             .count(),
         2,
         "{reasons:?}"

@@ -152,5 +152,5 @@ impl PayReport {
 
 /// A settlement the seller reported as pending, with the transaction sent.
 pub(super) fn is_pending(s: &SettleResponse) -> bool {
-    !s.success && s.error_reason == Some(Reason::SettlementPending) && !s.transaction.is_empty()
+    !s.success && s.error_reason == Some(Reason::SETTLEMENT_PENDING) && !s.transaction.is_empty()
 }

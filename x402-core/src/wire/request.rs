@@ -67,7 +67,7 @@ impl RequestError {
     pub fn reason(&self) -> crate::Reason {
         match self {
             Self::UnsupportedVersion(_) | Self::VersionMismatch { .. } => {
-                crate::Reason::InvalidX402Version
+                crate::Reason::INVALID_X402_VERSION
             }
             Self::Malformed {
                 part: RequestPart::Requirements,
@@ -75,8 +75,8 @@ impl RequestError {
             }
             | Self::NoVersion {
                 part: RequestPart::Requirements,
-            } => crate::Reason::InvalidPaymentRequirements,
-            _ => crate::Reason::InvalidPayload,
+            } => crate::Reason::INVALID_PAYMENT_REQUIREMENTS,
+            _ => crate::Reason::INVALID_PAYLOAD,
         }
     }
 }

@@ -122,32 +122,36 @@ pub async fn verify_permit2<S: Permit2Scheme>(
     }
     let (asset, pay_to) = reject_on_err!(core.requirement_addresses(req, scheme.assets()));
     if v.terms.spender != S::PROXY {
-        return Ok(Err(Rejection::new(Reason::InvalidPermit2Spender)));
+        return Ok(Err(Rejection::new(crate::reason::INVALID_PERMIT2_SPENDER)));
     }
     if v.to != pay_to {
-        return Ok(Err(Rejection::new(Reason::InvalidPermit2RecipientMismatch)));
+        return Ok(Err(Rejection::new(
+            crate::reason::INVALID_PERMIT2_RECIPIENT_MISMATCH,
+        )));
     }
     reject_on_err!(scheme.check_witness(p));
     reject_on_err!(check_time(
         core.now(),
         v.valid_after,
         v.terms.deadline,
-        Reason::Permit2NotYetValid,
-        Reason::Permit2DeadlineExpired,
+        crate::reason::PERMIT2_NOT_YET_VALID,
+        crate::reason::PERMIT2_DEADLINE_EXPIRED,
     ));
     let amount = reject_on_err!(S::amount(p, req.amount.get(), phase));
     if v.terms.token != asset {
-        return Ok(Err(Rejection::new(Reason::Permit2TokenMismatch)));
+        return Ok(Err(Rejection::new(crate::reason::PERMIT2_TOKEN_MISMATCH)));
     }
     let digest = S::digest(p, core.chain_id);
     if !core
         .permit2_signature_passes(&digest, v.signature, v.terms.from)
         .await?
     {
-        return Ok(Err(Rejection::new(Reason::InvalidPermit2Signature)));
+        return Ok(Err(Rejection::new(
+            crate::reason::INVALID_PERMIT2_SIGNATURE,
+        )));
     }
     reject_on_err!(
-        core.require_asset_code(asset, Reason::UnsupportedAsset)
+        core.require_asset_code(asset, Reason::UNSUPPORTED_ASSET)
             .await?
     );
     let plan = scheme.plan(p, amount);
