@@ -168,3 +168,34 @@ pub fn plan_table(plan: &[PlanLine]) -> String {
     }
     out
 }
+
+#[cfg(all(test, feature = "template"))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Which keys a network table may hold is the schemes' business: a key no scheme reads fails
+    /// start-up, named with its network and scheme, without a key list in this crate.
+    #[tokio::test]
+    async fn a_key_no_scheme_reads_fails_start_up_naming_it() {
+        let text = r#"
+            listen = "127.0.0.1:0"
+            [networks."toy:local"]
+            rpc_url = "http://127.0.0.1:1"
+            [networks."toy:local".schemes.exact]
+        "#;
+        let config = Config::parse(text, &|_| None).expect("the file itself is well formed");
+        let Err(error) = build(&config).await else {
+            panic!("an unknown key is refused");
+        };
+        let message = error.to_string();
+        assert!(
+            message.starts_with(r#"networks."toy:local".schemes.exact: "#),
+            "{message}"
+        );
+        assert!(message.contains("unknown field `rpc_url`"), "{message}");
+
+        let good = Config::parse(&text.replace("rpc_url", "# rpc_url"), &|_| None).unwrap();
+        assert!(build(&good).await.is_ok());
+    }
+}

@@ -59,7 +59,7 @@ impl BuyerRole for Buyer {
 
     async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError> {
         let payload = sign(self.signer.as_ref(), requirements, self.clock.now()).await?;
-        payload::to_json(&payload).map_err(|e| SchemeError::Other(e.to_string()))
+        payload::to_json(&payload).map_err(SchemeError::other)
     }
 }
 
@@ -83,7 +83,7 @@ pub(crate) async fn sign(
     let valid_after = U256::from(now.0.saturating_sub(VALID_AFTER_SKEW));
     let deadline = U256::from(now.0.saturating_add(req.max_timeout_seconds));
     let from = signer.address();
-    let sign_err = |e: alloy::signers::Error| SchemeError::Signer(e.to_string());
+    let sign_err = |e: alloy::signers::Error| SchemeError::signer(e);
 
     if extra.is_permit2() {
         let nonce = U256::from_be_bytes(rand::random::<[u8; 32]>());

@@ -152,7 +152,7 @@ impl BuyerRole for Buyer {
         self.sign_payment(requirements)
             .await?
             .to_raw()
-            .map_err(|e| SchemeError::Other(e.to_string()))
+            .map_err(SchemeError::other)
     }
 }
 
@@ -212,6 +212,6 @@ impl Buyer {
             blockhash,
             &[&self.keypair],
         )?;
-        ExactSvmPayload::of(&tx).map_err(|e| SchemeError::Other(e.to_string()))
+        ExactSvmPayload::of(&tx).map_err(SchemeError::other)
     }
 }

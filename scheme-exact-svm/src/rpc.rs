@@ -117,18 +117,8 @@ pub fn unreachable(e: &ClientError) -> bool {
 pub fn describe(e: &ClientError) -> String {
     match e.kind() {
         ErrorKind::Reqwest(r) => {
-            let what = if r.is_timeout() {
-                "timed out".to_owned()
-            } else if r.is_connect() {
-                "connection failed".to_owned()
-            } else if let Some(status) = r.status() {
-                format!("HTTP {status}")
-            } else if r.is_decode() {
-                "unreadable response".to_owned()
-            } else {
-                "request failed".to_owned()
-            };
-            format!("RPC {what}")
+            let failure = x402_core::reqwest_failure!(&r);
+            format!("RPC {failure}")
         }
         ErrorKind::Middleware(_) => "RPC middleware failed".to_owned(),
         other => other.to_string(),

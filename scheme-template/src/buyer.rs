@@ -77,7 +77,6 @@ impl BuyerRole for Buyer {
             amount: requirements.amount,
             nonce: Nonce(rand::random()),
         };
-        x402_core::wire::to_raw(&self.sign_transfer(transfer, network))
-            .map_err(|e| SchemeError::Other(e.to_string()))
+        x402_core::wire::to_raw(&self.sign_transfer(transfer, network)).map_err(SchemeError::other)
     }
 }

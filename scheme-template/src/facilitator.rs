@@ -54,10 +54,6 @@ struct Refusal {
     rejection: Rejection,
 }
 
-fn store_error(e: x402_core::settlement::StoreError) -> SchemeError {
-    SchemeError::Other(e.to_string())
-}
-
 /// The payer of a payload that failed to parse, if its `transfer.from` is still readable.
 fn payer_of(raw: &RawValue) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
@@ -210,12 +206,7 @@ impl FacilitatorRole for Facilitator {
         let payer = Some(checked.transfer.from.to_string());
         let timeout = payment.requirements.max_timeout_seconds;
         let expires = UnixTime(UnixTime::now().0.saturating_add(timeout));
-        match self
-            .store
-            .claim(&checked.id, expires)
-            .await
-            .map_err(store_error)?
-        {
+        match self.store.claim(&checked.id, expires).await? {
             Claim::Acquired => {}
             Claim::InFlight => return Ok(duplicate(payer, None)),
             Claim::Recorded(outcome) => return Ok(duplicate(payer, Some(&outcome))),
@@ -223,7 +214,7 @@ impl FacilitatorRole for Facilitator {
         // 8–9 and the move, atomically, under the claim.
         if let Err(rejection) = self.ledger.apply(&checked.transfer) {
             // Nothing moved (the balance is short, say): the payment may be retried.
-            self.store.release(&checked.id).await.map_err(store_error)?;
+            self.store.release(&checked.id).await?;
             return Ok(Settlement::refused(payer, rejection));
         }
         // The toy transaction id is the transfer's signature, as on Solana.
@@ -231,10 +222,7 @@ impl FacilitatorRole for Facilitator {
         let outcome = Outcome::Settled {
             transaction: transaction.clone(),
         };
-        self.store
-            .complete(&checked.id, outcome)
-            .await
-            .map_err(store_error)?;
+        self.store.complete(&checked.id, outcome).await?;
         Ok(Settlement {
             payer,
             transaction: Some(transaction),

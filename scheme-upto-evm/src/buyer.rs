@@ -50,7 +50,7 @@ impl BuyerRole for Buyer {
 
     async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError> {
         let payload = sign(self.signer.as_ref(), requirements, UnixTime::now()).await?;
-        payload::to_json(&payload).map_err(|e| SchemeError::Other(e.to_string()))
+        payload::to_json(&payload).map_err(SchemeError::other)
     }
 }
 
@@ -104,7 +104,7 @@ pub(crate) async fn sign(
     let signature = signer
         .sign_hash(&digest)
         .await
-        .map_err(|e| SchemeError::Signer(e.to_string()))?;
+        .map_err(SchemeError::signer)?;
     Ok(UptoPayload {
         signature: signature.as_bytes().to_vec().into(),
         from: signer.address(),

@@ -85,9 +85,7 @@ pub(crate) fn requirements(
         max_timeout_seconds: request
             .max_timeout_seconds
             .unwrap_or(DEFAULT_MAX_TIMEOUT_SECONDS),
-        extra: Some(
-            x402_core::wire::to_raw(&extra).map_err(|e| SchemeError::Other(e.to_string()))?,
-        ),
+        extra: Some(x402_core::wire::to_raw(&extra).map_err(SchemeError::other)?),
     })
 }
 

@@ -220,12 +220,9 @@ impl Buyer {
                 }),
             ),
         };
-        let value =
-            codec::encode(&document).map_err(|e| Error::Sign(SchemeError::Other(e.to_string())))?;
-        let value = HeaderValue::try_from(value)
-            .map_err(|e| Error::Sign(SchemeError::Other(e.to_string())))?;
-        let name = HeaderName::try_from(name)
-            .map_err(|e| Error::Sign(SchemeError::Other(e.to_string())))?;
+        let value = codec::encode(&document).map_err(|e| Error::Sign(SchemeError::other(e)))?;
+        let value = HeaderValue::try_from(value).map_err(|e| Error::Sign(SchemeError::other(e)))?;
+        let name = HeaderName::try_from(name).map_err(|e| Error::Sign(SchemeError::other(e)))?;
         tracing::info!(scheme = chosen.scheme(), network = chosen.network_text(), %amount, "paying");
         Ok((version, chosen, (name, value)))
     }

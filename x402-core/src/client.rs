@@ -58,15 +58,9 @@ impl FacilitatorClient {
     }
 
     fn transport(e: reqwest::Error) -> FacilitatorError {
-        // Never echo the URL: it may carry an API token.
-        let what = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "connection failed"
-        } else {
-            "request failed"
-        };
-        FacilitatorError::Transport(what.to_owned())
+        // Never echo the client's text: it names the URL, which may carry an API token.
+        let failure = crate::reqwest_failure!(&e);
+        FacilitatorError::Transport(failure.to_string())
     }
 
     /// Sends a request and reads a body of type `T` from any status whose body parses as `T`.

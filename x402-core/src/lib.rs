@@ -14,6 +14,7 @@ pub mod roles;
 pub mod scheme;
 pub mod settlement;
 pub mod timing;
+pub mod transport;
 mod version;
 mod view;
 pub mod wire;

@@ -24,6 +24,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 
+use crate::settlement::StoreError;
 use crate::wire::{PaymentRequirementsV2, Raw, SettleResponse, SupportedKind, VerifyResponse};
 use crate::{Amount, Network, PaymentContext, Rejection, RequirementsView, X402Version};
 
@@ -56,15 +57,36 @@ pub enum SchemeError {
     /// Configuration given to the scheme's builder is wrong.
     #[error("configuration: {0}")]
     Config(String),
-    /// A chain RPC failed.
+    /// A chain RPC failed. The text comes from the chain family's one describing function (for
+    /// transport failures, [`crate::transport::TransportFailure`]'s wording). The client's error
+    /// is deliberately not kept: its text and `Debug` name the endpoint URL, which may carry an
+    /// API token.
     #[error("rpc: {0}")]
     Rpc(String),
-    /// A signer failed.
+    /// A signer failed; its error is the source.
     #[error("signer: {0}")]
-    Signer(String),
-    /// Anything else.
+    Signer(#[source] BoxError),
+    /// The settlement store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else; its error (or message) is the source.
     #[error("{0}")]
-    Other(String),
+    Other(#[source] BoxError),
+}
+
+/// The error a [`SchemeError`] keeps as its source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl SchemeError {
+    /// [`SchemeError::Other`] from an error (kept as the source) or a message.
+    pub fn other(e: impl Into<BoxError>) -> Self {
+        Self::Other(e.into())
+    }
+
+    /// [`SchemeError::Signer`] from the signer's error (kept as the source) or a message.
+    pub fn signer(e: impl Into<BoxError>) -> Self {
+        Self::Signer(e.into())
+    }
 }
 
 /// A seller's price: atomic units, or a decimal converted exactly with the asset's decimals.

@@ -8,6 +8,8 @@ use alloy::sol_types::SolCall;
 use alloy::transports::{RpcError, TransportErrorKind};
 use x402_core::SchemeError;
 
+use crate::error::describe_rpc_error;
+
 /// The result of an `eth_call`: returned data, or a revert.
 #[derive(Debug, Clone)]
 pub enum CallResult {
@@ -17,17 +19,9 @@ pub enum CallResult {
     Reverted,
 }
 
-/// An RPC failure as a scheme error, described without URLs or payloads.
+/// An RPC failure as a scheme error, described by [`describe_rpc_error`] (no URL, no payload).
 pub fn rpc_error(e: RpcError<TransportErrorKind>) -> SchemeError {
-    // Never include the transport's text: it may carry the RPC URL and its token.
-    let kind = match &e {
-        RpcError::Transport(k) if k.is_retry_err() => "rate limited or unavailable",
-        RpcError::Transport(_) => "transport failure",
-        RpcError::NullResp => "empty response",
-        RpcError::DeserError { .. } => "unreadable response",
-        _ => "request failed",
-    };
-    SchemeError::Rpc(kind.to_owned())
+    SchemeError::Rpc(describe_rpc_error(&e))
 }
 
 /// `eth_call` of `data` on `to`, sent as `from`.

@@ -10,6 +10,8 @@ use alloy::primitives::{Address, TxHash};
 use alloy::transports::http::reqwest;
 use alloy::transports::{RpcError, TransportErrorKind};
 
+use x402_core::transport::TransportFailure;
+
 use crate::provider::RpcFailure;
 
 /// How many characters of a node's error message are kept.
@@ -188,7 +190,7 @@ pub fn may_have_reached_node(error: &RpcError<TransportErrorKind>) -> bool {
             if let Some(failure) = inner.downcast_ref::<RpcFailure>() {
                 failure.may_have_reached_node()
             } else if let Some(e) = inner.downcast_ref::<reqwest::Error>() {
-                !e.is_connect()
+                !transport_failure(e).undelivered()
             } else {
                 true
             }
@@ -203,7 +205,7 @@ fn describe_transport(kind: &TransportErrorKind) -> String {
             if let Some(failure) = inner.downcast_ref::<RpcFailure>() {
                 failure.to_string()
             } else if let Some(e) = inner.downcast_ref::<reqwest::Error>() {
-                describe_reqwest(e).to_owned()
+                transport_failure(e).to_string()
             } else {
                 format!("transport error: {inner}")
             }
@@ -217,20 +219,8 @@ fn describe_transport(kind: &TransportErrorKind) -> String {
 }
 
 /// A reqwest error by kind; its `Display` would include the URL.
-pub(crate) fn describe_reqwest(e: &reqwest::Error) -> &'static str {
-    if e.is_connect() {
-        "cannot connect"
-    } else if e.is_timeout() {
-        "timed out"
-    } else if e.is_body() || e.is_decode() {
-        "cannot read the response body"
-    } else if e.is_redirect() {
-        "redirect refused"
-    } else if e.is_request() {
-        "request failed"
-    } else {
-        "HTTP client error"
-    }
+pub(crate) fn transport_failure(e: &reqwest::Error) -> TransportFailure {
+    x402_core::reqwest_failure!(&e)
 }
 
 /// Keeps the first [`MAX_MESSAGE_CHARS`] characters of a node's message.

@@ -28,7 +28,9 @@ use alloy::transports::http::reqwest::{self, Client, Url, header};
 use alloy::transports::{TransportError, TransportErrorKind, TransportFut};
 use tracing::{debug, warn};
 
-use crate::error::{ConnectError, describe_reqwest};
+use x402_core::transport::TransportFailure;
+
+use crate::error::{ConnectError, transport_failure};
 
 /// Poll interval for alloy's block and transaction watchers (suits local chains and 2 s L2s).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -147,7 +149,7 @@ impl FailoverTransport {
             // A redirect would send the request (and any token) somewhere unconfigured.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| ConnectError::Client(describe_reqwest(&e).to_owned()))?;
+            .map_err(|e| ConnectError::Client(transport_failure(&e).to_string()))?;
         Ok(Self {
             inner: Arc::new(Shared {
                 client,
@@ -277,7 +279,9 @@ async fn attempt(client: &Client, url: &Url, body: &[u8]) -> Result<ResponsePack
     match serde_json::from_slice::<ResponsePacket>(&bytes) {
         // A JSON-RPC error is an answer even under an error status (some nodes send 4xx).
         Ok(packet) if status.is_success() || packet.is_error() => Ok(packet),
-        Ok(_) | Err(_) if !status.is_success() => Err(AttemptError::Status(status.as_u16())),
+        Ok(_) | Err(_) if !status.is_success() => Err(AttemptError::Transport(
+            TransportFailure::Status(status.as_u16()),
+        )),
         Ok(_) | Err(_) => Err(AttemptError::Malformed),
     }
 }
@@ -286,38 +290,23 @@ async fn attempt(client: &Client, url: &Url, body: &[u8]) -> Result<ResponsePack
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AttemptError {
-    /// No connection could be made: nothing was sent.
-    Connect,
-    /// No (complete) answer within the timeout.
-    Timeout,
-    /// The answer had an error status and no JSON-RPC body.
-    Status(u16),
+    /// The request failed in transport, or the answer had an error status and no JSON-RPC body.
+    Transport(TransportFailure),
     /// The answer is not a JSON-RPC response.
     Malformed,
-    /// The request or the answer's body failed for another reason.
-    Io,
 }
 
 impl AttemptError {
     fn from_reqwest(e: &reqwest::Error) -> Self {
-        if e.is_connect() {
-            Self::Connect
-        } else if e.is_timeout() {
-            Self::Timeout
-        } else {
-            Self::Io
-        }
+        Self::Transport(transport_failure(e))
     }
 }
 
 impl fmt::Display for AttemptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Connect => f.write_str("cannot connect"),
-            Self::Timeout => f.write_str("timed out"),
-            Self::Status(code) => write!(f, "HTTP status {code}"),
+            Self::Transport(failure) => failure.fmt(f),
             Self::Malformed => f.write_str("malformed JSON-RPC response"),
-            Self::Io => f.write_str("connection failed during the request"),
         }
     }
 }
@@ -338,7 +327,7 @@ impl RpcFailure {
     pub fn may_have_reached_node(&self) -> bool {
         self.failures
             .iter()
-            .any(|(_, kind)| *kind != AttemptError::Connect)
+            .any(|(_, kind)| *kind != AttemptError::Transport(TransportFailure::Connect))
     }
 }
 

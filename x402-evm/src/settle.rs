@@ -18,7 +18,6 @@ use alloy::primitives::{Address, B256, Bytes, TxHash, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, TransactionReceipt};
 use alloy::sol_types::SolEvent;
-use x402_core::settlement::StoreError;
 use x402_core::timing::time_left;
 use x402_core::{
     Claim, Outcome, PaymentId, Reason, Rejection, SchemeError, Settlement, SettlementStore,
@@ -91,10 +90,6 @@ pub struct SettlePlan {
     pub nonce_check: NonceCheck,
     /// The amount to report in the response (`upto`).
     pub report_amount: Option<U256>,
-}
-
-fn store_error(e: StoreError) -> SchemeError {
-    SchemeError::Other(e.to_string())
 }
 
 /// A successful settlement.
@@ -184,12 +179,7 @@ impl Settler {
         id: &PaymentId,
         payer: Address,
     ) -> Result<Option<Settlement>, SchemeError> {
-        Ok(self
-            .store
-            .outcome(id)
-            .await
-            .map_err(store_error)?
-            .map(|o| duplicate(payer, &o)))
+        Ok(self.store.outcome(id).await?.map(|o| duplicate(payer, &o)))
     }
 
     /// Records a payment as consumed without any transaction (a zero-amount `upto` settle), so no
@@ -200,7 +190,7 @@ impl Settler {
         expires: UnixTime,
         payer: Address,
     ) -> Result<Result<(), Settlement>, SchemeError> {
-        match self.store.claim(id, expires).await.map_err(store_error)? {
+        match self.store.claim(id, expires).await? {
             Claim::Acquired => {}
             Claim::InFlight => return Ok(Err(in_progress(payer))),
             Claim::Recorded(o) => return Ok(Err(duplicate(payer, &o))),
@@ -212,8 +202,7 @@ impl Settler {
                     transaction: String::new(),
                 },
             )
-            .await
-            .map_err(store_error)?;
+            .await?;
         Ok(Ok(()))
     }
 
@@ -225,12 +214,7 @@ impl Settler {
         plan: &SettlePlan,
         deadline: Option<Instant>,
     ) -> Result<Settlement, SchemeError> {
-        match self
-            .store
-            .claim(&plan.id, plan.expires)
-            .await
-            .map_err(store_error)?
-        {
+        match self.store.claim(&plan.id, plan.expires).await? {
             Claim::Acquired => {}
             Claim::InFlight => return Ok(in_progress(plan.payer)),
             Claim::Recorded(outcome) => return Ok(duplicate(plan.payer, &outcome)),
@@ -238,7 +222,7 @@ impl Settler {
         let result = self.broadcast_claimed(plan, deadline).await;
         if result.is_err() {
             // The facilitator failed before anything left it: the payment may be retried.
-            self.store.release(&plan.id).await.map_err(store_error)?;
+            self.store.release(&plan.id).await?;
         }
         result
     }
@@ -268,7 +252,7 @@ impl Settler {
         }
         if time_left(deadline) == Some(Duration::ZERO) {
             // Waiting for this payer's earlier settles used up the time to answer: send nothing.
-            self.store.release(&plan.id).await.map_err(store_error)?;
+            self.store.release(&plan.id).await?;
             return Ok(failed(
                 payer,
                 None,
@@ -290,7 +274,7 @@ impl Settler {
             Err(SendError::Ambiguous { hash, .. }) => return self.pending(plan, hash).await,
             Err(e) => {
                 // Nothing was broadcast: give the claim back, so the payment can be retried.
-                self.store.release(&plan.id).await.map_err(store_error)?;
+                self.store.release(&plan.id).await?;
                 let reason = match &e {
                     SendError::FeeAboveCap { .. } => crate::reason::GAS_PRICE_TOO_HIGH,
                     SendError::GasLimitAboveCap { .. } => crate::reason::GAS_LIMIT_EXCEEDED,
@@ -392,7 +376,7 @@ impl Settler {
         self.store
             .complete(&plan.id, outcome)
             .await
-            .map_err(store_error)
+            .map_err(SchemeError::from)
     }
 
     /// Whether the authorization's nonce is spent on chain.

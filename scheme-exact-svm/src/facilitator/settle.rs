@@ -30,10 +30,6 @@ const CLAIM_SECONDS: u64 = 300;
 const OUT_OF_TIME: &str =
     "the settle reached its answer deadline before sending; nothing was sent, it may be retried";
 
-fn store_error(e: x402_core::settlement::StoreError) -> SchemeError {
-    SchemeError::Other(e.to_string())
-}
-
 fn failed(payer: &str, tx: Option<String>, rejection: Rejection) -> Settlement {
     Settlement {
         payer: Some(payer.to_owned()),
@@ -74,13 +70,13 @@ impl Facilitator {
         let id = inspection.payment_id(&self.network);
         if let Err(rejection) = self.check_accounts(&inspection).await? {
             // A transaction settled before may fail the checks now: answer with its record.
-            if let Some(outcome) = self.store.outcome(&id).await.map_err(store_error)? {
+            if let Some(outcome) = self.store.outcome(&id).await? {
                 return Ok(duplicate(&payer, Some(&outcome)));
             }
             return Ok(failed(&payer, None, rejection));
         }
         let expires = UnixTime(UnixTime::now().0.saturating_add(CLAIM_SECONDS));
-        match self.store.claim(&id, expires).await.map_err(store_error)? {
+        match self.store.claim(&id, expires).await? {
             Claim::Acquired => {}
             Claim::InFlight => return Ok(duplicate(&payer, None)),
             Claim::Recorded(outcome) => return Ok(duplicate(&payer, Some(&outcome))),
@@ -90,7 +86,7 @@ impl Facilitator {
             .await;
         if result.is_err() {
             // The facilitator failed before anything was sent: the payment may be retried.
-            self.store.release(&id).await.map_err(store_error)?;
+            self.store.release(&id).await?;
         }
         result
     }
@@ -106,13 +102,13 @@ impl Facilitator {
         let tx = match self.sign_and_simulate(inspection).await? {
             Ok(tx) => tx,
             Err(rejection) => {
-                self.store.release(id).await.map_err(store_error)?;
+                self.store.release(id).await?;
                 return Ok(failed(payer, None, rejection));
             }
         };
         if time_left(deadline) == Some(Duration::ZERO) {
             // Waiting for this payer's earlier settles used up the time to answer: send nothing.
-            self.store.release(id).await.map_err(store_error)?;
+            self.store.release(id).await?;
             return Ok(failed(
                 payer,
                 None,
@@ -124,7 +120,7 @@ impl Facilitator {
             // The node refused it before forwarding (its own preflight simulation): nothing was
             // broadcast, unless an earlier copy already landed.
             if self.status_of(&signature).await.ok().flatten().is_none() {
-                self.store.release(id).await.map_err(store_error)?;
+                self.store.release(id).await?;
                 return Ok(failed(
                     payer,
                     None,
@@ -172,10 +168,7 @@ impl Facilitator {
         };
         let transaction = outcome.transaction().map(str::to_owned);
         tracing::info!(network = %self.network, payer, ?outcome, "exact settlement on Solana");
-        self.store
-            .complete(id, outcome)
-            .await
-            .map_err(store_error)?;
+        self.store.complete(id, outcome).await?;
         Ok(match rejection {
             None => Settlement {
                 payer: Some(payer.to_owned()),

@@ -155,12 +155,12 @@ impl Facilitator {
     pub(crate) fn co_sign(&self, i: &Inspection) -> Result<VersionedTransaction, SchemeError> {
         let key = self
             .fee_payer(&i.fee_payer)
-            .ok_or_else(|| SchemeError::Signer(format!("no key for fee payer {}", i.fee_payer)))?;
+            .ok_or_else(|| SchemeError::signer(format!("no key for fee payer {}", i.fee_payer)))?;
         let mut tx = i.tx.clone();
         let slot = tx
             .signatures
             .first_mut()
-            .ok_or_else(|| SchemeError::Other("a transaction without signatures".into()))?;
+            .ok_or_else(|| SchemeError::other("a transaction without signatures"))?;
         *slot = key.sign_message(&i.message_bytes);
         Ok(tx)
     }
