@@ -9,9 +9,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a harness whose set-up fails must fail the test
 
 pub mod anvil;
+pub mod cases;
 pub mod e2e;
 pub mod evm;
 pub mod process;
 pub mod solana;
 pub mod tools;
+pub mod wait;
 pub mod wire;
