@@ -1,21 +1,18 @@
 //! The built `x402-facilitator` binary against anvil with real USDC: verify and settle over HTTP,
 //! malformed bodies, metrics, SIGTERM during a settle, start-up failures, the example config.
-#![cfg(feature = "evm")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
-
-mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{config, get, oversized_status, post, run, start};
+use crate::common::{config, get, oversized_status, post, run, start};
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use x402_evm::assets::TransferMethod;
 use x402_tests::evm::exact::ExactHarness;
 
-const EXAMPLE: &str = include_str!("../facilitator.example.toml");
+const EXAMPLE: &str = include_str!("../../facilitator.example.toml");
 const BASE_SEPOLIA_USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
 
 #[tokio::test]

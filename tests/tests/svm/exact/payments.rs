@@ -15,7 +15,7 @@ use x402_core::{
 use x402_tests::solana::exact::{NETWORK, SvmHarness, harness_policy, local, rpc};
 use x402_tests::solana::{LAMPORTS_PER_SOL, SvmTestBed};
 
-use crate::{AMOUNT, TX_FEE};
+use super::{AMOUNT, TX_FEE};
 
 fn fee_payer_of(requirements: &x402_core::wire::PaymentRequirementsV2) -> String {
     let extra: serde_json::Value =

@@ -12,7 +12,7 @@ use x402_core::Reason;
 use x402_core::wire::PaymentRequirementsV2;
 use x402_tests::solana::exact::{SvmHarness, request_v2};
 
-use crate::{AMOUNT, fee_payer, refuse_all, setup, signed};
+use super::{AMOUNT, fee_payer, refuse_all, setup, signed};
 
 #[tokio::test]
 async fn s50_disallowed_instructions_and_shapes() {

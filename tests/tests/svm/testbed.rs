@@ -1,5 +1,8 @@
 //! The Solana test bed against a real `solana-test-validator`: health, both mints, funded
 //! accounts, ATA derivation, and that validators die with their guard and their test binary.
+//!
+//! The set-up checks inspect [`bed`], a bed of this module's own: the `exact` tests of this binary
+//! mint and pay on the shared one, so its supply and balances are no longer the set-up's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +15,7 @@ use solana_keypair::Keypair;
 use solana_program_pack::Pack;
 use solana_pubkey::Pubkey;
 use solana_signer::Signer;
+use tokio::sync::OnceCell;
 use x402_tests::solana::{
     BUYER_LAMPORTS, BUYER_TOKENS, FEE_PAYER_LAMPORTS, SvmTestBed, TestMint, ValidatorGuard,
 };
@@ -22,13 +26,19 @@ const ATA_PROGRAM: &str = "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL";
 /// Set in the child run of `shared_validator_dies_with_its_test_binary`.
 const EXIT_PROBE_ENV: &str = "X402_SVM_EXIT_PROBE";
 
+/// This module's bed, started on first use; nothing but these checks touches it.
+async fn bed() -> &'static SvmTestBed {
+    static BED: OnceCell<SvmTestBed> = OnceCell::const_new();
+    BED.get_or_init(SvmTestBed::start).await
+}
+
 fn key(s: &str) -> Pubkey {
     Pubkey::from_str(s).unwrap()
 }
 
 #[tokio::test]
 async fn validator_answers_get_health_ok() {
-    let bed = SvmTestBed::shared().await;
+    let bed = bed().await;
     assert!(
         bed.rpc_url().starts_with("http://127.0.0.1:"),
         "{}",
@@ -46,7 +56,7 @@ async fn validator_answers_get_health_ok() {
 
 #[tokio::test]
 async fn both_mints_exist_under_their_token_program_with_six_decimals() {
-    let bed = SvmTestBed::shared().await;
+    let bed = bed().await;
     let authority = bed.mint_authority().pubkey();
     let rpc = bed.rpc();
     for (mint, program) in [
@@ -93,7 +103,7 @@ async fn both_mints_exist_under_their_token_program_with_six_decimals() {
 
 #[tokio::test]
 async fn buyers_hold_the_funded_tokens_and_the_seller_has_empty_atas() {
-    let bed = SvmTestBed::shared().await;
+    let bed = bed().await;
     let rpc = bed.rpc();
     assert_eq!(BUYER_TOKENS, 1_000_000_000);
     for mint in bed.mints() {
@@ -124,7 +134,7 @@ async fn buyers_hold_the_funded_tokens_and_the_seller_has_empty_atas() {
 
 #[tokio::test]
 async fn ata_addresses_are_the_pda_of_owner_token_program_and_mint() {
-    let bed = SvmTestBed::shared().await;
+    let bed = bed().await;
     let rpc = bed.rpc();
     let owners: Vec<Pubkey> = bed
         .buyers()
@@ -162,7 +172,7 @@ async fn ata_addresses_are_the_pda_of_owner_token_program_and_mint() {
 
 #[tokio::test]
 async fn fee_payers_and_buyers_hold_their_sol() {
-    let bed = SvmTestBed::shared().await;
+    let bed = bed().await;
     let fee_payers = bed.fee_payers();
     assert_ne!(fee_payers[0].pubkey(), fee_payers[1].pubkey());
     for payer in fee_payers {
@@ -313,12 +323,11 @@ fn shared_validator_dies_with_its_test_binary() {
         return;
     }
     let exe = std::env::current_exe().unwrap();
+    // The test's name in this binary: its module path without the crate's name.
+    let (_, module) = module_path!().split_once("::").unwrap();
+    let name = format!("{module}::shared_validator_dies_with_its_test_binary");
     let out = Command::new(&exe)
-        .args([
-            "--exact",
-            "shared_validator_dies_with_its_test_binary",
-            "--nocapture",
-        ])
+        .args(["--exact", &name, "--nocapture"])
         .env(EXIT_PROBE_ENV, "1")
         .output()
         .unwrap();

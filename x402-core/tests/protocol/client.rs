@@ -1,5 +1,4 @@
 //! The HTTP facilitator client against a real local HTTP server (axum on port 0).
-#![cfg(feature = "client")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
 use std::time::Duration;

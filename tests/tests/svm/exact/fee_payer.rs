@@ -10,7 +10,7 @@ use x402_core::Reason;
 use x402_tests::solana::LAMPORTS_PER_SOL;
 use x402_tests::solana::exact::SvmHarness;
 
-use crate::{AMOUNT, fee_payer, refuse_all, setup, signed};
+use super::{AMOUNT, fee_payer, refuse_all, setup, signed};
 
 #[tokio::test]
 async fn s48_fee_payer_as_transfer_authority_or_source() {

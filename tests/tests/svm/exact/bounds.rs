@@ -9,7 +9,7 @@ use solana_keypair::Keypair;
 use x402_core::{MemoryStore, Outcome, Reason, SettlementStore as _};
 use x402_tests::solana::exact::{SendMode, SvmHarness, harness_policy, rpc};
 
-use crate::AMOUNT;
+use super::AMOUNT;
 
 #[tokio::test]
 async fn a_transaction_whose_blockhash_expires_fails_definitely_within_the_bound() {

@@ -1,12 +1,9 @@
 //! The built `x402-facilitator` binary against solana-test-validator: configured from a file (the
 //! network named by the validator's genesis hash, the fee payer from `$VAR`), it advertises its
 //! fee payer and verifies and settles an SPL payment over HTTP.
-#![cfg(feature = "svm")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{post, start};
+use crate::common::{post, start};
 use solana_keypair::Keypair;
 use solana_signer::Signer as _;
 use x402_core::wire::PaymentRequirements;
@@ -42,7 +39,7 @@ assets = ["{mint}"]
     ];
     let server = start(&config, &envs);
 
-    let (_, supported) = common::get(&server.url, "/supported").await;
+    let (_, supported) = crate::common::get(&server.url, "/supported").await;
     assert!(
         !supported.contains(&fee_payer.to_base58_string()),
         "key leaked"

@@ -1,7 +1,15 @@
 //! The registry holds exactly the scheme ids of the enabled features. CI runs this test once per
 //! feature set: `--no-default-features`, each scheme feature alone (scripts/test.sh reads them
-//! from the manifest) and the default `evm,svm`.
+//! from the manifest) and the default `evm,svm`. With `template`, `template` pays through the
+//! template scheme crate end to end.
+//!
+//! A binary of its own: what it links must be what the features enable. The test harness
+//! (x402-tests, which the `facilitator` tests use) links every scheme crate and with it their
+//! registrations.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
+#[cfg(feature = "template")]
+mod template;
 
 #[test]
 fn registry_holds_exactly_the_enabled_schemes() {

@@ -1,4 +1,4 @@
-//! `exact` on Solana on solana-test-validator, in one test binary (one validator):
+//! `exact` on Solana on the shared solana-test-validator:
 //!
 //! * `payments` — the buyer's transaction → verify → settle moves exactly the amount for v1 and
 //!   v2 under SPL Token and Token-2022; at most once however many settles race; RPC fallback;
@@ -10,20 +10,15 @@
 //!   fee payers' SOL, the buyer's and seller's tokens, the proxy's send count) — except S59, where
 //!   a transaction that lands with an error costs exactly its capped fee.
 //!
-//! `bounds` sorts first on purpose: its expiry test waits for a blockhash to expire (about a
-//! minute of validator time) while the other tests run beside it.
+//! `bounds` sorts first in the binary on purpose: its expiry test waits for a blockhash to expire
+//! (about a minute of validator time) while the other tests run beside it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "exact_svm/bounds.rs"]
 mod bounds;
-#[path = "exact_svm/chain.rs"]
 mod chain;
-#[path = "exact_svm/fee_payer.rs"]
 mod fee_payer;
-#[path = "exact_svm/layout.rs"]
 mod layout;
-#[path = "exact_svm/payments.rs"]
 mod payments;
 
 use solana_instruction::Instruction;

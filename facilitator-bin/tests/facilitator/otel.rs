@@ -1,18 +1,15 @@
 //! With the `otel` feature and `[log] otlp_endpoint`, spans of verify and settle reach an OTLP/HTTP
 //! collector (a local one here) and are flushed at shutdown.
-#![cfg(all(feature = "otel", feature = "evm"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{config, post, start};
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::routing::post as post_route;
-use common::{config, post, start};
 use x402_evm::assets::TransferMethod;
 use x402_tests::evm::exact::ExactHarness;
 

@@ -8,7 +8,7 @@ use solana_signer::Signer;
 use x402_core::Reason;
 use x402_tests::solana::exact::{MintExtension, SendMode, SvmHarness, create_extension_mint};
 
-use crate::{AMOUNT, TX_FEE, fee_payer, setup, signed};
+use super::{AMOUNT, TX_FEE, fee_payer, setup, signed};
 
 #[tokio::test]
 async fn s57_token_2022_mints_with_dangerous_extensions_are_refused() {

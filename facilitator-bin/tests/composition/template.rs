@@ -1,6 +1,5 @@
 //! The template scheme crate, linked by the `template` feature alone, paid end to end through the
 //! real server: the promise of docs/writing-a-scheme.md (a new crate, one feature, one `use`).
-#![cfg(feature = "template")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
 use std::sync::Arc;

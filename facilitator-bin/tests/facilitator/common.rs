@@ -1,4 +1,4 @@
-//! Helpers shared by the binary's integration tests: launching it on a generated config, and
+//! Helpers shared by the modules: launching the facilitator binary on a generated config, and
 //! small HTTP calls.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
