@@ -4,12 +4,11 @@
 //! * `contracts` — our Permit2 proxies and the smart wallet with its factory;
 //! * `signers` — the signer pool, receipt waits and the failover provider;
 //! * `exact`, `upto` — the schemes end to end;
-//! * `negative_eip3009`, `negative_permit2` — the negative suites of `exact`.
+//! * `negative` — the negative suites of `exact`, tables shared by EIP-3009 and Permit2.
 
 mod contracts;
 mod exact;
-mod negative_eip3009;
-mod negative_permit2;
+mod negative;
 mod signers;
 mod testbed;
 mod upto;
