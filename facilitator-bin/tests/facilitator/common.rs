@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use x402_core::SettleTimeouts;
 use x402_tests::evm::exact::ExactHarness;
 
 /// A running binary, killed on drop.
@@ -76,12 +77,15 @@ pub(crate) fn run(config: &str, envs: &[(&str, String)], args: &[&str]) -> (bool
     )
 }
 
+/// The settle bound of [`config`] (`[limits] settle_timeout_ms`).
+pub(crate) const SETTLE_TIMEOUT_MS: u64 = 20_000;
+
 pub(crate) fn config(h: &ExactHarness) -> (String, Vec<(&'static str, String)>) {
     let text = format!(
         r#"
 listen = "127.0.0.1:0"
 [limits]
-settle_timeout_ms = 20000
+settle_timeout_ms = {SETTLE_TIMEOUT_MS}
 [networks."eip155:84532"]
 rpc_urls = ["$X402_TEST_RPC"]
 signer_keys = ["$X402_TEST_KEY"]
@@ -137,7 +141,11 @@ pub(crate) async fn oversized_status(url: &str, path: &str, len: usize) -> u16 {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&[b' '; 1024]).await.unwrap();
     let mut buf = vec![0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+    // Hang guard: a server that waited for the rest of the body would never answer. No request
+    // to a server run on [`config`] may take longer than its request deadline.
+    let hang_guard =
+        SettleTimeouts::new(Duration::from_millis(SETTLE_TIMEOUT_MS)).request_deadline();
+    let n = tokio::time::timeout(hang_guard, stream.read(&mut buf))
         .await
         .expect("answered without reading the whole body")
         .unwrap();

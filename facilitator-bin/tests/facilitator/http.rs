@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
 use std::process::Command;
-use std::time::Duration;
 
 use crate::common::{config, get, oversized_status, post, run, start};
 
@@ -11,6 +10,7 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use x402_evm::assets::TransferMethod;
 use x402_tests::evm::exact::ExactHarness;
+use x402_tests::wait;
 
 const EXAMPLE: &str = include_str!("../../facilitator.example.toml");
 const BASE_SEPOLIA_USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
@@ -166,18 +166,20 @@ async fn sigterm_during_a_settle_answers_it_before_exiting() {
     let settle = tokio::spawn(async move { post(&url, "/settle", body).await });
     // Wait until the transaction is in the pool, then signal.
     let signer = h.bed.facilitator().address;
-    for _ in 0..100 {
-        let pending = provider
-            .get_transaction_count(signer)
-            .pending()
-            .await
-            .unwrap();
-        let latest = provider.get_transaction_count(signer).await.unwrap();
-        if pending > latest {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait::until(
+        "the settle's transaction reaches the pool",
+        wait::HANG_GUARD,
+        || async {
+            let pending = provider
+                .get_transaction_count(signer)
+                .pending()
+                .await
+                .unwrap();
+            let latest = provider.get_transaction_count(signer).await.unwrap();
+            pending > latest
+        },
+    )
+    .await;
     let pid = server.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -186,7 +188,15 @@ async fn sigterm_during_a_settle_answers_it_before_exiting() {
             .unwrap()
             .success()
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The server has acted on the signal once it refuses new connections (graceful shutdown
+    // drops the listener); the settle in flight must keep it running.
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    wait::until(
+        "the server stops accepting connections",
+        wait::HANG_GUARD,
+        || async { tokio::net::TcpStream::connect(&addr).await.is_err() },
+    )
+    .await;
     assert!(
         server.child.try_wait().unwrap().is_none(),
         "exited with a settle in flight"

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::common::{config, post, start};
 use axum::Router;
@@ -12,6 +11,7 @@ use axum::http::HeaderMap;
 use axum::routing::post as post_route;
 use x402_evm::assets::TransferMethod;
 use x402_tests::evm::exact::ExactHarness;
+use x402_tests::wait;
 
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
@@ -69,7 +69,20 @@ async fn verify_and_settle_spans_reach_the_collector() {
         .await
         .unwrap();
     assert!(exit.success(), "{exit:?}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The collector may still be handling the last export: wait until the spans are in (the
+    // assertions below say what is missing if they never come).
+    let exported = |received: &Received| -> Vec<u8> {
+        let got = received.lock().unwrap();
+        got.iter().flat_map(|(_, b)| b.iter().copied()).collect()
+    };
+    let has = |all: &[u8], needle: &[u8]| all.windows(needle.len()).any(|w| w == needle);
+    wait::poll(wait::HANG_GUARD, || async {
+        let all = exported(&received);
+        [&b"x402.verify"[..], b"x402.settle", b"x402-facilitator"]
+            .iter()
+            .all(|needle| has(&all, needle))
+    })
+    .await;
     let got = received.lock().unwrap().clone();
     assert!(!got.is_empty(), "no OTLP export arrived");
     assert!(
@@ -77,7 +90,7 @@ async fn verify_and_settle_spans_reach_the_collector() {
         "{got:?}"
     );
     let all: Vec<u8> = got.into_iter().flat_map(|(_, b)| b).collect();
-    let contains = |needle: &[u8]| all.windows(needle.len()).any(|w| w == needle);
+    let contains = |needle: &[u8]| has(&all, needle);
     assert!(contains(b"x402.verify"), "no verify span");
     assert!(contains(b"x402.settle"), "no settle span");
     assert!(contains(b"x402-facilitator"), "no service name");

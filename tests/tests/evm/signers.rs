@@ -23,6 +23,7 @@ use x402_evm::provider::connect;
 use x402_evm::receipt::{ReceiptOutcome, wait_for_receipt};
 use x402_evm::signers::{SignerPool, TxConfig, TxRequest};
 use x402_tests::evm::{EvmTestBed, IFiatToken};
+use x402_tests::wait;
 
 const ETH: u128 = 1_000_000_000_000_000_000;
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);
@@ -278,7 +279,7 @@ async fn receipt_waits_are_bounded_and_report_reverts() {
     let pool = pool(&bed, vec![signer], config).await;
     let raw = bed.provider();
 
-    // Not mined (automine off): `Pending` once the bound has passed, not later.
+    // Not mined (automine off): `Pending` once the bound has passed.
     let _: serde_json::Value = raw
         .raw_request("evm_setAutomine".into(), (false,))
         .await
@@ -288,9 +289,13 @@ async fn receipt_waits_are_bounded_and_report_reverts() {
     let outcome = pool.wait(sent.hash).await;
     let waited = started.elapsed();
     assert!(matches!(outcome, ReceiptOutcome::Pending), "{outcome:?}");
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    // Still unmined: the bound ended the wait, not a receipt.
     assert!(
-        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
-        "{waited:?}"
+        raw.get_transaction_receipt(sent.hash)
+            .await
+            .unwrap()
+            .is_none()
     );
 
     // Mined: the same hash succeeds.
@@ -429,8 +434,12 @@ const PASS: u8 = 0;
 const DROP_REPLY: u8 = 1;
 /// Close the connection without forwarding.
 const SWALLOW: u8 = 2;
-/// Forward it twice and answer with the node's second answer (a duplicate delivery).
+/// Forward it twice and answer with the node's second answer (a duplicate delivery); the second
+/// copy goes once the node has mined the first (automine on).
 const TWICE: u8 = 3;
+/// Forward it twice back to back and answer with the node's second answer (automine off: the
+/// first copy is still pending).
+const TWICE_PENDING: u8 = 4;
 
 /// An HTTP/1.1 JSON-RPC proxy in front of anvil that can lose one `eth_sendRawTransaction`.
 async fn start_proxy(upstream: String, mode: Arc<AtomicU8>) -> String {
@@ -493,12 +502,15 @@ async fn serve(
         if action == SWALLOW {
             return;
         }
-        let rounds = if action == TWICE { 2 } else { 1 };
-        let mut answer = Default::default();
+        let rounds = if action == TWICE || action == TWICE_PENDING {
+            2
+        } else {
+            1
+        };
+        let mut answer: Vec<u8> = Vec::new();
         for round in 0..rounds {
-            if round > 0 {
-                // Lets automine include the first copy before the second arrives.
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            if round > 0 && action == TWICE {
+                mined(&client, &upstream, &answer).await;
             }
             answer = client
                 .post(&upstream)
@@ -509,7 +521,8 @@ async fn serve(
                 .unwrap()
                 .bytes()
                 .await
-                .unwrap();
+                .unwrap()
+                .to_vec();
         }
         if action == DROP_REPLY {
             return;
@@ -524,6 +537,33 @@ async fn serve(
             return;
         }
     }
+}
+
+/// Waits until the transaction whose hash the node answered (`answer`) has a receipt.
+async fn mined(client: &alloy::transports::http::reqwest::Client, upstream: &str, answer: &[u8]) {
+    let answer: serde_json::Value = serde_json::from_slice(answer).unwrap();
+    let hash = answer["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
+    let request = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "eth_getTransactionReceipt",
+        "params": [hash],
+    });
+    wait::until("the first copy is mined", wait::HANG_GUARD, || async {
+        let receipt: serde_json::Value = client
+            .post(upstream)
+            .json(&request)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        !receipt["result"].is_null()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -587,7 +627,7 @@ async fn a_lost_broadcast_answer_is_ambiguous_keeps_its_hash_and_never_reuses_th
         .raw_request("evm_setAutomine".into(), (false,))
         .await
         .unwrap();
-    mode.store(TWICE, Ordering::SeqCst);
+    mode.store(TWICE_PENDING, Ordering::SeqCst);
     let known = pool.send(ping(&bed, None)).await.unwrap();
     assert_eq!(known.nonce, 5);
     let _: serde_json::Value = raw.raw_request("evm_mine".into(), ()).await.unwrap();

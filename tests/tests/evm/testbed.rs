@@ -11,6 +11,7 @@ use x402_tests::anvil::{AnvilConfig, AnvilGuard, DEV_ACCOUNT_0_KEY};
 use x402_tests::evm::{
     EvmTestBed, EvmTestBedConfig, PERMIT2_ADDRESS, USDC_DECIMALS, permit2_domain, usdc_domain,
 };
+use x402_tests::wait;
 
 #[tokio::test]
 async fn usdc_metadata_and_domain_separator_match_the_contract() {
@@ -187,7 +188,7 @@ fn anvil_with_a_block_time_mines_on_its_own() {
     rt.block_on(assert_mines_on_its_own(&anvil.provider()));
 }
 
-/// Asserts that `provider`'s chain mines two blocks without transactions within 10 s.
+/// Asserts that `provider`'s chain mines two blocks without transactions.
 async fn assert_mines_on_its_own(provider: &DynProvider) {
     let block = async || {
         provider
@@ -196,14 +197,12 @@ async fn assert_mines_on_its_own(provider: &DynProvider) {
             .unwrap_or_else(|e| panic!("eth_blockNumber: {e}"))
     };
     let start = block().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while block().await < start + 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no blocks mined without transactions"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait::until(
+        "blocks mined without transactions",
+        wait::HANG_GUARD,
+        || async { block().await >= start + 2 },
+    )
+    .await;
 }
 
 #[test]
@@ -222,7 +221,7 @@ fn anvil_is_gone_after_its_guard_drops() {
 
     drop(anvil);
 
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + wait::HANG_GUARD;
     loop {
         let live = live_processes_in_group(group);
         let listening = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
@@ -231,9 +230,11 @@ fn anvil_is_gone_after_its_guard_drops() {
         }
         assert!(
             Instant::now() < deadline,
-            "5 s after drop: {live} live process(es) in group {group}, port listening: {listening}"
+            "{:?} after drop: {live} live process(es) in group {group}, port listening: \
+             {listening}",
+            wait::HANG_GUARD
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(wait::POLL_INTERVAL);
     }
 }
 

@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::process::Command;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use solana_keypair::Keypair;
 use solana_program_pack::Pack;
@@ -19,6 +19,7 @@ use tokio::sync::OnceCell;
 use x402_tests::solana::{
     BUYER_LAMPORTS, BUYER_TOKENS, FEE_PAYER_LAMPORTS, SvmTestBed, TestMint, ValidatorGuard,
 };
+use x402_tests::wait;
 
 const TOKEN_PROGRAM: &str = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA";
 const TOKEN_2022_PROGRAM: &str = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb";
@@ -190,9 +191,10 @@ async fn fee_payers_and_buyers_hold_their_sol() {
     );
 }
 
-/// Waits until `pid` is gone (or a zombie awaiting its reaper).
-fn wait_gone(pid: u32, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
+/// Waits until `pid` is gone (or a zombie awaiting its reaper); false if it is still alive after
+/// the hang guard.
+fn wait_gone(pid: u32) -> bool {
+    let deadline = Instant::now() + wait::HANG_GUARD;
     loop {
         let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
             stat.rsplit(')')
@@ -205,7 +207,7 @@ fn wait_gone(pid: u32, within: Duration) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(wait::POLL_INTERVAL);
     }
 }
 
@@ -291,10 +293,7 @@ async fn an_owned_bed_is_isolated_and_its_validator_dies_on_drop() {
     let rpc_url = own.rpc_url().to_owned();
     let probe = own.rpc();
     drop(own);
-    assert!(
-        wait_gone(pid, Duration::from_secs(5)),
-        "validator {pid} survived its guard"
-    );
+    assert!(wait_gone(pid), "validator {pid} survived its guard");
     assert!(
         !ledger.exists(),
         "ledger {} survived its guard",
@@ -352,7 +351,7 @@ fn shared_validator_dies_with_its_test_binary() {
         .find_map(|w| w.strip_prefix("url="))
         .unwrap();
     assert!(
-        wait_gone(pid, Duration::from_secs(10)),
+        wait_gone(pid),
         "solana-test-validator {pid} ({url}) outlived its test binary"
     );
 }

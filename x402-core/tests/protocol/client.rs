@@ -70,6 +70,7 @@ async fn non_api_bodies_and_timeouts_are_errors() {
         .route(
             "/settle",
             post(|| async {
+                // A facilitator slower than the client's timeout, on purpose.
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 "{}"
             }),
