@@ -73,7 +73,7 @@ cargo check -q -p scheme-exact-evm -p scheme-upto-evm -p scheme-exact-svm --no-d
 cargo check -q -p scheme-exact-evm -p scheme-upto-evm -p scheme-exact-svm --no-default-features --features buyer
 
 step "facilitator-bin with OpenTelemetry export"
-cargo test -p facilitator-bin --features otel --test otel
+cargo test -p facilitator-bin --features otel --test facilitator -- otel::
 
 step "clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings

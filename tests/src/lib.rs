@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a harness whose set-up fails must fail the test
 
 pub mod anvil;
+pub mod cases;
 pub mod e2e;
 pub mod evm;
 #[cfg(test)]
@@ -16,4 +17,5 @@ mod golden;
 pub mod process;
 pub mod solana;
 pub mod tools;
+pub mod wait;
 pub mod wire;

@@ -79,8 +79,8 @@ pub struct Buyer {
 }
 
 impl Buyer {
-    /// A buyer paying with the buyer roles registered in `schemes` (e.g.
-    /// `register("eip155:*", &[V1, V2], scheme_exact_evm::Buyer::new(signer).into_scheme())`).
+    /// A buyer paying with the buyer roles registered in `schemes` (e.g. `use scheme_exact_evm as
+    /// exact;` then `register(exact::ANY_NETWORK, exact::VERSIONS, exact::Buyer::new(signer).into_scheme())`).
     pub fn new(http: reqwest::Client, schemes: Registry, policy: Policy) -> Self {
         Self {
             http,

@@ -86,6 +86,7 @@ impl Facilitator for Script {
             self.supported_fails.fetch_sub(1, Ordering::SeqCst);
             return Err(FacilitatorError::Transport("connection failed".into()));
         }
+        // Slow on purpose: the concurrent requests of a test overlap one fetch in flight.
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let kind = |v, scheme: &str, network: &str, extra: Option<&str>| SupportedKind {
             x402_version: v,

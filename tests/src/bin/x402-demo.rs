@@ -162,7 +162,7 @@ async fn start_seller(
 ) -> String {
     use std::sync::Arc;
     use x402_core::client::FacilitatorClient;
-    use x402_core::{Amount, Price, Registry, X402Version};
+    use x402_core::{Amount, Price, Registry};
     use x402_seller::{Accept, Route, Seller};
     let mut schemes = Registry::new();
     let mut app = axum::Router::new();
@@ -175,8 +175,8 @@ async fn start_seller(
         );
         schemes
             .register(
-                "eip155:*",
-                &[X402Version::V1, X402Version::V2],
+                scheme_exact_evm::ANY_NETWORK,
+                scheme_exact_evm::VERSIONS,
                 scheme_exact_evm::Seller::new(assets).into_scheme(),
             )
             .expect("register exact");
@@ -184,8 +184,8 @@ async fn start_seller(
     if let Some(svm) = svm {
         schemes
             .register(
-                "solana:*",
-                &[X402Version::V1, X402Version::V2],
+                scheme_exact_svm::ANY_NETWORK,
+                scheme_exact_svm::VERSIONS,
                 scheme_exact_svm::Seller::new()
                     .with_mint_decimals(svm.mint.address, MINT_DECIMALS)
                     .into_scheme(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
+use x402_core::SettleTimeouts;
 
 /// A scratch folder holding a copy of one helper script next to a `node_modules` link.
 #[derive(Debug)]
@@ -42,14 +43,16 @@ impl NodeScript {
         cmd
     }
 
-    /// Runs the script to completion (60 s at most) and returns its stdout lines.
+    /// Runs the script to completion and returns its stdout lines.
     ///
     /// # Panics
-    /// When it fails or times out.
+    /// When it fails, or hangs: it gets as long as a seller's facilitator client waits for a
+    /// settle under the default bounds, plus a margin for node's start-up.
     pub async fn run(&self, args: &[&str], envs: &[(&str, String)]) -> Vec<String> {
-        let out = tokio::time::timeout(Duration::from_secs(60), self.command(args, envs).output())
+        let hang_guard = SettleTimeouts::default().client_timeout() + SettleTimeouts::MARGIN;
+        let out = tokio::time::timeout(hang_guard, self.command(args, envs).output())
             .await
-            .expect("node finished in time")
+            .expect("node finished (hang guard)")
             .expect("node runs");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(

@@ -93,15 +93,15 @@ pub fn buyer_for(h: &ExactHarness, signer: &PrivateKeySigner, mut policy: Policy
     let mut schemes = Registry::new();
     schemes
         .register(
-            "eip155:*",
-            &[X402Version::V1, X402Version::V2],
+            scheme_exact_evm::ANY_NETWORK,
+            scheme_exact_evm::VERSIONS,
             scheme_exact_evm::Buyer::new(signer.clone()).into_scheme(),
         )
         .expect("register exact");
     schemes
         .register(
-            "eip155:*",
-            &[X402Version::V2],
+            scheme_upto_evm::ANY_NETWORK,
+            scheme_upto_evm::VERSIONS,
             scheme_upto_evm::Buyer::new(signer).into_scheme(),
         )
         .expect("register upto");
@@ -194,15 +194,15 @@ fn seller(h: &ExactHarness, facilitator: Arc<Counting>, method: TransferMethod) 
     let mut schemes = Registry::new();
     schemes
         .register(
-            "eip155:*",
-            &[X402Version::V1, X402Version::V2],
+            scheme_exact_evm::ANY_NETWORK,
+            scheme_exact_evm::VERSIONS,
             scheme_exact_evm::Seller::new(exact_assets).into_scheme(),
         )
         .expect("register exact");
     schemes
         .register(
-            "eip155:*",
-            &[X402Version::V2],
+            scheme_upto_evm::ANY_NETWORK,
+            scheme_upto_evm::VERSIONS,
             scheme_upto_evm::Seller::new(upto_assets).into_scheme(),
         )
         .expect("register upto");

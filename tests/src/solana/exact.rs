@@ -317,7 +317,7 @@ pub fn local(network: &Network, facilitator: Facilitator) -> LocalFacilitator {
     registry
         .register(
             network.as_str(),
-            &[X402Version::V1, X402Version::V2],
+            scheme_exact_svm::VERSIONS,
             facilitator.into_scheme(),
         )
         .expect("register");

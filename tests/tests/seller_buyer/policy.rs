@@ -148,8 +148,8 @@ async fn requirements_without_domain_data_are_refused() {
 fn registry_of(signer: &alloy::signers::local::PrivateKeySigner) -> Registry {
     let mut r = Registry::new();
     r.register(
-        "eip155:*",
-        &[X402Version::V1, X402Version::V2],
+        scheme_exact_evm::ANY_NETWORK,
+        scheme_exact_evm::VERSIONS,
         scheme_exact_evm::Buyer::new(std::sync::Arc::new(signer.clone())).into_scheme(),
     )
     .unwrap();

@@ -63,8 +63,8 @@ async fn exact_svm_pays_v2_and_v1_and_a_replay_is_refused() {
     let mut schemes = Registry::new();
     schemes
         .register(
-            "solana:*",
-            &[X402Version::V1, X402Version::V2],
+            scheme_exact_svm::ANY_NETWORK,
+            scheme_exact_svm::VERSIONS,
             scheme_exact_svm::Seller::new()
                 .with_mint_decimals(spl.address, 6)
                 .with_mint_decimals(t22.address, 6)
@@ -116,8 +116,8 @@ async fn exact_svm_pays_v2_and_v1_and_a_replay_is_refused() {
     let mut buyers = Registry::new();
     buyers
         .register(
-            "solana:*",
-            &[X402Version::V1, X402Version::V2],
+            scheme_exact_svm::ANY_NETWORK,
+            scheme_exact_svm::VERSIONS,
             scheme_exact_svm::Buyer::new(
                 h.buyer.insecure_clone(),
                 rpc(h.bed.rpc_url()),

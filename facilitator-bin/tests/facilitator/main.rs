@@ -1,0 +1,19 @@
+//! The facilitator binary against real chains, in one test binary (one link). Each module is
+//! built with the features it needs:
+//!
+//! * `http` — the built binary over HTTP against anvil (`evm`);
+//! * `http_svm` — the built binary over HTTP against solana-test-validator (`svm`);
+//! * `otel` — spans exported over OTLP/HTTP (`otel` with `evm`).
+//!
+//! Two binaries stay apart because of what they link: `composition` (the catalogue must hold
+//! exactly the enabled schemes; the test harness used here links every scheme crate) and
+//! `duplicate` (it links a clashing scheme registration).
+
+#[cfg(any(feature = "evm", feature = "svm"))]
+mod common;
+#[cfg(feature = "evm")]
+mod http;
+#[cfg(feature = "svm")]
+mod http_svm;
+#[cfg(all(feature = "otel", feature = "evm"))]
+mod otel;

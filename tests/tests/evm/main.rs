@@ -1,0 +1,14 @@
+//! The EVM area in one test binary (one link), each test on an anvil of its own:
+//!
+//! * `testbed` — the bed itself: USDC, Permit2, EIP-712 domains, funded buyers, anvil's lifetime;
+//! * `contracts` — our Permit2 proxies and the smart wallet with its factory;
+//! * `signers` — the signer pool, receipt waits and the failover provider;
+//! * `exact`, `upto` — the schemes end to end;
+//! * `negative` — the negative suites of `exact`, tables shared by EIP-3009 and Permit2.
+
+mod contracts;
+mod exact;
+mod negative;
+mod signers;
+mod testbed;
+mod upto;

@@ -1,0 +1,413 @@
+//! S50, S51, S52, S55, S56, S61 and malformed payloads: the fixed instruction layout, the
+//! compute-budget caps, durable nonces, lookup tables and memo rules.
+
+use scheme_exact_svm::instructions::{
+    COMPUTE_BUDGET_PROGRAM, associated_token_address, memo, set_compute_unit_limit,
+    set_compute_unit_price,
+};
+use solana_instruction::{AccountMeta, Instruction};
+use solana_pubkey::Pubkey;
+use solana_signer::Signer;
+use x402_core::Reason;
+use x402_core::wire::PaymentRequirementsV2;
+use x402_tests::solana::exact::{SvmHarness, request_v2};
+
+use super::{AMOUNT, fee_payer, refuse_all, setup, signed};
+
+#[tokio::test]
+async fn s50_disallowed_instructions_and_shapes() {
+    let (h, mint, req, ixs) = setup().await;
+    let fp = fee_payer(&h, &req);
+    let buyer = h.buyer.pubkey();
+    let program = mint.token_program;
+    let buyer_ata = mint.ata(&buyer);
+    let at = |n: usize, extra: Instruction| {
+        let mut v = ixs.clone();
+        v.insert(n, extra);
+        v
+    };
+    let replace = |n: usize, extra: Instruction| {
+        let mut v = ixs.clone();
+        v[n] = extra;
+        v
+    };
+    let system_transfer = solana_system_interface::instruction::transfer(&fp, &buyer, 1_000_000);
+    let create_ata = spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent(
+        &fp, &buyer, &mint.address, &program,
+    );
+    let approve = spl_token_interface::instruction::approve(
+        &program,
+        &buyer_ata,
+        &Pubkey::new_unique(),
+        &buyer,
+        &[],
+        AMOUNT,
+    )
+    .unwrap();
+    let plain_transfer = spl_token_interface::instruction::transfer(
+        &program,
+        &buyer_ata,
+        &mint.ata(&h.seller.pubkey()),
+        &buyer,
+        &[],
+        AMOUNT,
+    )
+    .unwrap();
+    let close =
+        spl_token_interface::instruction::close_account(&program, &buyer_ata, &buyer, &buyer, &[])
+            .unwrap();
+    let heap = Instruction::new_with_bytes(COMPUTE_BUDGET_PROGRAM, &[1, 0, 0, 1, 0], vec![]);
+    let mut not_token = ixs[2].clone();
+    not_token.program_id = scheme_exact_svm::instructions::MEMO_PROGRAM;
+    let reordered = vec![
+        ixs[2].clone(),
+        ixs[0].clone(),
+        ixs[1].clone(),
+        ixs[3].clone(),
+    ];
+    let mut seven = ixs.clone();
+    seven.extend([memo(b"a"), memo(b"b"), memo(b"c")]);
+    let mut sixth = ixs.clone();
+    sixth.extend([memo(b"a"), system_transfer.clone()]);
+    refuse_all(
+        &h,
+        &mint,
+        &req,
+        vec![
+            (
+                "system transfer from the fee payer",
+                at(3, system_transfer.clone()),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
+            ),
+            (
+                "create ATA funded by the fee payer",
+                at(3, create_ata),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
+            ),
+            (
+                "close account",
+                at(4, close),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FIFTH_INSTRUCTION,
+            ),
+            (
+                "sixth instruction",
+                sixth,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_SIXTH_INSTRUCTION,
+            ),
+            (
+                "second TransferChecked",
+                at(3, ixs[2].clone()),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
+            ),
+            (
+                "RequestHeapFrame",
+                at(3, heap),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
+            ),
+            (
+                "Approve instead of the transfer",
+                replace(2, approve),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_NO_TRANSFER_INSTRUCTION,
+            ),
+            (
+                "plain Transfer",
+                replace(2, plain_transfer),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_NO_TRANSFER_INSTRUCTION,
+            ),
+            (
+                "TransferChecked data on another program",
+                replace(2, not_token),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_NO_TRANSFER_INSTRUCTION,
+            ),
+            (
+                "reordered",
+                reordered,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_LIMIT_INSTRUCTION,
+            ),
+            (
+                "two instructions",
+                ixs[..2].to_vec(),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_LENGTH,
+            ),
+            (
+                "seven instructions",
+                seven,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_LENGTH,
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn s51_the_destination_account_must_already_exist() {
+    let (h, mint, req, _) = setup().await;
+    let fp = fee_payer(&h, &req);
+    let fresh = Pubkey::new_unique();
+    let fresh_req = PaymentRequirementsV2 {
+        pay_to: fresh.to_string(),
+        ..req.clone()
+    };
+    let plan = h.plan(&mint, &fresh_req);
+    let ixs = plan.instructions(&h.buyer.pubkey());
+    let tx = signed(&h, &fp, &ixs).await;
+    h.assert_refused(
+        "no destination account",
+        &SvmHarness::request(&fresh_req, &tx),
+        scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH,
+        &[mint.address],
+    )
+    .await;
+    for (what, funder, at, reason) in [
+        (
+            "create funded by the fee payer first",
+            fp,
+            2,
+            scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_NO_TRANSFER_INSTRUCTION,
+        ),
+        (
+            "create funded by the fee payer after",
+            fp,
+            3,
+            scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
+        ),
+        (
+            "create funded by the buyer",
+            h.buyer.pubkey(),
+            3,
+            scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
+        ),
+    ] {
+        let mut v = ixs.clone();
+        v.insert(
+            at,
+            spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent(
+                &funder, &fresh, &mint.address, &mint.token_program,
+            ),
+        );
+        let tx = signed(&h, &fp, &v).await;
+        h.assert_refused(
+            what,
+            &SvmHarness::request(&fresh_req, &tx),
+            reason,
+            &[mint.address],
+        )
+        .await;
+    }
+    assert_eq!(
+        h.bed
+            .sol_balance(&associated_token_address(
+                &fresh,
+                &mint.address,
+                &mint.token_program
+            ))
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn s52_compute_budget_griefing() {
+    let (h, mint, req, ixs) = setup().await;
+    let with = |limit: u32, price: u64| {
+        let mut v = ixs.clone();
+        v[0] = set_compute_unit_limit(limit);
+        v[1] = set_compute_unit_price(price);
+        v
+    };
+    let mut limit_with_account = ixs.clone();
+    limit_with_account[0]
+        .accounts
+        .push(AccountMeta::new_readonly(Pubkey::new_unique(), false));
+    let mut twice = ixs.clone();
+    twice.insert(3, set_compute_unit_price(1));
+    refuse_all(
+        &h,
+        &mint,
+        &req,
+        vec![
+            (
+                "price above 5 lamports/CU",
+                with(20_000, 5_000_001),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_PRICE_INSTRUCTION_TOO_HIGH,
+            ),
+            (
+                "limit 1.4M",
+                with(1_400_000, 1),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_COMPUTE_LIMIT_TOO_HIGH,
+            ),
+            (
+                "200k CU at the maximum price",
+                with(200_000, 5_000_000),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_PRIORITY_FEE_TOO_HIGH,
+            ),
+            (
+                "price instruction twice",
+                twice,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
+            ),
+            (
+                "limit instruction with an account",
+                limit_with_account,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_LIMIT_INSTRUCTION,
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn s55_durable_nonce_transactions_are_refused() {
+    let (h, mint, req, ixs) = setup().await;
+    let advance = solana_system_interface::instruction::advance_nonce_account(
+        &Pubkey::new_unique(),
+        &h.buyer.pubkey(),
+    );
+    let mut first = ixs.clone();
+    first.insert(0, advance.clone());
+    let mut last = ixs.clone();
+    last.push(advance);
+    refuse_all(
+        &h,
+        &mint,
+        &req,
+        vec![
+            (
+                "AdvanceNonceAccount first",
+                first,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_DURABLE_NONCE,
+            ),
+            (
+                "AdvanceNonceAccount last",
+                last,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_DURABLE_NONCE,
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn s56_address_lookup_tables_are_refused() {
+    let (h, mint, req, ixs) = setup().await;
+    let fp = fee_payer(&h, &req);
+    let tx = signed(&h, &fp, &ixs).await;
+    let solana_transaction::VersionedMessage::V0(mut message) = tx.message else {
+        panic!("v0")
+    };
+    let static_keys = u8::try_from(message.account_keys.len()).unwrap();
+    message
+        .address_table_lookups
+        .push(solana_sdk::message::v0::MessageAddressTableLookup {
+            account_key: Pubkey::new_unique(),
+            writable_indexes: vec![],
+            readonly_indexes: vec![0],
+        });
+    // The memo names the looked-up account.
+    message.instructions[3].accounts.push(static_keys);
+    let tx = scheme_exact_svm::buyer::sign_message(
+        solana_transaction::VersionedMessage::V0(message),
+        &[&h.buyer],
+    )
+    .unwrap();
+    h.assert_refused(
+        "a lookup table",
+        &SvmHarness::request(&req, &tx),
+        scheme_exact_svm::reason::ADDRESS_LOOKUP_TABLES_NOT_SUPPORTED,
+        &[mint.address],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn s61_memo_rules() {
+    let h = SvmHarness::start().await;
+    let mint = h.bed.spl_token_mint();
+    let req = h.requirements(&mint, AMOUNT, Some("inv-1")).await;
+    let ixs = h.plan(&mint, &req).instructions(&h.buyer.pubkey());
+    assert_eq!(ixs[3].data, b"inv-1");
+    let fp = fee_payer(&h, &req);
+    let tx = signed(&h, &fp, &ixs).await;
+    assert!(
+        h.verify(&SvmHarness::request(&req, &tx)).await.is_valid,
+        "the right memo"
+    );
+    let mut two = ixs.clone();
+    two.push(memo(b"inv-1"));
+    let mut other = ixs.clone();
+    other[3] = memo(b"inv-2");
+    let mut binary = ixs.clone();
+    binary[3] = memo(&[0xff, 0xfe, 0x00]);
+    refuse_all(
+        &h,
+        &mint,
+        &req,
+        vec![
+            (
+                "no memo",
+                ixs[..3].to_vec(),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_MEMO_COUNT,
+            ),
+            (
+                "two memos",
+                two,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_MEMO_COUNT,
+            ),
+            (
+                "another memo",
+                other,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_MEMO_MISMATCH,
+            ),
+            (
+                "non-UTF-8 memo",
+                binary,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_MEMO_MISMATCH,
+            ),
+        ],
+    )
+    .await;
+    let long = PaymentRequirementsV2 {
+        extra: Some(
+            serde_json::value::to_raw_value(
+                &serde_json::json!({"feePayer": fp.to_string(), "memo": "m".repeat(257)}),
+            )
+            .unwrap(),
+        ),
+        ..req.clone()
+    };
+    h.assert_refused(
+        "a memo over 256 bytes",
+        &SvmHarness::request(&long, &tx),
+        Reason::INVALID_PAYMENT_REQUIREMENTS,
+        &[mint.address],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_payloads_are_answers_never_panics() {
+    let (h, mint, req, _) = setup().await;
+    let undecodable =
+        scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_COULD_NOT_BE_DECODED;
+    let big = "A".repeat(4000);
+    for (what, payload) in [
+        ("empty", serde_json::json!({"transaction": ""})),
+        ("not base64", serde_json::json!({"transaction": "%%%%"})),
+        (
+            "url-safe base64",
+            serde_json::json!({"transaction": "AQ-_"}),
+        ),
+        (
+            "four zero bytes",
+            serde_json::json!({"transaction": "AAAAAA=="}),
+        ),
+        ("oversized", serde_json::json!({"transaction": big})),
+        ("a number", serde_json::json!({"transaction": 5})),
+        ("no transaction", serde_json::json!({})),
+        ("an array", serde_json::json!([])),
+    ] {
+        let request = request_v2(&req, serde_json::value::to_raw_value(&payload).unwrap());
+        h.assert_refused(what, &request, undecodable.clone(), &[mint.address])
+            .await;
+    }
+}
