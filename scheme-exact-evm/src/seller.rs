@@ -44,6 +44,9 @@ impl SellerRole for Seller {
     }
 }
 
+/// `exact` moves the price it names; a price of 0 would be a fee-paid transfer of nothing.
+pub(crate) const ZERO_PRICE: &str = "exact moves a positive amount; a free route needs no payment";
+
 /// Builds requirements for `request` from the asset table.
 pub(crate) fn requirements(
     assets: &AssetTable,
@@ -54,6 +57,9 @@ pub(crate) fn requirements(
     let pay_to = parse::address("payTo", &request.pay_to).map_err(|e| unusable(e.to_string()))?;
     let (asset, amount) =
         assets.price(&request.network, request.asset.as_deref(), &request.price)?;
+    if amount.is_zero() {
+        return Err(unusable(ZERO_PRICE.to_owned()));
+    }
     let extra = match asset.method {
         TransferMethod::Eip3009 => serde_json::json!({
             "name": asset.name,
@@ -112,6 +118,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("round"), "{err}");
+        for zero in [Price::Decimal("0".into()), Price::Atomic(Amount::ZERO)] {
+            let err = requirements(&AssetTable::builtin(), &request(zero, None)).unwrap_err();
+            assert!(err.to_string().contains("positive amount"), "{err}");
+        }
     }
 
     #[test]

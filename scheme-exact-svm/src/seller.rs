@@ -94,6 +94,11 @@ impl Seller {
                 price_to_atomic(d, decimals).map_err(|e| unusable(e.to_string()))?
             }
         };
+        if amount.is_zero() {
+            return Err(unusable(
+                "exact moves a positive amount; a free route needs no payment".to_owned(),
+            ));
+        }
         if amount.to_u64().is_none() {
             return Err(unusable(format!(
                 "{amount} does not fit a Solana token amount (u64)"
@@ -192,6 +197,11 @@ mod tests {
             .await
             .unwrap();
         assert!(with_memo.extra.unwrap().get().contains(r#""memo":"pi_1""#));
+        let zero = Seller::default()
+            .requirements_with_memo(&request(Price::Decimal("0".into()), Some(fee)), None)
+            .await
+            .unwrap_err();
+        assert!(zero.to_string().contains("positive amount"), "{zero}");
         let rounding = Seller::default()
             .requirements_with_memo(
                 &request(Price::Decimal("0.0000001".into()), Some(fee)),

@@ -139,6 +139,12 @@ impl EvmScheme for Facilitator {
                 ));
             }
         };
+        // A transfer of nothing still costs our gas, and anyone could repeat it (threat-model S4).
+        if ctx.requirements.amount.is_zero() {
+            let m = "exact moves a positive amount; the requirements ask for 0";
+            let rejection = Rejection::with_message(Reason::INVALID_PAYMENT_REQUIREMENTS, m);
+            return Ok((Some(payload), Err(rejection)));
+        }
         let verdict = match &payload {
             ExactEvmPayload::Eip3009(p) => self.verify_eip3009(ctx, p, &extra).await?,
             ExactEvmPayload::Permit2(p) => {

@@ -9,7 +9,7 @@
 //! | 2 | network | `network_mismatch` |
 //! | 3 | `extra.feePayer` is a string | `invalid_exact_svm_payload_missing_fee_payer` |
 //! | 4 | it is one of our fee payers | `fee_payer_not_managed_by_facilitator` |
-//! | – | asset allowed, requirements readable | `unsupported_asset`, `invalid_payment_requirements` |
+//! | – | asset allowed, requirements readable, amount > 0 | `unsupported_asset`, `invalid_payment_requirements` |
 //! | 5 | decodes (≤ 1232 bytes, canonical, sanitizes) | `…_transaction_could_not_be_decoded` |
 //! | S56 | no address lookup tables | `address_lookup_tables_not_supported` |
 //! | S54 | account 0 is `extra.feePayer` | `fee_payer_mismatch` |
@@ -132,6 +132,13 @@ pub fn inspect(
         )));
     }
     let pay_to: Pubkey = req.pay_to.parse().map_err(|_| bad_requirements("payTo"))?;
+    // A transfer of nothing still costs our fee, and anyone could repeat it (threat-model S4).
+    if req.amount.is_zero() {
+        return Err(refuse(reject_with(
+            Reason::INVALID_PAYMENT_REQUIREMENTS,
+            "exact moves a positive amount; the requirements ask for 0",
+        )));
+    }
     if extra
         .memo
         .as_ref()

@@ -94,6 +94,8 @@ enum Edit {
     To(Party),
     /// The amount signed (`value` / `permitted.amount`).
     Amount(u64),
+    /// Requirements asking for this amount, paid for them and signed consistently.
+    Price(u64),
     /// The window signed.
     Window(Window),
     /// Signed by the payer under another domain.
@@ -128,6 +130,10 @@ async fn request(ctx: &Ctx, edit: &Edit) -> (VerifyRequest, Vec<Address>) {
             watch.push(to);
         }
         Edit::Amount(amount) => message.set_amount(U256::from(*amount)),
+        Edit::Price(amount) => {
+            req.amount = (*amount).into();
+            message = ctx.message_for(&req);
+        }
         Edit::Window(window) => {
             let (valid_after, expiry) = window(now());
             message.set_window(valid_after, expiry);
@@ -228,6 +234,19 @@ async fn s9(kind: Kind) {
     refuse_rows(kind, "S9", rows).await;
 }
 each_kind!(s9_amount_must_equal_the_price_exactly, s9);
+
+/// S4: a price of 0, signed for 0, is a transfer of nothing that costs our gas and that anyone
+/// could repeat; `exact` refuses it as requirements before any chain call.
+async fn s4_zero(kind: Kind) {
+    let rows = vec![Row::both(
+        "S4 price 0, signed for 0",
+        Edit::Price(0),
+        Reason::INVALID_PAYMENT_REQUIREMENTS,
+        Reason::INVALID_PAYMENT_REQUIREMENTS,
+    )];
+    refuse_rows(kind, "S4", rows).await;
+}
+each_kind!(s4_a_zero_price_is_refused, s4_zero);
 
 async fn s10(kind: Kind) {
     let ctx = Ctx::with_control(kind).await;

@@ -411,3 +411,22 @@ async fn malformed_payloads_are_answers_never_panics() {
             .await;
     }
 }
+
+/// S4: requirements asking for 0, paid for 0 by the buyer's own client: a transfer of nothing that
+/// costs our fee and that anyone could repeat. Refused before any chain call; nothing is sent.
+#[tokio::test]
+async fn s4_a_zero_price_is_refused() {
+    let (h, mint, req, _) = setup().await;
+    let zero = PaymentRequirementsV2 {
+        amount: 0u64.into(),
+        ..req.clone()
+    };
+    let request = h.pay_v2(&h.buyer, &zero).await;
+    h.assert_refused(
+        "a price of 0",
+        &request,
+        Reason::INVALID_PAYMENT_REQUIREMENTS,
+        &[mint.address],
+    )
+    .await;
+}
