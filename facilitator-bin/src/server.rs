@@ -81,22 +81,38 @@ fn error_body(status: StatusCode, message: &str, reason: Option<&str>) -> Respon
     json_response(status, &body)
 }
 
-/// Labels of a request for metrics: scheme and network as the requirements name them.
-fn labels_of(request: &VerifyRequest) -> (String, String) {
-    (
-        request
-            .payment_requirements
-            .scheme()
-            .chars()
-            .take(32)
-            .collect(),
-        request
-            .payment_requirements
-            .network_text()
-            .chars()
-            .take(64)
-            .collect(),
-    )
+/// The label of anything this facilitator does not serve.
+const OTHER: &str = "other";
+
+/// Labels of a request for metrics: its scheme and network as the requirements write them when
+/// this facilitator serves that pair, [`OTHER`] for both otherwise. Labels come only from the
+/// configuration, so made-up scheme or network strings cannot grow the metrics without bound.
+fn labels_of(facilitator: &LocalFacilitator, request: &VerifyRequest) -> (String, String) {
+    let requirements = &request.payment_requirements;
+    let (scheme, text) = (requirements.scheme(), requirements.network_text());
+    let version = match requirements {
+        x402_core::wire::PaymentRequirements::V1(_) => x402_core::X402Version::V1,
+        x402_core::wire::PaymentRequirements::V2(_) => x402_core::X402Version::V2,
+    };
+    let served = x402_core::Network::from_wire(version, text).is_ok_and(|network| {
+        facilitator.registry().entries().iter().any(|e| {
+            e.version == version && e.scheme.scheme() == scheme && e.pattern.matches(&network)
+        })
+    });
+    if served {
+        (scheme.to_owned(), text.to_owned())
+    } else {
+        (OTHER.to_owned(), OTHER.to_owned())
+    }
+}
+
+/// The reason label: a code some crate of this build defines, [`OTHER`] otherwise.
+fn reason_label(reason: Option<&x402_core::Reason>) -> String {
+    match reason {
+        None => String::new(),
+        Some(r) if r.is_known() => r.to_string(),
+        Some(_) => OTHER.to_owned(),
+    }
 }
 
 /// Why a body was not dispatched.
@@ -124,7 +140,7 @@ impl AppState {
                 ("scheme", scheme.into()),
                 ("network", network.into()),
                 ("outcome", outcome.into()),
-                ("reason", reason.map(|r| r.to_string()).unwrap_or_default()),
+                ("reason", reason_label(reason)),
             ],
         );
         self.metrics.observe(
@@ -194,7 +210,7 @@ async fn verify(State(state): State<AppState>, body: Bytes) -> Response {
             );
         }
     };
-    let (scheme, network) = labels_of(&request);
+    let (scheme, network) = labels_of(&state.facilitator, &request);
     let facilitator = Arc::clone(&state.facilitator);
     let span = tracing::info_span!("x402.verify", scheme = %scheme, network = %network);
     let call =
@@ -243,7 +259,7 @@ async fn settle(State(state): State<AppState>, body: Bytes) -> Response {
             );
         }
     };
-    let (scheme, network) = labels_of(&request);
+    let (scheme, network) = labels_of(&state.facilitator, &request);
     // The settle runs to completion in its own task whatever happens to this request.
     let facilitator = Arc::clone(&state.facilitator);
     let span = tracing::info_span!("x402.settle", scheme = %scheme, network = %network);

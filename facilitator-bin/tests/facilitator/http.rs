@@ -126,9 +126,28 @@ async fn verify_settle_metrics_and_bad_bodies_over_http() {
         h.bed.facilitator().address.to_checksum(None)
     );
 
+    // Made-up networks and schemes are answered, and counted under `other`: labels come from the
+    // configuration only, so such strings cannot grow the metrics.
+    let text = String::from_utf8(valid.clone()).unwrap();
+    for n in 0..5 {
+        for made_up in [
+            text.replace("eip155:84532", &format!("eip155:42{n}")),
+            text.replace("\"exact\"", &format!("\"made-up-{n}\"")),
+        ] {
+            let (status, v) = post(&url, "/verify", made_up.into_bytes()).await;
+            assert_eq!(status, 200, "{v}");
+            assert_eq!(v["isValid"], false, "{v}");
+        }
+    }
+
     let (status, metrics) = get(&url, "/metrics").await;
     assert_eq!(status, 200);
+    assert!(
+        !metrics.contains("eip155:420") && !metrics.contains("made-up"),
+        "{metrics}"
+    );
     for needle in [
+        r#"x402_requests_total{route="verify",scheme="other",network="other",outcome="invalid",reason="invalid_network"} 5"#,
         r#"x402_requests_total{route="verify",scheme="exact",network="eip155:84532",outcome="valid",reason=""}"#,
         r#"x402_requests_total{route="verify",scheme="exact",network="base-sepolia",outcome="valid",reason=""} 1"#,
         r#"x402_requests_total{route="settle",scheme="exact",network="eip155:84532",outcome="duplicate",reason="duplicate_settlement"} 2"#,
