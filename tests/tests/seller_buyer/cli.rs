@@ -185,7 +185,7 @@ async fn the_cli_shows_requirements_and_pays() {
     .await;
     assert_eq!(code, Exit::Failure);
     assert!(err.contains("more than the maximum"), "{err}");
-    let (code, _, err) = run(args(&["pay", &shop.at("/joke")]), None).await;
+    let (code, _, err) = run(args(&["pay", &shop.at("/joke"), "--max", "0.02"]), None).await;
     assert_eq!(code, Exit::Failure);
     assert!(err.contains("X402_PRIVATE_KEY"), "{err}");
 }

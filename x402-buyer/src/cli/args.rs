@@ -20,6 +20,7 @@ Environment:
   X402_SOLANA_KEY_FILE   a file holding the Solana keypair (--solana-key-file)
   X402_SOLANA_RPC        the Solana RPC endpoint (--solana-rpc)
   X402_EXPLORER          a transaction link prefix for every network (--explorer)
+  X402_MAX               the most one request may cost (--max); pay needs one or the other
 At least one key is needed to pay. Keys are never printed."
     };
 }
@@ -113,9 +114,10 @@ struct RequirementsArgs {
 struct PayArgs {
     /// The URL.
     url: String,
-    /// The most one request may cost, in the asset's units (0.10) [default: no limit].
-    #[arg(long, value_name = "AMOUNT")]
-    max: Option<String>,
+    /// The most one request may cost, in the asset's units (0.10). Required: the CLI never pays
+    /// without a cap.
+    #[arg(long, value_name = "AMOUNT", env = "X402_MAX", required = true)]
+    max: String,
     /// The most this run may spend per asset, in the asset's units [default: no limit].
     #[arg(long, value_name = "AMOUNT")]
     total: Option<String>,
@@ -248,7 +250,7 @@ pub(super) fn parse(args: &[String]) -> Result<Args, clap::Error> {
             command: Action::Pay,
             url: a.url,
             policy: Policy {
-                max_per_request: a.max,
+                max_per_request: Some(a.max),
                 max_total: a.total,
                 prefer_networks: a.networks.clone(),
                 networks: a.networks,

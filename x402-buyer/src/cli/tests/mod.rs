@@ -28,6 +28,13 @@ fn assets_and_flags() {
     assert_eq!(parsed.policy.max_per_request.as_deref(), Some("0.5"));
     assert_eq!(parsed.policy.networks.len(), 1);
     assert!(parse(&["pay".to_owned()]).is_err());
+    // Without --max (or $X402_MAX) there is nothing to pay with: a usage error naming the flag.
+    let uncapped = parse(&["pay".to_owned(), "http://x/y".to_owned()]).unwrap_err();
+    assert_eq!(
+        uncapped.kind(),
+        clap::error::ErrorKind::MissingRequiredArgument
+    );
+    assert!(uncapped.to_string().contains("--max"), "{uncapped}");
     assert!(parse(&["nope".to_owned(), "u".to_owned()]).is_err());
 }
 
@@ -46,6 +53,8 @@ fn solana_flags() {
     let args: Vec<String> = [
         "pay",
         "http://x/y",
+        "--max",
+        "1",
         "--solana-key-file",
         "/k.json",
         "--solana-rpc",
@@ -166,6 +175,7 @@ async fn help_names_the_environment_and_the_exit_statuses() {
         "X402_SOLANA_KEY_FILE",
         "X402_SOLANA_RPC",
         "X402_EXPLORER",
+        "X402_MAX",
         "Exit status:",
         "3  pay: the payment was sent",
     ] {
@@ -214,8 +224,30 @@ async fn usage_errors_exit_2_with_the_usage() {
         (&["nope", "http://x/y"], true),
         (&["requirements", "http://x/y", "--max", "1"], true),
         (&[], true),
-        (&["pay", "http://x/y", "--asset", "eip155:1:0xabc"], false),
-        (&["pay", "http://x/y", "--network", "not a network"], false),
+        (
+            &[
+                "pay",
+                "http://x/y",
+                "--max",
+                "1",
+                "--asset",
+                "eip155:1:0xabc",
+            ],
+            false,
+        ),
+        (
+            &[
+                "pay",
+                "http://x/y",
+                "--max",
+                "1",
+                "--network",
+                "not a network",
+            ],
+            false,
+        ),
+        // No cap: the CLI never pays without one.
+        (&["pay", "http://x/y"], true),
     ] {
         let (exit, out, err) = run_with(args, &[]).await;
         assert_eq!(exit, Exit::Usage, "{args:?}");
@@ -243,8 +275,9 @@ fn secrets_are_never_given_to_clap() {
                 var != "X402_PRIVATE_KEY" && var != "X402_SOLANA_KEY",
                 "{var} is bound to an option"
             );
-            // Key files and the RPC URL (which may hold an API key): names only.
-            if var != "X402_EXPLORER" {
+            // Key files and the RPC URL (which may hold an API key): names only; the link prefix
+            // and the cap are no secrets.
+            if var != "X402_EXPLORER" && var != "X402_MAX" {
                 assert!(arg.is_hide_env_values_set(), "{var} would be shown");
             }
         }
@@ -254,6 +287,7 @@ fn secrets_are_never_given_to_clap() {
         seen,
         [
             "X402_EXPLORER",
+            "X402_MAX",
             "X402_PRIVATE_KEY_FILE",
             "X402_SOLANA_KEY_FILE",
             "X402_SOLANA_RPC"
@@ -305,6 +339,8 @@ fn explorer_links_only_where_the_chain_is_known() {
     let parsed = parse(&strings(&[
         "pay",
         "http://x/y",
+        "--max",
+        "1",
         "--explorer",
         "https://e/tx/",
     ]))

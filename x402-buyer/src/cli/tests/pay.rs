@@ -163,7 +163,7 @@ async fn pay_prints_the_body_and_settlement_or_one_json_object() {
 #[tokio::test]
 async fn failures_exit_1_and_still_print_json() {
     // Nothing listens on port 1.
-    let args = ["pay", "http://127.0.0.1:1/x", "--json"];
+    let args = ["pay", "http://127.0.0.1:1/x", "--max", "0.02", "--json"];
     let (exit, out, err) = run_with(&args, &[("X402_PRIVATE_KEY", KEY)]).await;
     assert_eq!(exit, Exit::Failure, "{out}\n{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
