@@ -96,11 +96,11 @@ async fn drive_produces_a_well_formed_report() {
     let (facilitator, _) = facilitator_bin::build(&config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState {
-        facilitator: Arc::new(facilitator),
-        metrics: Arc::new(Metrics::default()),
-        limits: config.limits.clone(),
-    };
+    let state = AppState::new(
+        facilitator,
+        Arc::new(Metrics::default()),
+        config.limits.clone(),
+    );
     tokio::spawn(server::serve(listener, state, std::future::pending()));
 
     let me = std::process::id().to_string();

@@ -118,6 +118,10 @@ pub struct Limits {
     /// How long shutdown waits for in-flight requests, in milliseconds.
     #[serde(default = "default_grace")]
     pub shutdown_grace_ms: u64,
+    /// `/ready` probes the chains at most once per this many milliseconds and answers the last
+    /// report in between.
+    #[serde(default = "default_ready_interval")]
+    pub ready_interval_ms: u64,
 }
 
 impl Default for Limits {
@@ -126,6 +130,7 @@ impl Default for Limits {
             max_body_bytes: default_body(),
             settle_timeout_ms: default_timeout(),
             shutdown_grace_ms: default_grace(),
+            ready_interval_ms: default_ready_interval(),
         }
     }
 }
@@ -145,6 +150,9 @@ fn default_timeout() -> u64 {
 }
 fn default_grace() -> u64 {
     90_000
+}
+fn default_ready_interval() -> u64 {
+    5_000
 }
 
 /// The file as written.

@@ -205,11 +205,7 @@ async fn run(config: Config, mode: Mode) -> ExitCode {
         }
         Err(e) => return fail(e),
     }
-    let state = AppState {
-        facilitator: Arc::new(facilitator),
-        metrics,
-        limits: config.limits.clone(),
-    };
+    let state = AppState::new(facilitator, metrics, config.limits.clone());
     let grace = Duration::from_millis(config.limits.shutdown_grace_ms);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {

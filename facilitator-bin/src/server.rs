@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Request limits.
     pub limits: Limits,
+    /// The last readiness answer and when it was taken.
+    ready: Arc<tokio::sync::Mutex<Option<(Instant, StatusCode, serde_json::Value)>>>,
 }
 
 /// The router over `state`.
@@ -124,6 +126,16 @@ enum NotDispatched {
 }
 
 impl AppState {
+    /// The state of a server of `facilitator` under `limits`.
+    pub fn new(facilitator: LocalFacilitator, metrics: Arc<Metrics>, limits: Limits) -> Self {
+        Self {
+            facilitator: Arc::new(facilitator),
+            metrics,
+            limits,
+            ready: Arc::default(),
+        }
+    }
+
     fn record(
         &self,
         route: &'static str,
@@ -333,8 +345,25 @@ async fn health() -> Response {
     json_response(StatusCode::OK, &json!({ "status": "ok" }))
 }
 
-/// Ready when every configured network's RPC answers and its signers are funded.
+/// Ready when every configured network's RPC answers and its signers are funded. The chains are
+/// probed at most once per `[limits] ready_interval_ms`: callers in between get the last answer,
+/// and callers during a probe wait for it, so `/ready` cannot be used to multiply RPC traffic.
 async fn ready(State(state): State<AppState>) -> Response {
+    let mut last = state.ready.lock().await;
+    let interval = Duration::from_millis(state.limits.ready_interval_ms);
+    if let Some((taken, status, report)) = last.as_ref()
+        && taken.elapsed() < interval
+    {
+        return json_response(*status, report);
+    }
+    let (status, report) = probe(&state).await;
+    let answer = json_response(status, &report);
+    *last = Some((Instant::now(), status, report));
+    answer
+}
+
+/// Probes every configured (scheme, network) once: the readiness status and report.
+async fn probe(state: &AppState) -> (StatusCode, serde_json::Value) {
     let mut report = serde_json::Map::new();
     let mut all_ready = true;
     let mut seen = std::collections::HashSet::new();
@@ -392,7 +421,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json_response(status, &json!({ "ready": all_ready, "schemes": report }))
+    (status, json!({ "ready": all_ready, "schemes": report }))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

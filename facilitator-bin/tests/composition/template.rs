@@ -50,11 +50,11 @@ balances = {{ "{buyer}" = "1000" }}
     );
     let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState {
-        facilitator: Arc::new(facilitator),
-        metrics: Arc::new(Metrics::default()),
-        limits: config.limits.clone(),
-    };
+    let state = AppState::new(
+        facilitator,
+        Arc::new(Metrics::default()),
+        config.limits.clone(),
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(server::serve(listener, state, async {
         let _ = stopped.await;

@@ -86,6 +86,8 @@ pub(crate) fn config(h: &ExactHarness) -> (String, Vec<(&'static str, String)>) 
 listen = "127.0.0.1:0"
 [limits]
 settle_timeout_ms = {SETTLE_TIMEOUT_MS}
+# one chain probe per server: the probe counts the tests read are exact
+ready_interval_ms = 600000
 [networks."eip155:84532"]
 rpc_urls = ["$X402_TEST_RPC"]
 signer_keys = ["$X402_TEST_KEY"]

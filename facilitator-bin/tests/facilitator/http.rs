@@ -102,6 +102,12 @@ async fn verify_settle_metrics_and_bad_bodies_over_http() {
     assert_eq!(status, 200);
     let (status, ready) = get(&url, "/ready").await;
     assert_eq!(status, 200, "{ready}");
+    // Within the interval /ready answers the last report: no further chain probe (the probe
+    // count is checked with the metrics below).
+    for _ in 0..3 {
+        let (status, again) = get(&url, "/ready").await;
+        assert_eq!((status, &again), (200, &ready));
+    }
     let (status, supported) = get(&url, "/supported").await;
     assert_eq!(status, 200);
     let supported: serde_json::Value = serde_json::from_str(&supported).unwrap();
@@ -156,7 +162,8 @@ async fn verify_settle_metrics_and_bad_bodies_over_http() {
         r#"x402_request_duration_seconds_bucket{route="settle",scheme="exact",network="eip155:84532",le="+Inf"}"#,
         r#"x402_request_duration_seconds_count{route="verify",scheme="exact",network="eip155:84532"}"#,
         r#"x402_rpc_up{network="eip155:84532"} 1"#,
-        // One readiness probe per configured scheme (exact and upto) on the network.
+        // One readiness probe per configured scheme (exact and upto) on the network, for four
+        // calls of /ready.
         r#"x402_rpc_probe_duration_seconds_count{network="eip155:84532"} 2"#,
         "x402_signer_balance{network=\"eip155:84532\",address=",
         r#"x402_rpc_requests_total{network="eip155:84532",endpoint="0",method="eth_call",outcome="ok"}"#,

@@ -24,11 +24,11 @@ pub async fn serve_facilitator(facilitator: LocalFacilitator) -> String {
         Some(_) => facilitator,
         None => facilitator.with_timeouts(limits.timeouts()),
     };
-    let state = facilitator_bin::server::AppState {
-        facilitator: Arc::new(facilitator),
-        metrics: Arc::new(facilitator_bin::metrics::Metrics::default()),
+    let state = facilitator_bin::server::AppState::new(
+        facilitator,
+        Arc::new(facilitator_bin::metrics::Metrics::default()),
         limits,
-    };
+    );
     serve(facilitator_bin::server::router(state)).await
 }
 
