@@ -20,7 +20,8 @@ pub struct ExactEvmOptions {
     /// Allow-listed ERC-6492 factories.
     #[serde(default)]
     pub erc6492_factories: Vec<Address>,
-    /// Whether Permit2 payments are served (then Permit2 and the exact proxy must exist).
+    /// Whether Permit2 payments are served (then Permit2 and the exact proxy must exist); when
+    /// not, a Permit2 payment is refused at verify and settle.
     #[serde(default = "default_true")]
     pub permit2: bool,
 }
@@ -51,6 +52,7 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<Facilitato
             assets: options.assets,
             erc6492_factories: options.erc6492_factories,
             min_signer_balance,
+            permit2: options.permit2,
             ..Policy::default()
         },
     ))

@@ -40,6 +40,9 @@ pub struct Policy {
     pub gas_limit_permit2: u64,
     /// Signers below this native balance (wei) are reported unfunded.
     pub min_signer_balance: Option<U256>,
+    /// Whether Permit2 payments are served; when not, they are refused at verify and settle
+    /// before any chain call (config `permit2 = false`).
+    pub permit2: bool,
 }
 
 impl Default for Policy {
@@ -52,6 +55,7 @@ impl Default for Policy {
             gas_limit_counterfactual: 1_000_000,
             gas_limit_permit2: 300_000,
             min_signer_balance: None,
+            permit2: true,
         }
     }
 }
@@ -127,6 +131,11 @@ impl EvmScheme for Facilitator {
             Ok(p) => p,
             Err(r) => return Ok((None, Err(r))),
         };
+        if matches!(payload, ExactEvmPayload::Permit2(_)) && !self.policy.permit2 {
+            let m = "Permit2 payments are not served on this network (permit2 = false)";
+            let rejection = Rejection::with_message(Reason::UNSUPPORTED_PAYLOAD_TYPE, m);
+            return Ok((Some(payload), Err(rejection)));
+        }
         let extra: Extra = match ctx.requirements.extra_as() {
             Ok(e) => e.unwrap_or_default(),
             Err(e) => {

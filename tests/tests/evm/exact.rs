@@ -70,6 +70,46 @@ async fn v1_and_v2_eip3009_pay_exactly() {
     }
 }
 
+/// `permit2 = false`: a Permit2 payment that would verify is refused at verify and settle before
+/// any chain call, and nothing moves; EIP-3009 is served as before.
+#[tokio::test]
+async fn permit2_off_refuses_permit2_payments() {
+    let h = ExactHarness::start_with(
+        1,
+        Policy {
+            permit2: false,
+            ..Policy::default()
+        },
+    )
+    .await;
+    let buyer = h.bed.buyer(1).signer.clone();
+    h.bed
+        .approve_usdc(buyer.address(), PERMIT2_ADDRESS, U256::MAX)
+        .await;
+    let permit2 = h
+        .pay_v2(
+            &buyer,
+            &h.requirements(PRICE, TransferMethod::Permit2).await,
+        )
+        .await;
+    let watch = [buyer.address(), h.bed.seller().address];
+    h.assert_refused(
+        &permit2,
+        Reason::UNSUPPORTED_PAYLOAD_TYPE,
+        &watch,
+        "Permit2 with permit2 = false",
+    )
+    .await;
+    let eip3009 = h
+        .pay_v2(
+            &buyer,
+            &h.requirements(PRICE, TransferMethod::Eip3009).await,
+        )
+        .await;
+    h.assert_valid(&eip3009, "EIP-3009 with permit2 = false")
+        .await;
+}
+
 #[tokio::test]
 async fn v2_permit2_pays_exactly() {
     let h = ExactHarness::start().await;
