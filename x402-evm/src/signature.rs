@@ -51,6 +51,27 @@ pub fn recover(digest: &B256, signature: &[u8]) -> Option<Address> {
     sig.recover_address_from_prehash(digest).ok()
 }
 
+/// An ECDSA signature in the one form every `ecrecover` caller accepts: 65 bytes, `v` 27 or 28.
+/// Also reads `v` 0/1 and the 64-byte compact form of EIP-2098 (`r ‖ yParity·2²⁵⁵ + s`); `None`
+/// for anything else, which is then no ECDSA signature of an account without code.
+pub fn normalize_ecdsa(signature: &[u8]) -> Option<Bytes> {
+    let mut out = [0u8; 65];
+    match signature {
+        [rs @ .., v @ (0 | 1 | 27 | 28)] if rs.len() == 64 => {
+            out[..64].copy_from_slice(rs);
+            out[64] = if *v < 27 { v + 27 } else { *v };
+        }
+        compact if compact.len() == 64 => {
+            out[..64].copy_from_slice(compact);
+            let parity = out[32] >> 7;
+            out[32] &= 0x7f;
+            out[64] = 27 + parity;
+        }
+        _ => return None,
+    }
+    Some(Bytes::copy_from_slice(&out))
+}
+
 #[cfg(test)]
 mod tests {
     use alloy::primitives::{address, b256};
@@ -58,6 +79,32 @@ mod tests {
     use alloy::signers::local::PrivateKeySigner;
 
     use super::*;
+
+    #[test]
+    fn ecdsa_forms_normalize_to_v_27_or_28() {
+        let key = PrivateKeySigner::random();
+        let digest = b256!("0x1111111111111111111111111111111111111111111111111111111111111111");
+        let sig = key.sign_hash_sync(&digest).unwrap();
+        let canonical = sig.as_bytes();
+        assert!(matches!(canonical[64], 27 | 28));
+        let mut v01 = canonical;
+        v01[64] -= 27;
+        let compact = sig.as_erc2098();
+        for (what, form) in [
+            ("v 27/28", &canonical[..]),
+            ("v 0/1", &v01[..]),
+            ("EIP-2098", &compact[..]),
+        ] {
+            let n = normalize_ecdsa(form).unwrap();
+            assert_eq!(&n[..], &canonical[..], "{what}");
+            assert_eq!(recover(&digest, &n), Some(key.address()), "{what}");
+        }
+        let mut v35 = canonical;
+        v35[64] = 35;
+        for bad in [&v35[..], &canonical[..63], &[0u8; 66][..], &[][..]] {
+            assert_eq!(normalize_ecdsa(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn erc6492_round_trip_and_garbage() {

@@ -22,8 +22,9 @@ use crate::payload::Eip3009Payload;
 
 /// How the signature of a payment is checked and how its settlement is sent.
 enum Route {
-    /// An account without code: ECDSA.
-    Eoa,
+    /// An account without code: ECDSA, with the signature normalized to 65 bytes, `v` 27/28
+    /// (it may come with `v` 0/1 or in EIP-2098's 64-byte form).
+    Eoa(Bytes),
     /// A deployed contract: EIP-1271 (the inner signature when a 6492 wrapper was sent).
     Contract(Bytes),
     /// A counterfactual wallet deployed by an allow-listed factory in the same batch.
@@ -167,15 +168,16 @@ impl Facilitator {
         }
         match wrapped {
             None => Ok(
-                if signature::recover(digest, &p.signature) == Some(p.from) {
-                    Ok(Route::Eoa)
-                } else if p.signature.len() > 65 {
-                    // A smart-wallet signature for a wallet that does not exist and cannot be built.
-                    Err(reject(
+                match signature::normalize_ecdsa(&p.signature)
+                    .filter(|n| signature::recover(digest, n) == Some(p.from))
+                {
+                    Some(normalized) => Ok(Route::Eoa(normalized)),
+                    // A smart-wallet signature for a wallet that does not exist and cannot be
+                    // built.
+                    None if p.signature.len() > 65 => Err(reject(
                         crate::reason::INVALID_EXACT_EVM_PAYLOAD_UNDEPLOYED_SMART_WALLET,
-                    ))
-                } else {
-                    Err(reject(crate::reason::INVALID_EXACT_EVM_SIGNATURE))
+                    )),
+                    None => Err(reject(crate::reason::INVALID_EXACT_EVM_SIGNATURE)),
                 },
             ),
             Some(Err(())) => Ok(Err(bad_6492())),
@@ -272,9 +274,8 @@ fn settle_call(
         .into()
     };
     match route {
-        Route::Eoa => {
-            let s = &p.signature;
-            let v = if s[64] < 27 { s[64] + 27 } else { s[64] };
+        Route::Eoa(s) => {
+            let v = s[64];
             let data = IEip3009Token::transferWithAuthorization_0Call {
                 from: p.from,
                 to: p.to,

@@ -2,7 +2,7 @@
 //! check sequence ([`x402_evm::facilitator::verify_permit2`]) — its proxy and reasons, the exact
 //! amount, its witness type and the proxy call settle sends.
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::{SolCall, SolStruct};
 use x402_core::{Reason, Rejection};
 use x402_evm::abi::permit2::{self, IExactPermit2Proxy};
@@ -62,7 +62,7 @@ impl Permit2Scheme for Facilitator {
     }
 
     /// The proxy call moving the whole permitted amount, sent by any signer.
-    fn plan(&self, p: &Permit2Payload, _amount: U256) -> SettlePlan {
+    fn plan(&self, p: &Permit2Payload, _amount: U256, signature: &Bytes) -> SettlePlan {
         let data = IExactPermit2Proxy::settleCall {
             permit: permit2::PermitTransferFrom {
                 permitted: permit2::TokenPermissions {
@@ -77,7 +77,7 @@ impl Permit2Scheme for Facilitator {
                 to: p.witness_to,
                 validAfter: p.valid_after,
             },
-            signature: p.signature.clone(),
+            signature: signature.clone(),
         }
         .abi_encode();
         Self::view(p).plan(

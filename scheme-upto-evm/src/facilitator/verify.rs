@@ -82,7 +82,7 @@ impl Permit2Scheme for Facilitator {
 
     /// The proxy call that settles `amount` of `p`, sent from the witness facilitator, with the
     /// amount reported.
-    fn plan(&self, p: &UptoPayload, amount: U256) -> SettlePlan {
+    fn plan(&self, p: &UptoPayload, amount: U256, signature: &Bytes) -> SettlePlan {
         let data: Bytes = IUptoPermit2Proxy::settleCall {
             permit: permit2::PermitTransferFrom {
                 permitted: permit2::TokenPermissions {
@@ -99,7 +99,7 @@ impl Permit2Scheme for Facilitator {
                 facilitator: p.facilitator,
                 validAfter: p.valid_after,
             },
-            signature: p.signature.clone(),
+            signature: signature.clone(),
         }
         .abi_encode()
         .into();

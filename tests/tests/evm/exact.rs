@@ -110,6 +110,74 @@ async fn permit2_off_refuses_permit2_payments() {
         .await;
 }
 
+/// A payment's ECDSA signature may come with `v` 0/1 or in EIP-2098's 64-byte form, EIP-3009 and
+/// Permit2 alike: each verifies and settles (sent in the form the contract reads) and moves the
+/// price.
+#[tokio::test]
+async fn signatures_in_every_ecdsa_form_settle() {
+    let h = ExactHarness::start().await;
+    let buyer = h.bed.buyer(1).signer.clone();
+    h.bed
+        .approve_usdc(buyer.address(), PERMIT2_ADDRESS, U256::MAX)
+        .await;
+    let forms: [(&str, SignatureForm); 2] = [
+        ("v 0/1", |sig| {
+            let mut s = sig.to_vec();
+            s[64] -= 27;
+            s
+        }),
+        ("EIP-2098 compact", |sig| {
+            let mut s = sig[..64].to_vec();
+            s[32] |= (sig[64] - 27) << 7;
+            s
+        }),
+    ];
+    for (method, (form_name, form)) in [TransferMethod::Eip3009, TransferMethod::Permit2]
+        .into_iter()
+        .flat_map(|m| forms.map(|f| (m, f)))
+    {
+        let what = format!("{method:?}, {form_name}");
+        let req = h.requirements(PRICE, method).await;
+        let request = with_signature(&h.pay_v2(&buyer, &req).await, form);
+        let seller = h.bed.seller().address;
+        let (b0, s0) = (h.usdc(buyer.address()).await, h.usdc(seller).await);
+        let v = h.verify_json(&request).await;
+        assert!(v.is_valid, "{what}: {v:?}");
+        let s = h.settle_json(&request).await;
+        assert!(s.success, "{what}: {s:?}");
+        assert_eq!(
+            h.usdc(buyer.address()).await,
+            b0 - U256::from(UNITS),
+            "{what}"
+        );
+        assert_eq!(h.usdc(seller).await, s0 + U256::from(UNITS), "{what}");
+    }
+}
+
+/// A rewrite of a 65-byte signature into another form.
+type SignatureForm = fn(&[u8]) -> Vec<u8>;
+
+/// `request` with its payload's signature rewritten by `form`.
+fn with_signature(
+    request: &x402_core::wire::VerifyRequest,
+    form: SignatureForm,
+) -> x402_core::wire::VerifyRequest {
+    let mut request = request.clone();
+    let x402_core::wire::PaymentPayload::V2(p) = &mut request.payment_payload else {
+        panic!("a v2 payload")
+    };
+    let mut payload: serde_json::Value = serde_json::from_str(p.payload.get()).unwrap();
+    let hex_sig = payload["signature"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("0x");
+    let sig = hex::decode(hex_sig).unwrap();
+    assert_eq!(sig.len(), 65, "the buyer signs 65 bytes, v 27/28");
+    payload["signature"] = format!("0x{}", hex::encode(form(&sig))).into();
+    p.payload = x402_core::wire::to_raw(&payload).unwrap();
+    request
+}
+
 #[tokio::test]
 async fn v2_permit2_pays_exactly() {
     let h = ExactHarness::start().await;

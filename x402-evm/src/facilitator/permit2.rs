@@ -89,8 +89,9 @@ pub trait Permit2Scheme: EvmScheme {
     /// The EIP-712 digest the owner signed.
     fn digest(p: &Self::Permit, chain_id: u64) -> B256;
 
-    /// The settlement of `amount` of `p`.
-    fn plan(&self, p: &Self::Permit, amount: U256) -> SettlePlan;
+    /// The settlement of `amount` of `p`, sending `signature` (the payload's, normalized when
+    /// the owner signed with ECDSA).
+    fn plan(&self, p: &Self::Permit, amount: U256, signature: &Bytes) -> SettlePlan;
 
     /// The account the simulation is sent from.
     fn simulate_from(&self, p: &Self::Permit) -> Address;
@@ -142,8 +143,13 @@ pub async fn verify_permit2<S: Permit2Scheme>(
         return Ok(Err(Rejection::new(crate::reason::PERMIT2_TOKEN_MISMATCH)));
     }
     let digest = S::digest(p, core.chain_id);
+    // An owner's ECDSA signature in any form it may come in (v 0/1, EIP-2098 compact) is sent in
+    // the form Permit2's own check reads; anything else goes to the owner's EIP-1271 check as is.
+    let signature = crate::signature::normalize_ecdsa(v.signature)
+        .filter(|n| crate::signature::recover(&digest, n) == Some(v.terms.from))
+        .unwrap_or_else(|| v.signature.clone());
     if !core
-        .permit2_signature_passes(&digest, v.signature, v.terms.from)
+        .permit2_signature_passes(&digest, &signature, v.terms.from)
         .await?
     {
         return Ok(Err(Rejection::new(
@@ -154,7 +160,7 @@ pub async fn verify_permit2<S: Permit2Scheme>(
         core.require_asset_code(asset, Reason::UNSUPPORTED_ASSET)
             .await?
     );
-    let plan = scheme.plan(p, amount);
+    let plan = scheme.plan(p, amount, &signature);
     if S::sends_nothing(amount) {
         return Ok(Ok(plan));
     }

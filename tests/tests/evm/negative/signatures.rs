@@ -87,7 +87,16 @@ fn rows() -> Vec<Row<Sig>> {
         invalid("flipped bit in r (byte 3)", Sig::Edited(|s| s[3] ^= 0x01)),
         invalid("flipped bit in r (byte 5)", Sig::Edited(|s| s[5] ^= 0x10)),
         invalid("flipped bit in s", Sig::Edited(|s| s[40] ^= 0x80)),
-        invalid("first 64 bytes", Sig::Edited(|s| s.truncate(64))),
+        // 64 bytes read as EIP-2098 compact (r ‖ yParity·2²⁵⁵ + s), with the other parity: another
+        // signer. (The right parity is the same signature: it pays, see the exact tests.)
+        invalid(
+            "64-byte compact, wrong parity",
+            Sig::Edited(|s| {
+                let wrong = u8::from(s[64] == 27);
+                s.truncate(64);
+                s[32] |= wrong << 7;
+            }),
+        ),
         invalid("all zero", Sig::Raw(&[0; 65])),
         invalid("r = 0", Sig::Edited(|s| s[..32].fill(0))),
         invalid("s = 0", Sig::Edited(|s| s[32..64].fill(0))),
@@ -113,14 +122,6 @@ fn rows() -> Vec<Row<Sig>> {
             "S29 ReceiveWithAuthorization typehash",
             Sig::ReceiveTypehash,
             scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
-        ),
-        // v written as 0/1 recovers locally but not in Permit2's ecrecover: the simulation
-        // refuses. (FiatToken accepts it: an EIP-3009 re-encoding, see S22.)
-        Row::only(
-            Kind::Permit2,
-            "S29 v as 0/1",
-            Sig::Edited(|s| s[64] -= 27),
-            x402_evm::reason::PERMIT2_SIMULATION_FAILED,
         ),
         // FiatToken refuses s in the upper half of the curve order; the local recovery accepts
         // it, so the simulation is what refuses — nothing is sent. (Permit2's ecrecover accepts
