@@ -25,7 +25,7 @@ fn reject_with(reason: Reason, message: impl Into<String>) -> Rejection {
 }
 
 impl Facilitator {
-    /// Verifies a payment (offline checks, chain checks, co-signed simulation).
+    /// Verifies a payment (offline checks, chain checks, a simulation without our signature).
     pub(crate) async fn verify_payment(
         &self,
         ctx: &PaymentContext<'_>,
@@ -35,7 +35,7 @@ impl Facilitator {
             Err(r) => return Ok(Verdict::invalid(r.payer, r.rejection)),
         };
         let payer = inspection.payer().to_string();
-        Ok(match self.sign_and_simulate(&inspection).await? {
+        Ok(match self.simulate_unsigned(&inspection).await? {
             Ok(_) => Verdict::valid(payer),
             Err(r) => Verdict::invalid(Some(payer), r),
         })
@@ -165,15 +165,34 @@ impl Facilitator {
         Ok(tx)
     }
 
-    /// Co-signs and simulates with signature verification, against the transaction's own
-    /// blockhash, at `confirmed`. `Ok(Ok(tx))` is the co-signed transaction to send.
+    /// Simulates the buyer's transaction as it came, without our signature and with signature
+    /// verification off (the buyer's signatures were verified locally; the fee payer's is not
+    /// there), so a verify never hands the RPC provider a transaction that could be broadcast at
+    /// our cost. `Ok(Ok(tx))` is the transaction simulated.
+    pub(crate) async fn simulate_unsigned(
+        &self,
+        i: &Inspection,
+    ) -> Result<Result<VersionedTransaction, Rejection>, SchemeError> {
+        self.simulate(i.tx.clone(), false).await
+    }
+
+    /// Co-signs and simulates with signature verification: a settle, which sends the result.
+    /// `Ok(Ok(tx))` is the co-signed transaction to send.
     pub(crate) async fn sign_and_simulate(
         &self,
         i: &Inspection,
     ) -> Result<Result<VersionedTransaction, Rejection>, SchemeError> {
-        let tx = self.co_sign(i)?;
+        self.simulate(self.co_sign(i)?, true).await
+    }
+
+    /// Simulates `tx` against its own blockhash, at `confirmed`.
+    async fn simulate(
+        &self,
+        tx: VersionedTransaction,
+        sig_verify: bool,
+    ) -> Result<Result<VersionedTransaction, Rejection>, SchemeError> {
         let config = RpcSimulateTransactionConfig {
-            sig_verify: true,
+            sig_verify,
             replace_recent_blockhash: false,
             commitment: Some(CommitmentConfig::confirmed()),
             ..RpcSimulateTransactionConfig::default()

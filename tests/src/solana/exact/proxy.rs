@@ -43,6 +43,8 @@ struct State {
     upstream: String,
     client: reqwest::Client,
     sends: AtomicUsize,
+    simulations: AtomicUsize,
+    co_signed_simulations: AtomicUsize,
     signatures: Mutex<std::collections::BTreeSet<String>>,
     calls: Mutex<Vec<String>>,
     mode: tokio::sync::Mutex<SendMode>,
@@ -79,6 +81,8 @@ impl RpcProxy {
             upstream: upstream.to_owned(),
             client: reqwest::Client::new(),
             sends: AtomicUsize::new(0),
+            simulations: AtomicUsize::new(0),
+            co_signed_simulations: AtomicUsize::new(0),
             signatures: Mutex::default(),
             calls: Mutex::new(Vec::new()),
             mode: tokio::sync::Mutex::new(mode),
@@ -103,6 +107,15 @@ impl RpcProxy {
     /// How many `sendTransaction` calls reached the proxy.
     pub fn sends(&self) -> usize {
         self.state.sends.load(Ordering::SeqCst)
+    }
+
+    /// How many `simulateTransaction` calls reached the proxy, and how many of them carried a
+    /// fee payer's signature (slot 0 not all zero): a transaction that could have been broadcast.
+    pub fn simulations(&self) -> (usize, usize) {
+        (
+            self.state.simulations.load(Ordering::SeqCst),
+            self.state.co_signed_simulations.load(Ordering::SeqCst),
+        )
     }
 
     /// The distinct transactions (by first signature) sent through the proxy: a re-send of the
@@ -169,6 +182,21 @@ impl State {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(method.clone());
+        if method == "simulateTransaction" {
+            self.simulations.fetch_add(1, Ordering::SeqCst);
+            // A transaction the proxy cannot read counts as co-signed: a test never passes
+            // because the proxy could not tell.
+            let tx = request["params"][0].as_str().unwrap_or_default();
+            let co_signed = x402_core::header::decode_base64(tx, 4096)
+                .ok()
+                .and_then(|bytes| scheme_exact_svm::payload::decode_bytes(&bytes).ok())
+                .is_none_or(|d| {
+                    d.tx.signatures.first() != Some(&solana_signature::Signature::default())
+                });
+            if co_signed {
+                self.co_signed_simulations.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         if method == "sendTransaction" {
             self.sends.fetch_add(1, Ordering::SeqCst);
             let tx = request["params"][0].as_str().unwrap_or_default();

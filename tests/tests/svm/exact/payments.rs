@@ -40,9 +40,17 @@ async fn v1_and_v2_pay_exactly_under_token_and_token_2022() {
             let payer_sol = h.bed.sol_balance(&fee_payer.parse().unwrap()).await;
             let b0 = h.bed.token_balance(&buyer, &mint.address).await;
             let s0 = h.bed.token_balance(&seller, &mint.address).await;
+            let (simulated, co_signed) = h.proxy.simulations();
             let v = h.verify(&request).await;
             assert!(v.is_valid, "{what}: {v:?}");
             assert_eq!(v.payer.as_deref(), Some(buyer.to_string().as_str()));
+            // Verify simulated, and never with our signature on: nothing broadcastable left us.
+            let after = h.proxy.simulations();
+            assert!(after.0 > simulated, "{what}: verify did not simulate");
+            assert_eq!(
+                after.1, co_signed,
+                "{what}: verify simulated a co-signed transaction"
+            );
             let s = h.settle(&request).await;
             assert!(s.success, "{what}: {s:?}");
             assert_eq!(s.payer.as_deref(), Some(buyer.to_string().as_str()));
