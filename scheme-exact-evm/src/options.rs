@@ -5,7 +5,7 @@
 
 use alloy::primitives::Address;
 use serde::Deserialize;
-use x402_core::{SchemeConfig, SchemeError};
+use x402_core::{AllowList, SchemeConfig, SchemeError};
 use x402_evm::facilitator::EvmFacilitatorCore;
 
 use crate::facilitator::{Facilitator, Policy};
@@ -14,9 +14,8 @@ use crate::facilitator::{Facilitator, Policy};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExactEvmOptions {
-    /// Accepted tokens; absent accepts any token with code (not recommended).
-    #[serde(default)]
-    pub assets: Option<Vec<Address>>,
+    /// Accepted tokens: a list, or `"any"` (any token with code; warned at start-up). Required.
+    pub assets: AllowList<Address>,
     /// Allow-listed ERC-6492 factories.
     #[serde(default)]
     pub erc6492_factories: Vec<Address>,
@@ -35,8 +34,8 @@ fn default_true() -> bool {
 pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<Facilitator, SchemeError> {
     let (network, options): (_, ExactEvmOptions) =
         x402_evm::options::split(crate::SCHEME, &config)?;
-    let mut contracts: Vec<_> =
-        x402_evm::options::asset_contracts(options.assets.as_deref()).collect();
+    let assets = x402_evm::options::accepted_assets(crate::SCHEME, &config.network, options.assets);
+    let mut contracts: Vec<_> = x402_evm::options::asset_contracts(assets.as_deref()).collect();
     if options.permit2 {
         contracts.push(("Permit2".into(), x402_evm::addresses::PERMIT2));
         contracts.push((
@@ -49,7 +48,7 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<Facilitato
     Ok(Facilitator::from_core(
         core,
         Policy {
-            assets: options.assets,
+            assets,
             erc6492_factories: options.erc6492_factories,
             min_signer_balance,
             permit2: options.permit2,

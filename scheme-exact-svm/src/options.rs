@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use solana_keypair::Keypair;
 use solana_pubkey::Pubkey;
-use x402_core::{Network, SchemeConfig, SchemeError};
+use x402_core::{AllowList, Network, SchemeConfig, SchemeError};
 
 use crate::facilitator::{Facilitator, Policy};
 use crate::parse_keypair;
@@ -23,9 +23,9 @@ pub struct ExactSvmOptions {
     /// CLI keypair file. Never printed.
     #[serde(default)]
     pub signer_keys: Vec<String>,
-    /// Accepted mints (base58); absent accepts any mint that passes the checks.
-    #[serde(default)]
-    pub assets: Option<Vec<String>>,
+    /// Accepted mints (base58), or `"any"`: any mint that passes the checks (warned at
+    /// start-up). Required.
+    pub assets: AllowList<String>,
     /// Start-up refuses fee payers with less than this (lamports, decimal); `/ready` reports them.
     #[serde(default)]
     pub min_signer_balance: Option<String>,
@@ -96,7 +96,7 @@ impl ExactSvmOptions {
     pub fn policy(&self) -> Result<Policy, SchemeError> {
         let assets = self
             .assets
-            .as_ref()
+            .only()
             .map(|list| {
                 list.iter()
                     .enumerate()
@@ -149,6 +149,12 @@ pub async fn build_facilitator(config: SchemeConfig) -> Result<Facilitator, Sche
     let options: ExactSvmOptions = serde_json::from_value(config.options.clone())
         .map_err(|e| config_error(format!("exact on {network}: {e}")))?;
     let policy = options.policy()?;
+    if options.assets == AllowList::Any {
+        tracing::warn!(
+            network = %config.network,
+            "assets = \"any\": payments in any mint that passes the checks are accepted"
+        );
+    }
     let fee_payers = options.fee_payers()?;
     let rpc = Rpc::new(
         &options.rpc_urls,
@@ -223,16 +229,21 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
-        let ok = serde_json::json!({"rpc_urls": ["http://x"], "signer_keys": []});
+        let ok = serde_json::json!({"rpc_urls": ["http://x"], "signer_keys": [], "assets": "any"});
         let o: ExactSvmOptions = serde_json::from_value(ok).unwrap();
         assert_eq!(o.policy().unwrap(), Policy::default());
-        let unknown = serde_json::json!({"rpc_urls": [], "rpc_url": "x"});
+        // The allow-list is required: accepting any mint is written down, never a default.
+        let missing = serde_json::json!({"rpc_urls": ["http://x"]});
+        let e = serde_json::from_value::<ExactSvmOptions>(missing).unwrap_err();
+        assert!(e.to_string().contains("missing field `assets`"), "{e}");
+        let unknown = serde_json::json!({"rpc_urls": [], "assets": "any", "rpc_url": "x"});
         assert!(serde_json::from_value::<ExactSvmOptions>(unknown).is_err());
         let bad = serde_json::json!({"rpc_urls": [], "assets": ["nope"]});
         let o: ExactSvmOptions = serde_json::from_value(bad).unwrap();
         assert!(o.policy().unwrap_err().to_string().contains("assets[0]"));
         let secret = Keypair::new().to_base58_string();
-        let keys = serde_json::json!({"rpc_urls": [], "signer_keys": ["zz", secret]});
+        let keys =
+            serde_json::json!({"rpc_urls": [], "assets": "any", "signer_keys": ["zz", secret]});
         let o: ExactSvmOptions = serde_json::from_value(keys).unwrap();
         let e = o.fee_payers().unwrap_err().to_string();
         assert!(e.contains("signer_keys[0]") && !e.contains(&secret), "{e}");

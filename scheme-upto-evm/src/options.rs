@@ -4,7 +4,7 @@
 
 use alloy::primitives::Address;
 use serde::Deserialize;
-use x402_core::{SchemeConfig, SchemeError};
+use x402_core::{AllowList, SchemeConfig, SchemeError};
 use x402_evm::facilitator::EvmFacilitatorCore;
 
 use crate::facilitator::{Facilitator, Policy};
@@ -13,9 +13,8 @@ use crate::facilitator::{Facilitator, Policy};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UptoEvmOptions {
-    /// Accepted tokens; absent accepts any token with code.
-    #[serde(default)]
-    pub assets: Option<Vec<Address>>,
+    /// Accepted tokens: a list, or `"any"` (any token with code; warned at start-up). Required.
+    pub assets: AllowList<Address>,
 }
 
 /// Builds the facilitator role, checking the chain id and that Permit2 and the upto proxy exist.
@@ -28,15 +27,14 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<Facilitato
             x402_evm::addresses::UPTO_PERMIT2_PROXY,
         ),
     ];
-    contracts.extend(x402_evm::options::asset_contracts(
-        options.assets.as_deref(),
-    ));
+    let assets = x402_evm::options::accepted_assets(crate::SCHEME, &config.network, options.assets);
+    contracts.extend(x402_evm::options::asset_contracts(assets.as_deref()));
     let (core, min_signer_balance) =
         EvmFacilitatorCore::connect(&network, &config, &contracts).await?;
     Ok(Facilitator::from_core(
         core,
         Policy {
-            assets: options.assets,
+            assets,
             min_signer_balance,
             ..Policy::default()
         },

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod allow;
 pub mod amount;
 #[cfg(feature = "client")]
 pub mod client;
@@ -19,6 +20,7 @@ mod version;
 mod view;
 pub mod wire;
 
+pub use allow::AllowList;
 pub use amount::{Amount, DecimalError, PriceError, UnixTime, price_to_atomic};
 pub use clock::{Clock, SharedClock, ShiftedClock, SystemClock, system_clock};
 pub use facilitator::{DispatchError, Facilitator, FacilitatorError, LocalFacilitator, Unread};

@@ -8,7 +8,7 @@ use alloy::primitives::Address;
 use alloy::providers::DynProvider;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use x402_core::{SchemeConfig, SchemeError};
+use x402_core::{AllowList, SchemeConfig, SchemeError};
 
 use crate::signers::{SignerPool, TxConfig};
 
@@ -92,6 +92,24 @@ pub fn split<T: DeserializeOwned>(
     let network = serde_json::from_value(serde_json::Value::Object(shared)).map_err(err)?;
     let scheme_options = serde_json::from_value(serde_json::Value::Object(own)).map_err(err)?;
     Ok((network, scheme_options))
+}
+
+/// The tokens `assets` admits (`None`: any token with code), warning at start-up when the operator
+/// chose `"any"`: such a network settles payments in any token, including contracts that spend
+/// the facilitator's gas.
+pub fn accepted_assets(
+    scheme: &str,
+    network: &x402_core::Network,
+    assets: AllowList<Address>,
+) -> Option<Vec<Address>> {
+    if assets == AllowList::Any {
+        tracing::warn!(
+            %network,
+            scheme,
+            "assets = \"any\": payments in any token with code are accepted"
+        );
+    }
+    assets.into_only()
 }
 
 /// The start-up contract checks of the accepted tokens, `("asset 0x…", address)` each.

@@ -257,6 +257,11 @@ async fn startup_failures_name_their_cause() {
             good.replace("$X402_TEST_KEY", "$X402_UNSET_KEY"),
             "$X402_UNSET_KEY is not set",
         ),
+        // The asset allow-list is required ("any" must be written down).
+        (
+            good.replacen(&format!("assets = [\"{}\"]\n", h.bed.usdc()), "", 1),
+            "missing field `assets`",
+        ),
         (
             good.replace("eip155:84532", "eip155:8453"),
             "serves chain id 84532, not 8453",

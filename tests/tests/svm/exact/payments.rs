@@ -242,6 +242,7 @@ async fn the_config_builder_checks_the_chain_and_the_fee_payers() {
             "rpc_urls": [bed.rpc_url()],
             "signer_keys": keys,
             "min_signer_balance": "1000000",
+            "assets": bed.mints().iter().map(|m| m.address.to_string()).collect::<Vec<_>>(),
         });
         o.as_object_mut()
             .unwrap()
