@@ -22,12 +22,30 @@ pub const DEFAULT_TIMEOUT: Duration =
 /// The largest response body read from a facilitator.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-/// A remote facilitator.
-#[derive(Debug, Clone)]
+/// A remote facilitator. Its `Debug` shows the facilitator's origin only: a path, query or user
+/// part of the URL may carry an API token.
+#[derive(Clone)]
 pub struct FacilitatorClient {
     base: String,
     http: reqwest::Client,
     timeout: Duration,
+}
+
+impl std::fmt::Debug for FacilitatorClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FacilitatorClient")
+            .field("origin", &origin(&self.base))
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `scheme://host[:port]` of `url`, without user, path, query or fragment.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    format!("{scheme}://{host}")
 }
 
 impl FacilitatorClient {
@@ -174,5 +192,15 @@ mod tests {
     #[test]
     fn default_timeout_outlasts_a_default_facilitator() {
         assert_eq!(DEFAULT_TIMEOUT, SettleTimeouts::default().client_timeout());
+    }
+
+    #[test]
+    fn debug_shows_the_origin_only() {
+        let client = FacilitatorClient::new("https://user:pw@f.example:8443/v1/abc-token?key=k#x");
+        let shown = format!("{client:?}");
+        assert!(shown.contains("\"https://f.example:8443\""), "{shown}");
+        for secret in ["pw", "abc-token", "key=k", "user"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 }

@@ -12,8 +12,9 @@ use x402_core::{AllowList, SchemeConfig, SchemeError};
 
 use crate::signers::{SignerPool, TxConfig};
 
-/// Network-level options of an EVM network (shared by `exact` and `upto` there).
-#[derive(Debug, Clone, Deserialize)]
+/// Network-level options of an EVM network (shared by `exact` and `upto` there). Its `Debug`
+/// shows how many RPC URLs and keys there are, never them (a URL may carry an API token).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkOptions {
     /// RPC URLs, tried in order.
@@ -42,6 +43,22 @@ pub struct NetworkOptions {
     /// Start-up refuses, and `/ready` reports, signers below this balance (wei, decimal).
     #[serde(default)]
     pub min_signer_balance: Option<String>,
+}
+
+impl std::fmt::Debug for NetworkOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkOptions")
+            .field("rpc_urls", &self.rpc_urls.len())
+            .field("signer_keys", &self.signer_keys.len())
+            .field("rpc_timeout_ms", &self.rpc_timeout_ms)
+            .field("receipt_timeout_ms", &self.receipt_timeout_ms)
+            .field("confirmations", &self.confirmations)
+            .field("gas_limit_cap", &self.gas_limit_cap)
+            .field("max_fee_per_gas", &self.max_fee_per_gas)
+            .field("max_priority_fee_per_gas", &self.max_priority_fee_per_gas)
+            .field("min_signer_balance", &self.min_signer_balance)
+            .finish()
+    }
 }
 
 /// The keys [`NetworkOptions`] reads.
@@ -238,5 +255,20 @@ mod tests {
         .0
         .tx_config();
         assert!(bad_fee.is_err());
+        // Debug names neither the RPC URL (it may hold a token) nor a key.
+        let (secret, key) = (
+            "http://node.example/secret-token",
+            "0xac0974bec39a17e36ba4a6b4",
+        );
+        let (n, _) = split::<Own>(
+            "exact",
+            &config(serde_json::json!({"rpc_urls": [secret], "signer_keys": [key]})),
+        )
+        .unwrap();
+        let shown = format!("{n:?}");
+        assert!(
+            !shown.contains("secret-token") && !shown.contains(key),
+            "{shown}"
+        );
     }
 }
