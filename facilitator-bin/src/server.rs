@@ -92,10 +92,7 @@ const OTHER: &str = "other";
 fn labels_of(facilitator: &LocalFacilitator, request: &VerifyRequest) -> (String, String) {
     let requirements = &request.payment_requirements;
     let (scheme, text) = (requirements.scheme(), requirements.network_text());
-    let version = match requirements {
-        x402_core::wire::PaymentRequirements::V1(_) => x402_core::X402Version::V1,
-        x402_core::wire::PaymentRequirements::V2(_) => x402_core::X402Version::V2,
-    };
+    let version = requirements.version();
     let served = x402_core::Network::from_wire(version, text).is_ok_and(|network| {
         facilitator.registry().entries().iter().any(|e| {
             e.version == version && e.scheme.scheme() == scheme && e.pattern.matches(&network)

@@ -186,22 +186,16 @@ impl State {
             self.simulations.fetch_add(1, Ordering::SeqCst);
             // A transaction the proxy cannot read counts as co-signed: a test never passes
             // because the proxy could not tell.
-            let tx = request["params"][0].as_str().unwrap_or_default();
-            let co_signed = x402_core::header::decode_base64(tx, 4096)
-                .ok()
-                .and_then(|bytes| scheme_exact_svm::payload::decode_bytes(&bytes).ok())
-                .is_none_or(|d| {
-                    d.tx.signatures.first() != Some(&solana_signature::Signature::default())
-                });
+            let co_signed = transaction_of(&request).is_none_or(|d| {
+                d.tx.signatures.first() != Some(&solana_signature::Signature::default())
+            });
             if co_signed {
                 self.co_signed_simulations.fetch_add(1, Ordering::SeqCst);
             }
         }
         if method == "sendTransaction" {
             self.sends.fetch_add(1, Ordering::SeqCst);
-            let tx = request["params"][0].as_str().unwrap_or_default();
-            let bytes = x402_core::header::decode_base64(tx, 4096).expect("base64 tx");
-            let decoded = scheme_exact_svm::payload::decode_bytes(&bytes).expect("tx");
+            let decoded = transaction_of(&request).expect("a base64 transaction");
             let signature = decoded.tx.signatures[0].to_string();
             self.signatures
                 .lock()
@@ -232,4 +226,11 @@ impl State {
             .expect("forward to the validator");
         forwarded.bytes().await.expect("validator answer").to_vec()
     }
+}
+
+/// The transaction a `simulateTransaction` or `sendTransaction` request carries (base64).
+fn transaction_of(request: &Value) -> Option<scheme_exact_svm::payload::DecodedTransaction> {
+    let tx = request["params"][0].as_str()?;
+    let bytes = x402_core::header::decode_base64(tx, 4096).ok()?;
+    scheme_exact_svm::payload::decode_bytes(&bytes).ok()
 }
