@@ -31,7 +31,10 @@ pub use roles::{BuyerRole, FacilitatorRole, Roles, SellerRole};
 pub use scheme::{
     Price, PriceRequest, Role, Scheme, SchemeError, SchemeStatus, Settlement, SignerStatus, Verdict,
 };
-pub use settlement::{Claim, KeyedLocks, MemoryStore, Outcome, PaymentId, SettlementStore};
+pub use settlement::{
+    Claim, ClaimToken, Intent, KeyedLocks, MemoryStore, Outcome, PayerTurn, PaymentId, Record,
+    SettlementStore, StoreCounts, StoreError, StoreOptions,
+};
 pub use timing::SettleTimeouts;
 pub use version::X402Version;
 pub use view::{PayloadView, PaymentContext, Rejection, RequirementsView};
