@@ -29,7 +29,7 @@ pub use reason::Reason;
 pub use registry::{Catalogue, DuplicateId, Registry, SchemeConfig, SchemeDescriptor, Shared};
 pub use roles::{BuyerRole, FacilitatorRole, Roles, SellerRole};
 pub use scheme::{
-    Price, PriceRequest, Role, Scheme, SchemeError, SchemeStatus, Settlement, SignerStatus, Verdict,
+    Price, PriceRequest, Reconciled, Role, Scheme, SchemeError, SchemeStatus, Settlement, SignerStatus, Verdict,
 };
 pub use settlement::{
     Claim, ClaimToken, Intent, KeyedLocks, MemoryStore, Outcome, PayerTurn, PaymentId, Record,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::scheme::{PriceRequest, Role, Scheme, SchemeError, SchemeStatus, Settlement, Verdict};
+use crate::scheme::{PriceRequest, Reconciled, Role, Scheme, SchemeError, SchemeStatus, Settlement, Verdict};
 use crate::wire::{PaymentRequirementsV2, Raw};
 use crate::{Network, PaymentContext, RequirementsView};
 
@@ -84,6 +84,13 @@ pub trait FacilitatorRole: Send + Sync + Debug {
     fn signers(&self, network: &Network) -> Vec<String> {
         let _ = network;
         Vec::new()
+    }
+
+    /// Resolves this scheme's unresolved settlement records on `network` from the chain
+    /// (default: nothing to reconcile).
+    async fn reconcile(&self, network: &Network) -> Result<Reconciled, SchemeError> {
+        let _ = network;
+        Ok(Reconciled::default())
     }
 
     /// This facilitator as a scheme (for a [`crate::Registry`]).
@@ -199,5 +206,12 @@ impl Scheme for Roles {
             .as_ref()
             .map(|f| f.signers(network))
             .unwrap_or_default()
+    }
+
+    async fn reconcile(&self, network: &Network) -> Result<Reconciled, SchemeError> {
+        match &self.facilitator {
+            Some(f) => f.reconcile(network).await,
+            None => Ok(Reconciled::default()),
+        }
     }
 }

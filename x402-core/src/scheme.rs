@@ -268,6 +268,39 @@ pub trait Scheme: Send + Sync + Debug {
 
     /// Facilitator: the addresses that sign settlements on `network`.
     fn signers(&self, network: &Network) -> Vec<String>;
+
+    /// Facilitator: resolves this scheme's unresolved settlement records on `network` from the
+    /// chain (see [`crate::settlement`]); run at start-up, on a timer and by a repeated settle.
+    async fn reconcile(&self, network: &Network) -> Result<Reconciled, SchemeError> {
+        let _ = network;
+        Ok(Reconciled::default())
+    }
+}
+
+/// What one reconciliation pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Records examined.
+    pub examined: u64,
+    /// Found landed (their next settle answers success).
+    pub landed: u64,
+    /// Found failed for good.
+    pub failed: u64,
+    /// Proved unable to land any more: removed, the payment may be settled again.
+    pub released: u64,
+    /// Still undecided (sent again while still valid).
+    pub pending: u64,
+}
+
+impl Reconciled {
+    /// Adds another pass's counts.
+    pub fn add(&mut self, other: Reconciled) {
+        self.examined += other.examined;
+        self.landed += other.landed;
+        self.failed += other.failed;
+        self.released += other.released;
+        self.pending += other.pending;
+    }
 }
 
 /// Reads a scheme payload, answering a malformed one with `invalid_payload` and the parser's
