@@ -13,7 +13,7 @@ use x402_core::wire::{
     PaymentPayload, PaymentPayloadV1, PaymentPayloadV2, PaymentRequired, PaymentRequirements,
     SettleResponse,
 };
-use x402_core::{Amount, Registry, Scheme, SchemeError, X402Version};
+use x402_core::{Amount, Reason, Registry, Scheme, SchemeError, X402Version};
 
 use crate::policy::{Policy, format_units, ledger_key};
 
@@ -56,6 +56,23 @@ pub struct Payment {
     pub requirements: PaymentRequirements,
     /// The settlement the seller reported (`PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE`).
     pub settlement: Option<SettleResponse>,
+}
+
+impl Payment {
+    /// Whether the seller reported this payment's settlement as still pending (see
+    /// [`settlement_pending`]): it was sent and may still land, so the request must not be paid
+    /// again before its transaction is decided.
+    pub fn is_pending(&self) -> bool {
+        self.settlement.as_ref().is_some_and(settlement_pending)
+    }
+}
+
+/// Whether `settlement` says the payment was sent but not yet decided: `success: false`,
+/// `settlement_pending`, and the transaction to follow.
+pub fn settlement_pending(settlement: &SettleResponse) -> bool {
+    !settlement.success
+        && settlement.error_reason == Some(Reason::SETTLEMENT_PENDING)
+        && !settlement.transaction.is_empty()
 }
 
 /// A response, and the payment made to obtain it (if one was needed).
@@ -123,6 +140,11 @@ impl Buyer {
 
     /// Sends `request`; on a 402 pays one requirement chosen by policy and sends it once more.
     /// A request that already carries a payment header is sent as it is and never paid again.
+    ///
+    /// Only a 402 to the unpaid request is paid. The paid retry's answer is final: a 402 or 412
+    /// is [`Error::Refused`]; any other is returned untouched with the [`Payment`] — among them a
+    /// seller's error status (x402-seller answers 504) whose settlement is still pending
+    /// ([`Payment::is_pending`]): the payment was sent, and it is not paid again.
     pub async fn execute(&self, request: reqwest::Request) -> Result<Paid, Error> {
         let carries_payment = request.headers().contains_key(PAYMENT_SIGNATURE)
             || request.headers().contains_key(X_PAYMENT);

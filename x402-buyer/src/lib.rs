@@ -8,5 +8,5 @@ mod policy;
 #[cfg(feature = "cli")]
 pub mod cli;
 
-pub use client::{Buyer, Error, Paid, Payment, read_402, settlement_of};
+pub use client::{Buyer, Error, Paid, Payment, read_402, settlement_of, settlement_pending};
 pub use policy::{KnownAsset, Policy, format_units};

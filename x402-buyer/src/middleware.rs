@@ -1,7 +1,9 @@
 //! The buyer as [`reqwest_middleware`] middleware: a `ClientWithMiddleware` built with
 //! [`PayingMiddleware`] pays a 402 by the buyer's policy and retries once, like
 //! [`crate::Buyer::execute`]. The payment made (with the seller's settlement) is attached to the
-//! final response as a [`Payment`] extension.
+//! final response as a [`Payment`] extension. Only a 402 is paid: any other answer to the paid
+//! retry — a seller's 504 whose settlement is still pending ([`Payment::is_pending`]) among them —
+//! is returned as it is, and nothing is paid again.
 //!
 //! ```ignore
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())

@@ -3,10 +3,13 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::request::Parts;
 use x402_core::wire::SupportedResponse;
-use x402_core::{Amount, Facilitator, FacilitatorError, Network, Price, Registry, X402Version};
+use x402_core::{
+    Amount, Facilitator, FacilitatorError, Network, Price, Registry, SettleTimeouts, X402Version,
+};
 
 use crate::layer::Paywall;
 
@@ -197,6 +200,11 @@ pub struct SellerOptions {
     /// The largest handler response buffered before settlement; a larger one is a 500 and is
     /// not settled.
     pub max_response_bytes: usize,
+    /// The settle bounds of the facilitator, the value its client was built with
+    /// (`FacilitatorClient::with_settle_timeouts`; the default fits a default facilitator and
+    /// `FacilitatorClient::new`). A settle answered `settlement_pending` is retried once after
+    /// [`SellerOptions::pending_retry_pause`].
+    pub settle_timeouts: SettleTimeouts,
 }
 
 impl Default for SellerOptions {
@@ -204,7 +212,23 @@ impl Default for SellerOptions {
         Self {
             base_url: None,
             max_response_bytes: 8 * 1024 * 1024,
+            settle_timeouts: SettleTimeouts::default(),
         }
+    }
+}
+
+impl SellerOptions {
+    /// How long the seller waits before retrying a settle the facilitator answered
+    /// `settlement_pending`: a tenth of the facilitator's answer bound
+    /// ([`SettleTimeouts::answer_within`]), at most [`SettleTimeouts::MARGIN`] (5 s at the
+    /// default 60 s bound).
+    ///
+    /// The facilitator has already waited the whole bound for the transaction; the pause gives
+    /// the chain a little longer, in proportion to how slowly the facilitator expects it to
+    /// decide, without stretching the buyer's wait by more than one margin (the whole exchange
+    /// then ends within `answer_within + MARGIN + client_timeout`).
+    pub fn pending_retry_pause(&self) -> Duration {
+        (self.settle_timeouts.answer_within() / 10).min(SettleTimeouts::MARGIN)
     }
 }
 
@@ -292,5 +316,28 @@ impl Seller {
             }
         }
         Ok(Paywall::new(self.inner.clone(), Arc::new(route)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pending_retry_pause_follows_the_settle_bound() {
+        let pause = |ms| {
+            SellerOptions {
+                settle_timeouts: SettleTimeouts::new(Duration::from_millis(ms)),
+                ..SellerOptions::default()
+            }
+            .pending_retry_pause()
+        };
+        assert_eq!(
+            SellerOptions::default().pending_retry_pause(),
+            SettleTimeouts::MARGIN
+        );
+        assert_eq!(pause(200), Duration::from_millis(20));
+        assert_eq!(pause(30_000), Duration::from_secs(3));
+        assert_eq!(pause(600_000), SettleTimeouts::MARGIN);
     }
 }

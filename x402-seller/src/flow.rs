@@ -286,7 +286,13 @@ fn charged(request: &VerifyRequest, charge: Option<Charge>) -> Result<VerifyRequ
     ))
 }
 
-/// Settles; `Err` is the response to send instead of the handler's (402 or 502).
+/// Whether the facilitator answered that the payment was sent but not yet decided.
+fn is_pending(settlement: &SettleResponse) -> bool {
+    !settlement.success && settlement.error_reason == Some(Reason::SETTLEMENT_PENDING)
+}
+
+/// Settles; `Err` is the response to send instead of the handler's (402, 502, or 504 while the
+/// settlement is pending).
 async fn settle(
     seller: &SellerInner,
     offers: &Offers,
@@ -295,6 +301,7 @@ async fn settle(
     request: &VerifyRequest,
 ) -> Result<SettleResponse, Box<Response<Body>>> {
     let settlement = match seller.facilitator.settle(request).await {
+        Ok(s) if is_pending(&s) => settle_pending(seller, paid, request, s).await?,
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "facilitator settle failed");
@@ -339,4 +346,64 @@ async fn settle(
         "payment settled"
     );
     Ok(settlement)
+}
+
+/// Retries, once and after [`crate::SellerOptions::pending_retry_pause`], a settle the
+/// facilitator answered `settlement_pending`, with the identical payment and requirements.
+///
+/// `Ok` is the retry's success (checked by the caller like any other). Anything else is answered
+/// as pending ([`response::settlement_pending`]), never with a 402: the transaction was sent and
+/// may still land, and a refusal of the retry does not say it will not — a facilitator that
+/// records outcomes answers a second settle of a pending payment `duplicate_settlement`, and one
+/// that re-verifies may find the authorization already used by the pending transaction itself.
+/// The settlement header carries the latest pending answer.
+async fn settle_pending(
+    seller: &SellerInner,
+    paid: &Paid,
+    request: &VerifyRequest,
+    pending: SettleResponse,
+) -> Result<SettleResponse, Box<Response<Body>>> {
+    let pause = seller.options.pending_retry_pause();
+    tracing::warn!(
+        transaction = %pending.transaction,
+        network = %pending.network,
+        ?pause,
+        "settlement pending; retrying the settle once"
+    );
+    tokio::time::sleep(pause).await;
+    let latest = match seller.facilitator.settle(request).await {
+        Ok(s) if s.success => {
+            if s.transaction != pending.transaction {
+                tracing::info!(
+                    pending = %pending.transaction,
+                    settled = %s.transaction,
+                    "the retried settle names another transaction"
+                );
+            }
+            return Ok(s);
+        }
+        Ok(s) if is_pending(&s) => s,
+        Ok(s) => {
+            tracing::warn!(
+                reason = ?s.error_reason,
+                message = ?s.error_message,
+                "the retried settle was refused after a pending answer; still reported as pending"
+            );
+            pending
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the retried settle failed; still reported as pending");
+            pending
+        }
+    };
+    tracing::error!(
+        transaction = %latest.transaction,
+        network = %latest.network,
+        payer = ?latest.payer,
+        "settlement still pending; the response is withheld"
+    );
+    Err(Box::new(response::settlement_pending(
+        paid.version,
+        &latest,
+    )))
 }

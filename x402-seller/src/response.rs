@@ -5,9 +5,9 @@ use axum::body::Body;
 use axum::http::header::{self, HeaderName, HeaderValue};
 use axum::http::{Response, StatusCode};
 use serde::Serialize;
-use x402_core::X402Version;
 use x402_core::header::{self as codec, PAYMENT_REQUIRED, PAYMENT_RESPONSE, X_PAYMENT_RESPONSE};
 use x402_core::wire::SettleResponse;
+use x402_core::{Reason, X402Version};
 
 use crate::offers::Offers;
 
@@ -35,7 +35,8 @@ pub(crate) fn decorate(mut response: Response<Body>, paid: bool) -> Response<Bod
     response
 }
 
-fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+/// `body` as JSON with `status`, not yet decorated.
+fn json_body(status: StatusCode, body: &impl Serialize) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
@@ -43,7 +44,11 @@ fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    decorate(response, false)
+    response
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    decorate(json_body(status, body), false)
 }
 
 /// `{"error": message}` with `status`.
@@ -67,6 +72,48 @@ pub(crate) fn with_settlement(
     ) {
         response.headers_mut().insert(name, value);
     }
+}
+
+/// The status of a paid request whose settlement is still pending after the one retry.
+///
+/// 504 Gateway Timeout: the seller is a gateway to the facilitator and through it to the chain,
+/// and the chain did not decide the payment within the time the facilitator was given. The
+/// others considered, and why not:
+/// * 402 (with a fresh `PAYMENT-REQUIRED`) asks for a second payment while the first may still
+///   land (threat model S82).
+/// * 502 Bad Gateway is what the seller answers when the facilitator failed or answered
+///   nonsense; a pending payment is a valid answer, and a client or an operator's dashboard
+///   should tell the two apart by status alone.
+/// * 503 with `Retry-After` promises that asking again later serves the request, and it will
+///   not: the same payment is not granted twice, and a request without it is a new 402.
+/// * 202 Accepted is a success, and the content is withheld.
+pub(crate) const PENDING_STATUS: StatusCode = StatusCode::GATEWAY_TIMEOUT;
+
+/// The answer to a paid request whose settlement is still pending: [`PENDING_STATUS`], the
+/// pending settlement in the settlement header, and a JSON body naming its transaction. No
+/// `PAYMENT-REQUIRED`, no offers: the buyer must not pay again before the transaction is decided.
+pub(crate) fn settlement_pending(
+    version: X402Version,
+    settlement: &SettleResponse,
+) -> Response<Body> {
+    let transaction = Some(settlement.transaction.as_str()).filter(|t| !t.is_empty());
+    let error = format!(
+        "the payment was sent and is being settled: transaction {} on {}; the response is \
+         withheld; do not pay again before the transaction is decided",
+        transaction.unwrap_or("(not named by the facilitator)"),
+        settlement.network,
+    );
+    let body = serde_json::json!({
+        "error": error,
+        "errorReason": Reason::SETTLEMENT_PENDING,
+        "transaction": transaction,
+        "network": settlement.network,
+        "payer": settlement.payer,
+    });
+    let mut response = json_body(PENDING_STATUS, &body);
+    with_settlement(&mut response, version, settlement);
+    // Answers for one payment only, like a paid response: never stored by a cache.
+    decorate(response, true)
 }
 
 /// What a 402 says besides the offers.

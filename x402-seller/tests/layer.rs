@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -20,9 +22,9 @@ use x402_core::wire::{
 };
 use x402_core::{
     Amount, Facilitator, FacilitatorError, Network, Price, PriceRequest, Reason, Registry,
-    SchemeError, SellerRole, X402Version,
+    SchemeError, SellerRole, SettleTimeouts, X402Version,
 };
-use x402_seller::{Accept, Charge, Route, Seller, SettleTiming};
+use x402_seller::{Accept, Charge, Route, Seller, SellerOptions, SettleTiming};
 
 const ASSET: &str = "0xAAAAaaaaAAAAaaaaAAAAaaaaAAAAaaaaAAAAaaaa";
 const PAY_TO: &str = "0xBBBBbbbbBBBBbbbbBBBBbbbbBBBBbbbbBBBBbbbb";
@@ -58,6 +60,8 @@ struct Script {
     supported_fails: AtomicUsize,
     verify: Mutex<Option<VerifyResponse>>,
     settle: Mutex<Option<SettleResponse>>,
+    /// Answers given, in order, before `settle` is (`None`: a transport failure).
+    settle_first: Mutex<VecDeque<Option<SettleResponse>>>,
     verified: Mutex<Vec<VerifyRequest>>,
     settled: Mutex<Vec<SettleRequest>>,
 }
@@ -74,10 +78,9 @@ impl Facilitator for Script {
     }
     async fn settle(&self, r: &SettleRequest) -> Result<SettleResponse, FacilitatorError> {
         self.settled.lock().unwrap().push(r.clone());
-        self.settle
-            .lock()
-            .unwrap()
-            .clone()
+        let queued = self.settle_first.lock().unwrap().pop_front();
+        queued
+            .unwrap_or_else(|| self.settle.lock().unwrap().clone())
             .ok_or_else(|| FacilitatorError::Transport("timed out".into()))
     }
     async fn supported(&self) -> Result<SupportedResponse, FacilitatorError> {
@@ -122,7 +125,12 @@ fn app(script: &Arc<Script>) -> Router {
     schemes
         .register("eip155:*", &[X402Version::V2], Stub("upto").into_scheme())
         .unwrap();
-    let seller = Seller::new(script.clone(), schemes);
+    // A facilitator answering within 200 ms: a pending settle is retried 20 ms later.
+    let options = SellerOptions {
+        settle_timeouts: SettleTimeouts::new(Duration::from_millis(200)),
+        ..SellerOptions::default()
+    };
+    let seller = Seller::with_options(script.clone(), schemes, options);
     let exact = |units: u64| {
         Route::new().accept(Accept::new(
             "exact",
@@ -381,4 +389,130 @@ async fn supported_is_fetched_once_and_outages_are_clear() {
         let r = call(&app, "/a", Some(bad)).await;
         assert_eq!(r.status(), 400, "{bad:?}");
     }
+}
+
+const PENDING_TX: &str = "0xfeed";
+
+fn pending() -> Option<SettleResponse> {
+    Some(SettleResponse {
+        success: false,
+        error_reason: Some(Reason::SETTLEMENT_PENDING),
+        error_message: Some("not decided within the bound".into()),
+        transaction: PENDING_TX.into(),
+        ..success("eip155:84532").unwrap()
+    })
+}
+
+/// Every settle request the facilitator received is the same payment and requirements.
+fn settled_identically(script: &Script, count: usize) {
+    let settled = script.settled.lock().unwrap();
+    assert_eq!(settled.len(), count, "settles");
+    let first = serde_json::to_value(&settled[0]).unwrap();
+    for other in &settled[1..] {
+        assert_eq!(serde_json::to_value(other).unwrap(), first);
+    }
+}
+
+#[tokio::test]
+async fn a_pending_settlement_is_retried_once_and_then_granted() {
+    for path in ["/a", "/before"] {
+        let script = Arc::new(Script::default());
+        *script.verify.lock().unwrap() = valid();
+        *script.settle.lock().unwrap() = success("eip155:84532");
+        script.settle_first.lock().unwrap().push_back(pending());
+        let app = app(&script);
+        let payment = pay(&app, path, |_| {}).await;
+        let started = std::time::Instant::now();
+        let r = call(&app, path, Some(&payment)).await;
+        assert!(started.elapsed() >= Duration::from_millis(20), "paused");
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(!r.headers().contains_key(PAYMENT_REQUIRED));
+        let s: SettleResponse =
+            header::decode(r.headers()[PAYMENT_RESPONSE].to_str().unwrap(), 65536).unwrap();
+        assert!(s.success, "{s:?}");
+        assert_eq!(s.transaction, "0x1234");
+        assert_eq!(body(r).await, "content");
+        settled_identically(&script, 2);
+        assert_eq!(script.verified.lock().unwrap().len(), 1, "verified once");
+    }
+}
+
+#[tokio::test]
+async fn a_settlement_still_pending_is_a_504_naming_the_transaction_never_a_402() {
+    let mut still_pending = pending().unwrap();
+    still_pending.error_message = Some("still not decided".into());
+    let refused = SettleResponse {
+        error_reason: Some(Reason::DUPLICATE_SETTLEMENT),
+        error_message: Some("this payment's settlement is pending".into()),
+        ..pending().unwrap()
+    };
+    // (the retry's answer, the settlement reported): pending again; refused by a facilitator
+    // that recorded the pending outcome; the facilitator unreachable.
+    let cases = [
+        (Some(still_pending.clone()), "still not decided"),
+        (Some(refused), "not decided within the bound"),
+        (None, "not decided within the bound"),
+    ];
+    for path in ["/a", "/before"] {
+        for (retry, reported) in &cases {
+            let script = Arc::new(Script::default());
+            *script.verify.lock().unwrap() = valid();
+            // Any further settle would succeed: only the one retry may be made.
+            *script.settle.lock().unwrap() = success("eip155:84532");
+            script
+                .settle_first
+                .lock()
+                .unwrap()
+                .extend([pending(), retry.clone()]);
+            let app = app(&script);
+            let r = call(&app, path, Some(&pay(&app, path, |_| {}).await)).await;
+            assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT, "{path} {retry:?}");
+            assert!(
+                !r.headers().contains_key(PAYMENT_REQUIRED),
+                "a 402 invitation to pay again"
+            );
+            assert!(
+                r.headers()["cache-control"]
+                    .to_str()
+                    .unwrap()
+                    .contains("no-store")
+            );
+            let s: SettleResponse =
+                header::decode(r.headers()[PAYMENT_RESPONSE].to_str().unwrap(), 65536).unwrap();
+            assert!(!s.success);
+            assert_eq!(s.error_reason, Some(Reason::SETTLEMENT_PENDING));
+            assert_eq!(s.transaction, PENDING_TX);
+            assert_eq!(s.error_message.as_deref(), Some(*reported));
+            let text = body(r).await;
+            assert!(!text.contains("content"), "the content leaked: {text}");
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["errorReason"], "settlement_pending", "{v}");
+            assert_eq!(v["transaction"], PENDING_TX, "{v}");
+            assert_eq!(v["network"], "eip155:84532", "{v}");
+            assert!(
+                v["error"].as_str().unwrap().contains("being settled"),
+                "{v}"
+            );
+            settled_identically(&script, 2);
+        }
+    }
+}
+
+#[tokio::test]
+async fn other_settlement_failures_are_a_402_and_not_retried() {
+    let script = Arc::new(Script::default());
+    *script.verify.lock().unwrap() = valid();
+    *script.settle.lock().unwrap() = Some(SettleResponse {
+        error_reason: Some(Reason::TRANSACTION_FAILED),
+        ..pending().unwrap()
+    });
+    let app = app(&script);
+    let r = call(&app, "/a", Some(&pay(&app, "/a", |_| {}).await)).await;
+    assert_eq!(r.status(), 402);
+    assert!(r.headers().contains_key(PAYMENT_REQUIRED));
+    let s: SettleResponse =
+        header::decode(r.headers()[PAYMENT_RESPONSE].to_str().unwrap(), 65536).unwrap();
+    assert_eq!(s.error_reason, Some(Reason::TRANSACTION_FAILED));
+    assert!(!body(r).await.contains("content"));
+    settled_identically(&script, 1);
 }

@@ -7,8 +7,9 @@
 //! Environment: `X402_DEMO_EXIT=1` exits after the payments; `X402_DEMO_CHAINS` names the chains
 //! to pay on (`evm`, `solana` or `evm,solana`, the default).
 //!
-//! The facilitator's settle bound and the seller's facilitator-client timeout come from one
-//! [`SettleTimeouts`] value, so the seller always hears the facilitator's answer. A payment whose
+//! The facilitator's settle bound, the seller's facilitator-client timeout and its pause before
+//! retrying a pending settle come from one [`SettleTimeouts`] value, so the seller always hears
+//! the facilitator's answer. A payment whose
 //! settlement is still pending when the facilitator answers is reported with its transaction, and
 //! the demo follows the transaction on the chain to its final outcome.
 
@@ -153,7 +154,8 @@ fn sibling(name: &str) -> std::path::PathBuf {
 }
 
 /// A seller with one paid route per chain, verifying and settling through the facilitator at
-/// `facilitator` with a client timeout derived from `timeouts`.
+/// `facilitator` with a client timeout (and a pending-settle retry pause) derived from
+/// `timeouts`.
 async fn start_seller(
     evm: Option<&ExactHarness>,
     svm: Option<&SolanaRoute>,
@@ -163,7 +165,7 @@ async fn start_seller(
     use std::sync::Arc;
     use x402_core::client::FacilitatorClient;
     use x402_core::{Amount, Price, Registry};
-    use x402_seller::{Accept, Route, Seller};
+    use x402_seller::{Accept, Route, Seller, SellerOptions};
     let mut schemes = Registry::new();
     let mut app = axum::Router::new();
     let client = FacilitatorClient::new(facilitator).with_settle_timeouts(timeouts);
@@ -192,7 +194,11 @@ async fn start_seller(
             )
             .expect("register exact on Solana");
     }
-    let seller = Seller::new(Arc::new(client), schemes);
+    let options = SellerOptions {
+        settle_timeouts: timeouts,
+        ..SellerOptions::default()
+    };
+    let seller = Seller::with_options(Arc::new(client), schemes, options);
     if let Some(h) = evm {
         let route = Route::new().description("premium data").accept(
             Accept::new(

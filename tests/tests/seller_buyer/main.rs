@@ -2,13 +2,15 @@
 //! binary's router) on anvil with Circle's USDC: exact EIP-3009 (v1 and v2), exact Permit2, upto
 //! (the actual amount), dynamic prices, settle-before-handler; and everything that must NOT
 //! happen: no settle when the handler fails, no body when settlement fails, no second grant for a
-//! replayed payment, no payment the policy forbids, no trust in the buyer's `accepted`.
+//! replayed payment, no payment the policy forbids, no trust in the buyer's `accepted`, no second
+//! payment when the settlement is pending (against a stand-in facilitator, no chain).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod cli;
 mod failures;
 mod middleware;
 mod paying;
+mod pending;
 mod policy;
 mod svm;
 

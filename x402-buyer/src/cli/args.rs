@@ -57,7 +57,8 @@ pub enum Exit {
     /// 2: the arguments could not be parsed (clap prints the usage).
     Usage,
     /// 3: `pay` sent the payment, and the seller reported its settlement as still pending
-    /// (`settlement_pending` with the transaction).
+    /// (`settlement_pending` with the transaction in its settlement header), whatever status it
+    /// answered with: x402-seller answers 504 and withholds the content, other sellers 402.
     Pending,
 }
 

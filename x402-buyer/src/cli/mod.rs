@@ -33,8 +33,8 @@ use x402_core::Registry;
 
 use self::args::{Action, Args, parse};
 use self::keys::{buyer_schemes, load_key, load_solana_key};
-use self::report::{accepts, describe, explorer, is_pending, print_settlement};
-use crate::Buyer;
+use self::report::{accepts, describe, explorer, print_settlement};
+use crate::{Buyer, settlement_pending};
 
 pub use self::args::{DEFAULT_SOLANA_RPC, ENVIRONMENT, EXIT_STATUS, Exit};
 pub use self::report::PayReport;
@@ -121,8 +121,9 @@ struct PayOutcome {
     report: PayReport,
     /// The body as text (invalid UTF-8 replaced), for the human output.
     text: Option<String>,
-    /// The settlement came with a refusal: the human output prints it on stderr.
-    refused: bool,
+    /// The content was withheld (a refusal, or a settlement still pending): the human output
+    /// prints the body and the settlement on stderr.
+    withheld: bool,
 }
 
 async fn pay(
@@ -134,7 +135,7 @@ async fn pay(
     let mut outcome = PayOutcome {
         report: PayReport::new(&args.url),
         text: None,
-        refused: false,
+        withheld: false,
     };
     if let Err(message) = pay_inner(args, env, err, &mut outcome).await {
         outcome.report.error = Some(message);
@@ -142,11 +143,11 @@ async fn pay(
     let PayOutcome {
         mut report,
         text,
-        refused,
+        withheld,
     } = outcome;
     let explorer_prefix = args.explorer.clone().or_else(|| env("X402_EXPLORER"));
     if let Some(s) = &report.settlement {
-        report.pending = is_pending(s);
+        report.pending = settlement_pending(s);
         report.explorer = explorer(&s.network, &s.transaction, explorer_prefix.as_deref());
     }
     report.paid = report.paid && !report.pending;
@@ -155,11 +156,11 @@ async fn pay(
         let json = report.to_json().map_err(|e| e.to_string())?;
         writeln!(out, "{json}").map_err(io)?;
     } else {
+        let stream: &mut dyn Write = if withheld { err } else { out };
         if let Some(text) = &text {
-            writeln!(out, "{text}").map_err(io)?;
+            writeln!(stream, "{text}").map_err(io)?;
         }
         if let Some(s) = &report.settlement {
-            let stream: &mut dyn Write = if refused { err } else { out };
             print_settlement(stream, s, explorer_prefix.as_deref()).map_err(io)?;
         }
     }
@@ -237,7 +238,7 @@ async fn pay_inner(
         }) => {
             outcome.report.status = Some(status);
             outcome.report.settlement = settlement.map(|s| *s);
-            outcome.refused = true;
+            outcome.withheld = true;
             let e = crate::Error::Refused {
                 status,
                 error,
@@ -265,8 +266,20 @@ async fn pay_inner(
     let bytes = paid.response.bytes().await.map_err(|e| e.to_string())?;
     outcome.text = Some(String::from_utf8_lossy(&bytes).into_owned());
     outcome.report.body = String::from_utf8(bytes.to_vec()).ok();
-    if !status.is_success() {
-        return Err(format!("the seller answered {status}"));
+    if status.is_success() {
+        return Ok(());
     }
-    Ok(())
+    if paid
+        .payment
+        .as_ref()
+        .is_some_and(crate::Payment::is_pending)
+    {
+        // x402-seller's 504: the payment was sent; the content is withheld while it settles.
+        outcome.withheld = true;
+        return Err(format!(
+            "the seller answered {status}: the payment was sent and is being settled; the \
+             response is withheld"
+        ));
+    }
+    Err(format!("the seller answered {status}"))
 }

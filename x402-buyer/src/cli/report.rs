@@ -4,7 +4,6 @@
 use std::io::Write;
 
 use serde::Serialize;
-use x402_core::Reason;
 use x402_core::wire::{PaymentRequired, PaymentRequirements, SettleResponse};
 
 use super::Exit;
@@ -106,7 +105,8 @@ pub struct PayReport {
     /// pending.
     pub paid: bool,
     /// The payment was sent and the seller reported its settlement as `settlement_pending`
-    /// with a transaction (exit status 3): check the transaction before paying again.
+    /// with a transaction (exit status 3), whatever the status it answered with (402 from some
+    /// sellers, 504 from x402-seller): check the transaction before paying again.
     pub pending: bool,
     /// The seller's settlement (`PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE`, decoded; camelCase
     /// as on the wire), when it sent one.
@@ -148,9 +148,4 @@ impl PayReport {
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string(self)
     }
-}
-
-/// A settlement the seller reported as pending, with the transaction sent.
-pub(super) fn is_pending(s: &SettleResponse) -> bool {
-    !s.success && s.error_reason == Some(Reason::SETTLEMENT_PENDING) && !s.transaction.is_empty()
 }

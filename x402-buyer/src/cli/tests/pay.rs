@@ -1,5 +1,8 @@
 //! `x402 pay` and `x402 requirements` run in process against a v1 seller on a local port.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::*;
 
 const KEY: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
@@ -8,8 +11,8 @@ const USDC: &str = "eip155:84532:0x036CbD53842c5426634e7929541eC2318f3dCF7e:6:US
 
 /// A v1 seller on a local port: 402 without a payment; with one, `paid` (status line,
 /// settlement header JSON, body; no body = the 402 document again, with the settlement's
-/// error).
-async fn seller(paid: (&'static str, String, Option<&'static str>)) -> String {
+/// error). Returns its URL and the count of requests it received with a payment.
+async fn seller(paid: (&'static str, String, Option<String>)) -> (String, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/joke", listener.local_addr().unwrap());
@@ -36,6 +39,8 @@ async fn seller(paid: (&'static str, String, Option<&'static str>)) -> String {
     let settlement =
         x402_core::header::encode(&serde_json::from_str::<serde_json::Value>(&paid.1).unwrap())
             .unwrap();
+    let paid_requests = Arc::new(AtomicUsize::new(0));
+    let counter = paid_requests.clone();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             let mut request = Vec::new();
@@ -50,10 +55,11 @@ async fn seller(paid: (&'static str, String, Option<&'static str>)) -> String {
                 .to_ascii_lowercase()
                 .contains("\r\nx-payment:");
             let (status, extra, body) = if with_payment {
+                counter.fetch_add(1, Ordering::SeqCst);
                 (
                     paid.0,
                     format!("x-payment-response: {settlement}\r\n"),
-                    paid.2.map_or_else(|| refused.clone(), str::to_owned),
+                    paid.2.clone().unwrap_or_else(|| refused.clone()),
                 )
             } else {
                 ("402 Payment Required", String::new(), required.clone())
@@ -67,12 +73,12 @@ async fn seller(paid: (&'static str, String, Option<&'static str>)) -> String {
             let _ = socket.shutdown().await;
         }
     });
-    url
+    (url, paid_requests)
 }
 
 #[tokio::test]
 async fn a_pending_settlement_exits_3() {
-    let url = seller((
+    let (url, paid_requests) = seller((
         "402 Payment Required",
         format!(
             r#"{{"success":false,"errorReason":"settlement_pending","transaction":"{TX}","network":"base-sepolia"}}"#
@@ -84,6 +90,7 @@ async fn a_pending_settlement_exits_3() {
     let (exit, out, err) = run_with(&pay, &[("X402_PRIVATE_KEY", KEY)]).await;
     assert_eq!(exit, Exit::Pending, "{out}\n{err}");
     assert_eq!(exit.code(), 3);
+    assert_eq!(paid_requests.load(Ordering::SeqCst), 1, "paid once");
     assert!(out.is_empty(), "{out}");
     assert!(
         err.contains(&format!("transaction: {TX}")) && err.contains("still pending"),
@@ -115,10 +122,10 @@ async fn a_pending_settlement_exits_3() {
 
 #[tokio::test]
 async fn pay_prints_the_body_and_settlement_or_one_json_object() {
-    let url = seller((
+    let (url, _) = seller((
         "200 OK",
         format!(r#"{{"success":true,"transaction":"{TX}","network":"base-sepolia"}}"#),
-        Some("why did the buyer pay"),
+        Some("why did the buyer pay".to_owned()),
     ))
     .await;
     let pay = ["pay", &url, "--max", "0.02", "--asset", USDC];
@@ -181,4 +188,48 @@ async fn failures_exit_1_and_still_print_json() {
     let (exit, out, _) = run_with(&["requirements", "http://127.0.0.1:1/x", "--json"], &[]).await;
     assert_eq!(exit, Exit::Failure);
     assert!(out.is_empty(), "{out}");
+}
+
+#[tokio::test]
+async fn a_pending_settlement_behind_an_error_status_exits_3_and_pays_once() {
+    // x402-seller's answer when the settlement is still pending after its retry.
+    let body = format!(
+        r#"{{"error":"the payment was sent and is being settled: transaction {TX}","errorReason":"settlement_pending","transaction":"{TX}","network":"base-sepolia"}}"#
+    );
+    let (url, paid_requests) = seller((
+        "504 Gateway Timeout",
+        format!(
+            r#"{{"success":false,"errorReason":"settlement_pending","transaction":"{TX}","network":"base-sepolia"}}"#
+        ),
+        Some(body),
+    ))
+    .await;
+    let pay = ["pay", &url, "--max", "0.02", "--asset", USDC];
+    let (exit, out, err) = run_with(&pay, &[("X402_PRIVATE_KEY", KEY)]).await;
+    assert_eq!(exit, Exit::Pending, "{out}\n{err}");
+    assert_eq!(paid_requests.load(Ordering::SeqCst), 1, "paid once");
+    // Nothing on stdout: there is no content, only the seller's message and the settlement.
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("504 Gateway Timeout")
+            && err.contains("is being settled")
+            && err.contains(&format!("transaction: {TX}"))
+            && err.contains("still pending"),
+        "{err}"
+    );
+
+    let json = [&pay[..], &["--json"]].concat();
+    let (exit, out, err) = run_with(&json, &[("X402_PRIVATE_KEY", KEY)]).await;
+    assert_eq!(exit, Exit::Pending, "{out}\n{err}");
+    assert_eq!(paid_requests.load(Ordering::SeqCst), 2, "once per run");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], 504);
+    assert_eq!(v["paid"], false);
+    assert_eq!(v["pending"], true);
+    assert_eq!(v["settlement"]["transaction"], TX);
+    assert!(v["body"].as_str().unwrap().contains(TX), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("being settled"),
+        "{v}"
+    );
 }
