@@ -73,6 +73,21 @@ const HELP: &[(&str, &str, &str)] = &[
         "histogram",
         "JSON-RPC attempt latency by network and method.",
     ),
+    (
+        "x402_settlements_unresolved",
+        "gauge",
+        "Settlement records the chain may still change (written ahead or pending), as of the last readiness probe or reconciliation pass.",
+    ),
+    (
+        "x402_reconciled_total",
+        "counter",
+        "Settlement records resolved by reconciliation, by scheme, network and outcome (landed, failed, released).",
+    ),
+    (
+        "x402_reconcile_errors_total",
+        "counter",
+        "Reconciliation passes that failed, by scheme and network.",
+    ),
 ];
 
 /// The facilitator's metrics.
@@ -88,7 +103,12 @@ impl Metrics {
 
     /// Adds one to a counter.
     pub fn inc(&self, name: &'static str, labels: Labels) {
-        *self.lock().counters.entry((name, labels)).or_default() += 1;
+        self.add(name, labels, 1);
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(&self, name: &'static str, labels: Labels, n: u64) {
+        *self.lock().counters.entry((name, labels)).or_default() += n;
     }
 
     /// Sets a gauge.

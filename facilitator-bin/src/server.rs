@@ -3,7 +3,8 @@
 //!
 //! Status codes are decided here and only here: a payment problem is 200 with `isValid:false` /
 //! `success:false` and its reason; a malformed body is 400 (413 when too large) with a message;
-//! the facilitator failing is 500/504 without internals. Client input never yields a 5xx.
+//! the facilitator failing is 500/504 without internals, 503 when the settlement store is
+//! unavailable (nothing is settled without it). Client input never yields a 5xx.
 //!
 //! A settle is never cancelled half-way: it runs in its own task, so a client that goes away, a
 //! request deadline or a shutdown signal does not abandon a broadcast transaction. Shutdown stops
@@ -200,6 +201,14 @@ impl AppState {
 
 fn internal(route: &str, e: &FacilitatorError) -> Response {
     tracing::error!(route, error = %e, "facilitator failure");
+    if let FacilitatorError::Scheme(x402_core::SchemeError::Store(_)) = e {
+        // Fails closed: nothing is broadcast without a durable claim.
+        return error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the settlement store is unavailable; nothing was settled, retry later",
+            None,
+        );
+    }
     error_body(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal facilitator error",
@@ -412,6 +421,25 @@ async fn probe(state: &AppState) -> (StatusCode, serde_json::Value) {
             }
         };
         report.insert(key, value);
+    }
+    if let Some(store) = state.facilitator.store() {
+        let value = match store.health().await {
+            Ok(()) => {
+                if let Ok(counts) = store.counts().await {
+                    state.metrics.set(
+                        "x402_settlements_unresolved",
+                        Vec::new(),
+                        counts.unresolved as f64,
+                    );
+                }
+                json!({ "ready": true, "kind": store.kind() })
+            }
+            Err(e) => {
+                all_ready = false;
+                json!({ "ready": false, "kind": store.kind(), "error": e.to_string() })
+            }
+        };
+        report.insert("store".to_owned(), value);
     }
     let status = if all_ready {
         StatusCode::OK

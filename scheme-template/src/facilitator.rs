@@ -14,12 +14,19 @@
 //! | 7 | `from` signed the transfer for this network | `invalid_exact_toy_payload_signature` |
 //! | 8 | `from` holds `amount` | `insufficient_funds` |
 //! | 9 | the nonce is unused | `authorization_already_used` |
+//! | 10 | the settlement store has no record of the payment | `duplicate_settlement` |
 //!
 //! `settle` runs steps 1–7, then claims the payment identity ([`Transfer::payment_id`]) in the
 //! settlement store — of concurrent settles of one payment exactly one acquires it, the others
 //! answer `duplicate_settlement` with the recorded transaction — and, holding the claim, checks
 //! steps 8–9 and moves the balance in one step of the ledger ([`Ledger::apply`]). A refusal there
 //! moved nothing and releases the claim; a transfer applied completes it with its outcome.
+//!
+//! The toy ledger moves balances inside this process, atomically, so nothing can be "out there"
+//! between the claim and the outcome. A scheme whose transaction leaves the process must write
+//! ahead ([`SettlementStore::write_ahead`]) what it is about to broadcast, never release a claim
+//! after that, and reconcile unresolved records from its chain ([`FacilitatorRole::reconcile`]):
+//! see `x402_evm::settle` for the pattern.
 
 use std::sync::Arc;
 
@@ -192,10 +199,20 @@ impl FacilitatorRole for Facilitator {
         };
         // 8–9: the ledger's state, read without changing it.
         let payer = Some(checked.transfer.from.to_string());
-        Ok(Verdict::from_check(
-            payer,
-            self.ledger.check(&checked.transfer),
-        ))
+        if let Err(rejection) = self.ledger.check(&checked.transfer) {
+            return Ok(Verdict::invalid(payer, rejection));
+        }
+        // 10: a payment settled (or being settled) does not verify again.
+        if let Some(record) = self.store.record(&checked.id).await? {
+            return Ok(Verdict::invalid(
+                payer,
+                duplicate(None, record.outcome.as_ref())
+                    .result
+                    .err()
+                    .unwrap_or_else(|| Rejection::new(Reason::DUPLICATE_SETTLEMENT)),
+            ));
+        }
+        Ok(Verdict::from_check(payer, Ok(())))
     }
 
     async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {
@@ -206,15 +223,14 @@ impl FacilitatorRole for Facilitator {
         let payer = Some(checked.transfer.from.to_string());
         let timeout = payment.requirements.max_timeout_seconds;
         let expires = UnixTime(UnixTime::now().0.saturating_add(timeout));
-        match self.store.claim(&checked.id, expires).await? {
-            Claim::Acquired => {}
-            Claim::InFlight => return Ok(duplicate(payer, None)),
-            Claim::Recorded(outcome) => return Ok(duplicate(payer, Some(&outcome))),
-        }
+        let token = match self.store.claim(&checked.id, expires).await? {
+            Claim::Acquired(token) => token,
+            Claim::Taken(record) => return Ok(duplicate(payer, record.outcome.as_ref())),
+        };
         // 8–9 and the move, atomically, under the claim.
         if let Err(rejection) = self.ledger.apply(&checked.transfer) {
             // Nothing moved (the balance is short, say): the payment may be retried.
-            self.store.release(&checked.id).await?;
+            self.store.release(&checked.id, &token).await?;
             return Ok(Settlement::refused(payer, rejection));
         }
         // The toy transaction id is the transfer's signature, as on Solana.
@@ -222,7 +238,7 @@ impl FacilitatorRole for Facilitator {
         let outcome = Outcome::Settled {
             transaction: transaction.clone(),
         };
-        self.store.complete(&checked.id, outcome).await?;
+        self.store.complete(&checked.id, &token, outcome).await?;
         Ok(Settlement {
             payer,
             transaction: Some(transaction),

@@ -13,13 +13,14 @@ use futures::FutureExt as _;
 
 use crate::json::JsonLimits;
 use crate::registry::Registry;
-use crate::scheme::SchemeError;
+use crate::scheme::{Reconciled, SchemeError};
+use crate::settlement::SettlementStore;
 use crate::timing::SettleTimeouts;
 use crate::wire::{
     RequestError, SettleRequest, SettleResponse, SupportedKind, SupportedResponse, VerifyRequest,
     VerifyResponse,
 };
-use crate::{NetworkPattern, PaymentContext, Rejection, X402Version};
+use crate::{Network, NetworkPattern, PaymentContext, Rejection, X402Version};
 
 /// The facilitator itself failed (not the payment).
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +86,18 @@ pub struct LocalFacilitator {
     registry: Arc<Registry>,
     extensions: Vec<String>,
     timeouts: Option<SettleTimeouts>,
+    store: Option<Arc<dyn SettlementStore>>,
+}
+
+/// One scheme's reconciliation pass on one network.
+#[derive(Debug)]
+pub struct ReconcileLine {
+    /// The scheme.
+    pub scheme: &'static str,
+    /// The network.
+    pub network: Network,
+    /// What the pass did, or why it failed.
+    pub result: Result<Reconciled, SchemeError>,
 }
 
 impl LocalFacilitator {
@@ -94,7 +107,41 @@ impl LocalFacilitator {
             registry: Arc::new(registry),
             extensions: Vec::new(),
             timeouts: None,
+            store: None,
         }
+    }
+
+    /// Names the settlement store the schemes were built with (for readiness, metrics and
+    /// reconciliation reports).
+    pub fn with_store(mut self, store: Arc<dyn SettlementStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The settlement store named with [`LocalFacilitator::with_store`].
+    pub fn store(&self) -> Option<&Arc<dyn SettlementStore>> {
+        self.store.as_ref()
+    }
+
+    /// Runs one reconciliation pass of every registered scheme on every network it serves
+    /// (see [`crate::settlement`]).
+    pub async fn reconcile(&self) -> Vec<ReconcileLine> {
+        let mut seen = std::collections::HashSet::new();
+        let mut lines = Vec::new();
+        for e in self.registry.entries() {
+            let NetworkPattern::Exact(network) = &e.pattern else {
+                continue;
+            };
+            if !seen.insert((e.scheme.scheme(), network.clone())) {
+                continue;
+            }
+            lines.push(ReconcileLine {
+                scheme: e.scheme.scheme(),
+                network: network.clone(),
+                result: e.scheme.reconcile(network).await,
+            });
+        }
+        lines
     }
 
     /// Settles answer within `timeouts.answer_within()` of dispatch: a scheme stops waiting for

@@ -23,7 +23,7 @@ pub mod wire;
 pub use allow::AllowList;
 pub use amount::{Amount, DecimalError, PriceError, UnixTime, price_to_atomic};
 pub use clock::{Clock, SharedClock, ShiftedClock, SystemClock, system_clock};
-pub use facilitator::{DispatchError, Facilitator, FacilitatorError, LocalFacilitator, Unread};
+pub use facilitator::{DispatchError, Facilitator, FacilitatorError, LocalFacilitator, ReconcileLine, Unread};
 pub use network::{Network, NetworkError, NetworkPattern};
 pub use reason::Reason;
 pub use registry::{Catalogue, DuplicateId, Registry, SchemeConfig, SchemeDescriptor, Shared};

@@ -121,6 +121,13 @@ pub enum SendError {
     /// The RPC could not be reached (or failed) before anything was broadcast.
     #[error("RPC unavailable before broadcast: {0}")]
     Unavailable(String),
+    /// The write-ahead record of the signed transaction failed or was refused: nothing was
+    /// broadcast.
+    #[error("not sent: {0}")]
+    NotRecorded(String),
+    /// Another facilitator process holds the lease of this signer key: nothing was broadcast.
+    #[error("signer {0} is leased by another facilitator process")]
+    SignerLeased(Address),
     /// The signed transaction may have reached a node but no answer came back: its nonce is
     /// treated as used and the hash (computed locally) is the one to report and reconcile.
     #[error("broadcast outcome unknown for transaction {hash} from {from} (nonce {nonce})")]

@@ -43,6 +43,11 @@ pub struct NetworkOptions {
     /// Start-up refuses, and `/ready` reports, signers below this balance (wei, decimal).
     #[serde(default)]
     pub min_signer_balance: Option<String>,
+    /// How long this process leases a signer key through the settlement store (renewed while
+    /// it sends), in milliseconds. With a store shared by several facilitator processes, a key
+    /// sends from one process at a time; a process taking a key over re-reads its nonce.
+    #[serde(default = "default_signer_lease_ms")]
+    pub signer_lease_ms: u64,
 }
 
 impl std::fmt::Debug for NetworkOptions {
@@ -57,6 +62,7 @@ impl std::fmt::Debug for NetworkOptions {
             .field("max_fee_per_gas", &self.max_fee_per_gas)
             .field("max_priority_fee_per_gas", &self.max_priority_fee_per_gas)
             .field("min_signer_balance", &self.min_signer_balance)
+            .field("signer_lease_ms", &self.signer_lease_ms)
             .finish()
     }
 }
@@ -72,6 +78,7 @@ const NETWORK_KEYS: &[&str] = &[
     "max_fee_per_gas",
     "max_priority_fee_per_gas",
     "min_signer_balance",
+    "signer_lease_ms",
 ];
 
 fn default_rpc_timeout_ms() -> u64 {
@@ -82,6 +89,9 @@ fn default_receipt_timeout_ms() -> u64 {
 }
 fn default_confirmations() -> u64 {
     1
+}
+fn default_signer_lease_ms() -> u64 {
+    30_000
 }
 
 /// Splits a merged options table into the network's options and the scheme's own `T`.
@@ -194,6 +204,10 @@ impl NetworkOptions {
             provider.clone(),
             &self.signer_keys,
             self.tx_config()?,
+            crate::signers::Leases {
+                store: config.store.clone(),
+                ttl: Duration::from_millis(self.signer_lease_ms.max(1_000)),
+            },
         )
         .await
         .map_err(|e| SchemeError::Config(e.to_string()))?;

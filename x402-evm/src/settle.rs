@@ -1,40 +1,56 @@
 //! The settlement engine both EVM schemes use: at most once per payment identity.
 //!
-//! 1. Claim the payment's identity in the settlement store: of concurrent settles exactly one
-//!    proceeds; the others get `duplicate_settlement` (with the recorded transaction once known).
+//! 1. Claim the payment's identity in the settlement store: of concurrent settles (in any
+//!    process sharing the store) exactly one proceeds; the others are answered from the record
+//!    (below).
 //! 2. Check the nonce on chain once more: an authorization used by someone else (front-running)
 //!    is reported as `authorization_already_used` with the transaction that used it when it can
 //!    be found — never as our success.
-//! 3. Broadcast through the signer pool, wait for the receipt within a bound, and accept success
-//!    only when the receipt shows the exact transfer. An unobserved outcome is
-//!    `settlement_pending` with the transaction hash. Nothing broadcast = the claim is released.
+//! 3. Sign, **write ahead** (the store records the signed transaction: signer, nonce, hash,
+//!    bytes — before it can leave the process), broadcast through the signer pool, wait for the
+//!    receipt within a bound, and accept success only when the receipt shows the exact transfer.
+//!    An unobserved outcome is `settlement_pending` with the transaction hash.
+//! 4. The claim is released only when nothing was written ahead. A definitive refusal by the node
+//!    of what was written ahead removes the record through the reconciliation compare-and-set;
+//!    every other failure after the write-ahead leaves the record for reconciliation.
+//!
+//! **Reconciliation** ([`Settler::reconcile`], and [`Settler::answer_existing`] for a repeated
+//! settle) judges a record written ahead from the chain: a receipt decides (landed with the
+//! transfer → [`Outcome::Landed`], whose next settle answers success once; reverted → failed);
+//! without one, a transaction the node knows is left pending; one it does not know is sent again
+//! with the identical bytes while the authorization is valid and the signer's nonce unused,
+//! failed once the authorization expired unused, and removed (the payment may be settled again)
+//! once the signer's nonce was used by another transaction while the authorization is unused.
+//! Records written ahead by a settle still running (younger than the receipt bound) are only
+//! read, never sent again.
 //!
 //! Verification (with simulation) happens in the scheme right before it hands a plan here.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, Bytes, TxHash, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, TransactionReceipt};
 use alloy::sol_types::SolEvent;
+use serde::{Deserialize, Serialize};
 use x402_core::timing::time_left;
 use x402_core::{
-    Claim, Outcome, PaymentId, Reason, Rejection, SchemeError, Settlement, SettlementStore,
-    UnixTime,
+    Claim, ClaimToken, Intent, Network, Outcome, PaymentId, Reason, Reconciled, Record,
+    Rejection, SchemeError, Settlement, SettlementStore, UnixTime,
 };
 
 use crate::abi::eip3009::IEip3009Token;
 use crate::chain;
 use crate::error::SendError;
 use crate::receipt::ReceiptOutcome;
-use crate::signers::{SignerPool, TxRequest};
+use crate::signers::{Journal, Signed, SignerPool, TxRequest};
 
 /// How far back to look for the transaction that used a front-run authorization.
 const FRONT_RUN_LOOKBACK_BLOCKS: u64 = 10_000;
 
 /// The token transfer a settlement's receipt must show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {
     /// The token.
     pub token: Address,
@@ -47,7 +63,7 @@ pub struct Transfer {
 }
 
 /// How the engine re-checks, right before broadcasting, that nobody used the authorization.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NonceCheck {
     /// EIP-3009 `authorizationState(authorizer, nonce)`.
     Eip3009 {
@@ -117,7 +133,7 @@ pub fn failed(payer: Address, tx: Option<String>, rejection: Rejection) -> Settl
 /// The answer to a settle of a payment already settled or attempted: never a second success.
 pub fn duplicate(payer: Address, outcome: &Outcome) -> Settlement {
     let what = match outcome {
-        Outcome::Settled { .. } => "this payment was already settled",
+        Outcome::Settled { .. } | Outcome::Landed { .. } => "this payment was already settled",
         Outcome::Failed { .. } => "this payment was already attempted and failed",
         Outcome::Pending { .. } => "this payment's settlement is pending",
     };
@@ -131,6 +147,129 @@ pub fn duplicate(payer: Address, outcome: &Outcome) -> Settlement {
     )
 }
 
+/// The answer while a payment's transaction is out and undecided.
+fn pending_answer(payer: Address, transaction: String) -> Settlement {
+    failed(
+        payer,
+        Some(transaction),
+        Rejection::with_message(
+            Reason::SETTLEMENT_PENDING,
+            "broadcast; the receipt was not observed in time",
+        ),
+    )
+}
+
+/// The verify answer for a payment the store has any record of (threat-model S78).
+pub fn recorded_rejection(record: &Record) -> Rejection {
+    let what = match &record.outcome {
+        None => "a settlement of this payment is in progress".to_owned(),
+        Some(o) => duplicate(Address::ZERO, o)
+            .result
+            .err()
+            .and_then(|r| r.message)
+            .unwrap_or_default(),
+    };
+    let what = match record.transaction() {
+        Some(tx) => format!("{what} (transaction {tx})"),
+        None => what,
+    };
+    Rejection::with_message(Reason::DUPLICATE_SETTLEMENT, what)
+}
+
+/// One signed transaction of a settle, as written ahead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Attempt {
+    hash: TxHash,
+    from: Address,
+    nonce: u64,
+    raw: Bytes,
+}
+
+/// What the engine writes ahead ([`Intent::detail`]): enough to judge the payment from the chain
+/// after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Detail {
+    /// Every transaction signed for the payment (a nonce conflict re-signs), oldest first.
+    attempts: Vec<Attempt>,
+    payer: Address,
+    transfer: Transfer,
+    nonce_check: NonceCheck,
+    expires: u64,
+    amount: Option<U256>,
+    /// When it was written (unix seconds).
+    written_at: u64,
+}
+
+/// The engine's [`Journal`]: writes each signed transaction ahead under the settle's claim.
+struct WriteAhead<'a> {
+    store: &'a dyn SettlementStore,
+    network: &'a Network,
+    id: &'a PaymentId,
+    token: &'a ClaimToken,
+    plan: &'a SettlePlan,
+    attempts: Mutex<Vec<Attempt>>,
+    /// Whether a write may have reached the store (then the claim is never released).
+    tried: std::sync::atomic::AtomicBool,
+    /// Whether the store said the claim is no longer this settle's.
+    lost: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Journal for WriteAhead<'_> {
+    async fn record(&self, tx: &Signed) -> Result<(), SendError> {
+        let attempts = {
+            let mut list = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+            list.push(Attempt {
+                hash: tx.hash,
+                from: tx.from,
+                nonce: tx.nonce,
+                raw: tx.raw.clone(),
+            });
+            list.clone()
+        };
+        let detail = Detail {
+            attempts,
+            payer: self.plan.payer,
+            transfer: self.plan.transfer,
+            nonce_check: self.plan.nonce_check.clone(),
+            expires: self.plan.expires.0,
+            amount: self.plan.report_amount,
+            written_at: UnixTime::now().0,
+        };
+        let intent = Intent {
+            network: self.network.to_string(),
+            transaction: format!("{:#x}", tx.hash),
+            detail: serde_json::to_value(&detail)
+                .map_err(|e| SendError::NotRecorded(e.to_string()))?,
+        };
+        self.tried
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        match self.store.write_ahead(self.id, self.token, &intent).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                Err(SendError::NotRecorded(
+                    "the claim on this payment was taken over".into(),
+                ))
+            }
+            Err(e) => Err(SendError::NotRecorded(e.0)),
+        }
+    }
+}
+
+impl WriteAhead<'_> {
+    fn written(&self) -> bool {
+        self.tried.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// What reconciling one record concluded.
+enum Judgement {
+    Outcome(Outcome),
+    Release,
+    Undecided,
+}
+
 fn in_progress(payer: Address) -> Settlement {
     failed(
         payer,
@@ -142,26 +281,34 @@ fn in_progress(payer: Address) -> Settlement {
     )
 }
 
-/// Claims, broadcasts, waits and records, for one network.
+/// Claims, writes ahead, broadcasts, waits, records and reconciles, for one network.
 #[derive(Debug, Clone)]
 pub struct Settler {
+    network: Network,
     provider: DynProvider,
     signers: SignerPool,
     store: Arc<dyn SettlementStore>,
 }
 
 impl Settler {
-    /// An engine over `provider`, `signers` and `store`.
+    /// An engine for `network` over `provider`, `signers` and `store`.
     pub fn new(
+        network: Network,
         provider: DynProvider,
         signers: SignerPool,
         store: Arc<dyn SettlementStore>,
     ) -> Self {
         Self {
+            network,
             provider,
             signers,
             store,
         }
+    }
+
+    /// The settlement store.
+    pub fn store(&self) -> &Arc<dyn SettlementStore> {
+        &self.store
     }
 
     fn simulate_from(&self) -> Address {
@@ -172,14 +319,68 @@ impl Settler {
             .unwrap_or_default()
     }
 
-    /// The answer for a payment already recorded (a repeat whose verification now fails because
-    /// its nonce is spent), if any.
+    /// The answer for a payment the store has a record of (a repeat whose verification now
+    /// fails because its nonce is spent), if any; see [`Settler::answer_existing`].
     pub async fn recorded(
         &self,
         id: &PaymentId,
         payer: Address,
     ) -> Result<Option<Settlement>, SchemeError> {
-        Ok(self.store.outcome(id).await?.map(|o| duplicate(payer, &o)))
+        match self.store.record(id).await? {
+            Some(record) => self.answer_existing(id, payer, record).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The answer for a payment whose identity is taken: an unresolved record is reconciled
+    /// from the chain first; a payment found landed is answered success exactly once
+    /// ([`SettlementStore::deliver`]), every other repeat `duplicate_settlement` or
+    /// `settlement_pending` naming its transaction.
+    pub async fn answer_existing(
+        &self,
+        id: &PaymentId,
+        payer: Address,
+        record: Record,
+    ) -> Result<Settlement, SchemeError> {
+        let record = if record.is_unresolved() {
+            self.reconcile_one(id, &record).await?;
+            match self.store.record(id).await? {
+                Some(r) => r,
+                None => {
+                    return Ok(failed(
+                        payer,
+                        None,
+                        Rejection::with_message(
+                            Reason::UNEXPECTED_SETTLE_ERROR,
+                            "an earlier attempt at this payment can no longer land; nothing was \
+                             settled, it may be retried",
+                        ),
+                    ));
+                }
+            }
+        } else {
+            record
+        };
+        Ok(match (&record.outcome, record.transaction()) {
+            (None, Some(tx)) => pending_answer(payer, tx.to_owned()),
+            (None, None) => in_progress(payer),
+            (Some(Outcome::Pending { transaction }), _) => {
+                pending_answer(payer, transaction.clone())
+            }
+            (Some(landed @ Outcome::Landed { transaction }), _) => {
+                if self.store.deliver(id).await? {
+                    let amount = record
+                        .intent
+                        .as_ref()
+                        .and_then(|i| serde_json::from_value::<Detail>(i.detail.clone()).ok())
+                        .and_then(|d| d.amount);
+                    settled(payer, transaction.clone(), amount)
+                } else {
+                    duplicate(payer, landed)
+                }
+            }
+            (Some(outcome), _) => duplicate(payer, outcome),
+        })
     }
 
     /// Records a payment as consumed without any transaction (a zero-amount `upto` settle), so no
@@ -190,19 +391,16 @@ impl Settler {
         expires: UnixTime,
         payer: Address,
     ) -> Result<Result<(), Settlement>, SchemeError> {
-        match self.store.claim(id, expires).await? {
-            Claim::Acquired => {}
-            Claim::InFlight => return Ok(Err(in_progress(payer))),
-            Claim::Recorded(o) => return Ok(Err(duplicate(payer, &o))),
+        let token = match self.store.claim(id, expires).await? {
+            Claim::Acquired(token) => token,
+            Claim::Taken(record) => return Ok(Err(self.answer_existing(id, payer, record).await?)),
+        };
+        let consumed = Outcome::Settled {
+            transaction: String::new(),
+        };
+        if !self.store.complete(id, &token, consumed).await? {
+            return Ok(Err(in_progress(payer)));
         }
-        self.store
-            .complete(
-                id,
-                Outcome::Settled {
-                    transaction: String::new(),
-                },
-            )
-            .await?;
         Ok(Ok(()))
     }
 
@@ -214,23 +412,38 @@ impl Settler {
         plan: &SettlePlan,
         deadline: Option<Instant>,
     ) -> Result<Settlement, SchemeError> {
-        match self.store.claim(&plan.id, plan.expires).await? {
-            Claim::Acquired => {}
-            Claim::InFlight => return Ok(in_progress(plan.payer)),
-            Claim::Recorded(outcome) => return Ok(duplicate(plan.payer, &outcome)),
-        }
-        let result = self.broadcast_claimed(plan, deadline).await;
-        if result.is_err() {
-            // The facilitator failed before anything left it: the payment may be retried.
-            self.store.release(&plan.id).await?;
+        let token = match self.store.claim(&plan.id, plan.expires).await? {
+            Claim::Acquired(token) => token,
+            Claim::Taken(record) => {
+                return self.answer_existing(&plan.id, plan.payer, record).await;
+            }
+        };
+        let journal = WriteAhead {
+            store: self.store.as_ref(),
+            network: &self.network,
+            id: &plan.id,
+            token: &token,
+            plan,
+            attempts: Mutex::new(Vec::new()),
+            tried: std::sync::atomic::AtomicBool::new(false),
+            lost: std::sync::atomic::AtomicBool::new(false),
+        };
+        let result = self.broadcast_claimed(plan, &token, &journal, deadline).await;
+        if result.is_err() && !journal.written() {
+            // The facilitator failed before anything was written ahead: nothing can have left
+            // it, so the payment may be retried. After a write-ahead the record stays for
+            // reconciliation.
+            self.store.release(&plan.id, &token).await?;
         }
         result
     }
 
-    /// Everything after the claim. `Err` only when nothing was broadcast.
+    /// Everything after the claim. `Err` leaves the claim to [`Settler::settle`].
     async fn broadcast_claimed(
         &self,
         plan: &SettlePlan,
+        token: &ClaimToken,
+        journal: &WriteAhead<'_>,
         deadline: Option<Instant>,
     ) -> Result<Settlement, SchemeError> {
         let payer = plan.payer;
@@ -240,7 +453,9 @@ impl Settler {
                 reason: Reason::AUTHORIZATION_ALREADY_USED,
                 transaction: foreign.map(|h| format!("{h:#x}")),
             };
-            self.complete(plan, outcome.clone()).await?;
+            if !self.complete(plan, token, outcome.clone()).await? {
+                return self.answer_now(plan).await;
+            }
             return Ok(failed(
                 payer,
                 outcome.transaction().map(str::to_owned),
@@ -252,7 +467,7 @@ impl Settler {
         }
         if time_left(deadline) == Some(Duration::ZERO) {
             // Waiting for this payer's earlier settles used up the time to answer: send nothing.
-            self.store.release(&plan.id).await?;
+            self.store.release(&plan.id, token).await?;
             return Ok(failed(
                 payer,
                 None,
@@ -269,12 +484,34 @@ impl Settler {
             gas_limit: plan.gas_limit,
             from: plan.from,
         };
-        let sent = match self.signers.send(request).await {
+        let sent = match self.signers.send_recorded(request, Some(journal)).await {
             Ok(sent) => sent,
-            Err(SendError::Ambiguous { hash, .. }) => return self.pending(plan, hash).await,
+            Err(SendError::Ambiguous { hash, .. }) => return self.pending(plan, token, hash).await,
             Err(e) => {
-                // Nothing was broadcast: give the claim back, so the payment can be retried.
-                self.store.release(&plan.id).await?;
+                // Nothing was broadcast. Without a write-ahead the claim is simply given back;
+                // with one, the record is removed through the reconciliation compare-and-set
+                // (the node refused these bytes and their nonce was given back, so they cannot
+                // land) — unless the write itself may have failed half-way, which reconciliation
+                // settles.
+                if journal.written() {
+                    if let SendError::NotRecorded(text) = e {
+                        if journal.lost.load(std::sync::atomic::Ordering::SeqCst) {
+                            return Ok(in_progress(payer));
+                        }
+                        return Err(SchemeError::Store(x402_core::StoreError(text)));
+                    }
+                    let attempts = journal
+                        .attempts
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    for attempt in attempts {
+                        let tx = format!("{:#x}", attempt.hash);
+                        let _ = self.store.resolve(&plan.id, &tx, None).await;
+                    }
+                } else {
+                    self.store.release(&plan.id, token).await?;
+                }
                 let reason = match &e {
                     SendError::FeeAboveCap { .. } => crate::reason::GAS_PRICE_TOO_HIGH,
                     SendError::GasLimitAboveCap { .. } => crate::reason::GAS_LIMIT_EXCEEDED,
@@ -290,18 +527,18 @@ impl Settler {
         let hash = format!("{:#x}", sent.hash);
         match self.signers.wait_until(sent.hash, deadline).await {
             ReceiptOutcome::Success(receipt) if shows_transfer(&receipt, &plan.transfer) => {
-                self.complete(
-                    plan,
-                    Outcome::Settled {
-                        transaction: hash.clone(),
-                    },
-                )
-                .await?;
+                let outcome = Outcome::Settled {
+                    transaction: hash.clone(),
+                };
+                if !self.complete(plan, token, outcome).await? {
+                    return self.answer_now(plan).await;
+                }
                 Ok(settled(payer, hash, plan.report_amount))
             }
             ReceiptOutcome::Success(_) => {
                 self.fail(
                     plan,
+                    token,
                     hash,
                     crate::reason::TRANSFER_NOT_OBSERVED,
                     "the transaction succeeded but shows no transfer of the exact amount",
@@ -309,43 +546,59 @@ impl Settler {
                 .await
             }
             ReceiptOutcome::Reverted(_) => {
-                let (reason, message) = if self.nonce_used(&plan.nonce_check).await? {
-                    (
-                        Reason::AUTHORIZATION_ALREADY_USED,
-                        "the authorization was used by another transaction first",
-                    )
-                } else if matches!(plan.nonce_check, NonceCheck::Permit2 { .. }) {
-                    (
-                        Reason::INVALID_TRANSACTION_STATE,
-                        "the settlement transaction reverted",
-                    )
-                } else {
-                    (
-                        crate::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
-                        "the settlement transaction reverted",
-                    )
-                };
-                self.fail(plan, hash, reason, message).await
+                let (reason, message) = self.revert_reason(&plan.nonce_check).await?;
+                self.fail(plan, token, hash, reason, message).await
             }
-            ReceiptOutcome::Pending => self.pending(plan, sent.hash).await,
+            ReceiptOutcome::Pending => self.pending(plan, token, sent.hash).await,
+        }
+    }
+
+    /// Why a settlement transaction reverted.
+    async fn revert_reason(
+        &self,
+        check: &NonceCheck,
+    ) -> Result<(Reason, &'static str), SchemeError> {
+        Ok(if self.nonce_used(check).await? {
+            (
+                Reason::AUTHORIZATION_ALREADY_USED,
+                "the authorization was used by another transaction first",
+            )
+        } else if matches!(check, NonceCheck::Permit2 { .. }) {
+            (
+                Reason::INVALID_TRANSACTION_STATE,
+                "the settlement transaction reverted",
+            )
+        } else {
+            (
+                crate::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
+                "the settlement transaction reverted",
+            )
+        })
+    }
+
+    /// The answer when a reconciler resolved the record before this settle could complete it.
+    async fn answer_now(&self, plan: &SettlePlan) -> Result<Settlement, SchemeError> {
+        match self.store.record(&plan.id).await? {
+            Some(record) => self.answer_existing(&plan.id, plan.payer, record).await,
+            None => Ok(in_progress(plan.payer)),
         }
     }
 
     async fn fail(
         &self,
         plan: &SettlePlan,
+        token: &ClaimToken,
         hash: String,
         reason: Reason,
         message: &str,
     ) -> Result<Settlement, SchemeError> {
-        self.complete(
-            plan,
-            Outcome::Failed {
-                reason: reason.clone(),
-                transaction: Some(hash.clone()),
-            },
-        )
-        .await?;
+        let outcome = Outcome::Failed {
+            reason: reason.clone(),
+            transaction: Some(hash.clone()),
+        };
+        if !self.complete(plan, token, outcome).await? {
+            return self.answer_now(plan).await;
+        }
         Ok(failed(
             plan.payer,
             Some(hash),
@@ -353,30 +606,153 @@ impl Settler {
         ))
     }
 
-    async fn pending(&self, plan: &SettlePlan, hash: TxHash) -> Result<Settlement, SchemeError> {
+    async fn pending(
+        &self,
+        plan: &SettlePlan,
+        token: &ClaimToken,
+        hash: TxHash,
+    ) -> Result<Settlement, SchemeError> {
         let tx = format!("{hash:#x}");
-        self.complete(
-            plan,
-            Outcome::Pending {
-                transaction: tx.clone(),
-            },
-        )
-        .await?;
-        Ok(failed(
-            plan.payer,
-            Some(tx),
-            Rejection::with_message(
-                Reason::SETTLEMENT_PENDING,
-                "broadcast; the receipt was not observed in time",
-            ),
-        ))
+        let outcome = Outcome::Pending {
+            transaction: tx.clone(),
+        };
+        if !self.complete(plan, token, outcome).await? {
+            return self.answer_now(plan).await;
+        }
+        Ok(pending_answer(plan.payer, tx))
     }
 
-    async fn complete(&self, plan: &SettlePlan, outcome: Outcome) -> Result<(), SchemeError> {
+    async fn complete(
+        &self,
+        plan: &SettlePlan,
+        token: &ClaimToken,
+        outcome: Outcome,
+    ) -> Result<bool, SchemeError> {
         self.store
-            .complete(&plan.id, outcome)
+            .complete(&plan.id, token, outcome)
             .await
             .map_err(SchemeError::from)
+    }
+
+    /// Judges this network's unresolved records from the chain (see the module documentation).
+    pub async fn reconcile(&self, limit: usize) -> Result<Reconciled, SchemeError> {
+        let mut report = Reconciled::default();
+        for (id, record) in self.store.unresolved(self.network.as_str(), limit).await? {
+            report.examined += 1;
+            match self.reconcile_one(&id, &record).await {
+                Ok(Some(Judgement::Outcome(Outcome::Landed { .. }))) => report.landed += 1,
+                Ok(Some(Judgement::Outcome(_))) => report.failed += 1,
+                Ok(Some(Judgement::Release)) => report.released += 1,
+                Ok(Some(Judgement::Undecided) | None) => report.pending += 1,
+                Err(e) => {
+                    tracing::warn!(network = %self.network, %id, error = %e, "reconciliation failed; kept");
+                    report.pending += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Judges one record and stores the judgement; `None` when the record is not ours to judge.
+    async fn reconcile_one(
+        &self,
+        id: &PaymentId,
+        record: &Record,
+    ) -> Result<Option<Judgement>, SchemeError> {
+        let Some(intent) = &record.intent else {
+            return Ok(None);
+        };
+        let Ok(detail) = serde_json::from_value::<Detail>(intent.detail.clone()) else {
+            tracing::error!(%id, "unreadable write-ahead record; left for an operator");
+            return Ok(None);
+        };
+        let judgement = self.judge(record, &detail).await?;
+        let resolved = match &judgement {
+            Judgement::Outcome(o) => {
+                self.store
+                    .resolve(id, &intent.transaction, Some(o.clone()))
+                    .await?
+            }
+            Judgement::Release => self.store.resolve(id, &intent.transaction, None).await?,
+            Judgement::Undecided => false,
+        };
+        if resolved {
+            tracing::info!(network = %self.network, %id, transaction = %intent.transaction, outcome = ?record_outcome(&judgement), "reconciled");
+        }
+        Ok(Some(judgement))
+    }
+
+    async fn judge(&self, record: &Record, detail: &Detail) -> Result<Judgement, SchemeError> {
+        for attempt in detail.attempts.iter().rev() {
+            let receipt = self
+                .provider
+                .get_transaction_receipt(attempt.hash)
+                .await
+                .map_err(|e| SchemeError::Rpc(crate::error::describe_rpc_error(&e)))?;
+            let Some(receipt) = receipt else { continue };
+            let tx = format!("{:#x}", attempt.hash);
+            if !receipt.status() {
+                let (reason, _) = self.revert_reason(&detail.nonce_check).await?;
+                return Ok(Judgement::Outcome(Outcome::Failed {
+                    reason,
+                    transaction: Some(tx),
+                }));
+            }
+            return Ok(Judgement::Outcome(if shows_transfer(&receipt, &detail.transfer) {
+                Outcome::Landed { transaction: tx }
+            } else {
+                Outcome::Failed {
+                    reason: crate::reason::TRANSFER_NOT_OBSERVED,
+                    transaction: Some(tx),
+                }
+            }));
+        }
+        let Some(last) = detail.attempts.last() else {
+            return Ok(Judgement::Undecided);
+        };
+        let known = self
+            .provider
+            .get_transaction_by_hash(last.hash)
+            .await
+            .map_err(|e| SchemeError::Rpc(crate::error::describe_rpc_error(&e)))?;
+        if known.is_some() {
+            return Ok(Judgement::Undecided);
+        }
+        let bound = self.signers.config().receipt_timeout.as_secs().saturating_add(30);
+        let live = record.outcome.is_none()
+            && detail.written_at.saturating_add(bound) > UnixTime::now().0;
+        if live {
+            // Its settle may still be sending: read only.
+            return Ok(Judgement::Undecided);
+        }
+        let mined_nonce = self
+            .provider
+            .get_transaction_count(last.from)
+            .latest()
+            .await
+            .map_err(|e| SchemeError::Rpc(crate::error::describe_rpc_error(&e)))?;
+        if mined_nonce > last.nonce {
+            // The nonce went to another transaction: ours can never land.
+            if self.nonce_used(&detail.nonce_check).await? {
+                let foreign = self.find_front_runner(&detail.nonce_check).await;
+                return Ok(Judgement::Outcome(Outcome::Failed {
+                    reason: Reason::AUTHORIZATION_ALREADY_USED,
+                    transaction: foreign.map(|h| format!("{h:#x}")),
+                }));
+            }
+            return Ok(Judgement::Release);
+        }
+        if detail.expires <= UnixTime::now().0 {
+            return Ok(Judgement::Outcome(Outcome::Failed {
+                reason: Reason::INVALID_TRANSACTION_STATE,
+                transaction: None,
+            }));
+        }
+        // Unknown to the node, nonce unused, still valid: the identical bytes again.
+        if let Err(e) = self.provider.send_raw_transaction(&last.raw).await {
+            tracing::warn!(hash = %last.hash, error = %crate::error::describe_rpc_error(&e), "re-broadcast of a written-ahead transaction failed");
+        }
+        Ok(Judgement::Undecided)
     }
 
     /// Whether the authorization's nonce is spent on chain.
@@ -425,6 +801,13 @@ impl Settler {
             .to_block(latest);
         let logs = self.provider.get_logs(&filter).await.ok()?;
         logs.first().and_then(|l| l.transaction_hash)
+    }
+}
+
+fn record_outcome(j: &Judgement) -> Option<&Outcome> {
+    match j {
+        Judgement::Outcome(o) => Some(o),
+        _ => None,
     }
 }
 

@@ -8,7 +8,7 @@ use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 use x402_core::{Network, Shared};
 
-use crate::signers::{SignerPool, TxConfig};
+use crate::signers::{Leases, SignerPool, TxConfig};
 
 /// Why the shared pool could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -58,13 +58,15 @@ pub fn parse_keys(
         .collect()
 }
 
-/// The pool of `network`, built on first use from `keys`; later callers must name the same keys.
+/// The pool of `network`, built on first use from `keys` (leasing its keys through `leases`);
+/// later callers must name the same keys.
 pub async fn shared_pool(
     shared: &Shared,
     network: &Network,
     provider: DynProvider,
     keys: &[String],
     config: TxConfig,
+    leases: Leases,
 ) -> Result<SignerPool, SharedPoolError> {
     let signers = parse_keys(network, keys)?;
     let wanted: Vec<Address> = signers.iter().map(PrivateKeySigner::address).collect();
@@ -81,6 +83,7 @@ pub async fn shared_pool(
         .get_or_try_init(|| async {
             SignerPool::new(provider, signers, config)
                 .await
+                .map(|pool| pool.with_leases(leases))
                 .map_err(|e| SharedPoolError::Start {
                     network: network.clone(),
                     reason: e.to_string(),

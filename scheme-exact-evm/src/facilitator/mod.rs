@@ -202,4 +202,8 @@ impl FacilitatorRole for Facilitator {
     fn signers(&self, _network: &Network) -> Vec<String> {
         self.core.signer_names()
     }
+
+    async fn reconcile(&self, _network: &Network) -> Result<x402_core::Reconciled, SchemeError> {
+        self.core.reconcile().await
+    }
 }

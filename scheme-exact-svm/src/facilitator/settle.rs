@@ -44,7 +44,9 @@ fn failed(payer: &str, tx: Option<String>, rejection: Rejection) -> Settlement {
 fn duplicate(payer: &str, outcome: Option<&Outcome>) -> Settlement {
     let what = match outcome {
         None => "a settlement of this transaction is in progress",
-        Some(Outcome::Settled { .. }) => "this transaction was already settled",
+        Some(Outcome::Settled { .. } | Outcome::Landed { .. }) => {
+            "this transaction was already settled"
+        }
         Some(Outcome::Failed { .. }) => "this transaction was already attempted and failed",
         Some(Outcome::Pending { .. }) => "this transaction's settlement is pending",
     };
@@ -76,17 +78,16 @@ impl Facilitator {
             return Ok(failed(&payer, None, rejection));
         }
         let expires = UnixTime(UnixTime::now().0.saturating_add(CLAIM_SECONDS));
-        match self.store.claim(&id, expires).await? {
-            Claim::Acquired => {}
-            Claim::InFlight => return Ok(duplicate(&payer, None)),
-            Claim::Recorded(outcome) => return Ok(duplicate(&payer, Some(&outcome))),
-        }
+        let token = match self.store.claim(&id, expires).await? {
+            Claim::Acquired(token) => token,
+            Claim::Taken(record) => return Ok(duplicate(&payer, record.outcome.as_ref())),
+        };
         let result = self
-            .settle_claimed(&inspection, &id, &payer, ctx.deadline)
+            .settle_claimed(&inspection, &id, &token, &payer, ctx.deadline)
             .await;
         if result.is_err() {
             // The facilitator failed before anything was sent: the payment may be retried.
-            self.store.release(&id).await?;
+            self.store.release(&id, &token).await?;
         }
         result
     }
@@ -96,19 +97,20 @@ impl Facilitator {
         &self,
         inspection: &Inspection,
         id: &PaymentId,
+        token: &x402_core::ClaimToken,
         payer: &str,
         deadline: Option<Instant>,
     ) -> Result<Settlement, SchemeError> {
         let tx = match self.sign_and_simulate(inspection).await? {
             Ok(tx) => tx,
             Err(rejection) => {
-                self.store.release(id).await?;
+                self.store.release(id, token).await?;
                 return Ok(failed(payer, None, rejection));
             }
         };
         if time_left(deadline) == Some(Duration::ZERO) {
             // Waiting for this payer's earlier settles used up the time to answer: send nothing.
-            self.store.release(id).await?;
+            self.store.release(id, token).await?;
             return Ok(failed(
                 payer,
                 None,
@@ -120,7 +122,7 @@ impl Facilitator {
             // The node refused it before forwarding (its own preflight simulation): nothing was
             // broadcast, unless an earlier copy already landed.
             if self.status_of(&signature).await.ok().flatten().is_none() {
-                self.store.release(id).await?;
+                self.store.release(id, token).await?;
                 return Ok(failed(
                     payer,
                     None,
@@ -168,7 +170,7 @@ impl Facilitator {
         };
         let transaction = outcome.transaction().map(str::to_owned);
         tracing::info!(network = %self.network, payer, ?outcome, "exact settlement on Solana");
-        self.store.complete(id, outcome).await?;
+        self.store.complete(id, token, outcome).await?;
         Ok(match rejection {
             None => Settlement {
                 payer: Some(payer.to_owned()),

@@ -426,9 +426,10 @@ async fn permit2_nonces_are_one_space_with_exact() {
     }))
     .unwrap();
     let exact = request_v2(&exact_req, payload);
-    // On chain the nonce is unspent, so verification alone passes...
-    assert!(t.h.facilitator.verify(&exact).await.unwrap().is_valid);
-    // ...but settling it would reuse an identity the upto scheme consumed.
+    // On chain the nonce is unspent, but the store holds the identity upto consumed: neither
+    // verification (threat-model S78) nor settlement passes.
+    let v = t.h.facilitator.verify(&exact).await.unwrap();
+    assert_eq!(v.invalid_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{v:?}");
     let (b0, s0) = t.balances(buyer.address()).await;
     let nonces = t.h.signer_nonces().await;
     let s = t.h.facilitator.settle(&exact).await.unwrap();

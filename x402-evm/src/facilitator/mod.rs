@@ -15,15 +15,18 @@ use alloy::providers::DynProvider;
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use x402_core::{
-    KeyedLocks, Network, PaymentContext, PaymentId, Reason, Rejection, RequirementsView,
+    Network, PaymentContext, PaymentId, Reason, Reconciled, Rejection, RequirementsView,
     SchemeConfig, SchemeError, SchemeStatus, Settlement, SettlementStore, SharedClock, UnixTime,
     Verdict,
 };
 
 use crate::chain::{self, CallResult, CodeCache};
 use crate::options::NetworkOptions;
-use crate::settle::{SettlePlan, Settler, failed};
+use crate::settle::{SettlePlan, Settler, failed, recorded_rejection};
 use crate::signers::SignerPool;
+
+/// How many unresolved records one reconciliation pass judges at most.
+const RECONCILE_BATCH: usize = 256;
 
 /// What a scheme's check of one payment gives: the payload when it parses, and the plan when the
 /// payment is valid.
@@ -64,7 +67,6 @@ pub struct EvmFacilitatorCore {
     /// The settlement engine.
     pub settler: Settler,
     clock: SharedClock,
-    payer_locks: KeyedLocks,
     /// Assets seen with code (a call to an address without code "succeeds" and proves nothing).
     assets_with_code: CodeCache,
 }
@@ -86,13 +88,12 @@ impl EvmFacilitatorCore {
             ));
         }
         Ok(Self {
-            settler: Settler::new(provider.clone(), signers.clone(), store),
+            settler: Settler::new(network.clone(), provider.clone(), signers.clone(), store),
             network,
             chain_id,
             provider,
             signers,
             clock: x402_core::system_clock(),
-            payer_locks: KeyedLocks::default(),
             assets_with_code: CodeCache::default(),
         })
     }
@@ -192,6 +193,12 @@ impl EvmFacilitatorCore {
             || !chain::code(&self.provider, owner).await?.is_empty())
     }
 
+    /// Judges this network's unresolved settlement records from the chain (see
+    /// [`Settler::reconcile`]).
+    pub async fn reconcile(&self) -> Result<Reconciled, SchemeError> {
+        self.settler.reconcile(RECONCILE_BATCH).await
+    }
+
     /// Probes the chain: the RPC answers and the signers are funded (against `floor`).
     pub async fn status(&self, floor: Option<U256>) -> Result<Option<SchemeStatus>, SchemeError> {
         crate::startup::status(&self.provider, &self.signers, floor)
@@ -254,7 +261,19 @@ pub async fn verify<S: EvmScheme>(
     scheme: &S,
     ctx: &PaymentContext<'_>,
 ) -> Result<Verdict, SchemeError> {
-    let (payload, verdict) = scheme.check(ctx, Phase::Verify).await?;
+    let (payload, mut verdict) = scheme.check(ctx, Phase::Verify).await?;
+    // A payment the store has any record of (in flight, pending, settled, failed, consumed)
+    // does not verify: one header must not buy handler runs forever (threat-model S78).
+    let id = match (&payload, &verdict) {
+        (_, Ok(plan)) => Some(plan.id.clone()),
+        (Some(p), Err(rejection)) => scheme.replay_identity(ctx, p, rejection),
+        (None, Err(_)) => None,
+    };
+    if let Some(id) = id
+        && let Some(record) = scheme.core().settler.store().record(&id).await?
+    {
+        verdict = Err(recorded_rejection(&record));
+    }
     let payer = payload
         .map(|p| S::payer(&p).to_checksum(None))
         .or_else(|| S::payer_hint(ctx.payload.payload));
@@ -272,8 +291,26 @@ pub async fn settle<S: EvmScheme>(
     // One settle per payer at a time, receipt included: a second payment from the same payer
     // is simulated only after the first has landed, so "N payments, balance for one" cannot
     // broadcast N transactions (threat-model S27).
+    // The turn is the store's, keyed by network and payer: `exact` and `upto` on one network,
+    // and every process sharing the store, take turns (threat-model S83).
     let _payer_turn = match S::parse(ctx.payload.payload) {
-        Ok(p) => Some(core.payer_locks.lock(&format!("{:#x}", S::payer(&p))).await),
+        Ok(p) => {
+            let payer = S::payer(&p);
+            let key = format!("{}/{payer:#x}", core.network);
+            let wait = x402_core::timing::capped(core.signers.config().receipt_timeout, ctx.deadline);
+            match core.settler.store().payer_turn(&key, wait).await? {
+                Some(turn) => Some(turn),
+                None => {
+                    return Ok(Settlement::refused(
+                        Some(payer.to_checksum(None)),
+                        Rejection::with_message(
+                            Reason::PAYER_BUSY,
+                            "another settlement of this payer is still running; nothing was sent",
+                        ),
+                    ));
+                }
+            }
+        }
         Err(_) => None,
     };
     let (payload, verdict) = scheme.check(ctx, Phase::Settle).await?;

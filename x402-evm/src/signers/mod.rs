@@ -94,6 +94,35 @@ pub struct Sent {
     pub nonce: u64,
 }
 
+/// A signed transaction about to be broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// Its hash.
+    pub hash: TxHash,
+    /// The signer.
+    pub from: Address,
+    /// Its nonce.
+    pub nonce: u64,
+    /// The EIP-2718 bytes, as they will be sent.
+    pub raw: Bytes,
+}
+
+/// Records each signed transaction before it is broadcast (the settlement engine's write-ahead).
+#[async_trait::async_trait]
+pub trait Journal: Send + Sync {
+    /// Records `tx`; an error means nothing is broadcast ([`SendError::NotRecorded`]).
+    async fn record(&self, tx: &Signed) -> Result<(), SendError>;
+}
+
+/// How signer keys are leased to one facilitator process at a time (a shared settlement store).
+#[derive(Clone, Debug)]
+pub struct Leases {
+    /// Where leases live.
+    pub store: Arc<dyn x402_core::SettlementStore>,
+    /// How long a lease lasts; renewed on use once half of it has passed.
+    pub ttl: Duration,
+}
+
 /// Counters since the pool started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStats {
@@ -132,6 +161,7 @@ struct Inner {
     fees: FeeOracle,
     counters: Counters,
     next_pick: AtomicUsize,
+    leases: Option<Leases>,
 }
 
 impl fmt::Debug for SignerPool {
@@ -198,14 +228,35 @@ impl SignerPool {
                 fees,
                 counters: Counters::default(),
                 next_pick: AtomicUsize::new(0),
+                leases: None,
             }),
         })
+    }
+
+    /// Sends only with signer keys this process holds the lease of in `leases` (several
+    /// facilitator processes sharing keys and a store): a key leased elsewhere is skipped, and
+    /// a key (re)taken re-reads its nonce from the chain. Call before the pool is shared.
+    pub fn with_leases(mut self, leases: Leases) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.leases = Some(leases);
+        }
+        self
     }
 
     /// Signs and broadcasts `request`; returns once the node accepted it (not mined).
     ///
     /// Cancel-safe: dropping the future never loses track of a nonce.
     pub async fn send(&self, request: TxRequest) -> Result<Sent, SendError> {
+        self.send_recorded(request, None).await
+    }
+
+    /// Like [`SignerPool::send`], recording each signed transaction in `journal` before it is
+    /// broadcast.
+    pub async fn send_recorded(
+        &self,
+        request: TxRequest,
+        journal: Option<&dyn Journal>,
+    ) -> Result<Sent, SendError> {
         let cap = self.inner.config.gas_limit_cap;
         if request.gas_limit > cap {
             return Err(SendError::GasLimitAboveCap {
@@ -220,12 +271,18 @@ impl SignerPool {
                 .iter()
                 .position(|s| s.address == from)
                 .ok_or(SendError::UnknownSigner(from))?;
-            return self.send_on(index, &request).await;
+            return self.send_on(index, &request, journal).await;
         }
         let mut tried = Vec::new();
         loop {
             let index = self.pick(&tried);
-            match self.send_on(index, &request).await {
+            match self.send_on(index, &request, journal).await {
+                Err(SendError::SignerLeased(from)) => {
+                    tried.push(index);
+                    if tried.len() == self.inner.slots.len() {
+                        return Err(SendError::SignerLeased(from));
+                    }
+                }
                 Err(SendError::InsufficientFunds { from, message }) => {
                     let until = Instant::now() + self.inner.config.low_funds_backoff;
                     let slot = &self.inner.slots[index];
@@ -358,12 +415,20 @@ impl SignerPool {
         best.map_or(start, |(_, _, index)| index)
     }
 
-    async fn send_on(&self, index: usize, request: &TxRequest) -> Result<Sent, SendError> {
+    async fn send_on(
+        &self,
+        index: usize,
+        request: &TxRequest,
+        journal: Option<&dyn Journal>,
+    ) -> Result<Sent, SendError> {
         let inner = &*self.inner;
         let slot = &inner.slots[index];
         slot.queued.fetch_add(1, Ordering::Relaxed);
         let _ticket = QueueTicket(&slot.queued);
         let mut state = slot.state.lock().await;
+        if let Some(leases) = &inner.leases {
+            self.hold_lease(leases, slot, &mut state).await?;
+        }
         let ctx = Ctx {
             provider: &inner.provider,
             chain_id: inner.chain_id,
@@ -374,6 +439,37 @@ impl SignerPool {
             },
             counters: &inner.counters,
         };
-        nonce::send_locked(&ctx, slot, &mut state, request).await
+        nonce::send_locked(&ctx, slot, &mut state, request, journal).await
+    }
+
+    /// Takes or renews `slot`'s lease (the caller holds its state); a lease taken anew (never
+    /// held, or lapsed meanwhile) re-reads the nonce, since another process may have sent.
+    async fn hold_lease(
+        &self,
+        leases: &Leases,
+        slot: &Slot,
+        state: &mut SlotState,
+    ) -> Result<(), SendError> {
+        let now = Instant::now();
+        let held_until = state.lease_until;
+        if held_until.is_some_and(|until| until > now + leases.ttl / 2) {
+            return Ok(());
+        }
+        let name = format!("evm-signer/{}/{:#x}", self.inner.chain_id, slot.address);
+        let taken = leases
+            .store
+            .lease(&name, leases.ttl)
+            .await
+            .map_err(|e| SendError::NotRecorded(e.to_string()))?;
+        if !taken {
+            state.lease_until = None;
+            return Err(SendError::SignerLeased(slot.address));
+        }
+        if held_until.is_none_or(|until| until <= now) {
+            // Held by another process since (or never ours): its sends moved the nonce.
+            state.next_nonce = None;
+        }
+        state.lease_until = Some(now + leases.ttl);
+        Ok(())
     }
 }

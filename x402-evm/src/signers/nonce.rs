@@ -21,7 +21,7 @@ use alloy::transports::{RpcError, TransportErrorKind};
 use tracing::{debug, info, warn};
 
 use super::fees::{FeeCaps, FeeOracle, FeeQuote};
-use super::{Counters, Sent, TxRequest};
+use super::{Counters, Journal, Sent, Signed, TxRequest};
 use crate::error::{SendError, describe_rpc_error, may_have_reached_node, truncate};
 
 /// At most this many unreconciled broadcasts are remembered per signer.
@@ -45,6 +45,8 @@ pub(crate) struct SlotState {
     pub(crate) next_nonce: Option<u64>,
     /// Broadcasts whose acceptance was not confirmed, oldest first.
     in_flight: Vec<InFlight>,
+    /// Until when this process holds the key's lease (pools with leases only).
+    pub(crate) lease_until: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +84,7 @@ impl SlotState {
         Self {
             next_nonce: Some(next_nonce),
             in_flight: Vec::new(),
+            lease_until: None,
         }
     }
 
@@ -96,6 +99,7 @@ pub(crate) async fn send_locked(
     slot: &Slot,
     state: &mut SlotState,
     request: &TxRequest,
+    journal: Option<&dyn Journal>,
 ) -> Result<Sent, SendError> {
     let from = slot.address;
     reconcile(ctx, slot, state).await;
@@ -107,6 +111,18 @@ pub(crate) async fn send_locked(
         };
         let fees = ctx.fees.quote(ctx.provider, ctx.caps).await?;
         let (hash, raw) = sign(&slot.signer, ctx.chain_id, nonce, fees, request)?;
+        if let Some(journal) = journal {
+            // Written ahead before the state changes: a failure here leaves nothing to undo,
+            // and a cancelled write leaves at worst a record whose nonce is reused (the
+            // reconciler then finds it can never land).
+            let signed = Signed {
+                hash,
+                from,
+                nonce,
+                raw: raw.clone(),
+            };
+            journal.record(&signed).await?;
+        }
 
         state.next_nonce = Some(nonce.saturating_add(1));
         state.in_flight.push(InFlight {

@@ -5,12 +5,14 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use scheme_exact_evm::Policy;
 use x402_core::settlement::StoreError;
+use x402_core::{ClaimToken, Intent, PayerTurn, Record, StoreCounts};
 use x402_core::wire::{SettleResponse, VerifyRequest};
 use x402_core::{
     Claim, Facilitator as _, LocalFacilitator, MemoryStore, Outcome, PaymentId, Reason,
@@ -376,7 +378,7 @@ impl HookStore {
 impl SettlementStore for HookStore {
     async fn claim(&self, id: &PaymentId, expires: UnixTime) -> Result<Claim, StoreError> {
         let claim = self.inner.claim(id, expires).await?;
-        if matches!(claim, Claim::Acquired) {
+        if matches!(claim, Claim::Acquired(_)) {
             let hook = self.hook.lock().await.take();
             if let Some(hook) = hook {
                 hook().await;
@@ -385,15 +387,74 @@ impl SettlementStore for HookStore {
         Ok(claim)
     }
 
-    async fn release(&self, id: &PaymentId) -> Result<(), StoreError> {
-        self.inner.release(id).await
+    async fn write_ahead(
+        &self,
+        id: &PaymentId,
+        token: &ClaimToken,
+        intent: &Intent,
+    ) -> Result<bool, StoreError> {
+        self.inner.write_ahead(id, token, intent).await
     }
 
-    async fn complete(&self, id: &PaymentId, outcome: Outcome) -> Result<(), StoreError> {
-        self.inner.complete(id, outcome).await
+    async fn release(&self, id: &PaymentId, token: &ClaimToken) -> Result<(), StoreError> {
+        self.inner.release(id, token).await
     }
 
-    async fn outcome(&self, id: &PaymentId) -> Result<Option<Outcome>, StoreError> {
-        self.inner.outcome(id).await
+    async fn complete(
+        &self,
+        id: &PaymentId,
+        token: &ClaimToken,
+        outcome: Outcome,
+    ) -> Result<bool, StoreError> {
+        self.inner.complete(id, token, outcome).await
+    }
+
+    async fn resolve(
+        &self,
+        id: &PaymentId,
+        transaction: &str,
+        outcome: Option<Outcome>,
+    ) -> Result<bool, StoreError> {
+        self.inner.resolve(id, transaction, outcome).await
+    }
+
+    async fn deliver(&self, id: &PaymentId) -> Result<bool, StoreError> {
+        self.inner.deliver(id).await
+    }
+
+    async fn record(&self, id: &PaymentId) -> Result<Option<Record>, StoreError> {
+        self.inner.record(id).await
+    }
+
+    async fn unresolved(
+        &self,
+        network: &str,
+        limit: usize,
+    ) -> Result<Vec<(PaymentId, Record)>, StoreError> {
+        self.inner.unresolved(network, limit).await
+    }
+
+    async fn payer_turn(&self, key: &str, wait: Duration) -> Result<Option<PayerTurn>, StoreError> {
+        self.inner.payer_turn(key, wait).await
+    }
+
+    async fn lease(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.inner.lease(name, ttl).await
+    }
+
+    async fn unlease(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.unlease(name).await
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        self.inner.health().await
+    }
+
+    async fn counts(&self) -> Result<StoreCounts, StoreError> {
+        self.inner.counts().await
+    }
+
+    fn kind(&self) -> &'static str {
+        "hook"
     }
 }

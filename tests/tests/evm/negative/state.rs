@@ -334,8 +334,20 @@ async fn s21(kind: Kind) {
     assert_eq!(h.usdc(ctx.payer).await, b0 - U256::from(UNITS));
     assert_eq!(paid.signer_nonces[0], n0[0] + 1);
 
-    // Verify reads the nonce state on chain.
+    // Verify reads the settlement store (threat-model S78)...
     let v = h.verify_json(&request).await;
+    assert_eq!(
+        v.invalid_reason,
+        Some(Reason::DUPLICATE_SETTLEMENT),
+        "{v:?}"
+    );
+    assert!(
+        v.invalid_message.as_deref().unwrap_or_default().contains(&first.transaction),
+        "{v:?}"
+    );
+    // ...and, without a record (another facilitator's store), the nonce state on chain.
+    let fresh = h.fresh_facilitator(Policy::default(), x402_core::system_clock());
+    let v = fresh.verify(&request).await.unwrap();
     assert_eq!(v.invalid_reason, Some(used.clone()), "{v:?}");
     // Settle answers from the ledger: the recorded transaction, never a second success — in
     // either envelope (Permit2 is v2 only).
@@ -349,10 +361,9 @@ async fn s21(kind: Kind) {
     reuse.extend_expiry(30);
     let reuse = ctx.signed(&reuse);
     let v = h.verify_json(&reuse).await;
-    assert_eq!(v.invalid_reason, Some(used.clone()), "{v:?}");
+    assert_eq!(v.invalid_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{v:?}");
     assert_duplicate(&h.settle_json(&reuse).await, &first.transaction, "reuse");
     // A facilitator without the ledger entry reads the chain instead.
-    let fresh = h.fresh_facilitator(Policy::default(), x402_core::system_clock());
     for (what, r) in [("replay", &request), ("reuse", &reuse)] {
         let s = fresh.settle(r).await.unwrap();
         assert_settle_refused(&s, used.clone(), &format!("fresh ledger, {what}"));
