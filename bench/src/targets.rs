@@ -77,6 +77,8 @@ pub fn rust_config(setup: &EvmSetup) -> (String, Vec<(String, String)>) {
         r#"listen = "127.0.0.1:0"
 [log]
 level = "warn"
+[store]
+url = "memory"
 [limits]
 settle_timeout_ms = 120000
 shutdown_grace_ms = 130000

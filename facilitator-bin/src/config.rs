@@ -11,6 +11,12 @@
 //! max_body_bytes = 65536
 //! settle_timeout_ms = 60000   # a settle answers by then (pending if the chain has not decided)
 //!
+//! [store]
+//! url = "$X402_STORE_URL"   # memory | sqlite:<path> | postgres://… (default: a SQLite file
+//!                           # under data_dir)
+//! data_dir = "/var/lib/x402-facilitator"
+//! reconcile_interval_ms = 15000
+//!
 //! [networks."eip155:8453"]
 //! rpc_urls = ["$BASE_RPC_URL"]          # secrets come from the environment, never the file
 //! signer_keys = ["$BASE_SIGNER_KEY"]
@@ -155,6 +161,71 @@ fn default_ready_interval() -> u64 {
     5_000
 }
 
+/// `[store]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Option<String>,
+    data_dir: Option<String>,
+    reconcile_interval_ms: Option<u64>,
+}
+
+/// Where settlement state lives (`[store]`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `memory`, `sqlite:<path>` or `postgres://…`, `$VAR`s resolved (it may hold a password:
+    /// never printed).
+    pub url: String,
+    /// How often unresolved settlements are reconciled from the chain.
+    pub reconcile_interval: std::time::Duration,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = self.url.split(':').next().unwrap_or_default();
+        f.debug_struct("StoreConfig")
+            .field("kind", &kind)
+            .field("reconcile_interval", &self.reconcile_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The directory the default store file lives in when `[store] data_dir` is absent:
+/// `$XDG_DATA_HOME/x402-facilitator`, else `$HOME/.local/share/x402-facilitator`.
+fn default_data_dir(env: &dyn Fn(&str) -> Option<String>) -> String {
+    match (env("XDG_DATA_HOME"), env("HOME")) {
+        (Some(xdg), _) if !xdg.is_empty() => format!("{xdg}/x402-facilitator"),
+        (_, Some(home)) if !home.is_empty() => format!("{home}/.local/share/x402-facilitator"),
+        _ => "x402-facilitator-data".to_owned(),
+    }
+}
+
+impl StoreConfig {
+    fn resolve(raw: RawStore, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let url = match raw.url {
+            Some(url) => match resolve("store.url", toml::Value::String(url), env)? {
+                serde_json::Value::String(s) => s,
+                _ => return Err(invalid("store.url", "must be a string")),
+            },
+            None => {
+                let dir = raw.data_dir.unwrap_or_else(|| default_data_dir(env));
+                format!("sqlite:{}/settlements.sqlite3", dir.trim_end_matches('/'))
+            }
+        };
+        if url.trim().is_empty() {
+            return Err(invalid("store.url", "is empty"));
+        }
+        let interval = raw.reconcile_interval_ms.unwrap_or(15_000);
+        if interval == 0 {
+            return Err(invalid("store.reconcile_interval_ms", "must be positive"));
+        }
+        Ok(Self {
+            url,
+            reconcile_interval: std::time::Duration::from_millis(interval),
+        })
+    }
+}
+
 /// The file as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,6 +235,8 @@ struct RawConfig {
     log: LogConfig,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    store: RawStore,
     #[serde(default)]
     networks: BTreeMap<String, toml::Table>,
 }
@@ -197,6 +270,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Limits.
     pub limits: Limits,
+    /// The settlement store.
+    pub store: StoreConfig,
     /// Every scheme on every network.
     pub schemes: Vec<SchemePlan>,
 }
@@ -272,10 +347,12 @@ impl Config {
                 });
             }
         }
+        let store = StoreConfig::resolve(raw.store, env)?;
         Ok(Self {
             listen,
             log: raw.log,
             limits: raw.limits,
+            store,
             schemes,
         })
     }
@@ -358,6 +435,8 @@ mod tests {
         match name {
             "RPC" => Some("http://127.0.0.1:8545/secret-token".into()),
             "KEY" => Some("0xac09".into()),
+            "PG" => Some("postgres://x402:hunter2@db.internal/x402".into()),
+            "HOME" => Some("/home/op".into()),
             _ => None,
         }
     }
@@ -370,6 +449,30 @@ signer_keys = ["$KEY"]
 [networks."eip155:31337".schemes.exact]
 assets = ["0x0000000000000000000000000000000000000001"]
 "#;
+
+    #[test]
+    fn the_store_defaults_to_a_file_under_the_data_dir_and_its_url_is_never_printed() {
+        let c = Config::parse(GOOD, &env).unwrap();
+        assert_eq!(
+            c.store.url,
+            "sqlite:/home/op/.local/share/x402-facilitator/settlements.sqlite3"
+        );
+        let dir = GOOD.replace(
+            "[networks.",
+            "[store]\ndata_dir = \"/var/lib/x402/\"\n[networks.",
+        );
+        let c = Config::parse(&dir, &env).unwrap();
+        assert_eq!(c.store.url, "sqlite:/var/lib/x402/settlements.sqlite3");
+        let pg = GOOD.replace("[networks.", "[store]\nurl = \"$PG\"\n[networks.");
+        let c = Config::parse(&pg, &env).unwrap();
+        assert_eq!(c.store.url, "postgres://x402:hunter2@db.internal/x402");
+        assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
+        let unset = GOOD.replace("[networks.", "[store]\nurl = \"$NOPE\"\n[networks.");
+        let e = Config::parse(&unset, &env).unwrap_err().to_string();
+        assert!(e.contains("store.url") && e.contains("$NOPE"), "{e}");
+        let typo = GOOD.replace("[networks.", "[store]\nulr = \"memory\"\n[networks.");
+        assert!(Config::parse(&typo, &env).is_err());
+    }
 
     #[test]
     fn resolves_references_and_merges_tables() {

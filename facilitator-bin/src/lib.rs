@@ -19,10 +19,12 @@ use scheme_template as _;
 use scheme_upto_evm as _;
 
 use x402_core::{
-    Catalogue, DuplicateId, LocalFacilitator, MemoryStore, Registry, SchemeConfig, Shared,
+    Catalogue, DuplicateId, LocalFacilitator, Reconciled, Registry, SchemeConfig, SettlementStore,
+    Shared, StoreOptions,
 };
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 /// The schemes linked into this build, collected once; a duplicate id is a start-up error.
 pub fn catalogue() -> Result<&'static Catalogue, DuplicateId> {
@@ -67,6 +69,9 @@ pub enum StartError {
         /// What the build has.
         linked: String,
     },
+    /// The settlement store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] x402_store::OpenError),
     /// A scheme refused its configuration or failed a start-up check.
     #[error("networks.{network:?}.schemes.{scheme}: {source}")]
     Scheme {
@@ -95,7 +100,7 @@ pub struct PlanLine {
 /// settlement store and one set of per-network resources between schemes.
 pub async fn build(config: &Config) -> Result<(LocalFacilitator, Vec<PlanLine>), StartError> {
     let catalogue = catalogue()?;
-    let store = Arc::new(MemoryStore::new());
+    let store = open_store(config).await?;
     let shared = Arc::new(Shared::default());
     let mut registry = Registry::new();
     let mut plan = Vec::new();
@@ -137,9 +142,85 @@ pub async fn build(config: &Config) -> Result<(LocalFacilitator, Vec<PlanLine>),
         }
     }
     Ok((
-        LocalFacilitator::new(registry).with_timeouts(config.limits.timeouts()),
+        LocalFacilitator::new(registry)
+            .with_timeouts(config.limits.timeouts())
+            .with_store(store),
         plan,
     ))
+}
+
+/// Opens the configured settlement store. A claim without an intent is taken over once it is
+/// older than twice the request deadline: a live settle writes ahead (or ends) well before.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn SettlementStore>, StartError> {
+    let options = StoreOptions {
+        abandon_after: config.limits.timeouts().request_deadline() * 2,
+        ..StoreOptions::default()
+    };
+    let store = x402_store::open(&config.store.url, options).await?;
+    tracing::info!(kind = store.kind(), "settlement store open");
+    Ok(store)
+}
+
+/// Runs one reconciliation pass of every scheme on every network, reports it in `metrics` and
+/// the log, and returns the totals.
+pub async fn reconcile_once(facilitator: &LocalFacilitator, metrics: &Metrics) -> Reconciled {
+    let mut total = Reconciled::default();
+    for line in facilitator.reconcile().await {
+        let labels = |outcome: &'static str| {
+            vec![
+                ("scheme", line.scheme.to_owned()),
+                ("network", line.network.to_string()),
+                ("outcome", outcome.to_owned()),
+            ]
+        };
+        match line.result {
+            Ok(r) => {
+                metrics.add("x402_reconciled_total", labels("landed"), r.landed);
+                metrics.add("x402_reconciled_total", labels("failed"), r.failed);
+                metrics.add("x402_reconciled_total", labels("released"), r.released);
+                if r.examined > 0 {
+                    tracing::info!(scheme = line.scheme, network = %line.network, examined = r.examined, landed = r.landed, failed = r.failed, released = r.released, pending = r.pending, "reconciled settlements");
+                }
+                total.add(r);
+            }
+            Err(e) => {
+                metrics.inc(
+                    "x402_reconcile_errors_total",
+                    vec![
+                        ("scheme", line.scheme.to_owned()),
+                        ("network", line.network.to_string()),
+                    ],
+                );
+                tracing::warn!(scheme = line.scheme, network = %line.network, error = %e, "reconciliation pass failed");
+            }
+        }
+    }
+    if let Some(store) = facilitator.store()
+        && let Ok(counts) = store.counts().await
+    {
+        metrics.set(
+            "x402_settlements_unresolved",
+            Vec::new(),
+            counts.unresolved as f64,
+        );
+    }
+    total
+}
+
+/// Reconciles now and then every `interval`, for as long as the task lives.
+pub fn spawn_reconciler(
+    facilitator: Arc<LocalFacilitator>,
+    metrics: Arc<Metrics>,
+    interval: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            reconcile_once(&facilitator, &metrics).await;
+        }
+    })
 }
 
 /// The plan as printed by `--check-config --json`: `[{"scheme","network","signers":[…]}]`.

@@ -206,6 +206,12 @@ async fn run(config: Config, mode: Mode) -> ExitCode {
         Err(e) => return fail(e),
     }
     let state = AppState::new(facilitator, metrics, config.limits.clone());
+    // Start-up pass first (records a crash left behind), then on the timer.
+    let reconciler = facilitator_bin::spawn_reconciler(
+        state.facilitator.clone(),
+        state.metrics.clone(),
+        config.store.reconcile_interval,
+    );
     let grace = Duration::from_millis(config.limits.shutdown_grace_ms);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -225,6 +231,7 @@ async fn run(config: Config, mode: Mode) -> ExitCode {
             Ok(())
         }
     };
+    reconciler.abort();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),

@@ -23,13 +23,16 @@ pub mod wire;
 pub use allow::AllowList;
 pub use amount::{Amount, DecimalError, PriceError, UnixTime, price_to_atomic};
 pub use clock::{Clock, SharedClock, ShiftedClock, SystemClock, system_clock};
-pub use facilitator::{DispatchError, Facilitator, FacilitatorError, LocalFacilitator, ReconcileLine, Unread};
+pub use facilitator::{
+    DispatchError, Facilitator, FacilitatorError, LocalFacilitator, ReconcileLine, Unread,
+};
 pub use network::{Network, NetworkError, NetworkPattern};
 pub use reason::Reason;
 pub use registry::{Catalogue, DuplicateId, Registry, SchemeConfig, SchemeDescriptor, Shared};
 pub use roles::{BuyerRole, FacilitatorRole, Roles, SellerRole};
 pub use scheme::{
-    Price, PriceRequest, Reconciled, Role, Scheme, SchemeError, SchemeStatus, Settlement, SignerStatus, Verdict,
+    Price, PriceRequest, Reconciled, Role, Scheme, SchemeError, SchemeStatus, Settlement,
+    SignerStatus, Verdict,
 };
 pub use settlement::{
     Claim, ClaimToken, Intent, KeyedLocks, MemoryStore, Outcome, PayerTurn, PaymentId, Record,

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::scheme::{PriceRequest, Reconciled, Role, Scheme, SchemeError, SchemeStatus, Settlement, Verdict};
+use crate::scheme::{
+    PriceRequest, Reconciled, Role, Scheme, SchemeError, SchemeStatus, Settlement, Verdict,
+};
 use crate::wire::{PaymentRequirementsV2, Raw};
 use crate::{Network, PaymentContext, RequirementsView};
 

@@ -36,8 +36,8 @@ use alloy::sol_types::SolEvent;
 use serde::{Deserialize, Serialize};
 use x402_core::timing::time_left;
 use x402_core::{
-    Claim, ClaimToken, Intent, Network, Outcome, PaymentId, Reason, Reconciled, Record,
-    Rejection, SchemeError, Settlement, SettlementStore, UnixTime,
+    Claim, ClaimToken, Intent, Network, Outcome, PaymentId, Reason, Reconciled, Record, Rejection,
+    SchemeError, Settlement, SettlementStore, UnixTime,
 };
 
 use crate::abi::eip3009::IEip3009Token;
@@ -45,6 +45,10 @@ use crate::chain;
 use crate::error::SendError;
 use crate::receipt::ReceiptOutcome;
 use crate::signers::{Journal, Signed, SignerPool, TxRequest};
+
+/// How long a repeated settle waits for a concurrent settle of the same payment to write its
+/// transaction ahead, so its answer can name it.
+const IN_PROGRESS_WAIT: Duration = Duration::from_secs(2);
 
 /// How far back to look for the transaction that used a front-run authorization.
 const FRONT_RUN_LOOKBACK_BLOCKS: u64 = 10_000;
@@ -242,8 +246,7 @@ impl Journal for WriteAhead<'_> {
             detail: serde_json::to_value(&detail)
                 .map_err(|e| SendError::NotRecorded(e.to_string()))?,
         };
-        self.tried
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.tried.store(true, std::sync::atomic::Ordering::SeqCst);
         match self.store.write_ahead(self.id, self.token, &intent).await {
             Ok(true) => Ok(()),
             Ok(false) => {
@@ -342,24 +345,20 @@ impl Settler {
         payer: Address,
         record: Record,
     ) -> Result<Settlement, SchemeError> {
-        let record = if record.is_unresolved() {
-            self.reconcile_one(id, &record).await?;
-            match self.store.record(id).await? {
-                Some(r) => r,
-                None => {
-                    return Ok(failed(
-                        payer,
-                        None,
-                        Rejection::with_message(
-                            Reason::UNEXPECTED_SETTLE_ERROR,
-                            "an earlier attempt at this payment can no longer land; nothing was \
-                             settled, it may be retried",
-                        ),
-                    ));
-                }
+        let record = self.wait_for_write_ahead(id, record).await?;
+        let record = match self.current(id, record).await? {
+            Some(r) => r,
+            None => {
+                return Ok(failed(
+                    payer,
+                    None,
+                    Rejection::with_message(
+                        Reason::UNEXPECTED_SETTLE_ERROR,
+                        "an earlier attempt at this payment can no longer land; nothing was \
+                         settled, it may be retried",
+                    ),
+                ));
             }
-        } else {
-            record
         };
         Ok(match (&record.outcome, record.transaction()) {
             (None, Some(tx)) => pending_answer(payer, tx.to_owned()),
@@ -383,6 +382,38 @@ impl Settler {
         })
     }
 
+    /// The record as the chain has it now: an unresolved record is reconciled first (`None`:
+    /// reconciliation proved nothing can land and removed it).
+    pub async fn current(
+        &self,
+        id: &PaymentId,
+        record: Record,
+    ) -> Result<Option<Record>, SchemeError> {
+        if !record.is_unresolved() {
+            return Ok(Some(record));
+        }
+        self.reconcile_one(id, &record).await?;
+        Ok(self.store.record(id).await?)
+    }
+
+    /// A claim still without intent or outcome is being settled right now: waits briefly for its
+    /// write-ahead, so the answer can name the transaction.
+    async fn wait_for_write_ahead(
+        &self,
+        id: &PaymentId,
+        mut record: Record,
+    ) -> Result<Record, SchemeError> {
+        let give_up = Instant::now() + IN_PROGRESS_WAIT;
+        while record.outcome.is_none() && record.intent.is_none() && Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            match self.store.record(id).await? {
+                Some(r) => record = r,
+                None => break,
+            }
+        }
+        Ok(record)
+    }
+
     /// Records a payment as consumed without any transaction (a zero-amount `upto` settle), so no
     /// later settle of it can succeed.
     pub async fn consume_without_transfer(
@@ -393,7 +424,9 @@ impl Settler {
     ) -> Result<Result<(), Settlement>, SchemeError> {
         let token = match self.store.claim(id, expires).await? {
             Claim::Acquired(token) => token,
-            Claim::Taken(record) => return Ok(Err(self.answer_existing(id, payer, record).await?)),
+            Claim::Taken(record) => {
+                return Ok(Err(self.answer_existing(id, payer, record).await?));
+            }
         };
         let consumed = Outcome::Settled {
             transaction: String::new(),
@@ -428,7 +461,9 @@ impl Settler {
             tried: std::sync::atomic::AtomicBool::new(false),
             lost: std::sync::atomic::AtomicBool::new(false),
         };
-        let result = self.broadcast_claimed(plan, &token, &journal, deadline).await;
+        let result = self
+            .broadcast_claimed(plan, &token, &journal, deadline)
+            .await;
         if result.is_err() && !journal.written() {
             // The facilitator failed before anything was written ahead: nothing can have left
             // it, so the payment may be retried. After a write-ahead the record stays for
@@ -498,6 +533,11 @@ impl Settler {
                         if journal.lost.load(std::sync::atomic::Ordering::SeqCst) {
                             return Ok(in_progress(payer));
                         }
+                        // Nothing was sent. Whether the write landed is unknown: the store
+                        // releases the claim only if it holds no intent (else reconciliation
+                        // judges the bytes, which never left); failing that, the claim is taken
+                        // over once abandoned.
+                        let _ = self.store.release(&plan.id, token).await;
                         return Err(SchemeError::Store(x402_core::StoreError(text)));
                     }
                     let attempts = journal
@@ -698,14 +738,16 @@ impl Settler {
                     transaction: Some(tx),
                 }));
             }
-            return Ok(Judgement::Outcome(if shows_transfer(&receipt, &detail.transfer) {
-                Outcome::Landed { transaction: tx }
-            } else {
-                Outcome::Failed {
-                    reason: crate::reason::TRANSFER_NOT_OBSERVED,
-                    transaction: Some(tx),
-                }
-            }));
+            return Ok(Judgement::Outcome(
+                if shows_transfer(&receipt, &detail.transfer) {
+                    Outcome::Landed { transaction: tx }
+                } else {
+                    Outcome::Failed {
+                        reason: crate::reason::TRANSFER_NOT_OBSERVED,
+                        transaction: Some(tx),
+                    }
+                },
+            ));
         }
         let Some(last) = detail.attempts.last() else {
             return Ok(Judgement::Undecided);
@@ -718,9 +760,14 @@ impl Settler {
         if known.is_some() {
             return Ok(Judgement::Undecided);
         }
-        let bound = self.signers.config().receipt_timeout.as_secs().saturating_add(30);
-        let live = record.outcome.is_none()
-            && detail.written_at.saturating_add(bound) > UnixTime::now().0;
+        let bound = self
+            .signers
+            .config()
+            .receipt_timeout
+            .as_secs()
+            .saturating_add(30);
+        let live =
+            record.outcome.is_none() && detail.written_at.saturating_add(bound) > UnixTime::now().0;
         if live {
             // Its settle may still be sending: read only.
             return Ok(Judgement::Undecided);

@@ -80,10 +80,19 @@ pub(crate) fn run(config: &str, envs: &[(&str, String)], args: &[&str]) -> (bool
 /// The settle bound of [`config`] (`[limits] settle_timeout_ms`).
 pub(crate) const SETTLE_TIMEOUT_MS: u64 = 20_000;
 
+/// A fresh directory for one server's settlement store (kept: a test may restart on it).
+pub(crate) fn store_dir() -> std::path::PathBuf {
+    tempfile::tempdir()
+        .map(tempfile::TempDir::keep)
+        .unwrap_or_else(|e| panic!("a temporary directory: {e}"))
+}
+
 pub(crate) fn config(h: &ExactHarness) -> (String, Vec<(&'static str, String)>) {
     let text = format!(
         r#"
 listen = "127.0.0.1:0"
+[store]
+url = "sqlite:{store}/settlements.sqlite3"
 [limits]
 settle_timeout_ms = {SETTLE_TIMEOUT_MS}
 # one chain probe per server: the probe counts the tests read are exact
@@ -97,7 +106,8 @@ assets = ["{usdc}"]
 [networks."eip155:84532".schemes.upto]
 assets = ["{usdc}"]
 "#,
-        usdc = h.bed.usdc()
+        usdc = h.bed.usdc(),
+        store = store_dir().display()
     );
     let key = format!(
         "0x{}",

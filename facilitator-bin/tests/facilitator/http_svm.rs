@@ -25,6 +25,8 @@ async fn svm_verify_and_settle_over_http() {
     let config = format!(
         r#"
 listen = "127.0.0.1:0"
+[store]
+url = "memory"
 [networks."{network}"]
 rpc_urls = ["$X402_TEST_SOL_RPC"]
 signer_keys = ["$X402_TEST_SOL_FEE_PAYER"]

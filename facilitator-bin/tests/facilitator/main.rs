@@ -2,6 +2,8 @@
 //! built with the features it needs:
 //!
 //! * `http` — the built binary over HTTP against anvil (`evm`);
+//! * `durable` — settlement state across a killed and restarted binary (`evm`);
+//! * `replicas` — several binaries sharing one PostgreSQL store (`evm`);
 //! * `http_svm` — the built binary over HTTP against solana-test-validator (`svm`);
 //! * `otel` — spans exported over OTLP/HTTP (`otel` with `evm`).
 //!
@@ -12,7 +14,11 @@
 #[cfg(any(feature = "evm", feature = "svm"))]
 mod common;
 #[cfg(feature = "evm")]
+mod durable;
+#[cfg(feature = "evm")]
 mod http;
+#[cfg(feature = "evm")]
+mod replicas;
 #[cfg(feature = "svm")]
 mod http_svm;
 #[cfg(all(feature = "otel", feature = "evm"))]

@@ -284,7 +284,8 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("facilitator.toml");
     let mut text = format!(
-        "listen = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[limits]\nsettle_timeout_ms = {}\n",
+        "listen = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[store]\nurl = \"sqlite:{}\"\n[limits]\nsettle_timeout_ms = {}\n",
+        dir.path().join("settlements.sqlite3").display(),
         timeouts.answer_within().as_millis()
     );
     let mut command = Command::new(sibling("x402-facilitator"));

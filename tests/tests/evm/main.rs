@@ -4,9 +4,11 @@
 //! * `contracts` — our Permit2 proxies and the smart wallet with its factory;
 //! * `signers` — the signer pool, receipt waits and the failover provider;
 //! * `exact`, `upto` — the schemes end to end;
+//! * `durable` — the write-ahead and reconciliation of the settlement engine;
 //! * `negative` — the negative suites of `exact`, tables shared by EIP-3009 and Permit2.
 
 mod contracts;
+mod durable;
 mod exact;
 mod negative;
 mod signers;

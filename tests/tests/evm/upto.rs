@@ -429,7 +429,11 @@ async fn permit2_nonces_are_one_space_with_exact() {
     // On chain the nonce is unspent, but the store holds the identity upto consumed: neither
     // verification (threat-model S78) nor settlement passes.
     let v = t.h.facilitator.verify(&exact).await.unwrap();
-    assert_eq!(v.invalid_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{v:?}");
+    assert_eq!(
+        v.invalid_reason,
+        Some(Reason::DUPLICATE_SETTLEMENT),
+        "{v:?}"
+    );
     let (b0, s0) = t.balances(buyer.address()).await;
     let nonces = t.h.signer_nonces().await;
     let s = t.h.facilitator.settle(&exact).await.unwrap();

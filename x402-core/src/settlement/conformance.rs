@@ -75,7 +75,10 @@ async fn release_frees_only_a_claim_without_intent(store: &dyn SettlementStore) 
     let token = acquire(store, &id).await;
     // Someone else's token releases nothing.
     store.release(&id, &ClaimToken::random()).await.unwrap();
-    assert!(matches!(store.claim(&id, FAR).await.unwrap(), Claim::Taken(_)));
+    assert!(matches!(
+        store.claim(&id, FAR).await.unwrap(),
+        Claim::Taken(_)
+    ));
     store.release(&id, &token).await.unwrap();
     let token = acquire(store, &id).await;
     assert!(
@@ -109,7 +112,12 @@ async fn tokens_fence_every_write(store: &dyn SettlementStore) {
         reason: Reason::TRANSACTION_FAILED,
         transaction: Some("0xbb".into()),
     };
-    assert!(!store.complete(&id, &stranger, failed.clone()).await.unwrap());
+    assert!(
+        !store
+            .complete(&id, &stranger, failed.clone())
+            .await
+            .unwrap()
+    );
     assert!(store.complete(&id, &token, failed.clone()).await.unwrap());
     // Ended: the holder's token writes nothing more.
     assert!(!store.complete(&id, &token, failed.clone()).await.unwrap());
@@ -156,12 +164,25 @@ async fn reconciliation_is_compare_and_set_and_success_is_delivered_once(
         transaction: "0xd2".into(),
     };
     // Only the transaction written ahead is accepted.
-    assert!(!store.resolve(&id, "0xd1", Some(landed.clone())).await.unwrap());
-    assert!(store.resolve(&id, "0xd2", Some(landed.clone())).await.unwrap());
+    assert!(
+        !store
+            .resolve(&id, "0xd1", Some(landed.clone()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .resolve(&id, "0xd2", Some(landed.clone()))
+            .await
+            .unwrap()
+    );
     // Resolved: a second reconciler changes nothing.
     assert!(!store.resolve(&id, "0xd2", None).await.unwrap());
     assert!(store.deliver(&id).await.unwrap());
-    assert!(!store.deliver(&id).await.unwrap(), "success is delivered once");
+    assert!(
+        !store.deliver(&id).await.unwrap(),
+        "success is delivered once"
+    );
     assert_eq!(
         store.outcome(&id).await.unwrap(),
         Some(Outcome::Settled {
@@ -179,10 +200,21 @@ async fn reconciliation_is_compare_and_set_and_success_is_delivered_once(
             .await
             .unwrap()
     );
-    assert!(store.resolve(&id, "0xe1", Some(landed_as("0xe1"))).await.unwrap());
+    assert!(
+        store
+            .resolve(&id, "0xe1", Some(landed_as("0xe1")))
+            .await
+            .unwrap()
+    );
     assert!(
         !store
-            .complete(&id, &token, Outcome::Settled { transaction: "0xe1".into() })
+            .complete(
+                &id,
+                &token,
+                Outcome::Settled {
+                    transaction: "0xe1".into()
+                }
+            )
             .await
             .unwrap()
     );
@@ -214,7 +246,12 @@ async fn unresolved_lists_by_network_oldest_first(store: &dyn SettlementStore) {
         let id = fresh("list");
         let token = acquire(store, &id).await;
         let tx = format!("0x{n}");
-        assert!(store.write_ahead(&id, &token, &intent(&network, &tx)).await.unwrap());
+        assert!(
+            store
+                .write_ahead(&id, &token, &intent(&network, &tx))
+                .await
+                .unwrap()
+        );
         if n == 1 {
             let pending = Outcome::Pending { transaction: tx };
             assert!(store.complete(&id, &token, pending).await.unwrap());
@@ -226,13 +263,25 @@ async fn unresolved_lists_by_network_oldest_first(store: &dyn SettlementStore) {
     // Neither a settled record, a claim without intent, nor another network's is listed.
     let settled = fresh("list-settled");
     let token = acquire(store, &settled).await;
-    assert!(store.write_ahead(&settled, &token, &intent(&network, "0x9")).await.unwrap());
-    let done = Outcome::Settled { transaction: "0x9".into() };
+    assert!(
+        store
+            .write_ahead(&settled, &token, &intent(&network, "0x9"))
+            .await
+            .unwrap()
+    );
+    let done = Outcome::Settled {
+        transaction: "0x9".into(),
+    };
     assert!(store.complete(&settled, &token, done).await.unwrap());
     acquire(store, &fresh("list-bare")).await;
     let foreign = fresh("list-foreign");
     let token = acquire(store, &foreign).await;
-    assert!(store.write_ahead(&foreign, &token, &intent(&other, "0x8")).await.unwrap());
+    assert!(
+        store
+            .write_ahead(&foreign, &token, &intent(&other, "0x8"))
+            .await
+            .unwrap()
+    );
 
     let listed: Vec<PaymentId> = store
         .unresolved(&network, 10)
@@ -275,13 +324,19 @@ async fn payer_turns_serialize_one_payer(store: &Arc<dyn SettlementStore>) {
     let waiter = tokio::spawn(async move { s.payer_turn(&p, Duration::from_secs(30)).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     drop(turn);
-    assert!(waiter.await.unwrap().unwrap().is_some(), "the next waiter gets the turn");
+    assert!(
+        waiter.await.unwrap().unwrap().is_some(),
+        "the next waiter gets the turn"
+    );
 }
 
 async fn an_abandoned_claim_without_intent_is_taken_over(store: &dyn SettlementStore) {
     let id = fresh("abandoned");
     let old = acquire(store, &id).await;
-    assert!(matches!(store.claim(&id, FAR).await.unwrap(), Claim::Taken(_)));
+    assert!(matches!(
+        store.claim(&id, FAR).await.unwrap(),
+        Claim::Taken(_)
+    ));
     tokio::time::sleep(Duration::from_millis(400)).await;
     let new = acquire(store, &id).await;
     assert_ne!(old, new);
@@ -293,7 +348,15 @@ async fn an_abandoned_claim_without_intent_is_taken_over(store: &dyn SettlementS
             .unwrap()
     );
     // A claim with an intent is never taken over, however old.
-    assert!(store.write_ahead(&id, &new, &intent("eip155:1", "0x02")).await.unwrap());
+    assert!(
+        store
+            .write_ahead(&id, &new, &intent("eip155:1", "0x02"))
+            .await
+            .unwrap()
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(matches!(store.claim(&id, FAR).await.unwrap(), Claim::Taken(_)));
+    assert!(matches!(
+        store.claim(&id, FAR).await.unwrap(),
+        Claim::Taken(_)
+    ));
 }

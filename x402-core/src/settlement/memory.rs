@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    Claim, ClaimToken, Intent, Outcome, PayerTurn, PaymentId, Record, SettlementStore,
-    StoreCounts, StoreError, StoreOptions,
+    Claim, ClaimToken, Intent, Outcome, PayerTurn, PaymentId, Record, SettlementStore, StoreCounts,
+    StoreError, StoreOptions,
 };
 use crate::UnixTime;
 use crate::clock::SharedClock;
@@ -108,7 +108,8 @@ impl MemoryStore {
         let now = self.clock.now().0;
         let grace = self.options.grace.as_secs();
         map.entries.retain(|_, e| {
-            let unresolved = e.intent.is_some() && e.outcome.as_ref().is_none_or(Outcome::is_unresolved);
+            let unresolved =
+                e.intent.is_some() && e.outcome.as_ref().is_none_or(Outcome::is_unresolved);
             unresolved || e.expires.0.saturating_add(grace) >= now
         });
     }
@@ -197,7 +198,9 @@ impl SettlementStore for MemoryStore {
         let mut map = self.lock();
         let matches = map.entries.get(id).is_some_and(|e| {
             e.record().is_unresolved()
-                && e.intent.as_ref().is_some_and(|i| i.transaction == transaction)
+                && e.intent
+                    .as_ref()
+                    .is_some_and(|i| i.transaction == transaction)
         });
         if !matches {
             return Ok(false);
@@ -325,8 +328,10 @@ mod tests {
     #[tokio::test]
     async fn the_memory_store_passes_the_conformance_suite() {
         super::super::conformance::run(|options| {
-            Arc::new(MemoryStore::with_options(options, crate::clock::system_clock()))
-                as Arc<dyn SettlementStore>
+            Arc::new(MemoryStore::with_options(
+                options,
+                crate::clock::system_clock(),
+            )) as Arc<dyn SettlementStore>
         })
         .await;
     }
@@ -372,7 +377,11 @@ mod tests {
         store.claim(&id(5000), UnixTime(9_950)).await.unwrap();
         assert_eq!(store.len(), 1024);
         store.claim(&id(6000), UnixTime(20_000)).await.unwrap();
-        assert_eq!(store.len(), 3, "stale entries dropped, live and unresolved ones kept");
+        assert_eq!(
+            store.len(),
+            3,
+            "stale entries dropped, live and unresolved ones kept"
+        );
         assert!(matches!(
             store.claim(&id(5000), UnixTime(9_950)).await.unwrap(),
             Claim::Taken(_)

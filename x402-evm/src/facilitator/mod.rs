@@ -261,18 +261,26 @@ pub async fn verify<S: EvmScheme>(
     scheme: &S,
     ctx: &PaymentContext<'_>,
 ) -> Result<Verdict, SchemeError> {
-    let (payload, mut verdict) = scheme.check(ctx, Phase::Verify).await?;
+    let (payload, checked) = scheme.check(ctx, Phase::Verify).await?;
     // A payment the store has any record of (in flight, pending, settled, failed, consumed)
     // does not verify: one header must not buy handler runs forever (threat-model S78).
-    let id = match (&payload, &verdict) {
+    let id = match (&payload, &checked) {
         (_, Ok(plan)) => Some(plan.id.clone()),
         (Some(p), Err(rejection)) => scheme.replay_identity(ctx, p, rejection),
         (None, Err(_)) => None,
     };
+    let mut verdict = checked.map(|_| ());
     if let Some(id) = id
         && let Some(record) = scheme.core().settler.store().record(&id).await?
     {
-        verdict = Err(recorded_rejection(&record));
+        // The one exception: a payment whose transaction landed after its settle answered
+        // pending verifies again until its success is delivered (once), so the buyer's retry
+        // of the same payment gets what it paid for.
+        verdict = match scheme.core().settler.current(&id, record).await? {
+            Some(r) if matches!(r.outcome, Some(x402_core::Outcome::Landed { .. })) => Ok(()),
+            Some(r) => Err(recorded_rejection(&r)),
+            None => verdict,
+        };
     }
     let payer = payload
         .map(|p| S::payer(&p).to_checksum(None))
@@ -297,7 +305,8 @@ pub async fn settle<S: EvmScheme>(
         Ok(p) => {
             let payer = S::payer(&p);
             let key = format!("{}/{payer:#x}", core.network);
-            let wait = x402_core::timing::capped(core.signers.config().receipt_timeout, ctx.deadline);
+            let wait =
+                x402_core::timing::capped(core.signers.config().receipt_timeout, ctx.deadline);
             match core.settler.store().payer_turn(&key, wait).await? {
                 Some(turn) => Some(turn),
                 None => {

@@ -12,12 +12,12 @@ use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use scheme_exact_evm::Policy;
 use x402_core::settlement::StoreError;
-use x402_core::{ClaimToken, Intent, PayerTurn, Record, StoreCounts};
 use x402_core::wire::{SettleResponse, VerifyRequest};
 use x402_core::{
     Claim, Facilitator as _, LocalFacilitator, MemoryStore, Outcome, PaymentId, Reason,
     SettlementStore, ShiftedClock, UnixTime, system_clock,
 };
+use x402_core::{ClaimToken, Intent, PayerTurn, Record, StoreCounts};
 
 use super::{ExactHarness, Snapshot, UNITS, settle_all};
 
@@ -349,6 +349,8 @@ pub type ClaimHook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>
 pub struct HookStore {
     inner: MemoryStore,
     hook: tokio::sync::Mutex<Option<ClaimHook>>,
+    /// While set, every write-ahead fails as an unreachable store would.
+    pub fail_write_ahead: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for HookStore {
@@ -365,6 +367,7 @@ impl HookStore {
         Self {
             inner: MemoryStore::new(),
             hook: tokio::sync::Mutex::new(Some(hook)),
+            fail_write_ahead: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -393,6 +396,12 @@ impl SettlementStore for HookStore {
         token: &ClaimToken,
         intent: &Intent,
     ) -> Result<bool, StoreError> {
+        if self
+            .fail_write_ahead
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError("connection refused (injected)".into()));
+        }
         self.inner.write_ahead(id, token, intent).await
     }
 

@@ -342,7 +342,10 @@ async fn s21(kind: Kind) {
         "{v:?}"
     );
     assert!(
-        v.invalid_message.as_deref().unwrap_or_default().contains(&first.transaction),
+        v.invalid_message
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&first.transaction),
         "{v:?}"
     );
     // ...and, without a record (another facilitator's store), the nonce state on chain.
@@ -361,7 +364,11 @@ async fn s21(kind: Kind) {
     reuse.extend_expiry(30);
     let reuse = ctx.signed(&reuse);
     let v = h.verify_json(&reuse).await;
-    assert_eq!(v.invalid_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{v:?}");
+    assert_eq!(
+        v.invalid_reason,
+        Some(Reason::DUPLICATE_SETTLEMENT),
+        "{v:?}"
+    );
     assert_duplicate(&h.settle_json(&reuse).await, &first.transaction, "reuse");
     // A facilitator without the ledger entry reads the chain instead.
     for (what, r) in [("replay", &request), ("reuse", &reuse)] {
