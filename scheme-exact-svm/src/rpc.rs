@@ -14,7 +14,7 @@ use solana_rpc_client_api::request::RpcError;
 use x402_core::SchemeError;
 
 /// JSON-RPC error code of a node that is behind.
-const NODE_UNHEALTHY: i64 = -32005;
+pub(crate) const NODE_UNHEALTHY: i64 = -32005;
 
 /// A list of RPC endpoints at commitment `confirmed`, tried in order.
 pub struct Rpc {

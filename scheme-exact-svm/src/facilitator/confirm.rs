@@ -1,5 +1,9 @@
 //! Sending and a bounded confirmation.
 //!
+//! A send with the node's preflight is a refusal only when the answering node said so and no
+//! endpoint tried before it may have taken the transaction (threat-model S80); anything else
+//! counts as sent.
+//!
 //! A transaction can land only while its blockhash is valid. So the wait polls the signature's
 //! status (with history) and, while it is unseen, whether the blockhash is still valid at
 //! `confirmed`: once it is not, no block built on the confirmed chain can include the transaction,
@@ -10,6 +14,7 @@
 //! There is no websocket to lose (R16).
 
 use solana_commitment_config::{CommitmentConfig, CommitmentLevel};
+use solana_message::Hash;
 use solana_rpc_client_api::client_error::{Error as ClientError, ErrorKind};
 use solana_rpc_client_api::config::RpcSendTransactionConfig;
 use solana_rpc_client_api::request::RpcError;
@@ -18,14 +23,14 @@ use solana_transaction::versioned::VersionedTransaction;
 use tokio::time::Instant;
 
 use super::Facilitator;
-use crate::rpc::{describe, rpc_call};
+use crate::rpc::{NODE_UNHEALTHY, describe, rpc_call, unreachable};
 
 /// What a send achieved.
 #[derive(Debug)]
 pub(crate) enum Sent {
     /// A node accepted it (or may have: a transport failure is not a refusal).
     Accepted,
-    /// The node's preflight refused it: it was not forwarded.
+    /// The node's preflight refused it, and no endpoint took it: it was not forwarded.
     Refused(String),
 }
 
@@ -49,30 +54,62 @@ type Status = Option<Result<(), String>>;
 impl Facilitator {
     /// Sends `tx` with the node's preflight simulation (a transaction that would fail is then not
     /// forwarded), trying each endpoint until one answers.
+    ///
+    /// Only an endpoint's own error answer is a refusal, and only when no endpoint asked before it
+    /// failed in a way that may have taken the transaction (a timeout, a garbled answer): after
+    /// such a failure the transaction may be on its way whatever the next endpoint says
+    /// (threat-model S80), so the send counts as accepted and is confirmed.
     pub(crate) async fn send(&self, tx: &VersionedTransaction) -> Sent {
         let config = RpcSendTransactionConfig {
             skip_preflight: false,
             preflight_commitment: Some(CommitmentLevel::Confirmed),
             ..RpcSendTransactionConfig::default()
         };
-        match rpc_call!(self.rpc, |c| c.send_transaction_with_config(tx, config)) {
-            Ok(_) => Sent::Accepted,
-            Err(e) if preflight_refused(&e) => Sent::Refused(describe(&e)),
-            Err(e) => {
-                tracing::warn!(error = %describe(&e), "sendTransaction failed; confirming anyway");
-                Sent::Accepted
+        let mut ambiguous = false;
+        for client in self.rpc.clients() {
+            let error = match client.send_transaction_with_config(tx, config).await {
+                Ok(_) => return Sent::Accepted,
+                Err(e) => e,
+            };
+            if node_unhealthy(&error) {
+                // The node answered that it is behind: it took nothing; ask the next one.
+                continue;
             }
+            if unreachable(&error) {
+                tracing::warn!(error = %describe(&error), "sendTransaction failed; the transaction may have been taken");
+                ambiguous = true;
+                continue;
+            }
+            if preflight_refused(&error) && !ambiguous {
+                return Sent::Refused(describe(&error));
+            }
+            tracing::warn!(error = %describe(&error), "sendTransaction failed; confirming anyway");
+            return Sent::Accepted;
         }
+        if !ambiguous {
+            // Every endpoint said it was behind: none took it.
+            return Sent::Refused(
+                "no RPC endpoint was healthy enough to take the transaction".into(),
+            );
+        }
+        Sent::Accepted
     }
 
     /// Re-sends `tx` without preflight, ignoring the answer (the same bytes land at most once).
-    async fn resend(&self, tx: &VersionedTransaction) {
+    pub(crate) async fn resend(&self, tx: &VersionedTransaction) {
         let config = RpcSendTransactionConfig {
             skip_preflight: true,
             max_retries: Some(0),
             ..RpcSendTransactionConfig::default()
         };
         let _ = rpc_call!(self.rpc, |c| c.send_transaction_with_config(tx, config));
+    }
+
+    /// Whether `blockhash` can still land a transaction, at `confirmed`.
+    pub(crate) async fn blockhash_valid(&self, blockhash: &Hash) -> Result<bool, ClientError> {
+        rpc_call!(self.rpc, |c| {
+            c.is_blockhash_valid(blockhash, CommitmentConfig::confirmed())
+        })
     }
 
     /// The status of `signature` at `confirmed` (see [`Status`]).
@@ -115,10 +152,7 @@ impl Facilitator {
                 Ok(Some(Ok(()))) => return Confirmation::Landed,
                 Ok(Some(Err(e))) => return Confirmation::LandedWithError(e),
                 Ok(None) => {
-                    let valid = rpc_call!(self.rpc, |c| {
-                        c.is_blockhash_valid(&blockhash, CommitmentConfig::confirmed())
-                    });
-                    if let Ok(false) = valid {
+                    if let Ok(false) = self.blockhash_valid(&blockhash).await {
                         // Read after the blockhash expired: whatever landed is visible now.
                         match self.status_of(signature).await {
                             Ok(Some(Ok(()))) => return Confirmation::Landed,
@@ -139,10 +173,18 @@ impl Facilitator {
 }
 
 /// Whether the node answered the send with an error (its preflight simulation failed, the
-/// signature did not verify, it is unhealthy): `sendTransaction` forwards nothing then.
+/// signature did not verify): `sendTransaction` forwards nothing then.
 fn preflight_refused(e: &ClientError) -> bool {
     matches!(
         e.kind(),
         ErrorKind::RpcError(RpcError::RpcResponseError { .. })
+    )
+}
+
+/// Whether the node answered that it is behind (with preflight on, it then forwards nothing).
+fn node_unhealthy(e: &ClientError) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::RpcError(RpcError::RpcResponseError { code, .. }) if *code == NODE_UNHEALTHY
     )
 }

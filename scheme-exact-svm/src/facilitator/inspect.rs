@@ -42,6 +42,9 @@ use crate::instructions::{
 use crate::payload::{self, DecodedTransaction};
 use crate::{Extra, SCHEME};
 
+/// The kind of this scheme's payment identities ([`Inspection::payment_id`]).
+pub(crate) const PAYMENT_KIND: &str = "solana-message";
+
 /// A payment that passed the offline checks.
 #[derive(Debug, Clone)]
 pub struct Inspection {
@@ -71,7 +74,7 @@ impl Inspection {
     /// settle of one transaction, or two encodings of it, are one payment).
     pub fn payment_id(&self, network: &Network) -> PaymentId {
         let digest = Sha256::digest(&self.message_bytes);
-        PaymentId::new("solana-message", [network.as_str(), &hex::encode(digest)])
+        PaymentId::new(PAYMENT_KIND, [network.as_str(), &hex::encode(digest)])
     }
 }
 

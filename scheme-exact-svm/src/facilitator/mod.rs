@@ -2,15 +2,28 @@
 //! the buyer built, so every check below exists to keep its SOL from being drained
 //! (threat-model S48–S62).
 //!
-//! * [`inspect`] — the offline checks: the reference's ordered checks (x402-spec §3.4) plus the
+//! * [`inspect()`] — the offline checks: the reference's ordered checks (x402-spec §3.4) plus the
 //!   fee-payer safety rules, on a sanitized message, with the buyer's signature verified locally.
-//! * `verify` — the chain checks (mint extensions, token accounts), then the fee payer signs and
-//!   the transaction is simulated with signature verification.
-//! * `settle` — all of the above again, then at most once per message: claim, send, confirm until
-//!   the blockhash expires (success, failure, or pending with the signature — never unbounded).
+//! * `verify` — the offline checks, then the settlement store (a payment already settled or
+//!   attempted is `duplicate_settlement`, S78), then the chain checks (mint extensions, token
+//!   accounts) and a simulation of the transaction as the buyer sent it.
+//! * `settle` — all of the above again under the payer's turn, then at most once per message:
+//!   claim, co-sign and simulate, write the intent ahead, send, confirm until the blockhash
+//!   expires (success, failure, or pending with the signature — never unbounded).
+//! * `answer` — a settle of a payment the store already holds answers from its record.
+//! * `reconcile` — records left unresolved (pending, or in flight after a crash) decided from the
+//!   chain: [`FacilitatorRole::reconcile`], and a repeated settle for its own record.
+//! * `intent` — what is written ahead: [`IntentDetail`].
 
+mod answer;
 mod confirm;
+#[cfg(test)]
+mod durable_tests;
+#[cfg(test)]
+mod fake_chain;
 mod inspect;
+mod intent;
+mod reconcile;
 mod settle;
 #[cfg(test)]
 mod tests;
@@ -26,11 +39,12 @@ use solana_pubkey::Pubkey;
 use solana_signer::Signer;
 use x402_core::wire::Raw;
 use x402_core::{
-    FacilitatorRole, KeyedLocks, Network, PaymentContext, Rejection, SchemeError, SchemeStatus,
+    FacilitatorRole, Network, PaymentContext, Reconciled, Rejection, SchemeError, SchemeStatus,
     Settlement, SettlementStore, Verdict,
 };
 
 pub use inspect::{Inspection, inspect};
+pub use intent::IntentDetail;
 
 use crate::instructions::MAX_COMPUTE_UNIT_PRICE;
 use crate::rpc::{Rpc, rpc_get};
@@ -95,7 +109,6 @@ pub struct Facilitator {
     pub(crate) fee_payer_keys: Vec<Pubkey>,
     pub(crate) store: Arc<dyn SettlementStore>,
     pub(crate) policy: Policy,
-    pub(crate) payer_locks: KeyedLocks,
     next: AtomicUsize,
 }
 
@@ -151,7 +164,6 @@ impl Facilitator {
             fee_payer_keys,
             store,
             policy,
-            payer_locks: KeyedLocks::default(),
             next: AtomicUsize::new(0),
         })
     }
@@ -182,7 +194,7 @@ impl Facilitator {
         self.fee_payer_keys[n % self.fee_payer_keys.len()]
     }
 
-    /// The offline checks of [`inspect`] with this facilitator's keys and policy.
+    /// The offline checks of [`inspect()`] with this facilitator's keys and policy.
     pub fn inspect(&self, ctx: &PaymentContext<'_>) -> Result<Inspection, Refusal> {
         inspect(ctx, &self.network, &self.fee_payer_keys, &self.policy)
     }
@@ -238,5 +250,12 @@ impl FacilitatorRole for Facilitator {
 
     fn signers(&self, _network: &Network) -> Vec<String> {
         self.fee_payers().iter().map(Pubkey::to_string).collect()
+    }
+
+    async fn reconcile(&self, network: &Network) -> Result<Reconciled, SchemeError> {
+        if *network != self.network {
+            return Ok(Reconciled::default());
+        }
+        self.reconcile_unresolved().await
     }
 }

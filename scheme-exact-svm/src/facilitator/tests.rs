@@ -19,18 +19,18 @@ use crate::instructions::{TOKEN_PROGRAM, USDC_DEVNET, set_compute_unit_price};
 use crate::payload::{decode_transaction, encode_transaction};
 use crate::rpc::Rpc;
 
-const DEVNET: &str = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
-const CLIENT: &str = "AKnL4NNf3DGWZJS6cPknBuEGnVsV4A4m5tgebLHaRSZ9";
-const FEE_PAYER: &str = "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu";
-const PAY_TO: &str = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse";
-const CO_SIGNED: &str =
+pub(super) const DEVNET: &str = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
+pub(super) const CLIENT: &str = "AKnL4NNf3DGWZJS6cPknBuEGnVsV4A4m5tgebLHaRSZ9";
+pub(super) const FEE_PAYER: &str = "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu";
+pub(super) const PAY_TO: &str = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse";
+pub(super) const CO_SIGNED: &str =
     "wcLUXZnV9Q3hUsdPV7bmJdtT98N3Er2gnosc9twdF8c2XMwURTMouakdQVH8nBZpTx861NGdunkiALKzNnqVpKN";
 
 fn client() -> Keypair {
     Keypair::new_from_array([1; 32])
 }
 
-fn fee_payer() -> Keypair {
+pub(super) fn fee_payer() -> Keypair {
     Keypair::new_from_array([2; 32])
 }
 
@@ -50,17 +50,17 @@ fn facilitator() -> Facilitator {
     .unwrap()
 }
 
-fn requirements(amount: &str, pay_to: &str, extra: &str) -> String {
+pub(super) fn requirements(amount: &str, pay_to: &str, extra: &str) -> String {
     format!(
         r#"{{"scheme":"exact","network":"{DEVNET}","amount":"{amount}","asset":"{USDC_DEVNET}","payTo":"{pay_to}","maxTimeoutSeconds":60,"extra":{extra}}}"#
     )
 }
 
-fn good_extra() -> String {
+pub(super) fn good_extra() -> String {
     format!(r#"{{"feePayer":"{FEE_PAYER}"}}"#)
 }
 
-fn v2(req: &str, tx: &str) -> VerifyRequest {
+pub(super) fn v2(req: &str, tx: &str) -> VerifyRequest {
     let body = format!(
         r#"{{"x402Version":2,"paymentPayload":{{"x402Version":2,"accepted":{req},"payload":{{"transaction":"{tx}"}}}},"paymentRequirements":{req}}}"#
     );

@@ -1,7 +1,9 @@
-//! The chain checks after [`super::inspect`]: the mint is a token mint of the transfer's program
-//! with no dangerous Token-2022 extension (S57); the destination exists and is payTo's account
-//! of the mint (S51); the source is not the fee payer's (S48). Then the fee payer signs and the
-//! transaction is simulated with signature verification, exactly as it will be sent.
+//! Verify, and the chain checks it shares with settle. After [`super::inspect()`] and the
+//! settlement store: the mint is a token mint of the transfer's program with no dangerous
+//! Token-2022 extension (S57); the destination exists and is payTo's account of the mint (S51);
+//! the source is not the fee payer's (S48). Verify then simulates the buyer's transaction as it
+//! came; settle has the fee payer sign and simulates with signature verification, exactly as it
+//! will be sent.
 
 use solana_commitment_config::CommitmentConfig;
 use solana_rpc_client_api::client_error::ErrorKind;
@@ -11,7 +13,8 @@ use solana_signer::Signer;
 use solana_transaction::versioned::VersionedTransaction;
 use x402_core::{PaymentContext, Reason, Rejection, SchemeError, Verdict};
 
-use super::{Facilitator, Inspection, Refusal};
+use super::answer::recorded;
+use super::{Facilitator, Inspection};
 use crate::rpc::{describe, rpc_call, rpc_get, unreachable};
 use crate::token::{
     check_account_extensions, check_mint_extensions, read_mint, read_token_account,
@@ -25,37 +28,29 @@ fn reject_with(reason: Reason, message: impl Into<String>) -> Rejection {
 }
 
 impl Facilitator {
-    /// Verifies a payment (offline checks, chain checks, a simulation without our signature).
+    /// Verifies a payment: the offline checks; then the settlement store — a payment with any
+    /// record (being settled, pending, settled or failed) is `duplicate_settlement`, so one
+    /// payment never keeps verifying valid after its settle (threat-model S78); then the chain
+    /// checks and a simulation without our signature.
     pub(crate) async fn verify_payment(
         &self,
         ctx: &PaymentContext<'_>,
     ) -> Result<Verdict, SchemeError> {
-        let inspection = match self.check(ctx).await? {
+        let inspection = match self.inspect(ctx) {
             Ok(i) => i,
             Err(r) => return Ok(Verdict::invalid(r.payer, r.rejection)),
         };
         let payer = inspection.payer().to_string();
+        let id = inspection.payment_id(&self.network);
+        if let Some(record) = self.store.record(&id).await? {
+            return Ok(Verdict::invalid(Some(payer), recorded(&record)));
+        }
+        if let Err(rejection) = self.check_accounts(&inspection).await? {
+            return Ok(Verdict::invalid(Some(payer), rejection));
+        }
         Ok(match self.simulate_unsigned(&inspection).await? {
             Ok(_) => Verdict::valid(payer),
             Err(r) => Verdict::invalid(Some(payer), r),
-        })
-    }
-
-    /// The offline checks, then the chain checks.
-    pub(crate) async fn check(
-        &self,
-        ctx: &PaymentContext<'_>,
-    ) -> Result<Result<Inspection, Refusal>, SchemeError> {
-        let inspection = match self.inspect(ctx) {
-            Ok(i) => i,
-            Err(r) => return Ok(Err(r)),
-        };
-        Ok(match self.check_accounts(&inspection).await? {
-            Ok(()) => Ok(inspection),
-            Err(rejection) => Err(Refusal {
-                payer: Some(inspection.payer().to_string()),
-                rejection,
-            }),
         })
     }
 

@@ -40,14 +40,12 @@ async fn a_transaction_whose_blockhash_expires_fails_definitely_within_the_bound
     assert_eq!(after.fee_payer_sol, before.fee_payer_sol);
     assert_eq!(after.tokens, before.tokens);
     assert!(after.sends >= 1);
-    // The failure is recorded: settling again is a duplicate, and the payment no longer verifies.
+    // The failure is recorded: settling again is a duplicate, and the payment no longer verifies
+    // (the store answers before the chain is asked, threat-model S78).
     let again = h.settle(&request).await;
     assert_eq!(again.error_reason, Some(Reason::DUPLICATE_SETTLEMENT));
     let v = h.verify(&request).await;
-    assert_eq!(
-        v.invalid_reason,
-        Some(scheme_exact_svm::reason::TRANSACTION_SIMULATION_FAILED)
-    );
+    assert_eq!(v.invalid_reason, Some(Reason::DUPLICATE_SETTLEMENT));
 }
 
 #[tokio::test]
@@ -64,8 +62,10 @@ async fn an_unobserved_transaction_is_pending_with_its_signature_at_the_time_bou
     let s = h.settle(&request).await;
     assert_eq!(s.error_reason, Some(Reason::SETTLEMENT_PENDING), "{s:?}");
     let signature: solana_signature::Signature = s.transaction.parse().unwrap();
+    // Settling again reconciles the record first: still unseen (the node keeps losing it), so
+    // still pending, naming the same transaction.
     let again = h.settle(&request).await;
-    assert_eq!(again.error_reason, Some(Reason::DUPLICATE_SETTLEMENT));
+    assert_eq!(again.error_reason, Some(Reason::SETTLEMENT_PENDING));
     assert_eq!(again.transaction, signature.to_string());
     assert_eq!(h.store.len(), 1);
     let ctx = x402_core::PaymentContext::of(&request).unwrap();
@@ -120,10 +120,12 @@ async fn the_facilitators_answer_deadline_ends_the_wait_before_the_schemes_own_b
         after.tokens, before.tokens,
         "the dropped transaction moved nothing"
     );
-    // Recorded as pending: a retry is a duplicate naming the same transaction, never a second send.
+    // Recorded as pending: a retry is still pending and names the same transaction (at most its
+    // identical bytes are sent again), never a new one.
     let again = h.settle(&request).await;
-    assert_eq!(again.error_reason, Some(Reason::DUPLICATE_SETTLEMENT));
+    assert_eq!(again.error_reason, Some(Reason::SETTLEMENT_PENDING));
     assert_eq!(again.transaction, signature.to_string());
+    assert_eq!(h.proxy.transactions_sent(), 1);
 }
 
 #[tokio::test]

@@ -5,6 +5,9 @@
 //!   the configuration builder's start-up checks; `/supported`, signers and status.
 //! * `bounds` — bounded confirmation: a definite failure once the blockhash expires, pending at
 //!   the time bound (threat-model R14).
+//! * `durable` — the settlement store: a pending settlement reconciled from the chain and its
+//!   success delivered once (R10), verify refusing a recorded payment (S78), nothing sent before
+//!   the intent is written ahead (S81).
 //! * `fee_payer`, `layout`, `chain` — fee-payer safety (threat-model S48–S62): each attack is
 //!   refused by verify and by settle with its reason, and nothing moved and nothing was sent (the
 //!   fee payers' SOL, the buyer's and seller's tokens, the proxy's send count) — except S59, where
@@ -17,6 +20,7 @@
 
 mod bounds;
 mod chain;
+mod durable;
 mod fee_payer;
 mod layout;
 mod payments;
