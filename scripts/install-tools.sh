@@ -13,12 +13,15 @@ mkdir -p "$cache/logs"
 SOLANA_VERSION="3.1.12"
 say() { printf '[install-tools] %s\n' "$*" >&2; }
 
-# --- Debian packages (build dependencies of the validator, node for anvil/solc) -------------
+# --- Debian packages (build dependencies of the validator, node for anvil/solc, PostgreSQL) --
 need_apt=()
 for pkg in libudev-dev protobuf-compiler clang libclang-dev pkg-config libssl-dev cmake; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# PostgreSQL server binaries (initdb, postgres, pg_ctl) for the settlement-store tests, which run
+# a throw-away cluster of their own (tests/src/postgres.rs); the package's own service is unused.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   say "apt-get install ${need_apt[*]}"
   apt-get update -qq >"$cache/logs/apt.log" 2>&1

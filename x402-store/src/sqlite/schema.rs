@@ -1,0 +1,63 @@
+//! The SQLite schema and its migrations, versioned with `PRAGMA user_version` (atomic with the
+//! migration's transaction).
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Migrations in order: version `n` is `MIGRATIONS[n - 1]`.
+const MIGRATIONS: &[&str] = &[
+    // 1: settlements and leases.
+    "CREATE TABLE x402_settlements (
+        id            TEXT PRIMARY KEY NOT NULL,
+        token         TEXT NOT NULL,
+        holder        TEXT NOT NULL,
+        claimed_at_ms INTEGER NOT NULL,
+        expires       INTEGER NOT NULL,
+        seq           INTEGER NOT NULL,
+        state         TEXT CHECK (state IN ('settled', 'landed', 'failed', 'pending')),
+        outcome       TEXT,
+        network       TEXT,
+        tx            TEXT,
+        intent        TEXT
+    );
+    CREATE INDEX x402_settlements_seq ON x402_settlements (seq);
+    CREATE INDEX x402_settlements_expires ON x402_settlements (expires);
+    CREATE INDEX x402_settlements_unresolved ON x402_settlements (network, seq)
+        WHERE intent IS NOT NULL AND (state IS NULL OR state = 'pending');
+    CREATE TABLE x402_leases (
+        name          TEXT PRIMARY KEY NOT NULL,
+        holder        TEXT NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+    );",
+];
+
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SchemaError {
+    /// The file was written by a newer build.
+    #[error(
+        "its schema is at version {found}, newer than this build knows ({known}): run a newer facilitator"
+    )]
+    Newer { found: i64, known: i64 },
+    /// SQLite failed.
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// Brings the schema to the latest version, in one immediate transaction.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > known {
+        return Err(SchemaError::Newer { found, known });
+    }
+    for (version, sql) in (1..).zip(MIGRATIONS) {
+        if version > found {
+            tx.execute_batch(sql)?;
+            // PRAGMA takes no parameters; the value is our own integer.
+            tx.execute_batch(&format!("PRAGMA user_version = {version}"))?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
