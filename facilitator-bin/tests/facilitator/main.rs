@@ -17,9 +17,9 @@ mod common;
 mod durable;
 #[cfg(feature = "evm")]
 mod http;
-#[cfg(feature = "evm")]
-mod replicas;
 #[cfg(feature = "svm")]
 mod http_svm;
 #[cfg(all(feature = "otel", feature = "evm"))]
 mod otel;
+#[cfg(feature = "evm")]
+mod replicas;

@@ -22,9 +22,16 @@ fn replica_config(
     let (text, mut envs) = config(h);
     let start = text.find("url = \"sqlite:").expect("the store line");
     let end = start + text[start..].find('\n').expect("its end");
-    let text = format!("{}url = \"$X402_TEST_STORE\"{}", &text[..start], &text[end..]);
+    let text = format!(
+        "{}url = \"$X402_TEST_STORE\"{}",
+        &text[..start],
+        &text[end..]
+    );
     envs.retain(|(k, _)| *k != "X402_TEST_KEY");
-    envs.push(("X402_TEST_KEY", format!("0x{}", alloy::hex::encode(key.to_bytes()))));
+    envs.push((
+        "X402_TEST_KEY",
+        format!("0x{}", alloy::hex::encode(key.to_bytes())),
+    ));
     envs.push(("X402_TEST_STORE", url.to_owned()));
     (text, envs)
 }
@@ -39,7 +46,12 @@ fn signers(h: &ExactHarness) -> Vec<alloy::signers::local::PrivateKeySigner> {
 
 async fn nonce(h: &ExactHarness, who: Address, pending: bool) -> u64 {
     let call = h.bed.provider().get_transaction_count(who);
-    if pending { call.pending().await } else { call.latest().await }.unwrap()
+    if pending {
+        call.pending().await
+    } else {
+        call.latest().await
+    }
+    .unwrap()
 }
 
 const PAYMENTS: usize = 100;
@@ -105,7 +117,11 @@ async fn three_replicas_settle_each_of_100_payments_once_under_10_concurrent_cop
             .iter()
             .map(|s| s["transaction"].as_str().unwrap_or_default())
             .collect();
-        assert_eq!(named.len(), 1, "payment {p}: every answer names the one transaction: {list:#?}");
+        assert_eq!(
+            named.len(),
+            1,
+            "payment {p}: every answer names the one transaction: {list:#?}"
+        );
         assert!(!named.iter().next().unwrap().is_empty(), "{list:#?}");
         for s in list.iter().filter(|s| s["success"] != true) {
             let reason = s["errorReason"].as_str().unwrap_or_default();
@@ -117,7 +133,10 @@ async fn three_replicas_settle_each_of_100_payments_once_under_10_concurrent_cop
     }
     let distinct: BTreeSet<String> = answers
         .values()
-        .flat_map(|l| l.iter().map(|s| s["transaction"].as_str().unwrap().to_owned()))
+        .flat_map(|l| {
+            l.iter()
+                .map(|s| s["transaction"].as_str().unwrap().to_owned())
+        })
         .collect();
     assert_eq!(distinct.len(), PAYMENTS, "one transaction per payment");
 
@@ -133,7 +152,10 @@ async fn three_replicas_settle_each_of_100_payments_once_under_10_concurrent_cop
         assert_eq!(latest, nonce(&h, k.address(), true).await, "nothing stuck");
         sent += latest - before;
     }
-    assert_eq!(sent, PAYMENTS as u64, "one transaction per payment, none reverted");
+    assert_eq!(
+        sent, PAYMENTS as u64,
+        "one transaction per payment, none reverted"
+    );
     for tx in &distinct {
         let receipt = h
             .bed
@@ -176,12 +198,21 @@ async fn a_store_outage_fails_closed_and_service_resumes_when_it_returns() {
     let (status, s) = post(&server.url, "/settle", body.clone()).await;
     assert_eq!(status, 503, "fails closed with a clear error: {s}");
     assert!(
-        s["error"].as_str().unwrap_or_default().contains("settlement store"),
+        s["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("settlement store"),
         "{s}"
     );
-    assert!(!s.to_string().contains("postgres://"), "no store URL in answers: {s}");
+    assert!(
+        !s.to_string().contains("postgres://"),
+        "no store URL in answers: {s}"
+    );
     let (status, v) = post(&server.url, "/verify", body.clone()).await;
-    assert_ne!(v["isValid"], true, "no verify passes without the store: {status} {v}");
+    assert_ne!(
+        v["isValid"], true,
+        "no verify passes without the store: {status} {v}"
+    );
     assert_eq!(nonce(&h, signer, true).await, n0, "nothing was broadcast");
     assert_eq!(h.usdc(buyer.address()).await, b0);
 

@@ -112,6 +112,12 @@ impl Facilitator {
             Err(r) => return Ok(Settlement::refused(r.payer, r.rejection)),
         };
         let payer = inspection.payer().to_string();
+        let id = inspection.payment_id(&self.network);
+        // A repeat is answered from its record without waiting for the payer's turn: it sends
+        // nothing new (and the turn may be held by a crashed replica until its lease lapses).
+        if let Some(record) = self.store.record(&id).await? {
+            return self.answer_from_record(&id, &payer, record).await;
+        }
         let wait = time_left(ctx.deadline).unwrap_or(self.policy.confirm_timeout);
         let Some(_turn) = self.store.payer_turn(&self.payer_key(&payer), wait).await? else {
             return Ok(failed(
@@ -120,7 +126,6 @@ impl Facilitator {
                 Rejection::with_message(Reason::PAYER_BUSY, PAYER_BUSY),
             ));
         };
-        let id = inspection.payment_id(&self.network);
         if let Err(rejection) = self.check_accounts(&inspection).await? {
             // A transaction settled before may fail the checks now: answer with its record.
             if let Some(record) = self.store.record(&id).await? {

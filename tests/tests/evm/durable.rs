@@ -1,6 +1,8 @@
 //! The settlement engine's durable path on anvil: the write-ahead precedes every broadcast, a
 //! failed write sends nothing, and reconciliation turns a pending settlement into one success.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -124,7 +126,11 @@ async fn a_pending_settlement_is_reconciled_by_the_timer_and_answered_success_on
     let s = h.facilitator.settle(&request).await.unwrap();
     assert!(s.success, "the landed payment is answered success: {s:?}");
     let v = h.facilitator.verify(&request).await.unwrap();
-    assert_eq!(v.invalid_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{v:?}");
+    assert_eq!(
+        v.invalid_reason,
+        Some(Reason::DUPLICATE_SETTLEMENT),
+        "{v:?}"
+    );
     assert_eq!(s.transaction, pending.transaction);
     let again = h.facilitator.settle(&request).await.unwrap();
     assert_eq!(
@@ -156,16 +162,30 @@ async fn a_recorded_failure_never_verifies_again_though_the_chain_would_pass_it(
         .settle_racing(drain, "drain", &request, &[buyer.address()])
         .await;
     assert!(!s.success, "{s:?}");
-    assert!(!s.transaction.is_empty(), "the reverted transaction is named: {s:?}");
+    assert!(
+        !s.transaction.is_empty(),
+        "the reverted transaction is named: {s:?}"
+    );
     // The funds come back: on chain the authorization would pass again...
     h.bed.transfer_usdc(spare, buyer.address(), balance).await;
-    let fresh = h.fresh_facilitator(scheme_exact_evm::Policy::default(), x402_core::system_clock());
+    let fresh = h.fresh_facilitator(
+        scheme_exact_evm::Policy::default(),
+        x402_core::system_clock(),
+    );
     assert!(fresh.verify(&request).await.unwrap().is_valid);
     // ...but the facilitator that recorded the failure refuses it (threat-model S78).
     let v = f.verify(&request).await.unwrap();
-    assert_eq!(v.invalid_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{v:?}");
+    assert_eq!(
+        v.invalid_reason,
+        Some(Reason::DUPLICATE_SETTLEMENT),
+        "{v:?}"
+    );
     let again = f.settle(&request).await.unwrap();
-    assert_eq!(again.error_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{again:?}");
+    assert_eq!(
+        again.error_reason,
+        Some(Reason::DUPLICATE_SETTLEMENT),
+        "{again:?}"
+    );
     assert_eq!(again.transaction, s.transaction);
     assert_eq!(h.usdc(buyer.address()).await, balance, "nothing moved");
 }

@@ -309,15 +309,7 @@ pub async fn settle<S: EvmScheme>(
                 x402_core::timing::capped(core.signers.config().receipt_timeout, ctx.deadline);
             match core.settler.store().payer_turn(&key, wait).await? {
                 Some(turn) => Some(turn),
-                None => {
-                    return Ok(Settlement::refused(
-                        Some(payer.to_checksum(None)),
-                        Rejection::with_message(
-                            Reason::PAYER_BUSY,
-                            "another settlement of this payer is still running; nothing was sent",
-                        ),
-                    ));
-                }
+                None => return busy(scheme, ctx, payer).await,
             }
         }
         Err(_) => None,
@@ -342,4 +334,32 @@ pub async fn settle<S: EvmScheme>(
             Ok(failed(payer, None, rejection))
         }
     }
+}
+
+/// The answer when the payer's turn did not come: a payment the store has a record of is
+/// answered from it (a repeat needs no turn: nothing is sent); any other is `payer_busy`.
+async fn busy<S: EvmScheme>(
+    scheme: &S,
+    ctx: &PaymentContext<'_>,
+    payer: Address,
+) -> Result<Settlement, SchemeError> {
+    let settler = &scheme.core().settler;
+    let (payload, checked) = scheme.check(ctx, Phase::Settle).await?;
+    let id = match (&payload, &checked) {
+        (_, Ok(plan)) => Some(plan.id.clone()),
+        (Some(p), Err(rejection)) => scheme.replay_identity(ctx, p, rejection),
+        (None, Err(_)) => None,
+    };
+    if let Some(id) = id
+        && let Some(record) = settler.store().record(&id).await?
+    {
+        return settler.answer_existing(&id, payer, record).await;
+    }
+    Ok(Settlement::refused(
+        Some(payer.to_checksum(None)),
+        Rejection::with_message(
+            Reason::PAYER_BUSY,
+            "another settlement of this payer is still running; nothing was sent",
+        ),
+    ))
 }

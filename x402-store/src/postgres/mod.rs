@@ -50,9 +50,10 @@ pub struct PostgresSettings {
     /// Connections in the pool. Default 16.
     pub pool_size: usize,
     /// How long a payer turn's lease row lives without renewal: a crashed replica's turn frees
-    /// itself after it. Default 90 s — longer than a settle's answer bound (60 s by default,
-    /// [`x402_core::SettleTimeouts`]) plus its margins, so a turn never expires under a live
-    /// settle even if renewals fail; renewed every third of it while held.
+    /// itself after it, so a crash blocks its payers' new payments at most this long. Default
+    /// 15 s, renewed every third of it while held. (A turn lapses under a live settle only if
+    /// the database is unreachable for that long — and then no replica can claim or write
+    /// ahead anything.)
     pub payer_turn_ttl: Duration,
     /// How often resolved rows past their payment's expiry plus the grace period are pruned.
     /// Default 5 min.
@@ -66,7 +67,7 @@ impl Default for PostgresSettings {
             pool_wait: Duration::from_secs(2),
             call_timeout: Duration::from_secs(5),
             pool_size: 16,
-            payer_turn_ttl: Duration::from_secs(90),
+            payer_turn_ttl: Duration::from_secs(15),
             prune_every: Duration::from_secs(300),
         }
     }

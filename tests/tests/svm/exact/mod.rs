@@ -8,6 +8,8 @@
 //! * `durable` — the settlement store: a pending settlement reconciled from the chain and its
 //!   success delivered once (R10), verify refusing a recorded payment (S78), nothing sent before
 //!   the intent is written ahead (S81).
+//! * `replicas` — two facilitators sharing one PostgreSQL store and the fee payers: one payment
+//!   sent 20 times across both lands once (S25).
 //! * `fee_payer`, `layout`, `chain` — fee-payer safety (threat-model S48–S62): each attack is
 //!   refused by verify and by settle with its reason, and nothing moved and nothing was sent (the
 //!   fee payers' SOL, the buyer's and seller's tokens, the proxy's send count) — except S59, where
@@ -24,6 +26,7 @@ mod durable;
 mod fee_payer;
 mod layout;
 mod payments;
+mod replicas;
 
 use solana_instruction::Instruction;
 use solana_pubkey::Pubkey;
