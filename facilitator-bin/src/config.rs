@@ -457,20 +457,21 @@ assets = ["0x0000000000000000000000000000000000000001"]
             c.store.url,
             "sqlite:/home/op/.local/share/x402-facilitator/settlements.sqlite3"
         );
-        let dir = GOOD.replace(
+        let dir = GOOD.replacen(
             "[networks.",
             "[store]\ndata_dir = \"/var/lib/x402/\"\n[networks.",
+            1,
         );
         let c = Config::parse(&dir, &env).unwrap();
         assert_eq!(c.store.url, "sqlite:/var/lib/x402/settlements.sqlite3");
-        let pg = GOOD.replace("[networks.", "[store]\nurl = \"$PG\"\n[networks.");
+        let pg = GOOD.replacen("[networks.", "[store]\nurl = \"$PG\"\n[networks.", 1);
         let c = Config::parse(&pg, &env).unwrap();
         assert_eq!(c.store.url, "postgres://x402:hunter2@db.internal/x402");
         assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
-        let unset = GOOD.replace("[networks.", "[store]\nurl = \"$NOPE\"\n[networks.");
+        let unset = GOOD.replacen("[networks.", "[store]\nurl = \"$NOPE\"\n[networks.", 1);
         let e = Config::parse(&unset, &env).unwrap_err().to_string();
         assert!(e.contains("store.url") && e.contains("$NOPE"), "{e}");
-        let typo = GOOD.replace("[networks.", "[store]\nulr = \"memory\"\n[networks.");
+        let typo = GOOD.replacen("[networks.", "[store]\nulr = \"memory\"\n[networks.", 1);
         assert!(Config::parse(&typo, &env).is_err());
     }
 

@@ -351,7 +351,8 @@ async fn health() -> Response {
     json_response(StatusCode::OK, &json!({ "status": "ok" }))
 }
 
-/// Ready when every configured network's RPC answers and its signers are funded. The chains are
+/// Ready when every configured network's RPC answers, its signers are funded and the settlement
+/// store answers. The chains are
 /// probed at most once per `[limits] ready_interval_ms`: callers in between get the last answer,
 /// and callers during a probe wait for it, so `/ready` cannot be used to multiply RPC traffic.
 async fn ready(State(state): State<AppState>) -> Response {
@@ -422,6 +423,7 @@ async fn probe(state: &AppState) -> (StatusCode, serde_json::Value) {
         };
         report.insert(key, value);
     }
+    let mut store_report = None;
     if let Some(store) = state.facilitator.store() {
         let value = match store.health().await {
             Ok(()) => {
@@ -439,14 +441,18 @@ async fn probe(state: &AppState) -> (StatusCode, serde_json::Value) {
                 json!({ "ready": false, "kind": store.kind(), "error": e.to_string() })
             }
         };
-        report.insert("store".to_owned(), value);
+        store_report = Some(value);
     }
     let status = if all_ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, json!({ "ready": all_ready, "schemes": report }))
+    let mut answer = json!({ "ready": all_ready, "schemes": report });
+    if let Some(store) = store_report {
+        answer["store"] = store;
+    }
+    (status, answer)
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -213,6 +213,12 @@ async fn a_store_outage_fails_closed_and_service_resumes_when_it_returns() {
         v["isValid"], true,
         "no verify passes without the store: {status} {v}"
     );
+    // (The config probes readiness once per server: this is its first probe.)
+    let (status, ready) = crate::common::get(&server.url, "/ready").await;
+    assert_eq!(status, 503, "{ready}");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["store"]["ready"], false, "{ready}");
+    assert!(!ready.to_string().contains("postgres://"), "{ready}");
     assert_eq!(nonce(&h, signer, true).await, n0, "nothing was broadcast");
     assert_eq!(h.usdc(buyer.address()).await, b0);
 
@@ -222,4 +228,60 @@ async fn a_store_outage_fails_closed_and_service_resumes_when_it_returns() {
     assert_eq!(s["success"], true, "service resumed: {s}");
     assert_eq!(h.usdc(seller).await, s0 + U256::from(PRICE_UNITS));
     assert_eq!(nonce(&h, signer, false).await, n0 + 1);
+}
+
+#[tokio::test]
+async fn a_signer_key_sends_from_one_replica_at_a_time() {
+    let h = ExactHarness::start().await;
+    let pg = PgServer::start();
+    let key = h.bed.facilitator().signer.clone();
+    let (text, envs) = replica_config(&h, &pg.url(), &key);
+    let text = text.replace(
+        "receipt_timeout_ms = 15000",
+        "receipt_timeout_ms = 15000\nsigner_lease_ms = 5000",
+    );
+    let (a, b) = (start(&text, &envs), start(&text, &envs));
+    let seller = h.bed.seller().address;
+    let req = h.requirements("0.01", TransferMethod::Eip3009).await;
+    let first = serde_json::to_vec(&h.pay_v2(&h.bed.buyer(0).signer, &req).await).unwrap();
+    let second = serde_json::to_vec(&h.pay_v2(&h.bed.buyer(1).signer, &req).await).unwrap();
+    let (s0, n0) = (h.usdc(seller).await, nonce(&h, key.address(), false).await);
+
+    let (_, s) = post(&a.url, "/settle", first).await;
+    assert_eq!(s["success"], true, "{s}");
+    // The key is A's for a while: B sends nothing, and says why.
+    let (status, s) = post(&b.url, "/settle", second.clone()).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["success"], false, "{s}");
+    assert!(
+        s["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("leased"),
+        "{s}"
+    );
+    assert_eq!(
+        nonce(&h, key.address(), true).await,
+        n0 + 1,
+        "B sent nothing"
+    );
+    // Once A's lease lapses, B takes the key, re-reads its nonce and settles (the refused
+    // attempt released its claim: the same payment).
+    let settled = x402_tests::wait::poll(x402_tests::wait::HANG_GUARD, || {
+        let (url, body) = (b.url.clone(), second.clone());
+        async move { post(&url, "/settle", body).await.1["success"] == true }
+    })
+    .await;
+    assert!(settled, "B takes the key over once A's lease lapses");
+    assert_eq!(h.usdc(seller).await, s0 + U256::from(2 * PRICE_UNITS));
+    assert_eq!(
+        nonce(&h, key.address(), false).await,
+        n0 + 2,
+        "contiguous nonces"
+    );
+    assert_eq!(
+        nonce(&h, key.address(), true).await,
+        n0 + 2,
+        "nothing stuck"
+    );
 }

@@ -126,6 +126,26 @@ impl Facilitator {
         self.answer_recorded(id, payer, &record).await
     }
 
+    /// The record as the chain has it now: an unresolved record is reconciled first (`None`:
+    /// it ended meanwhile without settling).
+    pub(crate) async fn current(
+        &self,
+        id: &PaymentId,
+        record: Record,
+    ) -> Result<Option<Record>, SchemeError> {
+        if !record.is_unresolved() {
+            return Ok(Some(record));
+        }
+        Ok(match self.reconcile_record(id, &record).await? {
+            Reconciliation::Resolved(outcome) => Some(Record {
+                outcome: Some(outcome),
+                ..record
+            }),
+            Reconciliation::Undecided => Some(record),
+            Reconciliation::Changed => self.store.record(id).await?,
+        })
+    }
+
     /// Answers from `record` as it stands, without reading the chain.
     async fn answer_recorded(
         &self,

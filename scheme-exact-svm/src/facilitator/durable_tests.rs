@@ -707,12 +707,14 @@ async fn a_pending_settle_is_decided_by_the_next_one() {
     );
     assert_eq!(again.transaction.as_deref(), Some(CO_SIGNED));
     assert_eq!(chain.sends.load(Ordering::SeqCst), sends + 1);
-    // Landed meanwhile: success once, then duplicates; verify refuses it throughout.
+    // Landed meanwhile: success once, then duplicates. Verify refuses it while it is pending,
+    // accepts it once landed until its success is delivered (the buyer's retry), then refuses.
     assert_eq!(
         verify(&f, &request).await.result.unwrap_err().reason,
         Reason::DUPLICATE_SETTLEMENT
     );
     chain.land(true);
+    assert!(verify(&f, &request).await.result.is_ok());
     let s = settle(&f, &request).await;
     assert!(s.result.is_ok(), "{s:?}");
     assert_eq!(s.transaction.as_deref(), Some(CO_SIGNED));
@@ -723,6 +725,10 @@ async fn a_pending_settle_is_decided_by_the_next_one() {
         "{third:?}"
     );
     assert_eq!(third.transaction.as_deref(), Some(CO_SIGNED));
+    assert_eq!(
+        verify(&f, &request).await.result.unwrap_err().reason,
+        Reason::DUPLICATE_SETTLEMENT
+    );
 
     // Another pending payment whose blockhash expires unseen: a failure naming no transaction.
     let chain = self::chain();

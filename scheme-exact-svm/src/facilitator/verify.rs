@@ -30,8 +30,9 @@ fn reject_with(reason: Reason, message: impl Into<String>) -> Rejection {
 impl Facilitator {
     /// Verifies a payment: the offline checks; then the settlement store — a payment with any
     /// record (being settled, pending, settled or failed) is `duplicate_settlement`, so one
-    /// payment never keeps verifying valid after its settle (threat-model S78); then the chain
-    /// checks and a simulation without our signature.
+    /// payment never keeps verifying valid after its settle (threat-model S78), except one
+    /// found landed whose success is not yet delivered; then the chain checks and a simulation
+    /// without our signature.
     pub(crate) async fn verify_payment(
         &self,
         ctx: &PaymentContext<'_>,
@@ -43,7 +44,24 @@ impl Facilitator {
         let payer = inspection.payer().to_string();
         let id = inspection.payment_id(&self.network);
         if let Some(record) = self.store.record(&id).await? {
-            return Ok(Verdict::invalid(Some(payer), recorded(&record)));
+            let record = self.current(&id, record).await?;
+            // The one exception: a payment whose transaction landed after its settle answered
+            // pending verifies until its success is delivered (once), so the buyer's retry of
+            // the same payment gets what it paid for.
+            return Ok(match record {
+                Some(r) if matches!(r.outcome, Some(x402_core::Outcome::Landed { .. })) => {
+                    Verdict::valid(payer)
+                }
+                Some(r) => Verdict::invalid(Some(payer), recorded(&r)),
+                None => Verdict::invalid(
+                    Some(payer),
+                    Rejection::with_message(
+                        Reason::DUPLICATE_SETTLEMENT,
+                        "an earlier attempt at this payment just ended without settling it; \
+                         retry",
+                    ),
+                ),
+            });
         }
         if let Err(rejection) = self.check_accounts(&inspection).await? {
             return Ok(Verdict::invalid(Some(payer), rejection));
