@@ -41,11 +41,11 @@ use crate::row::{self, UNRESOLVED};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PostgresSettings {
     /// How long opening one connection may take (TCP connect and start-up); a
-    /// `connect_timeout` in the URL wins. Default 2 s.
+    /// `connect_timeout` in the URL wins. Default 5 s (a loaded host forks a backend slowly).
     pub connect_timeout: Duration,
-    /// How long a call waits for a free pooled connection. Default 2 s.
+    /// How long a call waits for a free pooled connection. Default 5 s.
     pub pool_wait: Duration,
-    /// The bound on a whole call: connection, statement and answer. Default 5 s.
+    /// The bound on a whole call: connection, statement and answer. Default 10 s.
     pub call_timeout: Duration,
     /// Connections in the pool. Default 16.
     pub pool_size: usize,
@@ -63,9 +63,9 @@ pub struct PostgresSettings {
 impl Default for PostgresSettings {
     fn default() -> Self {
         Self {
-            connect_timeout: Duration::from_secs(2),
-            pool_wait: Duration::from_secs(2),
-            call_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            pool_wait: Duration::from_secs(5),
+            call_timeout: Duration::from_secs(10),
             pool_size: 16,
             payer_turn_ttl: Duration::from_secs(15),
             prune_every: Duration::from_secs(300),
