@@ -6,18 +6,16 @@
 #![cfg(feature = "buyer")] // the vector helpers of `tests` sign with the buyer role
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use solana_keypair::Keypair;
 use solana_pubkey::Pubkey;
 use solana_signature::Signature;
 use x402_core::wire::VerifyRequest;
 use x402_core::{
-    Claim, ClaimToken, FacilitatorRole, Intent, MemoryStore, Network, Outcome, PayerTurn,
-    PaymentContext, PaymentId, Reason, Reconciled, Record, SchemeError, Settlement,
-    SettlementStore, StoreCounts, StoreError, UnixTime, Verdict,
+    Claim, FacilitatorRole, Intent, MemoryStore, Network, Outcome, PaymentContext, PaymentId,
+    Reason, Reconciled, SchemeError, Settlement, SettlementStore, UnixTime, Verdict,
 };
 
 use super::fake_chain::{Chain, OnSend, mint_data, token_account_data, token_program_account};
@@ -31,112 +29,7 @@ const FAR: UnixTime = UnixTime(u64::MAX / 4);
 const NOWHERE: &str = "http://127.0.0.1:1";
 
 /// A store that fails, or loses to a reconciler, on demand.
-#[derive(Debug, Default)]
-struct Faulty {
-    inner: MemoryStore,
-    write_ahead_fails: AtomicBool,
-    write_ahead_loses: AtomicBool,
-    complete_fails: AtomicBool,
-    reconciler_wins: AtomicBool,
-}
-
-fn fault() -> StoreError {
-    StoreError("injected failure".into())
-}
-
-#[async_trait]
-impl SettlementStore for Faulty {
-    async fn claim(&self, id: &PaymentId, expires: UnixTime) -> Result<Claim, StoreError> {
-        self.inner.claim(id, expires).await
-    }
-
-    async fn write_ahead(
-        &self,
-        id: &PaymentId,
-        token: &ClaimToken,
-        intent: &Intent,
-    ) -> Result<bool, StoreError> {
-        if self.write_ahead_fails.load(Ordering::SeqCst) {
-            return Err(fault());
-        }
-        if self.write_ahead_loses.load(Ordering::SeqCst) {
-            return Ok(false);
-        }
-        self.inner.write_ahead(id, token, intent).await
-    }
-
-    async fn release(&self, id: &PaymentId, token: &ClaimToken) -> Result<(), StoreError> {
-        self.inner.release(id, token).await
-    }
-
-    async fn complete(
-        &self,
-        id: &PaymentId,
-        token: &ClaimToken,
-        outcome: Outcome,
-    ) -> Result<bool, StoreError> {
-        if self.complete_fails.load(Ordering::SeqCst) {
-            return Err(fault());
-        }
-        if self.reconciler_wins.load(Ordering::SeqCst) {
-            let tx = outcome.transaction().unwrap_or_default().to_owned();
-            let landed = Outcome::Landed {
-                transaction: tx.clone(),
-            };
-            assert!(self.inner.resolve(id, &tx, Some(landed)).await?);
-        }
-        self.inner.complete(id, token, outcome).await
-    }
-
-    async fn resolve(
-        &self,
-        id: &PaymentId,
-        transaction: &str,
-        outcome: Option<Outcome>,
-    ) -> Result<bool, StoreError> {
-        self.inner.resolve(id, transaction, outcome).await
-    }
-
-    async fn deliver(&self, id: &PaymentId) -> Result<bool, StoreError> {
-        self.inner.deliver(id).await
-    }
-
-    async fn record(&self, id: &PaymentId) -> Result<Option<Record>, StoreError> {
-        self.inner.record(id).await
-    }
-
-    async fn unresolved(
-        &self,
-        network: &str,
-        limit: usize,
-    ) -> Result<Vec<(PaymentId, Record)>, StoreError> {
-        self.inner.unresolved(network, limit).await
-    }
-
-    async fn payer_turn(&self, key: &str, wait: Duration) -> Result<Option<PayerTurn>, StoreError> {
-        self.inner.payer_turn(key, wait).await
-    }
-
-    async fn lease(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.inner.lease(name, ttl).await
-    }
-
-    async fn unlease(&self, name: &str) -> Result<(), StoreError> {
-        self.inner.unlease(name).await
-    }
-
-    async fn health(&self) -> Result<(), StoreError> {
-        self.inner.health().await
-    }
-
-    async fn counts(&self) -> Result<StoreCounts, StoreError> {
-        self.inner.counts().await
-    }
-
-    fn kind(&self) -> &'static str {
-        "faulty"
-    }
-}
+use x402_core::settlement::faulty::FaultyStore as Faulty;
 
 /// A chain where the vector's mint, destination and source exist.
 fn chain() -> Arc<Chain> {

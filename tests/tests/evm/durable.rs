@@ -8,11 +8,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use alloy::providers::Provider as _;
+use x402_core::settlement::faulty::FaultyStore;
 use x402_core::{
     Facilitator as _, FacilitatorError, Reason, SchemeError, SettleTimeouts, SettlementStore as _,
 };
 use x402_evm::assets::TransferMethod;
-use x402_tests::evm::exact::{ExactHarness, HookStore};
+use x402_tests::evm::exact::ExactHarness;
 
 async fn set_automine(h: &ExactHarness, on: bool) {
     let _: serde_json::Value = h
@@ -26,8 +27,8 @@ async fn set_automine(h: &ExactHarness, on: bool) {
 #[tokio::test]
 async fn a_failed_write_ahead_sends_nothing_and_keeps_the_payment_settleable() {
     let h = ExactHarness::start().await;
-    let store = Arc::new(HookStore::new(Box::new(|| Box::pin(async {}))));
-    store.fail_write_ahead.store(true, Ordering::SeqCst);
+    let store = Arc::new(FaultyStore::default());
+    store.write_ahead_fails.store(true, Ordering::SeqCst);
     let f = h.facilitator_with(
         store.clone(),
         scheme_exact_evm::Policy::default(),
@@ -56,7 +57,7 @@ async fn a_failed_write_ahead_sends_nothing_and_keeps_the_payment_settleable() {
 
     // The store is back: the record of the failed write is reconciled away (its bytes can never
     // land once the nonce is reused) or the claim is free, and the payment settles once.
-    store.fail_write_ahead.store(false, Ordering::SeqCst);
+    store.write_ahead_fails.store(false, Ordering::SeqCst);
     let s = f.settle(&request).await.unwrap();
     assert!(s.success, "{s:?}");
     assert_eq!(

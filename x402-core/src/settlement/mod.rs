@@ -34,8 +34,10 @@
 //!
 //! [`MemoryStore`] serves one process; the `x402-store` crate holds the durable backends.
 
-#[cfg(any(test, feature = "conformance"))]
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+#[cfg(any(test, feature = "testing"))]
+pub mod faulty;
 mod memory;
 
 use std::fmt;

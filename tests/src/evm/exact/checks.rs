@@ -2,22 +2,15 @@
 //! move nothing and broadcast nothing, settles racing a change of the chain, payments that settle
 //! once.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use scheme_exact_evm::Policy;
-use x402_core::settlement::StoreError;
+use x402_core::settlement::faulty::FaultyStore;
 use x402_core::wire::{SettleResponse, VerifyRequest};
-use x402_core::{
-    Claim, Facilitator as _, LocalFacilitator, MemoryStore, Outcome, PaymentId, Reason,
-    SettlementStore, ShiftedClock, UnixTime, system_clock,
-};
-use x402_core::{ClaimToken, Intent, PayerTurn, Record, StoreCounts};
+use x402_core::{Facilitator as _, LocalFacilitator, Reason, ShiftedClock, system_clock};
 
 use super::{ExactHarness, Snapshot, UNITS, settle_all};
 
@@ -156,7 +149,7 @@ impl ExactHarness {
         watch: &[Address],
     ) -> (LocalFacilitator, Snapshot, SettleResponse) {
         let provider = self.bed.provider();
-        let store = Arc::new(HookStore::new(Box::new(move || {
+        let store = Arc::new(FaultyStore::with_claim_hook(Box::new(move || {
             Box::pin(async move {
                 let pending = provider.send_transaction(tx).await.expect(what);
                 let receipt = pending.get_receipt().await.expect(what);
@@ -167,7 +160,7 @@ impl ExactHarness {
         let before = self.snapshot(watch).await;
         let s = f.settle(request).await.expect("settle answers");
         assert!(
-            store.fired().await,
+            store.hook_fired().await,
             "{what}: ran after the payment was verified"
         );
         (f, before, s)
@@ -338,132 +331,4 @@ pub fn assert_duplicate(s: &SettleResponse, transaction: &str, what: &str) {
         "{what}: {s:?}"
     );
     assert_eq!(s.transaction, transaction, "{what}: {s:?}");
-}
-
-/// An action a [`HookStore`] runs once.
-pub type ClaimHook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
-
-/// A [`MemoryStore`] that runs a hook the first time a claim is acquired: after the facilitator
-/// verified (and simulated) a payment and before it checks the nonce and broadcasts. Tests use
-/// it to change the chain at exactly that moment (a front-runner, a wallet that flips).
-pub struct HookStore {
-    inner: MemoryStore,
-    hook: tokio::sync::Mutex<Option<ClaimHook>>,
-    /// While set, every write-ahead fails as an unreachable store would.
-    pub fail_write_ahead: std::sync::atomic::AtomicBool,
-}
-
-impl std::fmt::Debug for HookStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HookStore")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
-    }
-}
-
-impl HookStore {
-    /// A store that runs `hook` on its first acquired claim.
-    pub fn new(hook: ClaimHook) -> Self {
-        Self {
-            inner: MemoryStore::new(),
-            hook: tokio::sync::Mutex::new(Some(hook)),
-            fail_write_ahead: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    /// Whether the hook has run.
-    pub async fn fired(&self) -> bool {
-        self.hook.lock().await.is_none()
-    }
-}
-
-#[async_trait::async_trait]
-impl SettlementStore for HookStore {
-    async fn claim(&self, id: &PaymentId, expires: UnixTime) -> Result<Claim, StoreError> {
-        let claim = self.inner.claim(id, expires).await?;
-        if matches!(claim, Claim::Acquired(_)) {
-            let hook = self.hook.lock().await.take();
-            if let Some(hook) = hook {
-                hook().await;
-            }
-        }
-        Ok(claim)
-    }
-
-    async fn write_ahead(
-        &self,
-        id: &PaymentId,
-        token: &ClaimToken,
-        intent: &Intent,
-    ) -> Result<bool, StoreError> {
-        if self
-            .fail_write_ahead
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(StoreError("connection refused (injected)".into()));
-        }
-        self.inner.write_ahead(id, token, intent).await
-    }
-
-    async fn release(&self, id: &PaymentId, token: &ClaimToken) -> Result<(), StoreError> {
-        self.inner.release(id, token).await
-    }
-
-    async fn complete(
-        &self,
-        id: &PaymentId,
-        token: &ClaimToken,
-        outcome: Outcome,
-    ) -> Result<bool, StoreError> {
-        self.inner.complete(id, token, outcome).await
-    }
-
-    async fn resolve(
-        &self,
-        id: &PaymentId,
-        transaction: &str,
-        outcome: Option<Outcome>,
-    ) -> Result<bool, StoreError> {
-        self.inner.resolve(id, transaction, outcome).await
-    }
-
-    async fn deliver(&self, id: &PaymentId) -> Result<bool, StoreError> {
-        self.inner.deliver(id).await
-    }
-
-    async fn record(&self, id: &PaymentId) -> Result<Option<Record>, StoreError> {
-        self.inner.record(id).await
-    }
-
-    async fn unresolved(
-        &self,
-        network: &str,
-        limit: usize,
-    ) -> Result<Vec<(PaymentId, Record)>, StoreError> {
-        self.inner.unresolved(network, limit).await
-    }
-
-    async fn payer_turn(&self, key: &str, wait: Duration) -> Result<Option<PayerTurn>, StoreError> {
-        self.inner.payer_turn(key, wait).await
-    }
-
-    async fn lease(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.inner.lease(name, ttl).await
-    }
-
-    async fn unlease(&self, name: &str) -> Result<(), StoreError> {
-        self.inner.unlease(name).await
-    }
-
-    async fn health(&self) -> Result<(), StoreError> {
-        self.inner.health().await
-    }
-
-    async fn counts(&self) -> Result<StoreCounts, StoreError> {
-        self.inner.counts().await
-    }
-
-    fn kind(&self) -> &'static str {
-        "hook"
-    }
 }

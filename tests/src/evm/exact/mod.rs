@@ -31,7 +31,7 @@ use x402_evm::signers::{SignerPool, TxConfig};
 use crate::evm::x402::{deploy_wallet, deploy_wallet_factory, exact_payment};
 use crate::evm::{EvmTestBed, EvmTestBedConfig, USDC_DECIMALS, USDC_NAME, USDC_VERSION};
 
-pub use checks::{ClaimHook, HookStore, assert_duplicate, assert_settle_refused};
+pub use checks::{assert_duplicate, assert_settle_refused};
 pub use payloads::{
     CODELESS, body_with, eip3009_signed, eip3009_with_signature, non_canonical_10000, now,
     payload_of, permit2_signed, permit2_with_signature, random_b256, request_v1, request_v2, to_v1,

@@ -3,16 +3,14 @@
 //! payment no longer verifies; nothing leaves the process before its intent is written ahead.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use scheme_exact_svm::{Facilitator, Policy};
 use solana_keypair::Keypair;
+use x402_core::settlement::faulty::FaultyStore;
 use x402_core::{
-    Claim, ClaimToken, FacilitatorRole as _, Intent, MemoryStore, Outcome, PayerTurn,
-    PaymentContext, PaymentId, Reason, Record, SchemeError, SettlementStore, StoreCounts,
-    StoreError, UnixTime,
+    FacilitatorRole as _, Outcome, PaymentContext, Reason, SchemeError, SettlementStore,
 };
 use x402_tests::solana::exact::{SendMode, SvmHarness, harness_policy, rpc};
 
@@ -164,99 +162,11 @@ async fn a_settled_payment_sent_to_verify_is_a_duplicate() {
     );
 }
 
-/// A memory store whose write-ahead fails while `failing` is set.
-#[derive(Debug, Default)]
-struct FailingWriteAhead {
-    inner: MemoryStore,
-    failing: AtomicBool,
-}
-
-#[async_trait]
-impl SettlementStore for FailingWriteAhead {
-    async fn claim(&self, id: &PaymentId, expires: UnixTime) -> Result<Claim, StoreError> {
-        self.inner.claim(id, expires).await
-    }
-
-    async fn write_ahead(
-        &self,
-        id: &PaymentId,
-        token: &ClaimToken,
-        intent: &Intent,
-    ) -> Result<bool, StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError("the store is down".into()));
-        }
-        self.inner.write_ahead(id, token, intent).await
-    }
-
-    async fn release(&self, id: &PaymentId, token: &ClaimToken) -> Result<(), StoreError> {
-        self.inner.release(id, token).await
-    }
-
-    async fn complete(
-        &self,
-        id: &PaymentId,
-        token: &ClaimToken,
-        outcome: Outcome,
-    ) -> Result<bool, StoreError> {
-        self.inner.complete(id, token, outcome).await
-    }
-
-    async fn resolve(
-        &self,
-        id: &PaymentId,
-        transaction: &str,
-        outcome: Option<Outcome>,
-    ) -> Result<bool, StoreError> {
-        self.inner.resolve(id, transaction, outcome).await
-    }
-
-    async fn deliver(&self, id: &PaymentId) -> Result<bool, StoreError> {
-        self.inner.deliver(id).await
-    }
-
-    async fn record(&self, id: &PaymentId) -> Result<Option<Record>, StoreError> {
-        self.inner.record(id).await
-    }
-
-    async fn unresolved(
-        &self,
-        network: &str,
-        limit: usize,
-    ) -> Result<Vec<(PaymentId, Record)>, StoreError> {
-        self.inner.unresolved(network, limit).await
-    }
-
-    async fn payer_turn(&self, key: &str, wait: Duration) -> Result<Option<PayerTurn>, StoreError> {
-        self.inner.payer_turn(key, wait).await
-    }
-
-    async fn lease(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.inner.lease(name, ttl).await
-    }
-
-    async fn unlease(&self, name: &str) -> Result<(), StoreError> {
-        self.inner.unlease(name).await
-    }
-
-    async fn health(&self) -> Result<(), StoreError> {
-        self.inner.health().await
-    }
-
-    async fn counts(&self) -> Result<StoreCounts, StoreError> {
-        self.inner.counts().await
-    }
-
-    fn kind(&self) -> &'static str {
-        "failing-write-ahead"
-    }
-}
-
 #[tokio::test]
 async fn nothing_is_sent_before_the_intent_is_written_ahead() {
     let h = SvmHarness::start().await;
-    let store = Arc::new(FailingWriteAhead::default());
-    store.failing.store(true, Ordering::SeqCst);
+    let store = Arc::new(FaultyStore::default());
+    store.write_ahead_fails.store(true, Ordering::SeqCst);
     let f = facilitator_on(&h, store.clone());
     let mint = h.bed.spl_token_mint();
     let req = h.requirements(&mint, AMOUNT, None).await;
@@ -273,7 +183,7 @@ async fn nothing_is_sent_before_the_intent_is_written_ahead() {
     );
     // The claim is not released (the intent may have been written): a retry sends nothing and
     // is told a settlement is in progress.
-    store.failing.store(false, Ordering::SeqCst);
+    store.write_ahead_fails.store(false, Ordering::SeqCst);
     let again = f.settle(&ctx).await.unwrap();
     assert_eq!(
         again.result.as_ref().err().map(|r| r.reason.clone()),
