@@ -3,32 +3,13 @@
 //! transaction — never a second one (issue #11; threat-model R10, S81).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::U256;
 use alloy::providers::Provider;
 use x402_evm::assets::TransferMethod;
 use x402_tests::evm::exact::ExactHarness;
 use x402_tests::wait;
 
 use crate::common::{config, post, start};
-
-async fn set_automine(h: &ExactHarness, on: bool) {
-    let _: serde_json::Value = h
-        .bed
-        .provider()
-        .raw_request("evm_setAutomine".into(), (on,))
-        .await
-        .unwrap();
-}
-
-async fn nonce(h: &ExactHarness, who: Address, pending: bool) -> u64 {
-    let call = h.bed.provider().get_transaction_count(who);
-    if pending {
-        call.pending().await
-    } else {
-        call.latest().await
-    }
-    .unwrap()
-}
 
 /// Kills the server that broadcast a settlement before its receipt, restarts it on `text` (the
 /// same store), mines, and checks the payment settles once with the original transaction.
@@ -44,14 +25,14 @@ pub(crate) async fn crash_between_broadcast_and_receipt(
     let req = h.requirements("0.01", TransferMethod::Eip3009).await;
     let body = serde_json::to_vec(&h.pay_v2(&buyer, &req).await).unwrap();
     let (b0, s0) = (h.usdc(buyer.address()).await, h.usdc(seller).await);
-    let n0 = nonce(h, signer, false).await;
+    let n0 = h.nonce_of(signer, false).await;
 
-    set_automine(h, false).await;
+    h.set_automine(false).await;
     let url = first.url.clone();
     let request = body.clone();
     let in_flight = tokio::spawn(async move { post(&url, "/settle", request).await });
     wait::until("the settlement is broadcast", wait::HANG_GUARD, || async {
-        nonce(h, signer, true).await == n0 + 1
+        h.nonce_of(signer, true).await == n0 + 1
     })
     .await;
     // Broadcast, not mined, not answered: the process dies.
@@ -64,13 +45,8 @@ pub(crate) async fn crash_between_broadcast_and_receipt(
     let (status, v) = post(&second.url, "/verify", body.clone()).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["invalidReason"], "duplicate_settlement", "{v}");
-    set_automine(h, true).await;
-    let _: serde_json::Value = h
-        .bed
-        .provider()
-        .raw_request("evm_mine".into(), ())
-        .await
-        .unwrap();
+    h.set_automine(true).await;
+    h.mine().await;
 
     let (status, s) = post(&second.url, "/settle", body.clone()).await;
     assert_eq!(status, 200, "{s}");
@@ -89,7 +65,7 @@ pub(crate) async fn crash_between_broadcast_and_receipt(
     assert!(receipt.status());
     assert_eq!(receipt.from, signer);
     assert_eq!(
-        nonce(h, signer, false).await,
+        h.nonce_of(signer, false).await,
         n0 + 1,
         "one transaction, ever"
     );
@@ -102,7 +78,7 @@ pub(crate) async fn crash_between_broadcast_and_receipt(
     assert_eq!(again["success"], false, "{again}");
     assert_eq!(again["errorReason"], "duplicate_settlement", "{again}");
     assert_eq!(again["transaction"], tx.as_str());
-    assert_eq!(nonce(h, signer, false).await, n0 + 1);
+    assert_eq!(h.nonce_of(signer, false).await, n0 + 1);
 }
 
 #[tokio::test]

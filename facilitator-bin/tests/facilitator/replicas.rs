@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::U256;
 use alloy::providers::Provider;
 use x402_evm::assets::TransferMethod;
 use x402_tests::evm::exact::ExactHarness;
@@ -44,16 +44,6 @@ fn signers(h: &ExactHarness) -> Vec<alloy::signers::local::PrivateKeySigner> {
     ]
 }
 
-async fn nonce(h: &ExactHarness, who: Address, pending: bool) -> u64 {
-    let call = h.bed.provider().get_transaction_count(who);
-    if pending {
-        call.pending().await
-    } else {
-        call.latest().await
-    }
-    .unwrap()
-}
-
 const PAYMENTS: usize = 100;
 const COPIES: usize = 10;
 /// Payments in flight at once (each with all its copies): bounds the load on a 2-core machine.
@@ -84,7 +74,7 @@ async fn three_replicas_settle_each_of_100_payments_once_under_10_concurrent_cop
     let s0 = h.usdc(seller).await;
     let mut n0 = Vec::new();
     for k in &keys {
-        n0.push(nonce(&h, k.address(), false).await);
+        n0.push(h.nonce_of(k.address(), false).await);
     }
 
     // Every payment's copies, round robin over the replicas, all at once; a wave at a time.
@@ -148,8 +138,8 @@ async fn three_replicas_settle_each_of_100_payments_once_under_10_concurrent_cop
     );
     let mut sent = 0;
     for (k, before) in keys.iter().zip(&n0) {
-        let latest = nonce(&h, k.address(), false).await;
-        assert_eq!(latest, nonce(&h, k.address(), true).await, "nothing stuck");
+        let latest = h.nonce_of(k.address(), false).await;
+        assert_eq!(latest, h.nonce_of(k.address(), true).await, "nothing stuck");
         sent += latest - before;
     }
     assert_eq!(
@@ -191,7 +181,7 @@ async fn a_store_outage_fails_closed_and_service_resumes_when_it_returns() {
     let (b0, s0, n0) = (
         h.usdc(buyer.address()).await,
         h.usdc(seller).await,
-        nonce(&h, signer, false).await,
+        h.nonce_of(signer, false).await,
     );
 
     pg.stop();
@@ -219,7 +209,7 @@ async fn a_store_outage_fails_closed_and_service_resumes_when_it_returns() {
     let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
     assert_eq!(ready["store"]["ready"], false, "{ready}");
     assert!(!ready.to_string().contains("postgres://"), "{ready}");
-    assert_eq!(nonce(&h, signer, true).await, n0, "nothing was broadcast");
+    assert_eq!(h.nonce_of(signer, true).await, n0, "nothing was broadcast");
     assert_eq!(h.usdc(buyer.address()).await, b0);
 
     pg.start_again();
@@ -227,7 +217,7 @@ async fn a_store_outage_fails_closed_and_service_resumes_when_it_returns() {
     assert_eq!(status, 200, "{s}");
     assert_eq!(s["success"], true, "service resumed: {s}");
     assert_eq!(h.usdc(seller).await, s0 + U256::from(PRICE_UNITS));
-    assert_eq!(nonce(&h, signer, false).await, n0 + 1);
+    assert_eq!(h.nonce_of(signer, false).await, n0 + 1);
 }
 
 #[tokio::test]
@@ -245,7 +235,7 @@ async fn a_signer_key_sends_from_one_replica_at_a_time() {
     let req = h.requirements("0.01", TransferMethod::Eip3009).await;
     let first = serde_json::to_vec(&h.pay_v2(&h.bed.buyer(0).signer, &req).await).unwrap();
     let second = serde_json::to_vec(&h.pay_v2(&h.bed.buyer(1).signer, &req).await).unwrap();
-    let (s0, n0) = (h.usdc(seller).await, nonce(&h, key.address(), false).await);
+    let (s0, n0) = (h.usdc(seller).await, h.nonce_of(key.address(), false).await);
 
     let (_, s) = post(&a.url, "/settle", first).await;
     assert_eq!(s["success"], true, "{s}");
@@ -261,7 +251,7 @@ async fn a_signer_key_sends_from_one_replica_at_a_time() {
         "{s}"
     );
     assert_eq!(
-        nonce(&h, key.address(), true).await,
+        h.nonce_of(key.address(), true).await,
         n0 + 1,
         "B sent nothing"
     );
@@ -275,12 +265,12 @@ async fn a_signer_key_sends_from_one_replica_at_a_time() {
     assert!(settled, "B takes the key over once A's lease lapses");
     assert_eq!(h.usdc(seller).await, s0 + U256::from(2 * PRICE_UNITS));
     assert_eq!(
-        nonce(&h, key.address(), false).await,
+        h.nonce_of(key.address(), false).await,
         n0 + 2,
         "contiguous nonces"
     );
     assert_eq!(
-        nonce(&h, key.address(), true).await,
+        h.nonce_of(key.address(), true).await,
         n0 + 2,
         "nothing stuck"
     );

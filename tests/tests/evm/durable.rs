@@ -7,22 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use alloy::providers::Provider as _;
 use x402_core::settlement::faulty::FaultyStore;
 use x402_core::{
     Facilitator as _, FacilitatorError, Reason, SchemeError, SettleTimeouts, SettlementStore as _,
 };
 use x402_evm::assets::TransferMethod;
 use x402_tests::evm::exact::ExactHarness;
-
-async fn set_automine(h: &ExactHarness, on: bool) {
-    let _: serde_json::Value = h
-        .bed
-        .provider()
-        .raw_request("evm_setAutomine".into(), (on,))
-        .await
-        .unwrap();
-}
 
 #[tokio::test]
 async fn a_failed_write_ahead_sends_nothing_and_keeps_the_payment_settleable() {
@@ -80,7 +70,7 @@ async fn a_pending_settlement_is_reconciled_by_the_timer_and_answered_success_on
     let req = h.requirements("0.01", TransferMethod::Eip3009).await;
     let request = h.pay_v2(&buyer, &req).await;
     let s0 = h.usdc(seller).await;
-    set_automine(&h, false).await;
+    h.set_automine(false).await;
     let patient = h
         .facilitator
         .clone()
@@ -105,13 +95,8 @@ async fn a_pending_settlement_is_reconciled_by_the_timer_and_answered_success_on
         "{v:?}"
     );
 
-    set_automine(&h, true).await;
-    let _: serde_json::Value = h
-        .bed
-        .provider()
-        .raw_request("evm_mine".into(), ())
-        .await
-        .unwrap();
+    h.set_automine(true).await;
+    h.mine().await;
     let lines = h.facilitator.reconcile().await;
     let pass = lines[0].result.as_ref().unwrap();
     assert_eq!((pass.examined, pass.landed), (1, 1), "{lines:?}");

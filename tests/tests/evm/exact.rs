@@ -438,16 +438,6 @@ async fn vector_a_checks_out_with_the_clock_pinned() {
     );
 }
 
-/// Sets anvil's automine.
-async fn set_automine(h: &ExactHarness, on: bool) {
-    let _: serde_json::Value = h
-        .bed
-        .provider()
-        .raw_request("evm_setAutomine".into(), (on,))
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn the_answer_deadline_bounds_the_receipt_wait_and_sending() {
     use std::time::Duration;
@@ -480,7 +470,7 @@ async fn the_answer_deadline_bounds_the_receipt_wait_and_sending() {
 
     // Sent, never mined within the answer bound (the receipt bound is longer): pending with the
     // transaction hash, then mined, and a retry names the same transaction.
-    set_automine(&h, false).await;
+    h.set_automine(false).await;
     let patient = h
         .facilitator
         .clone()
@@ -492,13 +482,8 @@ async fn the_answer_deadline_bounds_the_receipt_wait_and_sending() {
     assert_eq!(s.error_reason, Some(Reason::SETTLEMENT_PENDING), "{s:?}");
     assert_eq!(s.transaction.len(), 66, "{s:?}");
     assert_eq!(h.pool.stats().sent, 1);
-    set_automine(&h, true).await;
-    let _: serde_json::Value = h
-        .bed
-        .provider()
-        .raw_request("evm_mine".into(), ())
-        .await
-        .unwrap();
+    h.set_automine(true).await;
+    h.mine().await;
     assert_paid_once(&h, buyer.address(), b0, s0).await;
     // The retry reconciles the pending record from the chain: success with the same
     // transaction, once; later repeats are duplicates naming it.

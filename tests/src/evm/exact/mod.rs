@@ -184,6 +184,37 @@ impl ExactHarness {
         self.bed.usdc_balance(who).await
     }
 
+    /// Turns anvil's automine on or off (off: sent transactions wait in the pool).
+    pub async fn set_automine(&self, on: bool) {
+        let _: serde_json::Value = self
+            .bed
+            .provider()
+            .raw_request("evm_setAutomine".into(), (on,))
+            .await
+            .expect("evm_setAutomine");
+    }
+
+    /// Mines one block now.
+    pub async fn mine(&self) {
+        let _: serde_json::Value = self
+            .bed
+            .provider()
+            .raw_request("evm_mine".into(), ())
+            .await
+            .expect("evm_mine");
+    }
+
+    /// `who`'s transaction count: mined (`latest`), or with the node's pool (`pending`).
+    pub async fn nonce_of(&self, who: Address, pending: bool) -> u64 {
+        let call = self.bed.provider().get_transaction_count(who);
+        if pending {
+            call.pending().await
+        } else {
+            call.latest().await
+        }
+        .expect("nonce")
+    }
+
     /// Each facilitator signer's on-chain nonce: unchanged means nothing was broadcast.
     pub async fn signer_nonces(&self) -> Vec<u64> {
         let mut out = Vec::new();

@@ -261,24 +261,6 @@ async fn send_high_tip_copy(
         .tx_hash()
 }
 
-async fn set_automine(h: &ExactHarness, on: bool) {
-    let _: Value = h
-        .bed
-        .provider()
-        .raw_request("evm_setAutomine".into(), (on,))
-        .await
-        .unwrap();
-}
-
-async fn mine(h: &ExactHarness) {
-    let _: Value = h
-        .bed
-        .provider()
-        .raw_request("evm_mine".into(), ())
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn s31_mempool_copies_before_and_after_our_broadcast() {
     let (h, req, buyer) = setup().await;
@@ -286,7 +268,7 @@ async fn s31_mempool_copies_before_and_after_our_broadcast() {
     let third = h.bed.spare_accounts()[0].address;
     let provider = h.bed.provider();
     let seller = h.bed.seller().address;
-    set_automine(&h, false).await;
+    h.set_automine(false).await;
 
     // A copy already waiting in the mempool: verification reads pending state, sees the nonce
     // taken and sends nothing.
@@ -300,7 +282,7 @@ async fn s31_mempool_copies_before_and_after_our_broadcast() {
         "a copy is pending",
     );
     assert_eq!(h.pool.stats().sent, 0);
-    mine(&h).await;
+    h.mine().await;
     let landed = provider
         .get_transaction_receipt(first_copy)
         .await
@@ -331,9 +313,9 @@ async fn s31_mempool_copies_before_and_after_our_broadcast() {
         panic!("settle returned before broadcasting: {:?}", settling.await);
     }
     let copy_hash = send_high_tip_copy(&h, third, &message, &signature).await;
-    mine(&h).await;
+    h.mine().await;
     let s = settling.await.unwrap();
-    set_automine(&h, true).await;
+    h.set_automine(true).await;
     assert!(!s.success, "{s:?}");
     assert_eq!(
         s.error_reason,
