@@ -20,7 +20,8 @@ pub const COMPUTE_BUDGET_PROGRAM: Pubkey =
 /// The SPL Memo program (v2).
 pub const MEMO_PROGRAM: Pubkey =
     Pubkey::from_str_const("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr");
-/// The Lighthouse assertion program some wallets append.
+/// The Lighthouse assertion program: wallets (Phantom, Solflare) add its instructions to the
+/// transactions they sign, to make them fail when an account ends up other than simulated.
 pub const LIGHTHOUSE_PROGRAM: Pubkey =
     Pubkey::from_str_const("L2TExMFKdjpN9kozasaurPirfHy9P8sbXoAN1qA3S95");
 /// The system program.

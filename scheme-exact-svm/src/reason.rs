@@ -32,4 +32,6 @@ x402_core::reason_codes! {
     INVALID_EXACT_SVM_PAYLOAD_COMPUTE_LIMIT_TOO_HIGH = "invalid_exact_svm_payload_compute_limit_too_high";
     INVALID_EXACT_SVM_PAYLOAD_PRIORITY_FEE_TOO_HIGH = "invalid_exact_svm_payload_priority_fee_too_high";
     INVALID_EXACT_SVM_PAYLOAD_DURABLE_NONCE = "invalid_exact_svm_payload_durable_nonce";
+    // exact / SVM v2 (TypeScript 2.27: a seventh instruction is allowed)
+    INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_SEVENTH_INSTRUCTION = "invalid_exact_svm_payload_unknown_seventh_instruction";
 }

@@ -1,7 +1,31 @@
 //! The offline checks, in order, first failure wins. Steps 1–16 are the reference's
-//! (x402-spec §3.4, TypeScript reason strings); the others are the fee-payer safety rules of
-//! threat-model S48–S58 the references leave out. Every index is taken from a message that
-//! already sanitized, and read with `get`, so malformed input is a reason, never a panic.
+//! (x402-spec §3.4; the TypeScript 2.27 facilitator's layout and reason strings); the others are
+//! the fee-payer safety rules of threat-model S48–S58 the references leave out. Every index is
+//! taken from a message that already sanitized, and read with `get`, so malformed input is a
+//! reason, never a panic.
+//!
+//! # The layout
+//!
+//! | position | instruction |
+//! |---|---|
+//! | 0 | ComputeBudget `SetComputeUnitLimit`, no accounts |
+//! | 1 | ComputeBudget `SetComputeUnitPrice`, no accounts |
+//! | 2 | `TransferChecked` on SPL Token or Token-2022, exactly its four accounts |
+//! | 3–6 | optional: each one Lighthouse (`L2TExMFK…`, the assertions wallets append) or Memo |
+//!
+//! So 3 to 7 instructions in v2; v1 stops at 6, as the reference's v1 facilitator does. The
+//! optional instructions come in any order and mix (a memo need not be last, Lighthouse need not
+//! follow it: wallets insert theirs where they like). Memos are counted only when `extra.memo` is
+//! set: then exactly one, with exactly its bytes. Nothing else is allowed anywhere: a second
+//! compute-budget or transfer instruction, an ATA creation, a system instruction.
+//!
+//! No optional instruction can touch the fee payer: none may name it (S49, whatever its role,
+//! even a read-only assertion target), and a program can read, write or debit only the accounts an
+//! instruction names, so the fee payer pays the fees and nothing else. Lighthouse's assertions only
+//! read; its memory writes draw rent from a payer they name as a signer, so from the buyer (or
+//! another signer the policy admits, S53), never from the fee payer.
+//!
+//! # The checks
 //!
 //! | step | check | reason |
 //! |---|---|---|
@@ -14,14 +38,14 @@
 //! | S56 | no address lookup tables | `address_lookup_tables_not_supported` |
 //! | S54 | account 0 is `extra.feePayer` | `fee_payer_mismatch` |
 //! | S53 | at most `max_signatures` signers | `too_many_signatures` |
-//! | 6 | 3–6 instructions | `…_transaction_instructions_length` |
+//! | 6 | 3–7 instructions (v1: 3–6) | `…_transaction_instructions_length` |
 //! | S55 | no `AdvanceNonceAccount` | `invalid_exact_svm_payload_durable_nonce` |
 //! | 7 | ix 0 `SetComputeUnitLimit`, ≤ cap | `…_compute_limit_instruction`, `…_compute_limit_too_high` |
 //! | 8 | ix 1 `SetComputeUnitPrice`, ≤ cap; priority fee ≤ cap | `…_compute_price_instruction(_too_high)`, `…_priority_fee_too_high` |
 //! | 9–10 | ix 2 `TransferChecked` on Token / Token-2022 | `…_no_transfer_instruction` |
 //! | 11, S48 | authority / source not ours | `…_transaction_fee_payer_transferring_funds` |
 //! | 12–14 | mint, destination = ATA(payTo), amount exactly | `…_mint_mismatch`, `…_recipient_mismatch`, `…_amount_mismatch` |
-//! | 15 | ix 3–5 Lighthouse or Memo only | `…_unknown_{fourth,fifth,sixth}_instruction` |
+//! | 15 | ix 3–6 Lighthouse or Memo only | `…_unknown_{fourth,fifth,sixth,seventh}_instruction` |
 //! | S49 | no fee payer in any instruction's accounts | `fee_payer_in_instruction_accounts` |
 //! | – | transfer has exactly its 4 accounts, authority signs | `…_no_transfer_instruction`, `invalid_exact_svm_payload_signature` |
 //! | 16 | memo count and bytes | `…_memo_count`, `…_memo_mismatch` |
@@ -31,7 +55,7 @@ use sha2::{Digest, Sha256};
 use solana_message::compiled_instruction::CompiledInstruction;
 use solana_pubkey::Pubkey;
 use solana_transaction::versioned::VersionedTransaction;
-use x402_core::{Network, PaymentContext, PaymentId, Reason, Rejection};
+use x402_core::{Network, PaymentContext, PaymentId, Reason, Rejection, X402Version};
 
 use super::{Policy, Refusal};
 use crate::instructions::{
@@ -44,6 +68,30 @@ use crate::{Extra, SCHEME};
 
 /// The kind of this scheme's payment identities ([`Inspection::payment_id`]).
 pub(crate) const PAYMENT_KIND: &str = "solana-message";
+
+/// The instructions every payment has: the two compute-budget instructions and the transfer.
+const REQUIRED_INSTRUCTIONS: usize = 3;
+
+/// The most instructions a payment of `version` may have: the reference's v2 facilitator allows
+/// four optional ones after the transfer, its v1 facilitator three.
+fn max_instructions(version: X402Version) -> usize {
+    match version {
+        X402Version::V1 => 6,
+        X402Version::V2 => 7,
+    }
+}
+
+/// The reason for an instruction of an unknown program at `position` (from 0), as the reference
+/// names them.
+fn unknown_instruction(position: usize) -> Reason {
+    match position {
+        3 => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
+        4 => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FIFTH_INSTRUCTION,
+        5 => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_SIXTH_INSTRUCTION,
+        6 => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_SEVENTH_INSTRUCTION,
+        _ => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_OPTIONAL_INSTRUCTION,
+    }
+}
 
 /// A payment that passed the offline checks.
 #[derive(Debug, Clone)]
@@ -166,6 +214,7 @@ pub fn inspect(
             pay_to,
             amount: req.amount.to_u64(),
             memo: extra.required_memo(),
+            max_instructions: max_instructions(ctx.payload.version),
         },
     )
     .map_err(|rejection| Refusal {
@@ -180,6 +229,8 @@ struct Expected<'a> {
     pay_to: Pubkey,
     amount: Option<u64>,
     memo: Option<&'a str>,
+    /// The most instructions the protocol version allows.
+    max_instructions: usize,
 }
 
 /// The authority (account 3) of the first token-program instruction, as the reference reports
@@ -238,7 +289,7 @@ fn check_transaction(
             ),
         ));
     }
-    if !(3..=6).contains(&ixs.len()) {
+    if !(REQUIRED_INSTRUCTIONS..=expected.max_instructions).contains(&ixs.len()) {
         return Err(reject(
             crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_LENGTH,
         ));
@@ -323,17 +374,15 @@ fn check_transaction(
             crate::reason::INVALID_EXACT_SVM_PAYLOAD_AMOUNT_MISMATCH,
         ));
     }
-    for (n, ix) in ixs.iter().enumerate().skip(3) {
+    // The optional instructions: Lighthouse or Memo, in any order and mix.
+    for (n, ix) in ixs.iter().enumerate().skip(REQUIRED_INSTRUCTIONS) {
         let program = program_of(keys, ix);
         if program != Some(&LIGHTHOUSE_PROGRAM) && program != Some(&MEMO_PROGRAM) {
-            return Err(reject(match n {
-                3 => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
-                4 => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FIFTH_INSTRUCTION,
-                5 => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_SIXTH_INSTRUCTION,
-                _ => crate::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_OPTIONAL_INSTRUCTION,
-            }));
+            return Err(reject(unknown_instruction(n)));
         }
     }
+    // Every instruction, the optional ones included: a Lighthouse assertion over the fee payer,
+    // even read-only, is refused like any other mention of it.
     let uses_fee_payer = ixs.iter().any(|ix| {
         ix.accounts
             .iter()
@@ -359,7 +408,7 @@ fn check_transaction(
     if let Some(memo) = expected.memo {
         let memos: Vec<&CompiledInstruction> = ixs
             .iter()
-            .skip(3)
+            .skip(REQUIRED_INSTRUCTIONS)
             .filter(|ix| program_of(keys, ix) == Some(&MEMO_PROGRAM))
             .collect();
         let [only] = memos.as_slice() else {

@@ -23,6 +23,8 @@ mod durable_tests;
 mod fake_chain;
 mod inspect;
 mod intent;
+#[cfg(test)]
+mod layout_tests;
 mod reconcile;
 mod settle;
 #[cfg(test)]

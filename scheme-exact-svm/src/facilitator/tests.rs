@@ -26,7 +26,7 @@ pub(super) const PAY_TO: &str = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse";
 pub(super) const CO_SIGNED: &str =
     "wcLUXZnV9Q3hUsdPV7bmJdtT98N3Er2gnosc9twdF8c2XMwURTMouakdQVH8nBZpTx861NGdunkiALKzNnqVpKN";
 
-fn client() -> Keypair {
+pub(super) fn client() -> Keypair {
     Keypair::new_from_array([1; 32])
 }
 
@@ -67,7 +67,7 @@ pub(super) fn v2(req: &str, tx: &str) -> VerifyRequest {
     VerifyRequest::from_json(body.as_bytes(), JsonLimits::DEFAULT).unwrap()
 }
 
-fn v1(tx: &str) -> VerifyRequest {
+pub(super) fn v1(tx: &str) -> VerifyRequest {
     let req = format!(
         r#"{{"scheme":"exact","network":"solana-devnet","maxAmountRequired":"1000","resource":"https://x.test/","description":"","mimeType":"","payTo":"{PAY_TO}","maxTimeoutSeconds":60,"asset":"{USDC_DEVNET}","extra":{}}}"#,
         good_extra()

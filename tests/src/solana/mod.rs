@@ -24,6 +24,7 @@ use spl_token_2022_interface::extension::StateWithExtensions;
 use tokio::sync::OnceCell;
 
 pub mod exact;
+pub mod lighthouse;
 mod validator;
 
 pub use validator::ValidatorGuard;

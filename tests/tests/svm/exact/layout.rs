@@ -1,16 +1,25 @@
-//! S50, S51, S52, S55, S56, S61 and malformed payloads: the fixed instruction layout, the
-//! compute-budget caps, durable nonces, lookup tables and memo rules.
+//! S50, S51, S52, S55, S56, S61 and malformed payloads: the instruction layout (three required
+//! instructions, then up to four Lighthouse or Memo ones), the compute-budget caps, durable
+//! nonces, lookup tables and memo rules.
+//!
+//! The Lighthouse program is not on solana-test-validator and no build of it ships in a package
+//! registry, so a payment carrying Lighthouse guards cannot land here: these tests show that every
+//! layout the reference accepts passes the offline checks and reaches simulation (which then
+//! fails, nothing sent); the scheme's unit tests (`layout_tests`) verify and settle those layouts
+//! against a scripted chain.
 
 use scheme_exact_svm::instructions::{
     COMPUTE_BUDGET_PROGRAM, associated_token_address, memo, set_compute_unit_limit,
     set_compute_unit_price,
 };
 use solana_instruction::{AccountMeta, Instruction};
+use solana_keypair::Keypair;
 use solana_pubkey::Pubkey;
 use solana_signer::Signer;
 use x402_core::Reason;
 use x402_core::wire::PaymentRequirementsV2;
-use x402_tests::solana::exact::{SvmHarness, request_v2};
+use x402_tests::solana::exact::{BUYER_TOKENS, SvmHarness, request_v2};
+use x402_tests::solana::{LAMPORTS_PER_SOL, TestMint, lighthouse};
 
 use super::{AMOUNT, fee_payer, refuse_all, setup, signed};
 
@@ -65,8 +74,8 @@ async fn s50_disallowed_instructions_and_shapes() {
         ixs[1].clone(),
         ixs[3].clone(),
     ];
-    let mut seven = ixs.clone();
-    seven.extend([memo(b"a"), memo(b"b"), memo(b"c")]);
+    let mut eight = ixs.clone();
+    eight.extend([memo(b"a"), memo(b"b"), memo(b"c"), memo(b"d")]);
     let mut sixth = ixs.clone();
     sixth.extend([memo(b"a"), system_transfer.clone()]);
     refuse_all(
@@ -130,9 +139,167 @@ async fn s50_disallowed_instructions_and_shapes() {
                 scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_LENGTH,
             ),
             (
-                "seven instructions",
-                seven,
+                "eight instructions",
+                eight,
                 scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_LENGTH,
+            ),
+        ],
+    )
+    .await;
+}
+
+/// The guards a wallet adds around a payment of `AMOUNT` from `buyer`'s account of `mint`: its SOL
+/// stays above a floor, its tokens drop by at most the price, and the seller's account exists.
+fn guards(h: &SvmHarness, mint: &TestMint) -> [Instruction; 3] {
+    let buyer = h.buyer.pubkey();
+    [
+        lighthouse::lamports_at_least(&buyer, LAMPORTS_PER_SOL / 2),
+        lighthouse::tokens_at_least(&mint.ata(&buyer), BUYER_TOKENS - AMOUNT),
+        lighthouse::lamports_at_least(&mint.ata(&h.seller.pubkey()), 1),
+    ]
+}
+
+/// S50: one, two and three Lighthouse guards, with the memo first (the wallet appends its guards
+/// to the reference client's transaction) or last, or without a memo — 4 to 7 instructions — pass
+/// every offline check: verify and settle both go on to simulate, which fails because the program
+/// is not on this validator (as the reference's facilitator would answer), and nothing is sent.
+#[tokio::test]
+async fn s50_lighthouse_guards_pass_the_layout_checks_up_to_simulation() {
+    let (h, mint, req, ixs) = setup().await;
+    assert!(
+        h.bed.rpc().get_account(&lighthouse::PROGRAM).await.is_err(),
+        "Lighthouse is deployed on the test validator now: settle these payments instead"
+    );
+    let fp = fee_payer(&h, &req);
+    let guards = guards(&h, &mint);
+    let required = &ixs[..3];
+    let memo_ix = &ixs[3];
+    for n in 1..=3 {
+        let g = &guards[..n];
+        let layouts: [(&str, Vec<Instruction>); 3] = [
+            (
+                "memo, then guards",
+                [required, std::slice::from_ref(memo_ix), g].concat(),
+            ),
+            (
+                "guards, then memo",
+                [required, g, std::slice::from_ref(memo_ix)].concat(),
+            ),
+            ("guards, no memo", [required, g].concat()),
+        ];
+        for (layout, v) in layouts {
+            let what = format!("{n} guards: {layout}");
+            let tx = signed(&h, &fp, &v).await;
+            let request = SvmHarness::request(&req, &tx);
+            let before = h.snapshot(&[mint.address], &[]).await;
+            let (simulated, _) = h.proxy.simulations();
+            let verdict = h.verify(&request).await;
+            assert!(!verdict.is_valid, "{what}: {verdict:?}");
+            assert_eq!(
+                verdict.invalid_reason,
+                Some(scheme_exact_svm::reason::TRANSACTION_SIMULATION_FAILED),
+                "{what}: refused before simulation: {verdict:?}"
+            );
+            assert!(
+                verdict
+                    .invalid_message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("program that does not exist")),
+                "{what}: the simulation failed for another reason: {verdict:?}"
+            );
+            assert_eq!(
+                h.proxy.simulations().0,
+                simulated + 1,
+                "{what}: verify simulated once"
+            );
+            let s = h.settle(&request).await;
+            assert!(!s.success, "{what}: {s:?}");
+            assert_eq!(
+                s.error_reason,
+                Some(scheme_exact_svm::reason::TRANSACTION_SIMULATION_FAILED),
+                "{what}: {s:?}"
+            );
+            assert!(s.transaction.is_empty(), "{what}: {s:?}");
+            let after = h.snapshot(&[mint.address], &[]).await;
+            assert_eq!(after.sends, 0, "{what}: sent");
+            assert_eq!(after, before, "{what}: balances moved");
+        }
+    }
+    // The same payment without guards settles: only the missing program stood in the way.
+    let tx = signed(&h, &fp, &ixs).await;
+    let s = h.settle(&SvmHarness::request(&req, &tx)).await;
+    assert!(s.success, "{s:?}");
+}
+
+/// S49, S50: with Lighthouse guards, what the reference refuses is refused by verify and settle
+/// with its reason and nothing is sent — eight instructions, an unknown program in each optional
+/// position, a guard over a fee payer (ours: `fee_payer_in_instruction_accounts`).
+#[tokio::test]
+async fn s50_lighthouse_layouts_the_reference_refuses() {
+    let (h, mint, req, ixs) = setup().await;
+    let fp = fee_payer(&h, &req);
+    let other_fp = h
+        .fee_payers
+        .iter()
+        .map(Keypair::pubkey)
+        .find(|k| *k != fp)
+        .unwrap();
+    let guards = guards(&h, &mint);
+    let buyer = h.buyer.pubkey();
+    // An instruction of a program outside the allow-list: the buyer paying the seller in SOL.
+    let unknown = solana_system_interface::instruction::transfer(&buyer, &h.seller.pubkey(), 1);
+    let with = |optional: &[Instruction]| [&ixs[..], optional].concat();
+    let mut eight = with(&guards);
+    eight.push(lighthouse::lamports_at_least(&buyer, 1));
+    refuse_all(
+        &h,
+        &mint,
+        &req,
+        vec![
+            (
+                "eight instructions",
+                eight,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_LENGTH,
+            ),
+            (
+                "unknown fourth, guards and memo after",
+                [
+                    &ixs[..3],
+                    std::slice::from_ref(&unknown),
+                    &guards[..2],
+                    &ixs[3..],
+                ]
+                .concat(),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FOURTH_INSTRUCTION,
+            ),
+            (
+                "unknown fifth",
+                with(&[unknown.clone(), guards[0].clone()]),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FIFTH_INSTRUCTION,
+            ),
+            (
+                "unknown sixth",
+                with(&[guards[0].clone(), unknown.clone(), guards[1].clone()]),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_SIXTH_INSTRUCTION,
+            ),
+            (
+                "unknown seventh",
+                with(&[guards[0].clone(), guards[1].clone(), unknown.clone()]),
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_SEVENTH_INSTRUCTION,
+            ),
+            (
+                "a guard over the fee payer's SOL",
+                with(&[guards[0].clone(), lighthouse::lamports_at_least(&fp, 1)]),
+                scheme_exact_svm::reason::FEE_PAYER_IN_INSTRUCTION_ACCOUNTS,
+            ),
+            (
+                "a guard over the other fee payer's SOL, seventh",
+                with(&[
+                    guards[0].clone(),
+                    guards[1].clone(),
+                    lighthouse::lamports_at_least(&other_fp, 1),
+                ]),
+                scheme_exact_svm::reason::FEE_PAYER_IN_INSTRUCTION_ACCOUNTS,
             ),
         ],
     )
