@@ -13,7 +13,9 @@ use super::AMOUNT;
 
 #[tokio::test]
 async fn a_transaction_whose_blockhash_expires_fails_definitely_within_the_bound() {
-    let bound = Duration::from_secs(150);
+    // Far above a blockhash's lifetime (about a minute of slots, longer on a loaded machine):
+    // the test is that expiry ends the wait with a definite answer, whenever it comes.
+    let bound = Duration::from_secs(600);
     let policy = Policy {
         confirm_timeout: bound,
         ..harness_policy()
@@ -25,7 +27,7 @@ async fn a_transaction_whose_blockhash_expires_fails_definitely_within_the_bound
     let request = h.pay_v2(&h.buyer, &req).await;
     let before = h.snapshot(&[mint.address], &[]).await;
     let s = h.settle(&request).await;
-    // Expired, not pending: the definite answer came before the 150 s bound.
+    // Expired, not pending: the definite answer came before the bound.
     assert!(!s.success);
     assert_eq!(s.error_reason, Some(Reason::TRANSACTION_FAILED), "{s:?}");
     assert!(
