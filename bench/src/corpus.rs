@@ -105,6 +105,21 @@ pub async fn sign(
     Ok(out)
 }
 
+/// `n` payments for `requirements`, ordered as [`sign`] orders them: whole rounds over every
+/// payer, then the first payers once more.
+pub async fn sign_n(
+    payers: &[PrivateKeySigner],
+    requirements: &PaymentRequirementsV2,
+    n: usize,
+) -> Result<Vec<Bytes>, String> {
+    if payers.is_empty() {
+        return Err("no payers to sign with".into());
+    }
+    let mut out = sign(payers, requirements, n / payers.len()).await?;
+    out.extend(sign(&payers[..n % payers.len()], requirements, 1).await?);
+    Ok(out)
+}
+
 /// Writes one request body a line (JSON Lines).
 pub fn write_jsonl(path: &Path, bodies: &[Bytes]) -> Result<(), String> {
     let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -4,7 +4,8 @@
 //! The pieces: [`chain`] (anvil with real USDC, payers funded in bulk), [`corpus`] (pre-signed
 //! payments), [`proxy`] (a counting JSON-RPC proxy), [`driver`] (closed- and open-loop load),
 //! [`measure`] (one step with its CPU, memory and RPC cost), [`targets`] (our binary and the
-//! TypeScript reference as processes), [`suite`] (the full run) and [`report`].
+//! TypeScript reference as processes), [`stores`] (settles by settlement store), [`suite`] (the
+//! full run) and [`report`].
 
 pub mod baseline;
 pub mod chain;
@@ -17,6 +18,7 @@ pub mod proxy;
 pub mod report;
 mod scenarios;
 pub mod stats;
+pub mod stores;
 pub mod suite;
 pub mod svm;
 pub mod targets;

@@ -5,11 +5,13 @@
 //!                  [--settle-rounds N] [--concurrency 1,8,32,128,512] [--step-secs S] [--step-ops N]
 //!                  [--automine-concurrency C] [--settle-concurrency C] [--settle-secs S]
 //!                  [--settle-ops N] [--signers 1,4,8]
+//!                  [--stores memory,sqlite,postgres] [--store-rounds N] [--store-signers N]
 //!                  [--no-svm] [--svm-payers N] [--direct-rpc]
-//!                  [--only verify,settle-automine,settle-blocks,svm]
-//! x402-bench chain [--out DIR] [--payers N] [--settle-rounds N] [--hold-secs S]
+//!                  [--only verify,settle-automine,settle-blocks,settle-stores,svm]
+//! x402-bench chain [--out DIR] [--payers N] [--settle-rounds N] [--hold-secs S] [--store URL]
 //! x402-bench drive --url URL --corpus FILE [--route verify|settle] [--concurrency LIST]
-//!                  [--rate R] [--secs S] [--ops N] [--pid PID] [--chain-pid PID] [--rpc-counts URL]
+//!                  [--rate R] [--secs S] [--ops N] [--pid PID] [--chain-pid PID]
+//!                  [--store-pid PID] [--rpc-counts URL]
 //! ```
 //!
 //! `run` does everything (chain, corpus, both facilitators, every scenario) and writes
@@ -115,6 +117,11 @@ async fn run(args: &Args) -> Result<(), String> {
         .map_or(o.settle_time, Duration::from_secs_f64);
     o.settle_ops = args.get("settle-ops")?.unwrap_or(o.settle_ops);
     o.signer_counts = args.list("signers")?.unwrap_or(o.signer_counts);
+    if let Some(list) = args.get::<String>("stores")? {
+        o.stores = x402_bench::stores::StoreKind::list(&list)?;
+    }
+    o.store_rounds = args.get("store-rounds")?.unwrap_or(o.store_rounds);
+    o.store_signers = args.get("store-signers")?.unwrap_or(o.store_signers);
     o.typescript = !args.flag("no-ts");
     o.direct_rpc = args.flag("direct-rpc");
     if let Some(only) = args.get::<String>("only")? {
@@ -171,6 +178,7 @@ async fn hold_chain(args: &Args) -> Result<(), String> {
         rpc_url: proxy.url().to_owned(),
         usdc: chain.bed.usdc(),
         signers: chain.new_signers(args.get("signers")?.unwrap_or(1)).await?,
+        store_url: args.get("store")?.unwrap_or_else(|| "memory".into()),
     };
     let (toml, env) = targets::rust_config(&setup);
     std::fs::write(dir.join("facilitator.toml"), toml).map_err(|e| e.to_string())?;
@@ -220,6 +228,7 @@ async fn drive(args: &Args) -> Result<(), String> {
     let probe = Probe {
         facilitator_pid: args.get("pid")?,
         chain_pid: args.get("chain-pid")?,
+        store_pid: args.get("store-pid")?,
         rpc: rpc_url
             .as_deref()
             .map_or(RpcSource::None, RpcSource::Remote),

@@ -1,6 +1,6 @@
 //! One measured step: a driver run plus what it cost — RPC calls per operation (from the counting
-//! proxy), CPU seconds per 1,000 operations of the facilitator, the chain node and the driver, and
-//! the facilitator's peak RSS during the step.
+//! proxy), CPU seconds per 1,000 operations of the facilitator, the chain node, the driver and a
+//! store server (PostgreSQL) when there is one, and the facilitator's peak RSS during the step.
 
 use std::collections::BTreeMap;
 
@@ -56,6 +56,8 @@ pub struct Probe<'a> {
     pub facilitator_pid: Option<u32>,
     /// The chain node (anvil or solana-test-validator).
     pub chain_pid: Option<u32>,
+    /// A settlement store's server (PostgreSQL's postmaster), counted with its descendants.
+    pub store_pid: Option<u32>,
     /// The RPC tallies.
     pub rpc: RpcSource<'a>,
 }
@@ -64,6 +66,7 @@ pub struct Probe<'a> {
 struct Sample {
     facilitator: Option<f64>,
     anvil: Option<f64>,
+    store: Option<f64>,
     driver: Option<f64>,
     rpc: Option<Counts>,
 }
@@ -78,6 +81,7 @@ impl Probe<'_> {
         Sample {
             facilitator: self.facilitator_pid.and_then(procstat::cpu_seconds),
             anvil: self.chain_pid.and_then(procstat::cpu_seconds),
+            store: self.store_pid.and_then(procstat::tree_cpu_seconds),
             driver: procstat::cpu_seconds(std::process::id()),
             rpc,
         }
@@ -102,7 +106,10 @@ pub struct Cost {
     pub chain_cpu_s_per_1k: Option<f64>,
     /// The benchmark process (HTTP driver and RPC proxy).
     pub driver_cpu_s_per_1k: Option<f64>,
-    /// Share of all cores the three processes kept busy during the step.
+    /// The settlement store's server (PostgreSQL: postmaster and backends), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_cpu_s_per_1k: Option<f64>,
+    /// Share of all cores the processes above kept busy during the step.
     pub cpu_busy_fraction: Option<f64>,
     /// The facilitator's peak RSS during the step, in MiB.
     pub facilitator_peak_rss_mib: Option<f64>,
@@ -165,8 +172,9 @@ pub async fn step(
         (Some(fa), Some(fb), aa, ab) => {
             let anvil = aa.zip(ab).map_or(0.0, |(a, b)| a - b);
             let driver = after.driver.zip(before.driver).map_or(0.0, |(a, b)| a - b);
+            let store = after.store.zip(before.store).map_or(0.0, |(a, b)| a - b);
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-            Some((fa - fb + anvil + driver) / (summary.elapsed_s * cores).max(1e-9))
+            Some((fa - fb + anvil + driver + store) / (summary.elapsed_s * cores).max(1e-9))
         }
         _ => None,
     };
@@ -189,6 +197,7 @@ pub async fn step(
             facilitator_cpu_s_per_1k: per_k(after.facilitator, before.facilitator),
             chain_cpu_s_per_1k: per_k(after.anvil, before.anvil),
             driver_cpu_s_per_1k: per_k(after.driver, before.driver),
+            store_cpu_s_per_1k: per_k(after.store, before.store),
             cpu_busy_fraction: busy,
             facilitator_peak_rss_mib: probe.facilitator_pid.and_then(procstat::peak_rss_mib),
         },

@@ -20,16 +20,44 @@ pub fn clock_ticks() -> f64 {
     })
 }
 
-/// User + system CPU seconds `pid` has used so far, or `None` when it is gone.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
+/// Clock ticks from `/proc/PID/stat`: utime + stime, and with `reaped` also cutime + cstime
+/// (the children it has waited for).
+fn cpu_ticks(pid: u32, reaped: bool) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state(3) ppid(4) … utime(14) stime(15); index 0 here is field 3.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / clock_ticks())
+    // After the name: state(3) ppid(4) … utime(14) stime(15) cutime(16) cstime(17); index 0
+    // here is field 3.
+    let last = if reaped { 14 } else { 12 };
+    let mut ticks = 0.0;
+    for i in 11..=last {
+        ticks += fields.get(i)?.parse::<f64>().ok()?;
+    }
+    Some(ticks)
+}
+
+/// User + system CPU seconds `pid` has used so far, or `None` when it is gone.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_ticks(pid, false).map(|t| t / clock_ticks())
+}
+
+/// CPU seconds of `pid` and all its descendants: the live ones, and the ones that have exited
+/// and been waited for (a server that forks a process per connection, like PostgreSQL's
+/// postmaster). `None` when `pid` is gone.
+pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+    fn walk(pid: u32, depth: usize) -> f64 {
+        let own = cpu_ticks(pid, true).unwrap_or(0.0);
+        if depth == 0 {
+            return own;
+        }
+        own + children(pid)
+            .into_iter()
+            .map(|c| walk(c, depth - 1))
+            .sum::<f64>()
+    }
+    cpu_ticks(pid, true)?;
+    Some(walk(pid, 4) / clock_ticks())
 }
 
 /// Peak resident set size of `pid` in MiB since start or the last [`reset_peak_rss`].
@@ -127,6 +155,8 @@ mod tests {
     fn reads_its_own_process() {
         let me = std::process::id();
         assert!(cpu_seconds(me).is_some_and(|s| s >= 0.0));
+        let own = cpu_seconds(me).unwrap_or(0.0);
+        assert!(tree_cpu_seconds(me).is_some_and(|s| s >= own));
         assert!(peak_rss_mib(me).is_some_and(|m| m > 0.0));
         assert!(rss_mib(me).is_some_and(|m| m > 0.0));
         assert!(Machine::probe().cpus >= 1);

@@ -27,6 +27,9 @@ pub struct Report {
     pub scenarios: Vec<Scenario>,
     /// Ours ÷ theirs.
     pub comparisons: Vec<Comparison>,
+    /// Settle throughput and cost by settlement store (empty when not run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stores: Vec<crate::stores::StoreFigure>,
     /// Anything skipped or worth knowing, in plain words.
     pub notes: Vec<String>,
 }
@@ -111,18 +114,30 @@ fn errors(step: &Step) -> String {
         .join("; ")
 }
 
-/// The steps of one scenario as a Markdown table.
+/// The steps of one scenario as a Markdown table (a store server column when one was
+/// measured).
 pub fn steps_table(steps: &[Step]) -> String {
-    let mut out = String::from(
+    let server = steps.iter().any(|s| s.cost.store_cpu_s_per_1k.is_some());
+    let (server_head, server_rule) = if server {
+        (" store server CPU s/1k |", "---|")
+    } else {
+        ("", "")
+    };
+    let mut out = format!(
         "| load | ok / sent | ok/s | p50 ms | p95 ms | p99 ms | max ms | errors | RPC/op | \
-         facilitator CPU s/1k | chain CPU s/1k | driver CPU s/1k | CPU busy | peak RSS MiB |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         facilitator CPU s/1k | chain CPU s/1k |{server_head} driver CPU s/1k | CPU busy | \
+         peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|{server_rule}---|---|---|\n",
     );
     for s in steps {
         let l = &s.summary.latency_ms;
+        let server_cell = if server {
+            format!(" {} |", opt(s.cost.store_cpu_s_per_1k, 3))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "| {} | {} / {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} / {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} |{} {} | {} | {} |",
             s.label,
             s.summary.ok,
             s.summary.sent,
@@ -135,6 +150,7 @@ pub fn steps_table(steps: &[Step]) -> String {
             opt(s.rpc_per_op.as_ref().map(|r| r.total), 2),
             opt(s.cost.facilitator_cpu_s_per_1k, 3),
             opt(s.cost.chain_cpu_s_per_1k, 3),
+            server_cell,
             opt(s.cost.driver_cpu_s_per_1k, 3),
             s.cost
                 .cpu_busy_fraction
@@ -298,6 +314,9 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+    if !r.stores.is_empty() {
+        out.push_str(&crate::stores::markdown(&r.stores));
+    }
     if !r.notes.is_empty() {
         out.push_str("\n## Notes\n\n");
         for n in &r.notes {
@@ -354,6 +373,7 @@ mod tests {
             setup: BTreeMap::new(),
             scenarios,
             comparisons,
+            stores: Vec::new(),
             notes: vec!["n".into()],
         };
         let md = markdown(&report);

@@ -13,11 +13,13 @@ use crate::report::Scenario;
 use crate::suite::Options;
 use crate::targets::Facilitator;
 
-/// A facilitator to drive and its RPC proxy.
+/// A facilitator to drive, its RPC proxy, and the other processes whose CPU a step reads.
 pub(crate) struct Under<'a> {
     pub(crate) facilitator: Facilitator,
     pub(crate) proxy: Option<&'a RpcProxy>,
     pub(crate) chain_pid: Option<u32>,
+    /// The settlement store's server (PostgreSQL), if the facilitator uses one.
+    pub(crate) store_pid: Option<u32>,
 }
 
 impl Under<'_> {
@@ -25,6 +27,7 @@ impl Under<'_> {
         Probe {
             facilitator_pid: Some(self.facilitator.pid),
             chain_pid: self.chain_pid,
+            store_pid: self.store_pid,
             rpc: self.proxy.map_or(RpcSource::None, RpcSource::Local),
         }
     }

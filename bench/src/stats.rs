@@ -88,10 +88,11 @@ impl Recorder {
             } else {
                 0.0
             },
-            latency_ms: Latency::of(&self.latencies_us),
+            latency_ms: Latency::of_sorted(&self.latencies_us),
             errors: self.errors,
             nonce_errors: self.nonce_errors,
             error_samples: self.samples,
+            latencies_us: self.latencies_us,
         }
     }
 }
@@ -123,7 +124,8 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(sorted_us: &[u64]) -> Self {
+    /// The percentiles of latencies in microseconds, sorted in ascending order.
+    pub fn of_sorted(sorted_us: &[u64]) -> Self {
         if sorted_us.is_empty() {
             return Self::default();
         }
@@ -164,6 +166,9 @@ pub struct Summary {
     pub nonce_errors: u64,
     /// The first few failure messages in full.
     pub error_samples: Vec<String>,
+    /// Every latency in microseconds, ascending (kept to pool steps; not in the report).
+    #[serde(skip)]
+    pub latencies_us: Vec<u64>,
 }
 
 #[cfg(test)]

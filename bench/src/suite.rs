@@ -1,6 +1,7 @@
 //! The full run: one anvil, one corpus, our facilitator and the TypeScript reference driven in
 //! turn through their own counting RPC proxies, every scenario of issue 8 that this machine can
-//! run, and one report.
+//! run, our facilitator's settlement stores compared (issue 11, [`crate::stores`]), and one
+//! report.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use crate::procstat::Machine;
 use crate::proxy::RpcProxy;
 use crate::report::{Report, Scenario};
 use crate::scenarios::{Under, progress, settle_step, verify_sweep};
+use crate::stores::StoreKind;
 use crate::targets::{self, EvmSetup};
 
 /// What a full run does.
@@ -52,8 +54,16 @@ pub struct Options {
     pub typescript: bool,
     /// Facilitators talk to the chain directly: no RPC counts, no proxy CPU.
     pub direct_rpc: bool,
-    /// Which scenario groups run: `verify`, `settle-automine`, `settle-blocks`, `svm` (empty: all).
+    /// Which scenario groups run: `verify`, `settle-automine`, `settle-blocks`, `settle-stores`,
+    /// `svm` (empty: all).
     pub only: Vec<String>,
+    /// The settlement stores compared by `settle-stores` (1 s blocks, c = `settle_concurrency`,
+    /// steps bounded by `settle_ops` and `settle_time`).
+    pub stores: Vec<StoreKind>,
+    /// Rounds of the store comparison (the order reverses every other round).
+    pub store_rounds: usize,
+    /// Signers of each facilitator in the store comparison.
+    pub store_signers: usize,
     /// The Solana scenarios, or `None` to skip them.
     pub svm: Option<crate::svm::SvmOptions>,
 }
@@ -77,6 +87,9 @@ impl Default for Options {
             typescript: true,
             direct_rpc: false,
             only: Vec::new(),
+            stores: StoreKind::ALL.to_vec(),
+            store_rounds: 2,
+            store_signers: 4,
             svm: Some(crate::svm::SvmOptions {
                 payers: 200,
                 concurrency: vec![1, 8, 32, 128],
@@ -115,10 +128,14 @@ pub async fn run(o: &Options) -> Result<Report, String> {
     let eip3009 = corpus::requirements(&chain, TransferMethod::Eip3009).await?;
     let permit2 = corpus::requirements(&chain, TransferMethod::Permit2).await?;
     progress("signing the corpus");
+    // Only what the chosen scenarios use (the store comparison signs its own).
+    let settles = o.runs("settle-automine") || o.runs("settle-blocks");
     let verify_keys = &keys[..o.verify_bodies.min(keys.len())];
+    let verify_keys = if o.runs("verify") { verify_keys } else { &[] };
     let verify_3009 = Feed::cycling(corpus::sign(verify_keys, &eip3009, 1).await?);
     let verify_permit2 = Feed::cycling(corpus::sign(verify_keys, &permit2, 1).await?);
-    let settle = Feed::once(corpus::sign(&keys, &eip3009, o.settle_rounds).await?);
+    let settle_rounds = if settles { o.settle_rounds } else { 0 };
+    let settle = Feed::once(corpus::sign(&keys, &eip3009, settle_rounds).await?);
     let most = o.signer_counts.iter().copied().max().unwrap_or(1);
     let signers = chain.new_signers(most).await?;
     let ts_signers = chain.new_signers(1).await?;
@@ -139,6 +156,7 @@ pub async fn run(o: &Options) -> Result<Report, String> {
         rpc_url: proxy.map_or(chain.bed.endpoint(), RpcProxy::url).to_owned(),
         usdc: chain.bed.usdc(),
         signers: keys.to_vec(),
+        store_url: "memory".into(),
     };
     let start_ours = |n: usize| -> Result<Under<'_>, String> {
         Ok(Under {
@@ -148,14 +166,16 @@ pub async fn run(o: &Options) -> Result<Report, String> {
             )?,
             proxy: ours_proxy,
             chain_pid,
+            store_pid: None,
         })
     };
-    let ts = if o.typescript {
+    let ts = if o.typescript && (o.runs("verify") || settles) {
         match targets::start_ts(&setup(ts_proxy, &ts_signers)) {
             Ok(f) => Some(Under {
                 facilitator: f,
                 proxy: ts_proxy,
                 chain_pid,
+                store_pid: None,
             }),
             Err(e) => {
                 notes.push(format!("TypeScript reference not run: {e}"));
@@ -167,20 +187,18 @@ pub async fn run(o: &Options) -> Result<Report, String> {
     };
 
     let mut scenarios = Vec::new();
-    let ours = start_ours(1)?;
-    for (name, feed) in [
-        ("verify EIP-3009", &verify_3009),
-        ("verify Permit2", &verify_permit2),
-    ] {
-        if !o.runs("verify") {
-            break;
-        }
-        scenarios.push(verify_sweep(&ours, feed, o, name).await?);
-        if let Some(ts) = &ts {
-            scenarios.push(verify_sweep(ts, feed, o, name).await?);
+    if o.runs("verify") {
+        let ours = start_ours(1)?;
+        for (name, feed) in [
+            ("verify EIP-3009", &verify_3009),
+            ("verify Permit2", &verify_permit2),
+        ] {
+            scenarios.push(verify_sweep(&ours, feed, o, name).await?);
+            if let Some(ts) = &ts {
+                scenarios.push(verify_sweep(ts, feed, o, name).await?);
+            }
         }
     }
-    drop(ours);
 
     for (name, block_time, key) in [
         ("settle EIP-3009, automine", None, "settle-automine"),
@@ -224,6 +242,22 @@ pub async fn run(o: &Options) -> Result<Report, String> {
                 steps: vec![step],
             });
         }
+    }
+    let mut stores = Vec::new();
+    let mut stores_setup = None;
+    if o.runs("settle-stores") && !o.stores.is_empty() {
+        let bed = crate::stores::Bed {
+            chain: &chain,
+            chain_pid,
+            payers: &keys,
+            requirements: &eip3009,
+            proxy: ours_proxy,
+        };
+        let run = crate::stores::run(bed, o).await?;
+        scenarios.extend(run.scenarios);
+        notes.extend(run.notes);
+        stores = run.figures;
+        stores_setup = run.setup;
     }
     chain.set_block_time(None).await?;
     let ran_out = scenarios.iter().flat_map(|s| &s.steps);
@@ -273,7 +307,7 @@ pub async fn run(o: &Options) -> Result<Report, String> {
     );
     setup_facts.insert("corpus".into(), format!(
         "{} funded payers; {} distinct verify bodies per method (cycled); {} settle bodies (each used once); v2, price {} USDC, valid {} s",
-        o.payers, verify_keys.len(), o.payers * o.settle_rounds, corpus::PRICE, corpus::VALIDITY_SECONDS));
+        o.payers, verify_keys.len(), o.payers * settle_rounds, corpus::PRICE, corpus::VALIDITY_SECONDS));
     setup_facts.insert(
         "bounds".into(),
         format!(
@@ -287,6 +321,9 @@ pub async fn run(o: &Options) -> Result<Report, String> {
             o.settle_concurrency
         ),
     );
+    if let Some(text) = stores_setup {
+        setup_facts.insert("stores".into(), text);
+    }
     setup_facts.insert(
         "verify CPU floor".into(),
         format!(
@@ -302,6 +339,7 @@ pub async fn run(o: &Options) -> Result<Report, String> {
         setup: setup_facts,
         scenarios,
         comparisons,
+        stores,
         notes,
     })
 }

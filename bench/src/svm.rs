@@ -153,6 +153,7 @@ pub async fn run(
     let probe = Probe {
         facilitator_pid: Some(ours.pid),
         chain_pid: bed.validator().validator_pid(),
+        store_pid: None,
         rpc: RpcSource::Local(&proxy),
     };
     let limits = Limits {

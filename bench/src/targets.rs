@@ -30,6 +30,9 @@ pub struct EvmSetup {
     pub usdc: Address,
     /// The keys it settles with.
     pub signers: Vec<PrivateKeySigner>,
+    /// Its settlement store's address (`memory`, `sqlite:<path>`, `postgres://…`), handed over
+    /// in the environment like a secret.
+    pub store_url: String,
 }
 
 /// A facilitator process, killed on drop.
@@ -67,7 +70,10 @@ fn key_hex(k: &PrivateKeySigner) -> String {
 
 /// Our facilitator's configuration for `setup`, and the environment holding its secrets.
 pub fn rust_config(setup: &EvmSetup) -> (String, Vec<(String, String)>) {
-    let mut env = vec![("X402_BENCH_RPC".to_owned(), setup.rpc_url.clone())];
+    let mut env = vec![
+        ("X402_BENCH_RPC".to_owned(), setup.rpc_url.clone()),
+        ("X402_BENCH_STORE".to_owned(), setup.store_url.clone()),
+    ];
     let mut refs = Vec::new();
     for (i, k) in setup.signers.iter().enumerate() {
         env.push((format!("X402_BENCH_KEY_{i}"), key_hex(k)));
@@ -78,7 +84,7 @@ pub fn rust_config(setup: &EvmSetup) -> (String, Vec<(String, String)>) {
 [log]
 level = "warn"
 [store]
-url = "memory"
+url = "$X402_BENCH_STORE"
 [limits]
 settle_timeout_ms = 120000
 shutdown_grace_ms = 130000
@@ -100,7 +106,11 @@ assets = ["{usdc}"]
 pub fn start_rust(bin: &Path, setup: &EvmSetup) -> Result<Facilitator, String> {
     let (text, env) = rust_config(setup);
     let n = setup.signers.len();
-    let name = format!("x402-rs ({n} signer{})", plural(n));
+    let store = match setup.store_url.split(':').next() {
+        Some("memory") | None => String::new(),
+        Some(kind) => format!(", {kind} store"),
+    };
+    let name = format!("x402-rs ({n} signer{}{store})", plural(n));
     start_rust_with(bin, name, &text, &env)
 }
 

@@ -89,6 +89,7 @@ async fn drive_produces_a_well_formed_report() {
         rpc_url: proxy.url().to_owned(),
         usdc: chain.bed.usdc(),
         signers: chain.new_signers(1).await.unwrap(),
+        store_url: "memory".into(),
     };
     let (toml, env) = targets::rust_config(&setup);
     let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -170,5 +171,28 @@ async fn drive_produces_a_well_formed_report() {
             chain.bed.usdc_balance(*a).await,
             U256::from(1_000_000u64 - 10_000)
         );
+    }
+}
+
+/// The configuration the store comparison starts our facilitator with is accepted for every
+/// store kind (the store itself is opened only at start-up, not here).
+#[test]
+fn the_generated_config_is_accepted_with_every_store() {
+    for store_url in [
+        "memory",
+        "sqlite:/tmp/x402-bench/settlements.sqlite3",
+        "postgres://postgres@127.0.0.1:5432/x402",
+    ] {
+        let setup = EvmSetup {
+            chain_id: 31337,
+            rpc_url: "http://127.0.0.1:8545".into(),
+            usdc: alloy::primitives::Address::repeat_byte(0x11),
+            signers: vec![alloy::signers::local::PrivateKeySigner::random()],
+            store_url: store_url.into(),
+        };
+        let (toml, env) = targets::rust_config(&setup);
+        let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let config = Config::parse(&toml, &lookup).unwrap();
+        assert_eq!(config.store.url, store_url);
     }
 }
