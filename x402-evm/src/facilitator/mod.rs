@@ -264,11 +264,7 @@ pub async fn verify<S: EvmScheme>(
     let (payload, checked) = scheme.check(ctx, Phase::Verify).await?;
     // A payment the store has any record of (in flight, pending, settled, failed, consumed)
     // does not verify: one header must not buy handler runs forever (threat-model S78).
-    let id = match (&payload, &checked) {
-        (_, Ok(plan)) => Some(plan.id.clone()),
-        (Some(p), Err(rejection)) => scheme.replay_identity(ctx, p, rejection),
-        (None, Err(_)) => None,
-    };
+    let id = identity(scheme, ctx, payload.as_ref(), &checked);
     let mut verdict = checked.map(|_| ());
     if let Some(id) = id
         && let Some(record) = scheme.core().settler.store().record(&id).await?
@@ -345,11 +341,7 @@ async fn busy<S: EvmScheme>(
 ) -> Result<Settlement, SchemeError> {
     let settler = &scheme.core().settler;
     let (payload, checked) = scheme.check(ctx, Phase::Settle).await?;
-    let id = match (&payload, &checked) {
-        (_, Ok(plan)) => Some(plan.id.clone()),
-        (Some(p), Err(rejection)) => scheme.replay_identity(ctx, p, rejection),
-        (None, Err(_)) => None,
-    };
+    let id = identity(scheme, ctx, payload.as_ref(), &checked);
     if let Some(id) = id
         && let Some(record) = settler.store().record(&id).await?
     {
@@ -362,4 +354,19 @@ async fn busy<S: EvmScheme>(
             "another settlement of this payer is still running; nothing was sent",
         ),
     ))
+}
+
+/// The identity a checked payment may have a settlement record under: its plan's when valid,
+/// else the scheme's replay identity for the refusal.
+fn identity<S: EvmScheme>(
+    scheme: &S,
+    ctx: &PaymentContext<'_>,
+    payload: Option<&S::Payload>,
+    checked: &Result<SettlePlan, Rejection>,
+) -> Option<PaymentId> {
+    match (payload, checked) {
+        (_, Ok(plan)) => Some(plan.id.clone()),
+        (Some(p), Err(rejection)) => scheme.replay_identity(ctx, p, rejection),
+        (None, Err(_)) => None,
+    }
 }
