@@ -53,17 +53,6 @@ const TRANSFER_CHECKED: u8 = 12;
 /// `SystemInstruction::AdvanceNonceAccount` (a `u32` discriminant).
 const ADVANCE_NONCE_ACCOUNT: [u8; 4] = 4u32.to_le_bytes();
 
-/// The CAIP-2 networks with a built-in USDC mint.
-pub fn default_usdc(network: &x402_core::Network) -> Option<Pubkey> {
-    match network.as_str() {
-        "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp" => Some(USDC_MAINNET),
-        "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1" | "solana:4uhcVJyU9pJkvQyS88uRDiswHXSCkY3z" => {
-            Some(USDC_DEVNET)
-        }
-        _ => None,
-    }
-}
-
 /// Whether `program` is SPL Token or Token-2022.
 pub fn is_token_program(program: &Pubkey) -> bool {
     *program == TOKEN_PROGRAM || *program == TOKEN_2022_PROGRAM

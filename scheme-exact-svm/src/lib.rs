@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod assets;
 #[cfg(feature = "buyer")]
 pub mod buyer;
 #[cfg(feature = "facilitator")]

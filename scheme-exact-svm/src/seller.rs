@@ -9,7 +9,8 @@ use solana_pubkey::Pubkey;
 use x402_core::wire::PaymentRequirementsV2;
 use x402_core::{Price, PriceRequest, SchemeError, SellerRole, price_to_atomic};
 
-use crate::instructions::{MAX_MEMO_BYTES, USDC_DECIMALS, USDC_DEVNET, USDC_MAINNET, default_usdc};
+use crate::assets::{DEFAULT_MINTS, default_mint};
+use crate::instructions::MAX_MEMO_BYTES;
 use crate::rpc::Rpc;
 use crate::{Extra, SCHEME, pubkey};
 
@@ -18,8 +19,9 @@ use crate::{Extra, SCHEME, pubkey};
 pub const DEFAULT_MAX_TIMEOUT_SECONDS: u64 = 60;
 
 /// The seller role of `exact` on Solana: prices on a Solana network become requirements with
-/// the mint, the facilitator's fee payer and an optional memo. Knows USDC's decimals; other mints
-/// need [`Seller::with_mint_decimals`] or an RPC ([`Seller::with_rpc`]) for decimal prices.
+/// the mint, the facilitator's fee payer and an optional memo. Knows the decimals of the built-in
+/// mints ([`crate::assets::DEFAULT_MINTS`]); other mints need [`Seller::with_mint_decimals`] or an
+/// RPC ([`Seller::with_rpc`]) for decimal prices.
 #[derive(Debug, Clone)]
 pub struct Seller {
     decimals: HashMap<Pubkey, u8>,
@@ -29,7 +31,7 @@ pub struct Seller {
 impl Default for Seller {
     fn default() -> Self {
         Self {
-            decimals: HashMap::from([(USDC_MAINNET, USDC_DECIMALS), (USDC_DEVNET, USDC_DECIMALS)]),
+            decimals: DEFAULT_MINTS.iter().map(|m| (m.mint, m.decimals)).collect(),
             rpc: None,
         }
     }
@@ -54,7 +56,7 @@ impl SellerRole for Seller {
 }
 
 impl Seller {
-    /// A seller that knows USDC's decimals.
+    /// A seller that knows the built-in mints' decimals.
     pub fn new() -> Self {
         Self::default()
     }
@@ -84,7 +86,8 @@ impl Seller {
         let pay_to = pubkey("payTo", &request.pay_to).map_err(unusable)?;
         let mint = match &request.asset {
             Some(a) => pubkey("asset", a).map_err(unusable)?,
-            None => default_usdc(network)
+            None => default_mint(network)
+                .map(|m| m.mint)
                 .ok_or_else(|| unusable(format!("no default asset is known for {network}")))?,
         };
         let amount = match &request.price {
@@ -187,7 +190,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.amount, Amount::from(1000));
-        assert_eq!(r.asset, USDC_DEVNET.to_string());
+        assert_eq!(r.asset, crate::instructions::USDC_DEVNET.to_string());
         assert_eq!(r.extra.unwrap().get(), fee);
         let with_memo = Seller::default()
             .requirements_with_memo(

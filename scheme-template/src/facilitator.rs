@@ -13,7 +13,7 @@
 //! | 6 | `amount == requirements.amount`, exactly | `invalid_exact_toy_payload_amount_mismatch` |
 //! | 7 | `from` signed the transfer for this network | `invalid_exact_toy_payload_signature` |
 //! | 8 | `from` holds `amount` | `insufficient_funds` |
-//! | 9 | the nonce is unused | `authorization_already_used` |
+//! | 9 | the nonce is unused | `invalid_exact_toy_nonce_already_used` |
 //! | 10 | the settlement store has no record of the payment | `duplicate_settlement` |
 //!
 //! `settle` runs steps 1–7, then claims the payment identity ([`Transfer::payment_id`]) in the

@@ -115,7 +115,7 @@ fn check(state: &State, t: &Transfer) -> Result<Amount, Rejection> {
     if state.used.contains(&(t.from, t.nonce)) {
         let m = "this nonce was already used";
         return Err(Rejection::with_message(
-            Reason::AUTHORIZATION_ALREADY_USED,
+            crate::reason::INVALID_EXACT_TOY_NONCE_ALREADY_USED,
             m,
         ));
     }

@@ -10,4 +10,6 @@ x402_core::reason_codes! {
     INVALID_EXACT_TOY_PAYLOAD_AMOUNT_MISMATCH = "invalid_exact_toy_payload_amount_mismatch";
     /// The signature is not the payer's over this transfer on this network.
     INVALID_EXACT_TOY_PAYLOAD_SIGNATURE = "invalid_exact_toy_payload_signature";
+    /// The transfer's nonce was already used by a settled transfer of the same payer.
+    INVALID_EXACT_TOY_NONCE_ALREADY_USED = "invalid_exact_toy_nonce_already_used";
 }

@@ -154,7 +154,7 @@ async fn a_payment_verifies_and_settles_once() {
     let verdict = f.verify(&payment).await;
     assert_eq!(
         reason(&verdict.result),
-        Some(Reason::AUTHORIZATION_ALREADY_USED)
+        Some(crate::reason::INVALID_EXACT_TOY_NONCE_ALREADY_USED)
     );
 }
 

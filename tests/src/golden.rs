@@ -48,17 +48,52 @@ fn every_reason_code_of_the_workspace_matches_the_golden_list() {
             "x402-evm"
         ]
     );
-    // The TypeScript spellings the spec calls out as differing from its own text.
+    // Spellings of the official packages (2.27) that differ from the specification's text or
+    // from older references.
     for s in [
         "invalid_exact_evm_signature",
-        "invalid_exact_evm_authorization_value",
+        "invalid_exact_evm_payload_authorization_value_mismatch",
         "invalid_exact_evm_recipient_mismatch",
+        "invalid_exact_evm_transfer_event_mismatch",
+        "eip6492_factory_not_allowed",
+        "asset_not_deployed_contract",
+        "smart_wallet_deployment_failed",
         "permit2_allowance_required",
         "invalid_exact_svm_payload_amount_mismatch",
+        "invalid_exact_svm_transaction_failed",
         "duplicate_settlement",
         "invalid_upto_evm_payload_settlement_exceeds_amount",
     ] {
         assert!(texts.contains(&s), "{s}");
+    }
+}
+
+#[test]
+fn docs_reasons_md_lists_codes_that_exist() {
+    let problems = crate::vocabulary::doc_differences();
+    assert!(
+        problems.is_empty(),
+        "docs/reasons.md:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn v1_spellings_pair_two_codes_of_the_scheme() {
+    use x402_core::{Reason, X402Version};
+    for (table, krate) in [
+        (scheme_exact_evm::reason::V1_SPELLINGS, "scheme-exact-evm"),
+        (scheme_exact_svm::reason::V1_SPELLINGS, "scheme-exact-svm"),
+    ] {
+        for (current, v1) in table {
+            assert!(
+                current.is_known() && v1.is_known(),
+                "{krate}: {current} {v1}"
+            );
+            assert_ne!(current, v1, "{krate}");
+            let answered: Reason = current.clone().for_version(X402Version::V1, table);
+            assert_eq!(&answered, v1, "{krate}");
+        }
     }
 }
 

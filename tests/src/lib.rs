@@ -18,5 +18,6 @@ pub mod postgres;
 pub mod process;
 pub mod solana;
 pub mod tools;
+pub mod vocabulary;
 pub mod wait;
 pub mod wire;

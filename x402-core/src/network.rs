@@ -161,7 +161,22 @@ impl<'de> Deserialize<'de> for Network {
     }
 }
 
-/// The v1 network names and their CAIP-2 ids (x402-spec §1.6).
+/// The v1 network names and their CAIP-2 ids (x402-spec §1.6): each name maps to the chain id
+/// the named chain itself reports (`eth_chainId`; the ids in viem's chain definitions), which is
+/// also what the official TypeScript packages (2.27) map it to. The official SDKs do not all
+/// agree; where one differs, it is listed here (the interop suite's vocabulary test compares this
+/// table with the TypeScript one):
+///
+/// | v1 name | here (the chain's own id) | TypeScript 2.27 | Python 2.25 |
+/// |---|---|---|---|
+/// | `story` | `eip155:1514` (Story mainnet) | 1514 | 1513 (Story's former testnet) |
+/// | `educhain` | `eip155:41923` (EDU Chain mainnet) | 41923 | 656476 (EDU Chain testnet) |
+/// | `skale-base-sepolia` | `eip155:324705682` (SKALE Base Sepolia testnet) | 324705682 | 1444673419 (SKALE Europa testnet) |
+/// | `celo` | `eip155:42220` | 42220 | 42220 |
+/// | `flare` | `eip155:14` | 14 | 14 |
+/// | `monad-testnet` | `eip155:10143` | — (no name) | 10143 |
+///
+/// `celo`, `flare` and `monad-testnet` were added to follow the SDKs that know them.
 pub const V1_NETWORKS: &[(&str, &str)] = &[
     ("ethereum", "eip155:1"),
     ("sepolia", "eip155:11155111"),
@@ -182,8 +197,11 @@ pub const V1_NETWORKS: &[(&str, &str)] = &[
     ("skale-base-sepolia", "eip155:324705682"),
     ("megaeth", "eip155:4326"),
     ("monad", "eip155:143"),
+    ("monad-testnet", "eip155:10143"),
     ("stable", "eip155:988"),
     ("stable-testnet", "eip155:2201"),
+    ("celo", "eip155:42220"),
+    ("flare", "eip155:14"),
     ("solana", "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"),
     ("solana-devnet", "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"),
     ("solana-testnet", "solana:4uhcVJyU9pJkvQyS88uRDiswHXSCkY3z"),
@@ -274,7 +292,7 @@ mod tests {
 
     #[test]
     fn v1_caip2_table() {
-        // The whole §1.6 table, both directions.
+        // The whole table, both directions.
         let table = [
             ("ethereum", "eip155:1"),
             ("sepolia", "eip155:11155111"),
@@ -295,8 +313,11 @@ mod tests {
             ("skale-base-sepolia", "eip155:324705682"),
             ("megaeth", "eip155:4326"),
             ("monad", "eip155:143"),
+            ("monad-testnet", "eip155:10143"),
             ("stable", "eip155:988"),
             ("stable-testnet", "eip155:2201"),
+            ("celo", "eip155:42220"),
+            ("flare", "eip155:14"),
             ("solana", "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"),
             ("solana-devnet", "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"),
             ("solana-testnet", "solana:4uhcVJyU9pJkvQyS88uRDiswHXSCkY3z"),

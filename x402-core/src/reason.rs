@@ -1,12 +1,22 @@
 //! Reason codes: the vocabulary for why a payment was refused or a settlement failed.
 //!
-//! The strings are the TypeScript reference's (x402-spec §2.1), because those are what Node
-//! facilitators emit and what interop tests assert. This crate defines the shared vocabulary (the
-//! generic codes and the ones every scheme's facilitator may answer: duplicates, pending
-//! settlements, assets); a scheme crate defines its own codes next to its logic with
-//! [`reason_codes!`](crate::reason_codes), without editing this crate. Either way a code is a
-//! [`Reason`] constant and is collected at link time into [`ReasonCode::all`], so one list holds
-//! every code a build knows; the workspace's golden test pins that list.
+//! The strings are the ones the official packages our interop tests pin (`@x402/*` 2.27.0, see
+//! `tests/interop/package.json`) emit for the same condition, because those are what peers switch
+//! on. This crate defines the shared vocabulary (the generic codes and the ones every scheme's
+//! facilitator may answer: duplicates, pending settlements, assets); a scheme crate defines its
+//! own codes next to its logic with [`reason_codes!`](crate::reason_codes), without editing this
+//! crate. Either way a code is a [`Reason`] constant and is collected at link time into
+//! [`ReasonCode::all`], so one list holds every code a build knows; the workspace's golden test
+//! pins that list, and the interop suite compares it with the strings read out of the installed
+//! official packages.
+//!
+//! The few codes that are not the official packages' — our additions, for conditions the
+//! reference does not check, and the specification's generic codes no package emits — are listed,
+//! each with why, in one place: `docs/reasons.md`.
+//!
+//! The reference's v1 mechanisms still answer a few conditions with older strings than its v2
+//! ones. A scheme checks once and answers with the current string; [`Reason::for_version`] turns
+//! it into the v1 spelling for a v1 payment, from the scheme's table of the pairs.
 //!
 //! Reason strings are opaque on the wire: a reason this build does not know (a newer peer's, or a
 //! scheme not linked in) is kept verbatim rather than refused, and compares equal to the constant
@@ -17,6 +27,8 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::X402Version;
 
 /// Why a payment is invalid or a settlement failed: a wire string, compared by its text.
 #[derive(Clone)]
@@ -100,7 +112,7 @@ macro_rules! shared {
 }
 
 shared! {
-    // Generic (spec §9 and TypeScript)
+    // Generic (spec §9; the official packages emit the ones docs/reasons.md does not list)
     INSUFFICIENT_FUNDS = "insufficient_funds";
     INVALID_NETWORK = "invalid_network";
     INVALID_PAYLOAD = "invalid_payload";
@@ -112,19 +124,15 @@ shared! {
     UNEXPECTED_VERIFY_ERROR = "unexpected_verify_error";
     UNEXPECTED_SETTLE_ERROR = "unexpected_settle_error";
     UNSUPPORTED_PAYLOAD_TYPE = "unsupported_payload_type";
-    // Outcomes any scheme's facilitator may answer (TypeScript, Python)
+    // Outcomes any scheme's facilitator may answer (the official packages')
     NETWORK_MISMATCH = "network_mismatch";
     VERIFICATION_FAILED = "verification_failed";
     DUPLICATE_SETTLEMENT = "duplicate_settlement";
     TRANSACTION_FAILED = "transaction_failed";
-    // Our additions (threat-model.md rules the references do not enforce)
     SETTLEMENT_PENDING = "settlement_pending";
-    AUTHORIZATION_ALREADY_USED = "authorization_already_used";
-    ACCEPTED_REQUIREMENTS_MISMATCH = "accepted_requirements_mismatch";
+    // Our additions (docs/reasons.md)
     UNSUPPORTED_ASSET = "unsupported_asset";
     PAYER_BUSY = "payer_busy";
-    PAYER_THROTTLED = "payer_throttled";
-    EXTENSION_UNSUPPORTED = "extension_unsupported";
 }
 
 impl Reason {
@@ -153,6 +161,19 @@ impl Reason {
     /// Whether a crate linked into this build defines this reason.
     pub fn is_known(&self) -> bool {
         ReasonCode::find(self.as_str()).is_some()
+    }
+
+    /// This reason as a payment of protocol `version` is answered: unchanged, except for a v1
+    /// payment when `v1_spellings` pairs it (current string, v1 string) with the older string
+    /// the reference's v1 mechanism answers the same condition with.
+    pub fn for_version(self, version: X402Version, v1_spellings: &[(Reason, Reason)]) -> Reason {
+        if version != X402Version::V1 {
+            return self;
+        }
+        v1_spellings
+            .iter()
+            .find(|(current, _)| *current == self)
+            .map_or(self, |(_, v1)| v1.clone())
     }
 }
 
@@ -225,5 +246,16 @@ mod tests {
             serde_json::to_string(&other).unwrap(),
             "\"some_new_reason\""
         );
+    }
+
+    #[test]
+    fn v1_spellings_apply_to_v1_payments_only() {
+        let table = [(Reason::DUPLICATE_SETTLEMENT, Reason::TRANSACTION_FAILED)];
+        let v1 = Reason::DUPLICATE_SETTLEMENT.for_version(X402Version::V1, &table);
+        assert_eq!(v1, Reason::TRANSACTION_FAILED);
+        let v2 = Reason::DUPLICATE_SETTLEMENT.for_version(X402Version::V2, &table);
+        assert_eq!(v2, Reason::DUPLICATE_SETTLEMENT);
+        let other = Reason::INVALID_PAYLOAD.for_version(X402Version::V1, &table);
+        assert_eq!(other, Reason::INVALID_PAYLOAD);
     }
 }

@@ -155,6 +155,18 @@ impl Verdict {
         }
     }
 
+    /// The verdict as a payment of `version` is answered (see [`crate::Reason::for_version`]).
+    pub fn for_version(
+        mut self,
+        version: X402Version,
+        v1_spellings: &[(crate::Reason, crate::Reason)],
+    ) -> Self {
+        if let Err(r) = &mut self.result {
+            r.reason = r.reason.clone().for_version(version, v1_spellings);
+        }
+        self
+    }
+
     /// The wire response.
     pub fn into_response(self) -> VerifyResponse {
         let mut response = match self.result {
@@ -198,6 +210,19 @@ impl Settlement {
             result: Err(rejection),
             extensions: None,
         }
+    }
+
+    /// The settlement as a payment of `version` is answered (see
+    /// [`crate::Reason::for_version`]).
+    pub fn for_version(
+        mut self,
+        version: X402Version,
+        v1_spellings: &[(crate::Reason, crate::Reason)],
+    ) -> Self {
+        if let Err(r) = &mut self.result {
+            r.reason = r.reason.clone().for_version(version, v1_spellings);
+        }
+        self
     }
 
     /// The wire response; `network` is written as the request's version names it.

@@ -1,6 +1,7 @@
-//! The default asset of each EVM network (x402-spec §4): the token a price is quoted in when the
-//! seller names none, with the EIP-712 domain data buyers sign with. Operators and sellers
-//! override or extend it; nothing here is fetched from a chain.
+//! The default assets of each EVM network, as the official packages have them: the token a price
+//! is quoted in when the seller names none (a network's first entry), with the EIP-712 domain data
+//! buyers sign with. Operators and sellers override or extend it; nothing here is fetched from a
+//! chain.
 
 use alloy::primitives::{Address, address};
 use x402_core::Network;
@@ -30,100 +31,299 @@ pub struct AssetInfo {
     pub method: TransferMethod,
 }
 
-const fn row(
+/// A token of the built-in table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinAsset {
+    /// The EVM chain id.
+    pub chain: u64,
+    /// The token contract.
+    pub address: Address,
+    /// EIP-712 domain name (the token's `name()`).
+    pub name: &'static str,
+    /// EIP-712 domain version (the token's `version()`).
+    pub version: &'static str,
+    /// Decimals.
+    pub decimals: u8,
+    /// The ticker buyers see.
+    pub symbol: &'static str,
+    /// How it is moved by default.
+    pub method: TransferMethod,
+}
+
+const fn asset(
     chain: u64,
-    addr: Address,
-    name: &'static str,
-    version: &'static str,
+    address: Address,
+    (name, version): (&'static str, &'static str),
     decimals: u8,
+    symbol: &'static str,
     method: TransferMethod,
-) -> (u64, Address, &'static str, &'static str, u8, TransferMethod) {
-    (chain, addr, name, version, decimals, method)
+) -> BuiltinAsset {
+    BuiltinAsset {
+        chain,
+        address,
+        name,
+        version,
+        decimals,
+        symbol,
+        method,
+    }
 }
 
 use TransferMethod::{Eip3009, Permit2};
 
-/// The built-in table: chain id, token, name, version, decimals, method.
-pub const DEFAULT_ASSETS: &[(u64, Address, &str, &str, u8, TransferMethod)] = &[
-    row(
+/// The built-in table: the official packages' default assets (`@x402/evm` `DEFAULT_ASSETS`,
+/// compared entry by entry by the interop suite's vocabulary test). The first entry of a chain
+/// is its default.
+pub const DEFAULT_ASSETS: &[BuiltinAsset] = &[
+    // Base
+    asset(
         8453,
         address!("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"),
-        "USD Coin",
-        "2",
+        ("USD Coin", "2"),
         6,
+        "USDC",
         Eip3009,
     ),
-    row(
+    // Base Sepolia
+    asset(
         84532,
         address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
-        "USDC",
-        "2",
+        ("USDC", "2"),
         6,
+        "USDC",
         Eip3009,
     ),
-    row(
+    // Ethereum
+    asset(
+        1,
+        address!("0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"),
+        ("USD Coin", "2"),
+        6,
+        "USDC",
+        Eip3009,
+    ),
+    // Avalanche C-Chain
+    asset(
+        43114,
+        address!("0xB97EF9Ef8734C71904D8002F8b6Bc66Dd9c48a6E"),
+        ("USD Coin", "2"),
+        6,
+        "USDC",
+        Eip3009,
+    ),
+    // Polygon
+    asset(
         137,
         address!("0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359"),
-        "USD Coin",
-        "2",
+        ("USD Coin", "2"),
         6,
+        "USDC",
         Eip3009,
     ),
-    row(
+    // Arbitrum One
+    asset(
         42161,
         address!("0xaf88d065e77c8cC2239327C5EDb3A432268e5831"),
-        "USD Coin",
-        "2",
+        ("USD Coin", "2"),
         6,
+        "USDC",
         Eip3009,
     ),
-    row(
-        421614,
+    // Arbitrum Sepolia
+    asset(
+        421_614,
         address!("0x75faf114eafb1BDbe2F0316DF893fd58CE46AA4d"),
-        "USD Coin",
-        "2",
+        ("USD Coin", "2"),
         6,
+        "USDC",
         Eip3009,
     ),
-    row(
+    // Monad
+    asset(
         143,
         address!("0x754704Bc059F8C67012fEd69BC8A327a5aafb603"),
-        "USD Coin",
-        "2",
+        ("USDC", "2"),
         6,
+        "USDC",
         Eip3009,
     ),
-    row(
+    // Stable
+    asset(
         988,
         address!("0x779Ded0c9e1022225f8E0630b35a9b54bE713736"),
-        "USDT0",
-        "1",
+        ("USDT0", "1"),
         6,
+        "USDT0",
         Eip3009,
     ),
-    row(
+    // Stable testnet
+    asset(
         2201,
         address!("0x78Cf24370174180738C5B8E352B6D14c83a6c9A9"),
-        "USDT0",
-        "1",
+        ("USDT0", "1"),
         6,
+        "USDT0",
         Eip3009,
     ),
-    row(
+    // MegaETH (no EIP-3009; EIP-2612)
+    asset(
         4326,
         address!("0xFAfDdbb3FC7688494971a79cc65DCa3EF82079E7"),
-        "MegaUSD",
-        "1",
+        ("MegaUSD", "1"),
         18,
+        "MegaUSD",
         Permit2,
     ),
-    row(
+    // Mezo (no EIP-3009; EIP-2612)
+    asset(
+        31612,
+        address!("0xdD468A1DDc392dcdbEf6db6e34E89AA338F9F186"),
+        ("Mezo USD", "1"),
+        18,
+        "mUSD",
+        Permit2,
+    ),
+    // Mezo testnet (no EIP-3009; EIP-2612)
+    asset(
         31611,
         address!("0x118917a40FAF1CD7a13dB0Ef56C86De7973Ac503"),
-        "Mezo USD",
-        "1",
+        ("Mezo USD", "1"),
         18,
+        "mUSD",
         Permit2,
+    ),
+    // Radius (no EIP-3009; EIP-2612)
+    asset(
+        723_487,
+        address!("0x33ad9e4BD16B69B5BFdED37D8B5D9fF9aba014Fb"),
+        ("Stable Coin", "1"),
+        6,
+        "SBC",
+        Permit2,
+    ),
+    // Radius testnet (no EIP-3009; EIP-2612)
+    asset(
+        72344,
+        address!("0x33ad9e4BD16B69B5BFdED37D8B5D9fF9aba014Fb"),
+        ("Stable Coin", "1"),
+        6,
+        "SBC",
+        Permit2,
+    ),
+    // ADI Chain
+    asset(
+        36900,
+        address!("0x9cb8142aEBBcdc60AF7c97Af897A67A8f3CA71C2"),
+        ("USDC.e", "2"),
+        6,
+        "USDC.e",
+        Eip3009,
+    ),
+    // HPP
+    asset(
+        190_415,
+        address!("0x401eCb1D350407f13ba348573E5630B83638E30D"),
+        ("Bridged USDC", "2"),
+        6,
+        "USDC.e",
+        Eip3009,
+    ),
+    // HPP Sepolia
+    asset(
+        181_228,
+        address!("0x401eCb1D350407f13ba348573E5630B83638E30D"),
+        ("Bridged USDC", "2"),
+        6,
+        "USDC.e",
+        Eip3009,
+    ),
+    // XDC
+    asset(
+        50,
+        address!("0xfA2958CB79b0491CC627c1557F441eF849Ca8eb1"),
+        ("USDC", "2"),
+        6,
+        "USDC",
+        Eip3009,
+    ),
+    // XDC Apothem
+    asset(
+        51,
+        address!("0xb5AB69F7bBada22B28e79C8FFAECe55eF1c771D4"),
+        ("USDC", "2"),
+        6,
+        "USDC",
+        Eip3009,
+    ),
+    // chain 38833 (no EIP-3009)
+    asset(
+        38833,
+        address!("0xA5b8BF902b2844dA17d4506cc827F7F1681735E7"),
+        ("USDC", "1"),
+        6,
+        "USDC",
+        Permit2,
+    ),
+    // Flare
+    asset(
+        14,
+        address!("0xe7cd86e13AC4309349F30B3435a9d337750fC82D"),
+        ("USD₮0", "1"),
+        6,
+        "USDT0",
+        Eip3009,
+    ),
+    // Celo (USDC is the default)
+    asset(
+        42220,
+        address!("0xcebA9300f2b948710d2653dD7B07f33A8B32118C"),
+        ("USDC", "2"),
+        6,
+        "USDC",
+        Eip3009,
+    ),
+    asset(
+        42220,
+        address!("0x48065fbBE25f71C9282ddf5e1cD6D6A887483D5e"),
+        ("Tether USD", "1"),
+        6,
+        "USDT",
+        Eip3009,
+    ),
+    asset(
+        42220,
+        address!("0xD2ab3C9A02DBBAB236BfEC45D1d755DF4267F771"),
+        ("Tether America USD", "1"),
+        6,
+        "USAT",
+        Eip3009,
+    ),
+    // Celo Sepolia
+    asset(
+        11_142_220,
+        address!("0x01C5C0122039549AD1493B8220cABEdD739BC44E"),
+        ("USDC", "2"),
+        6,
+        "USDC",
+        Eip3009,
+    ),
+    // Sei
+    asset(
+        1329,
+        address!("0xe15fC38F6D8c56aF07bbCBe3BAf5708A2Bf42392"),
+        ("USDC", "2"),
+        6,
+        "USDC",
+        Eip3009,
+    ),
+    // Sei testnet
+    asset(
+        1328,
+        address!("0x4fCF1784B31630811181f670Aea7A7bEF803eaED"),
+        ("USDC", "2"),
+        6,
+        "USDC",
+        Eip3009,
     ),
 ];
 
@@ -140,19 +340,19 @@ impl Default for AssetTable {
 }
 
 impl AssetTable {
-    /// The built-in defaults of x402-spec §4.
+    /// The built-in defaults ([`DEFAULT_ASSETS`]).
     pub fn builtin() -> Self {
         let entries = DEFAULT_ASSETS
             .iter()
-            .map(|&(chain, address, name, version, decimals, method)| {
+            .map(|a| {
                 (
-                    Network::eip155(chain),
+                    Network::eip155(a.chain),
                     AssetInfo {
-                        address,
-                        name: name.to_owned(),
-                        version: version.to_owned(),
-                        decimals,
-                        method,
+                        address: a.address,
+                        name: a.name.to_owned(),
+                        version: a.version.to_owned(),
+                        decimals: a.decimals,
+                        method: a.method,
                     },
                 )
             })

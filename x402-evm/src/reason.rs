@@ -1,9 +1,18 @@
-//! Reason codes of the EVM family shared by its schemes: Permit2, the gas-sponsoring
-//! extensions, and the transaction bounds every EVM facilitator enforces.
+//! Reason codes of the EVM family shared by its schemes: what the shared settlement engine and
+//! Permit2 check sequence answer, the gas-sponsoring extensions, and the transaction bounds every
+//! EVM facilitator enforces (the official `@x402/evm` strings; additions in docs/reasons.md).
 
 x402_core::reason_codes! {
-    // A settlement transaction that reverted (the TypeScript string, used by exact and upto)
+    // Settlement outcomes the shared engine answers (`@x402/evm` exact's strings)
+    /// An `exact` settlement transaction reverted.
     INVALID_EXACT_EVM_TRANSACTION_FAILED = "invalid_exact_evm_transaction_failed";
+    /// The settlement transaction succeeded but its receipt shows no transfer of the exact
+    /// amount to the recipient.
+    TRANSFER_NOT_OBSERVED = "invalid_exact_evm_transfer_event_mismatch";
+    /// The EIP-3009 authorization's nonce is already used (on chain).
+    INVALID_EXACT_EVM_NONCE_ALREADY_USED = "invalid_exact_evm_nonce_already_used";
+    /// No contract is deployed at the requirements' asset.
+    ASSET_NOT_DEPLOYED_CONTRACT = "asset_not_deployed_contract";
     // Permit2 (exact and upto)
     INVALID_PERMIT2_SPENDER = "invalid_permit2_spender";
     INVALID_PERMIT2_RECIPIENT_MISMATCH = "invalid_permit2_recipient_mismatch";
@@ -35,14 +44,13 @@ x402_core::reason_codes! {
     ERC20_APPROVAL_TX_INVALID_SIGNATURE = "erc20_approval_tx_invalid_signature";
     ERC20_APPROVAL_TX_PARSE_FAILED = "erc20_approval_tx_parse_failed";
     ERC20_APPROVAL_TX_FAILED = "erc20_approval_tx_failed";
+    ERC20_APPROVAL_BROADCAST_FAILED = "erc20_approval_broadcast_failed";
     INVALID_EIP2612_EXTENSION_FORMAT = "invalid_eip2612_extension_format";
     EIP2612_FROM_MISMATCH = "eip2612_from_mismatch";
     EIP2612_ASSET_MISMATCH = "eip2612_asset_mismatch";
     EIP2612_SPENDER_NOT_PERMIT2 = "eip2612_spender_not_permit2";
     EIP2612_DEADLINE_EXPIRED = "eip2612_deadline_expired";
-    // Our additions (threat-model.md rules the references do not enforce)
-    AUTHORIZATION_WINDOW_TOO_LONG = "authorization_window_too_long";
-    TRANSFER_NOT_OBSERVED = "transfer_not_observed";
+    // Our additions (docs/reasons.md)
     GAS_LIMIT_EXCEEDED = "gas_limit_exceeded";
     GAS_PRICE_TOO_HIGH = "gas_price_too_high";
 }

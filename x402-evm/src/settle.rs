@@ -4,8 +4,9 @@
 //!    process sharing the store) exactly one proceeds; the others are answered from the record
 //!    (below).
 //! 2. Check the nonce on chain once more: an authorization used by someone else (front-running)
-//!    is reported as `authorization_already_used` with the transaction that used it when it can
-//!    be found — never as our success.
+//!    is reported as the reference reports a used nonce (`invalid_exact_evm_nonce_already_used`
+//!    for EIP-3009, `permit2_invalid_nonce` for Permit2) with the transaction that used it when
+//!    it can be found — never as our success.
 //! 3. Sign, **write ahead** (the store records the signed transaction: signer, nonce, hash,
 //!    bytes — before it can leave the process), broadcast through the signer pool, wait for the
 //!    receipt within a bound, and accept success only when the receipt shows the exact transfer.
@@ -87,6 +88,17 @@ pub enum NonceCheck {
     },
 }
 
+impl NonceCheck {
+    /// The reason a settlement whose authorization was used by another transaction is answered
+    /// with.
+    pub fn used_reason(&self) -> Reason {
+        match self {
+            Self::Eip3009 { .. } => crate::reason::INVALID_EXACT_EVM_NONCE_ALREADY_USED,
+            Self::Permit2 { .. } => crate::reason::PERMIT2_INVALID_NONCE,
+        }
+    }
+}
+
 /// What a verified payment settles with.
 #[derive(Debug, Clone)]
 pub struct SettlePlan {
@@ -110,6 +122,9 @@ pub struct SettlePlan {
     pub nonce_check: NonceCheck,
     /// The amount to report in the response (`upto`).
     pub report_amount: Option<U256>,
+    /// The reason a reverted settlement transaction is answered with (the scheme's
+    /// `invalid_<scheme>_evm_transaction_failed`).
+    pub reverted: Reason,
 }
 
 /// A successful settlement.
@@ -198,6 +213,10 @@ struct Detail {
     payer: Address,
     transfer: Transfer,
     nonce_check: NonceCheck,
+    /// The reason a revert is answered with; absent in records written before it was kept,
+    /// which are answered as an `exact` revert.
+    #[serde(default)]
+    reverted: Option<Reason>,
     expires: u64,
     amount: Option<U256>,
     /// When it was written (unix seconds).
@@ -236,6 +255,7 @@ impl Journal for WriteAhead<'_> {
             payer: self.plan.payer,
             transfer: self.plan.transfer,
             nonce_check: self.plan.nonce_check.clone(),
+            reverted: Some(self.plan.reverted.clone()),
             expires: self.plan.expires.0,
             amount: self.plan.report_amount,
             written_at: UnixTime::now().0,
@@ -485,7 +505,7 @@ impl Settler {
         if self.nonce_used(&plan.nonce_check).await? {
             let foreign = self.find_front_runner(&plan.nonce_check).await;
             let outcome = Outcome::Failed {
-                reason: Reason::AUTHORIZATION_ALREADY_USED,
+                reason: plan.nonce_check.used_reason(),
                 transaction: foreign.map(|h| format!("{h:#x}")),
             };
             if !self.complete(plan, token, outcome.clone()).await? {
@@ -495,7 +515,7 @@ impl Settler {
                 payer,
                 outcome.transaction().map(str::to_owned),
                 Rejection::with_message(
-                    Reason::AUTHORIZATION_ALREADY_USED,
+                    plan.nonce_check.used_reason(),
                     "the authorization was used on chain by another transaction",
                 ),
             ));
@@ -586,33 +606,29 @@ impl Settler {
                 .await
             }
             ReceiptOutcome::Reverted(_) => {
-                let (reason, message) = self.revert_reason(&plan.nonce_check).await?;
+                let (reason, message) = self
+                    .revert_reason(&plan.nonce_check, &plan.reverted)
+                    .await?;
                 self.fail(plan, token, hash, reason, message).await
             }
             ReceiptOutcome::Pending => self.pending(plan, token, sent.hash).await,
         }
     }
 
-    /// Why a settlement transaction reverted.
+    /// Why a settlement transaction reverted: its authorization used first by another
+    /// transaction, or else `reverted` (the scheme's reason for a revert).
     async fn revert_reason(
         &self,
         check: &NonceCheck,
+        reverted: &Reason,
     ) -> Result<(Reason, &'static str), SchemeError> {
         Ok(if self.nonce_used(check).await? {
             (
-                Reason::AUTHORIZATION_ALREADY_USED,
+                check.used_reason(),
                 "the authorization was used by another transaction first",
             )
-        } else if matches!(check, NonceCheck::Permit2 { .. }) {
-            (
-                Reason::INVALID_TRANSACTION_STATE,
-                "the settlement transaction reverted",
-            )
         } else {
-            (
-                crate::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
-                "the settlement transaction reverted",
-            )
+            (reverted.clone(), "the settlement transaction reverted")
         })
     }
 
@@ -732,7 +748,11 @@ impl Settler {
             let Some(receipt) = receipt else { continue };
             let tx = format!("{:#x}", attempt.hash);
             if !receipt.status() {
-                let (reason, _) = self.revert_reason(&detail.nonce_check).await?;
+                let reverted = detail
+                    .reverted
+                    .clone()
+                    .unwrap_or(crate::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED);
+                let (reason, _) = self.revert_reason(&detail.nonce_check, &reverted).await?;
                 return Ok(Judgement::Outcome(Outcome::Failed {
                     reason,
                     transaction: Some(tx),
@@ -783,7 +803,7 @@ impl Settler {
             if self.nonce_used(&detail.nonce_check).await? {
                 let foreign = self.find_front_runner(&detail.nonce_check).await;
                 return Ok(Judgement::Outcome(Outcome::Failed {
-                    reason: Reason::AUTHORIZATION_ALREADY_USED,
+                    reason: detail.nonce_check.used_reason(),
                     transaction: foreign.map(|h| format!("{h:#x}")),
                 }));
             }

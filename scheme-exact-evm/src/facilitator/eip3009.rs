@@ -96,18 +96,11 @@ impl Facilitator {
         ));
         if p.value != req.amount.get() {
             return Ok(Err(reject(
-                crate::reason::INVALID_EXACT_EVM_AUTHORIZATION_VALUE,
+                crate::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALUE_MISMATCH,
             )));
         }
         // 9. simulate exactly what settle will send (against a token that exists).
-        reject_on_err!(
-            self.core
-                .require_asset_code(
-                    asset,
-                    crate::reason::INVALID_EXACT_EVM_EIP3009_NOT_SUPPORTED
-                )
-                .await?
-        );
+        reject_on_err!(self.core.require_asset_code(asset).await?);
         let (to, data, gas_limit) = settle_call(asset, p, &route, &self.policy);
         let plan = SettlePlan {
             to,
@@ -115,6 +108,7 @@ impl Facilitator {
             gas_limit,
             from: None,
             id: eip3009_id(&self.core.network, asset, p),
+            reverted: crate::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
             expires: UnixTime(u64::try_from(p.valid_before).unwrap_or(u64::MAX)),
             payer: p.from,
             transfer: Transfer {
@@ -137,7 +131,9 @@ impl Facilitator {
         {
             return Ok(Ok(plan));
         }
-        Ok(Err(self.diagnose_eip3009(asset, p, name, version).await?))
+        Ok(Err(self
+            .diagnose_eip3009(asset, p, &route, name, version)
+            .await?))
     }
 
     async fn route_signature(
@@ -174,8 +170,10 @@ impl Facilitator {
                     Some(normalized) => Ok(Route::Eoa(normalized)),
                     // A smart-wallet signature for a wallet that does not exist and cannot be
                     // built.
-                    None if p.signature.len() > 65 => Err(reject(
-                        crate::reason::INVALID_EXACT_EVM_PAYLOAD_UNDEPLOYED_SMART_WALLET,
+                    None if p.signature.len() > 65 => Err(Rejection::with_message(
+                        crate::reason::INVALID_EXACT_EVM_SIGNATURE,
+                        "a contract signature for a payer without code and without an ERC-6492 \
+                         deployment",
                     )),
                     None => Err(reject(crate::reason::INVALID_EXACT_EVM_SIGNATURE)),
                 },
@@ -183,7 +181,7 @@ impl Facilitator {
             Some(Err(())) => Ok(Err(bad_6492())),
             Some(Ok(w)) if !self.policy.erc6492_factories.contains(&w.factory) => {
                 Ok(Err(Rejection::with_message(
-                    crate::reason::INVALID_EXACT_EVM_PAYLOAD_UNDEPLOYED_SMART_WALLET,
+                    crate::reason::EIP6492_FACTORY_NOT_ALLOWED,
                     format!("ERC-6492 factory {} is not allow-listed", w.factory),
                 )))
             }
@@ -191,11 +189,13 @@ impl Facilitator {
         }
     }
 
-    /// Finds out why a simulation failed (x402-spec §3.1 step 9), first hit wins.
+    /// Finds out why a simulation failed (x402-spec §3.1 step 9), first hit wins; before giving
+    /// up, a counterfactual wallet's deployment is tried on its own.
     async fn diagnose_eip3009(
         &self,
         asset: Address,
         p: &Eip3009Payload,
+        route: &Route,
         name: &str,
         version: &str,
     ) -> Result<Rejection, SchemeError> {
@@ -242,6 +242,15 @@ impl Facilitator {
                 crate::reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE,
             ));
         }
+        if let Route::Counterfactual(w) = route {
+            let deploy = rpc::call(provider, from, w.factory, w.factory_calldata.clone()).await?;
+            if matches!(deploy, rpc::CallResult::Reverted) {
+                return Ok(Rejection::with_message(
+                    crate::reason::SMART_WALLET_DEPLOYMENT_FAILED,
+                    format!("the ERC-6492 factory call to {} reverts", w.factory),
+                ));
+            }
+        }
         Ok(reject(
             crate::reason::INVALID_EXACT_EVM_TRANSACTION_SIMULATION_FAILED,
         ))
@@ -249,7 +258,10 @@ impl Facilitator {
 }
 
 fn bad_6492() -> Rejection {
-    Rejection::with_message(Reason::INVALID_PAYLOAD, "ERC-6492 wrapper does not decode")
+    Rejection::with_message(
+        crate::reason::INVALID_EXACT_EVM_FAILED_TO_PARSE_SIGNATURE,
+        "ERC-6492 wrapper does not decode",
+    )
 }
 
 /// The call that settles the payment: the (v, r, s) overload for an EOA, the bytes overload for a

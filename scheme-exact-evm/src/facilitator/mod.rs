@@ -187,11 +187,13 @@ impl FacilitatorRole for Facilitator {
     }
 
     async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
-        x402_evm::facilitator::verify(self, payment).await
+        let verdict = x402_evm::facilitator::verify(self, payment).await?;
+        Ok(verdict.for_version(payment.payload.version, crate::reason::V1_SPELLINGS))
     }
 
     async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {
-        x402_evm::facilitator::settle(self, payment).await
+        let settlement = x402_evm::facilitator::settle(self, payment).await?;
+        Ok(settlement.for_version(payment.payload.version, crate::reason::V1_SPELLINGS))
     }
 
     /// Probes the chain: the RPC answers and the signers are funded.

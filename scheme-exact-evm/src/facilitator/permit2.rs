@@ -86,6 +86,7 @@ impl Permit2Scheme for Facilitator {
             data.into(),
             self.policy.gas_limit_permit2,
             p.amount,
+            x402_evm::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
         )
     }
 

@@ -213,7 +213,7 @@ mod tests {
             ),
             (
                 Some(Outcome::Failed {
-                    reason: Reason::TRANSACTION_FAILED,
+                    reason: crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
                     transaction: None,
                 }),
                 Some(intent()),
@@ -223,7 +223,7 @@ mod tests {
             ),
             (
                 Some(Outcome::Failed {
-                    reason: Reason::TRANSACTION_FAILED,
+                    reason: crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
                     transaction: Some("f".into()),
                 }),
                 None,

@@ -246,7 +246,7 @@ async fn each_kind_of_record_is_answered_from_the_store() {
     for (n, transaction) in [(2, Some(CO_SIGNED.to_owned())), (3, None)] {
         let id = PaymentId::new("solana-message", ["answers", &n.to_string()]);
         let failed = Outcome::Failed {
-            reason: Reason::TRANSACTION_FAILED,
+            reason: crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
             transaction: transaction.clone(),
         };
         written_ahead(store.as_ref(), &id, &intent, Some(failed)).await;
@@ -286,7 +286,7 @@ async fn reconciliation_decides_each_record_from_the_chain() {
     };
     let failed = |transaction: Option<&str>| {
         Some(Outcome::Failed {
-            reason: Reason::TRANSACTION_FAILED,
+            reason: crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
             transaction: transaction.map(str::to_owned),
         })
     };
@@ -493,7 +493,11 @@ async fn a_send_the_node_refused_is_withdrawn_and_may_be_retried() {
     let f = facilitator(&[chain.endpoint(false)], store.clone(), policy(1000));
     let request = request();
     let s = settle(&f, &request).await;
-    assert_eq!(reason(&s), Some(Reason::TRANSACTION_FAILED), "{s:?}");
+    assert_eq!(
+        reason(&s),
+        Some(crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED),
+        "{s:?}"
+    );
     assert!(message(&s).contains("simulation failed"), "{s:?}");
     assert_eq!(s.transaction, None);
     assert_eq!(store.record(&id_of(&f, &request)).await.unwrap(), None);
@@ -671,7 +675,11 @@ async fn a_transaction_that_lands_with_an_error_is_recorded_failed_with_its_sign
     let f = facilitator(&[chain.endpoint(false)], store.clone(), policy(2000));
     let request = request();
     let s = settle(&f, &request).await;
-    assert_eq!(reason(&s), Some(Reason::TRANSACTION_FAILED), "{s:?}");
+    assert_eq!(
+        reason(&s),
+        Some(crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED),
+        "{s:?}"
+    );
     assert_eq!(
         s.transaction.as_deref(),
         Some(CO_SIGNED),

@@ -29,27 +29,27 @@
 //!
 //! | step | check | reason |
 //! |---|---|---|
-//! | 1 | scheme `exact` | `unsupported_scheme` |
-//! | 2 | network | `network_mismatch` |
+//! | 1 | scheme `exact` | `invalid_exact_svm_unsupported_scheme` |
+//! | 2 | network | `invalid_exact_svm_network_mismatch` |
 //! | 3 | `extra.feePayer` is a string | `invalid_exact_svm_payload_missing_fee_payer` |
-//! | 4 | it is one of our fee payers | `fee_payer_not_managed_by_facilitator` |
+//! | 4 | it is one of our fee payers | `invalid_exact_svm_fee_payer_not_managed_by_facilitator` |
 //! | – | asset allowed, requirements readable, amount > 0 | `unsupported_asset`, `invalid_payment_requirements` |
 //! | 5 | decodes (≤ 1232 bytes, canonical, sanitizes) | `…_transaction_could_not_be_decoded` |
-//! | S56 | no address lookup tables | `address_lookup_tables_not_supported` |
-//! | S54 | account 0 is `extra.feePayer` | `fee_payer_mismatch` |
-//! | S53 | at most `max_signatures` signers | `too_many_signatures` |
+//! | S56 | no address lookup tables | `invalid_exact_svm_smart_wallet_alt_resolution_not_available` |
+//! | S54 | account 0 is `extra.feePayer` | `invalid_exact_svm_fee_payer_mismatch` |
+//! | S53 | at most `max_signatures` signers | `invalid_exact_svm_payload_excessive_signers` |
 //! | 6 | 3–7 instructions (v1: 3–6) | `…_transaction_instructions_length` |
 //! | S55 | no `AdvanceNonceAccount` | `invalid_exact_svm_payload_durable_nonce` |
-//! | 7 | ix 0 `SetComputeUnitLimit`, ≤ cap | `…_compute_limit_instruction`, `…_compute_limit_too_high` |
+//! | 7 | ix 0 `SetComputeUnitLimit`, ≤ cap | `…_compute_limit_instruction(_too_high)` |
 //! | 8 | ix 1 `SetComputeUnitPrice`, ≤ cap; priority fee ≤ cap | `…_compute_price_instruction(_too_high)`, `…_priority_fee_too_high` |
 //! | 9–10 | ix 2 `TransferChecked` on Token / Token-2022 | `…_no_transfer_instruction` |
 //! | 11, S48 | authority / source not ours | `…_transaction_fee_payer_transferring_funds` |
 //! | 12–14 | mint, destination = ATA(payTo), amount exactly | `…_mint_mismatch`, `…_recipient_mismatch`, `…_amount_mismatch` |
 //! | 15 | ix 3–6 Lighthouse or Memo only | `…_unknown_{fourth,fifth,sixth,seventh}_instruction` |
-//! | S49 | no fee payer in any instruction's accounts | `fee_payer_in_instruction_accounts` |
-//! | – | transfer has exactly its 4 accounts, authority signs | `…_no_transfer_instruction`, `invalid_exact_svm_payload_signature` |
+//! | S49 | no fee payer in any instruction's accounts | `invalid_exact_svm_smart_wallet_fee_payer_not_isolated` |
+//! | – | transfer has exactly its 4 accounts, authority signs | `…_no_transfer_instruction`, `…_signature_invalid` |
 //! | 16 | memo count and bytes | `…_memo_count`, `…_memo_mismatch` |
-//! | S58 | every non-fee-payer signature verifies | `invalid_exact_svm_payload_signature` |
+//! | S58 | every non-fee-payer signature verifies | `invalid_exact_svm_payload_signature_invalid` |
 
 use sha2::{Digest, Sha256};
 use solana_message::compiled_instruction::CompiledInstruction;
@@ -148,10 +148,14 @@ pub fn inspect(
     };
     let req = &ctx.requirements;
     if ctx.payload.scheme != SCHEME || req.scheme != SCHEME {
-        return Err(refuse(reject(Reason::UNSUPPORTED_SCHEME)));
+        return Err(refuse(reject(
+            crate::reason::INVALID_EXACT_SVM_UNSUPPORTED_SCHEME,
+        )));
     }
     if !ctx.network_matches() || req.network != *network {
-        return Err(refuse(reject(Reason::NETWORK_MISMATCH)));
+        return Err(refuse(reject(
+            crate::reason::INVALID_EXACT_SVM_NETWORK_MISMATCH,
+        )));
     }
     let extra = Extra::read(req).map_err(refuse)?;
     let Some(fee_payer) = extra.fee_payer.as_deref() else {

@@ -231,11 +231,13 @@ impl FacilitatorRole for Facilitator {
     }
 
     async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
-        self.verify_payment(payment).await
+        let verdict = self.verify_payment(payment).await?;
+        Ok(verdict.for_version(payment.payload.version, crate::reason::V1_SPELLINGS))
     }
 
     async fn settle(&self, payment: &PaymentContext<'_>) -> Result<Settlement, SchemeError> {
-        self.settle_payment(payment).await
+        let settlement = self.settle_payment(payment).await?;
+        Ok(settlement.for_version(payment.payload.version, crate::reason::V1_SPELLINGS))
     }
 
     fn supported_extra(&self, _network: &Network) -> Option<Raw> {
@@ -259,5 +261,61 @@ impl FacilitatorRole for Facilitator {
             return Ok(Reconciled::default());
         }
         self.reconcile_unresolved().await
+    }
+}
+
+/// A v1 payment is answered with the v1 mechanism's spelling of a reason, a v2 payment with the
+/// current one (`crate::reason::V1_SPELLINGS`).
+#[cfg(test)]
+#[cfg(feature = "buyer")] // the request is the buyer-signed vector
+mod v1_spelling_tests {
+    use x402_core::json::JsonLimits;
+    use x402_core::wire::VerifyRequest;
+    use x402_core::{FacilitatorRole as _, PaymentContext, Reason};
+
+    use super::tests::{PAY_TO, facilitator, requirements, v2};
+    use crate::instructions::USDC_DEVNET;
+    use crate::payload::VECTOR_TRANSACTION;
+
+    /// The vector's transaction as a v1 payment whose requirements name `extra`.
+    fn v1(extra: &str) -> VerifyRequest {
+        let req = format!(
+            r#"{{"scheme":"exact","network":"solana-devnet","maxAmountRequired":"1000","resource":"https://x.test/","description":"","mimeType":"","payTo":"{PAY_TO}","maxTimeoutSeconds":60,"asset":"{USDC_DEVNET}","extra":{extra}}}"#
+        );
+        let body = format!(
+            r#"{{"x402Version":1,"paymentPayload":{{"x402Version":1,"scheme":"exact","network":"solana-devnet","payload":{{"transaction":"{VECTOR_TRANSACTION}"}}}},"paymentRequirements":{req}}}"#
+        );
+        VerifyRequest::from_json(body.as_bytes(), JsonLimits::DEFAULT).unwrap()
+    }
+
+    async fn answers(request: &VerifyRequest) -> (Option<Reason>, Option<Reason>) {
+        let f = facilitator();
+        let ctx = PaymentContext::of(request).unwrap();
+        let verdict = f.verify(&ctx).await.unwrap();
+        let settlement = f.settle(&ctx).await.unwrap();
+        (
+            verdict.result.err().map(|r| r.reason),
+            settlement.result.err().map(|r| r.reason),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_fee_payer_not_ours_is_spelled_as_each_version_spells_it() {
+        let not_ours = format!(r#"{{"feePayer":"{PAY_TO}"}}"#);
+        let current = Some(crate::reason::FEE_PAYER_NOT_MANAGED_BY_FACILITATOR);
+        let request = v2(&requirements("1000", PAY_TO, &not_ours), VECTOR_TRANSACTION);
+        assert_eq!(answers(&request).await, (current.clone(), current));
+        let older = Some(crate::reason::V1_FEE_PAYER_NOT_MANAGED_BY_FACILITATOR);
+        assert_eq!(
+            answers(&v1(&not_ours)).await,
+            (older.clone(), older.clone())
+        );
+        assert_eq!(
+            older.map(|r| r.to_string()).as_deref(),
+            Some("fee_payer_not_managed_by_facilitator")
+        );
+        // A reason without a v1 spelling is the same in both versions.
+        let missing = Some(crate::reason::INVALID_EXACT_SVM_PAYLOAD_MISSING_FEE_PAYER);
+        assert_eq!(answers(&v1("{}")).await.0, missing);
     }
 }

@@ -20,7 +20,7 @@
 
 use solana_signature::Signature;
 use x402_core::{
-    Intent, Outcome, PaymentId, Reason, Reconciled, Record, SchemeError, StoreError, UnixTime,
+    Intent, Outcome, PaymentId, Reconciled, Record, SchemeError, StoreError, UnixTime,
 };
 
 use super::Facilitator;
@@ -147,7 +147,7 @@ impl Facilitator {
             Ok(false) => match self.status_of(signature).await {
                 Ok(Some(status)) => Some(landed(status, transaction)),
                 Ok(None) => Some(Outcome::Failed {
-                    reason: Reason::TRANSACTION_FAILED,
+                    reason: crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
                     transaction: None,
                 }),
                 Err(e) => {
@@ -168,7 +168,7 @@ fn landed(status: Result<(), String>, transaction: String) -> Outcome {
     match status {
         Ok(()) => Outcome::Landed { transaction },
         Err(_) => Outcome::Failed {
-            reason: Reason::TRANSACTION_FAILED,
+            reason: crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
             transaction: Some(transaction),
         },
     }

@@ -281,21 +281,21 @@ impl Facilitator {
             ),
             Confirmation::LandedWithError(err) => (
                 Outcome::Failed {
-                    reason: Reason::TRANSACTION_FAILED,
+                    reason: crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
                     transaction: Some(sig.clone()),
                 },
                 Some(Rejection::with_message(
-                    Reason::TRANSACTION_FAILED,
+                    crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
                     format!("the transaction landed with an error: {err}"),
                 )),
             ),
             Confirmation::Expired => (
                 Outcome::Failed {
-                    reason: Reason::TRANSACTION_FAILED,
+                    reason: crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
                     transaction: None,
                 },
                 Some(Rejection::with_message(
-                    Reason::TRANSACTION_FAILED,
+                    crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
                     "the transaction did not land before its blockhash expired",
                 )),
             ),
@@ -359,7 +359,7 @@ impl Facilitator {
             Ok(true) => failed(
                 held.payer,
                 None,
-                Rejection::with_message(Reason::TRANSACTION_FAILED, why),
+                Rejection::with_message(crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED, why),
             ),
             Ok(false) => self.answer_after_send(held, sig).await,
             Err(e) => {

@@ -34,7 +34,7 @@ pub(super) fn fee_payer() -> Keypair {
     Keypair::new_from_array([2; 32])
 }
 
-fn facilitator() -> Facilitator {
+pub(super) fn facilitator() -> Facilitator {
     let rpc = Rpc::new(
         &["http://127.0.0.1:1".into()],
         std::time::Duration::from_secs(1),

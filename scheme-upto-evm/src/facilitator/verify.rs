@@ -112,6 +112,7 @@ impl Permit2Scheme for Facilitator {
                 data,
                 self.policy.gas_limit,
                 amount,
+                crate::reason::INVALID_UPTO_EVM_TRANSACTION_FAILED,
             )
         }
     }

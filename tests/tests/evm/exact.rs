@@ -337,7 +337,7 @@ async fn undeployed_erc6492_wallet_pays_only_through_an_allowed_factory() {
     let s = h.settle_json(&request).await;
     assert_eq!(
         s.error_reason,
-        Some(scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_UNDEPLOYED_SMART_WALLET),
+        Some(scheme_exact_evm::reason::EIP6492_FACTORY_NOT_ALLOWED),
         "{s:?}"
     );
     assert_eq!(h.signer_nonces().await, nonces);
@@ -356,6 +356,33 @@ async fn undeployed_erc6492_wallet_pays_only_through_an_allowed_factory() {
     assert_eq!(contracts::deploy_wallet_factory(&h2.bed).await, factory);
     h2.bed.mint_usdc(wallet, U256::from(UNITS)).await;
     let req = h2.requirements(PRICE, TransferMethod::Eip3009).await;
+
+    // Allow-listed, but the factory call reverts (a selector the factory does not have): the
+    // failed deployment is named, nothing is sent.
+    let broken = |sig| {
+        contracts::erc6492_wrap(
+            factory,
+            &Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef]),
+            &sig,
+        )
+    };
+    let request = request_v2(&req, wallet_payload(&h2, &req, wallet, &owner, broken));
+    let nonces = h2.signer_nonces().await;
+    let v = h2.verify_json(&request).await;
+    assert_eq!(
+        v.invalid_reason,
+        Some(scheme_exact_evm::reason::SMART_WALLET_DEPLOYMENT_FAILED),
+        "{v:?}"
+    );
+    let s = h2.settle_json(&request).await;
+    assert_eq!(
+        s.error_reason,
+        Some(scheme_exact_evm::reason::SMART_WALLET_DEPLOYMENT_FAILED),
+        "{s:?}"
+    );
+    assert_eq!(h2.signer_nonces().await, nonces);
+    assert_eq!(h2.usdc(wallet).await, U256::from(UNITS));
+
     let request = request_v2(&req, wallet_payload(&h2, &req, wallet, &owner, wrap));
     let v = h2.verify_json(&request).await;
     assert!(v.is_valid, "{v:?}");
@@ -415,7 +442,7 @@ async fn vector_a_checks_out_with_the_clock_pinned() {
         scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE
     );
     // Inside the window every off-chain check passes (domain, digest, signer, recipient, time,
-    // amount); the simulation then finds no EIP-3009 token at Base Sepolia's address on anvil.
+    // amount); then the facilitator finds no contract at Base Sepolia's USDC address on anvil.
     fn pinned() -> UnixTime {
         UnixTime(1_740_672_100)
     }
@@ -434,7 +461,7 @@ async fn vector_a_checks_out_with_the_clock_pinned() {
     );
     assert_eq!(
         inside.result.unwrap_err().reason,
-        scheme_exact_evm::reason::INVALID_EXACT_EVM_EIP3009_NOT_SUPPORTED
+        x402_evm::reason::ASSET_NOT_DEPLOYED_CONTRACT
     );
 }
 

@@ -360,7 +360,11 @@ async fn vector_c_checks_out_with_the_clock_pinned() {
         v.payer.as_deref(),
         Some("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
     );
-    assert_eq!(v.invalid_reason, Some(Reason::UNSUPPORTED_ASSET), "{v:?}");
+    assert_eq!(
+        v.invalid_reason,
+        Some(x402_evm::reason::ASSET_NOT_DEPLOYED_CONTRACT),
+        "{v:?}"
+    );
     // One changed signature byte fails at the signature step instead.
     let bad = VECTOR_C_PAYLOAD.replace("0x3433d762", "0x3433d763");
     let bad = request_v2(&req, serde_json::value::RawValue::from_string(bad).unwrap());

@@ -2,8 +2,11 @@
 //! anvil: `@x402/fetch` + `@x402/evm` pay our axum seller; our reqwest buyer pays an Express
 //! seller built with `@x402/express` that settles through OUR facilitator. The same two
 //! directions on solana-test-validator with `@x402/svm` (exact, v2, SPL Token and Token-2022).
+//! `vocabulary`: our reason codes, default assets and v1 network names against the packages'.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod vocabulary;
 
 use std::sync::Arc;
 

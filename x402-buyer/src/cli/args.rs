@@ -211,19 +211,16 @@ pub(super) fn parse_asset(s: &str) -> Result<KnownAsset, String> {
     })
 }
 
-/// The built-in known assets: the default stablecoin of each EVM network (x402-spec §4).
+/// The built-in known assets: the default stablecoins of each EVM network
+/// (`x402_evm::assets::DEFAULT_ASSETS`).
 fn builtin_assets() -> Vec<KnownAsset> {
     x402_evm::assets::DEFAULT_ASSETS
         .iter()
-        .map(|&(chain, address, name, _, decimals, _)| KnownAsset {
-            network: Network::eip155(chain),
-            address: address.to_checksum(None),
-            decimals,
-            symbol: if name.contains("USD Coin") || name == "USDC" {
-                "USDC".to_owned()
-            } else {
-                name.to_owned()
-            },
+        .map(|a| KnownAsset {
+            network: Network::eip155(a.chain),
+            address: a.address.to_checksum(None),
+            decimals: a.decimals,
+            symbol: a.symbol.to_owned(),
         })
         .collect()
 }

@@ -157,17 +157,16 @@ impl EvmFacilitatorCore {
         self.assets_with_code.has_code(&self.provider, asset).await
     }
 
-    /// `Err(reason)` with a message naming the asset when no contract is at it.
+    /// `asset_not_deployed_contract` when no contract is at the asset.
     pub async fn require_asset_code(
         &self,
         asset: Address,
-        reason: Reason,
     ) -> Result<Result<(), Rejection>, SchemeError> {
         Ok(if self.asset_has_code(asset).await? {
             Ok(())
         } else {
             Err(Rejection::with_message(
-                reason,
+                crate::reason::ASSET_NOT_DEPLOYED_CONTRACT,
                 format!("no contract at asset {asset}"),
             ))
         })

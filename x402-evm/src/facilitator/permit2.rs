@@ -24,8 +24,9 @@ pub struct Permit2View<'a> {
 }
 
 impl Permit2View<'_> {
-    /// The settlement of `value` to the witnessed recipient by calling `proxy` with `data`: any
-    /// signer sends it, and the response reports no amount (a scheme sets either otherwise).
+    /// The settlement of `value` to the witnessed recipient by calling `proxy` with `data`,
+    /// a revert answered with `reverted`: any signer sends it, and the response reports no
+    /// amount (a scheme sets either otherwise).
     pub fn plan(
         &self,
         network: &Network,
@@ -33,6 +34,7 @@ impl Permit2View<'_> {
         data: Bytes,
         gas_limit: u64,
         value: U256,
+        reverted: Reason,
     ) -> SettlePlan {
         let t = &self.terms;
         SettlePlan {
@@ -54,6 +56,7 @@ impl Permit2View<'_> {
                 nonce: t.nonce,
             },
             report_amount: None,
+            reverted,
         }
     }
 }
@@ -156,10 +159,7 @@ pub async fn verify_permit2<S: Permit2Scheme>(
             crate::reason::INVALID_PERMIT2_SIGNATURE,
         )));
     }
-    reject_on_err!(
-        core.require_asset_code(asset, Reason::UNSUPPORTED_ASSET)
-            .await?
-    );
+    reject_on_err!(core.require_asset_code(asset).await?);
     let plan = scheme.plan(p, amount, &signature);
     if S::sends_nothing(amount) {
         return Ok(Ok(plan));

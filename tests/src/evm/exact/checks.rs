@@ -167,8 +167,8 @@ impl ExactHarness {
     }
 
     /// A third party sends `front_run` — which uses `buyer`'s payment itself — after the
-    /// facilitator verified `request` and before it broadcasts: the settle reports
-    /// `authorization_already_used`, the price moved exactly once (by the front-runner's
+    /// facilitator verified `request` and before it broadcasts: the settle reports `used` (the
+    /// reference's reason for a used nonce), the price moved exactly once (by the front-runner's
     /// transaction) and the facilitator sent nothing; a later settle is a duplicate. Returns the
     /// answer.
     pub async fn assert_front_run_wins(
@@ -176,16 +176,13 @@ impl ExactHarness {
         front_run: TransactionRequest,
         request: &VerifyRequest,
         buyer: Address,
+        used: Reason,
     ) -> SettleResponse {
         let (f, before, s) = self
             .settle_racing(front_run, "front-run", request, &[buyer])
             .await;
         assert!(!s.success, "{s:?}");
-        assert_eq!(
-            s.error_reason,
-            Some(Reason::AUTHORIZATION_ALREADY_USED),
-            "{s:?}"
-        );
+        assert_eq!(s.error_reason, Some(used), "{s:?}");
         let after = self.snapshot(&[buyer]).await;
         assert_eq!(
             after.signer_nonces, before.signer_nonces,

@@ -225,7 +225,7 @@ async fn s9(kind: Kind) {
             Row::both(
                 format!("S9 amount {amount}"),
                 Edit::Amount(amount),
-                scheme_exact_evm::reason::INVALID_EXACT_EVM_AUTHORIZATION_VALUE,
+                scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALUE_MISMATCH,
                 x402_evm::reason::PERMIT2_AMOUNT_MISMATCH,
             )
             .and_v1()

@@ -319,7 +319,7 @@ async fn s31_mempool_copies_before_and_after_our_broadcast() {
     assert!(!s.success, "{s:?}");
     assert_eq!(
         s.error_reason,
-        Some(Reason::AUTHORIZATION_ALREADY_USED),
+        Some(scheme_exact_evm::reason::INVALID_EXACT_EVM_NONCE_ALREADY_USED),
         "{s:?}"
     );
     assert_ne!(s.transaction, format!("{copy_hash:#x}"));
@@ -434,7 +434,7 @@ async fn s35_garbage_and_forged_erc6492_wrappers() {
     ] {
         h.assert_refused(
             &request_v2(&req, eip3009_with_signature(&message, sig.into())),
-            Reason::INVALID_PAYLOAD,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_FAILED_TO_PARSE_SIGNATURE,
             &[buyer.address()],
             what,
         )
@@ -446,7 +446,7 @@ async fn s35_garbage_and_forged_erc6492_wrappers() {
     let junk = [&[9u8; 40][..], magic.as_slice()].concat();
     h.assert_refused(
         &request_v2(&req, eip3009_with_signature(&wallet_message, junk.into())),
-        Reason::INVALID_PAYLOAD,
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_FAILED_TO_PARSE_SIGNATURE,
         &[wallet],
         "deployed wallet, junk wrapper",
     )

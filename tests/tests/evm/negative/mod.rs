@@ -401,7 +401,7 @@ where
 
 /// Verify and settle refuse `request` with `reason` and nothing moves (the seller, the signers,
 /// `watch`) and nothing is broadcast; for a row marked `v1` on EIP-3009, the same payload in a v1
-/// envelope too.
+/// envelope too, refused with the v1 spelling of `reason`.
 pub(crate) async fn refused<E>(
     ctx: &Ctx,
     row: &Row<E>,
@@ -418,8 +418,12 @@ pub(crate) async fn refused<E>(
             panic!("{what}: a v2 request expected")
         };
         let v1 = request_v1(req, payload_of(request));
+        let v1_reason = reason.for_version(
+            x402_core::X402Version::V1,
+            scheme_exact_evm::reason::V1_SPELLINGS,
+        );
         ctx.h
-            .assert_refused(&v1, reason, watch, &format!("v1 {what}"))
+            .assert_refused(&v1, v1_reason, watch, &format!("v1 {what}"))
             .await;
     }
 }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use scheme_exact_evm::Policy;
+use x402_core::Facilitator as _;
 use x402_core::wire::VerifyRequest;
-use x402_core::{Facilitator as _, Reason};
 use x402_evm::signers::TxConfig;
 use x402_tests::evm::exact::{
     CODELESS, ExactHarness, assert_settle_refused, harness_tx_config, now, request_v2,
@@ -52,10 +52,7 @@ async fn s32(kind: Kind) {
         &req,
         message.payload(ctx.payer, message.sign(&ctx.key, &domain)),
     );
-    let reason = kind.pick(
-        scheme_exact_evm::reason::INVALID_EXACT_EVM_EIP3009_NOT_SUPPORTED,
-        Reason::UNSUPPORTED_ASSET,
-    );
+    let reason = x402_evm::reason::ASSET_NOT_DEPLOYED_CONTRACT;
     let before = ctx.h.snapshot(&[ctx.payer]).await;
     let v = f.verify(&request).await.unwrap();
     assert_eq!(v.invalid_reason, Some(reason.clone()), "{v:?}");

@@ -109,12 +109,12 @@ fn rows() -> Vec<Row<Sig>> {
         invalid("one byte 0x01", Sig::Raw(&[1])),
         invalid("v + 9 (EIP-155 style)", Sig::VPlus(9)),
         invalid("v + 10 (EIP-155 style)", Sig::VPlus(10)),
-        // A longer blob from an address without code is, for EIP-3009, a smart-wallet signature
-        // for a wallet that does not exist.
+        // A longer blob from an address without code: a smart-wallet signature for a wallet
+        // that does not exist, so an invalid signature.
         Row::both(
             "S29 66 bytes",
             Sig::Edited(|s| s.push(0)),
-            scheme_exact_evm::reason::INVALID_EXACT_EVM_PAYLOAD_UNDEPLOYED_SMART_WALLET,
+            scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
             x402_evm::reason::INVALID_PERMIT2_SIGNATURE,
         ),
         Row::only(

@@ -29,7 +29,11 @@ async fn a_transaction_whose_blockhash_expires_fails_definitely_within_the_bound
     let s = h.settle(&request).await;
     // Expired, not pending: the definite answer came before the bound.
     assert!(!s.success);
-    assert_eq!(s.error_reason, Some(Reason::TRANSACTION_FAILED), "{s:?}");
+    assert_eq!(
+        s.error_reason,
+        Some(scheme_exact_svm::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED),
+        "{s:?}"
+    );
     assert!(
         s.error_message
             .as_deref()

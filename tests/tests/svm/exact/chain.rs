@@ -111,7 +111,11 @@ async fn s59_a_transaction_that_lands_with_an_error_is_a_failure_at_a_capped_cos
     let before = h.snapshot(&[mint.address], &[]).await;
     let s = h.settle(&request).await;
     assert!(!s.success, "{s:?}");
-    assert_eq!(s.error_reason, Some(Reason::TRANSACTION_FAILED), "{s:?}");
+    assert_eq!(
+        s.error_reason,
+        Some(scheme_exact_svm::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED),
+        "{s:?}"
+    );
     let signature: solana_signature::Signature =
         s.transaction.parse().expect("the signature, for audit");
     let status = h.bed.rpc().get_signature_status(&signature).await.unwrap();
