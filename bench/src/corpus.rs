@@ -30,11 +30,7 @@ pub fn request_v2(requirements: &PaymentRequirementsV2, payload: Raw) -> VerifyR
     VerifyRequest::new(
         PaymentPayload::V2(PaymentPayloadV2 {
             x402_version: X402Version::V2,
-            resource: Some(ResourceInfo {
-                url: "http://127.0.0.1/paid".into(),
-                description: None,
-                mime_type: None,
-            }),
+            resource: Some(ResourceInfo::new("http://127.0.0.1/paid")),
             accepted: requirements.clone(),
             payload,
             extensions: None,

@@ -1,5 +1,6 @@
 // The official client (@x402/fetch + @x402/evm) pays each URL given on the command line.
-// Key: $X402_INTEROP_KEY (never printed). Prints one JSON line per URL:
+// Key: $X402_INTEROP_KEY (never printed); $X402_INTEROP_HEADERS, optional, a JSON object of
+// request headers sent with every request. Prints one JSON line per URL:
 // {"url", "status", "body", "settlement"}.
 import { wrapFetchWithPaymentFromConfig, decodePaymentResponseHeader } from "@x402/fetch";
 import { ExactEvmScheme } from "@x402/evm/exact/client";
@@ -14,7 +15,8 @@ const fetchWithPayment = wrapFetchWithPaymentFromConfig(fetch, {
 
 for (const url of process.argv.slice(2)) {
   try {
-    const response = await fetchWithPayment(url, { method: "GET" });
+    const headers = JSON.parse(process.env.X402_INTEROP_HEADERS ?? "{}");
+    const response = await fetchWithPayment(url, { method: "GET", headers });
     const header = response.headers.get("PAYMENT-RESPONSE");
     console.log(JSON.stringify({
       url,

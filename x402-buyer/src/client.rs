@@ -35,7 +35,8 @@ pub enum Error {
     /// The scheme could not sign (requirements it cannot check, signer failure).
     #[error("cannot sign the payment: {0}")]
     Sign(#[from] SchemeError),
-    /// The seller refused the payment after the retry.
+    /// The seller refused the payment after the retry: `error` is the 402 document's reason, or
+    /// `settlement failed: <reason>` when the seller reported a failed settlement.
     #[error("the seller refused the payment (HTTP {status}): {}", .error.as_deref().unwrap_or("no reason given"))]
     Refused {
         /// The HTTP status of the retry.
@@ -165,10 +166,24 @@ impl Buyer {
         let settlement = settlement_of(response.headers());
         let status = response.status().as_u16();
         if status == 402 || status == 412 {
-            let error = read_402(response).await.ok().and_then(|r| match r {
+            // A failed settlement is reported in the settlement header (the reference's 402
+            // after a failed settle carries no PAYMENT-REQUIRED, its body is `{}`); a refusal
+            // before settling in the 402 document's `error` (the bare reason code).
+            let document = read_402(response).await.ok().and_then(|r| match r {
                 PaymentRequired::V1(d) => d.error,
                 PaymentRequired::V2(d) => d.error,
             });
+            let error = match &settlement {
+                Some(s) if !s.success => Some(format!(
+                    "settlement failed: {}",
+                    s.error_reason
+                        .as_ref()
+                        .map(|r| r.as_str().to_owned())
+                        .or(document)
+                        .unwrap_or_else(|| "no reason given".to_owned())
+                )),
+                _ => document,
+            };
             return Err(Error::Refused {
                 status,
                 error,

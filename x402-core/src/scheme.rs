@@ -176,6 +176,7 @@ impl Verdict {
                 invalid_message: None,
                 payer: self.payer,
                 extensions: None,
+                extra: None,
             },
             Err(r) => VerifyResponse::invalid(r.reason, r.message, self.payer),
         };
@@ -240,6 +241,7 @@ impl Settlement {
             payer: self.payer,
             amount: self.amount,
             extensions: self.extensions,
+            extra: None,
         }
     }
 }

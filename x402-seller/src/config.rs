@@ -16,8 +16,10 @@ use crate::layer::Paywall;
 /// Computes a price from the request (path, query, headers) for a dynamically priced route.
 pub type PriceFn = Arc<dyn Fn(&Parts) -> Result<Price, String> + Send + Sync>;
 
-/// What a handler of an `upto` route reports as actually used, as a response extension
-/// (`(Extension(Charge(amount)), body)` in axum). At most the authorized maximum is settled.
+/// What a handler of an `upto` route reports as actually used, in atomic units, as a response
+/// extension (`(Extension(Charge(amount)), body)` in axum). At most the authorized maximum is
+/// settled. The [`crate::SettlementOverrides`] header is the reference's equivalent (it also takes
+/// a percentage or a price); a `Charge` takes precedence over it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Charge(pub Amount);
 
@@ -37,6 +39,14 @@ pub enum ConfigError {
         scheme: String,
         /// The network.
         network: Network,
+    },
+    /// A service member of the resource is outside the reference's limits.
+    #[error("resource {member}: {why}")]
+    Resource {
+        /// The member (`serviceName`, `tags`, `iconUrl`).
+        member: &'static str,
+        /// What is wrong.
+        why: String,
     },
 }
 
@@ -130,6 +140,9 @@ pub struct Route {
     pub(crate) description: String,
     pub(crate) mime_type: String,
     pub(crate) resource_url: Option<String>,
+    pub(crate) service_name: Option<String>,
+    pub(crate) tags: Option<Vec<String>>,
+    pub(crate) icon_url: Option<String>,
     pub(crate) versions: Vec<X402Version>,
     pub(crate) settle: SettleTiming,
 }
@@ -148,6 +161,9 @@ impl Route {
             description: String::new(),
             mime_type: "application/json".to_owned(),
             resource_url: None,
+            service_name: None,
+            tags: None,
+            icon_url: None,
             versions: X402Version::ALL.to_vec(),
             settle: SettleTiming::AfterHandler,
         }
@@ -174,6 +190,27 @@ impl Route {
     /// The resource URL announced to buyers (default: the seller's base URL and the path).
     pub fn resource_url(mut self, url: impl Into<String>) -> Self {
         self.resource_url = Some(url.into());
+        self
+    }
+
+    /// The name of the service hosting the resource (v2 `resource.serviceName`): 1 to 32
+    /// printable ASCII characters. Catalogues such as the bazaar list it.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Topical tags of the resource (v2 `resource.tags`): at most 5, each 1 to 32 printable ASCII
+    /// characters, no two equal ignoring case.
+    pub fn tags<T: Into<String>>(mut self, tags: impl IntoIterator<Item = T>) -> Self {
+        self.tags = Some(tags.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The service's icon (v2 `resource.iconUrl`): an absolute `http://` or `https://` URL of at
+    /// most 2048 characters.
+    pub fn icon_url(mut self, url: impl Into<String>) -> Self {
+        self.icon_url = Some(url.into());
         self
     }
 
@@ -302,6 +339,7 @@ impl Seller {
         if route.versions.is_empty() {
             return Err(ConfigError::NoVersions);
         }
+        crate::resource::check(&route)?;
         for a in &route.accepts {
             if self
                 .inner

@@ -11,8 +11,9 @@ use x402_core::json::JsonLimits;
 use x402_core::wire::{PaymentPayload, PaymentRequirements, SettleResponse, VerifyRequest};
 use x402_core::{Reason, X402Version};
 
-use crate::config::{Charge, Route, SellerInner, SettleTiming};
+use crate::config::{Route, SellerInner, SettleTiming};
 use crate::offers::{self, OfferError, Offers};
+use crate::overrides::{self, SETTLEMENT_OVERRIDES};
 use crate::response::{self, Refusal, decorate, payment_required, with_settlement};
 
 /// A request's payment, accepted for processing.
@@ -46,22 +47,31 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(axum::http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("text/html"))
+/// Whether the request comes from a web browser, as the reference decides it
+/// (`x402HTTPResourceServer.isWebBrowser`, TypeScript 2.27): its `Accept` contains `text/html`
+/// **and** its `User-Agent` contains `Mozilla` (every mainstream browser sends both; an API
+/// client asking for HTML does not get a page). Only an unpaid request is answered with the HTML
+/// paywall: a refused payment is answered with the JSON document, as the reference does.
+fn is_browser(headers: &HeaderMap) -> bool {
+    let any = |name, needle: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains(needle))
+    };
+    any(axum::http::header::ACCEPT, "text/html") && any(axum::http::header::USER_AGENT, "Mozilla")
 }
 
-fn refuse(offers: &Offers, html: bool, error: impl Into<String>) -> Response<Body> {
+/// A 402 with the offers for a request that carried a payment (never HTML).
+fn refuse(offers: &Offers, error: impl Into<String>) -> Response<Body> {
     payment_required(
         offers,
         Refusal {
             error: error.into(),
             ..Refusal::default()
         },
-        html,
+        false,
     )
 }
 
@@ -79,11 +89,7 @@ fn offer_error(e: &OfferError) -> Response<Body> {
 
 /// Reads the payment header: `Ok(None)` when there is none, `Err` with the response to send
 /// when it cannot be used.
-fn read_payment(
-    headers: &HeaderMap,
-    offers: &Offers,
-    html: bool,
-) -> Result<Option<Paid>, Box<Response<Body>>> {
+fn read_payment(headers: &HeaderMap, offers: &Offers) -> Result<Option<Paid>, Box<Response<Body>>> {
     let (version, name, value) = if let Some(v) = headers.get(PAYMENT_SIGNATURE) {
         (X402Version::V2, PAYMENT_SIGNATURE, v)
     } else if let Some(v) = headers.get(X_PAYMENT) {
@@ -98,7 +104,6 @@ fn read_payment(
     if !offered {
         return Err(Box::new(refuse(
             offers,
-            html,
             format!("x402 v{version} payments ({name}) are not accepted for this resource"),
         )));
     }
@@ -134,11 +139,7 @@ fn read_payment(
             .map(PaymentRequirements::V1),
     };
     let Some(requirements) = requirements else {
-        return Err(Box::new(refuse(
-            offers,
-            html,
-            "No matching payment requirements",
-        )));
+        return Err(Box::new(refuse(offers, "No matching payment requirements")));
     };
     Ok(Some(Paid {
         version,
@@ -170,22 +171,27 @@ where
     S: Service<Request<Body>, Response = Response<Body>>,
 {
     let (parts, body) = request.into_parts();
-    let html = wants_html(&parts.headers);
     let offers = match offers::build(seller, route, &parts).await {
         Ok(o) => o,
         Err(e) => return Ok(offer_error(&e)),
     };
-    let paid = match read_payment(&parts.headers, &offers, html) {
+    let paid = match read_payment(&parts.headers, &offers) {
         Ok(Some(p)) => p,
-        Ok(None) => return Ok(refuse(&offers, html, "Payment required")),
+        Ok(None) => {
+            let unpaid = Refusal {
+                error: "Payment required".to_owned(),
+                ..Refusal::default()
+            };
+            return Ok(payment_required(
+                &offers,
+                unpaid,
+                is_browser(&parts.headers),
+            ));
+        }
         Err(response) => return Ok(*response),
     };
     let Some(_in_flight) = InFlight::claim(&seller.in_flight, in_flight_key(&paid.request)) else {
-        return Ok(refuse(
-            &offers,
-            html,
-            "this payment is already being processed",
-        ));
+        return Ok(refuse(&offers, "this payment is already being processed"));
     };
 
     let verdict = match seller.facilitator.verify(&paid.request).await {
@@ -199,29 +205,32 @@ where
         }
     };
     if !verdict.is_valid {
+        // `error` is the bare reason code, as the reference writes it; the facilitator's message
+        // is logged, not sent.
         let reason = verdict.invalid_reason.unwrap_or(Reason::INVALID_PAYLOAD);
+        tracing::info!(%reason, message = ?verdict.invalid_message, payer = ?verdict.payer, "payment refused by the facilitator");
         let status = (reason.as_str() == "permit2_allowance_required")
             .then_some(StatusCode::PRECONDITION_FAILED);
-        let error = match &verdict.invalid_message {
-            Some(m) => format!("{reason}: {m}"),
-            None => reason.to_string(),
-        };
         let refusal = Refusal {
-            error,
+            error: reason.to_string(),
             status,
             payer: verdict.payer,
-            settlement: None,
         };
-        return Ok(payment_required(&offers, refusal, html));
+        return Ok(payment_required(&offers, refusal, false));
     }
 
     let request = Request::from_parts(parts, body);
     if route.settle == SettleTiming::BeforeHandler {
-        let settlement = match settle(seller, &offers, html, &paid, &paid.request).await {
+        let settlement = match settle(seller, &offers, &paid, &paid.request).await {
             Ok(s) => s,
             Err(response) => return Ok(*response),
         };
         let mut response = inner.oneshot(request).await?;
+        if overrides::strip(response.headers_mut()).is_some() {
+            tracing::warn!(
+                "{SETTLEMENT_OVERRIDES} ignored: this route settles before its handler runs"
+            );
+        }
         with_settlement(&mut response, paid.version, &settlement);
         return Ok(decorate(response, true));
     }
@@ -237,53 +246,31 @@ where
     };
     if head.status.as_u16() >= 400 {
         // The handler failed: the buyer is not charged (threat model S63).
+        overrides::strip(&mut head.headers);
         return Ok(decorate(
             Response::from_parts(head, Body::from(bytes)),
             false,
         ));
     }
-    let charge = head.extensions.remove::<Charge>();
-    let settle_request = match charged(&paid.request, charge) {
+    let settle_request = match overrides::take(&mut head) {
+        Ok(asked) => overrides::resolve(seller, &paid.request, asked).await,
+        Err(message) => Err(message),
+    };
+    let settle_request = match settle_request {
         Ok(r) => r,
         Err(message) => {
+            let message = format!("{message}; nothing was charged");
             tracing::error!(%message, "not settled");
             return Ok(response::error(StatusCode::INTERNAL_SERVER_ERROR, &message));
         }
     };
-    let settlement = match settle(seller, &offers, html, &paid, &settle_request).await {
+    let settlement = match settle(seller, &offers, &paid, &settle_request).await {
         Ok(s) => s,
         Err(response) => return Ok(*response),
     };
     let mut response = Response::from_parts(head, Body::from(bytes));
     with_settlement(&mut response, paid.version, &settlement);
     Ok(decorate(response, true))
-}
-
-/// The settle request: for `upto`, the seller's requirements with the handler's actual charge.
-fn charged(request: &VerifyRequest, charge: Option<Charge>) -> Result<VerifyRequest, String> {
-    let (Some(Charge(actual)), PaymentRequirements::V2(max)) =
-        (charge, &request.payment_requirements)
-    else {
-        return Ok(request.clone());
-    };
-    if max.scheme != "upto" {
-        if actual != max.amount {
-            tracing::warn!(scheme = %max.scheme, "a Charge applies to upto only; ignored");
-        }
-        return Ok(request.clone());
-    }
-    if actual > max.amount {
-        return Err(format!(
-            "the handler charged {actual}, more than the {} the buyer authorized; nothing was charged",
-            max.amount
-        ));
-    }
-    let mut requirements = max.clone();
-    requirements.amount = actual;
-    Ok(VerifyRequest::new(
-        request.payment_payload.clone(),
-        PaymentRequirements::V2(requirements),
-    ))
 }
 
 /// Whether the facilitator answered that the payment was sent but not yet decided.
@@ -296,7 +283,6 @@ fn is_pending(settlement: &SettleResponse) -> bool {
 async fn settle(
     seller: &SellerInner,
     offers: &Offers,
-    html: bool,
     paid: &Paid,
     request: &VerifyRequest,
 ) -> Result<SettleResponse, Box<Response<Body>>> {
@@ -312,17 +298,17 @@ async fn settle(
         }
     };
     if !settlement.success {
-        let reason = settlement
-            .error_reason
-            .as_ref()
-            .map_or_else(|| "settlement failed".to_owned(), ToString::to_string);
-        let refusal = Refusal {
-            error: format!("settlement failed: {reason}"),
-            status: None,
-            payer: settlement.payer.clone(),
-            settlement: Some((paid.version, settlement)),
-        };
-        return Err(Box::new(payment_required(offers, refusal, html)));
+        tracing::warn!(
+            reason = ?settlement.error_reason,
+            message = ?settlement.error_message,
+            payer = ?settlement.payer,
+            "settlement failed; the response is withheld"
+        );
+        return Err(Box::new(response::settlement_failed(
+            offers,
+            paid.version,
+            &settlement,
+        )));
     }
     // Never grant on an answer that does not describe this payment (threat model S67).
     let requirements = &request.payment_requirements;

@@ -4,9 +4,12 @@ mod config;
 mod flow;
 mod layer;
 mod offers;
+mod overrides;
+mod resource;
 mod response;
 
 pub use config::{
     Accept, Charge, ConfigError, PriceFn, Route, Seller, SellerOptions, SettleTiming,
 };
 pub use layer::{Paywall, PaywallService};
+pub use overrides::{SETTLEMENT_OVERRIDES, SettlementOverrides};

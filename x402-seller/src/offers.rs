@@ -5,7 +5,7 @@ use x402_core::wire::{
     PaymentRequiredV1, PaymentRequiredV2, PaymentRequirementsV1, PaymentRequirementsV2,
     ResourceInfo, SupportedKind,
 };
-use x402_core::{FacilitatorError, PriceRequest, SchemeError, X402Version};
+use x402_core::{Amount, FacilitatorError, Network, Price, PriceRequest, SchemeError, X402Version};
 
 use crate::config::{PriceSource, Route, SellerInner};
 
@@ -80,6 +80,9 @@ pub(crate) async fn build(
         url: resource_url(seller, route, parts),
         description: Some(route.description.clone()),
         mime_type: Some(route.mime_type.clone()),
+        service_name: route.service_name.clone(),
+        tags: route.tags.clone(),
+        icon_url: route.icon_url.clone(),
     };
     let mut v2 = Vec::new();
     let mut v1 = Vec::new();
@@ -131,6 +134,47 @@ pub(crate) async fn build(
     Ok(Offers { v2, v1, resource })
 }
 
+/// `price` (`"$0.05"`) in atomic units of the asset of `requirements`, converted by the scheme
+/// that priced them, exactly as a route price in that asset converts (so a price finer than the
+/// asset's smallest unit is refused, not rounded).
+pub(crate) async fn atomic_price(
+    seller: &SellerInner,
+    requirements: &PaymentRequirementsV2,
+    price: &str,
+) -> Result<Amount, String> {
+    let network = Network::parse(&requirements.network).map_err(|e| e.to_string())?;
+    let scheme = seller
+        .schemes
+        .lookup(X402Version::V2, &requirements.scheme, &network)
+        .map_err(|e| format!("no seller scheme prices it: {e:?}"))?;
+    let supported = seller.supported().await.map_err(|e| e.to_string())?;
+    let kind = find_kind(
+        &supported.kinds,
+        X402Version::V2,
+        &requirements.scheme,
+        &requirements.network,
+    )
+    .cloned();
+    let priced = scheme
+        .requirements(&PriceRequest {
+            network,
+            price: Price::Decimal(price.to_owned()),
+            pay_to: requirements.pay_to.clone(),
+            asset: Some(requirements.asset.clone()),
+            max_timeout_seconds: Some(requirements.max_timeout_seconds),
+            facilitator_kind: kind,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if priced.asset != requirements.asset {
+        return Err(format!(
+            "the scheme priced it in {} instead of {}",
+            priced.asset, requirements.asset
+        ));
+    }
+    Ok(priced.amount)
+}
+
 fn to_v1(
     r: &PaymentRequirementsV2,
     network: &str,
@@ -177,19 +221,14 @@ impl Offers {
         })
     }
 
-    /// The seller's requirement the buyer's `accepted` names, by (scheme, network, amount, asset,
-    /// payTo); the buyer's copy itself is never used.
+    /// The seller's requirement the buyer's `accepted` names, by the reference's rule
+    /// ([`PaymentRequirementsV2::matches_accepted`]: every member but `extra` equal exactly, the
+    /// seller's `extra` contained in the buyer's); the buyer's copy itself is never used.
     pub(crate) fn match_v2(
         &self,
         accepted: &PaymentRequirementsV2,
     ) -> Option<&PaymentRequirementsV2> {
-        self.v2.iter().find(|r| {
-            r.scheme == accepted.scheme
-                && r.network == accepted.network
-                && r.amount == accepted.amount
-                && same_address(&r.asset, &accepted.asset)
-                && same_address(&r.pay_to, &accepted.pay_to)
-        })
+        self.v2.iter().find(|r| r.matches_accepted(accepted))
     }
 
     /// The seller's v1 requirement for a v1 payment's (scheme, network).
@@ -197,30 +236,5 @@ impl Offers {
         self.v1
             .iter()
             .find(|r| r.scheme == scheme && r.network == network)
-    }
-}
-
-/// Addresses compare case-insensitively when both are `0x` hex (EVM), exactly otherwise (base58).
-pub(crate) fn same_address(a: &str, b: &str) -> bool {
-    let hex = |s: &str| s.starts_with("0x") || s.starts_with("0X");
-    if hex(a) && hex(b) {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        a == b
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_address;
-
-    #[test]
-    fn addresses() {
-        assert!(same_address(
-            "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
-            "0x036cbd53842c5426634e7929541ec2318f3dcf7e"
-        ));
-        assert!(!same_address("AbC", "abc"));
-        assert!(same_address("AbC", "AbC"));
     }
 }

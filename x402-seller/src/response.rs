@@ -116,21 +116,53 @@ pub(crate) fn settlement_pending(
     decorate(response, true)
 }
 
+/// The answer to a paid request whose settlement failed (not pending: see
+/// [`settlement_pending`]), in the reference's shape: 402, the failed settlement in the settlement
+/// header, no fresh `PAYMENT-REQUIRED`, never HTML.
+///
+/// * v2 (`x402HTTPResourceServer.buildSettlementFailureResponse`, TypeScript 2.27): body `{}`
+///   (`application/json`) and `PAYMENT-RESPONSE` carrying the facilitator's failed settle
+///   response.
+/// * v1 (the legacy Express middleware): the v1 document, its `error` the bare reason code, as
+///   the body; `X-PAYMENT-RESPONSE` is added (the legacy middleware sent none) so that a v1 buyer
+///   also learns the reason and the payer.
+///
+/// A settlement without a reason is reported as `Settlement failed`, the reference's default.
+pub(crate) fn settlement_failed(
+    offers: &Offers,
+    version: X402Version,
+    settlement: &SettleResponse,
+) -> Response<Body> {
+    let reason = settlement
+        .error_reason
+        .as_ref()
+        .map_or("Settlement failed", Reason::as_str);
+    let v1 = match version {
+        X402Version::V1 => offers.required_v1(reason, None),
+        X402Version::V2 => None,
+    };
+    let mut response = match &v1 {
+        Some(doc) => json_body(StatusCode::PAYMENT_REQUIRED, doc),
+        None => json_body(StatusCode::PAYMENT_REQUIRED, &serde_json::json!({})),
+    };
+    with_settlement(&mut response, version, settlement);
+    decorate(response, false)
+}
+
 /// What a 402 says besides the offers.
 #[derive(Debug, Default)]
 pub(crate) struct Refusal {
-    /// Why (`Payment required`, a verify reason, …).
+    /// Why (`Payment required`, a bare verify reason, …).
     pub(crate) error: String,
     /// 402, or 412 for `permit2_allowance_required`.
     pub(crate) status: Option<StatusCode>,
     /// The payer, when a verification named one (v1 body).
     pub(crate) payer: Option<String>,
-    /// A failed settlement to report.
-    pub(crate) settlement: Option<(X402Version, SettleResponse)>,
 }
 
-/// A 402: `PAYMENT-REQUIRED` when v2 is offered; the body is the v1 document when v1 is offered,
-/// an HTML paywall for browsers, `{}` otherwise.
+/// A 402 with the offers: `PAYMENT-REQUIRED` when v2 is offered; the body is an HTML paywall
+/// when `html` (a browser's unpaid request, see `flow::is_browser`), else the v1 document when
+/// v1 is offered, else `{}`.
 pub(crate) fn payment_required(offers: &Offers, refusal: Refusal, html: bool) -> Response<Body> {
     let status = refusal.status.unwrap_or(StatusCode::PAYMENT_REQUIRED);
     let v1 = offers.required_v1(&refusal.error, refusal.payer.clone());
@@ -155,9 +187,6 @@ pub(crate) fn payment_required(offers: &Offers, refusal: Refusal, html: bool) ->
         )
     {
         response.headers_mut().insert(name, value);
-    }
-    if let Some((version, settlement)) = &refusal.settlement {
-        with_settlement(&mut response, *version, settlement);
     }
     decorate(response, false)
 }

@@ -8,7 +8,8 @@ mod shop;
 pub use node::NodeScript;
 
 pub use shop::{
-    Counting, EXACT_UNITS, Shop, UPTO_MAX_UNITS, UPTO_USED_UNITS, buyer_for, usdc_asset,
+    Counting, EXACT_UNITS, ICON_URL, SERVICE_NAME, Shop, UPTO_MAX_UNITS, UPTO_USED_UNITS,
+    buyer_for, usdc_asset,
 };
 
 use std::sync::Arc;

@@ -20,7 +20,7 @@ use x402_core::{
     Network, Price, Registry, SellerRole as _, X402Version,
 };
 use x402_evm::assets::{AssetTable, TransferMethod};
-use x402_seller::{Accept, Charge, Route, Seller, SettleTiming};
+use x402_seller::{Accept, Charge, Route, Seller, SettleTiming, SettlementOverrides};
 
 use crate::evm::PERMIT2_ADDRESS;
 use crate::evm::exact::{ExactHarness, usdc_info};
@@ -128,6 +128,10 @@ pub const EXACT_UNITS: u64 = 10_000;
 pub const UPTO_MAX_UNITS: u64 = 50_000;
 /// What the `upto` handler charges.
 pub const UPTO_USED_UNITS: u64 = 20_000;
+/// The `serviceName` of the exact routes' resource.
+pub const SERVICE_NAME: &str = "x402 jokes";
+/// The `iconUrl` of the exact routes' resource.
+pub const ICON_URL: &str = "https://jokes.example/icon.png";
 
 impl Shop {
     /// Starts everything; every buyer has approved Permit2 for its USDC.
@@ -228,18 +232,26 @@ fn router(h: &Arc<ExactHarness>, facilitator: Arc<Counting>) -> axum::Router {
     let exact_route = || {
         Route::new()
             .description("a paid joke")
+            .service_name(SERVICE_NAME)
+            .tags(["jokes", "x402"])
+            .icon_url(ICON_URL)
             .accept(exact(h, EXACT_UNITS))
     };
 
-    let upto = Route::new().accept(
-        Accept::new(
-            "upto",
-            network.clone(),
-            pay_to.clone(),
-            Price::Atomic(Amount::from(UPTO_MAX_UNITS)),
-        )
-        .max_timeout_seconds(120),
-    );
+    let upto_route = {
+        let (network, pay_to) = (network.clone(), pay_to.clone());
+        move || {
+            Route::new().accept(
+                Accept::new(
+                    "upto",
+                    network.clone(),
+                    pay_to.clone(),
+                    Price::Atomic(Amount::from(UPTO_MAX_UNITS)),
+                )
+                .max_timeout_seconds(120),
+            )
+        }
+    };
     let dynamic = Route::new().accept(
         Accept::dynamic("exact", network, pay_to, |parts| {
             let units = parts
@@ -280,7 +292,22 @@ fn router(h: &Arc<ExactHarness>, facilitator: Arc<Counting>) -> axum::Router {
                     "metered content",
                 )
             })
-            .layer(paywall(&eip3009, upto)),
+            .layer(paywall(&eip3009, upto_route())),
+        )
+        .route(
+            "/upto-percent",
+            get(|| async { (SettlementOverrides::amount("40%"), "metered by percent") })
+                .layer(paywall(&eip3009, upto_route())),
+        )
+        .route(
+            "/upto-price",
+            get(|| async { (SettlementOverrides::amount("$0.015"), "metered by price") })
+                .layer(paywall(&eip3009, upto_route())),
+        )
+        .route(
+            "/upto-greedy",
+            get(|| async { (SettlementOverrides::amount("$1"), "metered greedily") })
+                .layer(paywall(&eip3009, upto_route())),
         )
         .route(
             "/fail",

@@ -3,6 +3,8 @@
 //! seller built with `@x402/express` that settles through OUR facilitator. The same two
 //! directions on solana-test-validator with `@x402/svm` (exact, v2, SPL Token and Token-2022).
 //! `vocabulary`: our reason codes, default assets and v1 network names against the packages'.
+//! The Express middleware is also the oracle for the refusal shapes (a verify refusal's bare
+//! reason, a failed settlement's 402), and the official client reads our failed settlement.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,12 +12,13 @@ mod vocabulary;
 
 use std::sync::Arc;
 
-use alloy::primitives::U256;
+use alloy::primitives::{Address, U256};
 use axum::routing::get;
 use scheme_exact_svm::BuyerOptions;
 use solana_signer::Signer as _;
 use x402_buyer::{Buyer, KnownAsset, Policy};
 use x402_core::client::FacilitatorClient;
+use x402_core::wire::SettleResponse;
 use x402_core::{Amount, Price, Registry, X402Version};
 use x402_core::{BuyerRole as _, SellerRole as _};
 use x402_seller::{Accept, Route, Seller};
@@ -59,23 +62,48 @@ async fn the_official_fetch_client_pays_our_seller() {
     assert_eq!(shop.counting.calls(), (2, 2));
 }
 
+/// The Express seller of `server.mjs` on the shop's chain, through our facilitator; `drain_url`
+/// is its `/weather-drain` hook.
+async fn express(shop: &Shop, drain_url: Option<String>) -> (tokio::process::Child, String) {
+    let seller = shop.h.bed.seller().address;
+    let mut env = vec![
+        ("FACILITATOR_URL", shop.facilitator_url.clone()),
+        ("NETWORK", shop.h.network.to_string()),
+        ("ASSET", shop.h.bed.usdc().to_checksum(None)),
+        ("PAY_TO", seller.to_checksum(None)),
+        ("AMOUNT", EXACT_UNITS.to_string()),
+        ("TOKEN_NAME", USDC_NAME.to_owned()),
+        ("TOKEN_VERSION", USDC_VERSION.to_owned()),
+    ];
+    if let Some(url) = drain_url {
+        env.push(("DRAIN_URL", url));
+    }
+    NodeScript::new("server.mjs").serve(&env).await
+}
+
+/// A hook that empties `who`'s USDC when called (`GET /`), so a payment verified before it fails
+/// to settle after it.
+async fn drain_hook(shop: &Shop, who: Address) -> String {
+    let h = shop.h.clone();
+    let drain = move || {
+        let h = h.clone();
+        async move {
+            let all = h.usdc(who).await;
+            h.bed
+                .transfer_usdc(who, h.bed.deployer().address, all)
+                .await;
+            "drained"
+        }
+    };
+    serve(axum::Router::new().route("/", get(drain))).await
+}
+
 #[tokio::test]
 async fn our_client_pays_an_express_seller_through_our_facilitator() {
     let shop = Shop::start().await;
     let b1 = shop.h.bed.buyer(1).clone();
     let seller = shop.h.bed.seller().address;
-    let script = NodeScript::new("server.mjs");
-    let (_server, url) = script
-        .serve(&[
-            ("FACILITATOR_URL", shop.facilitator_url.clone()),
-            ("NETWORK", shop.h.network.to_string()),
-            ("ASSET", shop.h.bed.usdc().to_checksum(None)),
-            ("PAY_TO", seller.to_checksum(None)),
-            ("AMOUNT", EXACT_UNITS.to_string()),
-            ("TOKEN_NAME", USDC_NAME.to_owned()),
-            ("TOKEN_VERSION", USDC_VERSION.to_owned()),
-        ])
-        .await;
+    let (_server, url) = express(&shop, None).await;
     let (before, seller_before) = (shop.usdc(b1.address).await, shop.usdc(seller).await);
     let buyer = buyer_for(&shop.h, &b1.signer, Policy::default());
     let paid = buyer.get(&format!("{url}/weather")).await.unwrap();
@@ -94,6 +122,117 @@ async fn our_client_pays_an_express_seller_through_our_facilitator() {
         shop.usdc(seller).await,
         seller_before + U256::from(EXACT_UNITS)
     );
+}
+
+/// The refusal our buyer reports for `request`.
+async fn refusal(
+    buyer: &Buyer,
+    request: reqwest::Request,
+) -> (u16, Option<String>, Option<SettleResponse>) {
+    match buyer.execute(request).await {
+        Err(x402_buyer::Error::Refused {
+            status,
+            error,
+            settlement,
+        }) => (status, error, settlement.map(|s| *s)),
+        other => panic!("a refusal expected: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn refusals_reach_our_buyer_from_the_express_seller_as_from_ours() {
+    // The official Express middleware is the oracle for the refusal shapes: a payment refused at
+    // verify (402, PAYMENT-REQUIRED whose `error` is the bare reason) and a failed settlement
+    // (402, PAYMENT-RESPONSE with the failure, body {}). Our seller answers the same, and our
+    // buyer reads both the same way.
+    let shop = Shop::start().await;
+    let seller = shop.h.bed.seller().address;
+    let (b2, b3, b4) = (
+        shop.h.bed.buyer(2).clone(),
+        shop.h.bed.buyer(3).clone(),
+        shop.h.bed.buyer(4).clone(),
+    );
+    let drain3 = drain_hook(&shop, b3.address).await;
+    let (_server, express_url) = express(&shop, Some(drain3)).await;
+    let get = |url: String| reqwest::Client::new().get(url).build().unwrap();
+
+    // Refused at verify: the wallet is empty.
+    let empty = buyer_for(&shop.h, &b2.signer, Policy::default());
+    let all = shop.usdc(b2.address).await;
+    shop.h
+        .bed
+        .transfer_usdc(b2.address, shop.h.bed.deployer().address, all)
+        .await;
+    let theirs = refusal(&empty, get(format!("{express_url}/weather"))).await;
+    let ours = refusal(&empty, get(shop.at("/joke"))).await;
+    assert_eq!(theirs.0, 402);
+    let reason = theirs.1.clone().expect("a reason");
+    assert!(
+        reason
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "a bare reason code: {reason}"
+    );
+    assert_eq!((ours.0, ours.1.as_deref()), (402, Some(reason.as_str())));
+    assert!(
+        theirs.2.is_none() && ours.2.is_none(),
+        "nothing was settled"
+    );
+
+    // Refused at settle: the wallet is emptied while the handler runs.
+    let seller_before = shop.usdc(seller).await;
+    let payer = buyer_for(&shop.h, &b3.signer, Policy::default());
+    let theirs = refusal(&payer, get(format!("{express_url}/weather-drain"))).await;
+    let payer = buyer_for(&shop.h, &b4.signer, Policy::default());
+    let mut drain4 = get(shop.at("/drain"));
+    drain4
+        .headers_mut()
+        .insert("x-drain", b4.address.to_string().parse().unwrap());
+    let ours = refusal(&payer, drain4).await;
+    for (who, (status, error, settlement)) in [("express", &theirs), ("ours", &ours)] {
+        assert_eq!(*status, 402, "{who}");
+        let s = settlement.as_ref().expect("the failed settlement");
+        assert!(!s.success, "{who}: {s:?}");
+        let reason = s
+            .error_reason
+            .as_ref()
+            .expect("a reason")
+            .as_str()
+            .to_owned();
+        assert_eq!(
+            error.as_deref(),
+            Some(format!("settlement failed: {reason}").as_str()),
+            "{who}"
+        );
+    }
+    assert_eq!(theirs.2.unwrap().error_reason, ours.2.unwrap().error_reason);
+    assert_eq!(shop.usdc(seller).await, seller_before, "nothing was paid");
+}
+
+#[tokio::test]
+async fn the_official_client_reads_our_failed_settlement() {
+    let shop = Shop::start().await;
+    let b0 = shop.h.bed.buyer(0).clone();
+    let seller = shop.h.bed.seller().address;
+    let seller_before = shop.usdc(seller).await;
+    let key = format!("0x{}", alloy::hex::encode(b0.signer.to_bytes()));
+    let headers = serde_json::json!({ "x-drain": b0.address.to_string() }).to_string();
+    let lines = NodeScript::new("pay.mjs")
+        .run(
+            &[&shop.at("/drain")],
+            &[("X402_INTEROP_KEY", key), ("X402_INTEROP_HEADERS", headers)],
+        )
+        .await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let result: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(result["status"], 402, "{result}");
+    assert_eq!(result["body"], "{}", "{result}");
+    let settlement = &result["settlement"];
+    assert_eq!(settlement["success"], false, "{result}");
+    assert!(settlement["errorReason"].is_string(), "{result}");
+    assert_eq!(settlement["network"], "eip155:84532", "{result}");
+    assert_eq!(shop.counting.calls(), (1, 1), "paid once, never again");
+    assert_eq!(shop.usdc(seller).await, seller_before);
 }
 
 // --- Solana (solana-test-validator) ---------------------------------------------------------

@@ -58,10 +58,35 @@ async fn malformed_payments_are_client_errors_and_browsers_get_a_page() {
     assert_eq!(body["x402Version"], 1);
     assert_eq!(body["accepts"][0]["network"], "base-sepolia");
 
+    // The resource describes the service.
+    assert_eq!(doc["resource"]["serviceName"], "x402 jokes");
+    assert_eq!(
+        doc["resource"]["tags"],
+        serde_json::json!(["jokes", "x402"])
+    );
+
+    // Asking for HTML is not enough to be a browser (the reference's rule: `Accept: text/html`
+    // and a `Mozilla` User-Agent): the v1 document.
+    let r = client
+        .get(shop.at("/joke"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("user-agent", "curl/8.5.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["x402Version"], 1);
+
     // A browser gets a readable page.
     let r = client
         .get(shop.at("/joke"))
         .header("accept", "text/html,application/xhtml+xml")
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15",
+        )
         .send()
         .await
         .unwrap();

@@ -1,11 +1,13 @@
 //! What must not happen: settling after a failed handler, leaking a body after a failed
-//! settlement, granting a replayed payment, trusting the buyer's `accepted`.
+//! settlement, settling more than authorized, granting a replayed payment, trusting the buyer's
+//! `accepted`.
 
 use alloy::primitives::U256;
 use x402_buyer::Policy;
 use x402_core::Amount;
 use x402_core::header::{PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE};
-use x402_core::wire::{PaymentRequired, SettleResponse};
+use x402_core::wire::{PaymentRequired, SettleResponse, to_raw};
+use x402_seller::SETTLEMENT_OVERRIDES;
 use x402_tests::e2e::{EXACT_UNITS, Shop, buyer_for, sign_first};
 
 #[tokio::test]
@@ -35,17 +37,38 @@ async fn failures_move_no_funds_and_grant_nothing() {
         .send()
         .await
         .unwrap();
+    // The reference's shape: the failed settle response in PAYMENT-RESPONSE, body `{}`, no new
+    // offers.
     assert_eq!(r.status(), 402);
     let settlement: SettleResponse =
         x402_core::header::decode(r.headers()[PAYMENT_RESPONSE].to_str().unwrap(), 65536).unwrap();
     assert!(!settlement.success, "{settlement:?}");
-    assert!(r.headers().contains_key(PAYMENT_REQUIRED));
+    assert!(settlement.error_reason.is_some(), "{settlement:?}");
+    assert!(!r.headers().contains_key(PAYMENT_REQUIRED));
     let body = r.text().await.unwrap();
-    assert!(
-        !body.contains("secret"),
-        "the handler's body leaked: {body}"
-    );
+    assert_eq!(body, "{}", "the handler's body leaked: {body}");
     assert_eq!(shop.usdc(seller).await, seller_before);
+
+    // upto: the handler names more than the buyer authorized (`$1` of a 0.05 maximum): a 500,
+    // nothing settled, nothing moves.
+    let snapshot = shop.h.snapshot(&[b1.address]).await;
+    let calls = shop.counting.calls();
+    let paid = buyer.get(&shop.at("/upto-greedy")).await.unwrap();
+    assert_eq!(paid.response.status(), 500);
+    assert!(!paid.response.headers().contains_key(SETTLEMENT_OVERRIDES));
+    let text = paid.response.text().await.unwrap();
+    assert!(
+        text.contains("more than the 50000 the buyer authorized") && !text.contains("greedily"),
+        "{text}"
+    );
+    assert_eq!(
+        shop.counting.calls(),
+        (calls.0 + 1, calls.1),
+        "never settled"
+    );
+    shop.h
+        .assert_untouched(&snapshot, "override above the maximum")
+        .await;
 
     // A payment is granted once: the same PAYMENT-SIGNATURE again is refused, funds move once.
     let b3 = shop.h.bed.buyer(3).clone();
@@ -123,6 +146,32 @@ async fn the_buyers_accepted_is_never_trusted() {
     .await;
     let r = reqwest::Client::new()
         .get(shop.at("/joke"))
+        .header(PAYMENT_SIGNATURE, header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402);
+    let PaymentRequired::V2(doc) = x402_buyer::read_402(r).await.unwrap() else {
+        panic!("v2")
+    };
+    assert_eq!(
+        doc.error.as_deref(),
+        Some("No matching payment requirements")
+    );
+    // A Permit2 requirement whose `accepted` drops the non-default assetTransferMethod names
+    // no requirement of the seller (the reference's rule: the seller's `extra` must be echoed).
+    let header = sign_first(&shop.at("/permit2"), &b0.signer, |a| {
+        let extra: serde_json::Value =
+            serde_json::from_str(a.extra.as_ref().unwrap().get()).unwrap();
+        assert_eq!(extra["assetTransferMethod"], "permit2");
+        a.extra = Some(
+            to_raw(&serde_json::json!({"name": extra["name"], "version": extra["version"]}))
+                .unwrap(),
+        );
+    })
+    .await;
+    let r = reqwest::Client::new()
+        .get(shop.at("/permit2"))
         .header(PAYMENT_SIGNATURE, header)
         .send()
         .await

@@ -52,6 +52,7 @@ fn settlement(success: bool, reason: Option<Reason>) -> SettleResponse {
         payer: None,
         amount: None,
         extensions: None,
+        extra: None,
     }
 }
 
@@ -297,11 +298,11 @@ async fn a_settlement_failure_that_is_not_pending_is_still_a_402_and_not_retried
         .await
         .unwrap();
     assert_eq!(r.status(), 402);
-    assert!(r.headers().contains_key(PAYMENT_REQUIRED));
+    assert!(!r.headers().contains_key(PAYMENT_REQUIRED));
     let s: SettleResponse =
         x402_core::header::decode(r.headers()[PAYMENT_RESPONSE].to_str().unwrap(), 65536).unwrap();
     assert_eq!(s.error_reason, Some(Reason::INSUFFICIENT_FUNDS));
-    assert!(!r.text().await.unwrap().contains(CONTENT));
+    assert_eq!(r.text().await.unwrap(), "{}");
     env.settled_identically(1);
 
     // The buyer client: a refusal, and no second payment.
@@ -309,9 +310,15 @@ async fn a_settlement_failure_that_is_not_pending_is_still_a_402_and_not_retried
     let buyer = new_buyer(signer());
     match buyer.get(&env.url).await {
         Err(x402_buyer::Error::Refused {
-            status, settlement, ..
+            status,
+            error,
+            settlement,
         }) => {
             assert_eq!(status, 402);
+            assert_eq!(
+                error.as_deref(),
+                Some("settlement failed: insufficient_funds")
+            );
             let s = settlement.expect("the failed settlement");
             assert_eq!(s.error_reason, Some(Reason::INSUFFICIENT_FUNDS));
         }

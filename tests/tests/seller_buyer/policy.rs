@@ -103,11 +103,7 @@ async fn requirements_without_domain_data_are_refused() {
     let doc = PaymentRequiredV2 {
         x402_version: X402Version::V2,
         error: None,
-        resource: ResourceInfo {
-            url: "http://127.0.0.1/odd".into(),
-            description: None,
-            mime_type: None,
-        },
+        resource: ResourceInfo::new("http://127.0.0.1/odd"),
         accepts: vec![PaymentRequirementsV2 {
             scheme: "exact".into(),
             network: shop.h.network.to_string(),

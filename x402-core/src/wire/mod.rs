@@ -5,6 +5,7 @@
 //! absent member stays absent. Field order follows the specification's examples, so a compact
 //! document round-trips byte for byte.
 
+mod accepted;
 mod payload;
 mod request;
 mod requirements;

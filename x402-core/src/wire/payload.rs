@@ -44,6 +44,11 @@ pub struct PaymentPayloadV2 {
 /// A payment payload of either version.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one payload per request, built once and moved rarely; boxing the v2 variant would \
+              change every construction site for a few hundred bytes"
+)]
 pub enum PaymentPayload {
     /// Version 1.
     V1(PaymentPayloadV1),

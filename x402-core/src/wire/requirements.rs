@@ -6,7 +6,14 @@ use super::{Raw, raw_keep_null};
 use crate::{Amount, X402Version};
 
 /// v2 `ResourceInfo`: the resource being paid for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The service members (`serviceName`, `tags`, `iconUrl`) describe the service to catalogues
+/// such as the bazaar. As in the reference's schema, every optional member may also be an
+/// explicit `null`, read as absent (and then written as absent), and a member this build does not
+/// know is ignored. Values are read as they are; the reference's limits (see
+/// [`ResourceInfo::SERVICE_NAME_MAX`] and its siblings) are checked where a seller sets them
+/// (`x402-seller`), because a catalogue drops a value outside them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceInfo {
     /// The resource's URL.
@@ -17,6 +24,34 @@ pub struct ResourceInfo {
     /// The MIME type of the resource's response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mime_type: Option<String>,
+    /// The name of the service hosting the resource (1–32 printable ASCII characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// Short topical tags for discovery (at most 5, each 1–32 printable ASCII characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// An absolute `http(s)` URL of the service's icon (at most 2048 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon_url: Option<String>,
+}
+
+impl ResourceInfo {
+    /// The longest `serviceName`, in characters.
+    pub const SERVICE_NAME_MAX: usize = 32;
+    /// The most `tags`.
+    pub const TAGS_MAX: usize = 5;
+    /// The longest tag, in characters.
+    pub const TAG_MAX: usize = 32;
+    /// The longest `iconUrl`, in characters.
+    pub const ICON_URL_MAX: usize = 2048;
+
+    /// The resource at `url`, with no other member.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ..Self::default()
+        }
+    }
 }
 
 /// v1 `PaymentRequirements` (an element of `accepts`).

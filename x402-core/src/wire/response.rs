@@ -27,6 +27,14 @@ pub struct VerifyResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub extensions: Option<Raw>,
+    /// Scheme- or facilitator-specific details of the verdict (an object in the reference; kept
+    /// verbatim).
+    #[serde(
+        default,
+        deserialize_with = "raw_keep_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extra: Option<Raw>,
 }
 
 impl VerifyResponse {
@@ -38,6 +46,7 @@ impl VerifyResponse {
             invalid_message: None,
             payer: Some(payer.into()),
             extensions: None,
+            extra: None,
         }
     }
 
@@ -49,6 +58,7 @@ impl VerifyResponse {
             invalid_message: message,
             payer,
             extensions: None,
+            extra: None,
         }
     }
 }
@@ -82,6 +92,14 @@ pub struct SettleResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub extensions: Option<Raw>,
+    /// Scheme- or facilitator-specific details of the settlement (an object in the reference;
+    /// kept verbatim).
+    #[serde(
+        default,
+        deserialize_with = "raw_keep_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extra: Option<Raw>,
 }
 
 impl SettleResponse {
@@ -101,6 +119,7 @@ impl SettleResponse {
             payer,
             amount: None,
             extensions: None,
+            extra: None,
         }
     }
 }

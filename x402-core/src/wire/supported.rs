@@ -42,7 +42,8 @@ pub struct SupportedResponse {
     pub signers: BTreeMap<String, Vec<String>>,
 }
 
-/// When a discovery item was last updated: unix seconds (spec) or ISO-8601 (TypeScript).
+/// When a discovery item was last updated: ISO-8601 text (the current bazaar and the TypeScript
+/// reference) or unix seconds (the v2 specification's example); both are read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum LastUpdated {
@@ -52,11 +53,19 @@ pub enum LastUpdated {
     Iso(String),
 }
 
-/// One resource of the discovery list.
+/// One resource of the discovery list (`GET /discovery/resources`), shaped as the bazaar's
+/// `DiscoveryResource`.
+///
+/// The resource's description and service members (`description`, `mimeType`, `serviceName`,
+/// `tags`, `iconUrl`) sit on the item itself, as the catalogue sanitized them from the resource's
+/// `ResourceInfo`; `extensions` echoes the extension declarations the catalogue holds (the
+/// bazaar's `info` and `schema`). `metadata` is the v2 specification's older free-form member,
+/// still read and written when present. Optional members may be an explicit `null`; members this
+/// build does not know are ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiscoveryItem {
-    /// The resource URL.
+    /// The resource URL (or identifier, e.g. an MCP tool).
     pub resource: String,
     /// The resource type (`http`, `mcp`).
     #[serde(rename = "type")]
@@ -68,7 +77,29 @@ pub struct DiscoveryItem {
     pub accepts_raw: Vec<Raw>,
     /// Last update.
     pub last_updated: LastUpdated,
-    /// Free-form metadata (kept verbatim).
+    /// A human description of the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The MIME type of the resource's response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// The name of the service hosting the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// Topical tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// An absolute `http(s)` URL of the service's icon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon_url: Option<String>,
+    /// Extension declarations echoed by the catalogue (kept verbatim).
+    #[serde(
+        default,
+        deserialize_with = "raw_keep_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extensions: Option<Raw>,
+    /// Free-form metadata of the specification's example (kept verbatim).
     #[serde(
         default,
         deserialize_with = "raw_keep_null",
