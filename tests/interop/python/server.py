@@ -1,11 +1,14 @@
 # A seller built with the official Python FastAPI middleware (x402 on PyPI), settling through the
 # facilitator at $FACILITATOR_URL. The price names a custom asset ($ASSET, with its EIP-712
 # name/version), so no default-asset table is involved. GET /weather is paid with EIP-3009,
-# GET /weather-permit2 through Permit2. Prints "listening on http://…" once the middleware has
-# read the facilitator's /supported (it does so when it is built) and the socket listens.
+# GET /weather-permit2 through Permit2. GET /weather-drain is /weather whose handler first calls
+# $DRAIN_URL (a test hook that empties the buyer's wallet), so that its settlement fails after a
+# valid verify. Prints "listening on http://…" once the middleware has read the facilitator's
+# /supported (it does so when it is built) and the socket listens.
 import os
 import socket
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from x402 import x402ResourceServer
@@ -38,6 +41,7 @@ app.middleware("http")(
             "GET /weather-permit2": route(
                 "today's weather, through Permit2", {"assetTransferMethod": "permit2"}
             ),
+            "GET /weather-drain": route("today's weather, unpaid in the end", {}),
         },
         server,
     )
@@ -52,6 +56,13 @@ async def weather() -> dict:
 @app.get("/weather-permit2")
 async def weather_permit2() -> dict:
     return {"weather": "cloudy", "from": "fastapi"}
+
+
+@app.get("/weather-drain")
+async def weather_drain() -> dict:
+    async with httpx.AsyncClient() as client:
+        (await client.get(env["DRAIN_URL"])).raise_for_status()
+    return {"weather": "a secret that must not leak", "from": "fastapi"}
 
 
 if __name__ == "__main__":

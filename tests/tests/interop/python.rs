@@ -3,9 +3,10 @@
 //! our `x402` CLI pays a FastAPI seller built with its middleware that settles through OUR
 //! facilitator, or is refused by it with the bare reason.
 
-use alloy::primitives::U256;
+use alloy::primitives::{Address, U256};
+use axum::routing::get;
 use x402_buyer::cli::Exit;
-use x402_tests::e2e::{EXACT_UNITS, Shop};
+use x402_tests::e2e::{EXACT_UNITS, Shop, serve};
 use x402_tests::evm::{USDC_NAME, USDC_VERSION};
 use x402_tests::python::PythonScript;
 
@@ -72,19 +73,39 @@ async fn the_official_python_client_pays_our_seller() {
     assert_eq!(shop.counting.calls(), (3, 3));
 }
 
-/// The FastAPI seller of `server.py` on the shop's chain, through our facilitator.
-async fn fastapi(shop: &Shop) -> (tokio::process::Child, String) {
-    PythonScript::new("server.py")
-        .serve(&[
-            ("FACILITATOR_URL", shop.facilitator_url.clone()),
-            ("NETWORK", shop.h.network.to_string()),
-            ("ASSET", shop.h.bed.usdc().to_checksum(None)),
-            ("PAY_TO", shop.h.bed.seller().address.to_checksum(None)),
-            ("AMOUNT", EXACT_UNITS.to_string()),
-            ("TOKEN_NAME", USDC_NAME.to_owned()),
-            ("TOKEN_VERSION", USDC_VERSION.to_owned()),
-        ])
-        .await
+/// The FastAPI seller of `server.py` on the shop's chain, through our facilitator; `drain_url`
+/// is its `/weather-drain` hook.
+async fn fastapi(shop: &Shop, drain_url: Option<String>) -> (tokio::process::Child, String) {
+    let mut env = vec![
+        ("FACILITATOR_URL", shop.facilitator_url.clone()),
+        ("NETWORK", shop.h.network.to_string()),
+        ("ASSET", shop.h.bed.usdc().to_checksum(None)),
+        ("PAY_TO", shop.h.bed.seller().address.to_checksum(None)),
+        ("AMOUNT", EXACT_UNITS.to_string()),
+        ("TOKEN_NAME", USDC_NAME.to_owned()),
+        ("TOKEN_VERSION", USDC_VERSION.to_owned()),
+    ];
+    if let Some(url) = drain_url {
+        env.push(("DRAIN_URL", url));
+    }
+    PythonScript::new("server.py").serve(&env).await
+}
+
+/// A hook that empties `who`'s USDC when called (`GET /`), so a payment verified before it fails
+/// to settle after it.
+async fn drain_hook(shop: &Shop, who: Address) -> String {
+    let h = shop.h.clone();
+    let drain = move || {
+        let h = h.clone();
+        async move {
+            let all = h.usdc(who).await;
+            h.bed
+                .transfer_usdc(who, h.bed.deployer().address, all)
+                .await;
+            "drained"
+        }
+    };
+    serve(axum::Router::new().route("/", get(drain))).await
 }
 
 /// `x402 pay URL --max 0.02 --asset <the bed's USDC> --json` with `key`, in process: the exit
@@ -109,7 +130,7 @@ async fn our_cli_pays_a_fastapi_seller_through_our_facilitator() {
     let shop = Shop::start().await;
     let b1 = shop.h.bed.buyer(1).clone();
     let seller = shop.h.bed.seller().address;
-    let (_server, url) = fastapi(&shop).await;
+    let (_server, url) = fastapi(&shop, None).await;
     let (before, seller_before) = (shop.usdc(b1.address).await, shop.usdc(seller).await);
     let key = format!("0x{}", alloy::hex::encode(b1.signer.to_bytes()));
     let payer = b1.address.to_checksum(None);
@@ -147,7 +168,7 @@ async fn the_fastapi_seller_refuses_an_empty_wallet_with_the_bare_reason() {
     let shop = Shop::start().await;
     let b2 = shop.h.bed.buyer(2).clone();
     let seller = shop.h.bed.seller().address;
-    let (_server, url) = fastapi(&shop).await;
+    let (_server, url) = fastapi(&shop, None).await;
     let all = shop.usdc(b2.address).await;
     shop.h
         .bed
@@ -192,4 +213,44 @@ async fn the_fastapi_seller_refuses_an_empty_wallet_with_the_bare_reason() {
         (1, 0),
         "ours verified once, never settled"
     );
+}
+
+#[tokio::test]
+async fn the_fastapi_seller_reports_a_failed_settlement_to_our_cli() {
+    // The wallet is emptied while the handler runs: the Python middleware answers 402 with the
+    // failed settlement in PAYMENT-RESPONSE and withholds the content; our CLI reports the
+    // failure and its reason, not a pending payment.
+    let shop = Shop::start().await;
+    let b3 = shop.h.bed.buyer(3).clone();
+    let seller = shop.h.bed.seller().address;
+    let drain = drain_hook(&shop, b3.address).await;
+    let (_server, url) = fastapi(&shop, Some(drain)).await;
+    let seller_before = shop.usdc(seller).await;
+    let key = format!("0x{}", alloy::hex::encode(b3.signer.to_bytes()));
+
+    let (exit, report) = cli_pay(&shop, &format!("{url}/weather-drain"), &key).await;
+    assert_eq!(exit, Exit::Failure, "{report}");
+    assert_eq!(report["status"], 402, "{report}");
+    assert_eq!(report["paid"], false, "{report}");
+    assert_eq!(report["pending"], false, "{report}");
+    assert!(
+        report["body"].is_null(),
+        "the content is withheld: {report}"
+    );
+    let settlement = &report["settlement"];
+    assert_eq!(settlement["success"], false, "{report}");
+    assert_eq!(settlement["network"], "eip155:84532", "{report}");
+    let reason = settlement["errorReason"].as_str().expect("a reason");
+    assert_eq!(
+        report["error"],
+        format!("the seller refused the payment (HTTP 402): settlement failed: {reason}"),
+        "{report}"
+    );
+
+    assert_eq!(
+        shop.usdc(b3.address).await,
+        U256::ZERO,
+        "drained by the hook"
+    );
+    assert_eq!(shop.usdc(seller).await, seller_before, "nothing was paid");
 }
