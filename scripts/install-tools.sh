@@ -22,6 +22,13 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # PostgreSQL server binaries (initdb, postgres, pg_ctl) for the settlement-store tests, which run
 # a throw-away cluster of their own (tests/src/postgres.rs); the package's own service is unused.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+# python3 with a working `venv` (Debian ships its ensurepip separately, in python3-venv) for the
+# official Python SDK's virtual environment.
+if ! command -v python3 >/dev/null 2>&1; then
+  need_apt+=(python3 python3-venv)
+elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  need_apt+=(python3-venv)
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   say "apt-get install ${need_apt[*]}"
   apt-get update -qq >"$cache/logs/apt.log" 2>&1
@@ -51,6 +58,23 @@ if ! cmp -s "$interop_src/package-lock.json" "$interop_dir/package-lock.json" \
   cp "$interop_src/package.json" "$interop_src/package-lock.json" "$interop_dir/"
   (cd "$interop_dir" && npm ci --no-audit --no-fund --loglevel=error >"$cache/logs/npm-interop.log" 2>&1) \
     || { cat "$cache/logs/npm-interop.log" >&2; exit 1; }
+fi
+
+# --- the official x402 Python SDK for the interop tests (tests/interop/python), pinned ---------
+# A virtual environment in the cache, rebuilt from scratch whenever the requirements file changes
+# (its hash is the stamp) or the environment's interpreter no longer runs.
+python_dir="$cache/python"
+python_req="$here/../tests/interop/python/requirements.txt"
+python_hash="$(sha256sum "$python_req" | cut -d' ' -f1)"
+if [ "$(cat "$python_dir/requirements.sha256" 2>/dev/null)" != "$python_hash" ] \
+   || ! "$python_dir/bin/python" -c '' >/dev/null 2>&1; then
+  say "pip install (official x402 Python SDK for interop tests)"
+  rm -rf "$python_dir"
+  { python3 -m venv "$python_dir" \
+    && "$python_dir/bin/pip" install --no-input --disable-pip-version-check -r "$python_req"; } \
+    >"$cache/logs/pip-interop.log" 2>&1 \
+    || { cat "$cache/logs/pip-interop.log" >&2; exit 1; }
+  echo "$python_hash" >"$python_dir/requirements.sha256"
 fi
 
 # --- the official TypeScript facilitator library for the benchmark comparison (bench/) ---------
@@ -108,5 +132,6 @@ export X402_NODE_MODULES="$node_dir/node_modules"
 export X402_INTEROP_NODE_MODULES="$interop_dir/node_modules"
 export X402_CONTRACTS_DIR="$contracts_dir"
 export X402_BENCH_TS_DIR="$bench_ts_dir"
+export X402_PYTHON="$python_dir/bin/python"
 ENV
 say "tools ready; source $cache/env.sh"

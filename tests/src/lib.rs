@@ -16,6 +16,7 @@ pub mod evm;
 mod golden;
 pub mod postgres;
 pub mod process;
+pub mod python;
 pub mod solana;
 pub mod tools;
 pub mod vocabulary;
