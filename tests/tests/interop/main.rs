@@ -5,9 +5,12 @@
 //! `vocabulary`: our reason codes, default assets and v1 network names against the packages'.
 //! The Express middleware is also the oracle for the refusal shapes (a verify refusal's bare
 //! reason, a failed settlement's 402), and the official client reads our failed settlement.
+//! `flows`: the remaining schemes and versions both ways (upto, Permit2, v1, Token-2022, the
+//! `x402` CLI). `python`: the official Python SDK (PyPI `x402`) both ways on anvil.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod flows;
 mod python;
 mod vocabulary;
 
