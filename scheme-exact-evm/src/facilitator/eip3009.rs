@@ -136,6 +136,42 @@ impl Facilitator {
             .await?))
     }
 
+    /// Whether `p` is signed by its payer (see [`x402_evm::facilitator::EvmScheme::authentic`]):
+    /// the digest its requirements give, checked as [`Self::route_signature`] routes it. A
+    /// counterfactual wallet's signature is checked only by the simulation; its allow-listed
+    /// factory is what stands for it here.
+    pub(crate) async fn eip3009_authentic(
+        &self,
+        ctx: &PaymentContext<'_>,
+        p: &Eip3009Payload,
+    ) -> Result<bool, SchemeError> {
+        let Ok(Some(extra)) = ctx.requirements.extra_as::<Extra>() else {
+            return Ok(false);
+        };
+        let (Some(name), Some(version)) = (extra.name.as_deref(), extra.version.as_deref()) else {
+            return Ok(false);
+        };
+        let Ok(asset) = x402_evm::parse::address("asset", ctx.requirements.asset) else {
+            return Ok(false);
+        };
+        let digest = TransferWithAuthorization {
+            from: p.from,
+            to: p.to,
+            value: p.value,
+            validAfter: p.valid_after,
+            validBefore: p.valid_before,
+            nonce: p.nonce,
+        }
+        .eip712_signing_hash(&eip3009_domain(name, version, self.core.chain_id, asset));
+        // An EOA's signature needs no chain read.
+        if signature::normalize_ecdsa(&p.signature)
+            .is_some_and(|n| signature::recover(&digest, &n) == Some(p.from))
+        {
+            return Ok(true);
+        }
+        Ok(self.route_signature(p, &digest).await?.is_ok())
+    }
+
     async fn route_signature(
         &self,
         p: &Eip3009Payload,

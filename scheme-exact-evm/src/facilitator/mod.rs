@@ -121,6 +121,17 @@ impl EvmScheme for Facilitator {
         payload::payer_hint(raw)
     }
 
+    async fn authentic(
+        &self,
+        ctx: &PaymentContext<'_>,
+        payload: &ExactEvmPayload,
+    ) -> Result<bool, SchemeError> {
+        match payload {
+            ExactEvmPayload::Eip3009(p) => self.eip3009_authentic(ctx, p).await,
+            ExactEvmPayload::Permit2(p) => x402_evm::facilitator::permit2_authentic(self, p).await,
+        }
+    }
+
     /// Parses and verifies (the same at verify and settle); `Ok(plan)` when the payment is valid.
     async fn check(
         &self,
