@@ -4,7 +4,7 @@
 
 use alloy::primitives::{Address, Bytes};
 use alloy::sol_types::{SolCall, SolStruct};
-use x402_core::{PaymentContext, PaymentId, Reason, Rejection, SchemeError, UnixTime};
+use x402_core::{PaymentContext, Reason, Rejection, SchemeError, UnixTime};
 use x402_evm::abi::eip3009::{IEip3009Token, TransferWithAuthorization};
 use x402_evm::abi::wallet::{Call, IERC1271, IMulticall3};
 use x402_evm::addresses::{ERC1271_MAGIC, MULTICALL3};
@@ -107,7 +107,7 @@ impl Facilitator {
             data,
             gas_limit,
             from: None,
-            id: eip3009_id(&self.core.network, asset, p),
+            id: crate::payload::eip3009_id(&self.core.network, asset, p),
             reverted: crate::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
             expires: UnixTime(u64::try_from(p.valid_before).unwrap_or(u64::MAX)),
             payer: p.from,
@@ -364,21 +364,4 @@ fn settle_call(
             )
         }
     }
-}
-
-/// The identity of an EIP-3009 payment: (chain, token, from, nonce).
-pub(crate) fn eip3009_id(
-    network: &x402_core::Network,
-    asset: Address,
-    p: &Eip3009Payload,
-) -> PaymentId {
-    PaymentId::new(
-        "eip3009",
-        [
-            network.as_str().to_owned(),
-            format!("{asset:#x}"),
-            format!("{:#x}", p.from),
-            format!("{:#x}", p.nonce),
-        ],
-    )
 }

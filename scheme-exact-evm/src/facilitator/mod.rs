@@ -184,7 +184,7 @@ impl EvmScheme for Facilitator {
         match payload {
             ExactEvmPayload::Eip3009(p) => {
                 let asset = x402_evm::parse::address("asset", ctx.requirements.asset).ok()?;
-                Some(eip3009::eip3009_id(&self.core.network, asset, p))
+                Some(crate::payload::eip3009_id(&self.core.network, asset, p))
             }
             ExactEvmPayload::Permit2(p) => Some(permit2_id(&self.core.network, p.from, p.nonce)),
         }

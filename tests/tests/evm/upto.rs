@@ -242,7 +242,11 @@ async fn a_zero_settle_consumes_the_authorization() {
     );
     // The consumed authorization no longer verifies (the record, not the chain, says so).
     let v = t.upto.verify(&auth).await.unwrap();
-    assert_eq!(v.invalid_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{v:?}");
+    assert_eq!(
+        v.invalid_reason,
+        Some(Reason::DUPLICATE_SETTLEMENT),
+        "{v:?}"
+    );
     let later = t
         .upto
         .settle(&Upto::settle_request(&auth, 500_000, false))
