@@ -253,3 +253,20 @@ mod tests {
         }
     }
 }
+
+/// The identity of an EIP-3009 payment: (chain, token, from, nonce).
+pub fn eip3009_id(
+    network: &x402_core::Network,
+    asset: Address,
+    p: &Eip3009Payload,
+) -> x402_core::PaymentId {
+    x402_core::PaymentId::new(
+        "eip3009",
+        [
+            network.as_str().to_owned(),
+            format!("{asset:#x}"),
+            format!("{:#x}", p.from),
+            format!("{:#x}", p.nonce),
+        ],
+    )
+}

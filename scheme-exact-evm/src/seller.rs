@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use x402_core::wire::PaymentRequirementsV2;
-use x402_core::{PriceRequest, SchemeError, SellerRole};
+use x402_core::{PaymentId, PriceRequest, RequirementsView, SchemeError, SellerRole};
+
+use crate::payload::ExactEvmPayload;
 use x402_evm::assets::{AssetTable, TransferMethod};
 use x402_evm::parse;
 
@@ -34,6 +36,23 @@ impl Default for Seller {
 impl SellerRole for Seller {
     fn scheme(&self) -> &'static str {
         crate::SCHEME
+    }
+
+    /// EIP-3009: (chain, token, from, nonce); Permit2: (chain, owner, nonce), as settled.
+    fn payment_id(
+        &self,
+        requirements: &RequirementsView<'_>,
+        payload: &serde_json::value::RawValue,
+    ) -> Option<PaymentId> {
+        Some(match crate::payload::parse(payload).ok()? {
+            ExactEvmPayload::Eip3009(p) => {
+                let asset = parse::address("asset", requirements.asset).ok()?;
+                crate::payload::eip3009_id(&requirements.network, asset, &p)
+            }
+            ExactEvmPayload::Permit2(p) => {
+                x402_evm::payload::permit2_id(&requirements.network, p.from, p.nonce)
+            }
+        })
     }
 
     async fn requirements(

@@ -91,6 +91,17 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<DecodedTransaction, Rejection> {
     Ok(DecodedTransaction { tx, message_bytes })
 }
 
+/// The kind of a Solana payment's identity.
+pub const PAYMENT_KIND: &str = "solana-message";
+
+/// A payment's identity: the SHA-256 of its message's bytes on `network` (every signature
+/// covers them, so no re-encoding or fee-payer signature changes it).
+pub fn payment_id(network: &x402_core::Network, message_bytes: &[u8]) -> x402_core::PaymentId {
+    use sha2::{Digest as _, Sha256};
+    let digest = Sha256::digest(message_bytes);
+    x402_core::PaymentId::new(PAYMENT_KIND, [network.as_str(), &hex::encode(digest)])
+}
+
 /// Standard base64 of the wire bytes of `tx`.
 pub fn encode_transaction(tx: &VersionedTransaction) -> Result<String, bincode::Error> {
     Ok(x402_core::header::encode_base64(&bincode::serialize(tx)?))

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use solana_pubkey::Pubkey;
 use x402_core::wire::PaymentRequirementsV2;
-use x402_core::{Price, PriceRequest, SchemeError, SellerRole, price_to_atomic};
+use x402_core::{
+    PaymentId, Price, PriceRequest, RequirementsView, SchemeError, SellerRole, price_to_atomic,
+};
 
 use crate::assets::{DEFAULT_MINTS, default_mint};
 use crate::instructions::MAX_MEMO_BYTES;
@@ -45,6 +47,21 @@ fn unusable(message: impl Into<String>) -> SchemeError {
 impl SellerRole for Seller {
     fn scheme(&self) -> &'static str {
         SCHEME
+    }
+
+    /// The hash of the transaction's message, as settled: the fee payer's signature slot and
+    /// the JSON around the transaction do not change it.
+    fn payment_id(
+        &self,
+        requirements: &RequirementsView<'_>,
+        payload: &serde_json::value::RawValue,
+    ) -> Option<PaymentId> {
+        let p = crate::payload::parse(payload).ok()?;
+        let decoded = crate::payload::decode_transaction(&p.transaction).ok()?;
+        Some(crate::payload::payment_id(
+            &requirements.network,
+            &decoded.message_bytes,
+        ))
     }
 
     async fn requirements(

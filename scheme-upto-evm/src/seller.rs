@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use x402_core::wire::{PaymentRequirementsV2, parse_raw};
-use x402_core::{Amount, PriceRequest, SchemeError, SellerRole};
+use x402_core::{Amount, PaymentId, PriceRequest, RequirementsView, SchemeError, SellerRole};
 use x402_evm::assets::AssetTable;
 use x402_evm::parse;
 
@@ -36,6 +36,20 @@ impl Default for Seller {
 impl SellerRole for Seller {
     fn scheme(&self) -> &'static str {
         crate::SCHEME
+    }
+
+    /// (chain, owner, nonce), as settled: Permit2's one nonce space per owner.
+    fn payment_id(
+        &self,
+        requirements: &RequirementsView<'_>,
+        payload: &serde_json::value::RawValue,
+    ) -> Option<PaymentId> {
+        let p = crate::payload::parse(payload).ok()?;
+        Some(x402_evm::payload::permit2_id(
+            &requirements.network,
+            p.from,
+            p.nonce,
+        ))
     }
 
     async fn requirements(

@@ -16,7 +16,7 @@ use crate::scheme::{
     PriceRequest, Reconciled, Role, Scheme, SchemeError, SchemeStatus, Settlement, Verdict,
 };
 use crate::wire::{PaymentRequirementsV2, Raw};
-use crate::{Network, PaymentContext, RequirementsView};
+use crate::{Network, PaymentContext, PaymentId, RequirementsView};
 
 /// Seller: turns prices into requirements.
 #[async_trait]
@@ -29,6 +29,19 @@ pub trait SellerRole: Send + Sync + Debug {
         &self,
         request: &PriceRequest,
     ) -> Result<PaymentRequirementsV2, SchemeError>;
+
+    /// The identity a facilitator settles this payment under, read from `payload` without
+    /// verifying it, so two encodings of one authorization have one identity (the seller keys
+    /// its "already being processed" guard on it). `None` (the default) when it cannot be read:
+    /// the seller then keys on the payload's canonical JSON.
+    fn payment_id(
+        &self,
+        requirements: &RequirementsView<'_>,
+        payload: &serde_json::value::RawValue,
+    ) -> Option<PaymentId> {
+        let _ = (requirements, payload);
+        None
+    }
 
     /// This seller as a scheme (for a [`crate::Registry`]).
     fn into_scheme(self) -> Arc<dyn Scheme>
@@ -174,6 +187,14 @@ impl Scheme for Roles {
             .as_deref()
             .ok_or_else(|| self.missing(Role::Seller))?;
         seller.requirements(request).await
+    }
+
+    fn payment_id(
+        &self,
+        requirements: &RequirementsView<'_>,
+        payload: &serde_json::value::RawValue,
+    ) -> Option<PaymentId> {
+        self.seller.as_ref()?.payment_id(requirements, payload)
     }
 
     async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError> {

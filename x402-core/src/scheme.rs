@@ -276,6 +276,17 @@ pub trait Scheme: Send + Sync + Debug {
         request: &PriceRequest,
     ) -> Result<PaymentRequirementsV2, SchemeError>;
 
+    /// Seller: the identity a facilitator settles a payment under, read without verifying it
+    /// (see [`crate::SellerRole::payment_id`]); `None` by default.
+    fn payment_id(
+        &self,
+        requirements: &RequirementsView<'_>,
+        payload: &serde_json::value::RawValue,
+    ) -> Option<crate::PaymentId> {
+        let _ = (requirements, payload);
+        None
+    }
+
     /// Buyer: signs a payment for `requirements`, returning the scheme `payload`.
     async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError>;
 

@@ -4,6 +4,7 @@
 
 use alloy::primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
+use x402_core::{Network, PaymentId};
 
 use crate::parse::{self, FieldError};
 
@@ -95,4 +96,17 @@ pub fn checksum(a: &Address) -> String {
 /// Bytes as the reference writes them: `0x` and lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     format!("0x{}", alloy::primitives::hex::encode(bytes))
+}
+
+/// The identity of a Permit2 payment: (chain, owner, nonce) — Permit2 nonces are one bitmap per
+/// owner, shared by every spender, so the exact and upto proxies share this identity space.
+pub fn permit2_id(network: &Network, owner: Address, nonce: U256) -> PaymentId {
+    PaymentId::new(
+        "permit2",
+        [
+            network.as_str().to_owned(),
+            format!("{owner:#x}"),
+            nonce.to_string(),
+        ],
+    )
 }

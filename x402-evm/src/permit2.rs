@@ -4,7 +4,7 @@
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::DynProvider;
-use x402_core::{Network, PaymentId, Reason, Rejection, SchemeError, UnixTime};
+use x402_core::{Reason, Rejection, SchemeError, UnixTime};
 
 use crate::abi::eip3009::IEip3009Token;
 use crate::abi::permit2::{IExactPermit2Proxy, IPermit2Nonces};
@@ -14,18 +14,7 @@ use crate::chain;
 /// Seconds a deadline must still have to run when verified (x402-spec §4).
 pub const EXPIRY_BUFFER_SECONDS: u64 = 6;
 
-/// The identity of a Permit2 payment: (chain, owner, nonce) — Permit2 nonces are one bitmap per
-/// owner, shared by every spender, so the exact and upto proxies share this identity space.
-pub fn permit2_id(network: &Network, owner: Address, nonce: U256) -> PaymentId {
-    PaymentId::new(
-        "permit2",
-        [
-            network.as_str().to_owned(),
-            format!("{owner:#x}"),
-            nonce.to_string(),
-        ],
-    )
-}
+pub use crate::payload::permit2_id;
 
 /// Whether Permit2's unordered nonce `nonce` of `owner` is spent.
 pub async fn nonce_used(

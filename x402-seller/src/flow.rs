@@ -147,16 +147,29 @@ fn read_payment(headers: &HeaderMap, offers: &Offers) -> Result<Option<Paid>, Bo
     }))
 }
 
-/// The key under which a payment is marked in flight: the scheme payload itself (canonical JSON).
-fn in_flight_key(request: &VerifyRequest) -> String {
+/// The key under which a payment is marked in flight: the identity its facilitator settles it
+/// under, as the scheme reads it, so two encodings of one authorization are one payment; the
+/// scheme payload's canonical JSON when the scheme cannot read one.
+fn in_flight_key(seller: &SellerInner, request: &VerifyRequest) -> String {
+    let requirements = &request.payment_requirements;
     let payload = request.payment_payload.payload();
+    let identity = requirements.view().ok().and_then(|view| {
+        // The seller role prices every version; it is registered for one or both.
+        let scheme = [view.version, X402Version::V2]
+            .into_iter()
+            .find_map(|v| seller.schemes.lookup(v, view.scheme, &view.network).ok())?;
+        scheme.payment_id(&view, payload)
+    });
+    if let Some(id) = identity {
+        return format!("id|{id}");
+    }
     let canonical = serde_json::from_str::<serde_json::Value>(payload.get())
         .map(|v| v.to_string())
         .unwrap_or_else(|_| payload.get().to_owned());
     format!(
-        "{}|{}|{canonical}",
-        request.payment_requirements.scheme(),
-        request.payment_requirements.network_text()
+        "json|{}|{}|{canonical}",
+        requirements.scheme(),
+        requirements.network_text()
     )
 }
 
@@ -190,7 +203,8 @@ where
         }
         Err(response) => return Ok(*response),
     };
-    let Some(_in_flight) = InFlight::claim(&seller.in_flight, in_flight_key(&paid.request)) else {
+    let Some(_in_flight) = InFlight::claim(&seller.in_flight, in_flight_key(seller, &paid.request))
+    else {
         return Ok(refuse(&offers, "this payment is already being processed"));
     };
 

@@ -4,7 +4,7 @@
 
 use alloy::primitives::{Address, Bytes};
 use alloy::sol_types::{SolCall, SolStruct};
-use x402_core::{PaymentContext, PaymentId, Reason, Rejection, SchemeError, UnixTime};
+use x402_core::{PaymentContext, Reason, Rejection, SchemeError, UnixTime};
 use x402_evm::abi::eip3009::{IEip3009Token, TransferWithAuthorization};
 use x402_evm::abi::wallet::{Call, IERC1271, IMulticall3};
 use x402_evm::addresses::{ERC1271_MAGIC, MULTICALL3};
@@ -107,7 +107,7 @@ impl Facilitator {
             data,
             gas_limit,
             from: None,
-            id: eip3009_id(&self.core.network, asset, p),
+            id: crate::payload::eip3009_id(&self.core.network, asset, p),
             reverted: crate::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
             expires: UnixTime(u64::try_from(p.valid_before).unwrap_or(u64::MAX)),
             payer: p.from,
@@ -134,6 +134,42 @@ impl Facilitator {
         Ok(Err(self
             .diagnose_eip3009(asset, p, &route, name, version)
             .await?))
+    }
+
+    /// Whether `p` is signed by its payer (see [`x402_evm::facilitator::EvmScheme::authentic`]):
+    /// the digest its requirements give, checked as [`Self::route_signature`] routes it. A
+    /// counterfactual wallet's signature is checked only by the simulation; its allow-listed
+    /// factory is what stands for it here.
+    pub(crate) async fn eip3009_authentic(
+        &self,
+        ctx: &PaymentContext<'_>,
+        p: &Eip3009Payload,
+    ) -> Result<bool, SchemeError> {
+        let Ok(Some(extra)) = ctx.requirements.extra_as::<Extra>() else {
+            return Ok(false);
+        };
+        let (Some(name), Some(version)) = (extra.name.as_deref(), extra.version.as_deref()) else {
+            return Ok(false);
+        };
+        let Ok(asset) = x402_evm::parse::address("asset", ctx.requirements.asset) else {
+            return Ok(false);
+        };
+        let digest = TransferWithAuthorization {
+            from: p.from,
+            to: p.to,
+            value: p.value,
+            validAfter: p.valid_after,
+            validBefore: p.valid_before,
+            nonce: p.nonce,
+        }
+        .eip712_signing_hash(&eip3009_domain(name, version, self.core.chain_id, asset));
+        // An EOA's signature needs no chain read.
+        if signature::normalize_ecdsa(&p.signature)
+            .is_some_and(|n| signature::recover(&digest, &n) == Some(p.from))
+        {
+            return Ok(true);
+        }
+        Ok(self.route_signature(p, &digest).await?.is_ok())
     }
 
     async fn route_signature(
@@ -328,21 +364,4 @@ fn settle_call(
             )
         }
     }
-}
-
-/// The identity of an EIP-3009 payment: (chain, token, from, nonce).
-pub(crate) fn eip3009_id(
-    network: &x402_core::Network,
-    asset: Address,
-    p: &Eip3009Payload,
-) -> PaymentId {
-    PaymentId::new(
-        "eip3009",
-        [
-            network.as_str().to_owned(),
-            format!("{asset:#x}"),
-            format!("{:#x}", p.from),
-            format!("{:#x}", p.nonce),
-        ],
-    )
 }

@@ -121,6 +121,17 @@ impl EvmScheme for Facilitator {
         payload::payer_hint(raw)
     }
 
+    async fn authentic(
+        &self,
+        ctx: &PaymentContext<'_>,
+        payload: &ExactEvmPayload,
+    ) -> Result<bool, SchemeError> {
+        match payload {
+            ExactEvmPayload::Eip3009(p) => self.eip3009_authentic(ctx, p).await,
+            ExactEvmPayload::Permit2(p) => x402_evm::facilitator::permit2_authentic(self, p).await,
+        }
+    }
+
     /// Parses and verifies (the same at verify and settle); `Ok(plan)` when the payment is valid.
     async fn check(
         &self,
@@ -173,7 +184,7 @@ impl EvmScheme for Facilitator {
         match payload {
             ExactEvmPayload::Eip3009(p) => {
                 let asset = x402_evm::parse::address("asset", ctx.requirements.asset).ok()?;
-                Some(eip3009::eip3009_id(&self.core.network, asset, p))
+                Some(crate::payload::eip3009_id(&self.core.network, asset, p))
             }
             ExactEvmPayload::Permit2(p) => Some(permit2_id(&self.core.network, p.from, p.nonce)),
         }

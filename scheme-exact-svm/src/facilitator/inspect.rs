@@ -51,7 +51,6 @@
 //! | 16 | memo count and bytes | `…_memo_count`, `…_memo_mismatch` |
 //! | S58 | every non-fee-payer signature verifies | `invalid_exact_svm_payload_signature_invalid` |
 
-use sha2::{Digest, Sha256};
 use solana_message::compiled_instruction::CompiledInstruction;
 use solana_pubkey::Pubkey;
 use solana_transaction::versioned::VersionedTransaction;
@@ -67,7 +66,7 @@ use crate::payload::{self, DecodedTransaction};
 use crate::{Extra, SCHEME};
 
 /// The kind of this scheme's payment identities ([`Inspection::payment_id`]).
-pub(crate) const PAYMENT_KIND: &str = "solana-message";
+pub(crate) use crate::payload::PAYMENT_KIND;
 
 /// The instructions every payment has: the two compute-budget instructions and the transfer.
 const REQUIRED_INSTRUCTIONS: usize = 3;
@@ -121,8 +120,7 @@ impl Inspection {
     /// The payment identity: the SHA-256 of the message bytes on `network` (so a v1 and a v2
     /// settle of one transaction, or two encodings of it, are one payment).
     pub fn payment_id(&self, network: &Network) -> PaymentId {
-        let digest = Sha256::digest(&self.message_bytes);
-        PaymentId::new(PAYMENT_KIND, [network.as_str(), &hex::encode(digest)])
+        crate::payload::payment_id(network, &self.message_bytes)
     }
 }
 

@@ -105,6 +105,14 @@ impl EvmScheme for Facilitator {
         payload.from
     }
 
+    async fn authentic(
+        &self,
+        _ctx: &PaymentContext<'_>,
+        p: &UptoPayload,
+    ) -> Result<bool, SchemeError> {
+        x402_evm::facilitator::permit2_authentic(self, p).await
+    }
+
     /// Parses and verifies; the plan settles `requirements.amount` (the maximum at verify, the
     /// charge at settle).
     async fn check(

@@ -9,7 +9,7 @@ pub use node::NodeScript;
 
 pub use shop::{
     Counting, EXACT_UNITS, ICON_URL, SERVICE_NAME, Shop, UPTO_MAX_UNITS, UPTO_USED_UNITS,
-    buyer_for, usdc_asset,
+    buyer_for, evm_seller, usdc_asset,
 };
 
 use std::sync::Arc;

@@ -187,7 +187,8 @@ async fn serve_local(h: &ExactHarness) -> String {
     super::serve_facilitator(LocalFacilitator::new(registry)).await
 }
 
-fn seller(h: &ExactHarness, facilitator: Arc<Counting>, method: TransferMethod) -> Seller {
+/// A seller of `exact` (paid by `method`) and `upto` in the bed's USDC through `facilitator`.
+pub fn evm_seller(h: &ExactHarness, facilitator: Arc<Counting>, method: TransferMethod) -> Seller {
     let mut exact_assets = AssetTable::empty();
     exact_assets.insert(h.network.clone(), usdc_info(h.bed.usdc(), method));
     let mut upto_assets = AssetTable::empty();
@@ -224,8 +225,8 @@ fn exact(h: &ExactHarness, units: u64) -> Accept {
 }
 
 fn router(h: &Arc<ExactHarness>, facilitator: Arc<Counting>) -> axum::Router {
-    let eip3009 = seller(h, facilitator.clone(), TransferMethod::Eip3009);
-    let permit2 = seller(h, facilitator, TransferMethod::Permit2);
+    let eip3009 = evm_seller(h, facilitator.clone(), TransferMethod::Eip3009);
+    let permit2 = evm_seller(h, facilitator, TransferMethod::Permit2);
     let network: Network = h.network.clone();
     let pay_to = h.bed.seller().address.to_checksum(None);
     let paywall = |s: &Seller, route: Route| s.paywall(route).expect("paywall");

@@ -240,6 +240,13 @@ async fn a_zero_settle_consumes_the_authorization() {
         nonces,
         "a zero settle sends nothing"
     );
+    // The consumed authorization no longer verifies (the record, not the chain, says so).
+    let v = t.upto.verify(&auth).await.unwrap();
+    assert_eq!(
+        v.invalid_reason,
+        Some(Reason::DUPLICATE_SETTLEMENT),
+        "{v:?}"
+    );
     let later = t
         .upto
         .settle(&Upto::settle_request(&auth, 500_000, false))
@@ -444,4 +451,68 @@ async fn permit2_nonces_are_one_space_with_exact() {
     assert_eq!(s.error_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{s:?}");
     assert_eq!(t.h.signer_nonces().await, nonces);
     assert_eq!(t.balances(buyer.address()).await, (b0, s0));
+}
+
+/// `request` with its payload edited by `edit` (a JSON value of the scheme payload).
+fn edited(request: &VerifyRequest, edit: impl FnOnce(&mut serde_json::Value)) -> VerifyRequest {
+    let x402_core::wire::PaymentPayload::V2(p) = &request.payment_payload else {
+        panic!("v2")
+    };
+    let mut payload: serde_json::Value = serde_json::from_str(p.payload.get()).unwrap();
+    edit(&mut payload);
+    let mut p = p.clone();
+    p.payload = serde_json::value::to_raw_value(&payload).unwrap();
+    VerifyRequest::new(
+        x402_core::wire::PaymentPayload::V2(p),
+        request.payment_requirements.clone(),
+    )
+}
+
+#[tokio::test]
+async fn a_zero_settle_authenticates_a_contract_payer() {
+    // A smart wallet pays: its owner signs the Permit2 digest (which does not name the owner),
+    // the payload names the wallet, and the wallet vouches for the signature (EIP-1271).
+    let t = Upto::start().await;
+    let (wallet, owner) = t.h.funded_wallet().await;
+    x402_tests::evm::x402::wallet_approves_permit2(&t.h.bed, wallet, owner.address()).await;
+    t.h.bed.mint_usdc(wallet, U256::from(500_000)).await;
+    let req = t.requirements("0.50").await;
+    let genuine = edited(&t.authorize(&owner, &req).await, |p| {
+        p["permit2Authorization"]["from"] = wallet.to_checksum(None).into();
+    });
+    let v = t.upto.verify(&genuine).await.unwrap();
+    assert!(v.is_valid, "{v:?}");
+    // Someone else's garbage signature on the same authorization: a zero charge sends nothing,
+    // so it is never simulated, yet it must not consume the wallet's authorization.
+    let forged = edited(&genuine, |p| {
+        p["signature"] = format!("0x{}", "5a".repeat(65)).into();
+    });
+    let (b0, s0) = t.balances(wallet).await;
+    let nonces = t.h.signer_nonces().await;
+    let zero = t
+        .upto
+        .settle(&Upto::settle_request(&forged, 0, false))
+        .await
+        .unwrap();
+    assert!(!zero.success, "{zero:?}");
+    assert_eq!(
+        zero.error_reason,
+        Some(x402_evm::reason::INVALID_PERMIT2_SIGNATURE),
+        "{zero:?}"
+    );
+    assert_eq!(t.h.signer_nonces().await, nonces, "nothing was sent");
+    assert_eq!(t.balances(wallet).await, (b0, s0));
+    // The genuine authorization is untouched: it still verifies and settles its charge.
+    let v = t.upto.verify(&genuine).await.unwrap();
+    assert!(v.is_valid, "{v:?}");
+    let paid = t
+        .upto
+        .settle(&Upto::settle_request(&genuine, 200_000, false))
+        .await
+        .unwrap();
+    assert!(paid.success, "{paid:?}");
+    assert_eq!(
+        t.balances(wallet).await,
+        (b0 - U256::from(200_000), s0 + U256::from(200_000))
+    );
 }

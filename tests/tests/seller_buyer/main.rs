@@ -3,7 +3,8 @@
 //! (the actual amount), dynamic prices, settle-before-handler; and everything that must NOT
 //! happen: no settle when the handler fails, no body when settlement fails, no second grant for a
 //! replayed payment, no payment the policy forbids, no trust in the buyer's `accepted`, no second
-//! payment when the settlement is pending (against a stand-in facilitator, no chain).
+//! payment when the settlement is pending (against a stand-in facilitator, no chain), no second
+//! handler run for another encoding of a payment in flight.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod cli;
@@ -13,6 +14,7 @@ mod paying;
 mod pending;
 mod policy;
 mod svm;
+mod twice;
 
 use x402_core::wire::SettleResponse;
 

@@ -6,7 +6,7 @@
 
 mod permit2;
 
-pub use permit2::{Permit2Scheme, Permit2View, verify_permit2};
+pub use permit2::{Permit2Scheme, Permit2View, permit2_authentic, verify_permit2};
 
 use std::sync::Arc;
 
@@ -188,8 +188,21 @@ impl EvmFacilitatorCore {
         signature: &Bytes,
         owner: Address,
     ) -> Result<bool, SchemeError> {
-        Ok(crate::signature::recover(digest, signature) == Some(owner)
-            || !chain::code(&self.provider, owner).await?.is_empty())
+        if crate::signature::recover(digest, signature) == Some(owner) {
+            return Ok(true);
+        }
+        if chain::code(&self.provider, owner).await?.is_empty() {
+            return Ok(false);
+        }
+        // A contract owner: Permit2 asks it (EIP-1271, the same digest) inside the transfer. It
+        // is asked here too, so a settlement that sends nothing (a zero `upto` charge) is
+        // authenticated like one that is simulated.
+        let call = crate::abi::wallet::IERC1271::isValidSignatureCall {
+            hash: *digest,
+            signature: signature.clone(),
+        };
+        let magic = chain::view(&self.provider, self.simulate_from(), owner, call).await?;
+        Ok(magic == Some(crate::addresses::ERC1271_MAGIC))
     }
 
     /// Judges this network's unresolved settlement records from the chain (see
@@ -228,6 +241,16 @@ pub trait EvmScheme: Send + Sync {
     fn payer_hint(_raw: &RawValue) -> Option<String> {
         None
     }
+
+    /// Whether the payload is signed by the payer it names: ECDSA recovery where the signature
+    /// is one, the payer's own check (EIP-1271, ERC-6492) otherwise. A settle takes the payer's
+    /// turn only for an authentic payload, so garbage naming a victim cannot hold the victim's
+    /// turn (threat-model S76); the full check still runs after the turn.
+    async fn authentic(
+        &self,
+        ctx: &PaymentContext<'_>,
+        payload: &Self::Payload,
+    ) -> Result<bool, SchemeError>;
 
     /// Parses and verifies; the payload (when it parses) and `Ok(plan)` when valid.
     async fn check(
@@ -296,8 +319,14 @@ pub async fn settle<S: EvmScheme>(
     // broadcast N transactions (threat-model S27).
     // The turn is the store's, keyed by network and payer: `exact` and `upto` on one network,
     // and every process sharing the store, take turns (threat-model S83).
-    let _payer_turn = match S::parse(ctx.payload.payload) {
-        Ok(p) => {
+    // The turn is taken only for a payload its payer signed (threat-model S76).
+    let parsed = S::parse(ctx.payload.payload).ok();
+    let authentic = match &parsed {
+        Some(p) => scheme.authentic(ctx, p).await?,
+        None => false,
+    };
+    let payer_turn = match parsed {
+        Some(p) if authentic => {
             let payer = S::payer(&p);
             let key = format!("{}/{payer:#x}", core.network);
             let wait =
@@ -307,7 +336,7 @@ pub async fn settle<S: EvmScheme>(
                 None => return busy(scheme, ctx, payer).await,
             }
         }
-        Err(_) => None,
+        _ => None,
     };
     let (payload, verdict) = scheme.check(ctx, Phase::Settle).await?;
     let Some(payload) = payload else {
@@ -317,7 +346,17 @@ pub async fn settle<S: EvmScheme>(
     };
     let payer = S::payer(&payload);
     match verdict {
-        Ok(plan) => scheme.settle_plan(ctx, plan).await,
+        Ok(plan) if payer_turn.is_some() => scheme.settle_plan(ctx, plan).await,
+        // The check passed where the authentication did not (a wallet's EIP-1271 answer
+        // changed in between): nothing is sent without the payer's turn; a retry may be served.
+        Ok(_) => Ok(failed(
+            payer,
+            None,
+            Rejection::with_message(
+                Reason::PAYER_BUSY,
+                "the payment's signature was not confirmed before its turn; nothing was sent",
+            ),
+        )),
         Err(rejection) => {
             // A payment this facilitator settled before fails verification (its nonce is
             // spent): answer with what was recorded, not a fresh failure.

@@ -105,6 +105,22 @@ pub trait Permit2Scheme: EvmScheme {
     }
 }
 
+/// Whether `p` is signed by its owner (see [`EvmScheme::authentic`]): the digest's ECDSA signer,
+/// or the owner contract's EIP-1271 answer.
+pub async fn permit2_authentic<S: Permit2Scheme>(
+    scheme: &S,
+    p: &S::Permit,
+) -> Result<bool, SchemeError> {
+    let core = scheme.core();
+    let v = S::view(p);
+    let digest = S::digest(p, core.chain_id);
+    let signature = crate::signature::normalize_ecdsa(v.signature)
+        .filter(|n| crate::signature::recover(&digest, n) == Some(v.terms.from))
+        .unwrap_or_else(|| v.signature.clone());
+    core.permit2_signature_passes(&digest, &signature, v.terms.from)
+        .await
+}
+
 /// Verifies a Permit2 payment in the reference's order (x402-spec §3.2, §3.3): scheme, network,
 /// spender, recipient, the scheme's witness, time window, amount, token, signature, then a
 /// simulation of the proxy call settle will send (against a token that exists), diagnosed when

@@ -1,12 +1,14 @@
 //! What settle checks again or refuses before broadcasting: the validity window at settle time
 //! (S17/S18), an asset without code (S32), a smart wallet that stops validating after verify
-//! (S34), fee and gas caps (S36).
+//! (S34), fee and gas caps (S36); the payer's turn is taken only for a payload its payer signed
+//! (S76).
 
 use std::sync::Arc;
 
+use alloy::signers::local::PrivateKeySigner;
 use scheme_exact_evm::Policy;
-use x402_core::Facilitator as _;
 use x402_core::wire::VerifyRequest;
+use x402_core::{Facilitator as _, Reason, SettleTimeouts, SettlementStore as _, system_clock};
 use x402_evm::signers::TxConfig;
 use x402_tests::evm::exact::{
     CODELESS, ExactHarness, assert_settle_refused, harness_tx_config, now, request_v2,
@@ -145,3 +147,52 @@ async fn s36(kind: Kind) {
     .await;
 }
 each_kind!(s36_fee_and_gas_caps_refuse_before_broadcast, s36);
+
+async fn s76(kind: Kind) {
+    let ctx = Ctx::start(kind).await;
+    let before = ctx.h.snapshot(&[ctx.payer]).await;
+    // The payer's turn is held (a settle of another payment of theirs is running).
+    let key = format!("{}/{:#x}", ctx.h.network, ctx.payer);
+    let held = ctx
+        .h
+        .store
+        .payer_turn(&key, std::time::Duration::from_secs(1))
+        .await
+        .unwrap()
+        .expect("the turn is free");
+    // A payload naming the payer but signed by a stranger does not wait for (nor take) the
+    // turn: it is refused for its signature at once.
+    // A dispatcher on the same store that answers within two seconds, so a settle waiting for
+    // the turn gives up soon.
+    let f = ctx
+        .h
+        .facilitator_with(ctx.h.store.clone(), Policy::default(), system_clock())
+        .with_timeouts(SettleTimeouts::new(std::time::Duration::from_secs(2)));
+    let message = ctx.message();
+    let forged = ctx.with_signature(
+        &message,
+        message.sign(&PrivateKeySigner::random(), &ctx.domain()),
+    );
+    let s = f.settle(&forged).await.unwrap();
+    let signature = kind.pick(
+        scheme_exact_evm::reason::INVALID_EXACT_EVM_SIGNATURE,
+        x402_evm::reason::INVALID_PERMIT2_SIGNATURE,
+    );
+    assert_settle_refused(&s, signature, &ctx.what("forged while the turn is held"));
+    // The payer's own payment waits for the turn, which stays held: busy, nothing sent.
+    let genuine = ctx.signed(&message);
+    let s = f.settle(&genuine).await.unwrap();
+    assert_settle_refused(
+        &s,
+        Reason::PAYER_BUSY,
+        &ctx.what("genuine while the turn is held"),
+    );
+    ctx.h
+        .assert_untouched(&before, &ctx.what("turn held"))
+        .await;
+    // Once the turn is free, the genuine payment settles.
+    drop(held);
+    let s = ctx.h.facilitator.settle(&genuine).await.unwrap();
+    assert!(s.success, "{}: {s:?}", ctx.what("genuine after the turn"));
+}
+each_kind!(s76_only_a_signed_payload_takes_the_payers_turn, s76);
