@@ -261,6 +261,8 @@ mod tests {
     async fn a_key_no_scheme_reads_fails_start_up_naming_it() {
         let text = r#"
             listen = "127.0.0.1:0"
+            [store]
+            url = "memory"
             [networks."toy:local"]
             rpc_url = "http://127.0.0.1:1"
             [networks."toy:local".schemes.exact]
