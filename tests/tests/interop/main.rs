@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod oracle_svm;
 mod vocabulary;
 
 use std::sync::Arc;
