@@ -35,21 +35,27 @@
 //! | 4 | it is one of our fee payers | `invalid_exact_svm_fee_payer_not_managed_by_facilitator` |
 //! | – | asset allowed, requirements readable, amount > 0 | `unsupported_asset`, `invalid_payment_requirements` |
 //! | 5 | decodes (≤ 1232 bytes, canonical, sanitizes) | `…_transaction_could_not_be_decoded` |
-//! | S56 | no address lookup tables | `invalid_exact_svm_smart_wallet_alt_resolution_not_available` |
-//! | S54 | account 0 is `extra.feePayer` | `invalid_exact_svm_fee_payer_mismatch` |
 //! | S53 | at most `max_signatures` signers | `invalid_exact_svm_payload_excessive_signers` |
+//! | S54 | account 0 is `extra.feePayer` | `invalid_exact_svm_fee_payer_mismatch` |
+//! | S58 | every non-fee-payer signature verifies | `invalid_exact_svm_payload_signature_invalid` |
+//! | S56 | no address lookup tables | `invalid_exact_svm_smart_wallet_alt_resolution_not_available` |
 //! | 6 | 3–7 instructions (v1: 3–6) | `…_transaction_instructions_length` |
-//! | S55 | no `AdvanceNonceAccount` | `invalid_exact_svm_payload_durable_nonce` |
 //! | 7 | ix 0 `SetComputeUnitLimit`, ≤ cap | `…_compute_limit_instruction(_too_high)` |
 //! | 8 | ix 1 `SetComputeUnitPrice`, ≤ cap; priority fee ≤ cap | `…_compute_price_instruction(_too_high)`, `…_priority_fee_too_high` |
 //! | 9–10 | ix 2 `TransferChecked` on Token / Token-2022 | `…_no_transfer_instruction` |
 //! | 11, S48 | authority / source not ours | `…_transaction_fee_payer_transferring_funds` |
 //! | 12–14 | mint, destination = ATA(payTo), amount exactly | `…_mint_mismatch`, `…_recipient_mismatch`, `…_amount_mismatch` |
 //! | 15 | ix 3–6 Lighthouse or Memo only | `…_unknown_{fourth,fifth,sixth,seventh}_instruction` |
+//! | S55 | no `AdvanceNonceAccount` (already refused by 7 and 15) | `invalid_exact_svm_payload_durable_nonce` |
 //! | S49 | no fee payer in any instruction's accounts | `invalid_exact_svm_smart_wallet_fee_payer_not_isolated` |
-//! | – | transfer has exactly its 4 accounts, authority signs | `…_no_transfer_instruction`, `…_signature_invalid` |
+//! | – | transfer has exactly its 4 accounts | `…_no_transfer_instruction` |
 //! | 16 | memo count and bytes | `…_memo_count`, `…_memo_mismatch` |
-//! | S58 | every non-fee-payer signature verifies | `invalid_exact_svm_payload_signature_invalid` |
+//! | – | the transfer authority signs (else the transfer fails on chain) | `invalid_exact_svm_transaction_simulation_failed` |
+//!
+//! Where a step of ours and one of the reference's both apply, they run in the reference's order
+//! (its signature check right after the fee-payer check, its positional rule before anything we
+//! add), so one payload gets one answer from both; docs/reasons.md lists where we answer
+//! differently and why.
 
 use solana_message::compiled_instruction::CompiledInstruction;
 use solana_pubkey::Pubkey;
@@ -269,18 +275,6 @@ fn check_transaction(
     let message = &decoded.tx.message;
     let keys = message.static_account_keys();
     let ixs = message.instructions();
-    if message
-        .address_table_lookups()
-        .is_some_and(|l| !l.is_empty())
-    {
-        return Err(reject(crate::reason::ADDRESS_LOOKUP_TABLES_NOT_SUPPORTED));
-    }
-    if keys.first() != Some(&fee_payer) {
-        return Err(reject_with(
-            crate::reason::FEE_PAYER_MISMATCH,
-            "account 0 (the fee payer) is not extra.feePayer",
-        ));
-    }
     let signers = message.header().num_required_signatures;
     if signers > policy.max_signatures {
         return Err(reject_with(
@@ -291,17 +285,24 @@ fn check_transaction(
             ),
         ));
     }
+    if keys.first() != Some(&fee_payer) {
+        return Err(reject_with(
+            crate::reason::FEE_PAYER_MISMATCH,
+            "account 0 (the fee payer) is not extra.feePayer",
+        ));
+    }
+    // Signers are static keys, so this needs no lookup table; at most `max_signatures - 1`
+    // signatures to check.
+    verify_signatures(&decoded)?;
+    if message
+        .address_table_lookups()
+        .is_some_and(|l| !l.is_empty())
+    {
+        return Err(reject(crate::reason::ADDRESS_LOOKUP_TABLES_NOT_SUPPORTED));
+    }
     if !(REQUIRED_INSTRUCTIONS..=expected.max_instructions).contains(&ixs.len()) {
         return Err(reject(
             crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_LENGTH,
-        ));
-    }
-    if ixs
-        .iter()
-        .any(|ix| program_of(keys, ix).is_some_and(|p| is_advance_nonce(p, &ix.data)))
-    {
-        return Err(reject(
-            crate::reason::INVALID_EXACT_SVM_PAYLOAD_DURABLE_NONCE,
         ));
     }
     let compute = |n: usize| {
@@ -383,6 +384,16 @@ fn check_transaction(
             return Err(reject(unknown_instruction(n)));
         }
     }
+    // The positional rule above already refuses every AdvanceNonceAccount (it is neither a
+    // compute-budget, token, Lighthouse nor Memo instruction); this keeps S55 if it is relaxed.
+    if ixs
+        .iter()
+        .any(|ix| program_of(keys, ix).is_some_and(|p| is_advance_nonce(p, &ix.data)))
+    {
+        return Err(reject(
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_DURABLE_NONCE,
+        ));
+    }
     // Every instruction, the optional ones included: a Lighthouse assertion over the fee payer,
     // even read-only, is refused like any other mention of it.
     let uses_fee_payer = ixs.iter().any(|ix| {
@@ -400,13 +411,6 @@ fn check_transaction(
             "TransferChecked must have exactly its four accounts (no multisig, no extra accounts)",
         ));
     }
-    let authority_index = keys.iter().position(|k| *k == transfer.authority);
-    if !authority_index.is_some_and(|i| i > 0 && i < usize::from(signers)) {
-        return Err(reject_with(
-            crate::reason::INVALID_EXACT_SVM_PAYLOAD_SIGNATURE,
-            "the transfer authority does not sign the transaction",
-        ));
-    }
     if let Some(memo) = expected.memo {
         let memos: Vec<&CompiledInstruction> = ixs
             .iter()
@@ -422,7 +426,15 @@ fn check_transaction(
             ));
         }
     }
-    verify_signatures(&decoded)?;
+    // The transfer would fail on chain without its authority's signature: the reference finds
+    // that by simulating, and answers so.
+    let authority_index = keys.iter().position(|k| *k == transfer.authority);
+    if !authority_index.is_some_and(|i| i > 0 && i < usize::from(signers)) {
+        return Err(reject_with(
+            crate::reason::TRANSACTION_SIMULATION_FAILED,
+            "the transfer authority does not sign the transaction",
+        ));
+    }
     Ok(Inspection {
         fee_payer,
         transfer,

@@ -1,7 +1,8 @@
 //! Verify, and the chain checks it shares with settle. After [`super::inspect()`] and the
 //! settlement store: the mint is a token mint of the transfer's program with no dangerous
 //! Token-2022 extension (S57); the destination exists and is payTo's account of the mint (S51);
-//! the source is not the fee payer's (S48). Verify then simulates the buyer's transaction as it
+//! the source is not the fee payer's (S48). A mint or destination the transfer cannot execute
+//! with is answered as the reference answers it, by its simulation's reason. Verify then simulates the buyer's transaction as it
 //! came; settle has the fee payer sign and simulates with signature verification, exactly as it
 //! will be sent.
 
@@ -87,23 +88,25 @@ impl Facilitator {
             SchemeError::Rpc(format!("getMultipleAccounts answered {} accounts", a.len()))
         })?;
 
-        let mint_mismatch =
-            |m: String| reject_with(crate::reason::INVALID_EXACT_SVM_PAYLOAD_MINT_MISMATCH, m);
+        // A mint or destination the transfer cannot use fails the transfer on chain: the
+        // reference finds that by simulating, and answers so; we say what we found.
+        let cannot_execute =
+            |m: String| reject_with(crate::reason::TRANSACTION_SIMULATION_FAILED, m);
         let Some(mint) = mint else {
-            return Ok(Err(mint_mismatch(format!(
+            return Ok(Err(cannot_execute(format!(
                 "mint {} does not exist",
                 t.mint
             ))));
         };
         if mint.owner != t.token_program {
-            return Ok(Err(mint_mismatch(format!(
+            return Ok(Err(cannot_execute(format!(
                 "mint {} belongs to {}, the transfer uses {}",
                 t.mint, mint.owner, t.token_program
             ))));
         }
         let info = match read_mint(&mint.owner, &mint.data) {
             Ok(info) => info,
-            Err(e) => return Ok(Err(mint_mismatch(format!("mint {}: {e}", t.mint)))),
+            Err(e) => return Ok(Err(cannot_execute(format!("mint {}: {e}", t.mint)))),
         };
         if let Err(e) = check_mint_extensions(&mint.data, &info) {
             return Ok(Err(reject_with(
@@ -112,14 +115,8 @@ impl Facilitator {
             )));
         }
 
-        let recipient = |m: String| {
-            reject_with(
-                crate::reason::INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH,
-                m,
-            )
-        };
         let Some(destination) = destination else {
-            return Ok(Err(recipient(format!(
+            return Ok(Err(cannot_execute(format!(
                 "the destination token account {} does not exist; it must exist before payment",
                 t.destination
             ))));
@@ -127,15 +124,17 @@ impl Facilitator {
         let dest = match read_token_account(&destination.owner, &destination.data) {
             Ok(d) if destination.owner == t.token_program => d,
             Ok(_) => {
-                return Ok(Err(recipient(
+                return Ok(Err(cannot_execute(
                     "the destination belongs to another program".into(),
                 )));
             }
-            Err(e) => return Ok(Err(recipient(format!("the destination: {e}")))),
+            Err(e) => return Ok(Err(cannot_execute(format!("the destination: {e}")))),
         };
+        // The reference would pay such an account (the transfer executes); we refuse it.
         if dest.mint != t.mint || dest.owner != i.pay_to {
-            return Ok(Err(recipient(
-                "the destination is not payTo's account of the mint".into(),
+            return Ok(Err(reject_with(
+                crate::reason::INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH,
+                "the destination is not payTo's account of the mint",
             )));
         }
         if let Err(e) = check_account_extensions(&dest) {

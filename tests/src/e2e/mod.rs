@@ -5,7 +5,7 @@
 mod node;
 mod shop;
 
-pub use node::NodeScript;
+pub use node::{NodeScript, NodeSession};
 
 pub use shop::{
     Counting, EXACT_UNITS, ICON_URL, SERVICE_NAME, Shop, UPTO_MAX_UNITS, UPTO_USED_UNITS,

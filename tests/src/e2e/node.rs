@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use x402_core::SettleTimeouts;
 
 /// A scratch folder holding a copy of one helper script next to a `node_modules` link.
@@ -90,5 +90,82 @@ impl NodeScript {
         .expect("server listening in time");
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         (child, url)
+    }
+
+    /// Starts a script that answers JSON lines (see [`NodeSession`]) and waits for its `"ready"`
+    /// line; the process is killed when the session is dropped.
+    ///
+    /// # Panics
+    /// When it does not get ready within 30 s.
+    pub async fn session(self, envs: &[(&str, String)]) -> NodeSession {
+        let mut child = self
+            .command(&[], envs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("session ready in time")
+            .expect("read");
+        assert_eq!(
+            first.as_deref(),
+            Some("\"ready\""),
+            "node {} did not get ready",
+            self.script.display()
+        );
+        NodeSession {
+            _script: self,
+            _child: child,
+            stdin,
+            lines,
+            next_id: 0,
+        }
+    }
+}
+
+/// A long-lived script reading one JSON command a line on stdin and answering each with one line
+/// on stdout: `{"id", "result"}`, or `{"id", "error"}` when the command threw.
+#[derive(Debug)]
+pub struct NodeSession {
+    _script: NodeScript,
+    _child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    next_id: u64,
+}
+
+impl NodeSession {
+    /// Sends `command` (a JSON object; an `id` is added) and returns the answer's `result`.
+    ///
+    /// # Panics
+    /// When the script answers an error, exits, or hangs (the same guard as
+    /// [`NodeScript::run`]).
+    pub async fn call(&mut self, mut command: serde_json::Value) -> serde_json::Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        command["id"] = id.into();
+        let mut line = serde_json::to_vec(&command).expect("json");
+        line.push(b'\n');
+        self.stdin.write_all(&line).await.expect("write to node");
+        self.stdin.flush().await.expect("flush");
+        let hang_guard = SettleTimeouts::default().client_timeout() + SettleTimeouts::MARGIN;
+        let answer = tokio::time::timeout(hang_guard, self.lines.next_line())
+            .await
+            .expect("node answered (hang guard)")
+            .expect("read")
+            .expect("node exited before answering");
+        let mut answer: serde_json::Value = serde_json::from_str(&answer).expect("a JSON line");
+        assert_eq!(answer["id"], id, "answers come in order: {answer}");
+        assert!(
+            answer["error"].is_null(),
+            "node failed {}: {}",
+            command["cmd"],
+            answer["error"]
+        );
+        answer["result"].take()
     }
 }

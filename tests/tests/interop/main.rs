@@ -12,6 +12,7 @@
 
 mod flows;
 mod oracle_evm;
+mod oracle_svm;
 mod python;
 mod vocabulary;
 

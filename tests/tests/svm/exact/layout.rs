@@ -318,10 +318,11 @@ async fn s51_the_destination_account_must_already_exist() {
     let plan = h.plan(&mint, &fresh_req);
     let ixs = plan.instructions(&h.buyer.pubkey());
     let tx = signed(&h, &fp, &ixs).await;
+    // As the reference answers it (its simulation fails): the transfer cannot execute.
     h.assert_refused(
         "no destination account",
         &SvmHarness::request(&fresh_req, &tx),
-        scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH,
+        scheme_exact_svm::reason::TRANSACTION_SIMULATION_FAILED,
         &[mint.address],
     )
     .await;
@@ -439,15 +440,16 @@ async fn s55_durable_nonce_transactions_are_refused() {
         &mint,
         &req,
         vec![
+            // The positional rule refuses them first, with the reference's strings.
             (
                 "AdvanceNonceAccount first",
                 first,
-                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_DURABLE_NONCE,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_LIMIT_INSTRUCTION,
             ),
             (
                 "AdvanceNonceAccount last",
                 last,
-                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_DURABLE_NONCE,
+                scheme_exact_svm::reason::INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_FIFTH_INSTRUCTION,
             ),
         ],
     )
