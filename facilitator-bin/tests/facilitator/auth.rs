@@ -121,7 +121,7 @@ id = "shop"
 key = "$T_SHOP_KEY"
 networks = ["eip155:84532"]
 schemes = ["exact"]
-pay_to = ["{seller_lower}"]
+pay_to = ["{seller:#x}"]
 settles_per_second = 0.001
 [[auth.keys]]
 id = "other-shop"
@@ -135,8 +135,7 @@ schemes = ["upto"]
 id = "mainnet"
 key = "$T_MAINNET_KEY"
 networks = ["eip155:8453"]
-"#,
-        seller_lower = format!("{seller:#x}")
+"#
     );
     let (text, envs) = keyed(&h, &keys);
     let (server, log) = start_logged(&text, &envs);
