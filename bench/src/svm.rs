@@ -112,7 +112,7 @@ pub async fn run(
 
     let proxy = RpcProxy::start(bed.rpc_url()).await?;
     let text = format!(
-        "listen = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[store]\nurl = \"memory\"\n[limits]\nsettle_timeout_ms = 120000\nshutdown_grace_ms = 130000\n\
+        "listen = \"127.0.0.1:0\"\nauth = \"none\"\n[log]\nlevel = \"warn\"\n[store]\nurl = \"memory\"\n[limits]\nsettle_timeout_ms = 120000\nshutdown_grace_ms = 130000\n\
          [networks.\"{network}\"]\nrpc_urls = [\"$X402_BENCH_RPC\"]\nsigner_keys = [\"$X402_BENCH_KEY_0\"]\n\
          [networks.\"{network}\".schemes.exact]\nassets = [\"{}\"]\n",
         mint.address

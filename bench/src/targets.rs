@@ -81,6 +81,8 @@ pub fn rust_config(setup: &EvmSetup) -> (String, Vec<(String, String)>) {
     }
     let text = format!(
         r#"listen = "127.0.0.1:0"
+# the benchmark measures settlement, not access control
+auth = "none"
 [log]
 level = "warn"
 [store]

@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8402"
+//! auth = "none"            # or [[auth.keys]]: API keys for /verify and /settle (crate::auth)
 //!
 //! [log]
 //! format = "json"          # or "text"
@@ -36,6 +37,8 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use x402_core::{Network, SettleTimeouts};
 
+use crate::auth::AuthConfig;
+
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -61,7 +64,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         problem: problem.into(),
@@ -231,6 +234,8 @@ impl StoreConfig {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: String,
+    /// `"none"` or a table of keys (`crate::auth::config`); required.
+    auth: Option<toml::Value>,
     #[serde(default)]
     log: LogConfig,
     #[serde(default)]
@@ -266,6 +271,8 @@ impl std::fmt::Debug for SchemePlan {
 pub struct Config {
     /// Where to listen.
     pub listen: SocketAddr,
+    /// Who may call `/verify` and `/settle`.
+    pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
     /// Limits.
@@ -348,8 +355,10 @@ impl Config {
             }
         }
         let store = StoreConfig::resolve(raw.store, env)?;
+        let auth = AuthConfig::resolve(raw.auth, env)?;
         Ok(Self {
             listen,
+            auth,
             log: raw.log,
             limits: raw.limits,
             store,
@@ -376,7 +385,7 @@ fn require_references(key: &str, value: &toml::Value) -> Result<(), ConfigError>
     Ok(())
 }
 
-fn valid_var(name: &str) -> bool {
+pub(crate) fn valid_var(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -443,6 +452,7 @@ mod tests {
 
     const GOOD: &str = r#"
 listen = "127.0.0.1:0"
+auth = "none"
 [networks."eip155:31337"]
 rpc_urls = ["$RPC"]
 signer_keys = ["$KEY"]

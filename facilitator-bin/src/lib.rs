@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod auth;
 pub mod config;
 pub mod metrics;
 pub mod server;
@@ -261,6 +262,7 @@ mod tests {
     async fn a_key_no_scheme_reads_fails_start_up_naming_it() {
         let text = r#"
             listen = "127.0.0.1:0"
+            auth = "none"
             [store]
             url = "memory"
             [networks."toy:local"]

@@ -205,7 +205,17 @@ async fn run(config: Config, mode: Mode) -> ExitCode {
         }
         Err(e) => return fail(e),
     }
-    let state = AppState::new(facilitator, metrics, config.limits.clone());
+    let access = facilitator_bin::auth::Access::new(&config.auth);
+    if access.is_open() {
+        tracing::warn!(
+            "auth = \"none\": /verify and /settle serve anyone, who can spend this \
+             facilitator's gas and fees; configure [[auth.keys]] unless a gateway in front \
+             authenticates callers"
+        );
+    } else {
+        tracing::info!(keys = ?access.key_ids(), "/verify and /settle need an API key");
+    }
+    let state = AppState::new(facilitator, metrics, config.limits.clone()).with_access(access);
     // Start-up pass first (records a crash left behind), then on the timer.
     let reconciler = facilitator_bin::spawn_reconciler(
         state.facilitator.clone(),

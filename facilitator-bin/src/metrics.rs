@@ -84,6 +84,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "Settlement records resolved by reconciliation, by scheme, network and outcome (landed, failed, released).",
     ),
     (
+        "x402_auth_refusals_total",
+        "counter",
+        "Requests refused by access control, by route, API key id (empty when no known key was sent) and cause.",
+    ),
+    (
         "x402_reconcile_errors_total",
         "counter",
         "Reconciliation passes that failed, by scheme and network.",

@@ -4,7 +4,8 @@
 //! Status codes are decided here and only here: a payment problem is 200 with `isValid:false` /
 //! `success:false` and its reason; a malformed body is 400 (413 when too large) with a message;
 //! the facilitator failing is 500/504 without internals, 503 when the settlement store is
-//! unavailable (nothing is settled without it). Client input never yields a 5xx.
+//! unavailable (nothing is settled without it). Client input never yields a 5xx. `/verify` and
+//! `/settle` are behind the configured access control ([`crate::auth`]: 401, 403, 429).
 //!
 //! A settle is never cancelled half-way: it runs in its own task, so a client that goes away, a
 //! request deadline or a shutdown signal does not abandon a broadcast transaction. Shutdown stops
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -25,6 +26,7 @@ use x402_core::json::JsonLimits;
 use x402_core::wire::{SettleResponse, VerifyRequest, VerifyResponse};
 use x402_core::{Facilitator, FacilitatorError, LocalFacilitator, NetworkPattern, Unread};
 
+use crate::auth::{Access, Route};
 use crate::config::Limits;
 use crate::metrics::Metrics;
 
@@ -37,6 +39,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Request limits.
     pub limits: Limits,
+    /// Who may call `/verify` and `/settle`.
+    pub access: Access,
     /// The last readiness answer and when it was taken.
     ready: Arc<tokio::sync::Mutex<Option<(Instant, StatusCode, serde_json::Value)>>>,
 }
@@ -130,8 +134,16 @@ impl AppState {
             facilitator: Arc::new(facilitator),
             metrics,
             limits,
+            access: Access::open(),
             ready: Arc::default(),
         }
+    }
+
+    /// Puts `/verify` and `/settle` behind `access` ([`AppState::new`] leaves them open: the
+    /// binary always sets the access its configuration describes).
+    pub fn with_access(mut self, access: Access) -> Self {
+        self.access = access.with_metrics(self.metrics.clone());
+        self
     }
 
     fn record(
@@ -216,8 +228,12 @@ fn internal(route: &str, e: &FacilitatorError) -> Response {
     )
 }
 
-async fn verify(State(state): State<AppState>, body: Bytes) -> Response {
+async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
+    let admitted = match state.access.admit(Route::Verify, &headers) {
+        Ok(a) => a,
+        Err(refusal) => return refusal.response(),
+    };
     let request = match state.read_request("verify", &body, started) {
         Ok(r) => r,
         Err(NotDispatched::Bad(response)) => return *response,
@@ -228,9 +244,12 @@ async fn verify(State(state): State<AppState>, body: Bytes) -> Response {
             );
         }
     };
+    if let Err(refusal) = admitted.check_scope(Route::Verify, &request) {
+        return refusal.response();
+    }
     let (scheme, network) = labels_of(&state.facilitator, &request);
     let facilitator = Arc::clone(&state.facilitator);
-    let span = tracing::info_span!("x402.verify", scheme = %scheme, network = %network);
+    let span = tracing::info_span!("x402.verify", scheme = %scheme, network = %network, key = admitted.key_id().unwrap_or_default());
     let call =
         tracing::Instrument::instrument(async move { facilitator.verify(&request).await }, span);
     match tokio::time::timeout(state.deadline(), call).await {
@@ -265,8 +284,12 @@ async fn verify(State(state): State<AppState>, body: Bytes) -> Response {
     }
 }
 
-async fn settle(State(state): State<AppState>, body: Bytes) -> Response {
+async fn settle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
+    let admitted = match state.access.admit(Route::Settle, &headers) {
+        Ok(a) => a,
+        Err(refusal) => return refusal.response(),
+    };
     let request = match state.read_request("settle", &body, started) {
         Ok(r) => r,
         Err(NotDispatched::Bad(response)) => return *response,
@@ -277,12 +300,23 @@ async fn settle(State(state): State<AppState>, body: Bytes) -> Response {
             );
         }
     };
+    let permit = match admitted
+        .check_scope(Route::Settle, &request)
+        .and_then(|()| admitted.settle_permit())
+    {
+        Ok(permit) => permit,
+        Err(refusal) => return refusal.response(),
+    };
     let (scheme, network) = labels_of(&state.facilitator, &request);
-    // The settle runs to completion in its own task whatever happens to this request.
+    // The settle runs to completion in its own task whatever happens to this request, holding
+    // its place among the key's concurrent settles until then.
     let facilitator = Arc::clone(&state.facilitator);
-    let span = tracing::info_span!("x402.settle", scheme = %scheme, network = %network);
+    let span = tracing::info_span!("x402.settle", scheme = %scheme, network = %network, key = admitted.key_id().unwrap_or_default());
     let task = tokio::spawn(tracing::Instrument::instrument(
-        async move { facilitator.settle(&request).await },
+        async move {
+            let _permit = permit;
+            facilitator.settle(&request).await
+        },
         span,
     ));
     match tokio::time::timeout(state.deadline(), task).await {

@@ -2,7 +2,18 @@
 //!
 //! Every call has a timeout. A response that carries a verdict is read whatever its HTTP status
 //! (some facilitators answer a refused payment with 400 or 500 and the reason in the body).
+//!
+//! A facilitator that requires authentication gets it from an [`AuthHeaders`] provider asked
+//! once per request ([`FacilitatorClient::with_auth`]): [`BearerToken`] for an API key (our
+//! facilitator's `[[auth.keys]]`), `cdp::CdpJwt` (feature `cdp`) for the Coinbase-hosted one.
 
+mod auth;
+#[cfg(feature = "cdp")]
+pub mod cdp;
+
+pub use auth::{AuthError, AuthHeaders, BearerToken, FACILITATOR_KEY_VAR};
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,13 +33,15 @@ pub const DEFAULT_TIMEOUT: Duration =
 /// The largest response body read from a facilitator.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-/// A remote facilitator. Its `Debug` shows the facilitator's origin only: a path, query or user
-/// part of the URL may carry an API token.
+/// A remote facilitator. Its `Debug` shows the facilitator's origin only (a path, query or user
+/// part of the URL may carry an API token) and the authentication provider's own `Debug`, which
+/// never shows a secret.
 #[derive(Clone)]
 pub struct FacilitatorClient {
     base: String,
     http: reqwest::Client,
     timeout: Duration,
+    auth: Option<Arc<dyn AuthHeaders>>,
 }
 
 impl std::fmt::Debug for FacilitatorClient {
@@ -36,6 +49,7 @@ impl std::fmt::Debug for FacilitatorClient {
         f.debug_struct("FacilitatorClient")
             .field("origin", &origin(&self.base))
             .field("timeout", &self.timeout)
+            .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
 }
@@ -55,7 +69,27 @@ impl FacilitatorClient {
             base: base_url.into().trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             timeout: DEFAULT_TIMEOUT,
+            auth: None,
         }
+    }
+
+    /// Authenticates every request with the headers `auth` gives for it.
+    pub fn with_auth(mut self, auth: impl AuthHeaders + 'static) -> Self {
+        self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Authenticates every request with a shared provider.
+    pub fn with_shared_auth(mut self, auth: Arc<dyn AuthHeaders>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Sends requests with `http` (proxies, TLS roots, connection pools of the caller's
+    /// choosing). The per-call timeout still applies.
+    pub fn with_http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = http;
+        self
     }
 
     /// Waits as long as a facilitator whose settles answer within `timeouts` needs (its
@@ -81,17 +115,36 @@ impl FacilitatorClient {
         FacilitatorError::Transport(failure.to_string())
     }
 
+    /// A `method` request to the facilitator's `path`, with its authentication headers.
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, FacilitatorError> {
+        let url = reqwest::Url::parse(&format!("{}{path}", self.base))
+            // Never echo the URL: it may carry an API token.
+            .map_err(|e| FacilitatorError::Transport(format!("invalid facilitator URL: {e}")))?;
+        let headers = match &self.auth {
+            Some(auth) => auth
+                .headers(&method, &url)
+                .await
+                .map_err(|e| FacilitatorError::Transport(e.to_string()))?,
+            None => reqwest::header::HeaderMap::new(),
+        };
+        Ok(self
+            .http
+            .request(method, url)
+            .headers(headers)
+            .timeout(self.timeout))
+    }
+
     /// Sends a request and reads a body of type `T` from any status whose body parses as `T`.
     async fn call<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
         accepts: fn(&serde_json::Value) -> bool,
     ) -> Result<T, FacilitatorError> {
-        let response = request
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(Self::transport)?;
+        let response = request.send().await.map_err(Self::transport)?;
         let status = response.status().as_u16();
         let body = read_limited(response).await?;
         let limits = JsonLimits {
@@ -138,8 +191,8 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, Facili
 impl Facilitator for FacilitatorClient {
     async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, FacilitatorError> {
         let req = self
-            .http
-            .post(format!("{}/verify", self.base))
+            .request(reqwest::Method::POST, "/verify")
+            .await?
             .json(request);
         self.call(req, |v| {
             v.get("isValid").is_some_and(serde_json::Value::is_boolean)
@@ -149,8 +202,8 @@ impl Facilitator for FacilitatorClient {
 
     async fn settle(&self, request: &SettleRequest) -> Result<SettleResponse, FacilitatorError> {
         let req = self
-            .http
-            .post(format!("{}/settle", self.base))
+            .request(reqwest::Method::POST, "/settle")
+            .await?
             .json(request);
         self.call(req, |v| {
             v.get("success").is_some_and(serde_json::Value::is_boolean)
@@ -163,9 +216,8 @@ impl Facilitator for FacilitatorClient {
         let mut delay = Duration::from_secs(1);
         for attempt in 0..=3 {
             let response = self
-                .http
-                .get(format!("{}/supported", self.base))
-                .timeout(self.timeout)
+                .request(reqwest::Method::GET, "/supported")
+                .await?
                 .send()
                 .await
                 .map_err(Self::transport)?;

@@ -12,6 +12,7 @@ use x402_core::{
 };
 
 use crate::layer::Paywall;
+use crate::supported::SupportedCache;
 
 /// Computes a price from the request (path, query, headers) for a dynamically priced route.
 pub type PriceFn = Arc<dyn Fn(&Parts) -> Result<Price, String> + Send + Sync>;
@@ -242,6 +243,12 @@ pub struct SellerOptions {
     /// `FacilitatorClient::new`). A settle answered `settlement_pending` is retried once after
     /// [`SellerOptions::pending_retry_pause`].
     pub settle_timeouts: SettleTimeouts,
+    /// How long the facilitator's `/supported` answer is used before it is fetched again (in the
+    /// background; requests meanwhile use the last answer). Default 5 minutes.
+    pub supported_ttl: Duration,
+    /// After a failed refresh of `/supported`, the last good answer is kept and the refresh is
+    /// tried again this much later. Default 30 seconds.
+    pub supported_retry: Duration,
 }
 
 impl Default for SellerOptions {
@@ -250,6 +257,8 @@ impl Default for SellerOptions {
             base_url: None,
             max_response_bytes: 8 * 1024 * 1024,
             settle_timeouts: SettleTimeouts::default(),
+            supported_ttl: Duration::from_secs(300),
+            supported_retry: Duration::from_secs(30),
         }
     }
 }
@@ -273,7 +282,7 @@ pub(crate) struct SellerInner {
     pub(crate) facilitator: Arc<dyn Facilitator>,
     pub(crate) schemes: Registry,
     pub(crate) options: SellerOptions,
-    supported: tokio::sync::OnceCell<SupportedResponse>,
+    supported: Arc<SupportedCache>,
     /// Payments being processed right now, by scheme payload: one payment is never served twice
     /// concurrently, on any route of this seller.
     pub(crate) in_flight: Mutex<HashSet<String>>,
@@ -289,11 +298,10 @@ impl fmt::Debug for SellerInner {
 }
 
 impl SellerInner {
-    /// The facilitator's `/supported`, fetched on first use; a failure is not cached.
-    pub(crate) async fn supported(&self) -> Result<&SupportedResponse, FacilitatorError> {
-        self.supported
-            .get_or_try_init(|| self.facilitator.supported())
-            .await
+    /// The facilitator's `/supported`, fetched on first use (a failure is not cached) and
+    /// refreshed once older than [`SellerOptions::supported_ttl`].
+    pub(crate) async fn supported(&self) -> Result<Arc<SupportedResponse>, FacilitatorError> {
+        self.supported.get(&self.facilitator).await
     }
 }
 
@@ -315,12 +323,13 @@ impl Seller {
         schemes: Registry,
         options: SellerOptions,
     ) -> Self {
+        let supported = SupportedCache::new(options.supported_ttl, options.supported_retry);
         Self {
             inner: Arc::new(SellerInner {
                 facilitator,
                 schemes,
                 options,
-                supported: tokio::sync::OnceCell::new(),
+                supported: Arc::new(supported),
                 in_flight: Mutex::new(HashSet::new()),
             }),
         }
@@ -329,6 +338,12 @@ impl Seller {
     /// Fetches the facilitator's `/supported` now (it is otherwise fetched on the first request).
     pub async fn warm_up(&self) -> Result<(), FacilitatorError> {
         self.inner.supported().await.map(|_| ())
+    }
+
+    /// The facilitator's `/supported` as this seller uses it now (the cached answer; fetched if
+    /// there is none, refreshed in the background if stale).
+    pub async fn supported(&self) -> Result<Arc<SupportedResponse>, FacilitatorError> {
+        self.inner.supported().await
     }
 
     /// The layer protecting one route.

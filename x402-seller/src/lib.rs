@@ -7,6 +7,7 @@ mod offers;
 mod overrides;
 mod resource;
 mod response;
+mod supported;
 
 pub use config::{
     Accept, Charge, ConfigError, PriceFn, Route, Seller, SellerOptions, SettleTiming,

@@ -33,6 +33,7 @@ async fn template_scheme_pays_end_to_end_over_http() {
     let text = format!(
         r#"
 listen = "127.0.0.1:0"
+auth = "none"
 [store]
 url = "memory"
 [networks."toy:local".schemes.exact]

@@ -91,6 +91,7 @@ pub(crate) fn config(h: &ExactHarness) -> (String, Vec<(&'static str, String)>) 
     let text = format!(
         r#"
 listen = "127.0.0.1:0"
+auth = "none"
 [store]
 url = "sqlite:{store}/settlements.sqlite3"
 [limits]

@@ -304,6 +304,10 @@ async fn the_example_config_passes_check_config() {
     let envs = vec![
         ("BASE_SEPOLIA_RPC_URL", h.bed.endpoint().to_owned()),
         ("BASE_SEPOLIA_SIGNER_KEY", key.clone()),
+        (
+            "SHOP1_FACILITATOR_KEY",
+            "example-facilitator-key-0123456789abcdef".to_owned(),
+        ),
     ];
     let (ok, stdout, stderr) = run(EXAMPLE, &envs, &["--check-config"]);
     assert!(ok, "{stderr}");
@@ -314,6 +318,9 @@ async fn the_example_config_passes_check_config() {
     );
     assert!(stdout.contains(&signer), "{stdout}");
     assert!(!stdout.contains(&key[2..]) && !stderr.contains(&key[2..]));
+    assert!(
+        !stdout.contains("example-facilitator-key") && !stderr.contains("example-facilitator-key")
+    );
     assert!(
         !stdout.contains(h.bed.endpoint()),
         "RPC URL printed: {stdout}"

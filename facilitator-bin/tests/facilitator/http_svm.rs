@@ -25,6 +25,7 @@ async fn svm_verify_and_settle_over_http() {
     let config = format!(
         r#"
 listen = "127.0.0.1:0"
+auth = "none"
 [store]
 url = "memory"
 [networks."{network}"]

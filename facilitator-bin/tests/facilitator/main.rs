@@ -2,6 +2,7 @@
 //! built with the features it needs:
 //!
 //! * `http` — the built binary over HTTP against anvil (`evm`);
+//! * `auth` — API keys, scopes and limits on /verify and /settle (`evm`);
 //! * `durable` — settlement state across a killed and restarted binary (`evm`);
 //! * `replicas` — several binaries sharing one PostgreSQL store (`evm`);
 //! * `http_svm` — the built binary over HTTP against solana-test-validator (`svm`);
@@ -11,6 +12,8 @@
 //! exactly the enabled schemes; the test harness used here links every scheme crate) and
 //! `duplicate` (it links a clashing scheme registration).
 
+#[cfg(feature = "evm")]
+mod auth;
 #[cfg(any(feature = "evm", feature = "svm"))]
 mod common;
 #[cfg(feature = "evm")]

@@ -2,7 +2,9 @@
 //! proxies) and solana-test-validator (SPL Token and Token-2022 mints), starts the facilitator
 //! binary on them with a generated config and a demo seller in front of it, lets the `x402` CLI
 //! pay one request on each chain (402 → signed → verified → settled → 200), and keeps everything
-//! running until Ctrl-C. No private key is printed.
+//! running until Ctrl-C. No private key is printed. The facilitator serves /verify and /settle
+//! only to holders of an API key: the demo generates one for its seller, scoped to the seller's
+//! wallets (`[[auth.keys]]`), and the seller sends it as `Authorization: Bearer`.
 //!
 //! Environment: `X402_DEMO_EXIT=1` exits after the payments; `X402_DEMO_CHAINS` names the chains
 //! to pay on (`evm`, `solana` or `evm,solana`, the default).
@@ -160,15 +162,18 @@ async fn start_seller(
     evm: Option<&ExactHarness>,
     svm: Option<&SolanaRoute>,
     facilitator: &str,
+    api_key: &str,
     timeouts: SettleTimeouts,
 ) -> String {
     use std::sync::Arc;
-    use x402_core::client::FacilitatorClient;
+    use x402_core::client::{BearerToken, FacilitatorClient};
     use x402_core::{Amount, Price, Registry};
     use x402_seller::{Accept, Route, Seller, SellerOptions};
     let mut schemes = Registry::new();
     let mut app = axum::Router::new();
-    let client = FacilitatorClient::new(facilitator).with_settle_timeouts(timeouts);
+    let client = FacilitatorClient::new(facilitator)
+        .with_settle_timeouts(timeouts)
+        .with_auth(BearerToken::new(api_key).expect("a generated key is a valid token"));
     if let Some(h) = evm {
         let mut assets = x402_evm::assets::AssetTable::empty();
         assets.insert(
@@ -289,6 +294,21 @@ async fn main() {
         timeouts.answer_within().as_millis()
     );
     let mut command = Command::new(sibling("x402-facilitator"));
+    // The demo seller's API key: random, in the facilitator's environment and the seller's
+    // client only, allowed to settle to the seller's wallets only.
+    let api_key = hex::encode(alloy::signers::local::PrivateKeySigner::random().to_bytes());
+    let mut wallets = Vec::new();
+    if let Some(h) = &evm {
+        wallets.push(format!("\"{}\"", h.bed.seller().address.to_checksum(None)));
+    }
+    if let Some((_, route)) = &svm {
+        wallets.push(format!("\"{}\"", route.pay_to));
+    }
+    text.push_str(&format!(
+        "[[auth.keys]]\nid = \"demo-seller\"\nkey = \"$DEMO_FACILITATOR_KEY\"\npay_to = [{}]\n",
+        wallets.join(", ")
+    ));
+    command.env("DEMO_FACILITATOR_KEY", &api_key);
     if let Some(h) = &evm {
         text.push_str(&format!(
             "[networks.\"eip155:84532\"]\nrpc_urls = [\"$DEMO_EVM_RPC\"]\n\
@@ -363,7 +383,17 @@ async fn main() {
         "==> demo seller: GET /premium costs 0.25 USDC (exact, EIP-3009), GET /premium-solana \
          costs 0.25 of the SPL Token mint (exact on Solana); settled by the facilitator"
     );
-    let seller_url = start_seller(evm.as_ref(), svm.as_ref().map(|(_, r)| r), &url, timeouts).await;
+    println!(
+        "    /verify and /settle need an API key: the seller's (id demo-seller) settles to its own wallets only"
+    );
+    let seller_url = start_seller(
+        evm.as_ref(),
+        svm.as_ref().map(|(_, r)| r),
+        &url,
+        &api_key,
+        timeouts,
+    )
+    .await;
     if evm.is_some() {
         println!("    {seller_url}/premium");
     }
