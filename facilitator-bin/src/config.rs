@@ -281,6 +281,55 @@ pub struct Config {
     pub store: StoreConfig,
     /// Every scheme on every network.
     pub schemes: Vec<SchemePlan>,
+    /// The values the file's `$VAR` references resolved to, for [`Secrets::redact`].
+    pub secrets: Secrets,
+}
+
+/// The values `$VAR` references resolved to (signer keys, RPC URLs with tokens, database URLs),
+/// so that no message shown at start-up echoes one, whatever produced it (a scheme's option
+/// parser may quote the value it could not read).
+#[derive(Clone, Default)]
+pub struct Secrets(Vec<(String, String)>);
+
+impl Secrets {
+    /// Values shorter than this are not secrets worth hiding, and replacing them would mangle
+    /// unrelated text (a `$PORT` of `80`).
+    const MIN_LEN: usize = 6;
+
+    /// `text` with every resolved value replaced by its `$VAR` name, longest value first.
+    pub fn redact(&self, text: &str) -> String {
+        let mut pairs: Vec<&(String, String)> = self
+            .0
+            .iter()
+            .filter(|(_, v)| v.len() >= Self::MIN_LEN)
+            .collect();
+        pairs.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+        pairs.into_iter().fold(text.to_owned(), |t, (name, value)| {
+            t.replace(value, &format!("${name}"))
+        })
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} values)", self.0.len())
+    }
+}
+
+/// A TOML error as its message and position, without the excerpt of the file the `toml` crate
+/// quotes (the line may hold a literal secret).
+fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let at = e.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!(" (line {line}, column {column})")
+    });
+    ConfigError::Parse(format!(
+        "{}{}",
+        e.message().trim_end(),
+        at.unwrap_or_default()
+    ))
 }
 
 impl Config {
@@ -295,7 +344,19 @@ impl Config {
 
     /// Parses and resolves TOML text.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        // Every value a `$VAR` resolves to is remembered, to be kept out of later messages.
+        let resolved = std::cell::RefCell::new(Vec::new());
+        let recording = |name: &str| {
+            let value = env(name);
+            if let Some(v) = &value
+                && !matches!(name, "HOME" | "XDG_DATA_HOME")
+            {
+                resolved.borrow_mut().push((name.to_owned(), v.clone()));
+            }
+            value
+        };
+        let env: &dyn Fn(&str) -> Option<String> = &recording;
         let listen = raw
             .listen
             .parse()
@@ -363,6 +424,7 @@ impl Config {
             limits: raw.limits,
             store,
             schemes,
+            secrets: Secrets(resolved.take()),
         })
     }
 }

@@ -97,6 +97,35 @@ pub struct PlanLine {
     pub signers: Vec<String>,
 }
 
+/// `error` with no resolved `$VAR` value in its builder's message (a scheme's option parser may
+/// quote a value it could not read).
+fn redacted(
+    error: x402_core::registry::RegistryError,
+    secrets: &config::Secrets,
+) -> x402_core::registry::RegistryError {
+    use x402_core::registry::RegistryError;
+    match error {
+        RegistryError::Build {
+            id,
+            network,
+            source,
+        } => {
+            let text = source.to_string();
+            let clean = secrets.redact(&text);
+            RegistryError::Build {
+                id,
+                network,
+                source: if clean == text {
+                    source
+                } else {
+                    x402_core::SchemeError::Config(clean)
+                },
+            }
+        }
+        other => other,
+    }
+}
+
 /// Builds every configured scheme (running its start-up checks) into a dispatcher, sharing one
 /// settlement store and one set of per-network resources between schemes.
 pub async fn build(config: &Config) -> Result<(LocalFacilitator, Vec<PlanLine>), StartError> {
@@ -126,7 +155,7 @@ pub async fn build(config: &Config) -> Result<(LocalFacilitator, Vec<PlanLine>),
             .map_err(|source| StartError::Scheme {
                 network: s.network.to_string(),
                 scheme: s.scheme.clone(),
-                source,
+                source: redacted(source, &config.secrets),
             })?;
     }
     let mut seen = std::collections::HashSet::new();
@@ -282,5 +311,44 @@ mod tests {
 
         let good = Config::parse(&text.replace("rpc_url", "# rpc_url"), &|_| None).unwrap();
         assert!(build(&good).await.is_ok());
+    }
+
+    /// A scheme's option parser may quote the value it could not read; a value that came from a
+    /// `$VAR` never reaches the start-up error.
+    #[tokio::test]
+    async fn a_start_up_error_never_quotes_a_resolved_secret() {
+        let text = r#"
+            listen = "127.0.0.1:0"
+            [store]
+            url = "memory"
+            [networks."toy:local".schemes.exact]
+            balances = { "0x0000000000000000000000000000000000000001" = "$BALANCE" }
+        "#;
+        let secret = "sk-live-0123456789abcdef";
+        let env = |name: &str| (name == "BALANCE").then(|| secret.to_owned());
+        let config = Config::parse(text, &env).unwrap();
+        let Err(error) = build(&config).await else {
+            panic!("a balance that is no number is refused");
+        };
+        let mut shown = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(e) = source {
+            shown.push_str(&format!(" / {e}"));
+            source = e.source();
+        }
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(
+            shown.contains("$BALANCE"),
+            "the variable is named instead: {shown}"
+        );
+    }
+
+    /// A TOML syntax error names the line, not its text (it may hold a literal secret).
+    #[test]
+    fn a_syntax_error_names_the_line_without_quoting_it() {
+        let text = "listen = \"127.0.0.1:0\"\nrpc = http://node.example/secret-token-42\n";
+        let error = Config::parse(text, &|_| None).unwrap_err().to_string();
+        assert!(!error.contains("secret-token-42"), "{error}");
+        assert!(error.contains("line 2"), "{error}");
     }
 }
