@@ -346,13 +346,13 @@ impl Config {
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         // Every value a `$VAR` resolves to is remembered, to be kept out of later messages.
-        let resolved = std::cell::RefCell::new(Vec::new());
+        let secrets = std::cell::RefCell::new(Vec::new());
         let recording = |name: &str| {
             let value = env(name);
             if let Some(v) = &value
                 && !matches!(name, "HOME" | "XDG_DATA_HOME")
             {
-                resolved.borrow_mut().push((name.to_owned(), v.clone()));
+                secrets.borrow_mut().push((name.to_owned(), v.clone()));
             }
             value
         };
@@ -424,7 +424,7 @@ impl Config {
             limits: raw.limits,
             store,
             schemes,
-            secrets: Secrets(resolved.take()),
+            secrets: Secrets(secrets.take()),
         })
     }
 }

@@ -319,6 +319,7 @@ mod tests {
     async fn a_start_up_error_never_quotes_a_resolved_secret() {
         let text = r#"
             listen = "127.0.0.1:0"
+            auth = "none"
             [store]
             url = "memory"
             [networks."toy:local".schemes.exact]
