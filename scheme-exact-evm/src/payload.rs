@@ -211,6 +211,23 @@ pub fn to_json(payload: &ExactEvmPayload) -> Result<x402_core::wire::Raw, serde_
     x402_core::wire::to_raw(&wire)
 }
 
+/// The identity of an EIP-3009 payment: (chain, token, from, nonce).
+pub fn eip3009_id(
+    network: &x402_core::Network,
+    asset: Address,
+    p: &Eip3009Payload,
+) -> x402_core::PaymentId {
+    x402_core::PaymentId::new(
+        "eip3009",
+        [
+            network.as_str().to_owned(),
+            format!("{asset:#x}"),
+            format!("{:#x}", p.from),
+            format!("{:#x}", p.nonce),
+        ],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,21 +269,4 @@ mod tests {
             assert!(err.message.is_some());
         }
     }
-}
-
-/// The identity of an EIP-3009 payment: (chain, token, from, nonce).
-pub fn eip3009_id(
-    network: &x402_core::Network,
-    asset: Address,
-    p: &Eip3009Payload,
-) -> x402_core::PaymentId {
-    x402_core::PaymentId::new(
-        "eip3009",
-        [
-            network.as_str().to_owned(),
-            format!("{asset:#x}"),
-            format!("{:#x}", p.from),
-            format!("{:#x}", p.nonce),
-        ],
-    )
 }
