@@ -35,6 +35,14 @@ pub async fn call(
         .from(from)
         .to(to)
         .input(data.into());
+    call_request(provider, tx).await
+}
+
+/// `eth_call` of a complete request (gas limit and fee fields as a send would carry them).
+pub async fn call_request(
+    provider: &DynProvider,
+    tx: TransactionRequest,
+) -> Result<CallResult, SchemeError> {
     match provider.call(tx).await {
         Ok(out) => Ok(CallResult::Ok(out)),
         Err(RpcError::ErrorResp(_)) => Ok(CallResult::Reverted),

@@ -174,8 +174,16 @@ impl EvmFacilitatorCore {
 
     /// Whether `eth_call` of the plan's call, sent as `from`, succeeds.
     pub async fn simulates(&self, from: Address, plan: &SettlePlan) -> Result<bool, SchemeError> {
+        // As the transaction will execute: its gas limit (a wallet may behave otherwise when
+        // `gasleft()` is large, as it is in a plain eth_call) and its fee fields.
+        let tx = alloy::rpc::types::TransactionRequest::default()
+            .from(from)
+            .to(plan.to)
+            .input(plan.data.clone().into())
+            .gas_limit(plan.gas_limit);
+        let tx = self.signers.with_current_fees(tx).await;
         Ok(matches!(
-            chain::call(&self.provider, from, plan.to, plan.data.clone()).await?,
+            chain::call_request(&self.provider, tx).await?,
             CallResult::Ok(_)
         ))
     }

@@ -233,6 +233,30 @@ impl SignerPool {
         })
     }
 
+    /// `tx` with the fee fields a transaction sent now would carry (the cached market within
+    /// the configured caps), so a simulation sees the gas price execution will; unchanged when
+    /// the market cannot be read or exceeds the caps (the send itself refuses then).
+    pub async fn with_current_fees(
+        &self,
+        tx: alloy::rpc::types::TransactionRequest,
+    ) -> alloy::rpc::types::TransactionRequest {
+        let inner = &*self.inner;
+        let caps = FeeCaps {
+            max_fee_per_gas: inner.config.max_fee_per_gas_cap,
+            max_priority_fee: inner.config.max_priority_fee_cap,
+        };
+        match inner.fees.quote(&inner.provider, caps).await {
+            Ok(fees::FeeQuote::Eip1559 {
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
+            }) => tx
+                .max_fee_per_gas(max_fee_per_gas)
+                .max_priority_fee_per_gas(max_priority_fee_per_gas),
+            Ok(fees::FeeQuote::Legacy { gas_price }) => tx.gas_price(gas_price),
+            Err(_) => tx,
+        }
+    }
+
     /// Sends only with signer keys this process holds the lease of in `leases` (several
     /// facilitator processes sharing keys and a store): a key leased elsewhere is skipped, and
     /// a key (re)taken re-reads its nonce from the chain. Call before the pool is shared.
