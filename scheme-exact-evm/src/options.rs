@@ -16,7 +16,8 @@ use crate::facilitator::{Facilitator, Policy};
 pub struct ExactEvmOptions {
     /// Accepted tokens: a list, or `"any"` (any token with code; warned at start-up). Required.
     pub assets: AllowList<Address>,
-    /// Allow-listed ERC-6492 factories.
+    /// Allow-listed ERC-6492 factories; when there are any, start-up also requires Multicall3
+    /// (the deploy-and-pay batch goes through it).
     #[serde(default)]
     pub erc6492_factories: Vec<Address>,
     /// Whether Permit2 payments are served (then Permit2 and the exact proxy must exist); when
@@ -42,6 +43,10 @@ pub(crate) async fn build_facilitator(config: SchemeConfig) -> Result<Facilitato
             "x402ExactPermit2Proxy".into(),
             x402_evm::addresses::EXACT_PERMIT2_PROXY,
         ));
+    }
+    if !options.erc6492_factories.is_empty() {
+        // A counterfactual wallet is deployed and paid in one Multicall3 batch.
+        contracts.push(("Multicall3".into(), x402_evm::addresses::MULTICALL3));
     }
     let (core, min_signer_balance) =
         EvmFacilitatorCore::connect(&network, &config, &contracts).await?;

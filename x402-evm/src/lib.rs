@@ -39,5 +39,7 @@ pub mod signature;
 pub mod signers;
 #[cfg(feature = "facilitator")]
 pub mod startup;
+#[cfg(feature = "facilitator")]
+pub mod window;
 
 pub use alloy;

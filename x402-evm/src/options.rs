@@ -48,6 +48,11 @@ pub struct NetworkOptions {
     /// sends from one process at a time; a process taking a key over re-reads its nonce.
     #[serde(default = "default_signer_lease_ms")]
     pub signer_lease_ms: u64,
+    /// Seconds an authorization (EIP-3009 `validBefore`, Permit2 `deadline`) must still run when
+    /// verified and settled; default: two of the chain's block times plus a margin, at least six
+    /// (see [`crate::window`]).
+    #[serde(default)]
+    pub expiry_buffer_seconds: Option<u64>,
 }
 
 impl std::fmt::Debug for NetworkOptions {
@@ -63,6 +68,7 @@ impl std::fmt::Debug for NetworkOptions {
             .field("max_priority_fee_per_gas", &self.max_priority_fee_per_gas)
             .field("min_signer_balance", &self.min_signer_balance)
             .field("signer_lease_ms", &self.signer_lease_ms)
+            .field("expiry_buffer_seconds", &self.expiry_buffer_seconds)
             .finish()
     }
 }
@@ -79,6 +85,7 @@ const NETWORK_KEYS: &[&str] = &[
     "max_priority_fee_per_gas",
     "min_signer_balance",
     "signer_lease_ms",
+    "expiry_buffer_seconds",
 ];
 
 fn default_rpc_timeout_ms() -> u64 {
@@ -163,6 +170,11 @@ impl NetworkOptions {
                 })
                 .transpose()
         };
+        if self.expiry_buffer_seconds == Some(0) {
+            return Err(SchemeError::Config(
+                "expiry_buffer_seconds must be at least 1".into(),
+            ));
+        }
         if self.confirmations == 0 {
             return Err(SchemeError::Config(
                 "confirmations must be at least 1".into(),

@@ -1,18 +1,16 @@
 //! What every Permit2 payment shares, whichever x402 proxy spends it: its identity (one nonce
-//! space per owner), the on-chain nonce check, the time window, and the diagnosis of a failed
-//! simulation (x402-spec §3.2 step 10, §3.3 step 11).
+//! space per owner), the on-chain nonce check and the diagnosis of a failed simulation
+//! (x402-spec §3.2 step 10, §3.3 step 11). Its time window is checked by
+//! [`crate::window::check_time`], like EIP-3009's.
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::DynProvider;
-use x402_core::{Reason, Rejection, SchemeError, UnixTime};
+use x402_core::{Rejection, SchemeError};
 
 use crate::abi::eip3009::IEip3009Token;
 use crate::abi::permit2::{IExactPermit2Proxy, IPermit2Nonces};
 use crate::addresses::PERMIT2;
 use crate::chain;
-
-/// Seconds a deadline must still have to run when verified (x402-spec §4).
-pub const EXPIRY_BUFFER_SECONDS: u64 = 6;
 
 pub use crate::payload::permit2_id;
 
@@ -37,25 +35,6 @@ pub async fn nonce_used(
     .await?
     .unwrap_or_default();
     Ok(bitmap & bit != U256::ZERO)
-}
-
-/// Checks `valid_after <= now` and `deadline >= now + buffer`, expiry first (the reference's
-/// order).
-pub fn check_time(
-    now: UnixTime,
-    valid_after: U256,
-    deadline: U256,
-    too_early: Reason,
-    expired: Reason,
-) -> Result<(), Rejection> {
-    let now_u = U256::from(now.0);
-    if deadline < now_u + U256::from(EXPIRY_BUFFER_SECONDS) {
-        return Err(Rejection::new(expired));
-    }
-    if valid_after > now_u {
-        return Err(Rejection::new(too_early));
-    }
-    Ok(())
 }
 
 /// What a failed Permit2 simulation was about.

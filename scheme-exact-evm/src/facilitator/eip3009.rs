@@ -12,7 +12,6 @@ use x402_evm::eip712::eip3009_domain;
 use x402_evm::signature::{self, Erc6492};
 
 use x402_evm::chain as rpc;
-use x402_evm::permit2::check_time;
 use x402_evm::reject_on_err;
 use x402_evm::settle::{NonceCheck, SettlePlan, Transfer};
 
@@ -87,8 +86,7 @@ impl Facilitator {
                 crate::reason::INVALID_EXACT_EVM_RECIPIENT_MISMATCH,
             )));
         }
-        reject_on_err!(check_time(
-            self.core.now(),
+        reject_on_err!(self.core.check_window(
             p.valid_after,
             p.valid_before,
             crate::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_AFTER,
@@ -124,11 +122,10 @@ impl Facilitator {
             },
             report_amount: None,
         };
-        if self
-            .core
-            .simulates(self.core.simulate_from(), &plan)
-            .await?
-        {
+        // A counterfactual wallet's batch goes through Multicall3: without it nothing deploys.
+        let no_code = crate::reason::SMART_WALLET_DEPLOYMENT_FAILED;
+        let from = self.core.simulate_from();
+        if reject_on_err!(self.core.simulate(from, &plan, no_code).await?) {
             return Ok(Ok(plan));
         }
         Ok(Err(self

@@ -18,7 +18,7 @@ use x402_core::{
 use x402_evm::facilitator::{Checked, EvmFacilitatorCore, EvmScheme, Phase};
 use x402_evm::signers::SignerPool;
 
-pub use x402_evm::permit2::{EXPIRY_BUFFER_SECONDS, permit2_id};
+pub use x402_evm::permit2::permit2_id;
 
 use crate::Extra;
 use crate::payload::{self, ExactEvmPayload};

@@ -67,8 +67,11 @@ pub struct EvmFacilitatorCore {
     /// The settlement engine.
     pub settler: Settler,
     clock: SharedClock,
-    /// Assets seen with code (a call to an address without code "succeeds" and proves nothing).
-    assets_with_code: CodeCache,
+    /// Assets and transaction targets seen with code (a call to an address without code
+    /// "succeeds" and proves nothing).
+    with_code: CodeCache,
+    /// Seconds an authorization must still run when verified (see [`crate::window`]).
+    expiry_buffer: u64,
 }
 
 impl EvmFacilitatorCore {
@@ -94,7 +97,8 @@ impl EvmFacilitatorCore {
             provider,
             signers,
             clock: x402_core::system_clock(),
-            assets_with_code: CodeCache::default(),
+            with_code: CodeCache::default(),
+            expiry_buffer: crate::window::default_expiry_buffer(chain_id),
         })
     }
 
@@ -106,8 +110,41 @@ impl EvmFacilitatorCore {
         contracts: &[(String, Address)],
     ) -> Result<(Self, Option<U256>), SchemeError> {
         let (provider, pool, min_signer_balance) = options.connect(config, contracts).await?;
-        let core = Self::new(config.network.clone(), provider, pool, config.store.clone())?;
+        let mut core = Self::new(config.network.clone(), provider, pool, config.store.clone())?;
+        if let Some(buffer) = options.expiry_buffer_seconds {
+            core.set_expiry_buffer(buffer);
+        }
         Ok((core, min_signer_balance))
+    }
+
+    /// Replaces the expiry buffer (default: from the chain's block time, see [`crate::window`]).
+    pub fn set_expiry_buffer(&mut self, seconds: u64) {
+        self.expiry_buffer = seconds;
+    }
+
+    /// Seconds an authorization must still run when verified or settled on this network.
+    pub fn expiry_buffer(&self) -> u64 {
+        self.expiry_buffer
+    }
+
+    /// Checks an authorization's window against the clock and this network's expiry buffer:
+    /// `deadline` at least [`Self::expiry_buffer`] seconds away (else `expired`), `valid_after`
+    /// passed (else `too_early`).
+    pub fn check_window(
+        &self,
+        valid_after: U256,
+        deadline: U256,
+        too_early: Reason,
+        expired: Reason,
+    ) -> Result<(), Rejection> {
+        crate::window::check_time(
+            self.now(),
+            self.expiry_buffer,
+            valid_after,
+            deadline,
+            too_early,
+            expired,
+        )
     }
 
     /// Replaces the clock (tests pin time to a vector's window).
@@ -154,7 +191,7 @@ impl EvmFacilitatorCore {
 
     /// Whether the token has code (cached; see [`CodeCache`]).
     pub async fn asset_has_code(&self, asset: Address) -> Result<bool, SchemeError> {
-        self.assets_with_code.has_code(&self.provider, asset).await
+        self.with_code.has_code(&self.provider, asset).await
     }
 
     /// `asset_not_deployed_contract` when no contract is at the asset.
@@ -172,20 +209,32 @@ impl EvmFacilitatorCore {
         })
     }
 
-    /// Whether `eth_call` of the plan's call, sent as `from`, succeeds.
-    pub async fn simulates(&self, from: Address, plan: &SettlePlan) -> Result<bool, SchemeError> {
-        // As the transaction will execute: its gas limit (a wallet may behave otherwise when
-        // `gasleft()` is large, as it is in a plain eth_call) and its fee fields.
+    /// Whether `eth_call` of the plan's call, sent as `from`, succeeds — after refusing a plan
+    /// whose target has no code: a call to such an address "succeeds", and sending it would
+    /// burn gas for nothing (threat-model S32). The refusal names the target: the token
+    /// (`asset_not_deployed_contract`), a Permit2 proxy (`permit2_proxy_not_deployed`), or
+    /// anything else (`no_code`, the scheme's reason, Multicall3 for a counterfactual wallet).
+    /// The call runs as the transaction will execute: with its gas limit (a wallet may behave
+    /// otherwise when `gasleft()` is large, as it is in a plain eth_call) and its fee fields.
+    pub async fn simulate(
+        &self,
+        from: Address,
+        plan: &SettlePlan,
+        no_code: Reason,
+    ) -> Result<Result<bool, Rejection>, SchemeError> {
+        if !self.with_code.has_code(&self.provider, plan.to).await? {
+            return Ok(Err(no_code_at(plan, no_code)));
+        }
         let tx = alloy::rpc::types::TransactionRequest::default()
             .from(from)
             .to(plan.to)
             .input(plan.data.clone().into())
             .gas_limit(plan.gas_limit);
         let tx = self.signers.with_current_fees(tx).await;
-        Ok(matches!(
+        Ok(Ok(matches!(
             chain::call_request(&self.provider, tx).await?,
             CallResult::Ok(_)
-        ))
+        )))
     }
 
     /// Whether a Permit2 signature is acceptable before simulation: ECDSA by `owner`, or any
@@ -225,6 +274,28 @@ impl EvmFacilitatorCore {
             .await
             .map(Some)
     }
+}
+
+/// The refusal of a plan whose target has no code, naming what the target is.
+fn no_code_at(plan: &SettlePlan, other: Reason) -> Rejection {
+    use crate::addresses::{EXACT_PERMIT2_PROXY, MULTICALL3, UPTO_PERMIT2_PROXY};
+    let (reason, what) = match plan.to {
+        to if to == plan.transfer.token => (crate::reason::ASSET_NOT_DEPLOYED_CONTRACT, "asset"),
+        EXACT_PERMIT2_PROXY => (
+            crate::reason::PERMIT2_PROXY_NOT_DEPLOYED,
+            "x402ExactPermit2Proxy",
+        ),
+        UPTO_PERMIT2_PROXY => (
+            crate::reason::PERMIT2_PROXY_NOT_DEPLOYED,
+            "x402UptoPermit2Proxy",
+        ),
+        MULTICALL3 => (other, "Multicall3"),
+        _ => (other, "the transaction's target"),
+    };
+    Rejection::with_message(
+        reason,
+        format!("no contract at {what} {}; nothing was sent", plan.to),
+    )
 }
 
 /// What an EVM scheme says to the shared verify answer and settle prologue.

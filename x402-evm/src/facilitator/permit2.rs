@@ -6,7 +6,7 @@ use x402_core::{Network, PaymentContext, Reason, Rejection, SchemeError, UnixTim
 
 use super::{EvmScheme, Phase};
 use crate::payload::Permit2Terms;
-use crate::permit2::{Diagnosis, check_time, diagnose};
+use crate::permit2::{Diagnosis, diagnose};
 use crate::reject_on_err;
 use crate::settle::SettlePlan;
 
@@ -150,8 +150,7 @@ pub async fn verify_permit2<S: Permit2Scheme>(
         )));
     }
     reject_on_err!(scheme.check_witness(p));
-    reject_on_err!(check_time(
-        core.now(),
+    reject_on_err!(core.check_window(
         v.valid_after,
         v.terms.deadline,
         crate::reason::PERMIT2_NOT_YET_VALID,
@@ -181,7 +180,8 @@ pub async fn verify_permit2<S: Permit2Scheme>(
         return Ok(Ok(plan));
     }
     let from = scheme.simulate_from(p);
-    if core.simulates(from, &plan).await? {
+    let no_code = crate::reason::PERMIT2_PROXY_NOT_DEPLOYED;
+    if reject_on_err!(core.simulate(from, &plan, no_code).await?) {
         return Ok(Ok(plan));
     }
     Ok(Err(diagnose(

@@ -73,9 +73,19 @@ impl ExactHarness {
 
     /// A bed whose signer pool sends with `tx` (fee and gas caps, receipt polling) instead of the
     /// harness's defaults.
-    pub async fn start_with_tx(signers: usize, mut policy: Policy, tx: TxConfig) -> Self {
+    pub async fn start_with_tx(signers: usize, policy: Policy, tx: TxConfig) -> Self {
+        Self::start_on_chain(84532, signers, policy, tx).await
+    }
+
+    /// A bed under chain id `chain_id` (whose block time sets the facilitator's expiry buffer).
+    pub async fn start_on_chain(
+        chain_id: u64,
+        signers: usize,
+        mut policy: Policy,
+        tx: TxConfig,
+    ) -> Self {
         let bed = EvmTestBed::start_with(EvmTestBedConfig {
-            chain_id: 84532,
+            chain_id,
             ..EvmTestBedConfig::default()
         })
         .await;

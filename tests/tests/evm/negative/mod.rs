@@ -18,7 +18,9 @@
 //!   (S28, S30, S31, S39);
 //! * `settle` — what settle checks again or refuses before broadcasting (S17/S18, S32, S34, S36);
 //! * `eip3009` — EIP-3009's own cases (S15, S22–S24, S31 mempool, S32, S34, S35);
-//! * `permit2` — Permit2's own cases (S22–S24, S28/S39 allowance, S40).
+//! * `permit2` — Permit2's own cases (S22–S24, S28/S39 allowance, S40);
+//! * `network` — what a network's block time and contracts demand: the expiry buffer (S86),
+//!   Multicall3 at start-up, a transaction's target without code;
 //! * `gas` — simulation with the transaction's own gas limit and fees (a gas-dependent wallet).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -27,6 +29,7 @@ mod binding;
 mod eip3009;
 mod gas;
 mod input;
+mod network;
 mod permit2;
 mod settle;
 mod signatures;
