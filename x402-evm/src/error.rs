@@ -38,6 +38,16 @@ pub enum ConnectError {
         /// Its position in the list.
         index: usize,
     },
+    /// URL number `index` serves another chain than the configured one.
+    #[error("RPC URL #{index} serves chain id {served}, not {expected}")]
+    WrongChain {
+        /// Its position in the list.
+        index: usize,
+        /// The chain id it reported.
+        served: u64,
+        /// The chain id expected.
+        expected: u64,
+    },
     /// The HTTP client could not be built (TLS back end).
     #[error("cannot build the HTTP client: {0}")]
     Client(String),

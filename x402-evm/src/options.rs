@@ -201,15 +201,19 @@ impl NetworkOptions {
         config: &SchemeConfig,
         contracts: &[(String, Address)],
     ) -> Result<(DynProvider, SignerPool, Option<alloy::primitives::U256>), SchemeError> {
-        let provider = crate::provider::connect_with(
+        let chain_id = crate::parse::chain_id(&config.network)
+            .map_err(|e| SchemeError::Config(e.to_string()))?;
+        let provider = crate::provider::connect_checked(
             &self.rpc_urls,
             &crate::provider::RpcOptions {
                 timeout: Duration::from_millis(self.rpc_timeout_ms),
                 label: config.network.to_string(),
+                chain_id: Some(chain_id),
                 ..crate::provider::RpcOptions::default()
             },
         )
-        .map_err(|e| SchemeError::Config(e.to_string()))?;
+        .await
+        .map_err(|e| SchemeError::Config(format!("{}: {e}", config.network)))?;
         let pool = crate::shared::shared_pool(
             &config.shared,
             &config.network,

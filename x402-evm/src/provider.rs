@@ -4,8 +4,20 @@
 //! The transport is our own (not alloy's `Http` service, whose tracing span records the URL):
 //! each request goes to the endpoint currently in use; on a transport failure (cannot connect,
 //! timeout, HTTP error status without a JSON-RPC body, malformed answer) it is tried on the next
-//! endpoint, in list order. A JSON-RPC error answer is an answer and is returned as is. After a
-//! switch, the first endpoint is tried first again once [`PRIMARY_RETRY_AFTER`] has passed.
+//! endpoint, in list order. After a switch, the first endpoint is tried first again once
+//! [`RpcOptions::primary_retry_after`] has passed.
+//!
+//! - **Rate limits.** An HTTP 429 (with or without a body) or a JSON-RPC rate-limit error
+//!   (-32005 and the like) is not an answer: the endpoint is asked again after its `Retry-After`
+//!   (or a short back-off), at most [`RATE_LIMIT_RETRIES`] times and never past the request's
+//!   deadline ([`within`]), then the next endpoint is tried.
+//! - **Error answers.** Any other JSON-RPC error answer is the node's answer and is returned as
+//!   is — except for a transaction send after an earlier endpoint may have received the same
+//!   bytes: then the error says nothing about the transaction, and the request fails with an
+//!   [`RpcFailure`] that [`RpcFailure::may_have_reached_node`] (the send is ambiguous).
+//! - **Chain id.** Every endpoint's `eth_chainId` is checked before it is used, whenever requests
+//!   switch to it, and after it failed in transport; one serving another chain is taken out of
+//!   rotation (see [`endpoint`]). [`check_endpoints`] checks them all at start-up.
 //!
 //! alloy's `FallbackLayer` exists in 2.5 but sends reads to several endpoints in parallel (one
 //! JSON-RPC error answer may win the race) and names no endpoint in its errors, hence this one.
@@ -13,7 +25,11 @@
 //! URLs may contain API tokens: they are never logged and never part of an error; endpoints are
 //! named `#index` (0-based position in the configured list).
 
+mod attempt;
+pub mod endpoint;
+
 use std::fmt;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,20 +40,40 @@ use alloy::network::Ethereum;
 use alloy::providers::{DynProvider, Provider, RootProvider};
 use alloy::rpc::client::RpcClient;
 use alloy::rpc::json_rpc::{RequestPacket, ResponsePacket};
-use alloy::transports::http::reqwest::{self, Client, Url, header};
+use alloy::transports::http::reqwest::{self, Client, Url};
 use alloy::transports::{TransportError, TransportErrorKind, TransportFut};
 use tracing::{debug, warn};
 
-use x402_core::transport::TransportFailure;
-
+use self::attempt::attempt;
+pub use self::attempt::{AttemptError, RpcFailure};
+use self::endpoint::Endpoint;
 use crate::error::{ConnectError, transport_failure};
 
 /// Poll interval for alloy's block and transaction watchers (suits local chains and 2 s L2s).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Default cap on establishing a TCP/TLS connection to one endpoint.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// After switching away from endpoint #0, how long until it is tried first again.
+/// After switching away from endpoint #0, how long until it is tried first again (default).
 pub const PRIMARY_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How many times one endpoint is asked again after a rate-limit refusal, per request.
+pub const RATE_LIMIT_RETRIES: u32 = 2;
+/// The back-off after a rate-limit refusal without `Retry-After` (doubled on each retry).
+pub const RATE_LIMIT_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest rate-limit wait honoured; a longer `Retry-After` fails over at once.
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(5);
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// Runs `fut` with `deadline` as the deadline of every RPC request it makes: rate-limit back-offs
+/// never wait past it.
+pub async fn within<F: Future>(deadline: Option<Instant>, fut: F) -> F::Output {
+    match deadline {
+        Some(deadline) => DEADLINE.scope(deadline, fut).await,
+        None => fut.await,
+    }
+}
 
 /// How [`connect_with`] builds a provider.
 #[derive(Debug, Clone)]
@@ -50,6 +86,10 @@ pub struct RpcOptions {
     pub poll_interval: Duration,
     /// The label metrics carry for this transport (the network), never a URL.
     pub label: String,
+    /// The chain every endpoint must serve; `None`: the first endpoint checked decides.
+    pub chain_id: Option<u64>,
+    /// After switching away from endpoint #0, how long until it is tried first again.
+    pub primary_retry_after: Duration,
 }
 
 impl Default for RpcOptions {
@@ -59,6 +99,8 @@ impl Default for RpcOptions {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             poll_interval: DEFAULT_POLL_INTERVAL,
             label: String::new(),
+            chain_id: None,
+            primary_retry_after: PRIMARY_RETRY_AFTER,
         }
     }
 }
@@ -80,10 +122,42 @@ pub fn connect_with<U: AsRef<str>>(
     urls: &[U],
     options: &RpcOptions,
 ) -> Result<DynProvider, ConnectError> {
+    Ok(FailoverTransport::new(urls, options)?.into_provider(options))
+}
+
+/// Like [`connect_with`], and checks every endpoint's chain id first (see [`check_endpoints`]).
+pub async fn connect_checked<U: AsRef<str>>(
+    urls: &[U],
+    options: &RpcOptions,
+) -> Result<DynProvider, ConnectError> {
     let transport = FailoverTransport::new(urls, options)?;
-    let is_local = transport.all_loopback();
-    let client = RpcClient::new(transport, is_local).with_poll_interval(options.poll_interval);
-    Ok(RootProvider::<Ethereum>::new(client).erased())
+    check_endpoints(&transport).await?;
+    Ok(transport.into_provider(options))
+}
+
+/// Checks each endpoint's chain id: one serving another chain refuses the start-up
+/// ([`ConnectError::WrongChain`], naming it by index); one not answering is only logged (it is
+/// checked again before its first use).
+pub async fn check_endpoints(transport: &FailoverTransport) -> Result<(), ConnectError> {
+    let shared = &*transport.inner;
+    for (index, endpoint) in shared.endpoints.iter().enumerate() {
+        let now_ms = elapsed_ms(shared.epoch);
+        match endpoint
+            .usable(index, &shared.client, &shared.chain_id, now_ms, true)
+            .await
+        {
+            Ok(()) => {}
+            Err(AttemptError::WrongChain { served }) => {
+                return Err(ConnectError::WrongChain {
+                    index,
+                    served,
+                    expected: shared.chain_id.load(Ordering::SeqCst),
+                });
+            }
+            Err(e) => warn!(endpoint = index, error = %e, "RPC endpoint not checked at start-up"),
+        }
+    }
+    Ok(())
 }
 
 /// The HTTP transport with ordered failover behind [`connect`].
@@ -94,7 +168,10 @@ pub struct FailoverTransport {
 
 struct Shared {
     client: Client,
-    urls: Vec<Url>,
+    endpoints: Vec<Endpoint>,
+    /// The chain id every endpoint must serve (0 until known).
+    chain_id: AtomicU64,
+    primary_retry_after: Duration,
     /// The endpoint requests go to first.
     active: AtomicUsize,
     /// When `active` last changed, in milliseconds since `epoch`.
@@ -120,7 +197,7 @@ pub fn set_observer(observer: Arc<dyn RpcObserver>) -> bool {
 impl fmt::Debug for FailoverTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FailoverTransport")
-            .field("endpoints", &self.inner.urls.len())
+            .field("endpoints", &self.inner.endpoints.len())
             .field("active", &self.inner.active.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -141,7 +218,7 @@ impl FailoverTransport {
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(ConnectError::UnsupportedScheme { index });
             }
-            parsed.push(url);
+            parsed.push(Endpoint::new(url));
         }
         let client = Client::builder()
             .timeout(options.timeout)
@@ -153,7 +230,9 @@ impl FailoverTransport {
         Ok(Self {
             inner: Arc::new(Shared {
                 client,
-                urls: parsed,
+                endpoints: parsed,
+                chain_id: AtomicU64::new(options.chain_id.unwrap_or(0)),
+                primary_retry_after: options.primary_retry_after,
                 active: AtomicUsize::new(0),
                 switched_at_ms: AtomicU64::new(0),
                 epoch: Instant::now(),
@@ -164,12 +243,12 @@ impl FailoverTransport {
 
     /// How many endpoints the transport has.
     pub fn len(&self) -> usize {
-        self.inner.urls.len()
+        self.inner.endpoints.len()
     }
 
     /// Always `false` (a transport has at least one endpoint); for clippy's `len` rule.
     pub fn is_empty(&self) -> bool {
-        self.inner.urls.is_empty()
+        self.inner.endpoints.is_empty()
     }
 
     /// The index of the endpoint requests currently go to first.
@@ -177,9 +256,15 @@ impl FailoverTransport {
         self.inner.active.load(Ordering::Relaxed)
     }
 
+    fn into_provider(self, options: &RpcOptions) -> DynProvider {
+        let is_local = self.all_loopback();
+        let client = RpcClient::new(self, is_local).with_poll_interval(options.poll_interval);
+        RootProvider::<Ethereum>::new(client).erased()
+    }
+
     fn all_loopback(&self) -> bool {
-        self.inner.urls.iter().all(|url| {
-            url.host_str().is_some_and(|host| {
+        self.inner.endpoints.iter().all(|endpoint| {
+            endpoint.url.host_str().is_some_and(|host| {
                 host == "localhost"
                     || host
                         .trim_start_matches('[')
@@ -193,35 +278,69 @@ impl FailoverTransport {
     async fn request(self, request: RequestPacket) -> Result<ResponsePacket, TransportError> {
         let shared = &*self.inner;
         let body = serde_json::to_vec(&request).map_err(TransportError::ser_err)?;
-        let count = shared.urls.len();
+        let count = shared.endpoints.len();
         let now_ms = elapsed_ms(shared.epoch);
-        let mut first = shared.active.load(Ordering::Relaxed);
+        let active = shared.active.load(Ordering::Relaxed);
+        let mut first = active;
         if first != 0
             && now_ms.saturating_sub(shared.switched_at_ms.load(Ordering::Relaxed))
-                >= PRIMARY_RETRY_AFTER.as_millis() as u64
+                >= shared.primary_retry_after.as_millis() as u64
         {
             first = 0;
         }
-        let mut failures = Vec::new();
+        let mut failures: Vec<(usize, AttemptError)> = Vec::new();
         let method = match &request {
             RequestPacket::Single(r) => r.method().to_owned(),
             RequestPacket::Batch(_) => "batch".to_owned(),
         };
+        let is_send = method.starts_with("eth_send");
+        let deadline = DEADLINE.try_with(|d| *d).ok();
         for step in 0..count {
             let index = (first + step) % count;
-            let started = Instant::now();
-            let result = attempt(&shared.client, &shared.urls[index], &body).await;
-            if let Some(observer) = OBSERVER.get() {
-                observer.observe(
-                    &shared.label,
-                    index,
-                    &method,
-                    started.elapsed(),
-                    result.is_ok(),
-                );
-            }
+            let mut retries = 0;
+            let result = loop {
+                let started = Instant::now();
+                let result = self.try_endpoint(index, index != active, &body).await;
+                if let Some(observer) = OBSERVER.get() {
+                    observer.observe(
+                        &shared.label,
+                        index,
+                        &method,
+                        started.elapsed(),
+                        result.is_ok(),
+                    );
+                }
+                if let Err(AttemptError::RateLimited { retry_after }) = result
+                    && retries < RATE_LIMIT_RETRIES
+                    && let Some(wait) = backoff(retry_after, retries, deadline)
+                {
+                    debug!(
+                        endpoint = index,
+                        ?wait,
+                        "RPC endpoint rate-limited; backing off"
+                    );
+                    tokio::time::sleep(wait).await;
+                    retries += 1;
+                    continue;
+                }
+                break result;
+            };
             match result {
                 Ok(response) => {
+                    if is_send
+                        && let Some(code) = response.first_error_code()
+                        && failures.iter().any(|(_, k)| k.may_have_reached_node())
+                    {
+                        // The bytes may be in a node's pool already: this error (a nonce that is
+                        // now used, a duplicate, a node's own trouble) does not refuse them.
+                        warn!(
+                            endpoint = index,
+                            code,
+                            "send answered with an error after an earlier endpoint may have received it"
+                        );
+                        failures.push((index, AttemptError::ErrorAfterDelivery { code }));
+                        break;
+                    }
                     if index != shared.active.swap(index, Ordering::Relaxed) {
                         shared
                             .switched_at_ms
@@ -236,11 +355,54 @@ impl FailoverTransport {
                 }
                 Err(kind) => {
                     warn!(endpoint = index, error = %kind, "RPC endpoint failed");
+                    if kind.breaks_endpoint() {
+                        shared.endpoints[index].uncheck();
+                    }
                     failures.push((index, kind));
                 }
             }
         }
         Err(TransportErrorKind::custom(RpcFailure { failures }))
+    }
+
+    /// One attempt on endpoint `index`, after its chain id check when it is due (`switching`:
+    /// requests were going elsewhere).
+    async fn try_endpoint(
+        &self,
+        index: usize,
+        switching: bool,
+        body: &[u8],
+    ) -> Result<ResponsePacket, AttemptError> {
+        let shared = &*self.inner;
+        let endpoint = &shared.endpoints[index];
+        endpoint
+            .usable(
+                index,
+                &shared.client,
+                &shared.chain_id,
+                elapsed_ms(shared.epoch),
+                switching,
+            )
+            .await?;
+        attempt(&shared.client, &endpoint.url, body).await
+    }
+}
+
+/// How long to wait before asking a rate-limited endpoint again (`retries` done so far), or
+/// `None` to fail over at once: the endpoint asked for more than [`MAX_RATE_LIMIT_WAIT`], or the
+/// wait would end past the request's deadline.
+fn backoff(
+    retry_after: Option<Duration>,
+    retries: u32,
+    deadline: Option<Instant>,
+) -> Option<Duration> {
+    let wait = retry_after.unwrap_or(RATE_LIMIT_BACKOFF.saturating_mul(1 << retries.min(8)));
+    if wait > MAX_RATE_LIMIT_WAIT {
+        return None;
+    }
+    match deadline {
+        Some(deadline) if Instant::now() + wait >= deadline => None,
+        _ => Some(wait),
     }
 }
 
@@ -262,84 +424,19 @@ fn elapsed_ms(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Sends one serialized request to one endpoint.
-async fn attempt(client: &Client, url: &Url, body: &[u8]) -> Result<ResponsePacket, AttemptError> {
-    let response = client
-        .post(url.clone())
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.to_vec())
-        .send()
-        .await
-        .map_err(|e| AttemptError::from_reqwest(&e))?;
-    let status = response.status();
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| AttemptError::from_reqwest(&e))?;
-    match serde_json::from_slice::<ResponsePacket>(&bytes) {
-        // A JSON-RPC error is an answer even under an error status (some nodes send 4xx).
-        Ok(packet) if status.is_success() || packet.is_error() => Ok(packet),
-        Ok(_) | Err(_) if !status.is_success() => Err(AttemptError::Transport(
-            TransportFailure::Status(status.as_u16()),
-        )),
-        Ok(_) | Err(_) => Err(AttemptError::Malformed),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_honours_retry_after_within_the_caps() {
+        let later = Some(Instant::now() + Duration::from_secs(60));
+        let second = Duration::from_secs(1);
+        assert_eq!(backoff(Some(second), 0, later), Some(second));
+        assert_eq!(backoff(None, 0, None), Some(RATE_LIMIT_BACKOFF));
+        assert_eq!(backoff(None, 2, None), Some(RATE_LIMIT_BACKOFF * 4));
+        assert_eq!(backoff(Some(Duration::from_secs(3600)), 0, None), None);
+        let soon = Some(Instant::now() + Duration::from_millis(500));
+        assert_eq!(backoff(Some(second), 0, soon), None, "past the deadline");
     }
 }
-
-/// How one attempt on one endpoint failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AttemptError {
-    /// The request failed in transport, or the answer had an error status and no JSON-RPC body.
-    Transport(TransportFailure),
-    /// The answer is not a JSON-RPC response.
-    Malformed,
-}
-
-impl AttemptError {
-    fn from_reqwest(e: &reqwest::Error) -> Self {
-        Self::Transport(transport_failure(e))
-    }
-}
-
-impl fmt::Display for AttemptError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Transport(failure) => failure.fmt(f),
-            Self::Malformed => f.write_str("malformed JSON-RPC response"),
-        }
-    }
-}
-
-/// Every endpoint failed for one request; each failure is named by the endpoint's index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RpcFailure {
-    failures: Vec<(usize, AttemptError)>,
-}
-
-impl RpcFailure {
-    /// The failures, as `(endpoint index, what happened)` in the order tried.
-    pub fn failures(&self) -> &[(usize, AttemptError)] {
-        &self.failures
-    }
-
-    /// Whether any endpoint may have received the request (anything but a refused connection).
-    pub fn may_have_reached_node(&self) -> bool {
-        self.failures
-            .iter()
-            .any(|(_, kind)| *kind != AttemptError::Transport(TransportFailure::Connect))
-    }
-}
-
-impl fmt::Display for RpcFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "all {} RPC endpoint(s) failed:", self.failures.len())?;
-        for (i, (index, kind)) in self.failures.iter().enumerate() {
-            let sep = if i == 0 { " " } else { "; " };
-            write!(f, "{sep}#{index} {kind}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for RpcFailure {}

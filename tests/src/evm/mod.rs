@@ -31,6 +31,7 @@ pub use x402_evm::eip712::permit2_domain;
 
 pub mod bindings;
 pub mod exact;
+pub mod rpc_proxy;
 pub mod x402;
 
 /// The name USDC is initialized with; its EIP-712 domain uses it too.

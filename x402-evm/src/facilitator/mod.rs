@@ -392,6 +392,14 @@ pub async fn settle<S: EvmScheme>(
     scheme: &S,
     ctx: &PaymentContext<'_>,
 ) -> Result<Settlement, SchemeError> {
+    // RPC back-offs (rate limits) never wait past the settle's answer deadline.
+    crate::provider::within(ctx.deadline, settle_in_time(scheme, ctx)).await
+}
+
+async fn settle_in_time<S: EvmScheme>(
+    scheme: &S,
+    ctx: &PaymentContext<'_>,
+) -> Result<Settlement, SchemeError> {
     let core = scheme.core();
     // One settle per payer at a time, receipt included: a second payment from the same payer
     // is simulated only after the first has landed, so "N payments, balance for one" cannot

@@ -291,7 +291,35 @@ fn sign(
     Ok((*envelope.tx_hash(), Bytes::from(envelope.encoded_2718())))
 }
 
+/// Messages of a node refusing a transaction outright (lower case), beyond nonce conflicts and
+/// insufficient funds: geth's and anvil's pool admission errors.
+const REFUSALS: &[&str] = &[
+    "intrinsic gas",
+    "gas too low",
+    "gas limit",
+    "base fee",
+    "underpriced",
+    "fee cap",
+    "tip higher",
+    "priority fee",
+    "exceeds the configured cap",
+    "txpool is full",
+    "oversized data",
+    "invalid sender",
+    "invalid signature",
+    "replay-protected",
+    "not supported",
+    "chain id",
+    "failed to decode",
+    "out of gas",
+    "gas required exceeds",
+];
+
 /// Sorts the node's answer by what it means for the nonce.
+///
+/// Only a recognised refusal gives the nonce back; an error answer the node does not explain
+/// (`internal error`, a gateway's own error, an error after the request was forwarded) may
+/// follow an acceptance, so the send is treated as possibly broadcast.
 fn classify<T>(result: Result<T, RpcError<TransportErrorKind>>) -> Answer {
     let error = match result {
         Ok(_) => return Answer::Accepted,
@@ -314,8 +342,10 @@ fn classify<T>(result: Result<T, RpcError<TransportErrorKind>>) -> Answer {
             Answer::NonceConflict(text)
         } else if has("insufficient funds") {
             Answer::InsufficientFunds(text)
-        } else {
+        } else if REFUSALS.iter().any(|r| has(r)) {
             Answer::Rejected(text)
+        } else {
+            Answer::Unknown(format!("JSON-RPC error {}: {text}", payload.code))
         };
     }
     let reason = describe_rpc_error(&error);
@@ -323,5 +353,48 @@ fn classify<T>(result: Result<T, RpcError<TransportErrorKind>>) -> Answer {
         Answer::Unknown(reason)
     } else {
         Answer::NotDelivered(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::rpc::json_rpc::ErrorPayload;
+
+    use super::*;
+
+    fn answer(code: i64, message: &str) -> Answer {
+        classify::<()>(Err(RpcError::ErrorResp(ErrorPayload {
+            code,
+            message: message.to_owned().into(),
+            data: None,
+        })))
+    }
+
+    #[test]
+    fn only_recognised_refusals_give_the_nonce_back() {
+        assert!(matches!(
+            answer(-32000, "intrinsic gas too low"),
+            Answer::Rejected(_)
+        ));
+        assert!(matches!(
+            answer(-32003, "max fee per gas less than block base fee"),
+            Answer::Rejected(_)
+        ));
+        assert!(matches!(
+            answer(-32003, "nonce too low"),
+            Answer::NonceConflict(_)
+        ));
+        assert!(matches!(
+            answer(-32003, "Insufficient funds for gas * price + value"),
+            Answer::InsufficientFunds(_)
+        ));
+        assert!(matches!(answer(-32000, "already known"), Answer::Accepted));
+        for unexplained in [
+            answer(-32603, "internal error"),
+            answer(-32000, "request timed out upstream"),
+            answer(-32601, "method not found"),
+        ] {
+            assert!(matches!(unexplained, Answer::Unknown(_)));
+        }
     }
 }

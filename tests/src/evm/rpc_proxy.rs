@@ -1,0 +1,405 @@
+//! A fault-injecting JSON-RPC proxy in front of anvil (loopback, port 0), switchable at run time.
+//!
+//! Faults are set per JSON-RPC method (`"*"` matches every method), for every request or for
+//! the next `n`: drop the connection (before or after forwarding), delay, HTTP 429 (with or
+//! without a body, with or without `Retry-After`), a JSON-RPC error answer (instead of
+//! forwarding, or after forwarding — the node got the request), or a fixed result. A lagging node
+//! is modelled by [`RpcProxy::lag_at`]: state reads at `latest` answer from an older block, newer
+//! blocks are unknown, and transactions mined after it are not found. The proxy counts what it
+//! received and forwarded per method, so tests check attempts and broadcasts without timing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// What the proxy does with a matching request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Close the connection without forwarding (the node never sees it).
+    Drop,
+    /// Forward, then close the connection without answering (the node got it).
+    DropAfterForward,
+    /// Wait, then forward.
+    Delay(Duration),
+    /// HTTP 429: with a JSON-RPC error body (-32005) or an empty one, with `Retry-After` (seconds)
+    /// or without.
+    RateLimited {
+        /// Whether a JSON-RPC error body comes with it.
+        body: bool,
+        /// The `Retry-After` header, in seconds.
+        retry_after: Option<u64>,
+    },
+    /// A JSON-RPC error answer (HTTP 200), not forwarded.
+    Error {
+        /// The error code (e.g. -32005 "limit exceeded", -32603 "internal error").
+        code: i64,
+        /// The message.
+        message: String,
+    },
+    /// Forward (the node processes it), then answer a JSON-RPC error instead of its answer.
+    ErrorAfterForward {
+        /// The error code.
+        code: i64,
+        /// The message.
+        message: String,
+    },
+    /// Answer this result, not forwarded (e.g. another chain's id for `eth_chainId`).
+    Result(Value),
+}
+
+impl Fault {
+    /// A JSON-RPC error answer with `code` and `message`.
+    pub fn error(code: i64, message: &str) -> Self {
+        Self::Error {
+            code,
+            message: message.to_owned(),
+        }
+    }
+
+    /// Forward, then a JSON-RPC error answer with `code` and `message`.
+    pub fn error_after_forward(code: i64, message: &str) -> Self {
+        Self::ErrorAfterForward {
+            code,
+            message: message.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Rule {
+    fault: Fault,
+    /// How many more requests it applies to; `None`: all.
+    remaining: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    received: HashMap<String, usize>,
+    forwarded: HashMap<String, usize>,
+    arrivals: HashMap<String, Vec<Instant>>,
+}
+
+#[derive(Debug)]
+struct State {
+    upstream: String,
+    client: reqwest::Client,
+    rules: Mutex<HashMap<String, Rule>>,
+    lag: Mutex<Option<u64>>,
+    counts: Mutex<Counts>,
+}
+
+/// The proxy; stops when dropped.
+#[derive(Debug)]
+pub struct RpcProxy {
+    url: String,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for RpcProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl RpcProxy {
+    /// A forwarding proxy to `upstream` on the current runtime.
+    pub async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("proxy address"));
+        let state = Arc::new(State {
+            upstream: upstream.to_owned(),
+            client: reqwest::Client::new(),
+            rules: Mutex::default(),
+            lag: Mutex::default(),
+            counts: Mutex::default(),
+        });
+        let serving = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, Arc::clone(&serving)));
+            }
+        });
+        Self { url, state, task }
+    }
+
+    /// The proxy's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Applies `fault` to every request for `method` (`"*"`: any method) from now on.
+    pub fn fault(&self, method: &str, fault: Fault) {
+        self.set(method, fault, None);
+    }
+
+    /// Applies `fault` to the next `times` requests for `method`, then forwards again.
+    pub fn fault_times(&self, method: &str, fault: Fault, times: usize) {
+        self.set(method, fault, Some(times));
+    }
+
+    fn set(&self, method: &str, fault: Fault, remaining: Option<usize>) {
+        lock(&self.state.rules).insert(method.to_owned(), Rule { fault, remaining });
+    }
+
+    /// Removes every fault (the lag stays; see [`RpcProxy::lag_at`]).
+    pub fn heal(&self) {
+        lock(&self.state.rules).clear();
+    }
+
+    /// Behaves as a node whose head is `block` (`None`: up to date).
+    pub fn lag_at(&self, block: Option<u64>) {
+        *lock(&self.state.lag) = block;
+    }
+
+    /// How many requests for `method` reached the proxy.
+    pub fn received(&self, method: &str) -> usize {
+        lock(&self.state.counts)
+            .received
+            .get(method)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many requests for `method` the proxy passed on to the node.
+    pub fn forwarded(&self, method: &str) -> usize {
+        lock(&self.state.counts)
+            .forwarded
+            .get(method)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// When each request for `method` arrived, in order.
+    pub fn arrivals(&self, method: &str) -> Vec<Instant> {
+        lock(&self.state.counts)
+            .arrivals
+            .get(method)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// What to write back for one request.
+enum Reply {
+    Json(u16, Option<u64>, Vec<u8>),
+    Close,
+}
+
+async fn serve(stream: TcpStream, state: Arc<State>) {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    loop {
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            match read.read_line(&mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.trim().eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if read.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let (status, retry_after, answer) = match state.handle(body).await {
+            Reply::Close => return,
+            Reply::Json(status, retry_after, answer) => (status, retry_after, answer),
+        };
+        let reason = if status == 429 {
+            "Too Many Requests"
+        } else {
+            "OK"
+        };
+        let retry = retry_after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n"));
+        let head = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n{retry}Content-Length: {}\r\n\r\n",
+            answer.len()
+        );
+        if write.write_all(head.as_bytes()).await.is_err()
+            || write.write_all(&answer).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn error_body(id: &Value, code: i64, message: &str) -> Vec<u8> {
+    serde_json::to_vec(
+        &json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
+    )
+    .expect("json")
+}
+
+impl State {
+    async fn handle(&self, body: Vec<u8>) -> Reply {
+        let mut request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let method = match &request {
+            Value::Array(_) => "batch".to_owned(),
+            r => r["method"].as_str().unwrap_or_default().to_owned(),
+        };
+        let id = request["id"].clone();
+        {
+            let mut counts = lock(&self.counts);
+            *counts.received.entry(method.clone()).or_default() += 1;
+            counts
+                .arrivals
+                .entry(method.clone())
+                .or_default()
+                .push(Instant::now());
+        }
+        let fault = self.take_fault(&method);
+        let lag = *lock(&self.lag);
+        if let Some(head) = lag
+            && let Some(reply) = lagging(&mut request, &method, head)
+        {
+            return reply;
+        }
+        match &fault {
+            Some(Fault::Drop) => return Reply::Close,
+            Some(Fault::Delay(wait)) => tokio::time::sleep(*wait).await,
+            Some(Fault::RateLimited { body, retry_after }) => {
+                let answer = if *body {
+                    error_body(&id, -32005, "limit exceeded")
+                } else {
+                    Vec::new()
+                };
+                return Reply::Json(429, *retry_after, answer);
+            }
+            Some(Fault::Error { code, message }) => {
+                return Reply::Json(200, None, error_body(&id, *code, message));
+            }
+            Some(Fault::Result(result)) => {
+                let answer = json!({"jsonrpc": "2.0", "id": id, "result": result});
+                return Reply::Json(200, None, serde_json::to_vec(&answer).expect("json"));
+            }
+            _ => {}
+        }
+        *lock(&self.counts)
+            .forwarded
+            .entry(method.clone())
+            .or_default() += 1;
+        let answer = self
+            .client
+            .post(&self.upstream)
+            .json(&request)
+            .send()
+            .await
+            .expect("forward to anvil")
+            .bytes()
+            .await
+            .expect("anvil's answer")
+            .to_vec();
+        match fault {
+            Some(Fault::DropAfterForward) => Reply::Close,
+            Some(Fault::ErrorAfterForward { code, message }) => {
+                Reply::Json(200, None, error_body(&id, code, &message))
+            }
+            _ => Reply::Json(200, None, hide_newer(answer, &method, lag)),
+        }
+    }
+
+    /// The fault for `method` (its own rule first, then `"*"`), counting one use down.
+    fn take_fault(&self, method: &str) -> Option<Fault> {
+        let mut rules = lock(&self.rules);
+        let key = [method, "*"].into_iter().find(|k| rules.contains_key(*k))?;
+        let rule = rules.get_mut(key)?;
+        let fault = rule.fault.clone();
+        if let Some(left) = &mut rule.remaining {
+            *left -= 1;
+            if *left == 0 {
+                rules.remove(key);
+            }
+        }
+        Some(fault)
+    }
+}
+
+/// Where a state read's block parameter sits.
+fn block_param(method: &str) -> Option<usize> {
+    match method {
+        "eth_call"
+        | "eth_getTransactionCount"
+        | "eth_getBalance"
+        | "eth_getCode"
+        | "eth_estimateGas"
+        | "eth_getBlockByNumber" => Some(if method == "eth_getBlockByNumber" {
+            0
+        } else {
+            1
+        }),
+        "eth_getStorageAt" => Some(2),
+        _ => None,
+    }
+}
+
+/// A node whose head is `head`: `eth_blockNumber` says so, reads at a tag are read at `head`, a
+/// newer block is unknown (an error answer, as a lagging node gives). `None`: forward as changed.
+fn lagging(request: &mut Value, method: &str, head: u64) -> Option<Reply> {
+    let id = request["id"].clone();
+    if method == "eth_blockNumber" {
+        let answer = json!({"jsonrpc": "2.0", "id": id, "result": format!("{head:#x}")});
+        return Some(Reply::Json(
+            200,
+            None,
+            serde_json::to_vec(&answer).expect("json"),
+        ));
+    }
+    let index = block_param(method)?;
+    let params = request["params"].as_array_mut()?;
+    while params.len() <= index {
+        params.push(Value::String("latest".into()));
+    }
+    let asked = params[index].as_str().unwrap_or("latest").to_owned();
+    match u64::from_str_radix(asked.trim_start_matches("0x"), 16) {
+        Ok(number) if asked.starts_with("0x") && number > head => Some(Reply::Json(
+            200,
+            None,
+            error_body(&id, -32000, "header not found"),
+        )),
+        Ok(_) if asked.starts_with("0x") => None,
+        _ => {
+            params[index] = Value::String(format!("{head:#x}"));
+            None
+        }
+    }
+}
+
+/// A lagging node does not know transactions mined after its head.
+fn hide_newer(answer: Vec<u8>, method: &str, lag: Option<u64>) -> Vec<u8> {
+    let Some(head) = lag else { return answer };
+    if !matches!(
+        method,
+        "eth_getTransactionReceipt" | "eth_getTransactionByHash"
+    ) {
+        return answer;
+    }
+    let Ok(mut value) = serde_json::from_slice::<Value>(&answer) else {
+        return answer;
+    };
+    let mined_at = value["result"]["blockNumber"]
+        .as_str()
+        .and_then(|n| u64::from_str_radix(n.trim_start_matches("0x"), 16).ok());
+    if mined_at.is_some_and(|n| n > head) {
+        value["result"] = Value::Null;
+        return serde_json::to_vec(&value).expect("json");
+    }
+    answer
+}
