@@ -274,7 +274,10 @@ mod tests {
         drop(first);
         assert!(guards.client_slot("verify", &a).is_ok());
         drop(second);
-        assert!(guards.lock_clients().is_empty(), "no entry outlives its requests");
+        assert!(
+            guards.lock_clients().is_empty(),
+            "no entry outlives its requests"
+        );
         // Without a known peer, nothing is counted.
         let anonymous = Request::new(Body::empty()).into_parts().0;
         let slots: Vec<_> = (0..5)
@@ -301,7 +304,9 @@ mod tests {
         let text = metrics.render();
         assert!(text.contains("x402_settles_in_flight 1"), "{text}");
         assert!(
-            text.contains(r#"x402_limit_refusals_total{route="settle",cause="settles_in_flight"} 1"#),
+            text.contains(
+                r#"x402_limit_refusals_total{route="settle",cause="settles_in_flight"} 1"#
+            ),
             "{text}"
         );
         drop(held);
