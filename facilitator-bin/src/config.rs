@@ -11,6 +11,11 @@
 //! [limits]
 //! max_body_bytes = 65536
 //! settle_timeout_ms = 60000   # a settle answers by then (pending if the chain has not decided)
+//! header_read_timeout_ms = 10000   # slow or idle connections are closed after this
+//! body_read_timeout_ms = 10000     # a body not received by then is answered 408
+//! max_connections = 4096           # more wait in the listen backlog
+//! per_client_concurrency = 256     # /verify + /settle in progress per client address (429 beyond)
+//! max_settles_in_flight = 1024     # settles in progress (503 beyond, nothing sent)
 //!
 //! [store]
 //! url = "$X402_STORE_URL"   # memory | sqlite:<path> | postgres://… (default: a SQLite file
@@ -35,9 +40,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::Deserialize;
-use x402_core::{Network, SettleTimeouts};
+use x402_core::Network;
 
+pub use self::limits::Limits;
 use crate::auth::AuthConfig;
+
+mod limits;
 
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]
@@ -109,59 +117,6 @@ impl Default for LogConfig {
 
 fn default_level() -> String {
     "info".into()
-}
-
-/// `[limits]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// The largest request body, in bytes.
-    #[serde(default = "default_body")]
-    pub max_body_bytes: usize,
-    /// How long a settle may take before it is answered, in milliseconds: a settle waits for its
-    /// transaction until then and answers `settlement_pending` with it if the chain has not
-    /// decided. The request deadline and the timeout a seller's client needs are derived from it
-    /// ([`x402_core::timing`]).
-    #[serde(default = "default_timeout")]
-    pub settle_timeout_ms: u64,
-    /// How long shutdown waits for in-flight requests, in milliseconds.
-    #[serde(default = "default_grace")]
-    pub shutdown_grace_ms: u64,
-    /// `/ready` probes the chains at most once per this many milliseconds and answers the last
-    /// report in between.
-    #[serde(default = "default_ready_interval")]
-    pub ready_interval_ms: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: default_body(),
-            settle_timeout_ms: default_timeout(),
-            shutdown_grace_ms: default_grace(),
-            ready_interval_ms: default_ready_interval(),
-        }
-    }
-}
-
-fn default_body() -> usize {
-    64 * 1024
-}
-impl Limits {
-    /// The settle bounds derived from `settle_timeout_ms`.
-    pub fn timeouts(&self) -> SettleTimeouts {
-        SettleTimeouts::new(std::time::Duration::from_millis(self.settle_timeout_ms))
-    }
-}
-
-fn default_timeout() -> u64 {
-    SettleTimeouts::DEFAULT_ANSWER_WITHIN_MS
-}
-fn default_grace() -> u64 {
-    90_000
-}
-fn default_ready_interval() -> u64 {
-    5_000
 }
 
 /// `[store]` as written.
@@ -361,8 +316,19 @@ impl Config {
             .listen
             .parse()
             .map_err(|e| invalid("listen", format!("{:?}: {e}", raw.listen)))?;
-        if raw.limits.max_body_bytes == 0 || raw.limits.settle_timeout_ms == 0 {
-            return Err(invalid("limits", "limits must be positive"));
+        let l = &raw.limits;
+        for (key, value) in [
+            ("max_body_bytes", l.max_body_bytes as u64),
+            ("settle_timeout_ms", l.settle_timeout_ms),
+            ("header_read_timeout_ms", l.header_read_timeout_ms),
+            ("body_read_timeout_ms", l.body_read_timeout_ms),
+            ("max_connections", l.max_connections as u64),
+            ("per_client_concurrency", l.per_client_concurrency as u64),
+            ("max_settles_in_flight", l.max_settles_in_flight as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(format!("limits.{key}"), "must be positive"));
+            }
         }
         let deadline = raw.limits.timeouts().request_deadline();
         if std::time::Duration::from_millis(raw.limits.shutdown_grace_ms) < deadline {
@@ -500,6 +466,8 @@ fn resolve(
 
 #[cfg(test)]
 mod tests {
+    use x402_core::SettleTimeouts;
+
     use super::*;
 
     fn env(name: &str) -> Option<String> {
@@ -583,6 +551,37 @@ assets = ["0x0000000000000000000000000000000000000001"]
         for (text, needle) in cases {
             let err = Config::parse(&text, &env).unwrap_err().to_string();
             assert!(err.contains(needle), "{needle:?} not in {err:?}");
+        }
+    }
+
+    #[test]
+    fn server_limits_default_and_refuse_zero() {
+        let c = Config::parse(GOOD, &env).unwrap();
+        let l = &c.limits;
+        assert_eq!(
+            (
+                l.header_read_timeout_ms,
+                l.body_read_timeout_ms,
+                l.max_connections,
+                l.per_client_concurrency,
+                l.max_settles_in_flight
+            ),
+            (10_000, 10_000, 4096, 256, 1024)
+        );
+        let set = "[limits]\nheader_read_timeout_ms = 2000\nmax_settles_in_flight = 3\n";
+        let c = Config::parse(&format!("{GOOD}{set}"), &env).unwrap();
+        assert_eq!(c.limits.header_read_timeout_ms, 2000);
+        assert_eq!(c.limits.max_settles_in_flight, 3);
+        for key in [
+            "header_read_timeout_ms",
+            "body_read_timeout_ms",
+            "max_connections",
+            "per_client_concurrency",
+            "max_settles_in_flight",
+        ] {
+            let zero = format!("{GOOD}[limits]\n{key} = 0\n");
+            let err = Config::parse(&zero, &env).unwrap_err().to_string();
+            assert!(err.contains(&format!("limits.{key}")), "{err}");
         }
     }
 

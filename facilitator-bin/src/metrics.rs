@@ -89,6 +89,21 @@ const HELP: &[(&str, &str, &str)] = &[
         "Requests refused by access control, by route, API key id (empty when no known key was sent) and cause.",
     ),
     (
+        "x402_limit_refusals_total",
+        "counter",
+        "Requests refused by the server's limits, by route and cause (client_concurrency, settles_in_flight, body_timeout).",
+    ),
+    (
+        "x402_settles_in_flight",
+        "gauge",
+        "Settles in progress, as of this scrape ([limits] max_settles_in_flight bounds it).",
+    ),
+    (
+        "x402_http_connections",
+        "gauge",
+        "Client connections open, as of this scrape ([limits] max_connections bounds it).",
+    ),
+    (
         "x402_reconcile_errors_total",
         "counter",
         "Reconciliation passes that failed, by scheme and network.",
@@ -141,9 +156,17 @@ impl Metrics {
         h.count += 1;
     }
 
-    /// The exposition text.
+    /// The exposition text. The series are copied out under the lock and formatted after it is
+    /// released, so a scrape never holds up the requests that record.
     pub fn render(&self) -> String {
-        let inner = self.lock();
+        let inner = {
+            let locked = self.lock();
+            Inner {
+                counters: locked.counters.clone(),
+                gauges: locked.gauges.clone(),
+                histograms: locked.histograms.clone(),
+            }
+        };
         let mut out = String::new();
         for (name, kind, help) in HELP {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -7,25 +7,36 @@
 //! unavailable (nothing is settled without it). Client input never yields a 5xx. `/verify` and
 //! `/settle` are behind the configured access control ([`crate::auth`]: 401, 403, 429).
 //!
+//! The server bounds what clients can hold ([`accept`], `guard`): slow or idle connections are
+//! closed after `[limits] header_read_timeout_ms`, connections beyond `max_connections` wait in
+//! the listen backlog, a body not received within `body_read_timeout_ms` is answered 408, one
+//! client's `/verify` and `/settle` requests beyond `per_client_concurrency` 429 with
+//! `Retry-After`, and a settle beyond `max_settles_in_flight` 503 with `Retry-After` — before
+//! anything is claimed or sent.
+//!
 //! A settle is never cancelled half-way: it runs in its own task, so a client that goes away, a
 //! request deadline or a shutdown signal does not abandon a broadcast transaction. Shutdown stops
 //! accepting connections and waits for in-flight requests.
 
-use std::future::Future;
+pub mod accept;
+mod guard;
+mod ready;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use x402_core::json::JsonLimits;
 use x402_core::wire::{SettleResponse, VerifyRequest, VerifyResponse};
-use x402_core::{Facilitator, FacilitatorError, LocalFacilitator, NetworkPattern, Unread};
+use x402_core::{Facilitator, FacilitatorError, LocalFacilitator, Unread};
 
+pub use self::accept::serve;
+use self::guard::Guards;
 use crate::auth::{Access, Route};
 use crate::config::Limits;
 use crate::metrics::Metrics;
@@ -43,6 +54,8 @@ pub struct AppState {
     pub access: Access,
     /// The last readiness answer and when it was taken.
     ready: Arc<tokio::sync::Mutex<Option<(Instant, StatusCode, serde_json::Value)>>>,
+    /// The per-client and settle limits.
+    guards: Arc<Guards>,
 }
 
 /// The router over `state`.
@@ -53,24 +66,13 @@ pub fn router(state: AppState) -> Router {
         .route("/settle", post(settle))
         .route("/supported", get(supported))
         .route("/health", get(health))
-        .route("/ready", get(ready))
+        .route("/ready", get(ready::ready))
         .route("/metrics", get(metrics))
         // Refuses a declared Content-Length over the limit before reading anything, and caps
         // bodies without one while they stream.
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
         .with_state(state)
-}
-
-/// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
@@ -132,6 +134,7 @@ impl AppState {
     pub fn new(facilitator: LocalFacilitator, metrics: Arc<Metrics>, limits: Limits) -> Self {
         Self {
             facilitator: Arc::new(facilitator),
+            guards: Arc::new(Guards::new(&limits, metrics.clone())),
             metrics,
             limits,
             access: Access::open(),
@@ -205,7 +208,7 @@ impl AppState {
         }
     }
 
-    fn deadline(&self) -> Duration {
+    fn deadline(&self) -> std::time::Duration {
         // A last resort: the scheme answers (pending at worst) a margin before this.
         self.limits.timeouts().request_deadline()
     }
@@ -228,11 +231,20 @@ fn internal(route: &str, e: &FacilitatorError) -> Response {
     )
 }
 
-async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn verify(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    let admitted = match state.access.admit(Route::Verify, &headers) {
+    let (parts, body) = request.into_parts();
+    let _client = match state.guards.client_slot("verify", &parts) {
+        Ok(slot) => slot,
+        Err(refused) => return *refused,
+    };
+    let admitted = match state.access.admit(Route::Verify, &parts.headers) {
         Ok(a) => a,
         Err(refusal) => return refusal.response(),
+    };
+    let body = match state.guards.read_body("verify", parts, body).await {
+        Ok(b) => b,
+        Err(refused) => return *refused,
     };
     let request = match state.read_request("verify", &body, started) {
         Ok(r) => r,
@@ -284,11 +296,20 @@ async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-async fn settle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn settle(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    let admitted = match state.access.admit(Route::Settle, &headers) {
+    let (parts, body) = request.into_parts();
+    let _client = match state.guards.client_slot("settle", &parts) {
+        Ok(slot) => slot,
+        Err(refused) => return *refused,
+    };
+    let admitted = match state.access.admit(Route::Settle, &parts.headers) {
         Ok(a) => a,
         Err(refusal) => return refusal.response(),
+    };
+    let body = match state.guards.read_body("settle", parts, body).await {
+        Ok(b) => b,
+        Err(refused) => return *refused,
     };
     let request = match state.read_request("settle", &body, started) {
         Ok(r) => r,
@@ -307,14 +328,19 @@ async fn settle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         Ok(permit) => permit,
         Err(refusal) => return refusal.response(),
     };
+    // Nothing is claimed or sent before this: a full set of settles in flight refuses here.
+    let slot = match state.guards.settle_slot() {
+        Ok(slot) => slot,
+        Err(refused) => return *refused,
+    };
     let (scheme, network) = labels_of(&state.facilitator, &request);
     // The settle runs to completion in its own task whatever happens to this request, holding
-    // its place among the key's concurrent settles until then.
+    // its place among the key's concurrent settles and among all settles in flight until then.
     let facilitator = Arc::clone(&state.facilitator);
     let span = tracing::info_span!("x402.settle", scheme = %scheme, network = %network, key = admitted.key_id().unwrap_or_default());
     let task = tokio::spawn(tracing::Instrument::instrument(
         async move {
-            let _permit = permit;
+            let _places = (permit, slot);
             facilitator.settle(&request).await
         },
         span,
@@ -385,111 +411,8 @@ async fn health() -> Response {
     json_response(StatusCode::OK, &json!({ "status": "ok" }))
 }
 
-/// Ready when every configured network's RPC answers, its signers are funded and the settlement
-/// store answers. The chains are
-/// probed at most once per `[limits] ready_interval_ms`: callers in between get the last answer,
-/// and callers during a probe wait for it, so `/ready` cannot be used to multiply RPC traffic.
-async fn ready(State(state): State<AppState>) -> Response {
-    let mut last = state.ready.lock().await;
-    let interval = Duration::from_millis(state.limits.ready_interval_ms);
-    if let Some((taken, status, report)) = last.as_ref()
-        && taken.elapsed() < interval
-    {
-        return json_response(*status, report);
-    }
-    let (status, report) = probe(&state).await;
-    let answer = json_response(status, &report);
-    *last = Some((Instant::now(), status, report));
-    answer
-}
-
-/// Probes every configured (scheme, network) once: the readiness status and report.
-async fn probe(state: &AppState) -> (StatusCode, serde_json::Value) {
-    let mut report = serde_json::Map::new();
-    let mut all_ready = true;
-    let mut seen = std::collections::HashSet::new();
-    for entry in state.facilitator.registry().entries() {
-        let NetworkPattern::Exact(network) = &entry.pattern else {
-            continue;
-        };
-        let key = format!("{}/{}", entry.scheme.scheme(), network);
-        if !seen.insert(key.clone()) {
-            continue;
-        }
-        let started = Instant::now();
-        let status = entry.scheme.status(network).await;
-        let labels = vec![("network", network.to_string())];
-        state.metrics.observe(
-            "x402_rpc_probe_duration_seconds",
-            labels.clone(),
-            started.elapsed(),
-        );
-        let value = match status {
-            Ok(None) => json!({ "ready": true }),
-            Ok(Some(s)) => {
-                state.metrics.set("x402_rpc_up", labels.clone(), 1.0);
-                let funded = s.signers.iter().all(|x| x.funded);
-                all_ready &= funded;
-                let signers: Vec<_> = s
-                    .signers
-                    .iter()
-                    .map(|x| {
-                        let balance = x.balance.to_string();
-                        state.metrics.set(
-                            "x402_signer_balance",
-                            vec![
-                                ("network", network.to_string()),
-                                ("address", x.address.clone()),
-                            ],
-                            balance.parse::<f64>().unwrap_or(f64::MAX),
-                        );
-                        json!({ "address": x.address, "balance": balance, "funded": x.funded })
-                    })
-                    .collect();
-                json!({ "ready": funded, "rpc": "up", "signers": signers })
-            }
-            Err(e) => {
-                all_ready = false;
-                state.metrics.set("x402_rpc_up", labels.clone(), 0.0);
-                state.metrics.inc("x402_rpc_errors_total", labels);
-                json!({ "ready": false, "rpc": "down", "error": e.to_string() })
-            }
-        };
-        report.insert(key, value);
-    }
-    let mut store_report = None;
-    if let Some(store) = state.facilitator.store() {
-        let value = match store.health().await {
-            Ok(()) => {
-                if let Ok(counts) = store.counts().await {
-                    state.metrics.set(
-                        "x402_settlements_unresolved",
-                        Vec::new(),
-                        counts.unresolved as f64,
-                    );
-                }
-                json!({ "ready": true, "kind": store.kind() })
-            }
-            Err(e) => {
-                all_ready = false;
-                json!({ "ready": false, "kind": store.kind(), "error": e.to_string() })
-            }
-        };
-        store_report = Some(value);
-    }
-    let status = if all_ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let mut answer = json!({ "ready": all_ready, "schemes": report });
-    if let Some(store) = store_report {
-        answer["store"] = store;
-    }
-    (status, answer)
-}
-
 async fn metrics(State(state): State<AppState>) -> Response {
+    state.guards.report();
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -5,6 +5,8 @@
 //! * `auth` — API keys, scopes and limits on /verify and /settle (`evm`);
 //! * `durable` — settlement state across a killed and restarted binary (`evm`);
 //! * `replicas` — several binaries sharing one PostgreSQL store (`evm`);
+//! * `slow` — slowloris headers and bodies, the connection limit (`evm`);
+//! * `limits` — the settle bound (503) and the per-client concurrency (429) (`evm`);
 //! * `http_svm` — the built binary over HTTP against solana-test-validator (`svm`);
 //! * `otel` — spans exported over OTLP/HTTP (`otel` with `evm`).
 //!
@@ -22,7 +24,11 @@ mod durable;
 mod http;
 #[cfg(feature = "svm")]
 mod http_svm;
+#[cfg(feature = "evm")]
+mod limits;
 #[cfg(all(feature = "otel", feature = "evm"))]
 mod otel;
 #[cfg(feature = "evm")]
 mod replicas;
+#[cfg(feature = "evm")]
+mod slow;
