@@ -369,7 +369,11 @@ pub fn fresh_throttle_key() -> String {
 
 async fn throttles_keep_the_later_instant_and_lapse(store: &dyn SettlementStore) {
     let key = fresh_throttle_key();
-    assert_eq!(store.throttled(&key).await.unwrap(), None, "never throttled");
+    assert_eq!(
+        store.throttled(&key).await.unwrap(),
+        None,
+        "never throttled"
+    );
     let now = UnixTime::now().0;
     let hour = UnixTime(now + 3600);
     store.throttle(&key, hour).await.unwrap();
@@ -381,10 +385,7 @@ async fn throttles_keep_the_later_instant_and_lapse(store: &dyn SettlementStore)
     store.throttle(&key, longer).await.unwrap();
     assert_eq!(store.throttled(&key).await.unwrap(), Some(longer));
     // Another payer is not throttled; an instant already passed throttles nobody.
-    assert_eq!(
-        store.throttled(&fresh_throttle_key()).await.unwrap(),
-        None
-    );
+    assert_eq!(store.throttled(&fresh_throttle_key()).await.unwrap(), None);
     let past = fresh_throttle_key();
     store.throttle(&past, UnixTime(now - 1)).await.unwrap();
     assert_eq!(store.throttled(&past).await.unwrap(), None);

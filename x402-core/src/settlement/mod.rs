@@ -38,6 +38,7 @@
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+mod cooldown;
 #[cfg(any(test, feature = "testing"))]
 pub mod faulty;
 mod memory;
@@ -50,6 +51,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Reason, UnixTime};
 
+pub use cooldown::PayerCooldown;
 pub use memory::{KeyedLocks, MemoryStore};
 
 /// The identity of a payment: what may be settled at most once.
