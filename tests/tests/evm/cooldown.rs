@@ -7,6 +7,8 @@
 //! as our broadcast, ahead of it (a higher tip), after everything the facilitator checks passed.
 //! The cool-down's end is the store's clock moved past it, so no test waits for wall time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
