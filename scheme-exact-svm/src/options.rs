@@ -45,6 +45,10 @@ pub struct ExactSvmOptions {
     /// The highest priority fee (limit × price) accepted, in lamports.
     #[serde(default = "default_max_priority_fee_lamports")]
     pub max_priority_fee_lamports: u64,
+    /// How long, in seconds, a payer whose transaction landed with an error (our fee payer paid
+    /// its fee) is refused `payer_throttled`. 0 turns the cool-down off.
+    #[serde(default = "default_failed_payer_cooldown_secs")]
+    pub failed_payer_cooldown_secs: u64,
 }
 
 impl std::fmt::Debug for ExactSvmOptions {
@@ -59,6 +63,10 @@ impl std::fmt::Debug for ExactSvmOptions {
             .field("max_compute_unit_limit", &self.max_compute_unit_limit)
             .field("max_compute_unit_price", &self.max_compute_unit_price)
             .field("max_priority_fee_lamports", &self.max_priority_fee_lamports)
+            .field(
+                "failed_payer_cooldown_secs",
+                &self.failed_payer_cooldown_secs,
+            )
             .finish()
     }
 }
@@ -81,6 +89,10 @@ fn default_max_compute_unit_price() -> u64 {
 
 fn default_max_priority_fee_lamports() -> u64 {
     Policy::default().max_priority_fee_lamports
+}
+
+fn default_failed_payer_cooldown_secs() -> u64 {
+    Policy::default().failed_payer_cooldown.as_secs()
 }
 
 fn millis(d: Duration) -> u64 {
@@ -126,6 +138,7 @@ impl ExactSvmOptions {
             max_priority_fee_lamports: self.max_priority_fee_lamports,
             min_signer_balance,
             confirm_timeout: Duration::from_millis(self.receipt_timeout_ms),
+            failed_payer_cooldown: Duration::from_secs(self.failed_payer_cooldown_secs),
             ..Policy::default()
         })
     }
@@ -232,6 +245,10 @@ mod tests {
         let ok = serde_json::json!({"rpc_urls": ["http://x"], "signer_keys": [], "assets": "any"});
         let o: ExactSvmOptions = serde_json::from_value(ok).unwrap();
         assert_eq!(o.policy().unwrap(), Policy::default());
+        let off =
+            serde_json::json!({"rpc_urls": [], "assets": "any", "failed_payer_cooldown_secs": 0});
+        let o: ExactSvmOptions = serde_json::from_value(off).unwrap();
+        assert_eq!(o.policy().unwrap().failed_payer_cooldown, Duration::ZERO);
         // The allow-list is required: accepting any mint is written down, never a default.
         let missing = serde_json::json!({"rpc_urls": ["http://x"]});
         let e = serde_json::from_value::<ExactSvmOptions>(missing).unwrap_err();

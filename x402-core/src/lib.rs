@@ -35,8 +35,8 @@ pub use scheme::{
     SignerStatus, Verdict,
 };
 pub use settlement::{
-    Claim, ClaimToken, Intent, KeyedLocks, MemoryStore, Outcome, PayerTurn, PaymentId, Record,
-    SettlementStore, StoreCounts, StoreError, StoreOptions,
+    Claim, ClaimToken, Intent, KeyedLocks, MemoryStore, Outcome, PayerCooldown, PayerTurn,
+    PaymentId, Record, SettlementStore, StoreCounts, StoreError, StoreOptions,
 };
 pub use timing::SettleTimeouts;
 pub use version::X402Version;

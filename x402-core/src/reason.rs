@@ -133,6 +133,7 @@ shared! {
     // Our additions (docs/reasons.md)
     UNSUPPORTED_ASSET = "unsupported_asset";
     PAYER_BUSY = "payer_busy";
+    PAYER_THROTTLED = "payer_throttled";
 }
 
 impl Reason {

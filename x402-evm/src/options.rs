@@ -53,6 +53,11 @@ pub struct NetworkOptions {
     /// (see [`crate::window`]).
     #[serde(default)]
     pub expiry_buffer_seconds: Option<u64>,
+    /// How long, in seconds, a payer whose settlement transaction reverted (the facilitator
+    /// paid its gas) is refused `payer_throttled`, by every process sharing the settlement
+    /// store. 0 turns the cool-down off.
+    #[serde(default = "default_failed_payer_cooldown_secs")]
+    pub failed_payer_cooldown_secs: u64,
 }
 
 impl std::fmt::Debug for NetworkOptions {
@@ -69,6 +74,10 @@ impl std::fmt::Debug for NetworkOptions {
             .field("min_signer_balance", &self.min_signer_balance)
             .field("signer_lease_ms", &self.signer_lease_ms)
             .field("expiry_buffer_seconds", &self.expiry_buffer_seconds)
+            .field(
+                "failed_payer_cooldown_secs",
+                &self.failed_payer_cooldown_secs,
+            )
             .finish()
     }
 }
@@ -86,6 +95,7 @@ const NETWORK_KEYS: &[&str] = &[
     "min_signer_balance",
     "signer_lease_ms",
     "expiry_buffer_seconds",
+    "failed_payer_cooldown_secs",
 ];
 
 fn default_rpc_timeout_ms() -> u64 {
@@ -99,6 +109,9 @@ fn default_confirmations() -> u64 {
 }
 fn default_signer_lease_ms() -> u64 {
     30_000
+}
+fn default_failed_payer_cooldown_secs() -> u64 {
+    x402_core::PayerCooldown::DEFAULT.as_secs()
 }
 
 /// Splits a merged options table into the network's options and the scheme's own `T`.
@@ -155,6 +168,11 @@ pub fn asset_contracts(assets: Option<&[Address]>) -> impl Iterator<Item = (Stri
 }
 
 impl NetworkOptions {
+    /// How long a payer whose settlement reverted is refused (zero: never).
+    pub fn failed_payer_cooldown(&self) -> Duration {
+        Duration::from_secs(self.failed_payer_cooldown_secs)
+    }
+
     /// The transaction limits these options set.
     pub fn tx_config(&self) -> Result<TxConfig, SchemeError> {
         let wei = |field, v: &Option<String>| -> Result<Option<u128>, SchemeError> {
@@ -261,11 +279,18 @@ mod tests {
             "exact",
             &config(serde_json::json!({
                 "rpc_urls": ["http://x"], "confirmations": 3, "max_fee_per_gas": "1000",
-                "assets": ["0x1"]
+                "assets": ["0x1"], "failed_payer_cooldown_secs": 0
             })),
         )
         .unwrap();
         assert_eq!(n.confirmations, 3);
+        assert_eq!(n.failed_payer_cooldown(), Duration::ZERO);
+        let (defaults, _) =
+            split::<Own>("exact", &config(serde_json::json!({"rpc_urls": []}))).unwrap();
+        assert_eq!(
+            defaults.failed_payer_cooldown(),
+            x402_core::PayerCooldown::DEFAULT
+        );
         assert_eq!(own.assets, ["0x1"]);
         let tx = n.tx_config().unwrap();
         assert_eq!((tx.confirmations, tx.max_fee_per_gas_cap), (3, 1000));

@@ -25,6 +25,10 @@
 //! Records written ahead by a settle still running (younger than the receipt bound) are only
 //! read, never sent again.
 //!
+//! **Cool-down.** A settlement transaction mined reverted cost the facilitator its gas: the payer
+//! is refused `payer_throttled` for the network's cool-down ([`PayerCooldown`], recorded in the
+//! store under [`payer_key`]), whether the settle saw the receipt or reconciliation found it.
+//!
 //! Verification (with simulation) happens in the scheme right before it hands a plan here.
 
 use std::sync::{Arc, Mutex};
@@ -37,8 +41,8 @@ use alloy::sol_types::SolEvent;
 use serde::{Deserialize, Serialize};
 use x402_core::timing::time_left;
 use x402_core::{
-    Claim, ClaimToken, Intent, Network, Outcome, PaymentId, Reason, Reconciled, Record, Rejection,
-    SchemeError, Settlement, SettlementStore, UnixTime,
+    Claim, ClaimToken, Intent, Network, Outcome, PayerCooldown, PaymentId, Reason, Reconciled,
+    Record, Rejection, SchemeError, Settlement, SettlementStore, UnixTime,
 };
 
 use crate::abi::eip3009::IEip3009Token;
@@ -125,6 +129,12 @@ pub struct SettlePlan {
     /// The reason a reverted settlement transaction is answered with (the scheme's
     /// `invalid_<scheme>_evm_transaction_failed`).
     pub reverted: Reason,
+}
+
+/// The key of a payer on `network` in the store, for its turn and its cool-down:
+/// `<CAIP-2 network>/<payer, lower-case hex>` (shared by every EVM scheme on the network).
+pub fn payer_key(network: &Network, payer: Address) -> String {
+    format!("{network}/{payer:#x}")
 }
 
 /// A successful settlement.
@@ -311,6 +321,7 @@ pub struct Settler {
     provider: DynProvider,
     signers: SignerPool,
     store: Arc<dyn SettlementStore>,
+    cooldown: PayerCooldown,
 }
 
 impl Settler {
@@ -321,11 +332,40 @@ impl Settler {
         signers: SignerPool,
         store: Arc<dyn SettlementStore>,
     ) -> Self {
+        let cooldown = PayerCooldown::new(Arc::clone(&store), PayerCooldown::DEFAULT);
         Self {
             network,
             provider,
             signers,
             store,
+            cooldown,
+        }
+    }
+
+    /// Sets how long a payer whose settlement reverted is refused (zero: never).
+    pub fn set_payer_cooldown(&mut self, period: Duration) {
+        self.cooldown = PayerCooldown::new(Arc::clone(&self.store), period);
+    }
+
+    /// Until when `payer` is refused after a settlement of theirs reverted, if it still is.
+    pub async fn throttled(&self, payer: Address) -> Result<Option<UnixTime>, SchemeError> {
+        Ok(self
+            .cooldown
+            .until(&payer_key(&self.network, payer))
+            .await?)
+    }
+
+    /// Starts `payer`'s cool-down: a settlement transaction of theirs was mined reverted, at
+    /// our gas. A store failure is logged; the settlement's answer stands.
+    async fn cool_down(&self, payer: Address) {
+        match self.cooldown.start(&payer_key(&self.network, payer)).await {
+            Ok(Some(until)) => {
+                tracing::info!(network = %self.network, %payer, %until, "payer cool-down after a reverted settlement");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(network = %self.network, %payer, error = %e, "recording a payer cool-down failed");
+            }
         }
     }
 
@@ -606,6 +646,7 @@ impl Settler {
                 .await
             }
             ReceiptOutcome::Reverted(_) => {
+                self.cool_down(payer).await;
                 let (reason, message) = self
                     .revert_reason(&plan.nonce_check, &plan.reverted)
                     .await?;
@@ -748,6 +789,7 @@ impl Settler {
             let Some(receipt) = receipt else { continue };
             let tx = format!("{:#x}", attempt.hash);
             if !receipt.status() {
+                self.cool_down(detail.payer).await;
                 let reverted = detail
                     .reverted
                     .clone()

@@ -45,6 +45,11 @@ pub(crate) fn expires(expires: UnixTime) -> i64 {
     i64::try_from(expires.0).unwrap_or(i64::MAX)
 }
 
+/// An instant stored by [`expires`] read back (a negative one is the epoch).
+pub(crate) fn unix_time(stored: i64) -> UnixTime {
+    UnixTime(u64::try_from(stored).unwrap_or(0))
+}
+
 /// A duration in whole milliseconds, saturating.
 pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

@@ -85,6 +85,13 @@ impl Facilitator {
         Self { core, policy }
     }
 
+    /// Sets how long a payer whose settlement reverted is refused `payer_throttled` (zero:
+    /// never; the configuration's `failed_payer_cooldown_secs`).
+    pub fn with_payer_cooldown(mut self, period: std::time::Duration) -> Self {
+        self.core.set_payer_cooldown(period);
+        self
+    }
+
     /// Replaces the clock (tests pin time to a vector's window).
     pub fn with_clock(mut self, clock: x402_core::SharedClock) -> Self {
         self.core.set_clock(clock);

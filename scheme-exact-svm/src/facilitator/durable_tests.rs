@@ -380,6 +380,16 @@ async fn reconciliation_decides_each_record_from_the_chain() {
         assert_eq!(record.outcome, outcome, "{what}");
         assert_eq!(record.intent, Some(intent), "{what}: the intent is kept");
         assert_eq!(chain.sends.load(Ordering::SeqCst), sends, "{what}");
+        // Only a transaction that landed with an error (its fee was ours) cools the payer down.
+        let throttled = store
+            .throttled(&format!("{DEVNET}/{CLIENT}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            throttled.is_some(),
+            what == "landed with an error",
+            "{what}: the payer's cool-down"
+        );
         if what == "unseen, expired" {
             assert_eq!(
                 chain.called("getSignatureStatuses"),
@@ -697,4 +707,7 @@ async fn a_transaction_that_lands_with_an_error_is_recorded_failed_with_its_sign
         "{again:?}"
     );
     assert_eq!(chain.sends.load(Ordering::SeqCst), 1);
+    // The payer is in its cool-down.
+    let key = format!("{DEVNET}/{CLIENT}");
+    assert!(store.throttled(&key).await.unwrap().is_some());
 }

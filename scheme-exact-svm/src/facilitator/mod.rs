@@ -41,8 +41,8 @@ use solana_pubkey::Pubkey;
 use solana_signer::Signer;
 use x402_core::wire::Raw;
 use x402_core::{
-    FacilitatorRole, Network, PaymentContext, Reconciled, Rejection, SchemeError, SchemeStatus,
-    Settlement, SettlementStore, Verdict,
+    FacilitatorRole, Network, PayerCooldown, PaymentContext, Reconciled, Rejection, SchemeError,
+    SchemeStatus, Settlement, SettlementStore, Verdict,
 };
 
 pub use inspect::{Inspection, inspect};
@@ -76,6 +76,9 @@ pub struct Policy {
     pub poll_interval: Duration,
     /// How often settle re-sends a transaction not yet seen, while its blockhash is valid.
     pub resend_interval: Duration,
+    /// How long a payer whose transaction landed with an error (the fee payer paid its fee) is
+    /// refused `payer_throttled`, by every process sharing the settlement store; zero: never.
+    pub failed_payer_cooldown: Duration,
 }
 
 impl Default for Policy {
@@ -90,6 +93,7 @@ impl Default for Policy {
             confirm_timeout: x402_core::SettleTimeouts::DEFAULT_ANSWER_WITHIN,
             poll_interval: Duration::from_millis(400),
             resend_interval: Duration::from_secs(2),
+            failed_payer_cooldown: PayerCooldown::DEFAULT,
         }
     }
 }
@@ -111,6 +115,7 @@ pub struct Facilitator {
     pub(crate) fee_payer_keys: Vec<Pubkey>,
     pub(crate) store: Arc<dyn SettlementStore>,
     pub(crate) policy: Policy,
+    cooldown: PayerCooldown,
     next: AtomicUsize,
 }
 
@@ -159,6 +164,7 @@ impl Facilitator {
                 "max_signatures must be at least 2 (fee payer and buyer)".into(),
             ));
         }
+        let cooldown = PayerCooldown::new(Arc::clone(&store), policy.failed_payer_cooldown);
         Ok(Self {
             network,
             rpc,
@@ -166,6 +172,7 @@ impl Facilitator {
             fee_payer_keys,
             store,
             policy,
+            cooldown,
             next: AtomicUsize::new(0),
         })
     }
@@ -199,6 +206,33 @@ impl Facilitator {
     /// The offline checks of [`inspect()`] with this facilitator's keys and policy.
     pub fn inspect(&self, ctx: &PaymentContext<'_>) -> Result<Inspection, Refusal> {
         inspect(ctx, &self.network, &self.fee_payer_keys, &self.policy)
+    }
+
+    /// The key of `payer`'s turn and cool-down: `<CAIP-2 network>/<payer>`, shared by every
+    /// scheme on the network that pays from the same account.
+    pub(crate) fn payer_key(&self, payer: &str) -> String {
+        format!("{}/{payer}", self.network)
+    }
+
+    /// The refusal of `payer` while a transaction of theirs that landed with an error keeps
+    /// them in a cool-down.
+    pub(crate) async fn throttled(&self, payer: &str) -> Result<Option<Rejection>, SchemeError> {
+        let until = self.cooldown.until(&self.payer_key(payer)).await?;
+        Ok(until.map(PayerCooldown::rejection))
+    }
+
+    /// Starts `payer`'s cool-down: a transaction of theirs landed with an error, its fee paid by
+    /// our fee payer. A store failure is logged; the settlement's answer stands.
+    pub(crate) async fn cool_down(&self, payer: &str) {
+        match self.cooldown.start(&self.payer_key(payer)).await {
+            Ok(Some(until)) => {
+                tracing::info!(network = %self.network, payer, %until, "payer cool-down after a failed transaction");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(network = %self.network, payer, error = %e, "recording a payer cool-down failed");
+            }
+        }
     }
 
     /// The keypair of fee payer `key`.

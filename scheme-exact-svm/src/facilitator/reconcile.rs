@@ -6,7 +6,7 @@
 //! `confirmed`:
 //!
 //! * landed without error → [`Outcome::Landed`] (its next settle answers success, once);
-//! * landed with an error → [`Outcome::Failed`] naming it;
+//! * landed with an error → [`Outcome::Failed`] naming it, and the payer's cool-down starts;
 //! * unseen while its blockhash is still valid → the identical bytes are sent again (without
 //!   preflight, the answer ignored) and the record is left as it is — unless the settle that
 //!   wrote it may still be at work on it ([`IntentDetail::held_at`]): that settle sends and
@@ -93,6 +93,21 @@ impl Facilitator {
                 .await?
             {
                 tracing::info!(%id, ?outcome, "exact on Solana: record reconciled");
+                if matches!(
+                    outcome,
+                    Outcome::Failed {
+                        transaction: Some(_),
+                        ..
+                    }
+                ) {
+                    // It landed with an error: the fee was ours.
+                    match IntentDetail::read(intent) {
+                        Ok(detail) => self.cool_down(&detail.payer).await,
+                        Err(e) => {
+                            tracing::error!(%id, error = e, "reconciliation: no payer to cool down")
+                        }
+                    }
+                }
                 Reconciliation::Resolved(outcome)
             } else {
                 Reconciliation::Changed

@@ -20,7 +20,8 @@
 //!    error, nothing sent, and the claim is **not** released: the intent may have been written,
 //!    and reconciliation will find its transaction never landed.
 //! 5. Send, then confirm until the blockhash can no longer land the transaction: landed →
-//!    success; landed with an error → `transaction_failed` with the signature (S59); expired
+//!    success; landed with an error → `transaction_failed` with the signature (S59), and the
+//!    payer is refused `payer_throttled` for the cool-down (checked before the turn); expired
 //!    unseen → `transaction_failed`; no answer within the time bound → `settlement_pending` with
 //!    the signature (R14). From the send on, no path releases the claim (S80, S81): a store write
 //!    that fails leaves the record in flight for reconciliation and the answer is
@@ -118,6 +119,10 @@ impl Facilitator {
         if let Some(record) = self.store.record(&id).await? {
             return self.answer_from_record(&id, &payer, record).await;
         }
+        // A payer in a cool-down (a transaction of theirs landed with an error) sends nothing.
+        if let Some(rejection) = self.throttled(&payer).await? {
+            return Ok(failed(&payer, None, rejection));
+        }
         let wait = time_left(ctx.deadline).unwrap_or(self.policy.confirm_timeout);
         let Some(_turn) = self.store.payer_turn(&self.payer_key(&payer), wait).await? else {
             return Ok(failed(
@@ -144,12 +149,6 @@ impl Facilitator {
             payer: &payer,
         };
         self.settle_claimed(&inspection, &held, ctx.deadline).await
-    }
-
-    /// The key of `payer`'s turn: `<CAIP-2 network>/<payer>`, shared by every scheme on the
-    /// network that pays from the same account.
-    fn payer_key(&self, payer: &str) -> String {
-        format!("{}/{payer}", self.network)
     }
 
     /// Everything after the claim. `Err` only when nothing was sent.
@@ -279,16 +278,19 @@ impl Facilitator {
                 },
                 None,
             ),
-            Confirmation::LandedWithError(err) => (
-                Outcome::Failed {
-                    reason: crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
-                    transaction: Some(sig.clone()),
-                },
-                Some(Rejection::with_message(
-                    crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
-                    format!("the transaction landed with an error: {err}"),
-                )),
-            ),
+            Confirmation::LandedWithError(err) => {
+                self.cool_down(held.payer).await;
+                (
+                    Outcome::Failed {
+                        reason: crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
+                        transaction: Some(sig.clone()),
+                    },
+                    Some(Rejection::with_message(
+                        crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,
+                        format!("the transaction landed with an error: {err}"),
+                    )),
+                )
+            }
             Confirmation::Expired => (
                 Outcome::Failed {
                     reason: crate::reason::INVALID_EXACT_SVM_TRANSACTION_FAILED,

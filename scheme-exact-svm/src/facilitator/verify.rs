@@ -32,8 +32,8 @@ impl Facilitator {
     /// Verifies a payment: the offline checks; then the settlement store — a payment with any
     /// record (being settled, pending, settled or failed) is `duplicate_settlement`, so one
     /// payment never keeps verifying valid after its settle (threat-model S78), except one
-    /// found landed whose success is not yet delivered; then the chain checks and a simulation
-    /// without our signature.
+    /// found landed whose success is not yet delivered; then the payer's cool-down
+    /// (`payer_throttled`); then the chain checks and a simulation without our signature.
     pub(crate) async fn verify_payment(
         &self,
         ctx: &PaymentContext<'_>,
@@ -63,6 +63,9 @@ impl Facilitator {
                     ),
                 ),
             });
+        }
+        if let Some(rejection) = self.throttled(&payer).await? {
+            return Ok(Verdict::invalid(Some(payer), rejection));
         }
         if let Err(rejection) = self.check_accounts(&inspection).await? {
             return Ok(Verdict::invalid(Some(payer), rejection));

@@ -5,10 +5,12 @@
 //! * `signers` — the signer pool, receipt waits and the failover provider;
 //! * `exact`, `upto` — the schemes end to end;
 //! * `durable` — the write-ahead and reconciliation of the settlement engine;
+//! * `cooldown` — the payer cool-down after a settlement that reverted at our gas;
 //! * `negative` — the negative suites of `exact`, tables shared by EIP-3009 and Permit2;
 //! * `rpc_faults` — RPC faults (errors, rate limits, lost sends, wrong chains, lag) through a proxy.
 
 mod contracts;
+mod cooldown;
 mod durable;
 mod exact;
 mod negative;

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use x402_tests::postgres::{PgServer, SUPERUSER, bindir};
 
-fn psql(server: &PgServer, sql: &str) -> std::process::Output {
+pub(crate) fn psql(server: &PgServer, sql: &str) -> std::process::Output {
     Command::new(bindir().join("psql"))
         .args([
             "-X",
@@ -22,7 +22,7 @@ fn psql(server: &PgServer, sql: &str) -> std::process::Output {
         .expect("psql runs")
 }
 
-fn psql_ok(server: &PgServer, sql: &str) -> String {
+pub(crate) fn psql_ok(server: &PgServer, sql: &str) -> String {
     let out = psql(server, sql);
     assert!(
         out.status.success(),

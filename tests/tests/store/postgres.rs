@@ -262,6 +262,9 @@ fn every_call(store: &Arc<dyn SettlementStore>) -> Vec<Call> {
         call!("lease", |s, id, t| s
             .lease("outage-key", Duration::from_secs(5))),
         call!("unlease", |s, id, t| s.unlease("outage-key")),
+        call!("throttle", |s, id, t| s
+            .throttle("eip155:84532/0xoutage", UnixTime(u64::MAX / 4))),
+        call!("throttled", |s, id, t| s.throttled("eip155:84532/0xoutage")),
         call!("health", |s, id, t| s.health()),
         call!("counts", |s, id, t| s.counts()),
     ]
@@ -474,12 +477,12 @@ async fn replicas_starting_together_migrate_once_and_pruning_keeps_unresolved_ro
             "-d",
             &url,
             "-c",
-            "SELECT version FROM x402_schema_version",
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM x402_schema_version",
         ])
         .output()
         .unwrap();
     assert!(versions.status.success(), "{versions:?}");
-    assert_eq!(String::from_utf8_lossy(&versions.stdout).trim(), "1");
+    assert_eq!(String::from_utf8_lossy(&versions.stdout).trim(), "1,2");
 
     // Expired long ago: a resolved row goes, an unresolved one stays, a live one stays.
     let store = &stores[0];

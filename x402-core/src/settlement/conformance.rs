@@ -43,6 +43,7 @@ where
     reconciliation_is_compare_and_set_and_success_is_delivered_once(store.as_ref()).await;
     unresolved_lists_by_network_oldest_first(store.as_ref()).await;
     payer_turns_serialize_one_payer(&store).await;
+    throttles_keep_the_later_instant_and_lapse(store.as_ref()).await;
     store.health().await.unwrap();
     let quick = make(StoreOptions {
         abandon_after: Duration::from_millis(300),
@@ -359,4 +360,47 @@ async fn an_abandoned_claim_without_intent_is_taken_over(store: &dyn SettlementS
         store.claim(&id, FAR).await.unwrap(),
         Claim::Taken(_)
     ));
+}
+
+/// A throttle key no other run uses.
+pub fn fresh_throttle_key() -> String {
+    format!("conformance:1/0xpayer{}", super::random_hex())
+}
+
+async fn throttles_keep_the_later_instant_and_lapse(store: &dyn SettlementStore) {
+    let key = fresh_throttle_key();
+    assert_eq!(
+        store.throttled(&key).await.unwrap(),
+        None,
+        "never throttled"
+    );
+    let now = UnixTime::now().0;
+    let hour = UnixTime(now + 3600);
+    store.throttle(&key, hour).await.unwrap();
+    assert_eq!(store.throttled(&key).await.unwrap(), Some(hour));
+    // An earlier instant never shortens a cool-down; a later one extends it.
+    store.throttle(&key, UnixTime(now + 60)).await.unwrap();
+    assert_eq!(store.throttled(&key).await.unwrap(), Some(hour));
+    let longer = UnixTime(now + 7200);
+    store.throttle(&key, longer).await.unwrap();
+    assert_eq!(store.throttled(&key).await.unwrap(), Some(longer));
+    // Another payer is not throttled; an instant already passed throttles nobody.
+    assert_eq!(store.throttled(&fresh_throttle_key()).await.unwrap(), None);
+    let past = fresh_throttle_key();
+    store.throttle(&past, UnixTime(now - 1)).await.unwrap();
+    assert_eq!(store.throttled(&past).await.unwrap(), None);
+    // A cool-down lapses once its instant has passed (and a new one may follow).
+    let short = fresh_throttle_key();
+    let soon = UnixTime(UnixTime::now().0 + 1);
+    store.throttle(&short, soon).await.unwrap();
+    assert_eq!(store.throttled(&short).await.unwrap(), Some(soon));
+    let mut polls = 0;
+    while store.throttled(&short).await.unwrap().is_some() {
+        polls += 1;
+        assert!(polls < 600, "a cool-down one second long never lapsed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = UnixTime(UnixTime::now().0 + 3600);
+    store.throttle(&short, again).await.unwrap();
+    assert_eq!(store.throttled(&short).await.unwrap(), Some(again));
 }

@@ -165,6 +165,14 @@ impl SettlementStore for FaultyStore {
         self.inner.unlease(name).await
     }
 
+    async fn throttle(&self, key: &str, until: UnixTime) -> Result<(), StoreError> {
+        self.inner.throttle(key, until).await
+    }
+
+    async fn throttled(&self, key: &str) -> Result<Option<UnixTime>, StoreError> {
+        self.inner.throttled(key).await
+    }
+
     async fn health(&self) -> Result<(), StoreError> {
         self.inner.health().await
     }

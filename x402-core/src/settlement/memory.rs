@@ -40,6 +40,8 @@ impl Entry {
 struct Map {
     entries: HashMap<PaymentId, Entry>,
     seq: u64,
+    /// Payer cool-downs: until when each payer is refused.
+    throttles: HashMap<String, UnixTime>,
 }
 
 /// An in-process settlement store (named `memory` in the configuration): claims, intents and
@@ -274,6 +276,28 @@ impl SettlementStore for MemoryStore {
 
     async fn unlease(&self, _name: &str) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn throttle(&self, key: &str, until: UnixTime) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut map = self.lock();
+        let len = map.throttles.len();
+        if len >= 1024 && len.is_power_of_two() {
+            map.throttles.retain(|_, t| *t > now);
+        }
+        let kept = map.throttles.entry(key.to_owned()).or_insert(until);
+        *kept = (*kept).max(until);
+        Ok(())
+    }
+
+    async fn throttled(&self, key: &str) -> Result<Option<UnixTime>, StoreError> {
+        let now = self.clock.now();
+        Ok(self
+            .lock()
+            .throttles
+            .get(key)
+            .copied()
+            .filter(|until| *until > now))
     }
 
     async fn health(&self) -> Result<(), StoreError> {

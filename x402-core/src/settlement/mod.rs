@@ -29,13 +29,16 @@
 //! nothing, and its write-ahead would now fail.
 //!
 //! The store also serializes settles per payer across schemes and processes
-//! ([`SettlementStore::payer_turn`]) and leases names (EVM signer keys) to one process at a time
-//! ([`SettlementStore::lease`]).
+//! ([`SettlementStore::payer_turn`]), leases names (EVM signer keys) to one process at a time
+//! ([`SettlementStore::lease`]), and keeps the cool-downs of payers whose payments failed on
+//! chain at the facilitator's cost ([`SettlementStore::throttle`]), so every process sharing the
+//! store refuses them, across restarts.
 //!
 //! [`MemoryStore`] serves one process; the `x402-store` crate holds the durable backends.
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+mod cooldown;
 #[cfg(any(test, feature = "testing"))]
 pub mod faulty;
 mod memory;
@@ -48,6 +51,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Reason, UnixTime};
 
+pub use cooldown::PayerCooldown;
 pub use memory::{KeyedLocks, MemoryStore};
 
 /// The identity of a payment: what may be settled at most once.
@@ -358,6 +362,14 @@ pub trait SettlementStore: Send + Sync + fmt::Debug {
 
     /// Gives a lease back.
     async fn unlease(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Refuses payer `key` until `until` (a payment of theirs failed on chain at the
+    /// facilitator's cost): the later of an instant already recorded and `until` is kept.
+    async fn throttle(&self, key: &str, until: UnixTime) -> Result<(), StoreError>;
+
+    /// Until when payer `key` is refused, while that instant is still ahead (by the store's
+    /// clock); `None` once it has passed, or when the payer was never throttled.
+    async fn throttled(&self, key: &str) -> Result<Option<UnixTime>, StoreError>;
 
     /// Whether the store answers (`/ready`).
     async fn health(&self) -> Result<(), StoreError>;

@@ -22,7 +22,7 @@ use x402_core::{
 
 use crate::chain::{self, CallResult, CodeCache};
 use crate::options::NetworkOptions;
-use crate::settle::{SettlePlan, Settler, failed, recorded_rejection};
+use crate::settle::{SettlePlan, Settler, failed, payer_key, recorded_rejection};
 use crate::signers::SignerPool;
 
 /// How many unresolved records one reconciliation pass judges at most.
@@ -114,7 +114,14 @@ impl EvmFacilitatorCore {
         if let Some(buffer) = options.expiry_buffer_seconds {
             core.set_expiry_buffer(buffer);
         }
+        core.set_payer_cooldown(options.failed_payer_cooldown());
         Ok((core, min_signer_balance))
+    }
+
+    /// Sets how long a payer whose settlement reverted is refused (zero: never; default
+    /// [`x402_core::PayerCooldown::DEFAULT`]).
+    pub fn set_payer_cooldown(&mut self, period: std::time::Duration) {
+        self.settler.set_payer_cooldown(period);
     }
 
     /// Replaces the expiry buffer (default: from the chain's block time, see [`crate::window`]).
@@ -362,6 +369,14 @@ pub async fn verify<S: EvmScheme>(
     scheme: &S,
     ctx: &PaymentContext<'_>,
 ) -> Result<Verdict, SchemeError> {
+    if let Ok(p) = S::parse(ctx.payload.payload)
+        && let Some(rejection) = throttled(scheme, ctx, &p).await?
+    {
+        return Ok(Verdict::invalid(
+            Some(S::payer(&p).to_checksum(None)),
+            rejection,
+        ));
+    }
     let (payload, checked) = scheme.check(ctx, Phase::Verify).await?;
     // A payment the store has any record of (in flight, pending, settled, failed, consumed)
     // does not verify: one header must not buy handler runs forever (threat-model S78).
@@ -408,6 +423,12 @@ async fn settle_in_time<S: EvmScheme>(
     // and every process sharing the store, take turns (threat-model S83).
     // The turn is taken only for a payload its payer signed (threat-model S76).
     let parsed = S::parse(ctx.payload.payload).ok();
+    // A payer in a cool-down (a settlement of theirs reverted at our gas) sends nothing.
+    if let Some(p) = &parsed
+        && let Some(rejection) = throttled(scheme, ctx, p).await?
+    {
+        return Ok(failed(S::payer(p), None, rejection));
+    }
     let authentic = match &parsed {
         Some(p) => scheme.authentic(ctx, p).await?,
         None => false,
@@ -415,7 +436,7 @@ async fn settle_in_time<S: EvmScheme>(
     let payer_turn = match parsed {
         Some(p) if authentic => {
             let payer = S::payer(&p);
-            let key = format!("{}/{payer:#x}", core.network);
+            let key = payer_key(&core.network, payer);
             let wait =
                 x402_core::timing::capped(core.signers.config().receipt_timeout, ctx.deadline);
             match core.settler.store().payer_turn(&key, wait).await? {
@@ -479,6 +500,27 @@ async fn busy<S: EvmScheme>(
             "another settlement of this payer is still running; nothing was sent",
         ),
     ))
+}
+
+/// The refusal of a payment whose payer is in a cool-down — unless the store has a record of the
+/// payment: a repeat is answered from its record, as any other.
+async fn throttled<S: EvmScheme>(
+    scheme: &S,
+    ctx: &PaymentContext<'_>,
+    payload: &S::Payload,
+) -> Result<Option<Rejection>, SchemeError> {
+    let settler = &scheme.core().settler;
+    let Some(until) = settler.throttled(S::payer(payload)).await? else {
+        return Ok(None);
+    };
+    let rejection = x402_core::PayerCooldown::rejection(until);
+    if let Some(id) = scheme.replay_identity(ctx, payload, &rejection)
+        && let Some(record) = settler.store().record(&id).await?
+        && settler.current(&id, record).await?.is_some()
+    {
+        return Ok(None);
+    }
+    Ok(Some(rejection))
 }
 
 /// The identity a checked payment may have a settlement record under: its plan's when valid,

@@ -93,8 +93,9 @@ const CLAIM_ATTEMPTS: usize = 8;
 ///   renewed while held and deleted when the turn is dropped; its expiry
 ///   ([`PostgresSettings::payer_turn_ttl`]) frees the turn of a crashed replica.
 /// - **Leases** are rows `lease:<name>` held by this store's random process instance id.
-/// - **Pruning** runs in the background every [`PostgresSettings::prune_every`] and never
-///   deletes an unresolved row.
+/// - **Payer cool-downs** are rows of `x402_throttles`, compared with the database's clock.
+/// - **Pruning** runs in the background every [`PostgresSettings::prune_every`] (lapsed
+///   cool-downs too) and never deletes an unresolved row.
 /// - The schema is created and migrated at start-up, versioned in `x402_schema_version`, under
 ///   an advisory lock.
 ///
@@ -347,6 +348,12 @@ impl Inner {
             &[],
         )
         .await?;
+        self.change(
+            "prune",
+            "DELETE FROM x402_throttles WHERE refused_until <= floor(extract(epoch FROM now()))::bigint",
+            &[],
+        )
+        .await?;
         Ok(pruned)
     }
 }
@@ -572,6 +579,37 @@ impl SettlementStore for PostgresStore {
     async fn unlease(&self, name: &str) -> Result<(), StoreError> {
         self.inner
             .give_back(&format!("lease:{name}"), &self.inner.process)
+            .await
+    }
+
+    async fn throttle(&self, key: &str, until: UnixTime) -> Result<(), StoreError> {
+        let until = row::expires(until);
+        self.inner
+            .change(
+                "throttle",
+                "INSERT INTO x402_throttles AS t (key, refused_until) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET
+                     refused_until = GREATEST(t.refused_until, EXCLUDED.refused_until)",
+                &[&key, &until],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn throttled(&self, key: &str) -> Result<Option<UnixTime>, StoreError> {
+        self.inner
+            .call("throttled", |client| async move {
+                let stmt = client
+                    .prepare_cached(
+                        "SELECT refused_until FROM x402_throttles
+                         WHERE key = $1 AND refused_until > floor(extract(epoch FROM now()))::bigint",
+                    )
+                    .await?;
+                Ok(client
+                    .query_opt(&stmt, &[&key])
+                    .await?
+                    .map(|r| row::unix_time(r.get(0))))
+            })
             .await
     }
 

@@ -35,6 +35,13 @@ const MIGRATIONS: &[&str] = &[
         holder     text NOT NULL,
         expires_at timestamptz NOT NULL
     );",
+    // 2: payer cool-downs (a payment failed on chain at the facilitator's cost), until a unix
+    // second compared with the database's clock.
+    "CREATE TABLE x402_throttles (
+        key           text PRIMARY KEY,
+        refused_until bigint NOT NULL
+    );
+    CREATE INDEX x402_throttles_until ON x402_throttles (refused_until);",
 ];
 
 /// Brings the schema to the latest version.

@@ -10,6 +10,8 @@ mod lock;
 mod schema;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod throttle_tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -48,8 +50,9 @@ const PRUNE_EVERY_CLAIMS: u64 = 1024;
 ///   instance's own is taken over after [`StoreOptions::abandon_after`].
 /// - **Payer turns** are in-process ([`KeyedLocks`]); **leases** are always granted (one
 ///   process), and recorded in the file.
-/// - **Pruning:** resolved entries past their payment's expiry plus [`StoreOptions::grace`] are
-///   deleted at open and every 1024 claims; unresolved ones never.
+/// - **Payer cool-downs** are rows of `x402_throttles`, compared with the store's clock.
+/// - **Pruning:** resolved entries past their payment's expiry plus [`StoreOptions::grace`], and
+///   lapsed cool-downs, are deleted at open and every 1024 claims; unresolved entries never.
 pub struct SqliteStore {
     inner: Arc<Inner>,
 }
@@ -227,6 +230,8 @@ impl Inner {
         .execute(params![cutoff])?;
         conn.prepare_cached("DELETE FROM x402_leases WHERE expires_at_ms < ?1")?
             .execute(params![row::now_millis()])?;
+        conn.prepare_cached("DELETE FROM x402_throttles WHERE refused_until <= ?1")?
+            .execute(params![row::expires(UnixTime(now))])?;
         Ok(())
     }
 
@@ -481,6 +486,36 @@ impl SettlementStore for SqliteStore {
             conn.prepare_cached("DELETE FROM x402_leases WHERE name = ?1 AND holder = ?2")?
                 .execute(params![name, inner.process])?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn throttle(&self, key: &str, until: UnixTime) -> Result<(), StoreError> {
+        let (key, until) = (key.to_owned(), row::expires(until));
+        self.call(move |_, conn| {
+            conn.prepare_cached(
+                "INSERT INTO x402_throttles (key, refused_until) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET
+                     refused_until = max(x402_throttles.refused_until, excluded.refused_until)",
+            )?
+            .execute(params![key, until])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn throttled(&self, key: &str) -> Result<Option<UnixTime>, StoreError> {
+        let key = key.to_owned();
+        self.call(move |inner, conn| {
+            let now = row::expires(inner.clock.now());
+            let until: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT refused_until FROM x402_throttles
+                     WHERE key = ?1 AND refused_until > ?2",
+                )?
+                .query_row(params![key, now], |r| r.get(0))
+                .optional()?;
+            Ok(until.map(row::unix_time))
         })
         .await
     }

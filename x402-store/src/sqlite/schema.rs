@@ -4,7 +4,7 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 /// Migrations in order: version `n` is `MIGRATIONS[n - 1]`.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: settlements and leases.
     "CREATE TABLE x402_settlements (
         id            TEXT PRIMARY KEY NOT NULL,
@@ -28,6 +28,12 @@ const MIGRATIONS: &[&str] = &[
         holder        TEXT NOT NULL,
         expires_at_ms INTEGER NOT NULL
     );",
+    // 2: payer cool-downs (a payment failed on chain at the facilitator's cost).
+    "CREATE TABLE x402_throttles (
+        key           TEXT PRIMARY KEY NOT NULL,
+        refused_until INTEGER NOT NULL
+    );
+    CREATE INDEX x402_throttles_until ON x402_throttles (refused_until);",
 ];
 
 /// Why the schema could not be brought up to date.

@@ -8,6 +8,8 @@
 //! * `durable` — the settlement store: a pending settlement reconciled from the chain and its
 //!   success delivered once (R10), verify refusing a recorded payment (S78), nothing sent before
 //!   the intent is written ahead (S81).
+//! * `cooldown` — a payer whose transaction landed with an error refused `payer_throttled` until
+//!   its cool-down ends.
 //! * `replicas` — two facilitators sharing one PostgreSQL store and the fee payers: one payment
 //!   sent 20 times across both lands once (S25).
 //! * `fee_payer`, `layout`, `chain` — fee-payer safety (threat-model S48–S62): each attack is
@@ -22,6 +24,7 @@
 
 mod bounds;
 mod chain;
+mod cooldown;
 mod durable;
 mod fee_payer;
 mod layout;
