@@ -4,14 +4,15 @@
 //! The pieces: [`chain`] (anvil with real USDC, payers funded in bulk), [`corpus`] (pre-signed
 //! payments), [`proxy`] (a counting JSON-RPC proxy), [`driver`] (closed- and open-loop load),
 //! [`measure`] (one step with its CPU, memory and RPC cost), [`targets`] (our binary and the
-//! TypeScript reference as processes), [`stores`] (settles by settlement store), [`suite`] (the
-//! full run) and [`report`].
+//! TypeScript reference as processes), [`stores`] (settles by settlement store), [`flood`]
+//! (invalid verifies beside valid payments), [`suite`] (the full run) and [`report`].
 
 pub mod baseline;
 pub mod chain;
 pub mod corpus;
 pub mod driver;
 pub mod env;
+pub mod flood;
 pub mod measure;
 pub mod procstat;
 pub mod proxy;

@@ -7,7 +7,9 @@
 //!                  [--settle-ops N] [--signers 1,4,8]
 //!                  [--stores memory,sqlite,postgres] [--store-rounds N] [--store-signers N]
 //!                  [--no-svm] [--svm-payers N] [--direct-rpc]
-//!                  [--only verify,settle-automine,settle-blocks,settle-stores,svm]
+//!                  [--flood-invalid N] [--flood-rate R] [--flood-concurrency C]
+//!                  [--flood-workers N] [--flood-valid N]
+//!                  [--only verify,settle-automine,settle-blocks,settle-stores,invalid-flood,svm]
 //! x402-bench chain [--out DIR] [--payers N] [--settle-rounds N] [--hold-secs S] [--store URL]
 //! x402-bench drive --url URL --corpus FILE [--route verify|settle] [--concurrency LIST]
 //!                  [--rate R] [--secs S] [--ops N] [--pid PID] [--chain-pid PID]
@@ -122,6 +124,12 @@ async fn run(args: &Args) -> Result<(), String> {
     }
     o.store_rounds = args.get("store-rounds")?.unwrap_or(o.store_rounds);
     o.store_signers = args.get("store-signers")?.unwrap_or(o.store_signers);
+    let f = &mut o.flood;
+    f.invalid = args.get("flood-invalid")?.unwrap_or(f.invalid);
+    f.rate_per_s = args.get("flood-rate")?.unwrap_or(f.rate_per_s);
+    f.concurrency = args.get("flood-concurrency")?.unwrap_or(f.concurrency);
+    f.valid_workers = args.get("flood-workers")?.unwrap_or(f.valid_workers);
+    f.baseline_payments = args.get("flood-valid")?.unwrap_or(f.baseline_payments);
     o.typescript = !args.flag("no-ts");
     o.direct_rpc = args.flag("direct-rpc");
     if let Some(only) = args.get::<String>("only")? {
@@ -141,7 +149,10 @@ async fn run(args: &Args) -> Result<(), String> {
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     say(&md);
-    Ok(())
+    match report.failed_checks().as_slice() {
+        [] => Ok(()),
+        failed => Err(format!("checks failed:\n{}", failed.join("\n"))),
+    }
 }
 
 async fn hold_chain(args: &Args) -> Result<(), String> {

@@ -30,6 +30,9 @@ pub struct Report {
     /// Settle throughput and cost by settlement store (empty when not run).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stores: Vec<crate::stores::StoreFigure>,
+    /// The invalid flood (`None` when not run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flood: Option<crate::flood::FloodReport>,
     /// Anything skipped or worth knowing, in plain words.
     pub notes: Vec<String>,
 }
@@ -43,6 +46,16 @@ pub struct Scenario {
     pub target: String,
     /// The steps.
     pub steps: Vec<Step>,
+}
+
+impl Report {
+    /// The correctness checks of the run that failed (the invalid flood's).
+    pub fn failed_checks(&self) -> Vec<String> {
+        self.flood
+            .as_ref()
+            .map(crate::flood::FloodReport::failed)
+            .unwrap_or_default()
+    }
 }
 
 impl Scenario {
@@ -317,6 +330,9 @@ pub fn markdown(r: &Report) -> String {
     if !r.stores.is_empty() {
         out.push_str(&crate::stores::markdown(&r.stores));
     }
+    if let Some(flood) = &r.flood {
+        out.push_str(&crate::flood::markdown(flood));
+    }
     if !r.notes.is_empty() {
         out.push_str("\n## Notes\n\n");
         for n in &r.notes {
@@ -374,6 +390,7 @@ mod tests {
             scenarios,
             comparisons,
             stores: Vec::new(),
+            flood: None,
             notes: vec!["n".into()],
         };
         let md = markdown(&report);

@@ -55,7 +55,7 @@ pub struct Options {
     /// Facilitators talk to the chain directly: no RPC counts, no proxy CPU.
     pub direct_rpc: bool,
     /// Which scenario groups run: `verify`, `settle-automine`, `settle-blocks`, `settle-stores`,
-    /// `svm` (empty: all).
+    /// `invalid-flood`, `svm` (empty: all).
     pub only: Vec<String>,
     /// The settlement stores compared by `settle-stores` (1 s blocks, c = `settle_concurrency`,
     /// steps bounded by `settle_ops` and `settle_time`).
@@ -66,6 +66,8 @@ pub struct Options {
     pub store_signers: usize,
     /// The Solana scenarios, or `None` to skip them.
     pub svm: Option<crate::svm::SvmOptions>,
+    /// The invalid flood (`invalid-flood`).
+    pub flood: crate::flood::FloodOptions,
 }
 
 impl Default for Options {
@@ -96,6 +98,7 @@ impl Default for Options {
                 step_time: Duration::from_secs(6),
                 settle_concurrency: 64,
             }),
+            flood: crate::flood::FloodOptions::default(),
         }
     }
 }
@@ -116,7 +119,21 @@ pub async fn run(o: &Options) -> Result<Report, String> {
     let chain = Chain::start(o.chain_id).await;
     let chain_pid = chain.anvil_pid();
     let usdc = chain.bed.usdc();
-    let keys = corpus::payers(o.payers);
+    // The invalid flood alone needs only its own few payers.
+    let alone = ![
+        "verify",
+        "settle-automine",
+        "settle-blocks",
+        "settle-stores",
+    ]
+    .iter()
+    .any(|k| o.runs(k));
+    let payers = if alone {
+        o.flood.payers.min(o.payers)
+    } else {
+        o.payers
+    };
+    let keys = corpus::payers(payers);
     let addresses: Vec<_> = keys.iter().map(|k| k.address()).collect();
     progress(&format!(
         "funding {} payers (ETH, USDC mint, Permit2 approval)",
@@ -158,17 +175,15 @@ pub async fn run(o: &Options) -> Result<Report, String> {
         signers: keys.to_vec(),
         store_url: "memory".into(),
     };
-    let start_ours = |n: usize| -> Result<Under<'_>, String> {
+    let start_ours_with = |keys: &[PrivateKeySigner]| -> Result<Under<'_>, String> {
         Ok(Under {
-            facilitator: targets::start_rust(
-                &o.facilitator_bin,
-                &setup(ours_proxy, &signers[..n]),
-            )?,
+            facilitator: targets::start_rust(&o.facilitator_bin, &setup(ours_proxy, keys))?,
             proxy: ours_proxy,
             chain_pid,
             store_pid: None,
         })
     };
+    let start_ours = |n: usize| start_ours_with(&signers[..n]);
     let ts = if o.typescript && (o.runs("verify") || settles) {
         match targets::start_ts(&setup(ts_proxy, &ts_signers)) {
             Ok(f) => Some(Under {
@@ -198,6 +213,30 @@ pub async fn run(o: &Options) -> Result<Report, String> {
                 scenarios.push(verify_sweep(ts, feed, o, name).await?);
             }
         }
+    }
+
+    let mut flood = None;
+    if o.runs("invalid-flood") {
+        let flood_signers = chain.new_signers(1).await?;
+        let u = start_ours_with(&flood_signers)?;
+        progress(&format!("invalid flood — {}", u.facilitator.name));
+        let addresses: Vec<_> = flood_signers.iter().map(|k| k.address()).collect();
+        let subject = crate::flood::Subject {
+            url: &u.facilitator.url,
+            pid: Some(u.facilitator.pid),
+            proxy: u.proxy,
+        };
+        let bed = crate::flood::Bed {
+            chain: &chain,
+            payers: &keys,
+            requirements: &eip3009,
+            signers: &addresses,
+        };
+        let report = crate::flood::run(subject, bed, &o.flood).await?;
+        for failed in report.failed() {
+            notes.push(format!("invalid flood check FAILED — {failed}"));
+        }
+        flood = Some(report);
     }
 
     for (name, block_time, key) in [
@@ -307,7 +346,7 @@ pub async fn run(o: &Options) -> Result<Report, String> {
     );
     setup_facts.insert("corpus".into(), format!(
         "{} funded payers; {} distinct verify bodies per method (cycled); {} settle bodies (each used once); v2, price {} USDC, valid {} s",
-        o.payers, verify_keys.len(), o.payers * settle_rounds, corpus::PRICE, corpus::VALIDITY_SECONDS));
+        payers, verify_keys.len(), payers * settle_rounds, corpus::PRICE, corpus::VALIDITY_SECONDS));
     setup_facts.insert(
         "bounds".into(),
         format!(
@@ -340,6 +379,7 @@ pub async fn run(o: &Options) -> Result<Report, String> {
         scenarios,
         comparisons,
         stores,
+        flood,
         notes,
     })
 }

@@ -196,3 +196,71 @@ fn the_generated_config_is_accepted_with_every_store() {
         assert_eq!(config.store.url, store_url);
     }
 }
+
+/// The invalid flood on a small count (the benchmark sends 10,000): every kind of invalid
+/// request, valid payments beside them, and the run's own checks (each valid payment settled
+/// once, no 5xx, no invalid request accepted, `/metrics` without the made-up labels). Figures
+/// are printed, never asserted.
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_flood_checks_hold_on_a_small_count() {
+    let chain = Chain::start(31337).await;
+    let keys = corpus::payers(4);
+    let addresses: Vec<_> = keys.iter().map(|k| k.address()).collect();
+    chain
+        .fund(&addresses, U256::from(1_000_000u64), false)
+        .await
+        .unwrap();
+    let eip3009 = corpus::requirements(&chain, TransferMethod::Eip3009)
+        .await
+        .unwrap();
+    let signers = chain.new_signers(1).await.unwrap();
+    let setup = EvmSetup {
+        chain_id: chain.bed.chain_id(),
+        rpc_url: chain.bed.endpoint().to_owned(),
+        usdc: chain.bed.usdc(),
+        signers: signers.clone(),
+        store_url: "memory".into(),
+    };
+    let (toml, env) = targets::rust_config(&setup);
+    let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let config = Config::parse(&toml, &lookup).unwrap();
+    let (facilitator, _) = facilitator_bin::build(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(
+        facilitator,
+        Arc::new(Metrics::default()),
+        config.limits.clone(),
+    );
+    tokio::spawn(server::serve(listener, state, std::future::pending()));
+
+    let options = x402_bench::flood::FloodOptions {
+        invalid: 400,
+        rate_per_s: 0.0,
+        concurrency: 16,
+        valid_workers: 2,
+        baseline_payments: 4,
+        max_payments_under_load: 40,
+        payers: 4,
+    };
+    let subject = x402_bench::flood::Subject {
+        url: &url,
+        pid: None,
+        proxy: None,
+    };
+    let signer_addresses: Vec<_> = signers.iter().map(|k| k.address()).collect();
+    let bed = x402_bench::flood::Bed {
+        chain: &chain,
+        payers: &keys,
+        requirements: &eip3009,
+        signers: &signer_addresses,
+    };
+    let report = x402_bench::flood::run(subject, bed, &options)
+        .await
+        .unwrap();
+    println!("{}", x402_bench::flood::markdown(&report));
+    assert_eq!(report.failed(), Vec::<String>::new());
+    assert_eq!(report.invalid.sent, 400);
+    assert_eq!(report.invalid.kinds.len(), 8, "every kind sent");
+    assert!(report.under_load.sent > 0, "payments ran beside the flood");
+}
