@@ -51,7 +51,13 @@ async fn two_replicas_with_one_store_settle_one_payment_sent_twenty_times_once()
         if s.success {
             successes.push(s.transaction);
         } else {
-            assert_eq!(s.error_reason, Some(Reason::DUPLICATE_SETTLEMENT), "{s:?}");
+            // A copy that meets the first one's claim while its transaction is still
+            // unconfirmed waits a bounded time, then may answer pending (a loaded machine).
+            assert!(
+                s.error_reason == Some(Reason::DUPLICATE_SETTLEMENT)
+                    || s.error_reason == Some(Reason::SETTLEMENT_PENDING),
+                "{s:?}"
+            );
             others.push(s);
         }
     }
