@@ -40,6 +40,8 @@ pub mod signers;
 #[cfg(feature = "facilitator")]
 pub mod startup;
 #[cfg(feature = "facilitator")]
+pub mod watch;
+#[cfg(feature = "facilitator")]
 pub mod window;
 
 pub use alloy;

@@ -58,6 +58,11 @@ pub struct NetworkOptions {
     /// store. 0 turns the cool-down off.
     #[serde(default = "default_failed_payer_cooldown_secs")]
     pub failed_payer_cooldown_secs: u64,
+    /// Blocks after which a settlement transaction still not mined is replaced with the same
+    /// nonce and fees raised by at least 10 % (within `max_fee_per_gas` and
+    /// `max_priority_fee_per_gas`); default 3.
+    #[serde(default = "default_stuck_after_blocks")]
+    pub stuck_after_blocks: u64,
 }
 
 impl std::fmt::Debug for NetworkOptions {
@@ -78,6 +83,7 @@ impl std::fmt::Debug for NetworkOptions {
                 "failed_payer_cooldown_secs",
                 &self.failed_payer_cooldown_secs,
             )
+            .field("stuck_after_blocks", &self.stuck_after_blocks)
             .finish()
     }
 }
@@ -96,6 +102,7 @@ const NETWORK_KEYS: &[&str] = &[
     "signer_lease_ms",
     "expiry_buffer_seconds",
     "failed_payer_cooldown_secs",
+    "stuck_after_blocks",
 ];
 
 fn default_rpc_timeout_ms() -> u64 {
@@ -109,6 +116,9 @@ fn default_confirmations() -> u64 {
 }
 fn default_signer_lease_ms() -> u64 {
     30_000
+}
+fn default_stuck_after_blocks() -> u64 {
+    crate::signers::TxConfig::default().stuck_after_blocks
 }
 fn default_failed_payer_cooldown_secs() -> u64 {
     x402_core::PayerCooldown::DEFAULT.as_secs()
@@ -193,6 +203,11 @@ impl NetworkOptions {
                 "expiry_buffer_seconds must be at least 1".into(),
             ));
         }
+        if self.stuck_after_blocks == 0 {
+            return Err(SchemeError::Config(
+                "stuck_after_blocks must be at least 1".into(),
+            ));
+        }
         if self.confirmations == 0 {
             return Err(SchemeError::Config(
                 "confirmations must be at least 1".into(),
@@ -202,6 +217,7 @@ impl NetworkOptions {
         Ok(TxConfig {
             receipt_timeout: Duration::from_millis(self.receipt_timeout_ms),
             confirmations: self.confirmations,
+            stuck_after_blocks: self.stuck_after_blocks,
             gas_limit_cap: self.gas_limit_cap.unwrap_or(defaults.gas_limit_cap),
             max_fee_per_gas_cap: wei("max_fee_per_gas", &self.max_fee_per_gas)?
                 .unwrap_or(defaults.max_fee_per_gas_cap),
@@ -221,12 +237,22 @@ impl NetworkOptions {
     ) -> Result<(DynProvider, SignerPool, Option<alloy::primitives::U256>), SchemeError> {
         let chain_id = crate::parse::chain_id(&config.network)
             .map_err(|e| SchemeError::Config(e.to_string()))?;
+        // One newest-block-seen per network: a block `exact` saw is one `upto` must not read
+        // behind.
+        let head = config
+            .shared
+            .get_or_try_init::<crate::provider::ChainHead, std::convert::Infallible>(
+                &format!("x402-evm/chain-head/{}", config.network),
+                || Ok(crate::provider::ChainHead::new()),
+            )
+            .map_err(|e| SchemeError::Config(e.to_string()))?;
         let provider = crate::provider::connect_checked(
             &self.rpc_urls,
             &crate::provider::RpcOptions {
                 timeout: Duration::from_millis(self.rpc_timeout_ms),
                 label: config.network.to_string(),
                 chain_id: Some(chain_id),
+                head: Some(crate::provider::ChainHead::clone(&head)),
                 ..crate::provider::RpcOptions::default()
             },
         )

@@ -18,6 +18,8 @@
 //! - **Chain id.** Every endpoint's `eth_chainId` is checked before it is used, whenever requests
 //!   switch to it, and after it failed in transport; one serving another chain is taken out of
 //!   rotation (see [`endpoint`]). [`check_endpoints`] checks them all at start-up.
+//! - **Freshness.** An endpoint behind the newest block seen on the network is skipped for the
+//!   reads that decide payments, and those reads are made at a block by number (see [`fresh`]).
 //!
 //! alloy's `FallbackLayer` exists in 2.5 but sends reads to several endpoints in parallel (one
 //! JSON-RPC error answer may win the race) and names no endpoint in its errors, hence this one.
@@ -27,6 +29,7 @@
 
 mod attempt;
 pub mod endpoint;
+pub mod fresh;
 
 use std::fmt;
 use std::future::Future;
@@ -47,6 +50,8 @@ use tracing::{debug, warn};
 use self::attempt::attempt;
 pub use self::attempt::{AttemptError, RpcFailure};
 use self::endpoint::Endpoint;
+pub use self::fresh::ChainHead;
+use self::fresh::Need;
 use crate::error::{ConnectError, transport_failure};
 
 /// Poll interval for alloy's block and transaction watchers (suits local chains and 2 s L2s).
@@ -90,6 +95,9 @@ pub struct RpcOptions {
     pub chain_id: Option<u64>,
     /// After switching away from endpoint #0, how long until it is tried first again.
     pub primary_retry_after: Duration,
+    /// The newest block seen on the network, shared by its providers; `None`: this provider's
+    /// own.
+    pub head: Option<ChainHead>,
 }
 
 impl Default for RpcOptions {
@@ -101,6 +109,7 @@ impl Default for RpcOptions {
             label: String::new(),
             chain_id: None,
             primary_retry_after: PRIMARY_RETRY_AFTER,
+            head: None,
         }
     }
 }
@@ -178,6 +187,7 @@ struct Shared {
     switched_at_ms: AtomicU64,
     epoch: Instant,
     label: String,
+    head: ChainHead,
 }
 
 /// Receives one observation per RPC attempt: which transport (its label), which endpoint
@@ -237,6 +247,7 @@ impl FailoverTransport {
                 switched_at_ms: AtomicU64::new(0),
                 epoch: Instant::now(),
                 label: options.label.clone(),
+                head: options.head.clone().unwrap_or_default(),
             }),
         })
     }
@@ -249,6 +260,11 @@ impl FailoverTransport {
     /// Always `false` (a transport has at least one endpoint); for clippy's `len` rule.
     pub fn is_empty(&self) -> bool {
         self.inner.endpoints.is_empty()
+    }
+
+    /// The newest block seen through this transport (shared as configured).
+    pub fn head(&self) -> &ChainHead {
+        &self.inner.head
     }
 
     /// The index of the endpoint requests currently go to first.
@@ -294,13 +310,16 @@ impl FailoverTransport {
             RequestPacket::Batch(_) => "batch".to_owned(),
         };
         let is_send = method.starts_with("eth_send");
+        let need = Need::of(&request);
         let deadline = DEADLINE.try_with(|d| *d).ok();
         for step in 0..count {
             let index = (first + step) % count;
             let mut retries = 0;
             let result = loop {
                 let started = Instant::now();
-                let result = self.try_endpoint(index, index != active, &body).await;
+                let result = self
+                    .try_endpoint(index, index != active, &body, (&need, method.as_str()))
+                    .await;
                 if let Some(observer) = OBSERVER.get() {
                     observer.observe(
                         &shared.label,
@@ -372,6 +391,7 @@ impl FailoverTransport {
         index: usize,
         switching: bool,
         body: &[u8],
+        (need, method): (&Need, &str),
     ) -> Result<ResponsePacket, AttemptError> {
         let shared = &*self.inner;
         let endpoint = &shared.endpoints[index];
@@ -384,7 +404,16 @@ impl FailoverTransport {
                 switching,
             )
             .await?;
-        attempt(&shared.client, &endpoint.url, body).await
+        let pinned =
+            fresh::prepare(need, &shared.head, &shared.client, &endpoint.url, body).await?;
+        let packet = attempt(
+            &shared.client,
+            &endpoint.url,
+            pinned.as_deref().unwrap_or(body),
+        )
+        .await?;
+        fresh::check_answer(need, method, &shared.head, &packet)?;
+        Ok(packet)
     }
 }
 

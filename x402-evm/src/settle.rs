@@ -10,7 +10,11 @@
 //! 3. Sign, **write ahead** (the store records the signed transaction: signer, nonce, hash,
 //!    bytes — before it can leave the process), broadcast through the signer pool, wait for the
 //!    receipt within a bound, and accept success only when the receipt shows the exact transfer.
-//!    An unobserved outcome is `settlement_pending` with the transaction hash.
+//!    While waiting ([`crate::watch`]), a transaction the node lost (or a send whose answer was
+//!    lost) is sent again byte for byte, and one still unmined after `stuck_after_blocks` is
+//!    replaced with the same nonce and higher fees within the caps (written ahead too): whichever
+//!    copy is mined is the settlement. An unobserved outcome is `settlement_pending` with the
+//!    transaction hash.
 //! 4. The claim is released only when nothing was written ahead. A definitive refusal by the node
 //!    of what was written ahead removes the record through the reconciliation compare-and-set;
 //!    every other failure after the write-ahead leaves the record for reconciliation.
@@ -293,6 +297,12 @@ impl Journal for WriteAhead<'_> {
 impl WriteAhead<'_> {
     fn written(&self) -> bool {
         self.tried.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The transaction written ahead with `hash`.
+    fn attempt(&self, hash: TxHash) -> Option<Attempt> {
+        let list = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        list.iter().find(|a| a.hash == hash).cloned()
     }
 }
 
@@ -580,8 +590,9 @@ impl Settler {
             from: plan.from,
         };
         let sent = match self.signers.send_recorded(request, Some(journal)).await {
-            Ok(sent) => sent,
-            Err(SendError::Ambiguous { hash, .. }) => return self.pending(plan, token, hash).await,
+            Ok(sent) => sent.hash,
+            // Written ahead and possibly out: watched like any other (sent again if lost).
+            Err(SendError::Ambiguous { hash, .. }) => hash,
             Err(e) => {
                 // Nothing was broadcast. Without a write-ahead the claim is simply given back;
                 // with one, the record is removed through the reconciliation compare-and-set
@@ -624,8 +635,23 @@ impl Settler {
                 ));
             }
         };
-        let hash = format!("{:#x}", sent.hash);
-        match self.signers.wait_until(sent.hash, deadline).await {
+        let Some(copy) = journal.attempt(sent) else {
+            return self.pending(plan, token, sent).await;
+        };
+        // Whichever copy is mined (a replacement of a stuck one, or the first) is the settlement.
+        let (mined, outcome) = crate::watch::watch(
+            &self.signers,
+            Some(journal as &dyn Journal),
+            copy.from,
+            crate::watch::Copy {
+                hash: copy.hash,
+                raw: copy.raw,
+            },
+            deadline,
+        )
+        .await;
+        let hash = format!("{mined:#x}");
+        match outcome {
             ReceiptOutcome::Success(receipt) if shows_transfer(&receipt, &plan.transfer) => {
                 let outcome = Outcome::Settled {
                     transaction: hash.clone(),
@@ -652,7 +678,7 @@ impl Settler {
                     .await?;
                 self.fail(plan, token, hash, reason, message).await
             }
-            ReceiptOutcome::Pending => self.pending(plan, token, sent.hash).await,
+            ReceiptOutcome::Pending => self.pending(plan, token, mined).await,
         }
     }
 
@@ -814,13 +840,16 @@ impl Settler {
         let Some(last) = detail.attempts.last() else {
             return Ok(Judgement::Undecided);
         };
-        let known = self
-            .provider
-            .get_transaction_by_hash(last.hash)
-            .await
-            .map_err(|e| SchemeError::Rpc(crate::error::describe_rpc_error(&e)))?;
-        if known.is_some() {
-            return Ok(Judgement::Undecided);
+        // Any copy the node still has (a replacement it refused leaves the one it replaces).
+        for attempt in detail.attempts.iter().rev() {
+            let known = self
+                .provider
+                .get_transaction_by_hash(attempt.hash)
+                .await
+                .map_err(|e| SchemeError::Rpc(crate::error::describe_rpc_error(&e)))?;
+            if known.is_some() {
+                return Ok(Judgement::Undecided);
+            }
         }
         let bound = self
             .signers

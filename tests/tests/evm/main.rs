@@ -7,7 +7,8 @@
 //! * `durable` — the write-ahead and reconciliation of the settlement engine;
 //! * `cooldown` — the payer cool-down after a settlement that reverted at our gas;
 //! * `negative` — the negative suites of `exact`, tables shared by EIP-3009 and Permit2;
-//! * `rpc_faults` — RPC faults (errors, rate limits, lost sends, wrong chains, lag) through a proxy.
+//! * `rpc_faults` — RPC faults (errors, rate limits, lost sends, wrong chains, lag, stuck
+//!   transactions) through a proxy.
 
 mod contracts;
 mod cooldown;

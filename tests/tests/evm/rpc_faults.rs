@@ -1,11 +1,15 @@
 //! RPC faults never turn into wrong answers: an `exact` facilitator whose provider goes through
 //! fault-injecting proxies in front of anvil. A JSON-RPC or HTTP error is a transient failure,
 //! never a verdict; rate limits are backed off (per `Retry-After`) and failed over; a send that
-//! may have reached a node stays pending and is reconciled, never settled twice; an endpoint on
+//! may have reached a node is watched (its receipt settles it), never settled twice; an endpoint on
 //! another chain is refused; a lagging node cannot make a payment settle twice. Every refusal
-//! checks that nothing was broadcast and no funds or nonces moved.
+//! checks that nothing was broadcast and no funds or nonces moved. [`fresh`]: reads behind the
+//! newest block seen are never taken; [`stuck`]: lost sends go out again, stuck ones are replaced.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod fresh;
+mod stuck;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +25,7 @@ use x402_core::{
 use x402_evm::assets::TransferMethod;
 use x402_evm::error::ConnectError;
 use x402_evm::provider::{RpcOptions, connect_checked};
-use x402_evm::signers::SignerPool;
+use x402_evm::signers::{SignerPool, TxConfig};
 use x402_tests::evm::exact::{ExactHarness, UNITS, harness_tx_config};
 use x402_tests::evm::rpc_proxy::{Fault, RpcProxy};
 
@@ -35,6 +39,7 @@ struct Proxied {
     facilitator: LocalFacilitator,
     store: Arc<MemoryStore>,
     pool: SignerPool,
+    provider: DynProvider,
 }
 
 fn options(h: &ExactHarness) -> RpcOptions {
@@ -53,6 +58,11 @@ impl Proxied {
     }
 
     async fn over(h: ExactHarness, endpoints: usize, options: RpcOptions) -> Self {
+        Self::with_tx(h, endpoints, options, harness_tx_config()).await
+    }
+
+    /// Like [`Proxied::over`], the pool sending with `tx`.
+    async fn with_tx(h: ExactHarness, endpoints: usize, options: RpcOptions, tx: TxConfig) -> Self {
         let mut proxies = Vec::new();
         for _ in 0..endpoints {
             proxies.push(RpcProxy::start(h.bed.endpoint()).await);
@@ -62,18 +72,19 @@ impl Proxied {
         let pool = SignerPool::new(
             provider.clone(),
             vec![h.bed.facilitator().signer.clone()],
-            harness_tx_config(),
+            tx,
         )
         .await
         .expect("pool");
         let store = Arc::new(MemoryStore::new());
-        let facilitator = facilitator(&h, provider, pool.clone(), store.clone());
+        let facilitator = facilitator(&h, provider.clone(), pool.clone(), store.clone());
         Self {
             h,
             proxies,
             facilitator,
             store,
             pool,
+            provider,
         }
     }
 
@@ -302,43 +313,34 @@ async fn an_endpoint_on_another_chain_is_refused_at_start_and_taken_out_of_rotat
 }
 
 /// Settles `request` while the send is answered with an error although it reached anvil (which
-/// mines it): pending, never released, reconciled to one success.
+/// mines it): the send is ambiguous, so the settle watches it instead of signing anything else —
+/// the receipt settles it, once.
 async fn settle_through_a_lost_send(p: &Proxied, request: &VerifyRequest) {
     let seller = p.h.bed.seller().address;
     let s0 = p.h.usdc(seller).await;
     let signer = p.pool.addresses()[0];
     let nonce = p.pool.next_nonce(signer).await.unwrap();
 
-    let pending = p.facilitator.settle(request).await.unwrap();
-    assert_eq!(
-        pending.error_reason,
-        Some(Reason::SETTLEMENT_PENDING),
-        "{pending:?}"
+    let s = p.facilitator.settle(request).await.unwrap();
+    assert!(
+        s.success,
+        "the lost send is watched and its receipt found: {s:?}"
     );
-    assert!(!pending.transaction.is_empty(), "{pending:?}");
+    assert!(!s.transaction.is_empty(), "{s:?}");
     assert_eq!(p.h.usdc(seller).await, s0 + U256::from(UNITS), "it landed");
     assert_eq!(
         p.pool.next_nonce(signer).await,
         Some(nonce + 1),
         "the nonce is kept"
     );
-    assert_eq!(p.store.counts().await.unwrap().unresolved, 1);
-
-    let lines = p.facilitator.reconcile().await;
-    let pass = lines[0].result.as_ref().unwrap();
-    assert_eq!((pass.examined, pass.landed), (1, 1), "{lines:?}");
-    let s = p.facilitator.settle(request).await.unwrap();
-    assert!(
-        s.success,
-        "the landed payment is answered success once: {s:?}"
-    );
-    assert_eq!(s.transaction, pending.transaction);
+    assert_eq!(p.store.counts().await.unwrap().unresolved, 0);
     let again = p.facilitator.settle(request).await.unwrap();
     assert_eq!(
         again.error_reason,
         Some(Reason::DUPLICATE_SETTLEMENT),
         "{again:?}"
     );
+    assert_eq!(again.transaction, s.transaction);
     assert_eq!(p.broadcasts(), 1, "one transaction, ever");
     assert_eq!(p.h.usdc(seller).await, s0 + U256::from(UNITS), "paid once");
     // The pool goes on with the next nonce.
@@ -349,7 +351,7 @@ async fn settle_through_a_lost_send(p: &Proxied, request: &VerifyRequest) {
 }
 
 #[tokio::test]
-async fn a_send_answered_with_an_error_after_it_reached_the_node_stays_pending_and_lands_once() {
+async fn a_send_answered_with_an_error_after_it_reached_the_node_is_watched_and_lands_once() {
     let p = Proxied::start(1).await;
     let request = p.payment(0).await;
     p.proxies[0].fault_times(
@@ -361,7 +363,7 @@ async fn a_send_answered_with_an_error_after_it_reached_the_node_stays_pending_a
 }
 
 #[tokio::test]
-async fn a_failover_endpoint_refusing_a_send_the_first_may_have_delivered_keeps_it_pending() {
+async fn a_failover_endpoint_refusing_a_send_the_first_may_have_delivered_is_not_a_refusal() {
     let p = Proxied::start(2).await;
     let request = p.payment(0).await;
     // The first endpoint delivers the transaction and loses the answer; the second one answers

@@ -96,6 +96,14 @@ pub enum AttemptError {
         /// The JSON-RPC error code of the answer.
         code: i64,
     },
+    /// The endpoint is behind the newest block seen on the network (see [`super::fresh`]): its
+    /// answer could come from an older state, so it was not taken.
+    Lagging {
+        /// The endpoint's head (0: unknown — it had no block for a read pinned to its head).
+        head: u64,
+        /// The newest block seen.
+        seen: u64,
+    },
 }
 
 impl AttemptError {
@@ -108,7 +116,10 @@ impl AttemptError {
         match self {
             Self::Transport(failure) => !failure.undelivered(),
             Self::Malformed | Self::ErrorAfterDelivery { .. } => true,
-            Self::RateLimited { .. } | Self::WrongChain { .. } | Self::ChainUnchecked(_) => false,
+            Self::RateLimited { .. }
+            | Self::WrongChain { .. }
+            | Self::ChainUnchecked(_)
+            | Self::Lagging { .. } => false,
         }
     }
 
@@ -133,6 +144,15 @@ impl fmt::Display for AttemptError {
             }
             Self::ChainUnchecked(Some(failure)) => write!(f, "chain id check failed: {failure}"),
             Self::ChainUnchecked(None) => f.write_str("chain id check failed"),
+            Self::Lagging { head: 0, seen } => {
+                write!(f, "lagging: no state at its head, block {seen} was seen")
+            }
+            Self::Lagging { head, seen } => {
+                write!(
+                    f,
+                    "lagging: its head is block {head}, block {seen} was seen"
+                )
+            }
             Self::ErrorAfterDelivery { code } => write!(
                 f,
                 "JSON-RPC error {code} after an earlier endpoint may have received the request"

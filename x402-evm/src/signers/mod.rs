@@ -16,6 +16,7 @@
 
 mod fees;
 mod nonce;
+mod replace;
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tracing::warn;
 
 use self::fees::{FeeCaps, FeeOracle};
 use self::nonce::{Ctx, Slot, SlotState};
+pub use self::replace::{MIN_BUMP_PERCENT, Rebroadcast, Replacement, bumped};
 use crate::error::{PoolError, SendError, describe_rpc_error};
 use crate::receipt::{ReceiptOutcome, wait_for_confirmations};
 
@@ -52,6 +54,9 @@ pub struct TxConfig {
     pub fee_cache_ttl: Duration,
     /// How long a signer the node found short of funds is skipped by automatic selection.
     pub low_funds_backoff: Duration,
+    /// Blocks after which a settlement transaction still not mined is replaced with higher fees
+    /// (see [`SignerPool::replace`]).
+    pub stuck_after_blocks: u64,
 }
 
 impl Default for TxConfig {
@@ -65,6 +70,7 @@ impl Default for TxConfig {
             confirmations: 1,
             fee_cache_ttl: Duration::from_secs(1),
             low_funds_backoff: Duration::from_secs(30),
+            stuck_after_blocks: 3,
         }
     }
 }
@@ -136,6 +142,8 @@ pub struct PoolStats {
     pub ambiguous: u64,
     /// Unconfirmed transactions sent again with the same bytes.
     pub rebroadcasts: u64,
+    /// Stuck transactions replaced (same nonce, higher fees).
+    pub replacements: u64,
 }
 
 #[derive(Debug, Default)]
@@ -145,6 +153,7 @@ pub(crate) struct Counters {
     pub(crate) rejected: AtomicU64,
     pub(crate) ambiguous: AtomicU64,
     pub(crate) rebroadcasts: AtomicU64,
+    pub(crate) replacements: AtomicU64,
 }
 
 /// Signers on one chain with a nonce manager; cheap to clone (shared state).
@@ -402,6 +411,7 @@ impl SignerPool {
             rejected: c.rejected.load(Ordering::Relaxed),
             ambiguous: c.ambiguous.load(Ordering::Relaxed),
             rebroadcasts: c.rebroadcasts.load(Ordering::Relaxed),
+            replacements: c.replacements.load(Ordering::Relaxed),
         }
     }
 

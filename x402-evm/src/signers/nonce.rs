@@ -66,7 +66,7 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// How the node answered `eth_sendRawTransaction`.
-enum Answer {
+pub(super) enum Answer {
     Accepted,
     /// Nonce too low / too high, or a different transaction holds the nonce.
     NonceConflict(String),
@@ -244,7 +244,7 @@ async fn reconcile(ctx: &Ctx<'_>, slot: &Slot, state: &mut SlotState) {
 }
 
 /// Builds and signs the transaction; returns its hash and EIP-2718 bytes.
-fn sign(
+pub(super) fn sign(
     signer: &PrivateKeySigner,
     chain_id: u64,
     nonce: u64,
@@ -320,7 +320,7 @@ const REFUSALS: &[&str] = &[
 /// Only a recognised refusal gives the nonce back; an error answer the node does not explain
 /// (`internal error`, a gateway's own error, an error after the request was forwarded) may
 /// follow an acceptance, so the send is treated as possibly broadcast.
-fn classify<T>(result: Result<T, RpcError<TransportErrorKind>>) -> Answer {
+pub(super) fn classify<T>(result: Result<T, RpcError<TransportErrorKind>>) -> Answer {
     let error = match result {
         Ok(_) => return Answer::Accepted,
         Err(error) => error,
