@@ -42,13 +42,22 @@ pub struct ExactSvmOptions {
     /// The highest compute-unit price accepted, in micro-lamports.
     #[serde(default = "default_max_compute_unit_price")]
     pub max_compute_unit_price: u64,
-    /// The highest priority fee (limit × price) accepted, in lamports.
+    /// The highest priority fee (limit × price) accepted, in lamports, whatever the payment.
     #[serde(default = "default_max_priority_fee_lamports")]
     pub max_priority_fee_lamports: u64,
     /// How long, in seconds, a payer whose transaction landed with an error (our fee payer paid
     /// its fee) is refused `payer_throttled`. 0 turns the cool-down off.
     #[serde(default = "default_failed_payer_cooldown_secs")]
     pub failed_payer_cooldown_secs: u64,
+    /// The priority fee any payment may carry whatever its value, in lamports; above it the fee
+    /// must stay below the payment's value (see `facilitator::priority`).
+    #[serde(default = "default_priority_fee_floor_lamports")]
+    pub priority_fee_floor_lamports: u64,
+    /// What one atomic unit of a mint is worth at least, in lamports (a decimal string), per
+    /// mint (base58): the value a payment's priority fee must stay below. Added to the defaults
+    /// (each built-in stablecoin mint at "1"); a mint valued nowhere gets only the floor.
+    #[serde(default)]
+    pub priority_fee_lamports_per_unit: std::collections::BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for ExactSvmOptions {
@@ -66,6 +75,14 @@ impl std::fmt::Debug for ExactSvmOptions {
             .field(
                 "failed_payer_cooldown_secs",
                 &self.failed_payer_cooldown_secs,
+            )
+            .field(
+                "priority_fee_floor_lamports",
+                &self.priority_fee_floor_lamports,
+            )
+            .field(
+                "priority_fee_lamports_per_unit",
+                &self.priority_fee_lamports_per_unit,
             )
             .finish()
     }
@@ -93,6 +110,10 @@ fn default_max_priority_fee_lamports() -> u64 {
 
 fn default_failed_payer_cooldown_secs() -> u64 {
     Policy::default().failed_payer_cooldown.as_secs()
+}
+
+fn default_priority_fee_floor_lamports() -> u64 {
+    Policy::default().priority_fee_floor_lamports
 }
 
 fn millis(d: Duration) -> u64 {
@@ -128,6 +149,17 @@ impl ExactSvmOptions {
                     .map_err(|e| config_error(format!("min_signer_balance: {e}")))
             })
             .transpose()?;
+        let mut priority_fee_valuations = Policy::default().priority_fee_valuations;
+        for (mint, value) in &self.priority_fee_lamports_per_unit {
+            let key = mint.parse::<Pubkey>().map_err(|_| {
+                config_error(format!(
+                    "priority_fee_lamports_per_unit: {mint:?} is not a base58 public key"
+                ))
+            })?;
+            let nano = crate::facilitator::priority::parse_valuation(value)
+                .map_err(|e| config_error(format!("priority_fee_lamports_per_unit.{mint}: {e}")))?;
+            priority_fee_valuations.insert(key, nano);
+        }
         if self.receipt_timeout_ms == 0 || self.rpc_timeout_ms == 0 {
             return Err(config_error("timeouts must be positive"));
         }
@@ -136,6 +168,8 @@ impl ExactSvmOptions {
             max_compute_unit_limit: self.max_compute_unit_limit,
             max_compute_unit_price: self.max_compute_unit_price,
             max_priority_fee_lamports: self.max_priority_fee_lamports,
+            priority_fee_floor_lamports: self.priority_fee_floor_lamports,
+            priority_fee_valuations,
             min_signer_balance,
             confirm_timeout: Duration::from_millis(self.receipt_timeout_ms),
             failed_payer_cooldown: Duration::from_secs(self.failed_payer_cooldown_secs),
@@ -255,6 +289,19 @@ mod tests {
         assert!(e.to_string().contains("missing field `assets`"), "{e}");
         let unknown = serde_json::json!({"rpc_urls": [], "assets": "any", "rpc_url": "x"});
         assert!(serde_json::from_value::<ExactSvmOptions>(unknown).is_err());
+        let valued = serde_json::json!({"rpc_urls": [], "assets": "any",
+            "priority_fee_lamports_per_unit": {"So11111111111111111111111111111111111111112": "0.5"}});
+        let o: ExactSvmOptions = serde_json::from_value(valued).unwrap();
+        let policy = o.policy().unwrap();
+        assert_eq!(
+            policy.priority_fee_valuations.len(),
+            Policy::default().priority_fee_valuations.len() + 1
+        );
+        let bad_value = serde_json::json!({"rpc_urls": [], "assets": "any",
+            "priority_fee_lamports_per_unit": {"So11111111111111111111111111111111111111112": "1e9"}});
+        let o: ExactSvmOptions = serde_json::from_value(bad_value).unwrap();
+        let e = o.policy().unwrap_err().to_string();
+        assert!(e.contains("priority_fee_lamports_per_unit"), "{e}");
         let bad = serde_json::json!({"rpc_urls": [], "assets": ["nope"]});
         let o: ExactSvmOptions = serde_json::from_value(bad).unwrap();
         assert!(o.policy().unwrap_err().to_string().contains("assets[0]"));

@@ -4,7 +4,7 @@
 //! x402 requirements <URL> [--asset NETWORK:ADDRESS:DECIMALS[:SYMBOL]]... [--json]
 //! x402 pay <URL> [--max AMOUNT] [--total AMOUNT] [--network PATTERN]... [--asset ...]...
 //!                [--prefer-scheme SCHEME]... [--key-file PATH] [--solana-key-file PATH]
-//!                [--solana-rpc URL] [--explorer URL_PREFIX] [--json]
+//!                [--solana-rpc URL] [--evm-rpc URL]... [--explorer URL_PREFIX] [--json]
 //! ```
 //!
 //! `x402 --help` (and `--help` on each command) lists the options, the environment variables

@@ -41,7 +41,7 @@
 //! | S56 | no address lookup tables | `invalid_exact_svm_smart_wallet_alt_resolution_not_available` |
 //! | 6 | 3–7 instructions (v1: 3–6) | `…_transaction_instructions_length` |
 //! | 7 | ix 0 `SetComputeUnitLimit`, ≤ cap | `…_compute_limit_instruction(_too_high)` |
-//! | 8 | ix 1 `SetComputeUnitPrice`, ≤ cap; priority fee ≤ cap | `…_compute_price_instruction(_too_high)`, `…_priority_fee_too_high` |
+//! | 8, S52 | ix 1 `SetComputeUnitPrice`, ≤ cap; priority fee ≤ cap, then ≤ the payment's value (`priority`) | `…_compute_price_instruction(_too_high)`, `…_priority_fee_too_high`, by value `…_compute_price_instruction_too_high` |
 //! | 9–10 | ix 2 `TransferChecked` on Token / Token-2022 | `…_no_transfer_instruction` |
 //! | 11, S48 | authority / source not ours | `…_transaction_fee_payer_transferring_funds` |
 //! | 12–14 | mint, destination = ATA(payTo), amount exactly | `…_mint_mismatch`, `…_recipient_mismatch`, `…_amount_mismatch` |
@@ -334,6 +334,8 @@ fn check_transaction(
             crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_PRICE_INSTRUCTION_TOO_HIGH,
         ));
     }
+    // Absolute (ours, S52), then relative to the payment's value (`priority`): a price too high
+    // for what this payment is worth is answered with the reference's code for a price too high.
     let fee = priority_fee_lamports(limit, price);
     if fee > policy.max_priority_fee_lamports {
         return Err(reject_with(
@@ -341,6 +343,21 @@ fn check_transaction(
             format!(
                 "priority fee {fee} lamports, at most {}",
                 policy.max_priority_fee_lamports
+            ),
+        ));
+    }
+    let cap = super::priority::priority_fee_cap(
+        &policy.priority_fee_valuations,
+        &expected.asset,
+        expected.amount,
+        policy.priority_fee_floor_lamports,
+        policy.max_priority_fee_lamports,
+    );
+    if fee > cap {
+        return Err(reject_with(
+            crate::reason::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_PRICE_INSTRUCTION_TOO_HIGH,
+            format!(
+                "{price} micro-lamports per compute unit: a priority fee of {fee} lamports, at most {cap} for this payment's value"
             ),
         ));
     }

@@ -25,6 +25,7 @@ mod inspect;
 mod intent;
 #[cfg(test)]
 mod layout_tests;
+pub mod priority;
 mod reconcile;
 mod settle;
 #[cfg(test)]
@@ -62,8 +63,15 @@ pub struct Policy {
     pub max_compute_unit_limit: u32,
     /// The highest compute-unit price accepted, in micro-lamports.
     pub max_compute_unit_price: u64,
-    /// The highest priority fee (limit × price) accepted, in lamports.
+    /// The highest priority fee (limit × price) accepted, in lamports, whatever the payment.
     pub max_priority_fee_lamports: u64,
+    /// The priority fee any payment may carry whatever its value, in lamports (see
+    /// [`priority`]: otherwise the fee must stay below what the payment is worth).
+    pub priority_fee_floor_lamports: u64,
+    /// What one atomic unit of each mint is worth at least, in nano-lamports, for the priority
+    /// fee's cap relative to the payment's value ([`priority`]); a mint not listed is worth
+    /// nothing there. Default: each built-in stablecoin mint at 1 lamport per unit.
+    pub priority_fee_valuations: std::collections::BTreeMap<Pubkey, u64>,
     /// The most signatures a transaction may require (fee payer + transfer authority).
     pub max_signatures: u8,
     /// Fee payers below this balance (lamports) are reported unfunded.
@@ -88,6 +96,8 @@ impl Default for Policy {
             max_compute_unit_limit: 200_000,
             max_compute_unit_price: MAX_COMPUTE_UNIT_PRICE,
             max_priority_fee_lamports: 100_000,
+            priority_fee_floor_lamports: priority::DEFAULT_PRIORITY_FEE_FLOOR_LAMPORTS,
+            priority_fee_valuations: priority::default_valuations(),
             max_signatures: 2,
             min_signer_balance: None,
             confirm_timeout: x402_core::SettleTimeouts::DEFAULT_ANSWER_WITHIN,

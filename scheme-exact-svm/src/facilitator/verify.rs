@@ -201,6 +201,15 @@ impl Facilitator {
     }
 
     /// Simulates `tx` against its own blockhash, at `confirmed`.
+    ///
+    /// `confirmed` is the commitment of every read here and of the send's preflight
+    /// (`confirm::send`), as in the reference. The leader executes against its working bank, a
+    /// slot or two past `confirmed`, so a drain that is only `processed` is missed by both
+    /// (threat-model S74); what that costs is bounded by the fee caps (`priority`) and the
+    /// payer cool-down. Moving to `processed` is not a one-line change: a simulation at
+    /// `confirmed` also guarantees the blockhash is known at `confirmed`, which the confirmation
+    /// loop's expiry test (`blockhash_valid`, at `confirmed`) relies on — at `processed` a
+    /// blockhash not yet confirmed would read as expired.
     async fn simulate(
         &self,
         tx: VersionedTransaction,

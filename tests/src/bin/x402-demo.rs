@@ -427,6 +427,8 @@ async fn pay_on_evm(h: &ExactHarness, seller_url: &str, child: &mut Child) {
             "1",
             "--asset",
             &format!("{}:{}:6:USDC", h.network, h.bed.usdc()),
+            "--evm-rpc",
+            h.bed.anvil().endpoint(),
         ],
         &[(
             "X402_PRIVATE_KEY",

@@ -108,11 +108,23 @@ async fn drain_hook(shop: &Shop, who: Address) -> String {
     serve(axum::Router::new().route("/", get(drain))).await
 }
 
-/// `x402 pay URL --max 0.02 --asset <the bed's USDC> --json` with `key`, in process: the exit
+/// `x402 pay URL --max 0.02 --asset <the bed's USDC> --evm-rpc <anvil> --json` with `key`, in process: the exit
 /// status and the JSON report.
 async fn cli_pay(shop: &Shop, url: &str, key: &str) -> (Exit, serde_json::Value) {
     let asset = format!("{}:{}:6:USDC", shop.h.network, shop.h.bed.usdc());
-    let args = ["pay", url, "--max", "0.02", "--asset", &asset, "--json"].map(str::to_owned);
+    let rpc = shop.h.bed.anvil().endpoint();
+    let args = [
+        "pay",
+        url,
+        "--max",
+        "0.02",
+        "--asset",
+        &asset,
+        "--evm-rpc",
+        rpc,
+        "--json",
+    ]
+    .map(str::to_owned);
     let key = key.to_owned();
     let env = move |name: &str| (name == "X402_PRIVATE_KEY").then(|| key.clone());
     let (mut out, mut err) = (Vec::new(), Vec::new());

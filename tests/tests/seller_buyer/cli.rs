@@ -1,4 +1,5 @@
-//! Malformed payments, the browser paywall, and the `x402` command line.
+//! Malformed payments, the browser paywall, and the `x402` command line (which checks an
+//! `--asset`'s decimals against the token's `decimals()` before paying).
 
 use alloy::primitives::U256;
 use x402_buyer::cli::Exit;
@@ -111,6 +112,7 @@ async fn the_cli_shows_requirements_and_pays() {
     let b0 = shop.h.bed.buyer(0).clone();
     let key = format!("0x{}", alloy::hex::encode(b0.signer.to_bytes()));
     let asset = format!("{}:{}:6:USDC", shop.h.network, shop.h.bed.usdc());
+    let rpc = shop.h.bed.anvil().endpoint().to_owned();
     let run = |args: Vec<String>, key: Option<String>| async move {
         let env = move |name: &str| (name == "X402_PRIVATE_KEY").then(|| key.clone()).flatten();
         let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -133,7 +135,16 @@ async fn the_cli_shows_requirements_and_pays() {
 
     let before = shop.usdc(b0.address).await;
     let (code, out, err) = run(
-        args(&["pay", &shop.at("/joke"), "--max", "0.02", "--asset", &asset]),
+        args(&[
+            "pay",
+            &shop.at("/joke"),
+            "--max",
+            "0.02",
+            "--asset",
+            &asset,
+            "--evm-rpc",
+            &rpc,
+        ]),
         Some(key.clone()),
     )
     .await;
@@ -167,6 +178,8 @@ async fn the_cli_shows_requirements_and_pays() {
             "0.02",
             "--asset",
             &asset,
+            "--evm-rpc",
+            &rpc,
             "--json",
         ]),
         Some(key.clone()),
@@ -204,6 +217,8 @@ async fn the_cli_shows_requirements_and_pays() {
             "0.001",
             "--asset",
             &asset,
+            "--evm-rpc",
+            &rpc,
         ]),
         Some(key),
     )
@@ -213,4 +228,89 @@ async fn the_cli_shows_requirements_and_pays() {
     let (code, _, err) = run(args(&["pay", &shop.at("/joke"), "--max", "0.02"]), None).await;
     assert_eq!(code, Exit::Failure);
     assert!(err.contains("X402_PRIVATE_KEY"), "{err}");
+}
+
+#[tokio::test]
+async fn the_cli_checks_an_assets_decimals_before_paying() {
+    let shop = Shop::start().await;
+    let b0 = shop.h.bed.buyer(0).clone();
+    let key = format!("0x{}", alloy::hex::encode(b0.signer.to_bytes()));
+    let rpc = shop.h.bed.anvil().endpoint().to_owned();
+    let usdc = shop.h.bed.usdc();
+    let network = shop.h.network.to_string();
+    let run = |args: Vec<String>| {
+        let key = key.clone();
+        async move {
+            let env = move |name: &str| (name == "X402_PRIVATE_KEY").then(|| key.clone());
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = x402_buyer::cli::run(&args, &env, &mut out, &mut err).await;
+            (
+                code,
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(err).unwrap(),
+            )
+        }
+    };
+    let pay = |asset: &str, extra: &[&str]| {
+        let mut v: Vec<String> = ["pay", &shop.at("/joke"), "--max", "0.02", "--asset", asset]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let before = shop.usdc(b0.address).await;
+
+    // USDC has 6 decimals. Entered with 18, `--max 0.02` would be 2×10¹⁶ units — 20 billion
+    // USDC: refused, exit 2, before the seller is even asked.
+    let wrong = format!("{network}:{usdc}:18:USDC");
+    let (code, out, err) = run(pay(&wrong, &["--evm-rpc", &rpc])).await;
+    assert_eq!(code, Exit::Usage, "{out}\n{err}");
+    assert!(
+        err.contains("the token has 6 decimals, not 18") && err.contains("nothing was paid"),
+        "{err}"
+    );
+    assert!(out.is_empty() && !err.contains("GET "), "{out}\n{err}");
+    // Fewer decimals are refused as well (they make the cap too small, but the entry is wrong).
+    let (code, _, err) = run(pay(&format!("{network}:{usdc}:2"), &["--evm-rpc", &rpc])).await;
+    assert_eq!(code, Exit::Usage, "{err}");
+    assert!(err.contains("not 2"), "{err}");
+    // Without an RPC to check with: refused, saying why.
+    let (code, _, err) = run(pay(&wrong, &[])).await;
+    assert_eq!(code, Exit::Usage, "{err}");
+    assert!(err.contains("needs --evm-rpc"), "{err}");
+    // An RPC of another chain does not check this one.
+    let elsewhere = format!("eip155:1:{usdc}:6:USDC");
+    let (code, _, err) = run(pay(&elsewhere, &["--evm-rpc", &rpc])).await;
+    assert_eq!(code, Exit::Usage, "{err}");
+    assert!(
+        err.contains(&format!(
+            "no --evm-rpc serves eip155:1 (they serve {network})"
+        )),
+        "{err}"
+    );
+    // No contract at the address.
+    let nothing = format!("{network}:0x00000000000000000000000000000000000000aa:6");
+    let (code, _, err) = run(pay(&nothing, &["--evm-rpc", &rpc])).await;
+    assert_eq!(code, Exit::Usage, "{err}");
+    assert!(err.contains("there is no contract"), "{err}");
+    // --json: one object with the error, exit 2.
+    let (code, out, _) = run(pay(&wrong, &["--evm-rpc", &rpc, "--json"])).await;
+    assert_eq!(code, Exit::Usage);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["paid"], false, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("not 18"), "{v}");
+    // Nothing moved, the facilitator was never asked.
+    assert_eq!(shop.usdc(b0.address).await, before);
+    assert_eq!(shop.counting.calls(), (0, 0));
+
+    // The right decimals pay.
+    let right = format!("{network}:{usdc}:6:USDC");
+    let (code, out, err) = run(pay(&right, &["--evm-rpc", &rpc])).await;
+    assert_eq!(code, Exit::Success, "{out}\n{err}");
+    assert!(out.contains("settlement: success"), "{out}");
+    assert_eq!(
+        shop.usdc(b0.address).await,
+        before - U256::from(EXACT_UNITS)
+    );
 }

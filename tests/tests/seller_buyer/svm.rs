@@ -2,7 +2,8 @@
 //! router over HTTP) on solana-test-validator, v2 with an SPL Token mint and v1 (a route that only
 //! speaks v1, on `solana-devnet`, a network v1 names) with a Token-2022 mint; exact token
 //! movement; a replayed payment header is not granted again; the `x402` CLI pays both routes with
-//! a Solana key from the environment or a key file and never prints it.
+//! a Solana key from the environment or a key file and never prints it, and refuses an `--asset`
+//! whose decimals are not the mint's (or a mint that does not exist) with nothing paid.
 
 use std::sync::{Arc, Mutex};
 
@@ -235,4 +236,54 @@ async fn exact_svm_pays_v2_and_v1_and_a_replay_is_refused() {
         }
         assert_eq!(balances(mint).await, (before.0 - UNITS, before.1 + UNITS));
     }
+
+    // The mints have 6 decimals: an `--asset` saying 9 would read `--max 0.02` as 2×10⁷ units
+    // (20 of the mint's tokens instead of 0.02). Refused, exit 2, before the seller is asked; so
+    // is a mint that does not exist.
+    let before = balances(spl).await;
+    let other = solana_pubkey::Pubkey::new_unique();
+    for (asset, says) in [
+        (
+            format!("{}:{}:9:SPL", h.network, spl.address),
+            "the token has 6 decimals, not 9".to_owned(),
+        ),
+        (
+            format!("{}:{other}:6", h.network),
+            format!("mint {other} does not exist"),
+        ),
+    ] {
+        let args: Vec<String> = [
+            "pay",
+            &format!("{url}/v2"),
+            "--max",
+            "0.02",
+            "--network",
+            "solana:*",
+            "--asset",
+            &asset,
+            "--solana-rpc",
+            h.bed.rpc_url(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let key = base58.clone();
+        let env = move |name: &str| (name == "X402_SOLANA_KEY").then(|| key.clone());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = x402_buyer::cli::run(&args, &env, &mut out, &mut err).await;
+        let (out, err) = (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        );
+        assert_eq!(code, x402_buyer::cli::Exit::Usage, "{asset}: {out}\n{err}");
+        assert!(
+            err.contains(&says) && err.contains("nothing was paid"),
+            "{asset}: {err}"
+        );
+        assert!(
+            out.is_empty() && !err.contains("GET "),
+            "{asset}: {out}\n{err}"
+        );
+    }
+    assert_eq!(balances(spl).await, before);
 }

@@ -19,6 +19,7 @@ Environment:
                          array): exact on solana:*
   X402_SOLANA_KEY_FILE   a file holding the Solana keypair (--solana-key-file)
   X402_SOLANA_RPC        the Solana RPC endpoint (--solana-rpc)
+  X402_EVM_RPC           an EVM RPC endpoint (--evm-rpc), to check EVM --asset decimals
   X402_EXPLORER          a transaction link prefix for every network (--explorer)
   X402_MAX               the most one request may cost (--max); pay needs one or the other
 At least one key is needed to pay. Keys are never printed."
@@ -31,7 +32,8 @@ macro_rules! exit_status {
 Exit status:
   0  success: paid (or nothing to pay), requirements printed
   1  failure: payment refused or failed, network error, unusable key
-  2  usage error
+  2  usage error; pay: also an --asset whose decimals are not the token's, or an EVM
+     --asset without an --evm-rpc of its chain (nothing is paid)
   3  pay: the payment was sent but its settlement is still pending (see its transaction)"
     };
 }
@@ -54,7 +56,9 @@ pub enum Exit {
     Success,
     /// 1: the payment was refused or failed, a network error, an unusable key.
     Failure,
-    /// 2: the arguments could not be parsed (clap prints the usage).
+    /// 2: the arguments could not be parsed (clap prints the usage), or `pay` refused an
+    /// `--asset` whose decimals are not the token's (or could not be checked for want of an
+    /// `--evm-rpc` of its chain); nothing was paid.
     Usage,
     /// 3: `pay` sent the payment, and the seller reported its settlement as still pending
     /// (`settlement_pending` with the transaction in its settlement header), whatever status it
@@ -95,7 +99,7 @@ enum Command {
     Requirements(RequirementsArgs),
     /// GET a URL, paying its 402 once by policy; prints the body and the settlement.
     #[command(after_help = AFTER_HELP)]
-    Pay(PayArgs),
+    Pay(Box<PayArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -128,6 +132,9 @@ struct PayArgs {
     networks: Vec<NetworkPattern>,
     /// An asset that may be paid, with its decimals (NETWORK is CAIP-2); repeatable. Each EVM
     /// network's default stablecoin is built in; other tokens and Solana mints need this.
+    /// DECIMALS is checked against the token before anything is paid (--max and --total are read
+    /// with it): an EVM token's decimals() on --evm-rpc (required with an EVM --asset), a Solana
+    /// mint's on --solana-rpc; a mismatch exits 2.
     #[arg(long = "asset", value_name = "NETWORK:ADDRESS:DECIMALS[:SYMBOL]", value_parser = parse_asset)]
     assets: Vec<KnownAsset>,
     /// Prefer this scheme (exact, upto), best first; repeatable.
@@ -158,6 +165,17 @@ struct PayArgs {
         hide_env_values = true
     )]
     solana_rpc: Option<String>,
+    /// An EVM RPC endpoint, to check each EVM --asset's decimals against the token's
+    /// decimals() on its chain (it may carry an API key: never printed); repeatable, one per
+    /// chain. Required with an EVM --asset: unchecked decimals are never trusted. Payments
+    /// themselves need no EVM RPC.
+    #[arg(
+        long = "evm-rpc",
+        value_name = "URL",
+        env = "X402_EVM_RPC",
+        hide_env_values = true
+    )]
+    evm_rpcs: Vec<String>,
     /// Print transaction links as URL_PREFIX followed by the transaction, on every network.
     /// Without it only Solana mainnet and devnet transactions get a link.
     #[arg(long, value_name = "URL_PREFIX", env = "X402_EXPLORER")]
@@ -184,6 +202,9 @@ pub(super) struct Args {
     pub(super) key_file: Option<String>,
     pub(super) solana_key_file: Option<String>,
     pub(super) solana_rpc: Option<String>,
+    /// The `--asset` entries (checked against the chain before paying; the built-in ones are not).
+    pub(super) assets: Vec<KnownAsset>,
+    pub(super) evm_rpcs: Vec<String>,
     pub(super) explorer: Option<String>,
     pub(super) json: bool,
 }
@@ -241,25 +262,32 @@ pub(super) fn parse(args: &[String]) -> Result<Args, clap::Error> {
             key_file: None,
             solana_key_file: None,
             solana_rpc: None,
+            assets: Vec::new(),
+            evm_rpcs: Vec::new(),
             explorer: None,
             json: a.json,
         },
-        Command::Pay(a) => Args {
-            command: Action::Pay,
-            url: a.url,
-            policy: Policy {
-                max_per_request: Some(a.max),
-                max_total: a.total,
-                prefer_networks: a.networks.clone(),
-                networks: a.networks,
-                prefer_schemes: a.prefer_schemes,
-                ..policy(a.assets)
-            },
-            key_file: a.key_file,
-            solana_key_file: a.solana_key_file,
-            solana_rpc: a.solana_rpc,
-            explorer: a.explorer,
-            json: a.json,
-        },
+        Command::Pay(a) => {
+            let a = *a;
+            Args {
+                command: Action::Pay,
+                url: a.url,
+                policy: Policy {
+                    max_per_request: Some(a.max),
+                    max_total: a.total,
+                    prefer_networks: a.networks.clone(),
+                    networks: a.networks,
+                    prefer_schemes: a.prefer_schemes,
+                    ..policy(a.assets.clone())
+                },
+                key_file: a.key_file,
+                solana_key_file: a.solana_key_file,
+                solana_rpc: a.solana_rpc,
+                assets: a.assets,
+                evm_rpcs: a.evm_rpcs,
+                explorer: a.explorer,
+                json: a.json,
+            }
+        }
     })
 }

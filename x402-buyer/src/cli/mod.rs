@@ -9,18 +9,24 @@
 //! `x402 requirements --json` prints the decoded 402 document (`x402Version`, `accepts`, …), or
 //! `null` when the URL asks for no payment; `x402 pay --json` prints one [`PayReport`] object,
 //! `{"url","status","paid","pending","settlement","explorer","body","error"}`, whenever the
-//! arguments parse (exit 0, 1 or 3).
+//! arguments parse (exit 0, 1 or 3, or 2 when an `--asset` is refused).
 //!
 //! Transaction links are printed on their own for Solana mainnet and devnet only, whose CAIP-2
 //! ids name the chain by its genesis hash; an EVM chain id may just as well be a local or forked
 //! chain, so other networks get a link only with `--explorer URL_PREFIX` (or `$X402_EXPLORER`),
 //! which then applies to every network.
 //!
+//! `x402 pay` checks each `--asset`'s decimals against the token's own before paying (EVM:
+//! `decimals()` on `--evm-rpc`, required with an EVM `--asset`; Solana: the mint on
+//! `--solana-rpc`): `--max` and `--total` are read with them, so a wrong entry would move the cap
+//! by powers of ten. A mismatch is a usage error (exit 2) and nothing is paid.
+//!
 //! [`run`] is the whole program with its inputs and outputs passed in, so tests drive it in
 //! process; `main` only hands it the real ones. Secret keys are read through the `env` function
 //! given to [`run`], never by clap, so no help or error text can show them.
 
 mod args;
+mod decimals;
 mod keys;
 mod report;
 #[cfg(test)]
@@ -72,6 +78,14 @@ pub async fn run(
             Exit::Failure
         }
     }
+}
+
+/// The Solana RPC: `--solana-rpc`, else `$X402_SOLANA_RPC`, else [`DEFAULT_SOLANA_RPC`].
+fn solana_rpc(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> String {
+    args.solana_rpc
+        .clone()
+        .or_else(|| env("X402_SOLANA_RPC"))
+        .unwrap_or_else(|| DEFAULT_SOLANA_RPC.to_owned())
 }
 
 fn io(e: std::io::Error) -> String {
@@ -137,7 +151,23 @@ async fn pay(
         text: None,
         withheld: false,
     };
-    if let Err(message) = pay_inner(args, env, err, &mut outcome).await {
+    // The --asset entries' decimals first: nothing is asked of the seller before they check.
+    let mut usage = false;
+    let evm_rpcs = if args.evm_rpcs.is_empty() {
+        env("X402_EVM_RPC").into_iter().collect()
+    } else {
+        args.evm_rpcs.clone()
+    };
+    let checked = decimals::check(&args.assets, &evm_rpcs, &solana_rpc(args, env)).await;
+    let result = match checked {
+        Ok(()) => pay_inner(args, env, err, &mut outcome).await,
+        Err(decimals::Refusal::Usage(m)) => {
+            usage = true;
+            Err(m)
+        }
+        Err(decimals::Refusal::Failure(m)) => Err(m),
+    };
+    if let Err(message) = result {
         outcome.report.error = Some(message);
     }
     let PayOutcome {
@@ -151,7 +181,7 @@ async fn pay(
         report.explorer = explorer(&s.network, &s.transaction, explorer_prefix.as_deref());
     }
     report.paid = report.paid && !report.pending;
-    let exit = report.exit();
+    let exit = if usage { Exit::Usage } else { report.exit() };
     if args.json {
         let json = report.to_json().map_err(|e| e.to_string())?;
         writeln!(out, "{json}").map_err(io)?;
@@ -202,11 +232,7 @@ async fn pay_inner(
     if let Some(keypair) = &solana {
         writeln!(err, "paying as {} (Solana)", keypair.pubkey()).map_err(io)?;
     }
-    let rpc = args
-        .solana_rpc
-        .clone()
-        .or_else(|| env("X402_SOLANA_RPC"))
-        .unwrap_or_else(|| DEFAULT_SOLANA_RPC.to_owned());
+    let rpc = solana_rpc(args, env);
     let schemes = buyer_schemes(evm, solana.map(|k| (k, rpc)))?;
     let buyer = Buyer::new(reqwest::Client::new(), schemes, args.policy.clone());
     writeln!(err, "GET {}", args.url).map_err(io)?;

@@ -149,6 +149,8 @@ async fn the_cli_pays_an_express_seller() {
             "0.05".to_owned(),
             "--asset".to_owned(),
             asset.clone(),
+            "--evm-rpc".to_owned(),
+            shop.h.bed.anvil().endpoint().to_owned(),
         ];
         if json {
             args.push("--json".to_owned());

@@ -91,6 +91,16 @@ async fn where_we_answer_differently_the_official_facilitator_accepts() {
         svm::INVALID_EXACT_SVM_PAYLOAD_PRIORITY_FEE_TOO_HIGH,
     ));
 
+    let mut ixs = roomy();
+    ixs[1] = set_compute_unit_price(100);
+    let tx = h.transaction(&fp, &ixs, &[&h.buyer]).await;
+    cases.push((
+        "S52: a priority fee of 20 lamports on a payment in a mint without a valuation (our cap: \
+         the 1-lamport floor)",
+        request(&req, &tx),
+        svm::INVALID_EXACT_SVM_PAYLOAD_TRANSACTION_INSTRUCTIONS_COMPUTE_PRICE_INSTRUCTION_TOO_HIGH,
+    ));
+
     let mut ixs = plan.instructions(&buyer);
     ixs[2]
         .accounts

@@ -16,6 +16,7 @@
 //!   refused by verify and by settle with its reason, and nothing moved and nothing was sent (the
 //!   fee payers' SOL, the buyer's and seller's tokens, the proxy's send count) — except S59, where
 //!   a transaction that lands with an error costs exactly its capped fee.
+//! * `priority` — the priority fee stays below the payment's value (S52 by value).
 //!
 //! `bounds` sorts first in the binary on purpose: its expiry test waits for a blockhash to expire
 //! (about a minute of validator time) while the other tests run beside it.
@@ -29,6 +30,7 @@ mod durable;
 mod fee_payer;
 mod layout;
 mod payments;
+mod priority;
 mod replicas;
 
 use solana_instruction::Instruction;

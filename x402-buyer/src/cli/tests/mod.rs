@@ -174,6 +174,7 @@ async fn help_names_the_environment_and_the_exit_statuses() {
         "X402_SOLANA_KEY ",
         "X402_SOLANA_KEY_FILE",
         "X402_SOLANA_RPC",
+        "X402_EVM_RPC",
         "X402_EXPLORER",
         "X402_MAX",
         "Exit status:",
@@ -189,6 +190,8 @@ async fn help_names_the_environment_and_the_exit_statuses() {
         "--json",
         "--explorer <URL_PREFIX>",
         "[env: X402_SOLANA_RPC",
+        "[env: X402_EVM_RPC",
+        "--evm-rpc <URL>",
         "[env: X402_EXPLORER",
         "[env: X402_PRIVATE_KEY_FILE",
         "X402_PRIVATE_KEY ",
@@ -286,6 +289,7 @@ fn secrets_are_never_given_to_clap() {
     assert_eq!(
         seen,
         [
+            "X402_EVM_RPC",
             "X402_EXPLORER",
             "X402_MAX",
             "X402_PRIVATE_KEY_FILE",

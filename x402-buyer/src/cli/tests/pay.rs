@@ -7,6 +7,7 @@ use super::*;
 
 const KEY: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
 const TX: &str = "0xabababababababababababababababababababababababababababababababab";
+/// Base Sepolia's USDC as an `--asset` (it is built in too: the other tests need no entry).
 const USDC: &str = "eip155:84532:0x036CbD53842c5426634e7929541eC2318f3dCF7e:6:USDC";
 
 /// A v1 seller on a local port: 402 without a payment; with one, `paid` (status line,
@@ -86,7 +87,7 @@ async fn a_pending_settlement_exits_3() {
         None,
     ))
     .await;
-    let pay = ["pay", &url, "--max", "0.02", "--asset", USDC];
+    let pay = ["pay", &url, "--max", "0.02"];
     let (exit, out, err) = run_with(&pay, &[("X402_PRIVATE_KEY", KEY)]).await;
     assert_eq!(exit, Exit::Pending, "{out}\n{err}");
     assert_eq!(exit.code(), 3);
@@ -128,7 +129,7 @@ async fn pay_prints_the_body_and_settlement_or_one_json_object() {
         Some("why did the buyer pay".to_owned()),
     ))
     .await;
-    let pay = ["pay", &url, "--max", "0.02", "--asset", USDC];
+    let pay = ["pay", &url, "--max", "0.02"];
     let (exit, out, err) = run_with(&pay, &[("X402_PRIVATE_KEY", KEY)]).await;
     assert_eq!(exit, Exit::Success, "{out}\n{err}");
     assert!(out.starts_with("why did the buyer pay\n"), "{out}");
@@ -204,7 +205,7 @@ async fn a_pending_settlement_behind_an_error_status_exits_3_and_pays_once() {
         Some(body),
     ))
     .await;
-    let pay = ["pay", &url, "--max", "0.02", "--asset", USDC];
+    let pay = ["pay", &url, "--max", "0.02"];
     let (exit, out, err) = run_with(&pay, &[("X402_PRIVATE_KEY", KEY)]).await;
     assert_eq!(exit, Exit::Pending, "{out}\n{err}");
     assert_eq!(paid_requests.load(Ordering::SeqCst), 1, "paid once");
@@ -232,4 +233,48 @@ async fn a_pending_settlement_behind_an_error_status_exits_3_and_pays_once() {
         v["error"].as_str().unwrap().contains("being settled"),
         "{v}"
     );
+}
+
+#[tokio::test]
+async fn an_evm_asset_is_not_trusted_without_an_rpc_to_check_it() {
+    let (url, paid_requests) = seller((
+        "200 OK",
+        format!(r#"{{"success":true,"transaction":"{TX}","network":"base-sepolia"}}"#),
+        Some("why did the buyer pay".to_owned()),
+    ))
+    .await;
+    // No --evm-rpc: a usage error naming the flag and why; the seller is not even asked.
+    let pay = ["pay", &url, "--max", "0.02", "--asset", USDC];
+    let (exit, out, err) = run_with(&pay, &[("X402_PRIVATE_KEY", KEY)]).await;
+    assert_eq!(exit, Exit::Usage, "{out}\n{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("--evm-rpc") && err.contains("X402_EVM_RPC") && err.contains("decimals()"),
+        "{err}"
+    );
+    assert!(!err.contains("GET "), "{err}");
+    // --json: the one object, with the error; exit 2 still.
+    let json = [&pay[..], &["--json"]].concat();
+    let (exit, out, _) = run_with(&json, &[("X402_PRIVATE_KEY", KEY)]).await;
+    assert_eq!(exit, Exit::Usage);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["paid"], false, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("--evm-rpc"), "{v}");
+    // An RPC nobody answers (port 1): a failure, exit 1, its URL never printed.
+    let rpc = "http://127.0.0.1:1/?apikey=SECRET";
+    let with_rpc = [&pay[..], &["--evm-rpc", rpc]].concat();
+    let (exit, out, err) = run_with(&with_rpc, &[("X402_PRIVATE_KEY", KEY)]).await;
+    assert_eq!(exit, Exit::Failure, "{out}\n{err}");
+    assert!(err.contains("--evm-rpc #1"), "{err}");
+    assert!(!err.contains("SECRET") && !out.contains("SECRET"), "{err}");
+    // The same from $X402_EVM_RPC.
+    let env = [("X402_PRIVATE_KEY", KEY), ("X402_EVM_RPC", rpc)];
+    let (exit, _, err) = run_with(&pay, &env).await;
+    assert_eq!(exit, Exit::Failure, "{err}");
+    assert!(err.contains("--evm-rpc #1"), "{err}");
+    assert_eq!(paid_requests.load(Ordering::SeqCst), 0, "nothing paid");
+    // The built-in asset needs no check: the same payment without the entry pays.
+    let (exit, out, err) = run_with(&pay[..4], &[("X402_PRIVATE_KEY", KEY)]).await;
+    assert_eq!(exit, Exit::Success, "{out}\n{err}");
+    assert_eq!(paid_requests.load(Ordering::SeqCst), 1);
 }
