@@ -44,9 +44,11 @@ async fn verify_and_settle_spans_reach_the_collector() {
     let (endpoint, received) = collector().await;
     let h = ExactHarness::start().await;
     let (text, envs) = config(&h);
-    let text = text.replace(
-        "listen = \"127.0.0.1:0\"",
-        &format!("listen = \"127.0.0.1:0\"\n[log]\notlp_endpoint = \"{endpoint}\""),
+    // A table of its own, after the top-level keys (`auth`, …) and before the next table.
+    let text = text.replacen(
+        "[store]",
+        &format!("[log]\notlp_endpoint = \"{endpoint}\"\n[store]"),
+        1,
     );
     let mut server = start(&text, &envs);
     let buyer = h.bed.buyer(0).signer.clone();
