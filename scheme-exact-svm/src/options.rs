@@ -224,7 +224,8 @@ pub async fn build_facilitator(config: SchemeConfig) -> Result<Facilitator, Sche
 
 /// Checks that every endpoint that answers serves `network`: its CAIP-2 reference is the first 32
 /// characters of the base58 genesis hash. Unreachable endpoints are logged; none reachable is an
-/// error.
+/// error. Then pins the chain in `rpc`: an endpoint unreachable now, or failing later, has its
+/// genesis hash read again before its next use (see [`crate::rpc`]).
 pub async fn check_genesis(rpc: &Rpc, network: &Network) -> Result<(), SchemeError> {
     let mut answered = 0;
     for (i, client) in rpc.clients().iter().enumerate() {
@@ -238,12 +239,15 @@ pub async fn check_genesis(rpc: &Rpc, network: &Network) -> Result<(), SchemeErr
                 }
                 answered += 1;
             }
-            Err(e) => tracing::warn!(
-                endpoint = i,
-                error = %describe(&e),
-                %network,
-                "RPC endpoint unreachable at start-up"
-            ),
+            Err(e) => {
+                tracing::warn!(
+                    endpoint = i,
+                    error = %describe(&e),
+                    %network,
+                    "RPC endpoint unreachable at start-up"
+                );
+                rpc.suspect(i);
+            }
         }
     }
     if answered == 0 {
@@ -251,6 +255,7 @@ pub async fn check_genesis(rpc: &Rpc, network: &Network) -> Result<(), SchemeErr
             "no RPC endpoint for {network} answered getGenesisHash"
         )));
     }
+    rpc.pin_genesis(network.reference());
     Ok(())
 }
 

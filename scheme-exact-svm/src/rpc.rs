@@ -2,9 +2,16 @@
 //! endpoint only when the current one could not answer (connection, timeout, HTTP error, garbled
 //! or "node unhealthy" response); a JSON-RPC error the node did answer is the answer.
 //!
+//! Once [`crate::check_genesis`] has pinned the chain, an endpoint that failed to answer is
+//! trusted again only after its genesis hash is read anew and matches: a node that comes back
+//! may be another cluster (a DNS change, a provider's misrouted pool), and its "account not
+//! found" would be taken for an answer about ours.
+//!
 //! URLs often carry API keys, so nothing here prints one: errors are described without them.
 
 use std::fmt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use solana_commitment_config::CommitmentConfig;
@@ -19,6 +26,10 @@ pub(crate) const NODE_UNHEALTHY: i64 = -32005;
 /// A list of RPC endpoints at commitment `confirmed`, tried in order.
 pub struct Rpc {
     clients: Vec<RpcClient>,
+    /// The genesis-hash prefix every endpoint must serve (the CAIP-2 reference), once pinned.
+    genesis: OnceLock<String>,
+    /// Per endpoint: its genesis hash must be read again before it is used.
+    suspect: Vec<AtomicBool>,
 }
 
 impl fmt::Debug for Rpc {
@@ -55,6 +66,8 @@ impl Rpc {
                     )
                 })
                 .collect(),
+            genesis: OnceLock::new(),
+            suspect: urls.iter().map(|_| AtomicBool::new(false)).collect(),
         })
     }
 
@@ -62,6 +75,57 @@ impl Rpc {
     pub fn clients(&self) -> &[RpcClient] {
         &self.clients
     }
+
+    /// Pins the chain: from now on an endpoint that failed is used again only once it serves a
+    /// genesis hash starting with `reference` (see the module documentation).
+    pub(crate) fn pin_genesis(&self, reference: &str) {
+        let _ = self.genesis.set(reference.to_owned());
+    }
+
+    /// Marks endpoint `i` as one whose chain must be checked again before its next use.
+    pub(crate) fn suspect(&self, i: usize) {
+        if let Some(flag) = self.suspect.get(i) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether endpoint `i` may be asked: always before the chain is pinned; after, unless it
+    /// failed since its genesis hash was last read, in which case it is read again now. An
+    /// endpoint on another chain stays suspect (and is skipped) until it serves ours again.
+    pub(crate) async fn usable(&self, i: usize) -> bool {
+        let (Some(reference), Some(flag)) = (self.genesis.get(), self.suspect.get(i)) else {
+            return true;
+        };
+        if !flag.load(Ordering::SeqCst) {
+            return true;
+        }
+        match self.clients[i].get_genesis_hash().await {
+            Ok(hash) if hash.to_string().get(..32) == Some(reference.as_str()) => {
+                flag.store(false, Ordering::SeqCst);
+                true
+            }
+            Ok(_) => {
+                tracing::error!(
+                    endpoint = i,
+                    "RPC endpoint now serves another chain (genesis hash changed); skipped"
+                );
+                false
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = i, error = %describe(&e), "RPC endpoint still unreachable");
+                false
+            }
+        }
+    }
+}
+
+/// The error standing for an endpoint skipped because its chain could not be confirmed: an
+/// endpoint that could not answer ([`unreachable`]), never an answer.
+pub(crate) fn skipped() -> ClientError {
+    ErrorKind::Io(std::io::Error::other(
+        "RPC endpoint skipped: its genesis hash is not confirmed",
+    ))
+    .into()
 }
 
 /// Runs `$body` (an RPC future using the client `$c`) on each endpoint of `$rpc` in turn until
@@ -70,9 +134,16 @@ macro_rules! rpc_call {
     ($rpc:expr, |$c:ident| $body:expr) => {{
         let mut last = None;
         let mut answer = None;
-        for $c in $rpc.clients() {
+        for (i, $c) in $rpc.clients().iter().enumerate() {
+            if !$rpc.usable(i).await {
+                last = Some($crate::rpc::skipped());
+                continue;
+            }
             match $body.await {
-                Err(e) if $crate::rpc::unreachable(&e) => last = Some(e),
+                Err(e) if $crate::rpc::unreachable(&e) => {
+                    $rpc.suspect(i);
+                    last = Some(e)
+                }
                 other => {
                     answer = Some(other);
                     break;
@@ -122,5 +193,15 @@ pub fn describe(e: &ClientError) -> String {
         }
         ErrorKind::Middleware(_) => "RPC middleware failed".to_owned(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skipped_endpoint_is_no_answer() {
+        assert!(unreachable(&skipped()));
     }
 }

@@ -47,6 +47,9 @@ pub(crate) enum Confirmation {
     Unknown,
 }
 
+/// The commitment of the send's preflight simulation (see [`Facilitator::send`]).
+pub(crate) const PREFLIGHT_COMMITMENT: CommitmentLevel = CommitmentLevel::Processed;
+
 /// The status of a signature: `None` unseen, `Some(Ok)` landed, `Some(Err)` landed with an error;
 /// only statuses at `confirmed` or above count.
 type Status = Option<Result<(), String>>;
@@ -55,6 +58,13 @@ impl Facilitator {
     /// Sends `tx` with the node's preflight simulation (a transaction that would fail is then not
     /// forwarded), trying each endpoint until one answers.
     ///
+    /// The preflight runs at `processed`, the newest state, closest to the leader's working bank
+    /// the transaction executes against: a drain of the buyer's account that is processed but
+    /// not yet confirmed — which our own simulation at `confirmed` cannot see — makes the node
+    /// refuse the send, before any fee is spent (threat-model S74). Our simulation stays at
+    /// `confirmed` because it also proves the blockhash is known there, which the expiry test of
+    /// the confirmation loop relies on.
+    ///
     /// Only an endpoint's own error answer is a refusal, and only when no endpoint asked before it
     /// failed in a way that may have taken the transaction (a timeout, a garbled answer): after
     /// such a failure the transaction may be on its way whatever the next endpoint says
@@ -62,11 +72,14 @@ impl Facilitator {
     pub(crate) async fn send(&self, tx: &VersionedTransaction) -> Sent {
         let config = RpcSendTransactionConfig {
             skip_preflight: false,
-            preflight_commitment: Some(CommitmentLevel::Confirmed),
+            preflight_commitment: Some(PREFLIGHT_COMMITMENT),
             ..RpcSendTransactionConfig::default()
         };
         let mut ambiguous = false;
-        for client in self.rpc.clients() {
+        for (i, client) in self.rpc.clients().iter().enumerate() {
+            if !self.rpc.usable(i).await {
+                continue;
+            }
             let error = match client.send_transaction_with_config(tx, config).await {
                 Ok(_) => return Sent::Accepted,
                 Err(e) => e,
@@ -76,6 +89,7 @@ impl Facilitator {
                 continue;
             }
             if unreachable(&error) {
+                self.rpc.suspect(i);
                 tracing::warn!(error = %describe(&error), "sendTransaction failed; the transaction may have been taken");
                 ambiguous = true;
                 continue;

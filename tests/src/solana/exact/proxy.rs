@@ -6,13 +6,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+/// Mainnet-beta's genesis hash, answered by a proxy set to [`RpcProxy::set_other_chain`].
+const OTHER_GENESIS: &str = "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d";
 
 /// An action the proxy runs once.
 pub type SendHook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
@@ -47,6 +50,9 @@ struct State {
     co_signed_simulations: AtomicUsize,
     signatures: Mutex<std::collections::BTreeSet<String>>,
     calls: Mutex<Vec<String>>,
+    preflight: Mutex<Vec<String>>,
+    down: AtomicBool,
+    other_chain: AtomicBool,
     mode: tokio::sync::Mutex<SendMode>,
 }
 
@@ -85,6 +91,9 @@ impl RpcProxy {
             co_signed_simulations: AtomicUsize::new(0),
             signatures: Mutex::default(),
             calls: Mutex::new(Vec::new()),
+            preflight: Mutex::new(Vec::new()),
+            down: AtomicBool::new(false),
+            other_chain: AtomicBool::new(false),
             mode: tokio::sync::Mutex::new(mode),
         });
         let serving = Arc::clone(&state);
@@ -137,6 +146,27 @@ impl RpcProxy {
             .clone()
     }
 
+    /// The `preflightCommitment` of each `sendTransaction` with a preflight so far (`"-"` when
+    /// absent); re-sends without a preflight are not listed.
+    pub fn preflight_commitments(&self) -> Vec<String> {
+        self.state
+            .preflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// While `down`, every connection is closed without an answer (an unreachable endpoint).
+    pub fn set_down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// While set, `getGenesisHash` answers another cluster's hash (an endpoint repointed to
+    /// another chain); every other call is still forwarded.
+    pub fn set_other_chain(&self, other: bool) {
+        self.state.other_chain.store(other, Ordering::SeqCst);
+    }
+
     /// Replaces the `sendTransaction` behaviour.
     pub async fn set_mode(&self, mode: SendMode) {
         *self.state.mode.lock().await = mode;
@@ -164,6 +194,9 @@ async fn serve(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
         }
         let mut body = vec![0; length];
         read.read_exact(&mut body).await?;
+        if state.down.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let answer = state.handle(body).await;
         let head = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -182,6 +215,11 @@ impl State {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(method.clone());
+        if method == "getGenesisHash" && self.other_chain.load(Ordering::SeqCst) {
+            // Mainnet-beta's genesis hash: a real cluster, just not the one served.
+            let answer = json!({"jsonrpc": "2.0", "result": OTHER_GENESIS, "id": request["id"]});
+            return serde_json::to_vec(&answer).expect("json");
+        }
         if method == "simulateTransaction" {
             self.simulations.fetch_add(1, Ordering::SeqCst);
             // A transaction the proxy cannot read counts as co-signed: a test never passes
@@ -195,6 +233,16 @@ impl State {
         }
         if method == "sendTransaction" {
             self.sends.fetch_add(1, Ordering::SeqCst);
+            if request["params"][1]["skipPreflight"] != Value::Bool(true) {
+                let preflight = request["params"][1]["preflightCommitment"]
+                    .as_str()
+                    .unwrap_or("-")
+                    .to_owned();
+                self.preflight
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(preflight);
+            }
             let decoded = transaction_of(&request).expect("a base64 transaction");
             let signature = decoded.tx.signatures[0].to_string();
             self.signatures

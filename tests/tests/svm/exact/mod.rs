@@ -17,6 +17,8 @@
 //!   fee payers' SOL, the buyer's and seller's tokens, the proxy's send count) — except S59, where
 //!   a transaction that lands with an error costs exactly its capped fee.
 //! * `priority` — the priority fee stays below the payment's value (S52 by value).
+//! * `endpoints` — the send's preflight at `processed` (S74); an endpoint that failed serves our
+//!   chain again (genesis hash) before it is used.
 //!
 //! `bounds` sorts first in the binary on purpose: its expiry test waits for a blockhash to expire
 //! (about a minute of validator time) while the other tests run beside it.
@@ -27,6 +29,7 @@ mod bounds;
 mod chain;
 mod cooldown;
 mod durable;
+mod endpoints;
 mod fee_payer;
 mod layout;
 mod payments;
