@@ -14,6 +14,7 @@ pub mod e2e;
 pub mod evm;
 #[cfg(test)]
 mod golden;
+pub mod http1;
 pub mod postgres;
 pub mod process;
 pub mod python;

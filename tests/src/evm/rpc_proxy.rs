@@ -13,9 +13,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+use crate::http1;
 
 /// What the proxy does with a matching request.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,43 +200,14 @@ enum Reply {
 async fn serve(stream: TcpStream, state: Arc<State>) {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
-    loop {
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            match read.read_line(&mut line).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line.trim().is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.trim().eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if read.read_exact(&mut body).await.is_err() {
-            return;
-        }
+    while let Ok(Some(body)) = http1::read_body(&mut read).await {
         let (status, retry_after, answer) = match state.handle(body).await {
             Reply::Close => return,
             Reply::Json(status, retry_after, answer) => (status, retry_after, answer),
         };
-        let reason = if status == 429 {
-            "Too Many Requests"
-        } else {
-            "OK"
-        };
-        let retry = retry_after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n"));
-        let head = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n{retry}Content-Length: {}\r\n\r\n",
-            answer.len()
-        );
-        if write.write_all(head.as_bytes()).await.is_err()
-            || write.write_all(&answer).await.is_err()
+        if http1::write_json(&mut write, status, retry_after, &answer)
+            .await
+            .is_err()
         {
             return;
         }

@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+use crate::http1;
 
 /// Mainnet-beta's genesis hash, answered by a proxy set to [`RpcProxy::set_other_chain`].
 const OTHER_GENESIS: &str = "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d";
@@ -176,35 +178,14 @@ impl RpcProxy {
 async fn serve(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
-    loop {
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if read.read_line(&mut line).await? == 0 {
-                return Ok(());
-            }
-            if line.trim().is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.trim().eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        read.read_exact(&mut body).await?;
+    while let Some(body) = http1::read_body(&mut read).await? {
         if state.down.load(Ordering::SeqCst) {
             return Ok(());
         }
         let answer = state.handle(body).await;
-        let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            answer.len()
-        );
-        write.write_all(head.as_bytes()).await?;
-        write.write_all(&answer).await?;
+        http1::write_json(&mut write, 200, None, &answer).await?;
     }
+    Ok(())
 }
 
 impl State {
