@@ -21,6 +21,45 @@ async fn write_list(path: &Path, text: &str) {
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
+/// An `upto` authorization of up to 1 USDC from `buyer` (Permit2, already approved).
+async fn upto_payment(
+    h: &ExactHarness,
+    url: &str,
+    buyer: &alloy::signers::local::PrivateKeySigner,
+) -> x402_core::wire::VerifyRequest {
+    use std::sync::Arc;
+    use x402_core::{BuyerRole as _, SellerRole as _};
+    let (_, supported) = crate::common::get(url, "/supported").await;
+    let supported: x402_core::wire::SupportedResponse = serde_json::from_str(&supported).unwrap();
+    let kind = supported
+        .kinds
+        .into_iter()
+        .find(|k| k.scheme == "upto")
+        .unwrap();
+    let mut assets = x402_evm::assets::AssetTable::empty();
+    assets.insert(
+        h.network.clone(),
+        x402_tests::evm::exact::usdc_info(h.bed.usdc(), TransferMethod::Permit2),
+    );
+    let max = scheme_upto_evm::Seller::new(assets)
+        .requirements(&x402_core::PriceRequest {
+            network: h.network.clone(),
+            price: x402_core::Price::Decimal("1.00".into()),
+            pay_to: h.bed.seller().address.to_checksum(None),
+            asset: None,
+            max_timeout_seconds: Some(120),
+            facilitator_kind: Some(kind),
+        })
+        .await
+        .unwrap();
+    let view = x402_core::wire::PaymentRequirements::V2(max.clone());
+    let payload = scheme_upto_evm::Buyer::new(Arc::new(buyer.clone()))
+        .sign(&view.view().unwrap())
+        .await
+        .unwrap();
+    x402_tests::evm::exact::request_v2(&max, payload)
+}
+
 #[tokio::test]
 async fn the_deny_list_refuses_payer_and_recipient_and_reloads() {
     let h = ExactHarness::start().await;
@@ -50,6 +89,12 @@ async fn the_deny_list_refuses_payer_and_recipient_and_reloads() {
     // nothing moves and the facilitator broadcasts nothing.
     let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
     let denied = serde_json::to_vec(&h.pay_v2(&buyer, &req).await).unwrap();
+    h.bed
+        .approve_usdc(buyer.address(), x402_tests::evm::PERMIT2_ADDRESS, U256::MAX)
+        .await;
+    let permit2 = h.requirements(PRICE, TransferMethod::Permit2).await;
+    let denied_permit2 = serde_json::to_vec(&h.pay_v2(&buyer, &permit2).await).unwrap();
+    let denied_upto = serde_json::to_vec(&upto_payment(&h, &url, &buyer).await).unwrap();
     let before = h.snapshot(&[buyer.address(), other.address()]).await;
     let (status, v) = post(&url, "/verify", denied.clone()).await;
     assert_eq!(status, 200, "{v}");
@@ -66,6 +111,19 @@ async fn the_deny_list_refuses_payer_and_recipient_and_reloads() {
     let denied_v1 = serde_json::to_vec(&h.pay_v1(&buyer, &req).await).unwrap();
     let (_, s) = post(&url, "/settle", denied_v1).await;
     assert_eq!(s["errorReason"], "payer_denied", "{s}");
+    // Whatever the scheme and transfer method: exact by Permit2, upto.
+    for body in [denied_permit2, denied_upto] {
+        for route in ["/verify", "/settle"] {
+            let (_, a) = post(&url, route, body.clone()).await;
+            let reason = if route == "/verify" {
+                &a["invalidReason"]
+            } else {
+                &a["errorReason"]
+            };
+            assert_eq!(reason, "payer_denied", "{route}: {a}");
+            assert_eq!(a["payer"], buyer.address().to_checksum(None), "{a}");
+        }
+    }
     h.assert_untouched(&before, "a denied payer").await;
 
     // Another payer is served meanwhile (the screen is per payer, not the route).
@@ -110,7 +168,8 @@ async fn the_deny_list_refuses_payer_and_recipient_and_reloads() {
 
     let (_, metrics) = crate::common::get(&url, "/metrics").await;
     for needle in [
-        r#"x402_requests_total{route="verify",scheme="exact",network="eip155:84532",outcome="invalid",reason="payer_denied"} 1"#,
+        r#"x402_requests_total{route="verify",scheme="exact",network="eip155:84532",outcome="invalid",reason="payer_denied"} 2"#,
+        r#"x402_requests_total{route="settle",scheme="upto",network="eip155:84532",outcome="failed",reason="payer_denied"} 1"#,
         r#"x402_requests_total{route="settle",scheme="exact",network="eip155:84532",outcome="failed",reason="recipient_denied"} 1"#,
     ] {
         assert!(metrics.contains(needle), "missing {needle}\n{metrics}");
