@@ -365,3 +365,65 @@ async fn a_failing_hook_fails_the_settle_with_nothing_sent() {
     }
     h.assert_untouched(&before, "a failing hook").await;
 }
+
+/// Turns a settle the facilitator failed with nothing sent (its settlement store unreachable,
+/// an HTTP 503 otherwise) into a refusal the seller can act on: `unexpected_settle_error`, retry.
+#[derive(Debug)]
+struct StoreDownIsARetry;
+
+#[async_trait]
+impl FacilitatorHook for StoreDownIsARetry {
+    fn name(&self) -> &str {
+        "store_down_is_a_retry"
+    }
+
+    async fn on_settle_failure(
+        &self,
+        call: &HookCall<'_>,
+        failure: Failure<'_, SettleResponse>,
+    ) -> Result<Option<SettleResponse>, FacilitatorError> {
+        Ok(match failure {
+            Failure::Error(FacilitatorError::Scheme(x402_core::SchemeError::Store(_))) => {
+                Some(SettleResponse::failed(
+                    Reason::UNEXPECTED_SETTLE_ERROR,
+                    Some("nothing was settled; retry".into()),
+                    call.network_text(),
+                    call.payer.clone(),
+                ))
+            }
+            _ => None,
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_recover_hook_turns_a_facilitator_failure_into_an_answer() {
+    use std::sync::atomic::Ordering;
+    use x402_core::settlement::faulty::FaultyStore;
+    let h = ExactHarness::start().await;
+    let store = Arc::new(FaultyStore::default());
+    store.write_ahead_fails.store(true, Ordering::SeqCst);
+    let f = h
+        .facilitator_with(
+            store.clone(),
+            scheme_exact_evm::Policy::default(),
+            x402_core::system_clock(),
+        )
+        .with_hook(Arc::new(StoreDownIsARetry));
+    let buyer = h.bed.buyer(0).signer.clone();
+    let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
+    let request = h.pay_v2(&buyer, &req).await;
+    let before = h.snapshot(&[buyer.address()]).await;
+    let s = f.settle(&request).await.expect("recovered into an answer");
+    assert_settle_refused(&s, Reason::UNEXPECTED_SETTLE_ERROR, "store down");
+    assert_eq!(
+        s.error_message.as_deref(),
+        Some("nothing was settled; retry")
+    );
+    assert_eq!(s.payer, Some(buyer.address().to_checksum(None)));
+    h.assert_untouched(&before, "store down").await;
+    // The store back, the retry settles.
+    store.write_ahead_fails.store(false, Ordering::SeqCst);
+    let s = f.settle(&request).await.unwrap();
+    assert!(s.success, "{s:?}");
+}
