@@ -30,6 +30,9 @@
 //!
 //! [networks."eip155:8453".schemes.exact]
 //! assets = ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]
+//!
+//! [hooks.deny_list]          # optional: refuse payments from or to listed addresses
+//! path = "/etc/x402/deny.txt"  # (crate::hooks), reloaded when the file changes
 //! ```
 //!
 //! Unknown keys, bad values and unset variables are errors naming the key. A string that starts
@@ -199,6 +202,8 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     networks: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    hooks: crate::hooks::HooksConfig,
 }
 
 /// One scheme on one network, with its options resolved (secrets included — never print them).
@@ -236,6 +241,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Every scheme on every network.
     pub schemes: Vec<SchemePlan>,
+    /// The lifecycle hooks (`[hooks]`, [`crate::hooks`]).
+    pub hooks: crate::hooks::HooksConfig,
     /// The values the file's `$VAR` references resolved to, for [`Secrets::redact`].
     pub secrets: Secrets,
 }
@@ -390,6 +397,7 @@ impl Config {
             limits: raw.limits,
             store,
             schemes,
+            hooks: raw.hooks,
             secrets: Secrets(secrets.take()),
         })
     }

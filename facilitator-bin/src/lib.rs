@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod hooks;
 pub mod metrics;
 pub mod server;
 pub mod telemetry;
@@ -70,6 +71,9 @@ pub enum StartError {
         /// What the build has.
         linked: String,
     },
+    /// A hook could not be set up (`[hooks]`).
+    #[error("{0}")]
+    Hook(String),
     /// The settlement store could not be opened.
     #[error("store: {0}")]
     Store(#[from] x402_store::OpenError),
@@ -171,12 +175,13 @@ pub async fn build(config: &Config) -> Result<(LocalFacilitator, Vec<PlanLine>),
             });
         }
     }
-    Ok((
-        LocalFacilitator::new(registry)
-            .with_timeouts(config.limits.timeouts())
-            .with_store(store),
-        plan,
-    ))
+    let mut facilitator = LocalFacilitator::new(registry)
+        .with_timeouts(config.limits.timeouts())
+        .with_store(store);
+    for hook in hooks::from_config(&config.hooks).map_err(StartError::Hook)? {
+        facilitator = facilitator.with_hook(hook);
+    }
+    Ok((facilitator, plan))
 }
 
 /// Opens the configured settlement store. A claim without an intent is taken over once it is

@@ -6,6 +6,8 @@
 //! the facilitator failing is 500/504 without internals, 503 when the settlement store is
 //! unavailable (nothing is settled without it). Client input never yields a 5xx. `/verify` and
 //! `/settle` are behind the configured access control ([`crate::auth`]: 401, 403, 429).
+//! The configured hooks ([`crate::hooks`]) run inside the dispatcher, after the access control
+//! and the limits: a hook's abort is a 200 refusal with its reason, a failing hook a 500.
 //!
 //! The server bounds what clients can hold ([`accept`], `guard`): slow or idle connections are
 //! closed after `[limits] header_read_timeout_ms`, connections beyond `max_connections` wait in

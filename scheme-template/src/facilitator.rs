@@ -192,6 +192,10 @@ impl FacilitatorRole for Facilitator {
         SCHEME
     }
 
+    fn payer(&self, payment: &PaymentContext<'_>) -> Option<String> {
+        payer_of(payment.payload.payload)
+    }
+
     async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
         let checked = match self.check_signed(payment) {
             Ok(c) => c,

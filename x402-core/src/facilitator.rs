@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::FutureExt as _;
 
+use crate::hook::{Before, FacilitatorHook, Failure, HookCall, Operation};
 use crate::json::JsonLimits;
 use crate::registry::Registry;
 use crate::scheme::{Reconciled, SchemeError};
@@ -35,6 +36,16 @@ pub enum FacilitatorError {
         scheme: &'static str,
         /// `verify` or `settle`.
         operation: &'static str,
+    },
+    /// A hook ([`crate::hook`]) failed or panicked before the scheme or in a failure step.
+    #[error("hook {hook} failed in {step}: {message}")]
+    Hook {
+        /// The hook's name.
+        hook: String,
+        /// The step (`before_verify`, `on_settle_failure`…).
+        step: &'static str,
+        /// What went wrong.
+        message: String,
     },
     /// The remote facilitator could not be reached or timed out.
     #[error("facilitator transport: {0}")]
@@ -80,6 +91,12 @@ pub enum Unread {
     Malformed(RequestError),
 }
 
+/// Whether a settle answer is a failure for the hooks: refused, but not `settlement_pending`
+/// (a transaction is out; its outcome is not known yet).
+fn settle_failed(response: &SettleResponse) -> bool {
+    !response.success && response.error_reason.as_ref() != Some(&crate::Reason::SETTLEMENT_PENDING)
+}
+
 /// Routes verify/settle requests to the registered schemes, in process.
 #[derive(Debug, Clone)]
 pub struct LocalFacilitator {
@@ -87,6 +104,7 @@ pub struct LocalFacilitator {
     extensions: Vec<String>,
     timeouts: Option<SettleTimeouts>,
     store: Option<Arc<dyn SettlementStore>>,
+    hooks: Vec<Arc<dyn FacilitatorHook>>,
 }
 
 /// One scheme's reconciliation pass on one network.
@@ -108,6 +126,42 @@ impl LocalFacilitator {
             extensions: Vec::new(),
             timeouts: None,
             store: None,
+            hooks: Vec::new(),
+        }
+    }
+
+    /// Adds a lifecycle hook around every verify and settle, after those added before it (see
+    /// [`crate::hook`] for the order and what a hook may do).
+    pub fn with_hook(mut self, hook: Arc<dyn FacilitatorHook>) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// The hooks, in the order they run.
+    pub fn hooks(&self) -> &[Arc<dyn FacilitatorHook>] {
+        &self.hooks
+    }
+
+    /// What the hooks see of `request`.
+    fn hook_call<'r>(&self, operation: Operation, request: &'r VerifyRequest) -> HookCall<'r> {
+        let requirements = &request.payment_requirements;
+        let (network, pay_to) = match requirements.view() {
+            Ok(view) => (Some(view.network.clone()), view.pay_to),
+            Err(_) => (None, pay_to_of(requirements)),
+        };
+        let payer = match self.route(request) {
+            Ok((ctx, scheme)) => {
+                // A scheme's payload reader must not take the request down.
+                std::panic::catch_unwind(AssertUnwindSafe(|| scheme.payer(&ctx))).unwrap_or(None)
+            }
+            Err(_) => None,
+        };
+        HookCall {
+            operation,
+            request,
+            network,
+            pay_to,
+            payer,
         }
     }
 
@@ -221,9 +275,41 @@ impl LocalFacilitator {
     }
 }
 
-#[async_trait]
-impl Facilitator for LocalFacilitator {
-    async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, FacilitatorError> {
+fn pay_to_of(requirements: &crate::wire::PaymentRequirements) -> &str {
+    match requirements {
+        crate::wire::PaymentRequirements::V1(r) => &r.pay_to,
+        crate::wire::PaymentRequirements::V2(r) => &r.pay_to,
+    }
+}
+
+/// Runs one hook step, containing a panic as [`FacilitatorError::Hook`].
+async fn guarded<T>(
+    hook: &dyn FacilitatorHook,
+    step: &'static str,
+    future: impl std::future::Future<Output = Result<T, FacilitatorError>>,
+) -> Result<T, FacilitatorError> {
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(FacilitatorError::Hook {
+                hook: hook.name().to_owned(),
+                step,
+                message: "panicked".to_owned(),
+            })
+        })
+}
+
+/// Runs an after step: it observes only, so a panic is contained and ignored.
+async fn observed(future: impl std::future::Future<Output = ()>) {
+    let _ = AssertUnwindSafe(future).catch_unwind().await;
+}
+
+impl LocalFacilitator {
+    async fn verify_scheme(
+        &self,
+        request: &VerifyRequest,
+    ) -> Result<VerifyResponse, FacilitatorError> {
         let (ctx, scheme) = match self.route(request) {
             Ok(found) => found,
             Err(r) => return Ok(VerifyResponse::invalid(r.reason, r.message, None)),
@@ -238,7 +324,11 @@ impl Facilitator for LocalFacilitator {
         Ok(verdict.into_response())
     }
 
-    async fn settle(&self, request: &SettleRequest) -> Result<SettleResponse, FacilitatorError> {
+    async fn settle_scheme(
+        &self,
+        request: &SettleRequest,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<SettleResponse, FacilitatorError> {
         let (ctx, scheme) = match self.route(request) {
             Ok(found) => found,
             Err(r) => {
@@ -246,7 +336,6 @@ impl Facilitator for LocalFacilitator {
                 return Ok(SettleResponse::failed(r.reason, r.message, network, None));
             }
         };
-        let deadline = self.timeouts.map(|t| t.answer_deadline_from_now());
         let ctx = ctx.with_deadline(deadline);
         let settlement = AssertUnwindSafe(scheme.settle(&ctx))
             .catch_unwind()
@@ -256,6 +345,96 @@ impl Facilitator for LocalFacilitator {
                 operation: "settle",
             })??;
         Ok(settlement.into_response(&ctx.requirements.network, ctx.requirements.version))
+    }
+}
+
+#[async_trait]
+impl Facilitator for LocalFacilitator {
+    /// Runs the hooks ([`crate::hook`]) around the scheme's verify.
+    async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, FacilitatorError> {
+        if self.hooks.is_empty() {
+            return self.verify_scheme(request).await;
+        }
+        let call = self.hook_call(Operation::Verify, request);
+        for hook in &self.hooks {
+            let decision =
+                guarded(hook.as_ref(), "before_verify", hook.before_verify(&call)).await?;
+            if let Before::Abort(r) = decision {
+                return Ok(VerifyResponse::invalid(r.reason, r.message, call.payer));
+            }
+        }
+        let answer = self.verify_scheme(request).await;
+        let response = match answer {
+            Ok(response) if response.is_valid => response,
+            answer => {
+                let mut recovered = None;
+                for hook in &self.hooks {
+                    let failure = match &answer {
+                        Ok(response) => Failure::Refused(response),
+                        Err(e) => Failure::Error(e),
+                    };
+                    let step = hook.on_verify_failure(&call, failure);
+                    if let Some(r) = guarded(hook.as_ref(), "on_verify_failure", step).await? {
+                        recovered = Some(r);
+                        break;
+                    }
+                }
+                match recovered {
+                    Some(response) => response,
+                    None => return answer,
+                }
+            }
+        };
+        for hook in &self.hooks {
+            observed(hook.after_verify(&call, &response)).await;
+        }
+        Ok(response)
+    }
+
+    /// Runs the hooks ([`crate::hook`]) around the scheme's settle; the settle's answer
+    /// deadline counts from here, hooks included.
+    async fn settle(&self, request: &SettleRequest) -> Result<SettleResponse, FacilitatorError> {
+        let deadline = self.timeouts.map(|t| t.answer_deadline_from_now());
+        if self.hooks.is_empty() {
+            return self.settle_scheme(request, deadline).await;
+        }
+        let call = self.hook_call(Operation::Settle, request);
+        for hook in &self.hooks {
+            let decision =
+                guarded(hook.as_ref(), "before_settle", hook.before_settle(&call)).await?;
+            if let Before::Abort(r) = decision {
+                let network = request.payment_requirements.network_text().to_owned();
+                return Ok(SettleResponse::failed(
+                    r.reason, r.message, network, call.payer,
+                ));
+            }
+        }
+        let answer = self.settle_scheme(request, deadline).await;
+        let response = match answer {
+            Ok(response) if !settle_failed(&response) => response,
+            answer => {
+                let mut recovered = None;
+                for hook in &self.hooks {
+                    let failure = match &answer {
+                        Ok(response) => Failure::Refused(response),
+                        Err(e) => Failure::Error(e),
+                    };
+                    let step = hook.on_settle_failure(&call, failure);
+                    if let Some(r) = guarded(hook.as_ref(), "on_settle_failure", step).await? {
+                        recovered = Some(r);
+                        break;
+                    }
+                }
+                match recovered {
+                    Some(response) => response,
+                    None => return answer,
+                }
+            }
+        };
+        for hook in &self.hooks {
+            observed(hook.after_settle(&call, &response)).await;
+        }
+        Ok(response)
     }
 
     async fn supported(&self) -> Result<SupportedResponse, FacilitatorError> {

@@ -7,6 +7,7 @@ pub mod client;
 pub mod clock;
 pub mod facilitator;
 pub mod header;
+pub mod hook;
 pub mod json;
 pub mod network;
 pub mod reason;
@@ -26,6 +27,7 @@ pub use clock::{Clock, SharedClock, ShiftedClock, SystemClock, system_clock};
 pub use facilitator::{
     DispatchError, Facilitator, FacilitatorError, LocalFacilitator, ReconcileLine, Unread,
 };
+pub use hook::{Before, FacilitatorHook, Failure, HookCall, Operation};
 pub use network::{Network, NetworkError, NetworkPattern};
 pub use reason::Reason;
 pub use registry::{Catalogue, DuplicateId, Registry, SchemeConfig, SchemeDescriptor, Shared};

@@ -134,6 +134,8 @@ shared! {
     UNSUPPORTED_ASSET = "unsupported_asset";
     PAYER_BUSY = "payer_busy";
     PAYER_THROTTLED = "payer_throttled";
+    PAYER_DENIED = "payer_denied";
+    RECIPIENT_DENIED = "recipient_denied";
 }
 
 impl Reason {

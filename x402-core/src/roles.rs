@@ -77,6 +77,14 @@ pub trait FacilitatorRole: Send + Sync + Debug {
     /// The scheme name on the wire.
     fn scheme(&self) -> &'static str;
 
+    /// The payer the payment names, read without verifying it, canonical for the chain (an EVM
+    /// address checksummed, a Solana key in base58): what the dispatcher's hooks screen before
+    /// anything is sent ([`crate::hook`]). `None` (the default) when it cannot be read.
+    fn payer(&self, payment: &PaymentContext<'_>) -> Option<String> {
+        let _ = payment;
+        None
+    }
+
     /// Checks a payment without moving funds.
     async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError>;
 
@@ -203,6 +211,10 @@ impl Scheme for Roles {
             .as_deref()
             .ok_or_else(|| self.missing(Role::Buyer))?;
         buyer.sign(requirements).await
+    }
+
+    fn payer(&self, payment: &PaymentContext<'_>) -> Option<String> {
+        self.facilitator.as_ref()?.payer(payment)
     }
 
     async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {

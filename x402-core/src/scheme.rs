@@ -290,6 +290,14 @@ pub trait Scheme: Send + Sync + Debug {
     /// Buyer: signs a payment for `requirements`, returning the scheme `payload`.
     async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError>;
 
+    /// Facilitator: the payer the payment names, read without verifying it (for the
+    /// dispatcher's hooks, [`crate::hook`]); canonical for the chain. `None` by default, and
+    /// when the payload does not name one.
+    fn payer(&self, payment: &PaymentContext<'_>) -> Option<String> {
+        let _ = payment;
+        None
+    }
+
     /// Facilitator: checks a payment without moving funds.
     async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError>;
 

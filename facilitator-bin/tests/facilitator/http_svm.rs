@@ -14,6 +14,19 @@ use x402_tests::solana::exact::{request_v2, rpc};
 
 #[tokio::test]
 async fn svm_verify_and_settle_over_http() {
+    svm_over_http(None).await;
+}
+
+/// `[hooks.deny_list]` on Solana: the buyer's key listed refuses it (`payer_denied`), the
+/// seller's refuses every payment to it (`recipient_denied`), with nothing sent; keys match
+/// exactly, so the buyer's key in another case does not match and the payment goes through.
+#[tokio::test]
+async fn svm_deny_list_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    svm_over_http(Some(dir.path().join("deny.txt"))).await;
+}
+
+async fn svm_over_http(deny_list: Option<std::path::PathBuf>) {
     let bed = SvmTestBed::shared().await;
     let fee_payer = Keypair::new();
     bed.airdrop(&fee_payer.pubkey(), 1_000_000_000).await;
@@ -36,6 +49,14 @@ assets = ["{mint}"]
 "#,
         mint = mint.address
     );
+    let mut config = config;
+    if let Some(path) = &deny_list {
+        std::fs::write(path, format!("{}\n", buyer.pubkey())).unwrap();
+        config.push_str(&format!(
+            "[hooks.deny_list]\npath = {:?}\nreload_interval_ms = 50\n",
+            path.display().to_string()
+        ));
+    }
     let envs = vec![
         ("X402_TEST_SOL_RPC", bed.rpc_url().to_owned()),
         ("X402_TEST_SOL_FEE_PAYER", fee_payer.to_base58_string()),
@@ -78,6 +99,64 @@ assets = ["{mint}"]
     .await
     .unwrap();
     let body = serde_json::to_vec(&request_v2(&requirements, payload)).unwrap();
+
+    if let Some(path) = &deny_list {
+        let write = |text: String| {
+            let next = path.with_extension("next");
+            std::fs::write(&next, text).unwrap();
+            std::fs::rename(&next, path).unwrap();
+        };
+        let lamports = bed.rpc().get_balance(&fee_payer.pubkey()).await.unwrap();
+        let tokens = bed.token_balance(&seller.pubkey(), &mint.address).await;
+        for (listed, reason) in [
+            (buyer.pubkey().to_string(), "payer_denied"),
+            (seller.pubkey().to_string(), "recipient_denied"),
+        ] {
+            write(format!("{listed}\n"));
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let (_, v) = post(&server.url, "/verify", body.clone()).await;
+            assert_eq!(v["isValid"], false, "{v}");
+            assert_eq!(v["invalidReason"], reason, "{v}");
+            assert_eq!(v["payer"], buyer.pubkey().to_string(), "{v}");
+            let (_, s) = post(&server.url, "/settle", body.clone()).await;
+            assert_eq!(s["success"], false, "{s}");
+            assert_eq!(s["errorReason"], reason, "{s}");
+            assert_eq!(s["transaction"], "", "{s}");
+        }
+        assert_eq!(
+            bed.rpc().get_balance(&fee_payer.pubkey()).await.unwrap(),
+            lamports,
+            "the fee payer paid for nothing"
+        );
+        assert_eq!(
+            bed.token_balance(&seller.pubkey(), &mint.address).await,
+            tokens
+        );
+        // Base58 is case-sensitive: the buyer's key with its letters' case swapped (where the
+        // result stays base58) is another key, or no key at all; either way not the buyer.
+        const B58: &str = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+        let swapped: String = buyer
+            .pubkey()
+            .to_string()
+            .chars()
+            .map(|c| {
+                let s = if c.is_ascii_lowercase() {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                };
+                if B58.contains(s) { s } else { c }
+            })
+            .collect();
+        assert_ne!(swapped, buyer.pubkey().to_string());
+        let other_case = if facilitator_bin::hooks::Entries::parse(&swapped).is_ok() {
+            swapped
+        } else {
+            "# the swapped key is no 32-byte key".to_owned()
+        };
+        write(format!("{other_case}\n"));
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
 
     let (status, v) = post(&server.url, "/verify", body.clone()).await;
     assert_eq!(

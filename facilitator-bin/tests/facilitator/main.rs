@@ -3,6 +3,7 @@
 //!
 //! * `http` — the built binary over HTTP against anvil (`evm`);
 //! * `auth` — API keys, scopes and limits on /verify and /settle (`evm`);
+//! * `hooks` — the deny-list hook (`[hooks.deny_list]`) (`evm`);
 //! * `durable` — settlement state across a killed and restarted binary (`evm`);
 //! * `replicas` — several binaries sharing one PostgreSQL store (`evm`);
 //! * `slow` — slowloris headers and bodies, the connection limit (`evm`);
@@ -20,6 +21,8 @@ mod auth;
 mod common;
 #[cfg(feature = "evm")]
 mod durable;
+#[cfg(feature = "evm")]
+mod hooks;
 #[cfg(feature = "evm")]
 mod http;
 #[cfg(feature = "svm")]

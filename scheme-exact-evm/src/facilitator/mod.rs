@@ -204,6 +204,10 @@ impl FacilitatorRole for Facilitator {
         crate::SCHEME
     }
 
+    fn payer(&self, payment: &PaymentContext<'_>) -> Option<String> {
+        x402_evm::facilitator::payer_of::<Self>(payment)
+    }
+
     async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
         let verdict = x402_evm::facilitator::verify(self, payment).await?;
         Ok(verdict.for_version(payment.payload.version, crate::reason::V1_SPELLINGS))

@@ -241,6 +241,15 @@ struct Expected<'a> {
     max_instructions: usize,
 }
 
+/// The payer a payload names, read without verifying it: the transfer authority of its
+/// transaction, when it decodes.
+pub(super) fn payer_of(raw: &serde_json::value::RawValue) -> Option<Pubkey> {
+    let decoded = payload::parse(raw)
+        .and_then(|p| payload::decode_transaction(&p.transaction))
+        .ok()?;
+    payer_hint(&decoded)
+}
+
 /// The authority (account 3) of the first token-program instruction, as the reference reports
 /// the payer.
 fn payer_hint(d: &DecodedTransaction) -> Option<Pubkey> {

@@ -274,6 +274,10 @@ impl FacilitatorRole for Facilitator {
         crate::SCHEME
     }
 
+    fn payer(&self, payment: &PaymentContext<'_>) -> Option<String> {
+        inspect::payer_of(payment.payload.payload).map(|p| p.to_string())
+    }
+
     async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
         let verdict = self.verify_payment(payment).await?;
         Ok(verdict.for_version(payment.payload.version, crate::reason::V1_SPELLINGS))

@@ -175,6 +175,10 @@ impl FacilitatorRole for Facilitator {
         crate::SCHEME
     }
 
+    fn payer(&self, payment: &PaymentContext<'_>) -> Option<String> {
+        x402_evm::facilitator::payer_of::<Self>(payment)
+    }
+
     async fn verify(&self, payment: &PaymentContext<'_>) -> Result<Verdict, SchemeError> {
         x402_evm::facilitator::verify(self, payment).await
     }

@@ -4,6 +4,7 @@
 //! * `contracts` — our Permit2 proxies and the smart wallet with its factory;
 //! * `signers` — the signer pool, receipt waits and the failover provider;
 //! * `exact`, `upto` — the schemes end to end;
+//! * `hooks` — the facilitator's lifecycle hooks: order, abort, recovery, failure;
 //! * `durable` — the write-ahead and reconciliation of the settlement engine;
 //! * `cooldown` — the payer cool-down after a settlement that reverted at our gas;
 //! * `negative` — the negative suites of `exact`, tables shared by EIP-3009 and Permit2;
@@ -14,6 +15,7 @@ mod contracts;
 mod cooldown;
 mod durable;
 mod exact;
+mod hooks;
 mod negative;
 mod rpc_faults;
 mod signers;

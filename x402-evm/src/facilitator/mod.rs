@@ -364,6 +364,15 @@ pub trait EvmScheme: Send + Sync {
     }
 }
 
+/// The payer a payment names, read without verifying it (checksummed): what
+/// [`x402_core::FacilitatorRole::payer`] answers for an EVM scheme.
+pub fn payer_of<S: EvmScheme>(ctx: &PaymentContext<'_>) -> Option<String> {
+    match S::parse(ctx.payload.payload) {
+        Ok(p) => Some(S::payer(&p).to_checksum(None)),
+        Err(_) => S::payer_hint(ctx.payload.payload),
+    }
+}
+
 /// The verify answer: the check's verdict, naming the payer when it can.
 pub async fn verify<S: EvmScheme>(
     scheme: &S,
