@@ -1,7 +1,7 @@
 //! The facilitator API as a trait, and the local dispatcher that routes requests to schemes.
 //!
 //! [`Facilitator`] is what a seller talks to: the in-process [`LocalFacilitator`] or a remote
-//! one over HTTP ([`crate::client::FacilitatorClient`], feature `client`). Payment problems are
+//! one over HTTP (`client::FacilitatorClient`, feature `client`). Payment problems are
 //! always `Ok` responses carrying a reason; `Err` is reserved for the facilitator itself failing.
 
 use std::collections::BTreeMap;
