@@ -6,16 +6,26 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::request::Parts;
-use x402_core::wire::SupportedResponse;
-use x402_core::{
-    Amount, Facilitator, FacilitatorError, Network, Price, Registry, SettleTimeouts, X402Version,
-};
+use x402_core::{Amount, Facilitator, Network, Price, Registry, SettleTimeouts, X402Version};
 
+use crate::body::{BodyContext, BodyHook, CustomBody};
+use crate::hook::SellerHook;
 use crate::layer::Paywall;
 use crate::supported::SupportedCache;
 
 /// Computes a price from the request (path, query, headers) for a dynamically priced route.
 pub type PriceFn = Arc<dyn Fn(&Parts) -> Result<Price, String> + Send + Sync>;
+
+/// Computes the recipient (`payTo`) from the request, e.g. per tenant; `Err` refuses the request
+/// with a 400 naming the message.
+pub type PayToFn = Arc<dyn Fn(&Parts) -> Result<String, String> + Send + Sync>;
+
+/// The `extra` members the facilitator supplies through its `/supported` answer (the fee payer
+/// of `exact` on Solana, the spender of `upto`): a seller cannot set them.
+pub const FACILITATOR_EXTRA: &[&str] = &["feePayer", "facilitatorAddress"];
+
+/// The longest `extra.memo` (the Solana memo program's limit the exact-SVM scheme enforces).
+pub const MAX_MEMO_BYTES: usize = 256;
 
 /// What a handler of an `upto` route reports as actually used, in atomic units, as a response
 /// extension (`(Extension(Charge(amount)), body)` in axum). At most the authorized maximum is
@@ -41,6 +51,28 @@ pub enum ConfigError {
         /// The network.
         network: Network,
     },
+    /// An option's `extra` sets a member the facilitator supplies ([`FACILITATOR_EXTRA`]).
+    #[error(
+        "extra.{key} is supplied by the facilitator's /supported answer; a seller cannot set it"
+    )]
+    FacilitatorExtra {
+        /// The member.
+        key: String,
+    },
+    /// An option's `extra` member is unusable.
+    #[error("extra.{key}: {why}")]
+    Extra {
+        /// The member.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A custom body for the unpaid 402 on a route that serves x402 v1, whose offers travel in
+    /// the body.
+    #[error(
+        "a custom unpaid 402 body needs a route that serves x402 v2 only (v1 carries its offers in the body)"
+    )]
+    CustomBodyWithV1,
     /// A service member of the resource is outside the reference's limits.
     #[error("resource {member}: {why}")]
     Resource {
@@ -78,15 +110,32 @@ impl fmt::Debug for PriceSource {
     }
 }
 
+/// How the recipient is found.
+#[derive(Clone)]
+pub(crate) enum PayToSource {
+    Static(String),
+    Dynamic(PayToFn),
+}
+
+impl fmt::Debug for PayToSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Static(p) => f.debug_tuple("Static").field(p).finish(),
+            Self::Dynamic(_) => f.write_str("Dynamic(..)"),
+        }
+    }
+}
+
 /// One accepted way to pay: a scheme on a network, a price, a recipient, optionally an asset.
 #[derive(Debug, Clone)]
 pub struct Accept {
     pub(crate) scheme: String,
     pub(crate) network: Network,
-    pub(crate) pay_to: String,
+    pub(crate) pay_to: PayToSource,
     pub(crate) price: PriceSource,
     pub(crate) asset: Option<String>,
     pub(crate) max_timeout_seconds: Option<u64>,
+    pub(crate) extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Accept {
@@ -100,10 +149,11 @@ impl Accept {
         Self {
             scheme: scheme.into(),
             network,
-            pay_to: pay_to.into(),
+            pay_to: PayToSource::Static(pay_to.into()),
             price: PriceSource::Static(price),
             asset: None,
             max_timeout_seconds: None,
+            extra: serde_json::Map::new(),
         }
     }
 
@@ -132,6 +182,59 @@ impl Accept {
         self.max_timeout_seconds = Some(seconds);
         self
     }
+
+    /// The recipient computed from each request (per tenant, say), replacing the one given to
+    /// the constructor. `Err` refuses the request with a 400 naming the message. A payment is
+    /// matched against the requirements built for the request that carries it, so a payment
+    /// signed for one request's `payTo` is refused ("No matching payment requirements") on a
+    /// request whose `payTo` differs.
+    pub fn dynamic_pay_to(
+        mut self,
+        pay_to: impl Fn(&Parts) -> Result<String, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.pay_to = PayToSource::Dynamic(Arc::new(pay_to));
+        self
+    }
+
+    /// Adds `key: value` to the requirement's `extra` (the Solana memo of `exact`:
+    /// `.extra("memo", "invoice-42")`, a UTF-8 string of at most [`MAX_MEMO_BYTES`] bytes the
+    /// payment must carry).
+    ///
+    /// Precedence: members the scheme writes (`name`/`version`/`assetTransferMethod` of EVM,
+    /// `feePayer` of Solana, `facilitatorAddress` of `upto`) win. The members the facilitator
+    /// supplies ([`FACILITATOR_EXTRA`]) are refused when the paywall is built
+    /// ([`ConfigError::FacilitatorExtra`]); any other member the scheme also writes must have
+    /// the scheme's value, or the request is answered 500 and nothing is offered.
+    pub fn extra(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// Checks an option's `extra` when the paywall is built.
+fn check_extra(extra: &serde_json::Map<String, serde_json::Value>) -> Result<(), ConfigError> {
+    for (key, value) in extra {
+        if FACILITATOR_EXTRA.contains(&key.as_str()) {
+            return Err(ConfigError::FacilitatorExtra { key: key.clone() });
+        }
+        if key == "memo" {
+            let why = match value.as_str() {
+                None => Some("the memo must be a string".to_owned()),
+                Some(m) if m.len() > MAX_MEMO_BYTES => Some(format!(
+                    "the memo is {} bytes, more than {MAX_MEMO_BYTES}",
+                    m.len()
+                )),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                return Err(ConfigError::Extra {
+                    key: key.clone(),
+                    why,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A protected route: what it accepts and how it describes itself.
@@ -146,6 +249,8 @@ pub struct Route {
     pub(crate) icon_url: Option<String>,
     pub(crate) versions: Vec<X402Version>,
     pub(crate) settle: SettleTiming,
+    pub(crate) unpaid_body: Option<BodyHook>,
+    pub(crate) settlement_failed_body: Option<BodyHook>,
 }
 
 impl Default for Route {
@@ -167,6 +272,8 @@ impl Route {
             icon_url: None,
             versions: X402Version::ALL.to_vec(),
             settle: SettleTiming::AfterHandler,
+            unpaid_body: None,
+            settlement_failed_body: None,
         }
     }
 
@@ -227,6 +334,30 @@ impl Route {
         self.settle = timing;
         self
     }
+
+    /// The body of the unpaid 402 (a request without a payment header), browsers included,
+    /// instead of `{}` or the HTML paywall. The status and `PAYMENT-REQUIRED` (the offers) stay
+    /// as the protocol requires. Only on a route serving x402 v2 only (`.versions(&[V2])`): v1
+    /// carries its offers in the body ([`ConfigError::CustomBodyWithV1`]). A refused payment's
+    /// 402 keeps the protocol's body.
+    pub fn unpaid_body(
+        mut self,
+        body: impl Fn(&BodyContext<'_>) -> CustomBody + Send + Sync + 'static,
+    ) -> Self {
+        self.unpaid_body = Some(BodyHook(Arc::new(body)));
+        self
+    }
+
+    /// The body of the 402 answering a v2 payment whose settlement failed, instead of `{}`. The
+    /// status and `PAYMENT-RESPONSE` (the failed settlement) stay as the protocol requires; a v1
+    /// payment keeps the v1 document as its body.
+    pub fn settlement_failed_body(
+        mut self,
+        body: impl Fn(&BodyContext<'_>) -> CustomBody + Send + Sync + 'static,
+    ) -> Self {
+        self.settlement_failed_body = Some(BodyHook(Arc::new(body)));
+        self
+    }
 }
 
 /// Seller-wide settings.
@@ -278,11 +409,21 @@ impl SellerOptions {
     }
 }
 
-pub(crate) struct SellerInner {
+/// One facilitator of a seller, with its cached `/supported`.
+#[derive(Clone)]
+pub(crate) struct Upstream {
     pub(crate) facilitator: Arc<dyn Facilitator>,
+    pub(crate) supported: Arc<SupportedCache>,
+}
+
+pub(crate) struct SellerInner {
+    /// The facilitators, in precedence order (never empty).
+    pub(crate) upstreams: Vec<Upstream>,
     pub(crate) schemes: Registry,
     pub(crate) options: SellerOptions,
-    supported: Arc<SupportedCache>,
+    pub(crate) hooks: Vec<Arc<dyn SellerHook>>,
+    /// The routes [`Seller::paywall`] built, for [`Seller::validate`].
+    pub(crate) routes: Mutex<Vec<Arc<Route>>>,
     /// Payments being processed right now, by scheme payload: one payment is never served twice
     /// concurrently, on any route of this seller.
     pub(crate) in_flight: Mutex<HashSet<String>>,
@@ -291,21 +432,43 @@ pub(crate) struct SellerInner {
 impl fmt::Debug for SellerInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Seller")
+            .field("facilitators", &self.upstreams.len())
             .field("schemes", &self.schemes)
             .field("options", &self.options)
+            .field("hooks", &self.hooks)
             .finish_non_exhaustive()
     }
 }
 
 impl SellerInner {
-    /// The facilitator's `/supported`, fetched on first use (a failure is not cached) and
-    /// refreshed once older than [`SellerOptions::supported_ttl`].
-    pub(crate) async fn supported(&self) -> Result<Arc<SupportedResponse>, FacilitatorError> {
-        self.supported.get(&self.facilitator).await
+    fn new(upstreams: Vec<Upstream>, schemes: Registry, options: SellerOptions) -> Self {
+        Self {
+            upstreams,
+            schemes,
+            options,
+            hooks: Vec::new(),
+            routes: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub(crate) fn upstream(&self, facilitator: Arc<dyn Facilitator>) -> Upstream {
+        Upstream {
+            facilitator,
+            supported: Arc::new(SupportedCache::new(
+                self.options.supported_ttl,
+                self.options.supported_retry,
+            )),
+        }
     }
 }
 
-/// A seller: one facilitator, the schemes it prices with, shared by all its routes.
+/// A seller: its facilitators (in precedence order), the schemes it prices with, its hooks,
+/// shared by all its routes.
+///
+/// The builders ([`Seller::with_facilitator`], [`Seller::with_hook`]) return a new seller:
+/// configure it completely before building paywalls (a paywall keeps the seller it was built
+/// from).
 #[derive(Debug, Clone)]
 pub struct Seller {
     pub(crate) inner: Arc<SellerInner>,
@@ -323,36 +486,68 @@ impl Seller {
         schemes: Registry,
         options: SellerOptions,
     ) -> Self {
-        let supported = SupportedCache::new(options.supported_ttl, options.supported_retry);
+        let mut inner = SellerInner::new(Vec::new(), schemes, options);
+        inner.upstreams.push(inner.upstream(facilitator));
         Self {
-            inner: Arc::new(SellerInner {
-                facilitator,
-                schemes,
-                options,
-                supported: Arc::new(supported),
-                in_flight: Mutex::new(HashSet::new()),
-            }),
+            inner: Arc::new(inner),
         }
     }
 
-    /// Fetches the facilitator's `/supported` now (it is otherwise fetched on the first request).
-    pub async fn warm_up(&self) -> Result<(), FacilitatorError> {
-        self.inner.supported().await.map(|_| ())
+    /// A copy of this seller's configuration, changed by `edit` (the routes built so far are
+    /// kept for [`Seller::validate`]).
+    fn edited(self, edit: impl FnOnce(&mut SellerInner)) -> Self {
+        let old = &self.inner;
+        let mut inner = SellerInner::new(
+            old.upstreams.clone(),
+            old.schemes.clone(),
+            old.options.clone(),
+        );
+        inner.hooks = old.hooks.clone();
+        inner.routes = Mutex::new(
+            old.routes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        );
+        edit(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
-    /// The facilitator's `/supported` as this seller uses it now (the cached answer; fetched if
-    /// there is none, refreshed in the background if stale).
-    pub async fn supported(&self) -> Result<Arc<SupportedResponse>, FacilitatorError> {
-        self.inner.supported().await
+    /// Adds a facilitator after those added before it (the one given to the constructor
+    /// first). See [`crate::facilitators`](crate#several-facilitators) for the precedence and
+    /// fallback rules: offers for a (scheme, network) come from the first facilitator that is up
+    /// and supports it, a payment's verify and settle go to the facilitator whose kind was
+    /// offered, a verify falls over on a transport error, a settle never does.
+    pub fn with_facilitator(self, facilitator: Arc<dyn Facilitator>) -> Self {
+        self.edited(|inner| {
+            let upstream = inner.upstream(facilitator);
+            inner.upstreams.push(upstream);
+        })
     }
 
-    /// The layer protecting one route.
+    /// Adds a lifecycle hook, after those added before it (see [`crate::hook`] for the order
+    /// and what a hook may do).
+    pub fn with_hook(self, hook: Arc<dyn SellerHook>) -> Self {
+        self.edited(|inner| inner.hooks.push(hook))
+    }
+
+    /// The hooks, in the order they run.
+    pub fn hooks(&self) -> &[Arc<dyn SellerHook>] {
+        &self.inner.hooks
+    }
+
+    /// The layer protecting one route (also remembered for [`Seller::validate`]).
     pub fn paywall(&self, route: Route) -> Result<Paywall, ConfigError> {
         if route.accepts.is_empty() {
             return Err(ConfigError::NoOptions);
         }
         if route.versions.is_empty() {
             return Err(ConfigError::NoVersions);
+        }
+        if route.unpaid_body.is_some() && route.versions.contains(&X402Version::V1) {
+            return Err(ConfigError::CustomBodyWithV1);
         }
         crate::resource::check(&route)?;
         for a in &route.accepts {
@@ -367,8 +562,15 @@ impl Seller {
                     network: a.network.clone(),
                 });
             }
+            check_extra(&a.extra)?;
         }
-        Ok(Paywall::new(self.inner.clone(), Arc::new(route)))
+        let route = Arc::new(route);
+        self.inner
+            .routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(route.clone());
+        Ok(Paywall::new(self.inner.clone(), route))
     }
 }
 

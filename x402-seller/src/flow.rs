@@ -9,17 +9,23 @@ use tower::{Service, ServiceExt as _};
 use x402_core::header::{self as codec, MAX_REQUEST_HEADER_LEN, PAYMENT_SIGNATURE, X_PAYMENT};
 use x402_core::json::JsonLimits;
 use x402_core::wire::{PaymentPayload, PaymentRequirements, SettleResponse, VerifyRequest};
-use x402_core::{Reason, X402Version};
+use x402_core::{Reason, Rejection, X402Version};
 
+use crate::body::BodyContext;
 use crate::config::{Route, SellerInner, SettleTiming};
+use crate::facilitators::{self, Source};
+use crate::hook::{Access, HookFailed, Hooks, Operation, SellerCall};
 use crate::offers::{self, OfferError, Offers};
 use crate::overrides::{self, SETTLEMENT_OVERRIDES};
+use crate::payment::{FreeAccess, VerifiedPayment};
 use crate::response::{self, Refusal, decorate, payment_required, with_settlement};
 
 /// A request's payment, accepted for processing.
 struct Paid {
     version: X402Version,
     request: VerifyRequest,
+    /// The facilitator whose kind was offered for it.
+    source: Source,
 }
 
 /// Holds a payment's in-flight mark until dropped.
@@ -78,8 +84,8 @@ fn refuse(offers: &Offers, error: impl Into<String>) -> Response<Body> {
 fn offer_error(e: &OfferError) -> Response<Body> {
     let status = match e {
         OfferError::Facilitator(_) | OfferError::NothingOffered => StatusCode::SERVICE_UNAVAILABLE,
-        OfferError::Price(_) => StatusCode::BAD_REQUEST,
-        OfferError::Scheme(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        OfferError::Price(_) | OfferError::PayTo(_) => StatusCode::BAD_REQUEST,
+        OfferError::Scheme(_) | OfferError::Extra(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     if status != StatusCode::BAD_REQUEST {
         tracing::error!(error = %e, "cannot build payment requirements");
@@ -128,22 +134,23 @@ fn read_payment(headers: &HeaderMap, offers: &Offers) -> Result<Option<Paid>, Bo
             payload.version()
         )));
     }
-    let requirements = match &payload {
+    // Matched against the requirements built for THIS request (its price, its payTo): a
+    // payment signed for another request's requirements names none of them.
+    let matched = match &payload {
         PaymentPayload::V2(p) => offers
             .match_v2(&p.accepted)
-            .cloned()
-            .map(PaymentRequirements::V2),
+            .map(|(r, s)| (PaymentRequirements::V2(r.clone()), s.clone())),
         PaymentPayload::V1(p) => offers
             .match_v1(&p.scheme, &p.network)
-            .cloned()
-            .map(PaymentRequirements::V1),
+            .map(|(r, s)| (PaymentRequirements::V1(r.clone()), s.clone())),
     };
-    let Some(requirements) = requirements else {
+    let Some((requirements, source)) = matched else {
         return Err(Box::new(refuse(offers, "No matching payment requirements")));
     };
     Ok(Some(Paid {
         version,
         request: VerifyRequest::new(payload, requirements),
+        source,
     }))
 }
 
@@ -173,6 +180,37 @@ fn in_flight_key(seller: &SellerInner, request: &VerifyRequest) -> String {
     )
 }
 
+/// The 500 of a hook that failed in a deciding step (its message is logged, not sent).
+fn hook_failed(failed: &HookFailed) -> Response<Body> {
+    tracing::error!(hook = %failed.hook, step = failed.step, message = %failed.message, "seller hook failed");
+    response::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!(
+            "the seller's hook {} failed in {}",
+            failed.hook, failed.step
+        ),
+    )
+}
+
+/// The 402 of a payment a before hook aborted.
+fn aborted(
+    offers: &Offers,
+    rejection: &Rejection,
+    hook: &str,
+    payer: Option<&str>,
+) -> Response<Body> {
+    tracing::info!(%hook, reason = %rejection.reason, message = ?rejection.message, ?payer, "payment refused by a seller hook");
+    payment_required(
+        offers,
+        Refusal {
+            error: rejection.reason.to_string(),
+            status: None,
+            payer: payer.map(str::to_owned),
+        },
+        false,
+    )
+}
+
 /// Runs the whole flow for one request through the protected service `inner`.
 pub(crate) async fn handle<S>(
     seller: &SellerInner,
@@ -183,7 +221,23 @@ pub(crate) async fn handle<S>(
 where
     S: Service<Request<Body>, Response = Response<Body>>,
 {
-    let (parts, body) = request.into_parts();
+    let hooks = Hooks(&seller.hooks);
+    let (mut parts, body) = request.into_parts();
+    match hooks.access(&parts).await {
+        Ok((Access::Continue, _)) => {}
+        Ok((Access::Grant, hook)) => {
+            tracing::debug!(%hook, "free access granted by a seller hook");
+            parts.extensions.insert(FreeAccess { hook });
+            let mut response = inner.oneshot(Request::from_parts(parts, body)).await?;
+            overrides::strip(response.headers_mut());
+            return Ok(decorate(response, false));
+        }
+        Ok((Access::Refuse(message), hook)) => {
+            tracing::info!(%hook, %message, "request refused by a seller hook");
+            return Ok(response::forbidden(&message));
+        }
+        Err(failed) => return Ok(hook_failed(&failed)),
+    }
     let offers = match offers::build(seller, route, &parts).await {
         Ok(o) => o,
         Err(e) => return Ok(offer_error(&e)),
@@ -195,11 +249,19 @@ where
                 error: "Payment required".to_owned(),
                 ..Refusal::default()
             };
-            return Ok(payment_required(
-                &offers,
-                unpaid,
-                is_browser(&parts.headers),
-            ));
+            let browser = is_browser(&parts.headers);
+            let default = payment_required(&offers, unpaid, browser);
+            let Some(custom) = &route.unpaid_body else {
+                return Ok(default);
+            };
+            let body = (custom.0)(&BodyContext {
+                error: "Payment required",
+                resource: &offers.resource,
+                accepts: &offers.v2,
+                settlement: None,
+                browser,
+            });
+            return Ok(response::with_custom_body(default, body));
         }
         Err(response) => return Ok(*response),
     };
@@ -208,37 +270,35 @@ where
         return Ok(refuse(&offers, "this payment is already being processed"));
     };
 
-    let verdict = match seller.facilitator.verify(&paid.request).await {
+    let (payer, facilitator) = match verify(seller, &hooks, &offers, &paid).await {
         Ok(v) => v,
-        Err(e) => {
-            tracing::error!(error = %e, "facilitator verify failed");
-            return Ok(response::error(
-                StatusCode::BAD_GATEWAY,
-                &format!("the payment facilitator failed to verify the payment: {e}"),
-            ));
-        }
+        Err(response) => return Ok(*response),
     };
-    if !verdict.is_valid {
-        // `error` is the bare reason code, as the reference writes it; the facilitator's message
-        // is logged, not sent.
-        let reason = verdict.invalid_reason.unwrap_or(Reason::INVALID_PAYLOAD);
-        tracing::info!(%reason, message = ?verdict.invalid_message, payer = ?verdict.payer, "payment refused by the facilitator");
-        let status = (reason.as_str() == "permit2_allowance_required")
-            .then_some(StatusCode::PRECONDITION_FAILED);
-        let refusal = Refusal {
-            error: reason.to_string(),
-            status,
-            payer: verdict.payer,
-        };
-        return Ok(payment_required(&offers, refusal, false));
-    }
+    let mut payment = VerifiedPayment {
+        version: paid.version,
+        payer,
+        requirements: paid.request.payment_requirements.clone(),
+        settlement: None,
+    };
+    let payer = payment.payer.clone();
+    let settling = Settling {
+        seller,
+        hooks: &hooks,
+        route,
+        offers: &offers,
+        paid: &paid,
+        facilitator,
+        payer: payer.as_deref(),
+    };
 
-    let request = Request::from_parts(parts, body);
     if route.settle == SettleTiming::BeforeHandler {
-        let settlement = match settle(seller, &offers, &paid, &paid.request).await {
+        let settlement = match settling.settle(&paid.request).await {
             Ok(s) => s,
             Err(response) => return Ok(*response),
         };
+        payment.settlement = Some(settlement.clone());
+        parts.extensions.insert(payment);
+        let request = Request::from_parts(parts, body);
         let mut response = inner.oneshot(request).await?;
         if overrides::strip(response.headers_mut()).is_some() {
             tracing::warn!(
@@ -249,6 +309,8 @@ where
         return Ok(decorate(response, true));
     }
 
+    parts.extensions.insert(payment);
+    let request = Request::from_parts(parts, body);
     let response = inner.oneshot(request).await?;
     let (mut head, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, seller.options.max_response_bytes).await else {
@@ -267,7 +329,7 @@ where
         ));
     }
     let settle_request = match overrides::take(&mut head) {
-        Ok(asked) => overrides::resolve(seller, &paid.request, asked).await,
+        Ok(asked) => overrides::resolve(seller, facilitator, &paid.request, asked).await,
         Err(message) => Err(message),
     };
     let settle_request = match settle_request {
@@ -278,7 +340,7 @@ where
             return Ok(response::error(StatusCode::INTERNAL_SERVER_ERROR, &message));
         }
     };
-    let settlement = match settle(seller, &offers, &paid, &settle_request).await {
+    let settlement = match settling.settle(&settle_request).await {
         Ok(s) => s,
         Err(response) => return Ok(*response),
     };
@@ -287,123 +349,247 @@ where
     Ok(decorate(response, true))
 }
 
+/// Verifies through the hooks and the facilitators; `Ok` is the payer the verify named and the
+/// facilitator that verified (the one to settle with); `Err` the response to send.
+async fn verify(
+    seller: &SellerInner,
+    hooks: &Hooks<'_>,
+    offers: &Offers,
+    paid: &Paid,
+) -> Result<(Option<String>, usize), Box<Response<Body>>> {
+    let call = SellerCall {
+        operation: Operation::Verify,
+        request: &paid.request,
+        version: paid.version,
+        payer: None,
+    };
+    match hooks.before(&call).await {
+        Ok(None) => {}
+        Ok(Some((rejection, hook))) => {
+            return Err(Box::new(aborted(offers, &rejection, &hook, None)));
+        }
+        Err(failed) => return Err(Box::new(hook_failed(&failed))),
+    }
+    let (result, facilitator) =
+        facilitators::verify(seller, &paid.source, paid.version, &paid.request).await;
+    let answer = match hooks.verified(&call, result).await {
+        Ok(a) => a,
+        Err(failed) => return Err(Box::new(hook_failed(&failed))),
+    };
+    let verdict = match answer.result {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "facilitator verify failed");
+            return Err(Box::new(response::error(
+                StatusCode::BAD_GATEWAY,
+                &format!("the payment facilitator failed to verify the payment: {e}"),
+            )));
+        }
+    };
+    if !verdict.is_valid {
+        // `error` is the bare reason code, as the reference writes it; the facilitator's message
+        // is logged, not sent.
+        let reason = verdict.invalid_reason.unwrap_or(Reason::INVALID_PAYLOAD);
+        tracing::info!(%reason, message = ?verdict.invalid_message, payer = ?verdict.payer, recovered = answer.recovered, "payment refused");
+        let status = (reason.as_str() == "permit2_allowance_required")
+            .then_some(StatusCode::PRECONDITION_FAILED);
+        let refusal = Refusal {
+            error: reason.to_string(),
+            status,
+            payer: verdict.payer,
+        };
+        return Err(Box::new(payment_required(offers, refusal, false)));
+    }
+    if answer.recovered {
+        tracing::info!(payer = ?verdict.payer, "a seller hook recovered the verify");
+    }
+    Ok((verdict.payer, facilitator))
+}
+
 /// Whether the facilitator answered that the payment was sent but not yet decided.
 fn is_pending(settlement: &SettleResponse) -> bool {
     !settlement.success && settlement.error_reason == Some(Reason::SETTLEMENT_PENDING)
 }
 
-/// Settles; `Err` is the response to send instead of the handler's (402, 502, or 504 while the
-/// settlement is pending).
-async fn settle(
-    seller: &SellerInner,
-    offers: &Offers,
-    paid: &Paid,
-    request: &VerifyRequest,
-) -> Result<SettleResponse, Box<Response<Body>>> {
-    let settlement = match seller.facilitator.settle(request).await {
-        Ok(s) if is_pending(&s) => settle_pending(seller, paid, request, s).await?,
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "facilitator settle failed");
-            return Err(Box::new(response::error(
-                StatusCode::BAD_GATEWAY,
-                &format!("the payment facilitator failed to settle: {e}; the response is withheld"),
-            )));
-        }
-    };
-    if !settlement.success {
-        tracing::warn!(
-            reason = ?settlement.error_reason,
-            message = ?settlement.error_message,
-            payer = ?settlement.payer,
-            "settlement failed; the response is withheld"
-        );
-        return Err(Box::new(response::settlement_failed(
-            offers,
-            paid.version,
-            &settlement,
-        )));
-    }
-    // Never grant on an answer that does not describe this payment (threat model S67).
-    let requirements = &request.payment_requirements;
-    let amount_zero = requirements
-        .view()
-        .map(|v| v.amount.is_zero())
-        .unwrap_or(false);
-    if settlement.network != requirements.network_text()
-        || (settlement.transaction.is_empty() && !amount_zero)
-    {
-        tracing::error!(?settlement, "inconsistent settlement answer");
-        return Err(Box::new(response::error(
-            StatusCode::BAD_GATEWAY,
-            "the payment facilitator's settlement answer does not match the payment; the response is withheld",
-        )));
-    }
-    tracing::info!(
-        transaction = %settlement.transaction,
-        network = %settlement.network,
-        payer = ?settlement.payer,
-        "payment settled"
-    );
-    Ok(settlement)
+/// What a settle needs to know.
+struct Settling<'a> {
+    seller: &'a SellerInner,
+    hooks: &'a Hooks<'a>,
+    route: &'a Route,
+    offers: &'a Offers,
+    paid: &'a Paid,
+    /// The facilitator that verified the payment: its settle goes there and nowhere else.
+    facilitator: usize,
+    payer: Option<&'a str>,
 }
 
-/// Retries, once and after [`crate::SellerOptions::pending_retry_pause`], a settle the
-/// facilitator answered `settlement_pending`, with the identical payment and requirements.
-///
-/// `Ok` is the retry's success (checked by the caller like any other). Anything else is answered
-/// as pending ([`response::settlement_pending`]), never with a 402: the transaction was sent and
-/// may still land, and a refusal of the retry does not say it will not — a facilitator that
-/// records outcomes answers a second settle of a pending payment `duplicate_settlement`, and one
-/// that re-verifies may find the authorization already used by the pending transaction itself.
-/// The settlement header carries the latest pending answer.
-async fn settle_pending(
-    seller: &SellerInner,
-    paid: &Paid,
-    request: &VerifyRequest,
-    pending: SettleResponse,
-) -> Result<SettleResponse, Box<Response<Body>>> {
-    let pause = seller.options.pending_retry_pause();
-    tracing::warn!(
-        transaction = %pending.transaction,
-        network = %pending.network,
-        ?pause,
-        "settlement pending; retrying the settle once"
-    );
-    tokio::time::sleep(pause).await;
-    let latest = match seller.facilitator.settle(request).await {
-        Ok(s) if s.success => {
-            if s.transaction != pending.transaction {
-                tracing::info!(
-                    pending = %pending.transaction,
-                    settled = %s.transaction,
-                    "the retried settle names another transaction"
-                );
+impl Settling<'_> {
+    /// Settles through the hooks; `Err` is the response to send instead of the handler's (402,
+    /// 500 for a failed hook, 502, or 504 while the settlement is pending).
+    ///
+    /// The settle goes only to the facilitator that verified the payment, never to another:
+    /// a transport error or timeout does not say whether the settlement was sent, and a second
+    /// facilitator settling the same authorization either fails on chain after the first
+    /// succeeded (the buyer charged, the content withheld) or — for a scheme without a one-time
+    /// nonce — charges twice.
+    async fn settle(&self, request: &VerifyRequest) -> Result<SettleResponse, Box<Response<Body>>> {
+        let call = SellerCall {
+            operation: Operation::Settle,
+            request,
+            version: self.paid.version,
+            payer: self.payer,
+        };
+        match self.hooks.before(&call).await {
+            Ok(None) => {}
+            Ok(Some((rejection, hook))) => {
+                return Err(Box::new(aborted(
+                    self.offers,
+                    &rejection,
+                    &hook,
+                    self.payer,
+                )));
             }
-            return Ok(s);
+            Err(failed) => return Err(Box::new(hook_failed(&failed))),
         }
-        Ok(s) if is_pending(&s) => s,
-        Ok(s) => {
-            tracing::warn!(
-                reason = ?s.error_reason,
-                message = ?s.error_message,
-                "the retried settle was refused after a pending answer; still reported as pending"
+        let facilitator = &self.seller.upstreams[self.facilitator].facilitator;
+        let result = match facilitator.settle(request).await {
+            Ok(s) if is_pending(&s) => Ok(self.settle_pending(request, s).await),
+            other => other,
+        };
+        let answer = match self.hooks.settled(&call, result, is_pending).await {
+            Ok(a) => a,
+            Err(failed) => return Err(Box::new(hook_failed(&failed))),
+        };
+        let settlement = match answer.result {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "facilitator settle failed");
+                return Err(Box::new(response::error(
+                    StatusCode::BAD_GATEWAY,
+                    &format!(
+                        "the payment facilitator failed to settle: {e}; the response is withheld"
+                    ),
+                )));
+            }
+        };
+        if is_pending(&settlement) {
+            tracing::error!(
+                transaction = %settlement.transaction,
+                network = %settlement.network,
+                payer = ?settlement.payer,
+                "settlement still pending; the response is withheld"
             );
-            pending
+            return Err(Box::new(response::settlement_pending(
+                self.paid.version,
+                &settlement,
+            )));
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "the retried settle failed; still reported as pending");
-            pending
+        if !settlement.success {
+            tracing::warn!(
+                reason = ?settlement.error_reason,
+                message = ?settlement.error_message,
+                payer = ?settlement.payer,
+                recovered = answer.recovered,
+                "settlement failed; the response is withheld"
+            );
+            let default = response::settlement_failed(self.offers, self.paid.version, &settlement);
+            let custom = self
+                .route
+                .settlement_failed_body
+                .as_ref()
+                .filter(|_| self.paid.version == X402Version::V2);
+            let Some(custom) = custom else {
+                return Err(Box::new(default));
+            };
+            let error = settlement
+                .error_reason
+                .as_ref()
+                .map_or("Settlement failed", Reason::as_str);
+            let body = (custom.0)(&BodyContext {
+                error,
+                resource: &self.offers.resource,
+                accepts: &self.offers.v2,
+                settlement: Some(&settlement),
+                browser: false,
+            });
+            return Err(Box::new(response::with_custom_body(default, body)));
         }
-    };
-    tracing::error!(
-        transaction = %latest.transaction,
-        network = %latest.network,
-        payer = ?latest.payer,
-        "settlement still pending; the response is withheld"
-    );
-    Err(Box::new(response::settlement_pending(
-        paid.version,
-        &latest,
-    )))
+        if answer.recovered {
+            // The seller's own hook vouches for a recovered settlement.
+            tracing::info!(transaction = %settlement.transaction, "a seller hook recovered the settle");
+            return Ok(settlement);
+        }
+        // Never grant on an answer that does not describe this payment (threat model S67).
+        let requirements = &request.payment_requirements;
+        let amount_zero = requirements
+            .view()
+            .map(|v| v.amount.is_zero())
+            .unwrap_or(false);
+        if settlement.network != requirements.network_text()
+            || (settlement.transaction.is_empty() && !amount_zero)
+        {
+            tracing::error!(?settlement, "inconsistent settlement answer");
+            return Err(Box::new(response::error(
+                StatusCode::BAD_GATEWAY,
+                "the payment facilitator's settlement answer does not match the payment; the response is withheld",
+            )));
+        }
+        tracing::info!(
+            transaction = %settlement.transaction,
+            network = %settlement.network,
+            payer = ?settlement.payer,
+            "payment settled"
+        );
+        Ok(settlement)
+    }
+
+    /// Retries, once and after [`crate::SellerOptions::pending_retry_pause`], a settle the
+    /// facilitator answered `settlement_pending`, with the identical payment and requirements.
+    ///
+    /// Answers the retry's success (checked by the caller like any other), or else a pending
+    /// answer ([`response::settlement_pending`]), never a refusal: the transaction was sent and
+    /// may still land, and a refusal of the retry does not say it will not — a facilitator that
+    /// records outcomes answers a second settle of a pending payment `duplicate_settlement`, and
+    /// one that re-verifies may find the authorization already used by the pending transaction
+    /// itself. The answer then is the latest pending one.
+    async fn settle_pending(
+        &self,
+        request: &VerifyRequest,
+        pending: SettleResponse,
+    ) -> SettleResponse {
+        let pause = self.seller.options.pending_retry_pause();
+        tracing::warn!(
+            transaction = %pending.transaction,
+            network = %pending.network,
+            ?pause,
+            "settlement pending; retrying the settle once"
+        );
+        tokio::time::sleep(pause).await;
+        let facilitator = &self.seller.upstreams[self.facilitator].facilitator;
+        match facilitator.settle(request).await {
+            Ok(s) if s.success => {
+                if s.transaction != pending.transaction {
+                    tracing::info!(
+                        pending = %pending.transaction,
+                        settled = %s.transaction,
+                        "the retried settle names another transaction"
+                    );
+                }
+                s
+            }
+            Ok(s) if is_pending(&s) => s,
+            Ok(s) => {
+                tracing::warn!(
+                    reason = ?s.error_reason,
+                    message = ?s.error_message,
+                    "the retried settle was refused after a pending answer; still reported as pending"
+                );
+                pending
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the retried settle failed; still reported as pending");
+                pending
+            }
+        }
+    }
 }

@@ -1,16 +1,25 @@
 #![doc = include_str!("../README.md")]
 
+mod body;
 mod config;
+mod facilitators;
 mod flow;
+pub mod hook;
 mod layer;
 mod offers;
 mod overrides;
+mod payment;
 mod resource;
 mod response;
 mod supported;
 
+pub use body::{BodyContext, BodyFn, CustomBody};
 pub use config::{
-    Accept, Charge, ConfigError, PriceFn, Route, Seller, SellerOptions, SettleTiming,
+    Accept, Charge, ConfigError, FACILITATOR_EXTRA, MAX_MEMO_BYTES, PayToFn, PriceFn, Route,
+    Seller, SellerOptions, SettleTiming,
 };
+pub use facilitators::{Unreachable, UnsupportedOption, ValidationError};
+pub use hook::{Access, HookError, SellerCall, SellerHook};
 pub use layer::{Paywall, PaywallService};
 pub use overrides::{SETTLEMENT_OVERRIDES, SettlementOverrides};
+pub use payment::{FreeAccess, VerifiedPayment};

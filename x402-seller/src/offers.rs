@@ -3,19 +3,24 @@
 use axum::http::request::Parts;
 use x402_core::wire::{
     PaymentRequiredV1, PaymentRequiredV2, PaymentRequirementsV1, PaymentRequirementsV2,
-    ResourceInfo, SupportedKind,
+    ResourceInfo,
 };
 use x402_core::{Amount, FacilitatorError, Network, Price, PriceRequest, SchemeError, X402Version};
 
-use crate::config::{PriceSource, Route, SellerInner};
+use crate::config::{PayToSource, PriceSource, Route, SellerInner};
+use crate::facilitators::{Answers, Source};
 
 /// What a route asks for on this request, in each version it serves.
 #[derive(Debug, Clone)]
 pub(crate) struct Offers {
     /// v2 requirements (empty when v2 is not served).
     pub(crate) v2: Vec<PaymentRequirementsV2>,
+    /// The facilitator each v2 requirement came from.
+    pub(crate) v2_from: Vec<Source>,
     /// v1 requirements (empty when v1 is not served or nothing qualifies).
     pub(crate) v1: Vec<PaymentRequirementsV1>,
+    /// The facilitator each v1 requirement came from.
+    pub(crate) v1_from: Vec<Source>,
     /// The resource.
     pub(crate) resource: ResourceInfo,
 }
@@ -29,11 +34,17 @@ pub(crate) enum OfferError {
     /// The route's price function refused this request.
     #[error("cannot price this request: {0}")]
     Price(String),
+    /// The route's recipient function refused this request.
+    #[error("cannot find the recipient for this request: {0}")]
+    PayTo(String),
+    /// The seller's `extra` contradicts the scheme's.
+    #[error("the seller's payment configuration is unusable: {0}")]
+    Extra(String),
     /// A scheme refused the seller's own configuration.
     #[error("the seller's payment configuration is unusable: {0}")]
     Scheme(#[from] SchemeError),
-    /// The facilitator serves none of the route's options.
-    #[error("the payment facilitator serves none of this resource's payment options")]
+    /// No facilitator serves any of the route's options.
+    #[error("no payment facilitator serves this resource's payment options")]
     NothingOffered,
 }
 
@@ -58,24 +69,56 @@ fn resource_url(seller: &SellerInner, route: &Route, parts: &Parts) -> String {
     format!("{}{path}", base.trim_end_matches('/'))
 }
 
-fn find_kind<'s>(
-    supported: &'s [SupportedKind],
-    version: X402Version,
-    scheme: &str,
-    network: &str,
-) -> Option<&'s SupportedKind> {
-    supported
-        .iter()
-        .find(|k| k.x402_version == version && k.scheme == scheme && k.network == network)
+/// Merges the seller's `extra` into the scheme's: the scheme's members win; a seller member the
+/// scheme also wrote must have the scheme's value.
+fn merge_extra(
+    requirements: &mut PaymentRequirementsV2,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), OfferError> {
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let mut merged = match requirements.extra.as_deref() {
+        Some(raw) => match serde_json::from_str::<serde_json::Value>(raw.get()) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(serde_json::Value::Null) => serde_json::Map::new(),
+            _ => {
+                return Err(OfferError::Extra(
+                    "the scheme's extra is not an object; the seller's cannot be added".to_owned(),
+                ));
+            }
+        },
+        None => serde_json::Map::new(),
+    };
+    for (key, value) in extra {
+        match merged.get(key) {
+            Some(theirs) if theirs != value => {
+                return Err(OfferError::Extra(format!(
+                    "extra.{key} is {value}, but the {} scheme sets it to {theirs}",
+                    requirements.scheme
+                )));
+            }
+            Some(_) => {}
+            None => {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    requirements.extra = Some(
+        x402_core::wire::to_raw(&serde_json::Value::Object(merged))
+            .map_err(|e| OfferError::Extra(e.to_string()))?,
+    );
+    Ok(())
 }
 
-/// Builds the route's requirements for this request from the seller's configuration.
+/// Builds the route's requirements for this request from the seller's configuration: each
+/// option from the first facilitator (in precedence order) that is up and supports it.
 pub(crate) async fn build(
     seller: &SellerInner,
     route: &Route,
     parts: &Parts,
 ) -> Result<Offers, OfferError> {
-    let supported = seller.supported().await?;
+    let mut answers = Answers::collect(seller).await;
     let resource = ResourceInfo {
         url: resource_url(seller, route, parts),
         description: Some(route.description.clone()),
@@ -84,13 +127,22 @@ pub(crate) async fn build(
         tags: route.tags.clone(),
         icon_url: route.icon_url.clone(),
     };
-    let mut v2 = Vec::new();
-    let mut v1 = Vec::new();
+    let mut offers = Offers {
+        v2: Vec::new(),
+        v2_from: Vec::new(),
+        v1: Vec::new(),
+        v1_from: Vec::new(),
+        resource,
+    };
     for accept in &route.accepts {
         let network = accept.network.as_str();
-        let Some(kind) = find_kind(&supported.kinds, X402Version::V2, &accept.scheme, network)
-        else {
-            tracing::warn!(scheme = %accept.scheme, %network, "the facilitator does not serve this option; not offered");
+        let mut found = answers.find(X402Version::V2, &accept.scheme, network);
+        if found.is_none() && answers.has_skipped() {
+            answers.retry_skipped(seller).await;
+            found = answers.find(X402Version::V2, &accept.scheme, network);
+        }
+        // Not served by any facilitator: not offered (Seller::validate reports it at start-up).
+        let Some((facilitator, kind)) = found else {
             continue;
         };
         let Ok(scheme) = seller
@@ -103,35 +155,46 @@ pub(crate) async fn build(
             PriceSource::Static(p) => p.clone(),
             PriceSource::Dynamic(f) => f(parts).map_err(OfferError::Price)?,
         };
-        let requirements = scheme
+        let pay_to = match &accept.pay_to {
+            PayToSource::Static(p) => p.clone(),
+            PayToSource::Dynamic(f) => f(parts).map_err(OfferError::PayTo)?,
+        };
+        let mut requirements = scheme
             .requirements(&PriceRequest {
                 network: accept.network.clone(),
                 price,
-                pay_to: accept.pay_to.clone(),
+                pay_to,
                 asset: accept.asset.clone(),
                 max_timeout_seconds: accept.max_timeout_seconds,
                 facilitator_kind: Some(kind.clone()),
             })
             .await?;
-        let v1_name = accept.network.v1_name();
+        merge_extra(&mut requirements, &accept.extra)?;
+        let source = Source::of(facilitator, kind);
         let v1_served = route.versions.contains(&X402Version::V1)
             && seller
                 .schemes
                 .lookup(X402Version::V1, &accept.scheme, &accept.network)
                 .is_ok();
-        if let Some(name) = v1_name.filter(|_| v1_served)
-            && find_kind(&supported.kinds, X402Version::V1, &accept.scheme, name).is_some()
+        if let Some(name) = accept.network.v1_name().filter(|_| v1_served)
+            && let Some(v1_kind) =
+                answers.kind_of(facilitator, X402Version::V1, &accept.scheme, name)
         {
-            v1.push(to_v1(&requirements, name, &resource));
+            offers.v1.push(to_v1(&requirements, name, &offers.resource));
+            offers.v1_from.push(Source::of(facilitator, v1_kind));
         }
         if route.versions.contains(&X402Version::V2) {
-            v2.push(requirements);
+            offers.v2.push(requirements);
+            offers.v2_from.push(source);
         }
     }
-    if v1.is_empty() && v2.is_empty() {
-        return Err(OfferError::NothingOffered);
+    if offers.v1.is_empty() && offers.v2.is_empty() {
+        return Err(match answers.error.take() {
+            Some(e) if !answers.any() => OfferError::Facilitator(e),
+            _ => OfferError::NothingOffered,
+        });
     }
-    Ok(Offers { v2, v1, resource })
+    Ok(offers)
 }
 
 /// `price` (`"$0.05"`) in atomic units of the asset of `requirements`, converted by the scheme
@@ -139,6 +202,7 @@ pub(crate) async fn build(
 /// asset's smallest unit is refused, not rounded).
 pub(crate) async fn atomic_price(
     seller: &SellerInner,
+    facilitator: usize,
     requirements: &PaymentRequirementsV2,
     price: &str,
 ) -> Result<Amount, String> {
@@ -147,8 +211,13 @@ pub(crate) async fn atomic_price(
         .schemes
         .lookup(X402Version::V2, &requirements.scheme, &network)
         .map_err(|e| format!("no seller scheme prices it: {e:?}"))?;
-    let supported = seller.supported().await.map_err(|e| e.to_string())?;
-    let kind = find_kind(
+    let up = &seller.upstreams[facilitator];
+    let supported = up
+        .supported
+        .get(&up.facilitator)
+        .await
+        .map_err(|e| e.to_string())?;
+    let kind = crate::facilitators::find_kind(
         &supported.kinds,
         X402Version::V2,
         &requirements.scheme,
@@ -227,14 +296,21 @@ impl Offers {
     pub(crate) fn match_v2(
         &self,
         accepted: &PaymentRequirementsV2,
-    ) -> Option<&PaymentRequirementsV2> {
-        self.v2.iter().find(|r| r.matches_accepted(accepted))
+    ) -> Option<(&PaymentRequirementsV2, &Source)> {
+        let i = self.v2.iter().position(|r| r.matches_accepted(accepted))?;
+        Some((&self.v2[i], &self.v2_from[i]))
     }
 
     /// The seller's v1 requirement for a v1 payment's (scheme, network).
-    pub(crate) fn match_v1(&self, scheme: &str, network: &str) -> Option<&PaymentRequirementsV1> {
-        self.v1
+    pub(crate) fn match_v1(
+        &self,
+        scheme: &str,
+        network: &str,
+    ) -> Option<(&PaymentRequirementsV1, &Source)> {
+        let i = self
+            .v1
             .iter()
-            .find(|r| r.scheme == scheme && r.network == network)
+            .position(|r| r.scheme == scheme && r.network == network)?;
+        Some((&self.v1[i], &self.v1_from[i]))
     }
 }

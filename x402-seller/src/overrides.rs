@@ -184,6 +184,7 @@ pub(crate) fn take(head: &mut Parts) -> Result<Option<Asked>, String> {
 /// price: what a handler asks is ignored with a warning.
 pub(crate) async fn resolve(
     seller: &SellerInner,
+    facilitator: usize,
     request: &VerifyRequest,
     asked: Option<Asked>,
 ) -> Result<VerifyRequest, String> {
@@ -213,7 +214,7 @@ pub(crate) async fn resolve(
                 )
             })?
         }
-        Asked::Price(price) => crate::offers::atomic_price(seller, max, &price)
+        Asked::Price(price) => crate::offers::atomic_price(seller, facilitator, max, &price)
             .await
             .map_err(|e| {
                 format!(

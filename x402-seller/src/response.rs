@@ -246,3 +246,26 @@ fn paywall_html(offers: &Offers, error: &str) -> String {
         error = escape(error),
     )
 }
+
+/// `response` with its body replaced by a seller's custom body (status and headers kept). A
+/// content type that is not a header value keeps the default body.
+pub(crate) fn with_custom_body(
+    mut response: Response<Body>,
+    custom: crate::body::CustomBody,
+) -> Response<Body> {
+    let Ok(content_type) = HeaderValue::from_str(&custom.content_type) else {
+        tracing::error!(content_type = ?custom.content_type, "a custom body's content type is not a header value; the default body is sent");
+        return response;
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response.headers_mut().remove(header::CONTENT_LENGTH);
+    *response.body_mut() = Body::from(custom.body);
+    response
+}
+
+/// The 403 of a request a seller hook refused.
+pub(crate) fn forbidden(message: &str) -> Response<Body> {
+    error(StatusCode::FORBIDDEN, message)
+}

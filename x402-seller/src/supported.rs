@@ -17,6 +17,9 @@ struct State {
     due: Option<Instant>,
     /// Whether a refresh is running.
     refreshing: bool,
+    /// Until when a facilitator whose fetch failed with no good answer to keep is skipped while
+    /// another facilitator serves (see [`SupportedCache::get_unless_down`]).
+    down_until: Option<Instant>,
 }
 
 /// The cache.
@@ -53,6 +56,7 @@ impl SupportedCache {
         match fetched {
             Ok(answer) => {
                 let answer = Arc::new(answer);
+                state.down_until = None;
                 state.current = Some(answer.clone());
                 state.due = Some(Instant::now() + self.ttl);
                 Ok(answer)
@@ -63,8 +67,45 @@ impl SupportedCache {
                     state.due = Some(Instant::now() + self.retry);
                     Ok(current)
                 }
-                None => Err(e),
+                None => {
+                    state.down_until = Some(Instant::now() + self.retry);
+                    Err(e)
+                }
             },
+        }
+    }
+
+    /// Like [`SupportedCache::get`], but `None` without asking when the facilitator has no good
+    /// answer and its last fetch failed less than `retry` ago: a seller with several
+    /// facilitators skips it while another serves (and asks it again when none does).
+    pub(crate) async fn get_unless_down(
+        self: &Arc<Self>,
+        facilitator: &Arc<dyn Facilitator>,
+    ) -> Option<Result<Arc<SupportedResponse>, FacilitatorError>> {
+        {
+            let state = self.lock();
+            if state.current.is_none()
+                && state.down_until.is_some_and(|until| Instant::now() < until)
+            {
+                return None;
+            }
+        }
+        Some(self.get(facilitator).await)
+    }
+
+    /// Fetches now, whatever the cache holds (start-up validation); a failure keeps the last
+    /// good answer, as a failed refresh does, and is the caller's.
+    pub(crate) async fn fetch_now(
+        &self,
+        facilitator: &Arc<dyn Facilitator>,
+    ) -> Result<Arc<SupportedResponse>, String> {
+        match facilitator.supported().await {
+            Ok(answer) => self.record(Ok(answer)).map_err(|e| e.to_string()),
+            Err(e) => {
+                let message = e.to_string();
+                let _ = self.record(Err(e));
+                Err(message)
+            }
         }
     }
 
