@@ -4,7 +4,9 @@
 //! happen: no settle when the handler fails, no body when settlement fails, no second grant for a
 //! replayed payment, no payment the policy forbids, no trust in the buyer's `accepted`, no second
 //! payment when the settlement is pending (against a stand-in facilitator, no chain), no second
-//! handler run for another encoding of a payment in flight.
+//! handler run for another encoding of a payment in flight. The seller's hooks (a denied payer,
+//! a recovery, free access and 403), the payment in the handler, a dead first facilitator, payTo
+//! per request and a custom 402 body.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod cli;
@@ -13,6 +15,7 @@ mod middleware;
 mod paying;
 mod pending;
 mod policy;
+mod seller_hooks;
 mod svm;
 mod twice;
 
