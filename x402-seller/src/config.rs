@@ -516,7 +516,7 @@ impl Seller {
     }
 
     /// Adds a facilitator after those added before it (the one given to the constructor
-    /// first). See [`crate::facilitators`](crate#several-facilitators) for the precedence and
+    /// first). See [Several facilitators](crate#several-facilitators) for the precedence and
     /// fallback rules: offers for a (scheme, network) come from the first facilitator that is up
     /// and supports it, a payment's verify and settle go to the facilitator whose kind was
     /// offered, a verify falls over on a transport error, a settle never does.
