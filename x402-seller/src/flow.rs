@@ -230,7 +230,8 @@ where
             parts.extensions.insert(FreeAccess { hook });
             let mut response = inner.oneshot(Request::from_parts(parts, body)).await?;
             overrides::strip(response.headers_mut());
-            return Ok(decorate(response, false));
+            // Granted to this requester only: never stored by a shared cache.
+            return Ok(decorate(response, true));
         }
         Ok((Access::Refuse(message), hook)) => {
             tracing::info!(%hook, %message, "request refused by a seller hook");

@@ -229,4 +229,38 @@ mod tests {
         }
         assert_eq!(changing.calls.load(Ordering::SeqCst), before + 1);
     }
+
+    #[tokio::test]
+    async fn a_facilitator_whose_first_fetch_failed_is_skipped_until_retry() {
+        let changing = Arc::new(Changing::default());
+        let f: Arc<dyn Facilitator> = changing.clone();
+        changing.kinds.store(1, Ordering::SeqCst);
+        changing.failing.store(true, Ordering::SeqCst);
+        let cache = Arc::new(SupportedCache::new(
+            Duration::from_secs(3600),
+            Duration::from_secs(3600),
+        ));
+        assert!(cache.get_unless_down(&f).await.unwrap().is_err());
+        assert_eq!(changing.calls.load(Ordering::SeqCst), 1);
+        // Down: skipped without asking.
+        changing.failing.store(false, Ordering::SeqCst);
+        assert!(cache.get_unless_down(&f).await.is_none());
+        assert_eq!(changing.calls.load(Ordering::SeqCst), 1);
+        // Asked directly (no other facilitator serves), it answers and is up again.
+        assert_eq!(cache.get(&f).await.unwrap().kinds.len(), 1);
+        assert_eq!(
+            cache
+                .get_unless_down(&f)
+                .await
+                .unwrap()
+                .unwrap()
+                .kinds
+                .len(),
+            1
+        );
+        // A fetch at start-up always asks; its failure keeps the last good answer.
+        changing.failing.store(true, Ordering::SeqCst);
+        assert!(cache.fetch_now(&f).await.is_err());
+        assert_eq!(cache.get(&f).await.unwrap().kinds.len(), 1);
+    }
 }

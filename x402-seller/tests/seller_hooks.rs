@@ -560,6 +560,13 @@ async fn on_protected_request_grants_free_access_or_refuses_with_403() {
     let r = call_with(&app, "/r", Some(&payment), &[("x-member", "1")]).await;
     assert_eq!(r.status(), 200);
     assert!(!r.headers().contains_key(PAYMENT_RESPONSE));
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("no-store"),
+        "granted to this requester only"
+    );
     assert_eq!(body(r).await, "free by members");
     assert_eq!(f.calls(), (0, 0));
     // Others still pay.
