@@ -5,9 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use x402_core::wire::{SupportedKind, SupportedResponse, VerifyRequest, VerifyResponse};
-use x402_core::{FacilitatorError, Network, X402Version};
+use x402_core::{FacilitatorError, Network, PriceRequest, X402Version};
 
-use crate::config::{Route, Seller, SellerInner};
+use crate::config::{Accept, PayToSource, PriceSource, Route, Seller, SellerInner};
 
 /// The facilitator an offer came from, and the `extra` of its kind (a fee payer, a spender)
 /// that the requirement embeds.
@@ -185,6 +185,22 @@ pub struct UnsupportedOption {
     pub network: Network,
 }
 
+/// An option of a route that a facilitator supports but the seller cannot price (a static price
+/// and recipient the scheme refuses, an `extra` member contradicting the scheme's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableOption {
+    /// The route's position among those built with [`Seller::paywall`] (from 0).
+    pub route: usize,
+    /// The route's description.
+    pub description: String,
+    /// The scheme.
+    pub scheme: String,
+    /// The network.
+    pub network: Network,
+    /// Why.
+    pub why: String,
+}
+
 /// A facilitator whose `/supported` could not be fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreachable {
@@ -194,25 +210,40 @@ pub struct Unreachable {
     pub error: String,
 }
 
-/// Start-up validation found options no facilitator supports ([`Seller::validate`]).
+/// Start-up validation found options no facilitator supports, or that cannot be priced
+/// ([`Seller::validate`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ValidationError {
     /// The options no reachable facilitator supports, in any version their route serves.
     pub unsupported: Vec<UnsupportedOption>,
+    /// The supported options with a static price and recipient that cannot be priced.
+    pub unusable: Vec<UnusableOption>,
     /// The facilitators that could not be asked.
     pub unreachable: Vec<Unreachable>,
 }
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "no facilitator supports")?;
-        for (n, o) in self.unsupported.iter().enumerate() {
-            let sep = if n == 0 { ":" } else { ";" };
+        let mut sep = "";
+        if !self.unsupported.is_empty() {
+            write!(f, "no facilitator supports")?;
+            for (n, o) in self.unsupported.iter().enumerate() {
+                let sep = if n == 0 { ":" } else { ";" };
+                write!(
+                    f,
+                    "{sep} {} on {} (route #{} {:?})",
+                    o.scheme, o.network, o.route, o.description
+                )?;
+            }
+            sep = "; ";
+        }
+        for o in &self.unusable {
             write!(
                 f,
-                "{sep} {} on {} (route #{} {:?})",
-                o.scheme, o.network, o.route, o.description
+                "{sep}{} on {} (route #{} {:?}) cannot be priced: {}",
+                o.scheme, o.network, o.route, o.description, o.why
             )?;
+            sep = "; ";
         }
         for u in &self.unreachable {
             write!(
@@ -246,6 +277,47 @@ fn served_versions(
         out.push((X402Version::V1, name.to_owned()));
     }
     out
+}
+
+/// Prices an option with a static price and recipient as a request would, with the kind of the
+/// first facilitator that lists it (options computed per request are not priced here).
+async fn price_now(
+    seller: &SellerInner,
+    answers: &[Arc<SupportedResponse>],
+    accept: &Accept,
+) -> Result<(), String> {
+    let (PriceSource::Static(price), PayToSource::Static(pay_to)) = (&accept.price, &accept.pay_to)
+    else {
+        return Ok(());
+    };
+    let Some(kind) = answers.iter().find_map(|a| {
+        find_kind(
+            &a.kinds,
+            X402Version::V2,
+            &accept.scheme,
+            accept.network.as_str(),
+        )
+    }) else {
+        return Ok(());
+    };
+    let Ok(scheme) = seller
+        .schemes
+        .lookup(X402Version::V2, &accept.scheme, &accept.network)
+    else {
+        return Ok(());
+    };
+    let mut requirements = scheme
+        .requirements(&PriceRequest {
+            network: accept.network.clone(),
+            price: price.clone(),
+            pay_to: pay_to.clone(),
+            asset: accept.asset.clone(),
+            max_timeout_seconds: accept.max_timeout_seconds,
+            facilitator_kind: Some(kind.clone()),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    crate::offers::merge_extra(&mut requirements, &accept.extra).map_err(|e| e.to_string())
 }
 
 impl Seller {
@@ -285,8 +357,10 @@ impl Seller {
 
     /// Checks, at start-up, every route built with [`Seller::paywall`] so far against each
     /// facilitator's `/supported` (fetched now): `Err` lists every option that no reachable
-    /// facilitator supports in any version its route serves, and the facilitators that could
-    /// not be asked. A facilitator that is down while the others cover every option is not an
+    /// facilitator supports in any version its route serves, every supported option with a
+    /// static price and recipient that the scheme cannot price with the facilitator's kind (an
+    /// `extra` member contradicting the scheme's, say), and the facilitators that could not be
+    /// asked. Prices and recipients computed per request are not checked. A facilitator that is down while the others cover every option is not an
     /// error (it is logged, and skipped by requests until it answers).
     ///
     /// At request time an option no facilitator serves is simply not offered (a route left with
@@ -310,6 +384,7 @@ impl Seller {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let mut unsupported = Vec::new();
+        let mut unusable = Vec::new();
         for (n, route) in routes.iter().enumerate() {
             for accept in &route.accepts {
                 let supported = served_versions(seller, route, &accept.scheme, &accept.network)
@@ -319,6 +394,15 @@ impl Seller {
                             find_kind(&a.kinds, *version, &accept.scheme, network).is_some()
                         })
                     });
+                if supported && let Err(why) = price_now(seller, &answers, accept).await {
+                    unusable.push(UnusableOption {
+                        route: n,
+                        description: route.description.clone(),
+                        scheme: accept.scheme.clone(),
+                        network: accept.network.clone(),
+                        why,
+                    });
+                }
                 if !supported {
                     unsupported.push(UnsupportedOption {
                         route: n,
@@ -332,11 +416,12 @@ impl Seller {
         for u in &unreachable {
             tracing::warn!(facilitator = u.facilitator, error = %u.error, "facilitator /supported unavailable at start-up");
         }
-        if unsupported.is_empty() {
+        if unsupported.is_empty() && unusable.is_empty() {
             Ok(())
         } else {
             Err(ValidationError {
                 unsupported,
+                unusable,
                 unreachable,
             })
         }

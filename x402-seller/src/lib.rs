@@ -18,7 +18,7 @@ pub use config::{
     Accept, Charge, ConfigError, FACILITATOR_EXTRA, MAX_MEMO_BYTES, PayToFn, PriceFn, Route,
     Seller, SellerOptions, SettleTiming,
 };
-pub use facilitators::{Unreachable, UnsupportedOption, ValidationError};
+pub use facilitators::{Unreachable, UnsupportedOption, UnusableOption, ValidationError};
 pub use hook::{Access, HookError, SellerCall, SellerHook};
 pub use layer::{Paywall, PaywallService};
 pub use overrides::{SETTLEMENT_OVERRIDES, SettlementOverrides};

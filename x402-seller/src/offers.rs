@@ -71,7 +71,7 @@ fn resource_url(seller: &SellerInner, route: &Route, parts: &Parts) -> String {
 
 /// Merges the seller's `extra` into the scheme's: the scheme's members win; a seller member the
 /// scheme also wrote must have the scheme's value.
-fn merge_extra(
+pub(crate) fn merge_extra(
     requirements: &mut PaymentRequirementsV2,
     extra: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), OfferError> {

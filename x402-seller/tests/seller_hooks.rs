@@ -900,6 +900,24 @@ async fn validate_lists_the_options_no_facilitator_supports() {
     let text = e.to_string();
     assert!(text.contains("exact on eip155:137"), "{text}");
     assert!(e.unreachable.is_empty());
+    assert!(e.unusable.is_empty());
+
+    // A supported option the scheme cannot price as configured: found at start-up, not by the
+    // first buyer.
+    let conflicting = seller(&f);
+    conflicting.paywall(route().description("fine")).unwrap();
+    conflicting
+        .paywall(
+            Route::new()
+                .description("fake name")
+                .accept(accept(10).extra("name", "Fake")),
+        )
+        .unwrap();
+    let e = conflicting.validate().await.unwrap_err();
+    assert!(e.unsupported.is_empty());
+    assert_eq!(e.unusable.len(), 1);
+    assert_eq!(e.unusable[0].route, 1);
+    assert!(e.to_string().contains("extra.name"), "{e}");
 
     // Every facilitator down: every option is listed, and why.
     f.down.store(true, Ordering::SeqCst);
