@@ -11,6 +11,7 @@ mod overrides;
 mod payment;
 mod resource;
 mod response;
+mod settle;
 mod supported;
 
 pub use body::{BodyContext, BodyFn, CustomBody};

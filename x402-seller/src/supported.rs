@@ -1,7 +1,7 @@
-//! The facilitator's `/supported`, cached for [`SellerOptions::supported_ttl`]
-//! (crate::SellerOptions): a stale answer is served while one refresh runs in the background, and
-//! a failed refresh keeps the last good answer and is retried after
-//! [`SellerOptions::supported_retry`](crate::SellerOptions).
+//! Each facilitator's `/supported`, cached for
+//! [`SellerOptions::supported_ttl`](crate::SellerOptions::supported_ttl): a stale answer is served
+//! while one refresh runs in the background, and a failed refresh keeps the last good answer and
+//! is retried after [`SellerOptions::supported_retry`](crate::SellerOptions::supported_retry).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
