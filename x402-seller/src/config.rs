@@ -41,6 +41,14 @@ pub enum ConfigError {
         /// The network.
         network: Network,
     },
+    /// A declared extension is invalid ([`Route::extension`]).
+    #[error("extension {key}: {why}")]
+    Extension {
+        /// The extension's key.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A service member of the resource is outside the reference's limits.
     #[error("resource {member}: {why}")]
     Resource {
@@ -146,6 +154,7 @@ pub struct Route {
     pub(crate) icon_url: Option<String>,
     pub(crate) versions: Vec<X402Version>,
     pub(crate) settle: SettleTiming,
+    pub(crate) extensions: Vec<std::sync::Arc<dyn crate::extensions::RouteExtension>>,
 }
 
 impl Default for Route {
@@ -167,6 +176,7 @@ impl Route {
             icon_url: None,
             versions: X402Version::ALL.to_vec(),
             settle: SettleTiming::AfterHandler,
+            extensions: Vec::new(),
         }
     }
 
@@ -355,6 +365,7 @@ impl Seller {
             return Err(ConfigError::NoVersions);
         }
         crate::resource::check(&route)?;
+        crate::extensions::check(&route)?;
         for a in &route.accepts {
             if self
                 .inner

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod extensions;
 mod flow;
 mod layer;
 mod offers;
@@ -12,5 +13,6 @@ mod supported;
 pub use config::{
     Accept, Charge, ConfigError, PriceFn, Route, Seller, SellerOptions, SettleTiming,
 };
+pub use extensions::{RawExtension, RequestInfo, RouteExtension};
 pub use layer::{Paywall, PaywallService};
 pub use overrides::{SETTLEMENT_OVERRIDES, SettlementOverrides};

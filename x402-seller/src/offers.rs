@@ -18,6 +18,8 @@ pub(crate) struct Offers {
     pub(crate) v1: Vec<PaymentRequirementsV1>,
     /// The resource.
     pub(crate) resource: ResourceInfo,
+    /// The route's extension declarations for this request (v2 only).
+    pub(crate) extensions: Option<x402_core::wire::Raw>,
 }
 
 /// Why a route could not say what it asks for.
@@ -131,7 +133,13 @@ pub(crate) async fn build(
     if v1.is_empty() && v2.is_empty() {
         return Err(OfferError::NothingOffered);
     }
-    Ok(Offers { v2, v1, resource })
+    let extensions = crate::extensions::declare(route, parts);
+    Ok(Offers {
+        v2,
+        v1,
+        resource,
+        extensions,
+    })
 }
 
 /// `price` (`"$0.05"`) in atomic units of the asset of `requirements`, converted by the scheme
@@ -203,7 +211,7 @@ impl Offers {
             error: Some(error.to_owned()),
             resource: self.resource.clone(),
             accepts: self.v2.clone(),
-            extensions: None,
+            extensions: self.extensions.clone(),
         })
     }
 
