@@ -4,8 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use x402_core::StoreError;
 use x402_core::extension::catalog::{
-    CatalogEntry, CatalogLimits, CatalogPage, CatalogQuery, Put, ResourceCatalog,
-    normalize_pay_to,
+    CatalogEntry, CatalogLimits, CatalogPage, CatalogQuery, Put, ResourceCatalog, normalize_pay_to,
 };
 
 use super::SqliteStore;
