@@ -7,6 +7,7 @@
 //! handler run for another encoding of a payment in flight.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod bazaar;
 mod cli;
 mod failures;
 mod middleware;
