@@ -28,22 +28,22 @@ use x402_core::extension::catalog::CatalogQuery;
 use x402_core::extension::discovery::{BazaarFacilitator, DEFAULT_LIMIT, MAX_LIMIT};
 use x402_core::extension::{Extension, ExtensionConfig, linked_extensions};
 
-use crate::StartError;
 use crate::server::AppState;
 
-/// Builds every linked extension that the configuration does not disable.
+/// Builds every linked extension that the configuration does not disable; the error names the
+/// configuration key (a start-up error, [`crate::StartError::Extension`]).
 pub fn build(
     tables: &std::collections::BTreeMap<String, serde_json::Value>,
     store: &Arc<dyn SettlementStore>,
-) -> Result<Vec<Arc<dyn Extension>>, StartError> {
-    let linked = linked_extensions().map_err(|e| StartError::Extension(e.to_string()))?;
+) -> Result<Vec<Arc<dyn Extension>>, String> {
+    let linked = linked_extensions().map_err(|e| e.to_string())?;
     for key in tables.keys() {
         if !linked.contains_key(key.as_str()) {
             let names: Vec<&str> = linked.keys().copied().collect();
-            return Err(StartError::Extension(format!(
+            return Err(format!(
                 "extensions.{key}: no extension {key:?} is in this build (linked: {})",
                 names.join(", ")
-            )));
+            ));
         }
     }
     let mut built = Vec::new();
@@ -56,9 +56,7 @@ pub fn build(
             None => true,
             Some(serde_json::Value::Bool(b)) => b,
             Some(_) => {
-                return Err(StartError::Extension(format!(
-                    "extensions.{key}.enabled: must be true or false"
-                )));
+                return Err(format!("extensions.{key}.enabled: must be true or false"));
             }
         };
         if !enabled {
@@ -69,8 +67,8 @@ pub fn build(
             store: Arc::clone(store),
             clock: x402_core::system_clock(),
         };
-        let extension = (descriptor.build)(&config)
-            .map_err(|e| StartError::Extension(format!("extensions.{key}: {}", e.message)))?;
+        let extension =
+            (descriptor.build)(&config).map_err(|e| format!("extensions.{key}: {}", e.message))?;
         tracing::info!(
             extension = key,
             crate_name = descriptor.crate_name,

@@ -179,7 +179,8 @@ pub async fn build(config: &Config) -> Result<(LocalFacilitator, Vec<PlanLine>),
             });
         }
     }
-    let extensions = extensions::build(&config.extensions, &store)?;
+    let extensions =
+        extensions::build(&config.extensions, &store).map_err(StartError::Extension)?;
     let mut facilitator = LocalFacilitator::new(registry)
         .with_timeouts(config.limits.timeouts())
         .with_store(store);
