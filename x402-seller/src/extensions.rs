@@ -139,6 +139,34 @@ pub(crate) fn check(route: &Route) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The seller vouches for what a facilitator may catalog: a v2 payment's `resource` and `bazaar`
+/// declaration are replaced by the seller's own for this request before the payment goes to the
+/// facilitator (the buyer's echoed copies are not signed, so a buyer could otherwise have any
+/// resource listed under the seller's name); the buyer's other extensions are kept as it sent
+/// them. v1 payments carry neither.
+pub(crate) fn vouch(
+    payload: x402_core::wire::PaymentPayload,
+    offers: &crate::offers::Offers,
+) -> x402_core::wire::PaymentPayload {
+    let x402_core::wire::PaymentPayload::V2(mut p) = payload else {
+        return payload;
+    };
+    p.resource = Some(offers.resource.clone());
+    let ours =
+        x402_core::extension::read_extensions(offers.extensions.as_deref()).unwrap_or_default();
+    let mut all =
+        x402_core::extension::read_extensions(p.extensions.as_deref()).unwrap_or_default();
+    let had = p.extensions.is_some();
+    match ours.get(BAZAAR) {
+        Some(declaration) => all.set(BAZAAR, declaration.to_owned()),
+        None => {
+            all.remove(BAZAAR);
+        }
+    }
+    p.extensions = (had || !all.is_empty()).then(|| all.to_raw());
+    x402_core::wire::PaymentPayload::V2(p)
+}
+
 /// An axum route (`/users/{id}`) as a route template (`/users/:id`); `None` for a wildcard or a
 /// route without parameters.
 fn template_of(route: &str) -> Option<String> {
@@ -194,6 +222,38 @@ mod tests {
             .unwrap()
             .into_parts()
             .0
+    }
+
+    #[test]
+    fn the_seller_vouches_for_the_resource_and_its_declaration() {
+        use x402_core::wire::{PaymentPayload, ResourceInfo};
+        let route = Route::new().extension(Bazaar::query());
+        let offers = crate::offers::Offers {
+            v2: Vec::new(),
+            v1: Vec::new(),
+            resource: ResourceInfo::new("https://shop.example/a"),
+            extensions: declare(&route, &parts("GET", "/a")),
+        };
+        let forged = json!({"x402Version": 2,
+            "resource": {"url": "https://evil.example/"},
+            "accepted": {"scheme": "exact", "network": "eip155:1", "amount": "1", "asset": "0xa",
+                         "payTo": "0xb", "maxTimeoutSeconds": 60},
+            "payload": {},
+            "extensions": {"bazaar": {"info": {"input": {"type": "mcp"}}, "schema": {}},
+                           "other": {"info": {"id": 1}, "schema": {}}}});
+        let payload: PaymentPayload =
+            PaymentPayload::from_json(forged.to_string().as_bytes(), Default::default()).unwrap();
+        let PaymentPayload::V2(p) = vouch(payload, &offers) else {
+            panic!("v2")
+        };
+        assert_eq!(p.resource.unwrap().url, "https://shop.example/a");
+        let ext: serde_json::Value = serde_json::from_str(p.extensions.unwrap().get()).unwrap();
+        assert_eq!(ext["bazaar"]["info"]["input"]["type"], "http");
+        assert_eq!(ext["bazaar"]["info"]["input"]["method"], "GET");
+        assert_eq!(
+            ext["other"]["info"]["id"], 1,
+            "the buyer's other extensions are kept"
+        );
     }
 
     #[test]

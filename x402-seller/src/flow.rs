@@ -128,6 +128,7 @@ fn read_payment(headers: &HeaderMap, offers: &Offers) -> Result<Option<Paid>, Bo
             payload.version()
         )));
     }
+    let payload = crate::extensions::vouch(payload, offers);
     let requirements = match &payload {
         PaymentPayload::V2(p) => offers
             .match_v2(&p.accepted)

@@ -482,7 +482,7 @@ async fn replicas_starting_together_migrate_once_and_pruning_keeps_unresolved_ro
         .output()
         .unwrap();
     assert!(versions.status.success(), "{versions:?}");
-    assert_eq!(String::from_utf8_lossy(&versions.stdout).trim(), "1,2");
+    assert_eq!(String::from_utf8_lossy(&versions.stdout).trim(), "1,2,3");
 
     // Expired long ago: a resolved row goes, an unresolved one stays, a live one stays.
     let store = &stores[0];

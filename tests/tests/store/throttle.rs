@@ -86,7 +86,7 @@ async fn a_database_of_schema_version_1_is_upgraded_and_keeps_its_records() {
             &server,
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM x402_schema_version"
         ),
-        "1,2"
+        "1,2,3"
     );
     assert_eq!(store.outcome(&id).await.unwrap(), Some(settled));
     let (payer, until) = (key(), UnixTime(UnixTime::now().0 + 600));
