@@ -170,6 +170,44 @@ mod tests {
     }
 
     #[test]
+    fn extensions_are_configured_by_their_tables() {
+        use std::collections::BTreeMap;
+        let store: Arc<dyn SettlementStore> = Arc::new(x402_core::MemoryStore::new());
+        let tables = |pairs: &[(&str, serde_json::Value)]| -> BTreeMap<String, serde_json::Value> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        };
+        let keys = |built: Vec<Arc<dyn Extension>>| -> Vec<&'static str> {
+            built.iter().map(|e| e.key()).collect()
+        };
+        #[cfg(feature = "bazaar")]
+        {
+            assert_eq!(keys(build(&tables(&[]), &store).unwrap()), ["bazaar"]);
+            let tuned = tables(&[("bazaar", serde_json::json!({"ttl_seconds": 60}))]);
+            assert_eq!(keys(build(&tuned, &store).unwrap()), ["bazaar"]);
+            let off = tables(&[("bazaar", serde_json::json!({"enabled": false}))]);
+            assert!(build(&off, &store).unwrap().is_empty());
+            for (table, named) in [
+                (serde_json::json!({"ttl_secs": 60}), "ttl_secs"),
+                (serde_json::json!({"ttl_seconds": 0}), "must be positive"),
+                (serde_json::json!({"enabled": "no"}), "enabled"),
+            ] {
+                let e = build(&tables(&[("bazaar", table)]), &store).unwrap_err();
+                assert!(
+                    e.starts_with("extensions.bazaar") && e.contains(named),
+                    "{e}"
+                );
+            }
+        }
+        #[cfg(not(feature = "bazaar"))]
+        assert!(build(&tables(&[]), &store).unwrap().is_empty());
+        let e = build(&tables(&[("nope", serde_json::json!({}))]), &store).unwrap_err();
+        assert!(e.contains("no extension \"nope\" is in this build"), "{e}");
+    }
+
+    #[test]
     fn the_query_follows_the_spec_bounds() {
         let d = q(&[]).unwrap();
         assert_eq!((d.limit, d.offset, d.kind), (20, 0, None));
