@@ -179,11 +179,11 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect()
         };
-        let keys = |built: Vec<Arc<dyn Extension>>| -> Vec<&'static str> {
-            built.iter().map(|e| e.key()).collect()
-        };
         #[cfg(feature = "bazaar")]
         {
+            let keys = |built: Vec<Arc<dyn Extension>>| -> Vec<&'static str> {
+                built.iter().map(|e| e.key()).collect()
+            };
             assert_eq!(keys(build(&tables(&[]), &store).unwrap()), ["bazaar"]);
             let tuned = tables(&[("bazaar", serde_json::json!({"ttl_seconds": 60}))]);
             assert_eq!(keys(build(&tuned, &store).unwrap()), ["bazaar"]);
