@@ -31,6 +31,9 @@
 //! [networks."eip155:8453".schemes.exact]
 //! assets = ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]
 //!
+//! [extensions.bazaar]       # discovery (feature `bazaar`): catalog what is settled
+//! ttl_seconds = 604800       # (crate::extensions); `enabled = false` turns it off
+//!
 //! [hooks.deny_list]          # optional: refuse payments from or to listed addresses
 //! path = "/etc/x402/deny.txt"  # (crate::hooks), reloaded when the file changes
 //! ```
@@ -204,6 +207,8 @@ struct RawConfig {
     networks: BTreeMap<String, toml::Table>,
     #[serde(default)]
     hooks: crate::hooks::HooksConfig,
+    #[serde(default)]
+    extensions: BTreeMap<String, toml::Table>,
 }
 
 /// One scheme on one network, with its options resolved (secrets included — never print them).
@@ -243,6 +248,8 @@ pub struct Config {
     pub schemes: Vec<SchemePlan>,
     /// The lifecycle hooks (`[hooks]`, [`crate::hooks`]).
     pub hooks: crate::hooks::HooksConfig,
+    /// The extensions' tables (`[extensions.<key>]`, [`crate::extensions`]), `$VAR`s resolved.
+    pub extensions: BTreeMap<String, serde_json::Value>,
     /// The values the file's `$VAR` references resolved to, for [`Secrets::redact`].
     pub secrets: Secrets,
 }
@@ -388,6 +395,11 @@ impl Config {
                 });
             }
         }
+        let mut extensions = BTreeMap::new();
+        for (name, table) in raw.extensions {
+            let key = format!("extensions.{name}");
+            extensions.insert(name, resolve(&key, toml::Value::Table(table), env)?);
+        }
         let store = StoreConfig::resolve(raw.store, env)?;
         let auth = AuthConfig::resolve(raw.auth, env)?;
         Ok(Self {
@@ -398,6 +410,7 @@ impl Config {
             store,
             schemes,
             hooks: raw.hooks,
+            extensions,
             secrets: Secrets(secrets.take()),
         })
     }

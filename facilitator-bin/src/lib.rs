@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod extensions;
 pub mod hooks;
 pub mod metrics;
 pub mod server;
@@ -71,6 +72,9 @@ pub enum StartError {
         /// What the build has.
         linked: String,
     },
+    /// An extension could not be set up (`[extensions]`).
+    #[error("{0}")]
+    Extension(String),
     /// A hook could not be set up (`[hooks]`).
     #[error("{0}")]
     Hook(String),
@@ -175,9 +179,14 @@ pub async fn build(config: &Config) -> Result<(LocalFacilitator, Vec<PlanLine>),
             });
         }
     }
+    let extensions =
+        extensions::build(&config.extensions, &store).map_err(StartError::Extension)?;
     let mut facilitator = LocalFacilitator::new(registry)
         .with_timeouts(config.limits.timeouts())
         .with_store(store);
+    for extension in extensions {
+        facilitator = facilitator.with_extension(extension);
+    }
     for hook in hooks::from_config(&config.hooks).map_err(StartError::Hook)? {
         facilitator = facilitator.with_hook(hook);
     }

@@ -1,5 +1,6 @@
 //! The facilitator's HTTP API: `POST /verify`, `POST /settle`, `GET /supported`, `GET /health`,
-//! `GET /ready`, `GET /metrics`.
+//! `GET /ready`, `GET /metrics`, and `GET /discovery/resources` when the bazaar is enabled
+//! ([`crate::extensions`]).
 //!
 //! Status codes are decided here and only here: a payment problem is 200 with `isValid:false` /
 //! `success:false` and its reason; a malformed body is 400 (413 when too large) with a message;
@@ -67,6 +68,10 @@ pub fn router(state: AppState) -> Router {
         .route("/verify", post(verify))
         .route("/settle", post(settle))
         .route("/supported", get(supported))
+        .route(
+            "/discovery/resources",
+            get(crate::extensions::discovery_resources),
+        )
         .route("/health", get(health))
         .route("/ready", get(ready::ready))
         .route("/metrics", get(metrics))
@@ -82,6 +87,29 @@ fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
         Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+/// A 200 JSON response.
+pub(crate) fn json_ok(body: &impl serde::Serialize) -> Response {
+    json_response(StatusCode::OK, body)
+}
+
+/// An `{"error": message}` response.
+pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
+    error_body(status, message, None)
+}
+
+/// The settle answer, with the extensions' answers also in the `EXTENSION-RESPONSES` header.
+fn settle_response(response: &SettleResponse) -> Response {
+    let mut http = json_response(StatusCode::OK, response);
+    if let Some(answers) = &response.extensions
+        && let Ok(value) = x402_core::header::encode(answers)
+        && let Ok(value) = axum::http::HeaderValue::from_str(&value)
+    {
+        http.headers_mut()
+            .insert(x402_core::extension::EXTENSION_RESPONSES_HEADER, value);
+    }
+    http
 }
 
 fn error_body(status: StatusCode, message: &str, reason: Option<&str>) -> Response {
@@ -366,7 +394,7 @@ async fn settle(State(state): State<AppState>, request: Request) -> Response {
                 response.error_reason.as_ref(),
                 started,
             );
-            json_response(StatusCode::OK, &response)
+            settle_response(&response)
         }
         Ok(Ok(Err(e))) => {
             state.record("settle", &scheme, &network, "error", None, started);

@@ -23,7 +23,8 @@ use crate::facilitator::{Facilitator, FacilitatorError};
 use crate::json::{self, JsonLimits};
 use crate::timing::SettleTimeouts;
 use crate::wire::{
-    SettleRequest, SettleResponse, SupportedResponse, VerifyRequest, VerifyResponse,
+    DiscoveryResponse, SettleRequest, SettleResponse, SupportedResponse, VerifyRequest,
+    VerifyResponse,
 };
 
 /// The default per-call timeout: the client timeout derived from the default settle bounds, so
@@ -170,6 +171,75 @@ impl FacilitatorClient {
     }
 }
 
+/// Filters and paging of [`FacilitatorClient::list_resources`] (`GET /discovery/resources`);
+/// `None` leaves a parameter out (the facilitator's default: 20 items from the first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListResources {
+    /// Only this resource type (`http`, `mcp`).
+    pub kind: Option<String>,
+    /// Only resources paid on this network (CAIP-2).
+    pub network: Option<String>,
+    /// Only resources paid with this scheme.
+    pub scheme: Option<String>,
+    /// Only resources paying this recipient.
+    pub pay_to: Option<String>,
+    /// Page size (1 to 100).
+    pub limit: Option<u32>,
+    /// Items skipped.
+    pub offset: Option<u32>,
+}
+
+impl ListResources {
+    /// The query string (`?type=http&limit=5`), empty when nothing is set.
+    pub fn query_string(&self) -> String {
+        let numbers = [("limit", self.limit), ("offset", self.offset)];
+        let pairs = [
+            ("type", self.kind.clone()),
+            ("network", self.network.clone()),
+            ("scheme", self.scheme.clone()),
+            ("payTo", self.pay_to.clone()),
+        ]
+        .into_iter()
+        .chain(numbers.map(|(k, v)| (k, v.map(|n| n.to_string()))))
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", percent_encode(&v))))
+        .collect::<Vec<_>>();
+        if pairs.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", pairs.join("&"))
+        }
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl FacilitatorClient {
+    /// Lists the facilitator's discovery catalogue (the bazaar's `GET /discovery/resources`):
+    /// what sellers it settled for offer, a page at a time.
+    pub async fn list_resources(
+        &self,
+        params: &ListResources,
+    ) -> Result<DiscoveryResponse, FacilitatorError> {
+        let path = format!("/discovery/resources{}", params.query_string());
+        let req = self.request(reqwest::Method::GET, &path).await?;
+        self.call(req, |v| {
+            v.get("items").is_some_and(serde_json::Value::is_array)
+        })
+        .await
+    }
+}
+
 async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, FacilitatorError> {
     let mut body = Vec::new();
     while let Some(chunk) = response
@@ -244,6 +314,23 @@ mod tests {
     #[test]
     fn default_timeout_outlasts_a_default_facilitator() {
         assert_eq!(DEFAULT_TIMEOUT, SettleTimeouts::default().client_timeout());
+    }
+
+    #[test]
+    fn list_parameters_are_encoded() {
+        assert_eq!(ListResources::default().query_string(), "");
+        let all = ListResources {
+            kind: Some("http".into()),
+            network: Some("eip155:8453".into()),
+            pay_to: Some("0xA&b=c".into()),
+            limit: Some(5),
+            offset: Some(10),
+            ..ListResources::default()
+        };
+        assert_eq!(
+            all.query_string(),
+            "?type=http&network=eip155%3A8453&payTo=0xA%26b%3Dc&limit=5&offset=10"
+        );
     }
 
     #[test]

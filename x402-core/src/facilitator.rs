@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::FutureExt as _;
 
+use crate::extension::{Extension, merge_answers};
 use crate::hook::{Before, FacilitatorHook, Failure, HookCall, Operation};
 use crate::json::JsonLimits;
 use crate::registry::Registry;
@@ -105,6 +106,7 @@ pub struct LocalFacilitator {
     timeouts: Option<SettleTimeouts>,
     store: Option<Arc<dyn SettlementStore>>,
     hooks: Vec<Arc<dyn FacilitatorHook>>,
+    extension_impls: Vec<Arc<dyn Extension>>,
 }
 
 /// One scheme's reconciliation pass on one network.
@@ -127,7 +129,27 @@ impl LocalFacilitator {
             timeouts: None,
             store: None,
             hooks: Vec::new(),
+            extension_impls: Vec::new(),
         }
+    }
+
+    /// Adds a facilitator extension ([`crate::extension`]): listed in `/supported.extensions`,
+    /// run after every verify and settle (after the hooks), its answers added to the response's
+    /// `extensions`.
+    pub fn with_extension(mut self, extension: Arc<dyn Extension>) -> Self {
+        self.extensions.push(extension.key().to_owned());
+        self.extension_impls.push(extension);
+        self
+    }
+
+    /// The extensions, in the order they run.
+    pub fn extensions(&self) -> &[Arc<dyn Extension>] {
+        &self.extension_impls
+    }
+
+    /// The extension registered under `key`.
+    pub fn extension(&self, key: &str) -> Option<&Arc<dyn Extension>> {
+        self.extension_impls.iter().find(|e| e.key() == key)
     }
 
     /// Adds a lifecycle hook around every verify and settle, after those added before it (see
@@ -348,10 +370,12 @@ impl LocalFacilitator {
     }
 }
 
-#[async_trait]
-impl Facilitator for LocalFacilitator {
+impl LocalFacilitator {
     /// Runs the hooks ([`crate::hook`]) around the scheme's verify.
-    async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, FacilitatorError> {
+    async fn verify_hooked(
+        &self,
+        request: &VerifyRequest,
+    ) -> Result<VerifyResponse, FacilitatorError> {
         if self.hooks.is_empty() {
             return self.verify_scheme(request).await;
         }
@@ -393,7 +417,10 @@ impl Facilitator for LocalFacilitator {
 
     /// Runs the hooks ([`crate::hook`]) around the scheme's settle; the settle's answer
     /// deadline counts from here, hooks included.
-    async fn settle(&self, request: &SettleRequest) -> Result<SettleResponse, FacilitatorError> {
+    async fn settle_hooked(
+        &self,
+        request: &SettleRequest,
+    ) -> Result<SettleResponse, FacilitatorError> {
         let deadline = self.timeouts.map(|t| t.answer_deadline_from_now());
         if self.hooks.is_empty() {
             return self.settle_scheme(request, deadline).await;
@@ -434,6 +461,38 @@ impl Facilitator for LocalFacilitator {
         for hook in &self.hooks {
             observed(hook.after_settle(&call, &response)).await;
         }
+        Ok(response)
+    }
+}
+
+#[async_trait]
+impl Facilitator for LocalFacilitator {
+    /// Runs the hooks ([`crate::hook`]) around the scheme's verify, then the extensions.
+    async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, FacilitatorError> {
+        let mut response = self.verify_hooked(request).await?;
+        let mut answers = Vec::new();
+        for e in &self.extension_impls {
+            let step = AssertUnwindSafe(e.verified(request, &response)).catch_unwind();
+            if let Ok(Some(answer)) = step.await {
+                answers.push((e.key(), answer));
+            }
+        }
+        response.extensions = merge_answers(response.extensions.take(), answers);
+        Ok(response)
+    }
+
+    /// Runs the hooks ([`crate::hook`]) around the scheme's settle, then the extensions (an
+    /// extension that fails or panics answers nothing; the settlement stands).
+    async fn settle(&self, request: &SettleRequest) -> Result<SettleResponse, FacilitatorError> {
+        let mut response = self.settle_hooked(request).await?;
+        let mut answers = Vec::new();
+        for e in &self.extension_impls {
+            let step = AssertUnwindSafe(e.settled(request, &response)).catch_unwind();
+            if let Ok(Some(answer)) = step.await {
+                answers.push((e.key(), answer));
+            }
+        }
+        response.extensions = merge_answers(response.extensions.take(), answers);
         Ok(response)
     }
 

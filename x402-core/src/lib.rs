@@ -5,6 +5,7 @@ pub mod amount;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod clock;
+pub mod extension;
 pub mod facilitator;
 pub mod header;
 pub mod hook;

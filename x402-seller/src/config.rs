@@ -67,6 +67,14 @@ pub enum ConfigError {
         /// What is wrong.
         why: String,
     },
+    /// A declared extension is invalid ([`Route::extension`]).
+    #[error("extension {key}: {why}")]
+    Extension {
+        /// The extension's key.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A custom body for the unpaid 402 on a route that serves x402 v1, whose offers travel in
     /// the body.
     #[error(
@@ -251,6 +259,7 @@ pub struct Route {
     pub(crate) settle: SettleTiming,
     pub(crate) unpaid_body: Option<BodyHook>,
     pub(crate) settlement_failed_body: Option<BodyHook>,
+    pub(crate) extensions: Vec<std::sync::Arc<dyn crate::extensions::RouteExtension>>,
 }
 
 impl Default for Route {
@@ -274,6 +283,7 @@ impl Route {
             settle: SettleTiming::AfterHandler,
             unpaid_body: None,
             settlement_failed_body: None,
+            extensions: Vec::new(),
         }
     }
 
@@ -550,6 +560,7 @@ impl Seller {
             return Err(ConfigError::CustomBodyWithV1);
         }
         crate::resource::check(&route)?;
+        crate::extensions::check(&route)?;
         for a in &route.accepts {
             if self
                 .inner

@@ -136,6 +136,7 @@ fn read_payment(headers: &HeaderMap, offers: &Offers) -> Result<Option<Paid>, Bo
             payload.version()
         )));
     }
+    let payload = crate::extensions::vouch(payload, offers);
     // Matched against the requirements built for THIS request (its price, its payTo): a
     // payment signed for another request's requirements names none of them.
     let matched = match &payload {

@@ -2,6 +2,7 @@
 
 mod body;
 mod config;
+mod extensions;
 mod facilitators;
 mod flow;
 pub mod hook;
@@ -19,6 +20,7 @@ pub use config::{
     Accept, Charge, ConfigError, FACILITATOR_EXTRA, MAX_MEMO_BYTES, PayToFn, PriceFn, Route,
     Seller, SellerOptions, SettleTiming,
 };
+pub use extensions::{RawExtension, RequestInfo, RouteExtension};
 pub use facilitators::{Unreachable, UnsupportedOption, UnusableOption, ValidationError};
 pub use hook::{Access, HookError, SellerCall, SellerHook};
 pub use layer::{Paywall, PaywallService};

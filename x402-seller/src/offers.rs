@@ -23,6 +23,8 @@ pub(crate) struct Offers {
     pub(crate) v1_from: Vec<Source>,
     /// The resource.
     pub(crate) resource: ResourceInfo,
+    /// The route's extension declarations for this request (v2 only).
+    pub(crate) extensions: Option<x402_core::wire::Raw>,
 }
 
 /// Why a route could not say what it asks for.
@@ -133,6 +135,7 @@ pub(crate) async fn build(
         v1: Vec::new(),
         v1_from: Vec::new(),
         resource,
+        extensions: None,
     };
     for accept in &route.accepts {
         let network = accept.network.as_str();
@@ -194,6 +197,7 @@ pub(crate) async fn build(
             _ => OfferError::NothingOffered,
         });
     }
+    offers.extensions = crate::extensions::declare(route, parts);
     Ok(offers)
 }
 
@@ -272,7 +276,7 @@ impl Offers {
             error: Some(error.to_owned()),
             resource: self.resource.clone(),
             accepts: self.v2.clone(),
-            extensions: None,
+            extensions: self.extensions.clone(),
         })
     }
 

@@ -6,10 +6,12 @@
 //! The Express middleware is also the oracle for the refusal shapes (a verify refusal's bare
 //! reason, a failed settlement's 402), and the official client reads our failed settlement.
 //! `flows`: the remaining schemes and versions both ways (upto, Permit2, v1, Token-2022, the
-//! `x402` CLI). `python`: the official Python SDK (PyPI `x402`) both ways on anvil.
+//! `x402` CLI). `python`: the official Python SDK (PyPI `x402`) both ways on anvil. `bazaar`:
+//! the discovery extension's declarations both ways against `@x402/extensions`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bazaar;
 mod flows;
 mod oracle_evm;
 mod oracle_svm;

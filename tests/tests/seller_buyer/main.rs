@@ -9,6 +9,7 @@
 //! per request and a custom 402 body.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod bazaar;
 mod cli;
 mod failures;
 mod middleware;

@@ -482,7 +482,7 @@ async fn replicas_starting_together_migrate_once_and_pruning_keeps_unresolved_ro
         .output()
         .unwrap();
     assert!(versions.status.success(), "{versions:?}");
-    assert_eq!(String::from_utf8_lossy(&versions.stdout).trim(), "1,2");
+    assert_eq!(String::from_utf8_lossy(&versions.stdout).trim(), "1,2,3");
 
     // Expired long ago: a resolved row goes, an unresolved one stays, a live one stays.
     let store = &stores[0];
@@ -520,5 +520,33 @@ async fn replicas_starting_together_migrate_once_and_pruning_keeps_unresolved_ro
     assert!(store.record(&live).await.unwrap().is_some());
 
     drop(stores);
+    blocking(move || drop(server)).await;
+}
+
+/// The bazaar's catalogue on PostgreSQL: the conformance suite, and a second replica sees what
+/// the first cataloged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_postgres_catalogue_conforms_and_is_shared_by_replicas() {
+    use x402_core::extension::catalog::{CatalogQuery, conformance};
+    let server = blocking(PgServer::start).await;
+    let a = x402_store::open(&server.url(), StoreOptions::default())
+        .await
+        .unwrap();
+    let b = x402_store::open(&server.url(), StoreOptions::default())
+        .await
+        .unwrap();
+    conformance::run(a.catalog().unwrap()).await;
+    let page = b
+        .catalog()
+        .unwrap()
+        .list(&CatalogQuery {
+            limit: 10,
+            now: UnixTime(1112),
+            ..CatalogQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 3, "the other replica lists the same catalogue");
+    drop((a, b));
     blocking(move || drop(server)).await;
 }

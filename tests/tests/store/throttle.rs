@@ -68,10 +68,11 @@ async fn a_database_of_schema_version_1_is_upgraded_and_keeps_its_records() {
     };
     assert!(store.complete(&id, &token, settled.clone()).await.unwrap());
     drop(store);
-    // Back to what a build before cool-downs left: version 1, no throttle table.
+    // Back to what a build before cool-downs left: version 1, no throttle (nor catalogue) table.
     psql_ok(
         &server,
-        "DROP TABLE x402_throttles; DELETE FROM x402_schema_version WHERE version = 2",
+        "DROP TABLE x402_throttles; DROP TABLE x402_catalog;
+         DELETE FROM x402_schema_version WHERE version >= 2",
     );
     assert_eq!(
         psql_ok(&server, "SELECT MAX(version) FROM x402_schema_version"),
@@ -86,7 +87,7 @@ async fn a_database_of_schema_version_1_is_upgraded_and_keeps_its_records() {
             &server,
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM x402_schema_version"
         ),
-        "1,2"
+        "1,2,3"
     );
     assert_eq!(store.outcome(&id).await.unwrap(), Some(settled));
     let (payer, until) = (key(), UnixTime(UnixTime::now().0 + 600));

@@ -100,6 +100,9 @@ enum Command {
     /// GET a URL, paying its 402 once by policy; prints the body and the settlement.
     #[command(after_help = AFTER_HELP)]
     Pay(Box<PayArgs>),
+    /// List what a facilitator's discovery catalogue (bazaar) offers for sale; pays nothing.
+    #[command(after_help = super::discover::AFTER_HELP)]
+    Discover(super::discover::DiscoverArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -191,6 +194,7 @@ struct PayArgs {
 pub(super) enum Action {
     Requirements,
     Pay,
+    Discover,
 }
 
 /// What the command line asked for.
@@ -207,6 +211,8 @@ pub(super) struct Args {
     pub(super) evm_rpcs: Vec<String>,
     pub(super) explorer: Option<String>,
     pub(super) json: bool,
+    /// `discover`'s filters.
+    pub(super) discover: Option<super::discover::DiscoverArgs>,
 }
 
 fn parse_network(s: &str) -> Result<NetworkPattern, String> {
@@ -266,6 +272,20 @@ pub(super) fn parse(args: &[String]) -> Result<Args, clap::Error> {
             evm_rpcs: Vec::new(),
             explorer: None,
             json: a.json,
+            discover: None,
+        },
+        Command::Discover(a) => Args {
+            command: Action::Discover,
+            url: a.url.clone(),
+            policy: policy(a.assets.clone()),
+            key_file: None,
+            solana_key_file: None,
+            solana_rpc: None,
+            assets: Vec::new(),
+            evm_rpcs: Vec::new(),
+            explorer: None,
+            json: a.json,
+            discover: Some(a),
         },
         Command::Pay(a) => {
             let a = *a;
@@ -287,6 +307,7 @@ pub(super) fn parse(args: &[String]) -> Result<Args, clap::Error> {
                 evm_rpcs: a.evm_rpcs,
                 explorer: a.explorer,
                 json: a.json,
+                discover: None,
             }
         }
     })

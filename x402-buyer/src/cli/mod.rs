@@ -1,4 +1,5 @@
-//! The `x402` command line: `x402 requirements <url>`, `x402 pay <url> [options]`.
+//! The `x402` command line: `x402 requirements <url>`, `x402 pay <url> [options]`,
+//! `x402 discover <facilitator-url>` (what a facilitator's bazaar lists for sale).
 //!
 //! Arguments are parsed with clap: `x402 --help`, `x402 pay --help` and
 //! `x402 requirements --help` list every option, the environment variables read and the exit
@@ -27,6 +28,7 @@
 
 mod args;
 mod decimals;
+mod discover;
 mod keys;
 mod report;
 #[cfg(test)]
@@ -70,6 +72,7 @@ pub async fn run(
     let result = match args.command {
         Action::Requirements => requirements(&args, out, err).await,
         Action::Pay => pay(&args, env, out, err).await,
+        Action::Discover => discover::run(&args, out, err).await,
     };
     match result {
         Ok(exit) => exit,

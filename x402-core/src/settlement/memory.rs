@@ -57,6 +57,7 @@ pub struct MemoryStore {
     options: StoreOptions,
     clock: SharedClock,
     payers: KeyedLocks,
+    catalog: crate::extension::catalog::MemoryCatalog,
 }
 
 impl Default for MemoryStore {
@@ -87,6 +88,7 @@ impl MemoryStore {
             options,
             clock,
             payers: KeyedLocks::default(),
+            catalog: Default::default(),
         }
     }
 
@@ -314,6 +316,10 @@ impl SettlementStore for MemoryStore {
         Ok(StoreCounts {
             unresolved: u64::try_from(unresolved).unwrap_or(u64::MAX),
         })
+    }
+
+    fn catalog(&self) -> Option<&dyn crate::extension::catalog::ResourceCatalog> {
+        Some(&self.catalog)
     }
 
     fn kind(&self) -> &'static str {

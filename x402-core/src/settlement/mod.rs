@@ -380,6 +380,12 @@ pub trait SettlementStore: Send + Sync + fmt::Debug {
     /// The store's kind, for logs and metrics (`memory`, `sqlite`, `postgres`).
     fn kind(&self) -> &'static str;
 
+    /// The bazaar's discovery catalogue kept in this store ([`crate::extension::catalog`]),
+    /// when the backend keeps one.
+    fn catalog(&self) -> Option<&dyn crate::extension::catalog::ResourceCatalog> {
+        None
+    }
+
     /// The outcome of `id`, if it ended.
     async fn outcome(&self, id: &PaymentId) -> Result<Option<Outcome>, StoreError> {
         Ok(self.record(id).await?.and_then(|r| r.outcome))

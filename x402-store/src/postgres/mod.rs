@@ -13,6 +13,7 @@
 //! into a [`StoreError`] within those bounds — settles fail closed — and calls work again once
 //! it is back, without rebuilding the store.
 
+mod catalog;
 mod lease;
 mod schema;
 
@@ -636,6 +637,10 @@ impl SettlementStore for PostgresStore {
                 })
             })
             .await
+    }
+
+    fn catalog(&self) -> Option<&dyn x402_core::extension::catalog::ResourceCatalog> {
+        Some(self)
     }
 
     fn kind(&self) -> &'static str {

@@ -42,6 +42,21 @@ const MIGRATIONS: &[&str] = &[
         refused_until bigint NOT NULL
     );
     CREATE INDEX x402_throttles_until ON x402_throttles (refused_until);",
+    // 3: the bazaar's discovery catalogue, one row per resource; times are the writing
+    // facilitator's unix seconds.
+    "CREATE TABLE x402_catalog (
+        resource   text PRIMARY KEY,
+        kind       text NOT NULL,
+        pay_to     text NOT NULL,
+        network    text NOT NULL,
+        scheme     text NOT NULL,
+        item       text NOT NULL,
+        updated_at bigint NOT NULL,
+        expires_at bigint NOT NULL
+    );
+    CREATE INDEX x402_catalog_recent ON x402_catalog (updated_at DESC, resource);
+    CREATE INDEX x402_catalog_expires ON x402_catalog (expires_at);
+    CREATE INDEX x402_catalog_pay_to ON x402_catalog (pay_to);",
 ];
 
 /// Brings the schema to the latest version.

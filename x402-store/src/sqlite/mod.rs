@@ -6,6 +6,7 @@
 //! [`tokio::task::spawn_blocking`], behind a mutex, so SQLite's blocking I/O never stalls the
 //! async runtime.
 
+mod catalog;
 mod lock;
 mod schema;
 #[cfg(test)]
@@ -541,6 +542,10 @@ impl SettlementStore for SqliteStore {
             })
         })
         .await
+    }
+
+    fn catalog(&self) -> Option<&dyn x402_core::extension::catalog::ResourceCatalog> {
+        Some(self)
     }
 
     fn kind(&self) -> &'static str {

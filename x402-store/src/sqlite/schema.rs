@@ -34,6 +34,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
         refused_until INTEGER NOT NULL
     );
     CREATE INDEX x402_throttles_until ON x402_throttles (refused_until);",
+    // 3: the bazaar's discovery catalogue, one row per resource.
+    "CREATE TABLE x402_catalog (
+        resource   TEXT PRIMARY KEY NOT NULL,
+        kind       TEXT NOT NULL,
+        pay_to     TEXT NOT NULL,
+        network    TEXT NOT NULL,
+        scheme     TEXT NOT NULL,
+        item       TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX x402_catalog_recent ON x402_catalog (updated_at DESC, resource);
+    CREATE INDEX x402_catalog_expires ON x402_catalog (expires_at);
+    CREATE INDEX x402_catalog_pay_to ON x402_catalog (pay_to);",
 ];
 
 /// Why the schema could not be brought up to date.
