@@ -1,7 +1,10 @@
 //! The paying client: send, and on a 402 pay once by policy and retry once.
 
-use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::FutureExt as _;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use x402_core::header::{
@@ -13,9 +16,23 @@ use x402_core::wire::{
     PaymentPayload, PaymentPayloadV1, PaymentPayloadV2, PaymentRequired, PaymentRequirements,
     SettleResponse,
 };
-use x402_core::{Amount, Reason, Registry, Scheme, SchemeError, X402Version};
+use x402_core::{
+    Amount, Reason, Registry, Scheme, SchemeError, SharedClock, UnixTime, X402Version, system_clock,
+};
 
-use crate::policy::{Policy, format_units, ledger_key};
+use crate::governance::Book;
+use crate::hook::{Before, BuyerHook, HookError, PaymentCall, RequiredCall, SignedCall};
+use crate::ledger::{Ledger, LedgerError, PaymentRecord, Record, SettlementRecord};
+use crate::policy::{KnownAsset, Policy, format_units, ledger_key};
+use crate::select::{Candidate, Ranked, SelectFn, Selector};
+
+/// Appends `record` on tokio's blocking pool (the store blocks: file I/O and `fsync`).
+async fn append(ledger: &Arc<dyn Ledger>, record: Record) -> Result<(), LedgerError> {
+    let ledger = ledger.clone();
+    tokio::task::spawn_blocking(move || ledger.append(&record))
+        .await
+        .unwrap_or_else(|e| Err(LedgerError::Other(format!("the ledger write failed: {e}"))))
+}
 
 /// Why a request could not be completed (or paid).
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +63,30 @@ pub enum Error {
         /// The failed settlement, when the seller reported one.
         settlement: Option<Box<SettleResponse>>,
     },
+    /// A hook stopped the payment ([`crate::hook`]): nothing was signed or sent.
+    #[error("hook {hook} stopped the payment ({step}): {reason}")]
+    Aborted {
+        /// The hook's name.
+        hook: String,
+        /// The step: `on_payment_required` or `before_payment`.
+        step: &'static str,
+        /// The hook's reason.
+        reason: String,
+    },
+    /// A hook failed (returned `Err`, or panicked) where it could stop the payment: nothing
+    /// was signed or sent.
+    #[error("hook {hook} failed in {step}: {message}")]
+    Hook {
+        /// The hook's name.
+        hook: String,
+        /// The step: `on_payment_required` or `before_payment`.
+        step: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The ledger could not be written: the signed payment was dropped unsent.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
 }
 
 /// A payment this client made for a request.
@@ -57,6 +98,8 @@ pub struct Payment {
     pub requirements: PaymentRequirements,
     /// The settlement the seller reported (`PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE`).
     pub settlement: Option<SettleResponse>,
+    /// Its id in the ledger ([`crate::ledger::PaymentRecord::id`]).
+    pub id: String,
 }
 
 impl Payment {
@@ -85,15 +128,128 @@ pub struct Paid {
     pub payment: Option<Payment>,
 }
 
+/// What [`Buyer::pay`] prepared: the signed payment and the header carrying it.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) version: X402Version,
+    pub(crate) requirements: PaymentRequirements,
+    pub(crate) header: (HeaderName, HeaderValue),
+    /// The payment's ledger id.
+    pub(crate) id: String,
+}
+
 /// A client that pays x402 resources by policy.
+///
+/// Configured with builders: [`Buyer::with_hook`], [`Buyer::with_selector`] (or
+/// [`Buyer::select_with`]), [`Buyer::with_ledger`], [`Buyer::with_clock`]; the policy's own
+/// builders set budgets, recipients, the rate limit and filters.
 #[derive(Debug)]
 pub struct Buyer {
     http: reqwest::Client,
     schemes: Registry,
     policy: Policy,
-    /// Authorized so far, per asset: every signed payment counts, settled or not (a signed
-    /// authorization may still be settled later).
-    spent: Mutex<HashMap<String, Amount>>,
+    /// The payments inside the budgets' windows (reserved or signed) and the lifetime totals:
+    /// every signed payment counts, settled or not (a signed authorization may still be
+    /// settled later by whoever holds it).
+    book: Mutex<Book>,
+    hooks: Vec<Arc<dyn BuyerHook>>,
+    selector: Arc<dyn Selector>,
+    ledger: Option<Arc<dyn Ledger>>,
+    clock: SharedClock,
+}
+
+/// A reservation against the budgets: released when dropped uncommitted (the payment was never
+/// signed, or never left the process).
+struct Reservation<'a> {
+    book: &'a Mutex<Book>,
+    ticket: Option<u64>,
+}
+
+impl Reservation<'_> {
+    fn commit(mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            lock(self.book).commit(ticket);
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            lock(self.book).release(ticket);
+        }
+    }
+}
+
+fn lock(book: &Mutex<Book>) -> std::sync::MutexGuard<'_, Book> {
+    book.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs a hook step that may stop the payment, containing a panic as [`Error::Hook`].
+async fn decide(
+    hook: &dyn BuyerHook,
+    step: &'static str,
+    future: impl std::future::Future<Output = Result<Before, HookError>>,
+) -> Result<(), Error> {
+    let failed = |message: String| Error::Hook {
+        hook: hook.name().to_owned(),
+        step,
+        message,
+    };
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(Ok(Before::Abort(reason))) => Err(Error::Aborted {
+            hook: hook.name().to_owned(),
+            step,
+            reason,
+        }),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(_) => Err(failed("panicked".to_owned())),
+    }
+}
+
+/// A ledger id: the time, the process and a counter (unique within one ledger).
+fn new_id(now: UnixTime) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{}-{nanos:09}-{}-{}",
+        now.0,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The payer a signed payload names, when it is an EVM authorization (`from`).
+fn payer_of(payload: &serde_json::value::RawValue) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(payload.get()).ok()?;
+    let from = v
+        .get("authorization")
+        .or_else(|| v.get("permit2Authorization"))?
+        .get("from")?
+        .as_str()?;
+    Some(from.to_owned())
+}
+
+/// The options of a 402, in the seller's order.
+fn options_of(required: &PaymentRequired) -> Vec<PaymentRequirements> {
+    match required {
+        PaymentRequired::V1(d) => d
+            .accepts
+            .iter()
+            .cloned()
+            .map(PaymentRequirements::V1)
+            .collect(),
+        PaymentRequired::V2(d) => d
+            .accepts
+            .iter()
+            .cloned()
+            .map(PaymentRequirements::V2)
+            .collect(),
+    }
 }
 
 impl Buyer {
@@ -104,8 +260,55 @@ impl Buyer {
             http,
             schemes,
             policy,
-            spent: Mutex::new(HashMap::new()),
+            book: Mutex::new(Book::default()),
+            hooks: Vec::new(),
+            selector: Arc::new(Ranked),
+            ledger: None,
+            clock: system_clock(),
         }
+    }
+
+    /// Adds a lifecycle hook, run after those added before it (see [`crate::hook`] for the order
+    /// and what a hook may do).
+    pub fn with_hook(mut self, hook: Arc<dyn BuyerHook>) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// Chooses among the acceptable options with `selector` instead of taking the best ranked.
+    pub fn with_selector(mut self, selector: impl Selector + 'static) -> Self {
+        self.selector = Arc::new(selector);
+        self
+    }
+
+    /// Chooses among the acceptable options with a closure: it gets them best first and answers
+    /// the index of the one to pay, or `None` to pay none (see [`Selector`]).
+    pub fn select_with(
+        self,
+        select: impl Fn(&[Candidate<'_>]) -> Option<usize> + Send + Sync + 'static,
+    ) -> Self {
+        self.with_selector(SelectFn(select))
+    }
+
+    /// Records every payment in `ledger` and counts the budgets and the rate limit from it: the
+    /// payments it already holds that are inside their windows count from now on, so a new
+    /// buyer on the same ledger keeps the limits of the one before. Reads the ledger (blocking);
+    /// a ledger that cannot be read is an error, and no buyer is made from it.
+    pub fn with_ledger(mut self, ledger: Arc<dyn Ledger>) -> Result<Self, LedgerError> {
+        let records = ledger.records()?;
+        let now = self.clock.now();
+        let mut book = Book::from_records(&records);
+        book.total = std::mem::take(&mut lock(&self.book).total);
+        book.prune(now, self.policy.horizon());
+        self.book = Mutex::new(book);
+        self.ledger = Some(ledger);
+        Ok(self)
+    }
+
+    /// Reads "now" from `clock` (the budgets' and the rate limit's windows, the ledger's times).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The policy.
@@ -113,16 +316,19 @@ impl Buyer {
         &self.policy
     }
 
-    /// What has been authorized so far on `network` in `asset` (atomic units).
+    /// The ledger, when the buyer keeps one.
+    pub fn ledger(&self) -> Option<&Arc<dyn Ledger>> {
+        self.ledger.as_ref()
+    }
+
+    /// What this buyer has authorized so far on `network` in `asset` (atomic units; every
+    /// signed payment, settled or not).
     pub fn spent(&self, network: &x402_core::Network, asset: &str) -> Amount {
-        self.ledger()
+        lock(&self.book)
+            .total
             .get(&ledger_key(network, asset))
             .copied()
             .unwrap_or_default()
-    }
-
-    fn ledger(&self) -> std::sync::MutexGuard<'_, HashMap<String, Amount>> {
-        self.spent.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `GET url`, paying if asked.
@@ -145,11 +351,13 @@ impl Buyer {
     /// Only a 402 to the unpaid request is paid. The paid retry's answer is final: a 402 or 412
     /// is [`Error::Refused`]; any other is returned untouched with the [`Payment`] — among them a
     /// seller's error status (x402-seller answers 504) whose settlement is still pending
-    /// ([`Payment::is_pending`]): the payment was sent, and it is not paid again.
+    /// ([`Payment::is_pending`]): the payment was sent, and it is not paid again. A settlement
+    /// the seller reports is added to the ledger.
     pub async fn execute(&self, request: reqwest::Request) -> Result<Paid, Error> {
         let carries_payment = request.headers().contains_key(PAYMENT_SIGNATURE)
             || request.headers().contains_key(X_PAYMENT);
         let retry = request.try_clone();
+        let (method, url) = (request.method().clone(), request.url().clone());
         let response = self.http.execute(request).await?;
         if response.status().as_u16() != 402 || carries_payment {
             return Ok(Paid {
@@ -159,11 +367,13 @@ impl Buyer {
         }
         let mut retry = retry.ok_or(Error::NotReplayable)?;
         let required = read_402(response).await?;
-        let (version, requirements, header) = self.pay(&required).await?;
-        let (name, value) = header;
+        let prepared = self.pay(&method, &url, &required).await?;
+        let (name, value) = prepared.header;
         retry.headers_mut().insert(name, value);
         let response = self.http.execute(retry).await?;
         let settlement = settlement_of(response.headers());
+        self.record_settlement(&prepared.id, settlement.as_ref())
+            .await;
         let status = response.status().as_u16();
         if status == 402 || status == 412 {
             // A failed settlement is reported in the settlement header (the reference's 402
@@ -193,48 +403,80 @@ impl Buyer {
         Ok(Paid {
             response,
             payment: Some(Payment {
-                version,
-                requirements,
+                version: prepared.version,
+                requirements: prepared.requirements,
                 settlement,
+                id: prepared.id,
             }),
         })
     }
 
-    /// Chooses, reserves budget for, and signs one requirement.
+    /// Adds the seller's settlement of payment `id` to the ledger (a failure is logged: the
+    /// payment itself is recorded already).
+    pub(crate) async fn record_settlement(&self, id: &str, settlement: Option<&SettleResponse>) {
+        let (Some(ledger), Some(s)) = (&self.ledger, settlement) else {
+            return;
+        };
+        let record = Record::Settlement(SettlementRecord {
+            id: id.to_owned(),
+            time: self.clock.now(),
+            success: s.success,
+            transaction: (!s.transaction.is_empty()).then(|| s.transaction.clone()),
+            payer: s.payer.clone(),
+            error: s.error_reason.as_ref().map(|r| r.as_str().to_owned()),
+        });
+        if let Err(e) = append(ledger, record).await {
+            tracing::warn!(
+                payment = id,
+                "the settlement could not be added to the ledger: {e}"
+            );
+        }
+    }
+
+    /// Runs the hooks, chooses, reserves budget for, signs and records one requirement.
     pub(crate) async fn pay(
         &self,
+        method: &reqwest::Method,
+        url: &reqwest::Url,
         required: &PaymentRequired,
-    ) -> Result<(X402Version, PaymentRequirements, (HeaderName, HeaderValue)), Error> {
-        let options: Vec<PaymentRequirements> = match required {
-            PaymentRequired::V1(d) => d
-                .accepts
-                .iter()
-                .cloned()
-                .map(PaymentRequirements::V1)
-                .collect(),
-            PaymentRequired::V2(d) => d
-                .accepts
-                .iter()
-                .cloned()
-                .map(PaymentRequirements::V2)
-                .collect(),
+    ) -> Result<Prepared, Error> {
+        let call = RequiredCall {
+            method,
+            url,
+            required,
         };
-        let (chosen, scheme, key, amount) = self.choose(&options)?;
+        for hook in &self.hooks {
+            decide(
+                hook.as_ref(),
+                "on_payment_required",
+                hook.on_payment_required(&call),
+            )
+            .await?;
+        }
+        let options = options_of(required);
+        let origin = url.origin().ascii_serialization();
+        let (index, scheme, asset, ticket) = self.choose(&options, &origin)?;
+        let reservation = Reservation {
+            book: &self.book,
+            ticket: Some(ticket),
+        };
+        let chosen = &options[index];
+        let call = PaymentCall {
+            method,
+            url,
+            requirements: chosen,
+            asset: &asset,
+        };
+        for hook in &self.hooks {
+            decide(hook.as_ref(), "before_payment", hook.before_payment(&call)).await?;
+        }
         let view = chosen
             .view()
             .map_err(|r| Error::Unreadable402(r.to_string()))?;
-        let signed = scheme.sign(&view).await;
-        let payload = match signed {
-            Ok(p) => p,
-            Err(e) => {
-                // Nothing left the process: give the budget back.
-                if let Some(used) = self.ledger().get_mut(&key) {
-                    *used = Amount::new(used.get().saturating_sub(amount.get()));
-                }
-                return Err(Error::Sign(e));
-            }
-        };
-        let (version, name, document) = match (required, &chosen) {
+        // A failure from here on drops the reservation: nothing left the process.
+        let payload = scheme.sign(&view).await?;
+        let payer = payer_of(&payload);
+        let (version, name, document) = match (required, chosen) {
             (PaymentRequired::V2(d), PaymentRequirements::V2(r)) => (
                 X402Version::V2,
                 PAYMENT_SIGNATURE,
@@ -260,19 +502,69 @@ impl Buyer {
         let value = codec::encode(&document).map_err(|e| Error::Sign(SchemeError::other(e)))?;
         let value = HeaderValue::try_from(value).map_err(|e| Error::Sign(SchemeError::other(e)))?;
         let name = HeaderName::try_from(name).map_err(|e| Error::Sign(SchemeError::other(e)))?;
-        tracing::info!(scheme = chosen.scheme(), network = chosen.network_text(), %amount, "paying");
-        Ok((version, chosen, (name, value)))
+        let now = self.clock.now();
+        let record = PaymentRecord {
+            id: new_id(now),
+            time: now,
+            url: url.to_string(),
+            origin,
+            network: view.network.to_string(),
+            asset: view.asset.to_owned(),
+            amount: view.amount,
+            decimals: asset.decimals,
+            symbol: asset.symbol.clone(),
+            pay_to: view.pay_to.to_owned(),
+            scheme: view.scheme.to_owned(),
+            x402_version: version.number(),
+            payer,
+        };
+        if let Some(ledger) = &self.ledger {
+            // Nothing is sent that is not in the ledger.
+            append(ledger, Record::Payment(record.clone())).await?;
+        }
+        reservation.commit();
+        let call = SignedCall {
+            method,
+            url,
+            requirements: chosen,
+            payload: &document,
+            record: &record,
+        };
+        for hook in &self.hooks {
+            let _ = AssertUnwindSafe(hook.after_payment(&call))
+                .catch_unwind()
+                .await;
+        }
+        tracing::info!(scheme = chosen.scheme(), network = chosen.network_text(), amount = %view.amount, "paying");
+        Ok(Prepared {
+            version,
+            requirements: chosen.clone(),
+            header: (name, value),
+            id: record.id,
+        })
     }
 
-    /// The best acceptable requirement, its scheme, and the budget reserved for it.
+    /// The acceptable option the selector picks (its index in `options`), its scheme and asset,
+    /// and the ticket of the budget reserved for it.
     #[allow(clippy::type_complexity)]
     fn choose(
         &self,
         options: &[PaymentRequirements],
-    ) -> Result<(PaymentRequirements, Arc<dyn Scheme>, String, Amount), Error> {
-        let mut ledger = self.ledger();
+        origin: &str,
+    ) -> Result<(usize, Arc<dyn Scheme>, KnownAsset, u64), Error> {
+        let mut book = lock(&self.book);
+        let now = self.clock.now();
+        book.prune(now, self.policy.horizon());
+        if let Some(why) = self
+            .policy
+            .rate_limit
+            .as_ref()
+            .and_then(|limit| book.rate_refusal(limit, origin, now))
+        {
+            return Err(Error::NoAcceptableOption(vec![why]));
+        }
         let mut refusals = Vec::new();
-        let mut best: Option<((usize, usize), usize, Arc<dyn Scheme>)> = None;
+        let mut candidates: Vec<((usize, usize), Candidate<'_>, Arc<dyn Scheme>)> = Vec::new();
         for (i, option) in options.iter().enumerate() {
             let label = format!(
                 "option {} ({} on {})",
@@ -294,28 +586,73 @@ impl Buyer {
                 refusals.push(format!("{label}: no scheme is registered to pay it"));
                 continue;
             };
-            if let Some(why) = self.policy.refusal(&view, &ledger) {
+            if let Some(why) = self.policy.refusal(&view, &book.total) {
                 refusals.push(format!("{label}: {why}"));
                 continue;
             }
-            let rank = self.policy.rank(&view);
-            if best.as_ref().is_none_or(|(r, _, _)| rank < *r) {
-                best = Some((rank, i, scheme.clone()));
+            let Some(asset) = self.policy.asset(&view.network, view.asset) else {
+                continue;
+            };
+            let why = self
+                .policy
+                .recipient_refusal(view.pay_to)
+                .or_else(|| book.budget_refusal(&self.policy.budgets, asset, view.amount, now));
+            if let Some(why) = why {
+                refusals.push(format!("{label}: {why}"));
+                continue;
             }
+            let candidate = Candidate {
+                index: i,
+                requirements: option,
+                view,
+                asset,
+            };
+            let filtered = self
+                .policy
+                .filters
+                .iter()
+                .find_map(|f| (f.check)(&candidate).err().map(|why| (f, why)));
+            if let Some((filter, why)) = filtered {
+                refusals.push(format!("{label}: filter {}: {why}", filter.name));
+                continue;
+            }
+            let rank = self.policy.rank(&candidate.view);
+            candidates.push((rank, candidate, scheme.clone()));
         }
-        let Some((_, index, scheme)) = best else {
+        if candidates.is_empty() {
             return Err(Error::NoAcceptableOption(refusals));
+        }
+        // Stable: equal ranks keep the seller's order.
+        candidates.sort_by_key(|(rank, _, _)| *rank);
+        let (mut schemes, list): (Vec<_>, Vec<_>) =
+            candidates.into_iter().map(|(_, c, s)| (s, c)).unzip();
+        let chosen = match self.selector.select(&list) {
+            Some(k) if k < list.len() => k,
+            Some(k) => {
+                refusals.push(format!(
+                    "the selector chose candidate {k} of {} (counted from 0)",
+                    list.len()
+                ));
+                return Err(Error::NoAcceptableOption(refusals));
+            }
+            None => {
+                refusals.push(format!(
+                    "the selector declined the {} acceptable option(s)",
+                    list.len()
+                ));
+                return Err(Error::NoAcceptableOption(refusals));
+            }
         };
-        let chosen = options[index].clone();
-        let view = chosen
-            .view()
-            .map_err(|r| Error::Unreadable402(r.to_string()))?;
-        let key = ledger_key(&view.network, view.asset);
-        let used = ledger.entry(key.clone()).or_default();
-        *used = Amount::new(used.get().saturating_add(view.amount.get()));
-        let amount = view.amount;
-        drop(ledger);
-        Ok((chosen, scheme, key, amount))
+        let candidate = &list[chosen];
+        let (index, asset, amount) = (
+            candidate.index,
+            candidate.asset.clone(),
+            candidate.view.amount,
+        );
+        let key = ledger_key(&candidate.view.network, candidate.view.asset);
+        drop(list);
+        let ticket = book.reserve(key, origin.to_owned(), amount, now);
+        Ok((index, schemes.swap_remove(chosen), asset, ticket))
     }
 
     /// `amount` of `asset` on `network` for display (`0.01 USDC`), if the asset is known.
