@@ -4,11 +4,13 @@
 //! happen: no settle when the handler fails, no body when settlement fails, no second grant for a
 //! replayed payment, no payment the policy forbids, no trust in the buyer's `accepted`, no second
 //! payment when the settlement is pending (against a stand-in facilitator, no chain), no second
-//! handler run for another encoding of a payment in flight.
+//! handler run for another encoding of a payment in flight; the buyer's governance (rolling
+//! budgets across restarts, recipient lists, selectors, hooks, `x402 history`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod cli;
 mod failures;
+mod governance;
 mod middleware;
 mod paying;
 mod pending;
