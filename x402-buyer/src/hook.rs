@@ -21,7 +21,8 @@
 //! 3. **before payment** — [`BuyerHook::before_payment`] of every hook, in order, with the
 //!    chosen requirement. The first [`Before::Abort`] vetoes it: the reservation is released,
 //!    nothing is signed, and the request ends with [`Error::Aborted`](crate::Error::Aborted)
-//!    (step `before_payment`). Other options are not tried.
+//!    (step `before_payment`). Other options are not tried. The amount stays reserved while the
+//!    hooks run (a prompt waiting for the user holds it), so concurrent requests see it counted.
 //! 4. **signing** — the scheme signs; the payment is appended to the ledger (when the buyer has
 //!    one). A signing or ledger failure releases the reservation: nothing left the process.
 //! 5. **after payment** — [`BuyerHook::after_payment`] of every hook, in order, with the signed

@@ -215,7 +215,8 @@ impl Policy {
             .find(|a| &a.network == network && same_address(&a.address, asset))
     }
 
-    /// Why this requirement may not be paid, if it may not (`spent` = the ledger so far).
+    /// Why this requirement may not be paid by the built-in checks, if it may not (`spent` = what
+    /// this buyer authorized so far, per asset).
     pub(crate) fn refusal(
         &self,
         r: &RequirementsView<'_>,
