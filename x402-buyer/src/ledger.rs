@@ -207,9 +207,14 @@ impl Ledger for JsonlLedger {
     fn records(&self) -> Result<Vec<Record>, LedgerError> {
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
         let mut bytes = Vec::new();
-        file.seek(SeekFrom::Start(0))
-            .and_then(|_| file.read_to_end(&mut bytes))
-            .map_err(|e| self.io(e))?;
+        // Shared: no other process is halfway through a line meanwhile.
+        file.lock_shared().map_err(|e| self.io(e))?;
+        let read = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.read_to_end(&mut bytes));
+        let unlocked = file.unlock();
+        read.map_err(|e| self.io(e))?;
+        unlocked.map_err(|e| self.io(e))?;
         let path = self.path.display().to_string();
         let text = String::from_utf8(bytes).map_err(|e| LedgerError::Corrupt {
             path: path.clone(),
