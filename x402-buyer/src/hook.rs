@@ -47,6 +47,9 @@ use crate::policy::KnownAsset;
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A hook's decision in a step that may stop the payment.
+///
+/// Non-exhaustive: more answers may come (on payment-required, retrying with a sign-in-with-x
+/// proof instead of paying) without breaking the hooks written against these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Before {

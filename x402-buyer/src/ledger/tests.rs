@@ -155,3 +155,37 @@ fn times_are_rfc3339_utc() {
         assert_eq!(parse(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn two_handles_appending_at_once_never_interleave_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.jsonl");
+    let writers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|name| {
+            // Each thread has its own handle (its own open file), like two processes.
+            let ledger = JsonlLedger::open(&path).unwrap();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    ledger.append(&payment(&format!("{name}{i}"), i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let records = JsonlLedger::open(&path).unwrap().records().unwrap();
+    assert_eq!(records.len(), 100);
+    for name in ["a", "b"] {
+        let ids: Vec<String> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Payment(p) if p.id.starts_with(name) => Some(p.id.clone()),
+                _ => None,
+            })
+            .collect();
+        let expected: Vec<String> = (0..50).map(|i| format!("{name}{i}")).collect();
+        assert_eq!(ids, expected, "each writer's lines, whole and in order");
+    }
+}
