@@ -305,6 +305,13 @@ impl Buyer {
         Ok(self)
     }
 
+    /// [`Buyer::with_ledger`] with a [`JsonlLedger`](crate::JsonlLedger) at `path` (created,
+    /// with its directory, when missing).
+    pub fn with_ledger_file(self, path: impl AsRef<std::path::Path>) -> Result<Self, LedgerError> {
+        let ledger = crate::JsonlLedger::open(path)?;
+        self.with_ledger(Arc::new(ledger))
+    }
+
     /// Reads "now" from `clock` (the budgets' and the rate limit's windows, the ledger's times).
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;

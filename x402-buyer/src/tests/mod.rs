@@ -241,3 +241,35 @@ async fn a_ledger_that_cannot_be_written_stops_the_payment_unsent() {
     let e = buyer.get(&url).await.unwrap_err();
     assert!(matches!(e, Error::Ledger(_)), "{e}");
 }
+
+#[cfg(feature = "middleware")]
+#[tokio::test]
+async fn the_middleware_records_the_payment_and_its_settlement() {
+    let (url, paid) = seller(vec![option(10_000, SELLER)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.jsonl");
+    let signer = Arc::new(Signer::default());
+    let buyer = buyer(&signer, Policy::default().max_per_day("0.01"))
+        .with_ledger_file(&path)
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(crate::middleware::PayingMiddleware::new(Arc::new(buyer)))
+        .build();
+    let response = client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let payment = response
+        .extensions()
+        .get::<crate::Payment>()
+        .unwrap()
+        .clone();
+    let records = JsonlLedger::open(&path).unwrap().records().unwrap();
+    assert!(
+        matches!(&records[..], [Record::Payment(p), Record::Settlement(s)]
+            if p.id == payment.id && s.id == payment.id && s.transaction.as_deref() == Some("0xfeed")),
+        "{records:?}"
+    );
+    // The budget applies through the middleware too.
+    let e = client.get(&url).send().await.unwrap_err();
+    assert!(e.to_string().contains("per 1d"), "{e}");
+    assert_eq!(paid.load(Ordering::SeqCst), 1);
+}
