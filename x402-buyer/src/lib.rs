@@ -6,6 +6,7 @@ pub mod hook;
 pub mod ledger;
 #[cfg(feature = "middleware")]
 pub mod middleware;
+mod pay;
 mod policy;
 pub mod select;
 
