@@ -140,7 +140,8 @@ pub struct JsonlLedger {
 }
 
 impl JsonlLedger {
-    /// Opens (or creates, with its directory) the ledger file at `path`.
+    /// Opens (or creates, with its directory) the ledger file at `path`; a new file is readable
+    /// by its owner only (Unix).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
         let path = path.as_ref().to_owned();
         let io = |source| LedgerError::Io {
@@ -150,12 +151,12 @@ impl JsonlLedger {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(io)?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        // A spending history is nobody else's business: a new file is the user's alone.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(io)?;
         Ok(Self {
             path,
             file: Mutex::new(file),

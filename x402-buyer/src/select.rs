@@ -39,7 +39,8 @@ impl Candidate<'_> {
 /// [`Error::NoAcceptableOption`](crate::Error::NoAcceptableOption), nothing is paid).
 ///
 /// It runs under the buyer's budget lock, so that what it picks is reserved before any other
-/// request can spend the same budget: keep it quick, and do no I/O in it.
+/// request can spend the same budget: keep it quick, and do no I/O in it. A panic in it reaches
+/// the caller, with nothing reserved or signed.
 pub trait Selector: Send + Sync + Debug {
     /// The index of the candidate to pay, or `None` to pay none.
     fn select(&self, candidates: &[Candidate<'_>]) -> Option<usize>;

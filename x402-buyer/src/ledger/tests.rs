@@ -26,6 +26,12 @@ fn records_round_trip_one_per_line() {
     let path = dir.path().join("nested/dir/ledger.jsonl");
     let ledger = JsonlLedger::open(&path).unwrap();
     assert!(ledger.records().unwrap().is_empty());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
     let settled = Record::Settlement(SettlementRecord {
         id: "a".into(),
         time: UnixTime(1_764_822_106),
