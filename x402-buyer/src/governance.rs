@@ -115,7 +115,8 @@ impl Book {
         book
     }
 
-    fn add_record(&mut self, p: &PaymentRecord) {
+    /// Counts a payment from the ledger.
+    pub(crate) fn add_record(&mut self, p: &PaymentRecord) {
         let Ok(network) = Network::parse(&p.network) else {
             return;
         };

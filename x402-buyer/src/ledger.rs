@@ -122,6 +122,14 @@ pub trait Ledger: Send + Sync + Debug {
 
     /// Appends `record` durably: when this returns `Ok` the record survives a crash.
     fn append(&self, record: &Record) -> Result<(), LedgerError>;
+
+    /// The records other writers (other processes, other handles) appended since this handle
+    /// last read or wrote, oldest first; never this handle's own. A buyer asks before each
+    /// choice, so buyers sharing a store count each other's payments. The default, for a store
+    /// only one buyer writes, is none.
+    fn news(&self) -> Result<Vec<Record>, LedgerError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The ledger as a JSON lines file: one [`Record`] per line, appended and `fsync`ed, never
@@ -131,12 +139,26 @@ pub trait Ledger: Send + Sync + Debug {
 /// was never sent, because a payment is sent only once its line is stored) and refuses any other
 /// line it cannot read ([`LedgerError::Corrupt`]). The next append removes such a cut-short
 /// tail first, so the file stays readable. Appends take an exclusive lock on the file, so
-/// processes sharing it never interleave their lines (each buyer still counts another
-/// process's payments only from when it read the file).
+/// processes sharing it never interleave their lines, and [`Ledger::news`] returns what the
+/// others appended (a buyer counts another process's payments from its next choice on; two
+/// processes signing in the same instant can still both pass a budget only one fits — one
+/// process never does).
 #[derive(Debug)]
 pub struct JsonlLedger {
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<Handle>,
+}
+
+/// The open file and how far this handle has read it.
+#[derive(Debug)]
+struct Handle {
+    file: File,
+    /// The bytes read or written by this handle (complete lines only).
+    offset: u64,
+    /// The lines before `offset`.
+    lines: usize,
+    /// Other writers' records met while appending, not yet returned by `news`.
+    unseen: Vec<Record>,
 }
 
 impl JsonlLedger {
@@ -159,7 +181,12 @@ impl JsonlLedger {
         let file = options.open(&path).map_err(io)?;
         Ok(Self {
             path,
-            file: Mutex::new(file),
+            file: Mutex::new(Handle {
+                file,
+                offset: 0,
+                lines: 0,
+                unseen: Vec::new(),
+            }),
         })
     }
 
@@ -179,70 +206,131 @@ impl JsonlLedger {
 /// Parses a ledger file's text: complete lines only (a trailing line without its newline is
 /// skipped); blank lines are ignored.
 pub fn parse_records(text: &str, path: &str) -> Result<Vec<Record>, LedgerError> {
-    let complete = match text.rfind('\n') {
-        Some(end) => &text[..=end],
-        None => "",
+    parse_lines(text.as_bytes(), path, 0).map(|(records, _, _)| records)
+}
+
+/// Parses the complete lines of `bytes`, the first being line `before + 1`: the records, the
+/// bytes and the lines consumed.
+fn parse_lines(
+    bytes: &[u8],
+    path: &str,
+    before: usize,
+) -> Result<(Vec<Record>, usize, usize), LedgerError> {
+    let complete = match bytes.iter().rposition(|b| *b == b'\n') {
+        Some(end) => &bytes[..=end],
+        None => &[],
     };
-    if complete.len() < text.len() {
+    if complete.len() < bytes.len() {
         tracing::warn!(
             ledger = path,
             "ignoring a trailing partial line (a write cut short)"
         );
     }
+    let count = complete.iter().filter(|b| **b == b'\n').count();
     let mut records = Vec::new();
-    for (i, line) in complete.lines().enumerate() {
+    for (i, line) in complete.split(|b| *b == b'\n').take(count).enumerate() {
+        let corrupt = |message: String| LedgerError::Corrupt {
+            path: path.to_owned(),
+            line: before + i + 1,
+            message,
+        };
+        let line = std::str::from_utf8(line).map_err(|_| corrupt("not UTF-8".to_owned()))?;
         if line.trim().is_empty() {
             continue;
         }
-        let record = serde_json::from_str(line).map_err(|e| LedgerError::Corrupt {
-            path: path.to_owned(),
-            line: i + 1,
-            message: e.to_string(),
-        })?;
-        records.push(record);
+        records.push(serde_json::from_str(line).map_err(|e| corrupt(e.to_string()))?);
     }
-    Ok(records)
+    Ok((records, complete.len(), count))
+}
+
+impl Handle {
+    /// Reads the complete lines after `offset` (the caller holds a file lock).
+    fn read_on(&mut self, path: &str) -> Result<Vec<Record>, ReadError> {
+        let mut bytes = Vec::new();
+        self.file
+            .seek(SeekFrom::Start(self.offset))
+            .and_then(|_| self.file.read_to_end(&mut bytes))
+            .map_err(ReadError::Io)?;
+        let (records, consumed, lines) =
+            parse_lines(&bytes, path, self.lines).map_err(ReadError::Ledger)?;
+        self.offset += consumed as u64;
+        self.lines += lines;
+        Ok(records)
+    }
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    Ledger(LedgerError),
+}
+
+impl JsonlLedger {
+    /// Runs `f` on the handle under a file lock (shared or exclusive), released after.
+    fn locked<T>(
+        &self,
+        exclusive: bool,
+        f: impl FnOnce(&mut Handle) -> Result<T, ReadError>,
+    ) -> Result<T, LedgerError> {
+        let mut handle = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let locked = if exclusive {
+            handle.file.lock()
+        } else {
+            handle.file.lock_shared()
+        };
+        locked.map_err(|e| self.io(e))?;
+        let result = f(&mut handle);
+        let unlocked = handle.file.unlock();
+        let value = result.map_err(|e| match e {
+            ReadError::Io(e) => self.io(e),
+            ReadError::Ledger(e) => e,
+        })?;
+        unlocked.map_err(|e| self.io(e))?;
+        Ok(value)
+    }
 }
 
 impl Ledger for JsonlLedger {
     fn records(&self) -> Result<Vec<Record>, LedgerError> {
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut bytes = Vec::new();
-        // Shared: no other process is halfway through a line meanwhile.
-        file.lock_shared().map_err(|e| self.io(e))?;
-        let read = file
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| file.read_to_end(&mut bytes));
-        let unlocked = file.unlock();
-        read.map_err(|e| self.io(e))?;
-        unlocked.map_err(|e| self.io(e))?;
         let path = self.path.display().to_string();
-        let text = String::from_utf8(bytes).map_err(|e| LedgerError::Corrupt {
-            path: path.clone(),
-            line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count(),
-            message: "not UTF-8".to_owned(),
-        })?;
-        parse_records(&text, &path)
+        // Shared: no other process is halfway through a line meanwhile.
+        self.locked(false, |handle| {
+            handle.offset = 0;
+            handle.lines = 0;
+            handle.unseen.clear();
+            handle.read_on(&path)
+        })
     }
 
     fn append(&self, record: &Record) -> Result<(), LedgerError> {
         let mut line =
             serde_json::to_string(record).map_err(|e| LedgerError::Other(e.to_string()))?;
         line.push('\n');
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        file.lock().map_err(|e| self.io(e))?;
-        let written = (|| {
-            drop_partial_tail(&mut file)?;
+        let path = self.path.display().to_string();
+        self.locked(true, |handle| {
+            drop_partial_tail(&mut handle.file).map_err(ReadError::Io)?;
+            // What the others appended since this handle last looked is theirs: kept for
+            // `news`, and skipped over.
+            let theirs = handle.read_on(&path)?;
+            handle.unseen.extend(theirs);
             // One write: the line is never interleaved with another writer's.
-            file.write_all(line.as_bytes())?;
-            file.sync_data()
-        })();
-        let unlocked = file.unlock();
-        written.map_err(|e| self.io(e))?;
-        unlocked.map_err(|e| self.io(e))
+            handle
+                .file
+                .write_all(line.as_bytes())
+                .and_then(|()| handle.file.sync_data())
+                .map_err(ReadError::Io)?;
+            handle.offset += line.len() as u64;
+            handle.lines += 1;
+            Ok(())
+        })
+    }
+
+    fn news(&self) -> Result<Vec<Record>, LedgerError> {
+        let path = self.path.display().to_string();
+        self.locked(false, |handle| {
+            let mut news = std::mem::take(&mut handle.unseen);
+            news.extend(handle.read_on(&path)?);
+            Ok(news)
+        })
     }
 }
 

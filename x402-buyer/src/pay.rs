@@ -177,6 +177,21 @@ impl Buyer {
             )
             .await?;
         }
+        if let Some(ledger) = &self.ledger {
+            // What other buyers on the same ledger paid meanwhile counts too.
+            let ledger = ledger.clone();
+            let news = tokio::task::spawn_blocking(move || ledger.news())
+                .await
+                .unwrap_or_else(|e| {
+                    Err(LedgerError::Other(format!("the ledger read failed: {e}")))
+                })?;
+            let mut book = lock(&self.book);
+            for record in &news {
+                if let Record::Payment(p) = record {
+                    book.add_record(p);
+                }
+            }
+        }
         let options = options_of(required);
         let origin = url.origin().ascii_serialization();
         let (index, scheme, asset, ticket) = self.choose(&options, &origin)?;

@@ -195,3 +195,35 @@ fn two_handles_appending_at_once_never_interleave_lines() {
         assert_eq!(ids, expected, "each writer's lines, whole and in order");
     }
 }
+
+#[test]
+fn news_are_the_other_writers_records_only_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.jsonl");
+    let (one, two) = (
+        JsonlLedger::open(&path).unwrap(),
+        JsonlLedger::open(&path).unwrap(),
+    );
+    one.append(&payment("old", 1)).unwrap();
+    assert_eq!(two.records().unwrap(), vec![payment("old", 1)]);
+    assert_eq!(one.records().unwrap().len(), 1);
+    assert!(one.news().unwrap().is_empty() && two.news().unwrap().is_empty());
+    one.append(&payment("a", 2)).unwrap();
+    assert_eq!(two.news().unwrap(), vec![payment("a", 2)]);
+    assert!(two.news().unwrap().is_empty(), "only once");
+    assert!(one.news().unwrap().is_empty(), "never its own");
+    // Lines another writer appended before this one's own append are news too.
+    two.append(&payment("b", 3)).unwrap();
+    one.append(&payment("c", 4)).unwrap();
+    assert_eq!(one.news().unwrap(), vec![payment("b", 3)]);
+    assert_eq!(two.news().unwrap(), vec![payment("c", 4)]);
+    // A damaged line among the news names its line in the file.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"{oops\n")
+        .unwrap();
+    let e = one.news().unwrap_err();
+    assert!(matches!(e, LedgerError::Corrupt { line: 5, .. }), "{e}");
+}

@@ -54,6 +54,28 @@ async fn a_rolling_budget_refuses_what_exceeds_it_and_survives_a_restart() {
 }
 
 #[tokio::test]
+async fn buyers_sharing_a_ledger_count_each_others_payments() {
+    let (url, paid) = seller(vec![option(10_000, SELLER)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Arc::new(Signer::default());
+    // Two buyers, each with its own handle on the file (as two processes would be).
+    let daily = || Policy::default().max_per_day("0.015");
+    let one = buyer(&signer, daily())
+        .with_ledger(ledger_in(&dir))
+        .unwrap();
+    let two = buyer(&signer, daily())
+        .with_ledger(ledger_in(&dir))
+        .unwrap();
+    one.get(&url).await.unwrap();
+    let why = refusal(two.get(&url).await.unwrap_err());
+    assert!(
+        why.contains("0.01 USDC of the budget of 0.015 USDC per 1d"),
+        "{why}"
+    );
+    assert_eq!(paid.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn concurrent_requests_never_both_fit_a_budget_for_one() {
     let (url, paid) = seller(vec![option(10_000, SELLER)]).await;
     let dir = tempfile::tempdir().unwrap();
