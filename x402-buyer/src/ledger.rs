@@ -1,6 +1,7 @@
 //! The ledger of every payment a [`Buyer`](crate::Buyer) signed: an append-only store, a JSON
 //! lines file by default ([`JsonlLedger`]), that the rolling budgets and the per-origin rate
-//! limit are rebuilt from when a buyer starts, and that `x402 history` prints.
+//! limit are rebuilt from when a buyer starts (and kept up to date from, when other buyers write
+//! to it too: [`Ledger::news`]), and that `x402 history` prints.
 //!
 //! A payment is appended **after it is signed and before it is sent**: nothing leaves the
 //! process that is not in the ledger. When the seller reports a settlement, a second record
