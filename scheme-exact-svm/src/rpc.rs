@@ -78,6 +78,7 @@ impl Rpc {
 
     /// Pins the chain: from now on an endpoint that failed is used again only once it serves a
     /// genesis hash starting with `reference` (see the module documentation).
+    #[cfg(feature = "facilitator")]
     pub(crate) fn pin_genesis(&self, reference: &str) {
         let _ = self.genesis.set(reference.to_owned());
     }

@@ -1,21 +1,23 @@
-//! The paying client: send, and on a 402 pay once by policy and retry once.
+//! The paying client: send, and on a 402 pay once by policy and retry once (the payment itself
+//! is prepared in [`crate::pay`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use x402_core::header::{
     self as codec, MAX_RESPONSE_HEADER_LEN, PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE,
     X_PAYMENT, X_PAYMENT_RESPONSE,
 };
 use x402_core::json::JsonLimits;
-use x402_core::wire::{
-    PaymentPayload, PaymentPayloadV1, PaymentPayloadV2, PaymentRequired, PaymentRequirements,
-    SettleResponse,
-};
-use x402_core::{Amount, Reason, Registry, Scheme, SchemeError, X402Version};
+use x402_core::wire::{PaymentRequired, PaymentRequirements, SettleResponse};
+use x402_core::{Amount, Reason, Registry, SchemeError, SharedClock, X402Version, system_clock};
 
+use crate::governance::Book;
+use crate::hook::BuyerHook;
+use crate::ledger::{Ledger, LedgerError};
+use crate::pay::lock;
 use crate::policy::{Policy, format_units, ledger_key};
+use crate::select::{Candidate, Ranked, SelectFn, Selector};
 
 /// Why a request could not be completed (or paid).
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,30 @@ pub enum Error {
         /// The failed settlement, when the seller reported one.
         settlement: Option<Box<SettleResponse>>,
     },
+    /// A hook stopped the payment ([`crate::hook`]): nothing was signed or sent.
+    #[error("hook {hook} stopped the payment ({step}): {reason}")]
+    Aborted {
+        /// The hook's name.
+        hook: String,
+        /// The step: `on_payment_required` or `before_payment`.
+        step: &'static str,
+        /// The hook's reason.
+        reason: String,
+    },
+    /// A hook failed (returned `Err`, or panicked) where it could stop the payment: nothing
+    /// was signed or sent.
+    #[error("hook {hook} failed in {step}: {message}")]
+    Hook {
+        /// The hook's name.
+        hook: String,
+        /// The step: `on_payment_required` or `before_payment`.
+        step: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The ledger could not be written: the signed payment was dropped unsent.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
 }
 
 /// A payment this client made for a request.
@@ -57,6 +83,8 @@ pub struct Payment {
     pub requirements: PaymentRequirements,
     /// The settlement the seller reported (`PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE`).
     pub settlement: Option<SettleResponse>,
+    /// Its id in the ledger ([`crate::ledger::PaymentRecord::id`]).
+    pub id: String,
 }
 
 impl Payment {
@@ -86,14 +114,23 @@ pub struct Paid {
 }
 
 /// A client that pays x402 resources by policy.
+///
+/// Configured with builders: [`Buyer::with_hook`], [`Buyer::with_selector`] (or
+/// [`Buyer::select_with`]), [`Buyer::with_ledger`], [`Buyer::with_clock`]; the policy's own
+/// builders set budgets, recipients, the rate limit and filters.
 #[derive(Debug)]
 pub struct Buyer {
-    http: reqwest::Client,
-    schemes: Registry,
-    policy: Policy,
-    /// Authorized so far, per asset: every signed payment counts, settled or not (a signed
-    /// authorization may still be settled later).
-    spent: Mutex<HashMap<String, Amount>>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) schemes: Registry,
+    pub(crate) policy: Policy,
+    /// The payments inside the budgets' windows (reserved or signed) and the lifetime totals:
+    /// every signed payment counts, settled or not (a signed authorization may still be
+    /// settled later by whoever holds it).
+    pub(crate) book: Mutex<Book>,
+    pub(crate) hooks: Vec<Arc<dyn BuyerHook>>,
+    pub(crate) selector: Arc<dyn Selector>,
+    pub(crate) ledger: Option<Arc<dyn Ledger>>,
+    pub(crate) clock: SharedClock,
 }
 
 impl Buyer {
@@ -104,8 +141,62 @@ impl Buyer {
             http,
             schemes,
             policy,
-            spent: Mutex::new(HashMap::new()),
+            book: Mutex::new(Book::default()),
+            hooks: Vec::new(),
+            selector: Arc::new(Ranked),
+            ledger: None,
+            clock: system_clock(),
         }
+    }
+
+    /// Adds a lifecycle hook, run after those added before it (see [`crate::hook`] for the order
+    /// and what a hook may do).
+    pub fn with_hook(mut self, hook: Arc<dyn BuyerHook>) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// Chooses among the acceptable options with `selector` instead of taking the best ranked.
+    pub fn with_selector(mut self, selector: impl Selector + 'static) -> Self {
+        self.selector = Arc::new(selector);
+        self
+    }
+
+    /// Chooses among the acceptable options with a closure: it gets them best first and answers
+    /// the index of the one to pay, or `None` to pay none (see [`Selector`]).
+    pub fn select_with(
+        self,
+        select: impl Fn(&[Candidate<'_>]) -> Option<usize> + Send + Sync + 'static,
+    ) -> Self {
+        self.with_selector(SelectFn(select))
+    }
+
+    /// Records every payment in `ledger` and counts the budgets and the rate limit from it: the
+    /// payments it already holds that are inside their windows count from now on, so a new
+    /// buyer on the same ledger keeps the limits of the one before. Reads the ledger (blocking);
+    /// a ledger that cannot be read is an error, and no buyer is made from it.
+    pub fn with_ledger(mut self, ledger: Arc<dyn Ledger>) -> Result<Self, LedgerError> {
+        let records = ledger.records()?;
+        let now = self.clock.now();
+        let mut book = Book::from_records(&records);
+        book.total = std::mem::take(&mut lock(&self.book).total);
+        book.prune(now, self.policy.horizon());
+        self.book = Mutex::new(book);
+        self.ledger = Some(ledger);
+        Ok(self)
+    }
+
+    /// [`Buyer::with_ledger`] with a [`JsonlLedger`](crate::JsonlLedger) at `path` (created,
+    /// with its directory, when missing).
+    pub fn with_ledger_file(self, path: impl AsRef<std::path::Path>) -> Result<Self, LedgerError> {
+        let ledger = crate::JsonlLedger::open(path)?;
+        self.with_ledger(Arc::new(ledger))
+    }
+
+    /// Reads "now" from `clock` (the budgets' and the rate limit's windows, the ledger's times).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The policy.
@@ -113,16 +204,19 @@ impl Buyer {
         &self.policy
     }
 
-    /// What has been authorized so far on `network` in `asset` (atomic units).
+    /// The ledger, when the buyer keeps one.
+    pub fn ledger(&self) -> Option<&Arc<dyn Ledger>> {
+        self.ledger.as_ref()
+    }
+
+    /// What this buyer has authorized so far on `network` in `asset` (atomic units; every
+    /// signed payment, settled or not).
     pub fn spent(&self, network: &x402_core::Network, asset: &str) -> Amount {
-        self.ledger()
+        lock(&self.book)
+            .total
             .get(&ledger_key(network, asset))
             .copied()
             .unwrap_or_default()
-    }
-
-    fn ledger(&self) -> std::sync::MutexGuard<'_, HashMap<String, Amount>> {
-        self.spent.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `GET url`, paying if asked.
@@ -145,11 +239,13 @@ impl Buyer {
     /// Only a 402 to the unpaid request is paid. The paid retry's answer is final: a 402 or 412
     /// is [`Error::Refused`]; any other is returned untouched with the [`Payment`] — among them a
     /// seller's error status (x402-seller answers 504) whose settlement is still pending
-    /// ([`Payment::is_pending`]): the payment was sent, and it is not paid again.
+    /// ([`Payment::is_pending`]): the payment was sent, and it is not paid again. A settlement
+    /// the seller reports is added to the ledger.
     pub async fn execute(&self, request: reqwest::Request) -> Result<Paid, Error> {
         let carries_payment = request.headers().contains_key(PAYMENT_SIGNATURE)
             || request.headers().contains_key(X_PAYMENT);
         let retry = request.try_clone();
+        let (method, url) = (request.method().clone(), request.url().clone());
         let response = self.http.execute(request).await?;
         if response.status().as_u16() != 402 || carries_payment {
             return Ok(Paid {
@@ -159,11 +255,13 @@ impl Buyer {
         }
         let mut retry = retry.ok_or(Error::NotReplayable)?;
         let required = read_402(response).await?;
-        let (version, requirements, header) = self.pay(&required).await?;
-        let (name, value) = header;
+        let prepared = self.pay(&method, &url, &required).await?;
+        let (name, value) = prepared.header;
         retry.headers_mut().insert(name, value);
         let response = self.http.execute(retry).await?;
         let settlement = settlement_of(response.headers());
+        self.record_settlement(&prepared.id, settlement.as_ref())
+            .await;
         let status = response.status().as_u16();
         if status == 402 || status == 412 {
             // A failed settlement is reported in the settlement header (the reference's 402
@@ -193,129 +291,12 @@ impl Buyer {
         Ok(Paid {
             response,
             payment: Some(Payment {
-                version,
-                requirements,
+                version: prepared.version,
+                requirements: prepared.requirements,
                 settlement,
+                id: prepared.id,
             }),
         })
-    }
-
-    /// Chooses, reserves budget for, and signs one requirement.
-    pub(crate) async fn pay(
-        &self,
-        required: &PaymentRequired,
-    ) -> Result<(X402Version, PaymentRequirements, (HeaderName, HeaderValue)), Error> {
-        let options: Vec<PaymentRequirements> = match required {
-            PaymentRequired::V1(d) => d
-                .accepts
-                .iter()
-                .cloned()
-                .map(PaymentRequirements::V1)
-                .collect(),
-            PaymentRequired::V2(d) => d
-                .accepts
-                .iter()
-                .cloned()
-                .map(PaymentRequirements::V2)
-                .collect(),
-        };
-        let (chosen, scheme, key, amount) = self.choose(&options)?;
-        let view = chosen
-            .view()
-            .map_err(|r| Error::Unreadable402(r.to_string()))?;
-        let signed = scheme.sign(&view).await;
-        let payload = match signed {
-            Ok(p) => p,
-            Err(e) => {
-                // Nothing left the process: give the budget back.
-                if let Some(used) = self.ledger().get_mut(&key) {
-                    *used = Amount::new(used.get().saturating_sub(amount.get()));
-                }
-                return Err(Error::Sign(e));
-            }
-        };
-        let (version, name, document) = match (required, &chosen) {
-            (PaymentRequired::V2(d), PaymentRequirements::V2(r)) => (
-                X402Version::V2,
-                PAYMENT_SIGNATURE,
-                PaymentPayload::V2(PaymentPayloadV2 {
-                    x402_version: X402Version::V2,
-                    resource: Some(d.resource.clone()),
-                    accepted: r.clone(),
-                    payload,
-                    extensions: d.extensions.clone(),
-                }),
-            ),
-            (_, r) => (
-                X402Version::V1,
-                X_PAYMENT,
-                PaymentPayload::V1(PaymentPayloadV1 {
-                    x402_version: X402Version::V1,
-                    scheme: r.scheme().to_owned(),
-                    network: r.network_text().to_owned(),
-                    payload,
-                }),
-            ),
-        };
-        let value = codec::encode(&document).map_err(|e| Error::Sign(SchemeError::other(e)))?;
-        let value = HeaderValue::try_from(value).map_err(|e| Error::Sign(SchemeError::other(e)))?;
-        let name = HeaderName::try_from(name).map_err(|e| Error::Sign(SchemeError::other(e)))?;
-        tracing::info!(scheme = chosen.scheme(), network = chosen.network_text(), %amount, "paying");
-        Ok((version, chosen, (name, value)))
-    }
-
-    /// The best acceptable requirement, its scheme, and the budget reserved for it.
-    #[allow(clippy::type_complexity)]
-    fn choose(
-        &self,
-        options: &[PaymentRequirements],
-    ) -> Result<(PaymentRequirements, Arc<dyn Scheme>, String, Amount), Error> {
-        let mut ledger = self.ledger();
-        let mut refusals = Vec::new();
-        let mut best: Option<((usize, usize), usize, Arc<dyn Scheme>)> = None;
-        for (i, option) in options.iter().enumerate() {
-            let label = format!(
-                "option {} ({} on {})",
-                i + 1,
-                option.scheme(),
-                option.network_text()
-            );
-            let view = match option.view() {
-                Ok(v) => v,
-                Err(r) => {
-                    refusals.push(format!("{label}: {r}"));
-                    continue;
-                }
-            };
-            let Ok(scheme) = self
-                .schemes
-                .lookup(view.version, view.scheme, &view.network)
-            else {
-                refusals.push(format!("{label}: no scheme is registered to pay it"));
-                continue;
-            };
-            if let Some(why) = self.policy.refusal(&view, &ledger) {
-                refusals.push(format!("{label}: {why}"));
-                continue;
-            }
-            let rank = self.policy.rank(&view);
-            if best.as_ref().is_none_or(|(r, _, _)| rank < *r) {
-                best = Some((rank, i, scheme.clone()));
-            }
-        }
-        let Some((_, index, scheme)) = best else {
-            return Err(Error::NoAcceptableOption(refusals));
-        };
-        let chosen = options[index].clone();
-        let view = chosen
-            .view()
-            .map_err(|r| Error::Unreadable402(r.to_string()))?;
-        let key = ledger_key(&view.network, view.asset);
-        let used = ledger.entry(key.clone()).or_default();
-        *used = Amount::new(used.get().saturating_add(view.amount.get()));
-        let amount = view.amount;
-        drop(ledger);
-        Ok((chosen, scheme, key, amount))
     }
 
     /// `amount` of `asset` on `network` for display (`0.01 USDC`), if the asset is known.

@@ -1,12 +1,24 @@
 #![doc = include_str!("../README.md")]
 
 mod client;
+pub mod governance;
+pub mod hook;
+pub mod ledger;
 #[cfg(feature = "middleware")]
 pub mod middleware;
+mod pay;
 mod policy;
+pub mod select;
 
 #[cfg(feature = "cli")]
 pub mod cli;
 
 pub use client::{Buyer, Error, Paid, Payment, read_402, settlement_of, settlement_pending};
+pub use governance::{Budget, RateLimit};
+pub use hook::{Before, BuyerHook, PaymentCall, RequiredCall, SignedCall};
+pub use ledger::{JsonlLedger, Ledger, LedgerError, Record};
 pub use policy::{KnownAsset, Policy, format_units};
+pub use select::{Candidate, Selector};
+
+#[cfg(test)]
+mod tests;

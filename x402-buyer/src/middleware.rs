@@ -45,21 +45,30 @@ impl Middleware for PayingMiddleware {
         let carries_payment = request.headers().contains_key(PAYMENT_SIGNATURE)
             || request.headers().contains_key(X_PAYMENT);
         let retry = request.try_clone();
+        let (method, url) = (request.method().clone(), request.url().clone());
         let response = next.clone().run(request, extensions).await?;
         if response.status().as_u16() != 402 || carries_payment {
             return Ok(response);
         }
         let mut retry = retry.ok_or_else(|| Error::middleware(crate::Error::NotReplayable))?;
         let required = read_402(response).await.map_err(Error::middleware)?;
-        let (version, requirements, (name, value)) =
-            self.buyer.pay(&required).await.map_err(Error::middleware)?;
+        let prepared = self
+            .buyer
+            .pay(&method, &url, &required)
+            .await
+            .map_err(Error::middleware)?;
+        let (name, value) = prepared.header;
         retry.headers_mut().insert(name, value);
         let mut response = next.run(retry, extensions).await?;
         let settlement = settlement_of(response.headers());
+        self.buyer
+            .record_settlement(&prepared.id, settlement.as_ref())
+            .await;
         response.extensions_mut().insert(Payment {
-            version,
-            requirements,
+            version: prepared.version,
+            requirements: prepared.requirements,
             settlement,
+            id: prepared.id,
         });
         Ok(response)
     }

@@ -1,9 +1,16 @@
 //! What a buyer is willing to pay: known assets (with decimals), limits per request and in total,
-//! allowed networks, and a preference order.
+//! rolling budgets, recipients, a per-origin rate limit, allowed networks, filters, and a
+//! preference order.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
+use x402_core::wire::PaymentRequirements;
 use x402_core::{Amount, Network, NetworkPattern, RequirementsView, price_to_atomic};
+
+use crate::governance::{Budget, RateLimit};
+use crate::select::{Candidate, Filter};
 
 /// An asset the buyer can value: without its decimals no limit can be checked, so only known
 /// assets are ever paid.
@@ -36,6 +43,17 @@ pub struct Policy {
     pub prefer_schemes: Vec<String>,
     /// The longest authorization window the buyer signs, in seconds.
     pub max_timeout_seconds: u64,
+    /// Rolling budgets per asset ([`Budget::per_hour`], [`Budget::per_day`]), counted from the
+    /// buyer's ledger so that they survive a restart.
+    pub budgets: Vec<Budget>,
+    /// Pay only these recipients (`payTo`); empty = any recipient not denied.
+    pub allow_recipients: Vec<String>,
+    /// Never pay these recipients (checked before the allow list).
+    pub deny_recipients: Vec<String>,
+    /// At most this many payments to one origin within a sliding window.
+    pub rate_limit: Option<RateLimit>,
+    /// The caller's filters, run after the built-in checks, in the order added.
+    pub filters: Vec<Filter>,
 }
 
 impl Default for Policy {
@@ -48,7 +66,107 @@ impl Default for Policy {
             prefer_networks: Vec::new(),
             prefer_schemes: Vec::new(),
             max_timeout_seconds: 3600,
+            budgets: Vec::new(),
+            allow_recipients: Vec::new(),
+            deny_recipients: Vec::new(),
+            rate_limit: None,
+            filters: Vec::new(),
         }
+    }
+}
+
+/// Builders, for the fields that are lists or need a shape.
+impl Policy {
+    /// Adds a known asset that may be paid.
+    pub fn with_asset(mut self, asset: KnownAsset) -> Self {
+        self.assets.push(asset);
+        self
+    }
+
+    /// Adds a rolling budget.
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budgets.push(budget);
+        self
+    }
+
+    /// At most `amount` of each asset within any hour (a sliding window).
+    pub fn max_per_hour(self, amount: impl Into<String>) -> Self {
+        self.with_budget(Budget::per_hour(amount))
+    }
+
+    /// At most `amount` of each asset within any 24 hours (a sliding window).
+    pub fn max_per_day(self, amount: impl Into<String>) -> Self {
+        self.with_budget(Budget::per_day(amount))
+    }
+
+    /// Adds `pay_to` to the recipients that may be paid (then only listed ones are).
+    pub fn allow_recipient(mut self, pay_to: impl Into<String>) -> Self {
+        self.allow_recipients.push(pay_to.into());
+        self
+    }
+
+    /// Never pays `pay_to`.
+    pub fn deny_recipient(mut self, pay_to: impl Into<String>) -> Self {
+        self.deny_recipients.push(pay_to.into());
+        self
+    }
+
+    /// At most `payments` payments to one origin within any `window`.
+    pub fn max_payments_per_origin(mut self, payments: u32, window: Duration) -> Self {
+        self.rate_limit = Some(RateLimit { payments, window });
+        self
+    }
+
+    /// Adds a filter: an option it answers `Err(reason)` for is not paid, and `name: reason` is
+    /// listed when no option is left.
+    pub fn filter(
+        mut self,
+        name: impl Into<String>,
+        check: impl Fn(&Candidate<'_>) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.filters.push(Filter {
+            name: name.into(),
+            check: Arc::new(check),
+        });
+        self
+    }
+
+    /// How far back the budgets and the rate limit look.
+    pub(crate) fn horizon(&self) -> Duration {
+        self.budgets
+            .iter()
+            .map(|b| b.window)
+            .chain(self.rate_limit.map(|r| r.window))
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Why the recipient may not be paid, if it may not.
+    pub(crate) fn recipient_refusal(&self, pay_to: &str) -> Option<String> {
+        if self.deny_recipients.iter().any(|d| same_address(d, pay_to)) {
+            return Some(format!("the recipient {pay_to} is on the deny list"));
+        }
+        if !self.allow_recipients.is_empty()
+            && !self
+                .allow_recipients
+                .iter()
+                .any(|a| same_address(a, pay_to))
+        {
+            return Some(format!("the recipient {pay_to} is not on the allow list"));
+        }
+        None
+    }
+}
+
+/// The amount of `r` for people (`0.01 USDC`), in `asset`'s units.
+pub(crate) fn shown(r: &PaymentRequirements, asset: &KnownAsset) -> String {
+    match r.view() {
+        Ok(v) => format!(
+            "{} {}",
+            format_units(v.amount, asset.decimals),
+            asset.symbol
+        ),
+        Err(_) => "an unreadable amount".to_owned(),
     }
 }
 
@@ -97,7 +215,8 @@ impl Policy {
             .find(|a| &a.network == network && same_address(&a.address, asset))
     }
 
-    /// Why this requirement may not be paid, if it may not (`spent` = the ledger so far).
+    /// Why this requirement may not be paid by the built-in checks, if it may not (`spent` = what
+    /// this buyer authorized so far, per asset).
     pub(crate) fn refusal(
         &self,
         r: &RequirementsView<'_>,

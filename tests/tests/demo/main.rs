@@ -61,8 +61,11 @@ fn the_demo_pays_on_solana_while_every_core_is_busy() {
             path.display()
         );
     }
+    // The CLI records its payments in a ledger: a temporary one, not the user's.
+    let ledger = tempfile::tempdir().expect("a temporary directory");
     let load = CpuLoad::start();
     let output = Command::new(&demo)
+        .env("X402_LEDGER", ledger.path().join("ledger.jsonl"))
         .env("X402_DEMO_EXIT", "1")
         .env("X402_DEMO_CHAINS", "solana")
         .output()

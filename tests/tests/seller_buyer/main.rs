@@ -6,12 +6,14 @@
 //! payment when the settlement is pending (against a stand-in facilitator, no chain), no second
 //! handler run for another encoding of a payment in flight. The seller's hooks (a denied payer,
 //! a recovery, free access and 403), the payment in the handler, a dead first facilitator, payTo
-//! per request and a custom 402 body.
+//! per request and a custom 402 body; the buyer's governance (rolling budgets across restarts,
+//! recipient lists, selectors, hooks, `x402 history`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod bazaar;
 mod cli;
 mod failures;
+mod governance;
 mod middleware;
 mod paying;
 mod pending;

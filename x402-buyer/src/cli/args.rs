@@ -4,6 +4,8 @@
 use clap::Parser as _;
 use x402_core::{Network, NetworkPattern};
 
+use super::governance::GovernanceArgs;
+use super::history::{HISTORY_AFTER_HELP, HistoryArgs};
 use crate::{KnownAsset, Policy};
 
 /// The Solana RPC used when neither `--solana-rpc` nor `$X402_SOLANA_RPC` is given.
@@ -22,6 +24,10 @@ Environment:
   X402_EVM_RPC           an EVM RPC endpoint (--evm-rpc), to check EVM --asset decimals
   X402_EXPLORER          a transaction link prefix for every network (--explorer)
   X402_MAX               the most one request may cost (--max); pay needs one or the other
+  X402_PER_HOUR          the most paid per asset within any hour (--per-hour)
+  X402_PER_DAY           the most paid per asset within any 24 hours (--per-day)
+  X402_LEDGER            the ledger file (--ledger) [default: $XDG_DATA_HOME/x402/ledger.jsonl,
+                         else ~/.local/share/x402/ledger.jsonl]
 At least one key is needed to pay. Keys are never printed."
     };
 }
@@ -103,6 +109,9 @@ enum Command {
     /// List what a facilitator's discovery catalogue (bazaar) offers for sale; pays nothing.
     #[command(after_help = super::discover::AFTER_HELP)]
     Discover(super::discover::DiscoverArgs),
+    /// List the payments recorded in the ledger (every payment `pay` signed).
+    #[command(after_help = HISTORY_AFTER_HELP)]
+    History(HistoryArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -187,14 +196,17 @@ struct PayArgs {
     /// error) instead of the body and the settlement.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    governance: GovernanceArgs,
 }
 
 /// Which command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) enum Action {
     Requirements,
     Pay,
     Discover,
+    History(HistoryArgs),
 }
 
 /// What the command line asked for.
@@ -213,6 +225,8 @@ pub(super) struct Args {
     pub(super) json: bool,
     /// `discover`'s filters.
     pub(super) discover: Option<super::discover::DiscoverArgs>,
+    /// `--ledger` (or `$X402_LEDGER` as clap read it).
+    pub(super) ledger: Option<String>,
 }
 
 fn parse_network(s: &str) -> Result<NetworkPattern, String> {
@@ -273,6 +287,7 @@ pub(super) fn parse(args: &[String]) -> Result<Args, clap::Error> {
             explorer: None,
             json: a.json,
             discover: None,
+            ledger: None,
         },
         Command::Discover(a) => Args {
             command: Action::Discover,
@@ -286,20 +301,35 @@ pub(super) fn parse(args: &[String]) -> Result<Args, clap::Error> {
             explorer: None,
             json: a.json,
             discover: Some(a),
+            ledger: None,
+        },
+        Command::History(a) => Args {
+            command: Action::History(a),
+            url: String::new(),
+            policy: Policy::default(),
+            key_file: None,
+            solana_key_file: None,
+            solana_rpc: None,
+            assets: Vec::new(),
+            evm_rpcs: Vec::new(),
+            explorer: None,
+            json: false,
+            discover: None,
+            ledger: None,
         },
         Command::Pay(a) => {
             let a = *a;
             Args {
                 command: Action::Pay,
                 url: a.url,
-                policy: Policy {
+                policy: a.governance.apply(Policy {
                     max_per_request: Some(a.max),
                     max_total: a.total,
                     prefer_networks: a.networks.clone(),
                     networks: a.networks,
                     prefer_schemes: a.prefer_schemes,
                     ..policy(a.assets.clone())
-                },
+                }),
                 key_file: a.key_file,
                 solana_key_file: a.solana_key_file,
                 solana_rpc: a.solana_rpc,
@@ -308,6 +338,7 @@ pub(super) fn parse(args: &[String]) -> Result<Args, clap::Error> {
                 explorer: a.explorer,
                 json: a.json,
                 discover: None,
+                ledger: a.governance.ledger,
             }
         }
     })

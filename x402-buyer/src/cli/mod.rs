@@ -1,5 +1,6 @@
 //! The `x402` command line: `x402 requirements <url>`, `x402 pay <url> [options]`,
-//! `x402 discover <facilitator-url>` (what a facilitator's bazaar lists for sale).
+//! `x402 history [options]`, `x402 discover <facilitator-url>` (what a facilitator's bazaar
+//! lists for sale).
 //!
 //! Arguments are parsed with clap: `x402 --help`, `x402 pay --help` and
 //! `x402 requirements --help` list every option, the environment variables read and the exit
@@ -22,6 +23,11 @@
 //! `--solana-rpc`): `--max` and `--total` are read with them, so a wrong entry would move the cap
 //! by powers of ten. A mismatch is a usage error (exit 2) and nothing is paid.
 //!
+//! `x402 pay` appends every payment it signs to a ledger (a JSON lines file: `--ledger`,
+//! `$X402_LEDGER`, else `$XDG_DATA_HOME/x402/ledger.jsonl` or `~/.local/share/x402/ledger.jsonl`)
+//! and counts `--per-hour`, `--per-day` and `--rate-limit` from it, so they hold across runs;
+//! `x402 history` lists it.
+//!
 //! [`run`] is the whole program with its inputs and outputs passed in, so tests drive it in
 //! process; `main` only hands it the real ones. Secret keys are read through the `env` function
 //! given to [`run`], never by clap, so no help or error text can show them.
@@ -29,6 +35,8 @@
 mod args;
 mod decimals;
 mod discover;
+mod governance;
+mod history;
 mod keys;
 mod report;
 #[cfg(test)]
@@ -69,10 +77,11 @@ pub async fn run(
             };
         }
     };
-    let result = match args.command {
+    let result = match &args.command {
         Action::Requirements => requirements(&args, out, err).await,
         Action::Pay => pay(&args, env, out, err).await,
         Action::Discover => discover::run(&args, out, err).await,
+        Action::History(h) => history::history(h, env, out, err),
     };
     match result {
         Ok(exit) => exit,
@@ -238,6 +247,8 @@ async fn pay_inner(
     let rpc = solana_rpc(args, env);
     let schemes = buyer_schemes(evm, solana.map(|k| (k, rpc)))?;
     let buyer = Buyer::new(reqwest::Client::new(), schemes, args.policy.clone());
+    let path = governance::ledger_path(args.ledger.as_deref(), env);
+    let buyer = governance::with_ledger(buyer, path, err)?;
     writeln!(err, "GET {}", args.url).map_err(io)?;
     let required = buyer
         .requirements(&args.url)

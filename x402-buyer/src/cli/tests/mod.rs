@@ -11,6 +11,7 @@ use super::keys::{load_key, load_solana_key};
 use super::report::{explorer, print_settlement};
 use super::*;
 
+mod history;
 mod pay;
 
 #[test]
@@ -278,20 +279,31 @@ fn secrets_are_never_given_to_clap() {
                 var != "X402_PRIVATE_KEY" && var != "X402_SOLANA_KEY",
                 "{var} is bound to an option"
             );
-            // Key files and the RPC URL (which may hold an API key): names only; the link prefix
-            // and the cap are no secrets.
-            if var != "X402_EXPLORER" && var != "X402_MAX" {
+            // Key files and the RPC URL (which may hold an API key): names only; the link prefix,
+            // the caps and the ledger's path are no secrets.
+            let public = [
+                "X402_EXPLORER",
+                "X402_MAX",
+                "X402_PER_HOUR",
+                "X402_PER_DAY",
+                "X402_LEDGER",
+            ];
+            if !public.contains(&var) {
                 assert!(arg.is_hide_env_values_set(), "{var} would be shown");
             }
         }
     }
     seen.sort();
+    seen.dedup();
     assert_eq!(
         seen,
         [
             "X402_EVM_RPC",
             "X402_EXPLORER",
+            "X402_LEDGER",
             "X402_MAX",
+            "X402_PER_DAY",
+            "X402_PER_HOUR",
             "X402_PRIVATE_KEY_FILE",
             "X402_SOLANA_KEY_FILE",
             "X402_SOLANA_RPC"

@@ -5,15 +5,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
 
-const KEY: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
-const TX: &str = "0xabababababababababababababababababababababababababababababababab";
+pub(super) const KEY: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
+pub(super) const TX: &str = "0xabababababababababababababababababababababababababababababababab";
 /// Base Sepolia's USDC as an `--asset` (it is built in too: the other tests need no entry).
 const USDC: &str = "eip155:84532:0x036CbD53842c5426634e7929541eC2318f3dCF7e:6:USDC";
 
 /// A v1 seller on a local port: 402 without a payment; with one, `paid` (status line,
 /// settlement header JSON, body; no body = the 402 document again, with the settlement's
 /// error). Returns its URL and the count of requests it received with a payment.
-async fn seller(paid: (&'static str, String, Option<String>)) -> (String, Arc<AtomicUsize>) {
+pub(super) async fn seller(
+    paid: (&'static str, String, Option<String>),
+) -> (String, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/joke", listener.local_addr().unwrap());
