@@ -407,5 +407,21 @@ async fn verify(
     if answer.recovered {
         tracing::info!(payer = ?verdict.payer, "a seller hook recovered the verify");
     }
+    let verified = SellerCall {
+        payer: verdict.payer.as_deref(),
+        ..call
+    };
+    match hooks.admit(&verified, &verdict).await {
+        Ok(None) => {}
+        Ok(Some((rejection, hook))) => {
+            return Err(Box::new(aborted(
+                offers,
+                &rejection,
+                &hook,
+                verdict.payer.as_deref(),
+            )));
+        }
+        Err(failed) => return Err(Box::new(hook_failed(&failed))),
+    }
     Ok((verdict.payer, facilitator))
 }

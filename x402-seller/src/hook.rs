@@ -42,8 +42,14 @@
 //!    [`SettleTiming::AfterHandler`](crate::SettleTiming) (the default) the settlement result
 //!    reaches the seller's code here, in [`SellerHook::after_settle`].
 //!
-//! A hook that fails (returns `Err`, or panics) in an on-protected-request, before or failure
-//! step fails the request: **500** `{"error": "the seller's hook <name> failed in <step>"}`
+//! 5. **on verified** — after a valid (or recovered-valid) verify and its after hooks,
+//!    [`SellerHook::on_verified`] of every hook, in order, with the payer the verify named in
+//!    [`SellerCall::payer`]. The first [`Before::Abort`] refuses the payment like a before step
+//!    (402 with the hook's reason): the handler does not run and nothing is settled, on either
+//!    [`SettleTiming`](crate::SettleTiming).
+//!
+//! A hook that fails (returns `Err`, or panics) in an on-protected-request, before, on-verified
+//! or failure step fails the request: **500** `{"error": "the seller's hook <name> failed in <step>"}`
 //! (the hook's message is logged, not sent) — before the facilitator call, nothing is sent; in a
 //! settle's failure step the settlement had failed, so nothing was charged. A panic in an after
 //! step is contained and ignored.
@@ -53,10 +59,9 @@
 //! [`SellerCall`]: the verify (settle) request exactly as it goes to the facilitator — built from
 //! the seller's own requirements for this request — the protocol version, and the payer once a
 //! verify named it (`None` in [`SellerHook::before_verify`]: the seller links no chain code to
-//! read a payload; the payload itself is in [`SellerCall::request`]). To screen payers before
-//! anything is settled, abort in [`SellerHook::before_settle`]; on a route that settles before
-//! its handler ([`SettleTiming::BeforeHandler`](crate::SettleTiming)) the handler then does not
-//! run either.
+//! read a payload; the payload itself is in [`SellerCall::request`]). To screen payers, abort in
+//! [`SellerHook::on_verified`]: the payer is the one the verify named, and neither the handler
+//! nor the settle runs for a refused payer.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -148,6 +153,19 @@ pub trait SellerHook: Send + Sync + Debug {
     /// After a verify that answered valid, or was recovered (observes only).
     async fn after_verify(&self, call: &SellerCall<'_>, response: &VerifyResponse) {
         let _ = (call, response);
+    }
+
+    /// After a valid (or recovered-valid) verify and its after hooks, with the verified payer in
+    /// [`SellerCall::payer`], before the handler runs and before anything is settled:
+    /// [`Before::Abort`] refuses the payment (402 with the reason) — the place for a payer screen
+    /// (a compliance deny-list) that must not let the handler run for a refused payer.
+    async fn on_verified(
+        &self,
+        call: &SellerCall<'_>,
+        response: &VerifyResponse,
+    ) -> Result<Before, HookError> {
+        let _ = (call, response);
+        Ok(Before::Proceed)
     }
 
     /// After a verify refused the payment or failed: `Some` recovers with that answer.
@@ -254,6 +272,21 @@ impl Hooks<'_> {
                 Operation::Settle => decided(hook, "before_settle", hook.before_settle(call)).await,
             }?;
             if let Before::Abort(rejection) = before {
+                return Ok(Some((rejection, hook.name().to_owned())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first abort of an [`SellerHook::on_verified`] step, with the hook's name.
+    pub(crate) async fn admit(
+        &self,
+        call: &SellerCall<'_>,
+        response: &VerifyResponse,
+    ) -> Result<Option<(x402_core::Rejection, String)>, HookFailed> {
+        for hook in self.0 {
+            let step = hook.on_verified(call, response);
+            if let Before::Abort(rejection) = decided(hook, "on_verified", step).await? {
                 return Ok(Some((rejection, hook.name().to_owned())));
             }
         }

@@ -3,6 +3,7 @@
 //! settles), a recovery, free access and 403 on a protected request, the handler seeing the
 //! payer and the transaction, a dead first facilitator, payTo per request, a custom 402 body.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use alloy::primitives::{Address, U256};
@@ -15,7 +16,7 @@ use x402_buyer::Policy;
 use x402_core::client::FacilitatorClient;
 use x402_core::header::{PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE};
 use x402_core::hook::{Before, Failure};
-use x402_core::wire::{PaymentRequired, SettleResponse};
+use x402_core::wire::{PaymentRequired, SettleResponse, VerifyResponse};
 use x402_core::{Amount, Price, Reason, Rejection, X402Version};
 use x402_evm::assets::TransferMethod;
 use x402_seller::{
@@ -52,7 +53,11 @@ impl SellerHook for Screen {
         Ok(Access::Continue)
     }
 
-    async fn before_settle(&self, call: &SellerCall<'_>) -> Result<Before, HookError> {
+    async fn on_verified(
+        &self,
+        call: &SellerCall<'_>,
+        _response: &VerifyResponse,
+    ) -> Result<Before, HookError> {
         if call
             .payer
             .is_some_and(|p| self.denied.iter().any(|d| d == p))
@@ -144,14 +149,23 @@ async fn a_seller_hook_denies_a_payer_recovers_grants_and_refuses() {
     let recovering_seller = evm_seller(&shop.h, shop.counting.clone(), TransferMethod::Eip3009)
         .with_hook(recovering.clone());
     let drain_bed = shop.h.clone();
+    // How often the screened routes' handler ran.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = {
+        let runs = runs.clone();
+        move |payment: Option<Extension<VerifiedPayment>>| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            sees(payment)
+        }
+    };
     let app = axum::Router::new()
         .route(
             "/after",
-            get(sees).layer(seller.paywall(Route::new().accept(exact(&shop))).unwrap()),
+            get(counted.clone()).layer(seller.paywall(Route::new().accept(exact(&shop))).unwrap()),
         )
         .route(
             "/before",
-            get(sees).layer(
+            get(counted).layer(
                 seller
                     .paywall(
                         Route::new()
@@ -185,7 +199,7 @@ async fn a_seller_hook_denies_a_payer_recovers_grants_and_refuses() {
     let at = |p: &str| format!("{url}{p}");
 
     // The denied payer, on both settle timings: 402 with the hook's reason, verified but never
-    // settled, nothing moves, the handler's answer is withheld.
+    // settled, nothing moves, the handler never runs.
     for path in ["/after", "/before"] {
         let snapshot = shop.h.snapshot(&[denied.address]).await;
         let calls = shop.counting.calls();
@@ -207,6 +221,11 @@ async fn a_seller_hook_denies_a_payer_recovers_grants_and_refuses() {
         );
         shop.h.assert_untouched(&snapshot, "a denied payer").await;
     }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        0,
+        "the handler ran for a denied payer"
+    );
     assert!(screen.settled.lock().unwrap().is_empty());
 
     // Another payer pays through the same screen; the after-settle hook gets the settlement the
