@@ -37,6 +37,7 @@ pub mod shared;
 pub mod signature;
 #[cfg(feature = "facilitator")]
 pub mod signers;
+pub mod sponsor;
 #[cfg(feature = "facilitator")]
 pub mod startup;
 #[cfg(feature = "facilitator")]
