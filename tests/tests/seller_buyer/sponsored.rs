@@ -379,3 +379,72 @@ async fn every_permit_check_refuses_with_its_reason_and_nothing_moves() {
     assert_eq!(shop.usdc(who).await, before.0 - U256::from(EXACT_UNITS));
     assert_eq!(again.transaction, settlement.transaction, "{again:?}");
 }
+
+#[tokio::test]
+async fn the_cli_signs_a_permit_with_its_evm_rpc() {
+    let shop = Shop::start().await;
+    let url = sponsoring_seller(&shop).await;
+    let wallet = fresh_wallet(&shop, 1_000_000).await;
+    let who = wallet.address();
+    let key = format!("0x{}", alloy::hex::encode(wallet.to_bytes()));
+    let asset = format!("{}:{}:6:USDC", shop.h.network, shop.h.bed.usdc());
+    let rpc = shop.h.bed.anvil().endpoint().to_owned();
+    let pay = |extra: Vec<String>| {
+        let key = key.clone();
+        let url = format!("{url}/exact");
+        let asset = asset.clone();
+        async move {
+            let mut args: Vec<String> = ["pay", &url, "--max", "0.02", "--asset", &asset]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            args.extend(extra);
+            let env = move |name: &str| (name == "X402_PRIVATE_KEY").then(|| key.clone());
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = x402_buyer::cli::run(&args, &env, &mut out, &mut err).await;
+            (
+                code,
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(err).unwrap(),
+            )
+        }
+    };
+    let (code, out, err) = pay(vec!["--evm-rpc".into(), rpc]).await;
+    assert_eq!(code, x402_buyer::cli::Exit::Success, "{out}\n{err}");
+    assert!(out.contains("exact, sponsored"), "{out}");
+    assert_eq!(shop.usdc(who).await, U256::from(1_000_000 - EXACT_UNITS));
+    assert_eq!(permit_nonce(&shop, who).await, U256::from(1));
+    assert_eq!(eth(&shop, who).await, U256::ZERO);
+}
+
+#[tokio::test]
+async fn two_concurrent_sponsored_payments_of_a_fresh_wallet_use_one_permit() {
+    let shop = Shop::start().await;
+    let url = sponsoring_seller(&shop).await;
+    let wallet = fresh_wallet(&shop, 1_000_000).await;
+    let who = wallet.address();
+    // Both signed before either settles: both carry a permit with the wallet's nonce 0.
+    let first = sign_sponsored(&format!("{url}/exact"), &wallet, &shop).await;
+    let second = sign_sponsored(&format!("{url}/exact"), &wallet, &shop).await;
+    assert_eq!(first.info["nonce"], "0");
+    assert_eq!(second.info["nonce"], "0");
+    let facilitator = FacilitatorClient::new(shop.facilitator_url.clone());
+    let (a, b) = (first.request(&first.info), second.request(&second.info));
+    let (ra, rb) = tokio::join!(facilitator.settle(&a), facilitator.settle(&b));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(
+        [ra.success, rb.success].iter().filter(|s| **s).count(),
+        1,
+        "{ra:?}\n{rb:?}"
+    );
+    let refused = if ra.success { &rb } else { &ra };
+    assert_eq!(
+        refused.error_reason.as_ref().map(|r| r.as_str()),
+        Some("invalid_eip2612_extension_format"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.transaction, "");
+    assert_eq!(shop.usdc(who).await, U256::from(1_000_000 - EXACT_UNITS));
+    assert_eq!(permit_nonce(&shop, who).await, U256::from(1));
+    assert_eq!(allowance(&shop, who).await, U256::ZERO);
+}
