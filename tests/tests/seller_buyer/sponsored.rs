@@ -21,7 +21,8 @@ use x402_evm::abi::eip2612::IEip2612Token;
 use x402_evm::assets::TransferMethod;
 use x402_evm::sponsor::{EIP2612_GAS_SPONSORING, PermitTerms, eip2612_declaration, sign_eip2612};
 use x402_seller::{Accept, Charge, RawExtension, Route};
-use x402_tests::e2e::{EXACT_UNITS, Shop, UPTO_MAX_UNITS, UPTO_USED_UNITS, evm_seller, usdc_asset};
+use x402_tests::e2e::sponsor::sponsoring_seller;
+use x402_tests::e2e::{EXACT_UNITS, Shop, UPTO_MAX_UNITS, UPTO_USED_UNITS, usdc_asset};
 use x402_tests::evm::PERMIT2_ADDRESS;
 
 use crate::settled;
@@ -53,53 +54,6 @@ fn sponsored_buyer(shop: &Shop, signer: &PrivateKeySigner) -> Buyer {
     let mut policy = Policy::default();
     policy.assets.push(usdc_asset(&shop.h));
     Buyer::new(reqwest::Client::new(), schemes, policy)
-}
-
-/// A seller with Permit2 routes that declare (or not) `eip2612GasSponsoring`.
-async fn sponsoring_seller(shop: &Shop) -> String {
-    let h = &shop.h;
-    let seller = evm_seller(h, shop.counting.clone(), TransferMethod::Permit2);
-    let pay_to = h.bed.seller().address.to_checksum(None);
-    let accept = |scheme: &str, units: u64| {
-        Accept::new(
-            scheme,
-            h.network.clone(),
-            pay_to.clone(),
-            Price::Atomic(Amount::from(units)),
-        )
-        .max_timeout_seconds(120)
-    };
-    let sponsored = || RawExtension::new(EIP2612_GAS_SPONSORING, eip2612_declaration());
-    let paywall = |route: Route| seller.paywall(route).expect("paywall");
-    let router = axum::Router::new()
-        .route(
-            "/exact",
-            get(|| async { "exact, sponsored" }).layer(paywall(
-                Route::new()
-                    .accept(accept("exact", EXACT_UNITS))
-                    .extension(sponsored()),
-            )),
-        )
-        .route(
-            "/upto",
-            get(|| async {
-                (
-                    Extension(Charge(Amount::from(UPTO_USED_UNITS))),
-                    "upto, sponsored",
-                )
-            })
-            .layer(paywall(
-                Route::new()
-                    .accept(accept("upto", UPTO_MAX_UNITS))
-                    .extension(sponsored()),
-            )),
-        )
-        .route(
-            "/unsponsored",
-            get(|| async { "never" })
-                .layer(paywall(Route::new().accept(accept("exact", EXACT_UNITS)))),
-        );
-    x402_tests::e2e::serve(router).await
 }
 
 /// A fresh wallet holding `units` of USDC and no ETH.
