@@ -9,18 +9,14 @@ use std::sync::Arc;
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
-use axum::Extension;
-use axum::routing::get;
 use x402_buyer::{Buyer, Policy};
 use x402_core::client::FacilitatorClient;
 use x402_core::wire::{
     PaymentPayload, PaymentPayloadV2, PaymentRequired, PaymentRequirements, VerifyRequest,
 };
-use x402_core::{Amount, BuyerRole as _, Facilitator as _, Price, Registry};
+use x402_core::{Amount, BuyerRole as _, Facilitator as _, Registry};
 use x402_evm::abi::eip2612::IEip2612Token;
-use x402_evm::assets::TransferMethod;
-use x402_evm::sponsor::{EIP2612_GAS_SPONSORING, PermitTerms, eip2612_declaration, sign_eip2612};
-use x402_seller::{Accept, Charge, RawExtension, Route};
+use x402_evm::sponsor::{EIP2612_GAS_SPONSORING, PermitTerms, sign_eip2612};
 use x402_tests::e2e::sponsor::sponsoring_seller;
 use x402_tests::e2e::{EXACT_UNITS, Shop, UPTO_MAX_UNITS, UPTO_USED_UNITS, usdc_asset};
 use x402_tests::evm::PERMIT2_ADDRESS;
