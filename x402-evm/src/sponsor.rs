@@ -425,6 +425,42 @@ mod tests {
         );
     }
 
+    /// The buyer's signing writes vector D's signature (RFC 6979 ECDSA is deterministic), in an
+    /// entry the facilitator reads back.
+    #[tokio::test]
+    async fn sign_eip2612_writes_vector_d() {
+        let signer: alloy::signers::local::PrivateKeySigner =
+            "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+                .parse()
+                .unwrap();
+        let token = address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e");
+        let terms = PermitTerms {
+            name: "USDC",
+            version: "2",
+            chain_id: 84532,
+            token,
+            amount: U256::from(10_000u64),
+            nonce: U256::ZERO,
+            deadline: U256::from(1_740_672_154u64),
+        };
+        let entry = sign_eip2612(&signer, terms).await.unwrap();
+        assert_eq!(entry["info"], info_with_checksummed_asset());
+        let raw =
+            serde_json::value::to_raw_value(&serde_json::json!({ EIP2612_GAS_SPONSORING: entry }))
+                .unwrap();
+        let p = read_eip2612(Some(&raw)).unwrap().unwrap();
+        assert_eq!(
+            (p.from, p.asset, p.spender),
+            (signer.address(), token, PERMIT2)
+        );
+    }
+
+    fn info_with_checksummed_asset() -> serde_json::Value {
+        let mut i = info();
+        i["asset"] = "0x036CbD53842c5426634e7929541eC2318f3dCF7e".into();
+        i
+    }
+
     fn extensions(info: serde_json::Value) -> Box<RawValue> {
         serde_json::value::to_raw_value(
             &serde_json::json!({ EIP2612_GAS_SPONSORING: {"info": info} }),
