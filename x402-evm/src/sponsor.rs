@@ -10,7 +10,7 @@
 //!
 //! What every role shares lives here: the keys, the seller's declaration, the buyer's signed
 //! `info` and its strict reading. The facilitator's checks are
-//! [`crate::facilitator::sponsored_permit`].
+//! `x402_evm::facilitator::sponsored_permit` (feature `facilitator`).
 
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::signers::Signer;
