@@ -18,6 +18,7 @@ use alloy::sol_types::SolStruct;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use x402_core::Rejection;
+use x402_core::extension::JsonObject;
 
 use crate::abi::eip2612::Permit;
 use crate::addresses::PERMIT2;
@@ -34,33 +35,77 @@ pub const INFO_VERSION: &str = "1";
 
 /// The declaration a seller puts under [`EIP2612_GAS_SPONSORING`] in its 402: the facilitator
 /// accepts an EIP-2612 permit to Permit2 (`info {description, version}` and the JSON Schema of
-/// the buyer's `info`, as the official `@x402/extensions` 2.27 writes them).
-pub fn eip2612_declaration() -> serde_json::Value {
-    let address = |d: &str| serde_json::json!({"type": "string", "pattern": "^0x[a-fA-F0-9]{40}$", "description": d});
-    let number =
-        |d: &str| serde_json::json!({"type": "string", "pattern": "^[0-9]+$", "description": d});
-    serde_json::json!({
-        "info": {
-            "description": "The facilitator accepts EIP-2612 gasless Permit to `Permit2` canonical contract.",
-            "version": INFO_VERSION,
-        },
-        "schema": {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "type": "object",
-            "properties": {
-                "from": address("The address of the sender."),
-                "asset": address("The address of the ERC-20 token contract."),
-                "spender": address("The address of the spender (Canonical Permit2)."),
-                "amount": number("The amount to approve (uint256). Typically MaxUint."),
-                "nonce": number("The current nonce of the sender."),
-                "deadline": number("The timestamp at which the signature expires."),
-                "signature": {"type": "string", "pattern": "^0x[a-fA-F0-9]+$", "description": "The 65-byte concatenated signature (r, s, v) as a hex string."},
-                "version": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)*$", "description": "Schema version identifier."},
-            },
-            "required": ["from", "asset", "spender", "amount", "nonce", "deadline", "signature", "version"],
-        },
-    })
+/// the buyer's `info`), members in the order the official `@x402/extensions` 2.27 writes them, so
+/// the declaration is byte for byte the reference's.
+pub fn eip2612_declaration() -> JsonObject {
+    let field = |pattern: &str, description: &str| {
+        JsonObject::new()
+            .with("type", "string")
+            .with("pattern", pattern)
+            .with("description", description)
+    };
+    const ADDRESS: &str = "^0x[a-fA-F0-9]{40}$";
+    const NUMBER: &str = "^[0-9]+$";
+    let properties = JsonObject::new()
+        .with("from", &field(ADDRESS, "The address of the sender."))
+        .with(
+            "asset",
+            &field(ADDRESS, "The address of the ERC-20 token contract."),
+        )
+        .with(
+            "spender",
+            &field(ADDRESS, "The address of the spender (Canonical Permit2)."),
+        )
+        .with(
+            "amount",
+            &field(
+                NUMBER,
+                "The amount to approve (uint256). Typically MaxUint.",
+            ),
+        )
+        .with("nonce", &field(NUMBER, "The current nonce of the sender."))
+        .with(
+            "deadline",
+            &field(NUMBER, "The timestamp at which the signature expires."),
+        )
+        .with(
+            "signature",
+            &field(
+                "^0x[a-fA-F0-9]+$",
+                "The 65-byte concatenated signature (r, s, v) as a hex string.",
+            ),
+        )
+        .with(
+            "version",
+            &field(r"^[0-9]+(\.[0-9]+)*$", "Schema version identifier."),
+        );
+    let schema = JsonObject::new()
+        .with("$schema", "https://json-schema.org/draft/2020-12/schema")
+        .with("type", "object")
+        .with("properties", &properties)
+        .with("required", &INFO_FIELDS);
+    let info = JsonObject::new()
+        .with(
+            "description",
+            "The facilitator accepts EIP-2612 gasless Permit to `Permit2` canonical contract.",
+        )
+        .with("version", INFO_VERSION);
+    JsonObject::new()
+        .with("info", &info)
+        .with("schema", &schema)
 }
+
+/// The members of the buyer's `info`, in wire order.
+const INFO_FIELDS: [&str; 8] = [
+    "from",
+    "asset",
+    "spender",
+    "amount",
+    "nonce",
+    "deadline",
+    "signature",
+    "version",
+];
 
 /// The buyer's `info` under [`EIP2612_GAS_SPONSORING`] in its payment, as on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -461,6 +506,26 @@ mod tests {
         i
     }
 
+    /// The reference's `declareEip2612GasSponsoringExtension()` output (`@x402/extensions` 2.27),
+    /// as `JSON.stringify` writes it.
+    #[test]
+    fn the_declaration_is_the_references() {
+        let expected = concat!(
+            r#"{"info":{"description":"The facilitator accepts EIP-2612 gasless Permit to `Permit2` canonical contract.","version":"1"},"#,
+            r#""schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"#,
+            r#""from":{"type":"string","pattern":"^0x[a-fA-F0-9]{40}$","description":"The address of the sender."},"#,
+            r#""asset":{"type":"string","pattern":"^0x[a-fA-F0-9]{40}$","description":"The address of the ERC-20 token contract."},"#,
+            r#""spender":{"type":"string","pattern":"^0x[a-fA-F0-9]{40}$","description":"The address of the spender (Canonical Permit2)."},"#,
+            r#""amount":{"type":"string","pattern":"^[0-9]+$","description":"The amount to approve (uint256). Typically MaxUint."},"#,
+            r#""nonce":{"type":"string","pattern":"^[0-9]+$","description":"The current nonce of the sender."},"#,
+            r#""deadline":{"type":"string","pattern":"^[0-9]+$","description":"The timestamp at which the signature expires."},"#,
+            r#""signature":{"type":"string","pattern":"^0x[a-fA-F0-9]+$","description":"The 65-byte concatenated signature (r, s, v) as a hex string."},"#,
+            r#""version":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)*$","description":"Schema version identifier."}},"#,
+            r#""required":["from","asset","spender","amount","nonce","deadline","signature","version"]}}"#,
+        );
+        assert_eq!(eip2612_declaration().to_json(), expected);
+    }
+
     fn extensions(info: serde_json::Value) -> Box<RawValue> {
         serde_json::value::to_raw_value(
             &serde_json::json!({ EIP2612_GAS_SPONSORING: {"info": info} }),
@@ -485,10 +550,9 @@ mod tests {
         assert_eq!(p.v, 27);
         assert_eq!(p.amount, U256::from(10_000u64));
         assert_eq!(p.signature().len(), 65);
-        let echoed = serde_json::value::to_raw_value(
-            &serde_json::json!({ EIP2612_GAS_SPONSORING: eip2612_declaration() }),
-        )
-        .unwrap();
+        let echoed = JsonObject::new()
+            .with(EIP2612_GAS_SPONSORING, &eip2612_declaration())
+            .to_raw();
         assert_eq!(read_eip2612(Some(&echoed)).unwrap(), None);
         assert_eq!(read_eip2612(None).unwrap(), None);
     }

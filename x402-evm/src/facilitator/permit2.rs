@@ -133,7 +133,8 @@ pub async fn permit2_authentic<S: Permit2Scheme>(
 /// Verifies a Permit2 payment in the reference's order (x402-spec §3.2, §3.3): scheme, network,
 /// spender, recipient, the scheme's witness, time window, amount, token, signature, the buyer's
 /// EIP-2612 permit when it sent one ([`super::sponsored_permit`]), then a simulation of the proxy
-/// call settle will send (against a token that exists), diagnosed when it reverts. `Ok(Ok(plan))` when valid.
+/// call settle will send (against a token that exists), diagnosed when it reverts.
+/// `Ok(Ok(plan))` when valid.
 pub async fn verify_permit2<S: Permit2Scheme>(
     scheme: &S,
     ctx: &PaymentContext<'_>,
