@@ -5,12 +5,15 @@
 //!   deadline)` of the token beside its Permit2 authorization; the facilitator checks it (format,
 //!   owner, token, spender, deadline, amount, the token's own answer) and settles through the
 //!   proxy's `settleWithPermit`, one transaction.
-//! - `erc20ApprovalGasSponsoring`: only its key and declaration are here; this facilitator does
-//!   not broadcast buyers' approval transactions (see the crate README).
+//! - `erc20ApprovalGasSponsoring`: the key, and the strict validation of a buyer's signed
+//!   `approve` transaction with the buyer's signing ([`erc20`]); no facilitator here broadcasts
+//!   such transactions yet (docs/extensions.md says why).
 //!
 //! What every role shares lives here: the keys, the seller's declaration, the buyer's signed
 //! `info` and its strict reading. The facilitator's checks are
 //! `x402_evm::facilitator::sponsored_permit` (feature `facilitator`).
+
+pub mod erc20;
 
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::signers::Signer;
