@@ -34,6 +34,10 @@
 //! [extensions.bazaar]       # discovery (feature `bazaar`): catalog what is settled
 //! ttl_seconds = 604800       # (crate::extensions); `enabled = false` turns it off
 //!
+//! [extensions.eip2612GasSponsoring]  # feature `gas-sponsoring`: listed in /supported;
+//! enabled = true                     # Permit2 payments with an EIP-2612 permit settle
+//!                                    # through settleWithPermit (no options)
+//!
 //! [hooks.deny_list]          # optional: refuse payments from or to listed addresses
 //! path = "/etc/x402/deny.txt"  # (crate::hooks), reloaded when the file changes
 //! ```

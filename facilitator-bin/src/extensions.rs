@@ -181,14 +181,19 @@ mod tests {
         };
         #[cfg(feature = "bazaar")]
         {
+            // The bazaar's keys (other linked extensions are checked below).
             let keys = |built: Vec<Arc<dyn Extension>>| -> Vec<&'static str> {
-                built.iter().map(|e| e.key()).collect()
+                built
+                    .iter()
+                    .map(|e| e.key())
+                    .filter(|k| *k == "bazaar")
+                    .collect()
             };
             assert_eq!(keys(build(&tables(&[]), &store).unwrap()), ["bazaar"]);
             let tuned = tables(&[("bazaar", serde_json::json!({"ttl_seconds": 60}))]);
             assert_eq!(keys(build(&tuned, &store).unwrap()), ["bazaar"]);
             let off = tables(&[("bazaar", serde_json::json!({"enabled": false}))]);
-            assert!(build(&off, &store).unwrap().is_empty());
+            assert!(keys(build(&off, &store).unwrap()).is_empty());
             for (table, named) in [
                 (serde_json::json!({"ttl_secs": 60}), "ttl_secs"),
                 (serde_json::json!({"ttl_seconds": 0}), "must be positive"),
@@ -201,8 +206,17 @@ mod tests {
                 );
             }
         }
-        #[cfg(not(feature = "bazaar"))]
-        assert!(build(&tables(&[]), &store).unwrap().is_empty());
+        #[cfg(feature = "gas-sponsoring")]
+        {
+            let key = "eip2612GasSponsoring";
+            let has = |built: Vec<Arc<dyn Extension>>| built.iter().any(|e| e.key() == key);
+            assert!(has(build(&tables(&[]), &store).unwrap()));
+            let off = tables(&[(key, serde_json::json!({"enabled": false}))]);
+            assert!(!has(build(&off, &store).unwrap()));
+            let unknown = tables(&[(key, serde_json::json!({"cap": 1}))]);
+            let e = build(&unknown, &store).unwrap_err();
+            assert!(e.contains("unknown option \"cap\""), "{e}");
+        }
         let e = build(&tables(&[("nope", serde_json::json!({}))]), &store).unwrap_err();
         assert!(e.contains("no extension \"nope\" is in this build"), "{e}");
     }

@@ -7,11 +7,12 @@ use alloy::signers::Signer;
 use alloy::sol_types::SolStruct;
 use async_trait::async_trait;
 use x402_core::wire::Raw;
-use x402_core::{BuyerRole, RequirementsView, SchemeError, UnixTime};
+use x402_core::{BuyerRole, RequirementsView, SchemeError, Signed, UnixTime};
 use x402_evm::abi::{eip3009, permit2_exact};
 use x402_evm::addresses::EXACT_PERMIT2_PROXY;
 use x402_evm::eip712::{eip3009_domain, permit2_domain};
 use x402_evm::parse;
+use x402_evm::sponsor::{BuyerPermit, EIP2612_GAS_SPONSORING, buyer_eip2612_entry};
 
 use crate::Extra;
 use crate::payload::{self, Eip3009Payload, ExactEvmPayload, Permit2Payload};
@@ -25,6 +26,7 @@ pub(crate) const VALID_AFTER_SKEW: u64 = 600;
 pub struct Buyer {
     signer: Arc<dyn Signer + Send + Sync>,
     clock: x402_core::SharedClock,
+    rpcs: Arc<std::collections::BTreeMap<u64, alloy::providers::DynProvider>>,
 }
 
 impl std::fmt::Debug for Buyer {
@@ -41,7 +43,16 @@ impl Buyer {
         Self {
             signer,
             clock: x402_core::system_clock(),
+            rpcs: Arc::default(),
         }
+    }
+
+    /// Reads chain `chain_id` through `provider`: with it, a Permit2 payment whose 402 offers
+    /// `eip2612GasSponsoring` carries an EIP-2612 permit for Permit2 when the allowance is short
+    /// (see [`x402_evm::sponsor::buyer_eip2612_entry`]). Without one, none is sent.
+    pub fn with_rpc(mut self, chain_id: u64, provider: alloy::providers::DynProvider) -> Self {
+        Arc::make_mut(&mut self.rpcs).insert(chain_id, provider);
+        self
     }
 
     /// Replaces the clock used when signing (the authorization's window starts from it).
@@ -60,6 +71,40 @@ impl BuyerRole for Buyer {
     async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError> {
         let payload = sign(self.signer.as_ref(), requirements, self.clock.now()).await?;
         payload::to_json(&payload).map_err(SchemeError::other)
+    }
+
+    /// Signs, and adds an `eip2612GasSponsoring` permit to a Permit2 payment when the seller
+    /// offers it and the allowance to Permit2 is short.
+    async fn sign_offered(
+        &self,
+        requirements: &RequirementsView<'_>,
+        offered: Option<&serde_json::value::RawValue>,
+    ) -> Result<Signed, SchemeError> {
+        let payload = sign(self.signer.as_ref(), requirements, self.clock.now()).await?;
+        let mut extensions = Vec::new();
+        if let ExactEvmPayload::Permit2(p) = &payload
+            && let Ok(chain_id) = parse::chain_id(&requirements.network)
+            && let Some(provider) = self.rpcs.get(&chain_id)
+        {
+            let extra: Extra = requirements.extra_as().ok().flatten().unwrap_or_default();
+            let permit = BuyerPermit {
+                name: extra.name.as_deref(),
+                version: extra.version.as_deref(),
+                chain_id,
+                token: p.token,
+                amount: p.amount,
+                deadline: p.deadline,
+            };
+            let signer = self.signer.as_ref();
+            if let Some(entry) = buyer_eip2612_entry(signer, provider, offered, permit).await? {
+                extensions.push((EIP2612_GAS_SPONSORING.to_owned(), entry));
+            }
+        }
+        let payload = payload::to_json(&payload).map_err(SchemeError::other)?;
+        Ok(Signed {
+            payload,
+            extensions,
+        })
     }
 }
 

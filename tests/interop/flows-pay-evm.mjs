@@ -13,12 +13,15 @@ import { UptoEvmScheme } from "@x402/evm/upto/client";
 import { privateKeyToAccount } from "viem/accounts";
 
 const account = privateKeyToAccount(process.env.X402_INTEROP_KEY);
+// With $X402_INTEROP_RPC the scheme clients read the chain and sign gas-sponsoring permits
+// (eip2612GasSponsoring) where a seller offers them and the allowance to Permit2 is short.
+const rpcOptions = process.env.X402_INTEROP_RPC ? { rpcUrl: process.env.X402_INTEROP_RPC } : undefined;
 const v1Network = process.env.X402_INTEROP_V1_NETWORK;
 if (!v1Network) throw new Error("X402_INTEROP_V1_NETWORK is not set");
 const fetchWithPayment = wrapFetchWithPaymentFromConfig(fetch, {
   schemes: [
-    { network: "eip155:*", client: new ExactEvmScheme(account) },
-    { network: "eip155:*", client: new UptoEvmScheme(account) },
+    { network: "eip155:*", client: new ExactEvmScheme(account, rpcOptions) },
+    { network: "eip155:*", client: new UptoEvmScheme(account, rpcOptions) },
     { network: v1Network, client: new ExactEvmSchemeV1(account), x402Version: 1 },
   ],
   // The test bed's USDC is not one of the SDK's default assets.

@@ -213,7 +213,12 @@ impl Buyer {
             .view()
             .map_err(|r| Error::Unreadable402(r.to_string()))?;
         // A failure from here on drops the reservation: nothing left the process.
-        let payload = scheme.sign(&view).await?;
+        let offered = match required {
+            PaymentRequired::V2(d) => d.extensions.as_deref(),
+            _ => None,
+        };
+        let signed = scheme.sign_offered(&view, offered).await?;
+        let payload = signed.payload;
         let payer = payer_of(&payload);
         let (version, name, document) = match (required, chosen) {
             (PaymentRequired::V2(d), PaymentRequirements::V2(r)) => (
@@ -224,7 +229,7 @@ impl Buyer {
                     resource: Some(d.resource.clone()),
                     accepted: r.clone(),
                     payload,
-                    extensions: d.extensions.clone(),
+                    extensions: with_entries(d.extensions.as_deref(), signed.extensions),
                 }),
             ),
             (_, r) => (
@@ -393,4 +398,20 @@ impl Buyer {
         let ticket = book.reserve(key, origin.to_owned(), amount, now);
         Ok((index, schemes.swap_remove(chosen), asset, ticket))
     }
+}
+
+/// The server's `extensions` echoed, with the buyer's own entries in place of the declarations
+/// under their keys (a gas-sponsoring permit, say).
+fn with_entries(
+    server: Option<&serde_json::value::RawValue>,
+    entries: Vec<(String, x402_core::wire::Raw)>,
+) -> Option<x402_core::wire::Raw> {
+    if entries.is_empty() {
+        return server.map(ToOwned::to_owned);
+    }
+    let mut all = x402_core::extension::read_extensions(server).unwrap_or_default();
+    for (key, entry) in entries {
+        all.set(key, entry);
+    }
+    Some(all.to_raw())
 }

@@ -34,7 +34,7 @@ pub use reason::Reason;
 pub use registry::{Catalogue, DuplicateId, Registry, SchemeConfig, SchemeDescriptor, Shared};
 pub use roles::{BuyerRole, FacilitatorRole, Roles, SellerRole};
 pub use scheme::{
-    Price, PriceRequest, Reconciled, Role, Scheme, SchemeError, SchemeStatus, Settlement,
+    Price, PriceRequest, Reconciled, Role, Scheme, SchemeError, SchemeStatus, Settlement, Signed,
     SignerStatus, Verdict,
 };
 pub use settlement::{

@@ -61,6 +61,21 @@ pub trait BuyerRole: Send + Sync + Debug {
     /// Signs a payment for `requirements`, returning the scheme `payload`.
     async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError>;
 
+    /// Signs a payment for `requirements` offered in a 402 with `offered` (its raw v2
+    /// `extensions`, `None` in v1): the scheme `payload` and the extension entries the payment
+    /// carries in place of the seller's declarations (a gas-sponsoring permit, say). Default:
+    /// [`Self::sign`], no entries.
+    async fn sign_offered(
+        &self,
+        requirements: &RequirementsView<'_>,
+        offered: Option<&serde_json::value::RawValue>,
+    ) -> Result<crate::scheme::Signed, SchemeError> {
+        let _ = offered;
+        Ok(crate::scheme::Signed::payload(
+            self.sign(requirements).await?,
+        ))
+    }
+
     /// This buyer as a scheme (for a [`crate::Registry`]).
     fn into_scheme(self) -> Arc<dyn Scheme>
     where
@@ -211,6 +226,18 @@ impl Scheme for Roles {
             .as_deref()
             .ok_or_else(|| self.missing(Role::Buyer))?;
         buyer.sign(requirements).await
+    }
+
+    async fn sign_offered(
+        &self,
+        requirements: &RequirementsView<'_>,
+        offered: Option<&serde_json::value::RawValue>,
+    ) -> Result<crate::scheme::Signed, SchemeError> {
+        let buyer = self
+            .buyer
+            .as_deref()
+            .ok_or_else(|| self.missing(Role::Buyer))?;
+        buyer.sign_offered(requirements, offered).await
     }
 
     fn payer(&self, payment: &PaymentContext<'_>) -> Option<String> {

@@ -290,6 +290,17 @@ pub trait Scheme: Send + Sync + Debug {
     /// Buyer: signs a payment for `requirements`, returning the scheme `payload`.
     async fn sign(&self, requirements: &RequirementsView<'_>) -> Result<Raw, SchemeError>;
 
+    /// Buyer: signs a payment for `requirements` offered with the 402's raw v2 `extensions`
+    /// (see [`crate::BuyerRole::sign_offered`]). Default: [`Self::sign`], no entries.
+    async fn sign_offered(
+        &self,
+        requirements: &RequirementsView<'_>,
+        offered: Option<&serde_json::value::RawValue>,
+    ) -> Result<Signed, SchemeError> {
+        let _ = offered;
+        Ok(Signed::payload(self.sign(requirements).await?))
+    }
+
     /// Facilitator: the payer the payment names, read without verifying it (for the
     /// dispatcher's hooks, [`crate::hook`]); canonical for the chain. `None` by default, and
     /// when the payload does not name one.
@@ -354,4 +365,24 @@ impl Reconciled {
 pub fn parse_payload<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Result<T, Rejection> {
     serde_json::from_str(raw.get())
         .map_err(|e| Rejection::with_message(crate::Reason::INVALID_PAYLOAD, e.to_string()))
+}
+
+/// What a buyer signed: the scheme `payload`, and the extension entries (key → entry) its
+/// payment carries in place of the seller's declarations under the same keys.
+#[derive(Debug)]
+pub struct Signed {
+    /// The scheme payload.
+    pub payload: Raw,
+    /// Extension entries, in order.
+    pub extensions: Vec<(String, Raw)>,
+}
+
+impl Signed {
+    /// A payload without extension entries.
+    pub fn payload(payload: Raw) -> Self {
+        Self {
+            payload,
+            extensions: Vec::new(),
+        }
+    }
 }

@@ -109,6 +109,14 @@ pub mod eip2612 {
             uint256 nonce;
             uint256 deadline;
         }
+
+        /// The EIP-2612 token functions the gas-sponsoring extension reads and simulates.
+        #[sol(rpc)]
+        interface IEip2612Token {
+            function nonces(address owner) external view returns (uint256);
+            function permit(address owner, address spender, uint256 value, uint256 deadline, uint8 v, bytes32 r, bytes32 s) external;
+            function allowance(address owner, address spender) external view returns (uint256);
+        }
     }
 }
 

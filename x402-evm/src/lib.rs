@@ -1,12 +1,14 @@
 //! Shared EVM plumbing for the x402 EVM schemes (`scheme-exact-evm`, `scheme-upto-evm`): one
 //! implementation of the facilitator core and its settle prologue, the Permit2 wire payload and
 //! check sequence, the ABI and EIP-712 types, canonical addresses, the default asset table,
-//! signature routing, providers, the signer pool with its nonce manager, and bounded receipt
-//! waits.
+//! signature routing, providers, the signer pool with its nonce manager, bounded receipt
+//! waits, and the gas-sponsoring extension `eip2612GasSponsoring` ([`sponsor`]: the seller's
+//! declaration, the buyer's permit; its facilitator checks in `facilitator`).
 //!
 //! Without the `facilitator` feature only what sellers and buyers need is compiled (ABI and
-//! EIP-712 types, addresses, the asset table, strict parsing, the Permit2 wire payload): no
-//! provider, signer pool, nonce manager or settlement engine.
+//! EIP-712 types, addresses, the asset table, strict parsing, the Permit2 wire payload, the
+//! gas-sponsoring declaration and permit signing): no provider, signer pool, nonce manager or
+//! settlement engine.
 
 pub mod abi;
 pub mod addresses;
@@ -37,6 +39,7 @@ pub mod shared;
 pub mod signature;
 #[cfg(feature = "facilitator")]
 pub mod signers;
+pub mod sponsor;
 #[cfg(feature = "facilitator")]
 pub mod startup;
 #[cfg(feature = "facilitator")]

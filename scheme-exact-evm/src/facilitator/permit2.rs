@@ -11,6 +11,7 @@ use x402_evm::addresses::EXACT_PERMIT2_PROXY;
 use x402_evm::eip712::permit2_domain;
 use x402_evm::facilitator::{Permit2Scheme, Permit2View, Phase};
 use x402_evm::settle::SettlePlan;
+use x402_evm::sponsor::Eip2612Permit;
 
 use super::Facilitator;
 use crate::payload::Permit2Payload;
@@ -61,30 +62,57 @@ impl Permit2Scheme for Facilitator {
         .eip712_signing_hash(&permit2_domain(chain_id))
     }
 
-    /// The proxy call moving the whole permitted amount, sent by any signer.
-    fn plan(&self, p: &Permit2Payload, _amount: U256, signature: &Bytes) -> SettlePlan {
-        let data = IExactPermit2Proxy::settleCall {
-            permit: permit2::PermitTransferFrom {
-                permitted: permit2::TokenPermissions {
-                    token: p.token,
-                    amount: p.amount,
-                },
-                nonce: p.nonce,
-                deadline: p.deadline,
+    /// The proxy call moving the whole permitted amount (`settleWithPermit` with the buyer's
+    /// EIP-2612 permit), sent by any signer.
+    fn plan(
+        &self,
+        p: &Permit2Payload,
+        _amount: U256,
+        signature: &Bytes,
+        permit: Option<&Eip2612Permit>,
+    ) -> SettlePlan {
+        let permit_transfer = permit2::PermitTransferFrom {
+            permitted: permit2::TokenPermissions {
+                token: p.token,
+                amount: p.amount,
             },
-            owner: p.from,
-            witness: permit2::ExactWitness {
-                to: p.witness_to,
-                validAfter: p.valid_after,
-            },
-            signature: signature.clone(),
-        }
-        .abi_encode();
+            nonce: p.nonce,
+            deadline: p.deadline,
+        };
+        let witness = permit2::ExactWitness {
+            to: p.witness_to,
+            validAfter: p.valid_after,
+        };
+        let (data, gas_limit) = match permit {
+            None => (
+                IExactPermit2Proxy::settleCall {
+                    permit: permit_transfer,
+                    owner: p.from,
+                    witness,
+                    signature: signature.clone(),
+                }
+                .abi_encode(),
+                self.policy.gas_limit_permit2,
+            ),
+            Some(permit) => (
+                IExactPermit2Proxy::settleWithPermitCall {
+                    permit2612: permit.call_tuple(),
+                    permit: permit_transfer,
+                    owner: p.from,
+                    witness,
+                    signature: signature.clone(),
+                }
+                .abi_encode(),
+                self.policy
+                    .gas_limit_permit2
+                    .saturating_add(x402_evm::facilitator::SETTLE_WITH_PERMIT_EXTRA_GAS),
+            ),
+        };
         Self::view(p).plan(
             &self.core.network,
             EXACT_PERMIT2_PROXY,
             data.into(),
-            self.policy.gas_limit_permit2,
+            gas_limit,
             p.amount,
             x402_evm::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
         )

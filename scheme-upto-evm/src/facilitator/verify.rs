@@ -12,6 +12,7 @@ use x402_evm::addresses::UPTO_PERMIT2_PROXY;
 use x402_evm::eip712::permit2_domain;
 use x402_evm::facilitator::{Permit2Scheme, Permit2View, Phase};
 use x402_evm::settle::SettlePlan;
+use x402_evm::sponsor::Eip2612Permit;
 
 use super::Facilitator;
 use crate::payload::UptoPayload;
@@ -80,29 +81,57 @@ impl Permit2Scheme for Facilitator {
         .eip712_signing_hash(&permit2_domain(chain_id))
     }
 
-    /// The proxy call that settles `amount` of `p`, sent from the witness facilitator, with the
-    /// amount reported.
-    fn plan(&self, p: &UptoPayload, amount: U256, signature: &Bytes) -> SettlePlan {
-        let data: Bytes = IUptoPermit2Proxy::settleCall {
-            permit: permit2::PermitTransferFrom {
-                permitted: permit2::TokenPermissions {
-                    token: p.token,
-                    amount: p.max_amount,
-                },
-                nonce: p.nonce,
-                deadline: p.deadline,
+    /// The proxy call that settles `amount` of `p` (`settleWithPermit` with the buyer's EIP-2612
+    /// permit), sent from the witness facilitator, with the amount reported.
+    fn plan(
+        &self,
+        p: &UptoPayload,
+        amount: U256,
+        signature: &Bytes,
+        permit: Option<&Eip2612Permit>,
+    ) -> SettlePlan {
+        let permit_transfer = permit2::PermitTransferFrom {
+            permitted: permit2::TokenPermissions {
+                token: p.token,
+                amount: p.max_amount,
             },
-            amount,
-            owner: p.from,
-            witness: permit2::UptoWitness {
-                to: p.to,
-                facilitator: p.facilitator,
-                validAfter: p.valid_after,
-            },
-            signature: signature.clone(),
-        }
-        .abi_encode()
-        .into();
+            nonce: p.nonce,
+            deadline: p.deadline,
+        };
+        let witness = permit2::UptoWitness {
+            to: p.to,
+            facilitator: p.facilitator,
+            validAfter: p.valid_after,
+        };
+        let (data, gas_limit): (Bytes, u64) = match permit {
+            None => (
+                IUptoPermit2Proxy::settleCall {
+                    permit: permit_transfer,
+                    amount,
+                    owner: p.from,
+                    witness,
+                    signature: signature.clone(),
+                }
+                .abi_encode()
+                .into(),
+                self.policy.gas_limit,
+            ),
+            Some(permit) => (
+                IUptoPermit2Proxy::settleWithPermitCall {
+                    permit2612: permit.call_tuple(),
+                    permit: permit_transfer,
+                    amount,
+                    owner: p.from,
+                    witness,
+                    signature: signature.clone(),
+                }
+                .abi_encode()
+                .into(),
+                self.policy
+                    .gas_limit
+                    .saturating_add(x402_evm::facilitator::SETTLE_WITH_PERMIT_EXTRA_GAS),
+            ),
+        };
         SettlePlan {
             from: Some(p.facilitator),
             report_amount: Some(amount),
@@ -110,7 +139,7 @@ impl Permit2Scheme for Facilitator {
                 &self.core.network,
                 UPTO_PERMIT2_PROXY,
                 data,
-                self.policy.gas_limit,
+                gas_limit,
                 amount,
                 crate::reason::INVALID_UPTO_EVM_TRANSACTION_FAILED,
             )

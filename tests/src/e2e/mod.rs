@@ -4,6 +4,7 @@
 
 mod node;
 mod shop;
+pub mod sponsor;
 
 pub use node::{NodeScript, NodeSession};
 

@@ -19,6 +19,7 @@ mod paying;
 mod pending;
 mod policy;
 mod seller_hooks;
+mod sponsored;
 mod svm;
 mod twice;
 

@@ -21,7 +21,8 @@ Environment:
                          array): exact on solana:*
   X402_SOLANA_KEY_FILE   a file holding the Solana keypair (--solana-key-file)
   X402_SOLANA_RPC        the Solana RPC endpoint (--solana-rpc)
-  X402_EVM_RPC           an EVM RPC endpoint (--evm-rpc), to check EVM --asset decimals
+  X402_EVM_RPC           an EVM RPC endpoint (--evm-rpc), to check EVM --asset decimals and
+                         sign gas-sponsoring permits
   X402_EXPLORER          a transaction link prefix for every network (--explorer)
   X402_MAX               the most one request may cost (--max); pay needs one or the other
   X402_PER_HOUR          the most paid per asset within any hour (--per-hour)
@@ -179,8 +180,9 @@ struct PayArgs {
     solana_rpc: Option<String>,
     /// An EVM RPC endpoint, to check each EVM --asset's decimals against the token's
     /// decimals() on its chain (it may carry an API key: never printed); repeatable, one per
-    /// chain. Required with an EVM --asset: unchecked decimals are never trusted. Payments
-    /// themselves need no EVM RPC.
+    /// chain. Required with an EVM --asset: unchecked decimals are never trusted. With one, a
+    /// Permit2 payment to a seller offering eip2612GasSponsoring carries an EIP-2612 permit
+    /// when the allowance to Permit2 is short; otherwise payments need no EVM RPC.
     #[arg(
         long = "evm-rpc",
         value_name = "URL",

@@ -70,7 +70,7 @@ pub(super) async fn check(
 
 /// The RPCs by the chain id they answer. An endpoint's URL may carry an API key: no message
 /// repeats it, only its position.
-async fn evm_chains(urls: &[String]) -> Result<BTreeMap<u64, DynProvider>, Refusal> {
+pub(super) async fn evm_chains(urls: &[String]) -> Result<BTreeMap<u64, DynProvider>, Refusal> {
     let mut chains = BTreeMap::new();
     for (i, url) in urls.iter().enumerate() {
         let which = format!("--evm-rpc #{}", i + 1);

@@ -58,26 +58,34 @@ pub(super) fn load_solana_key(
         .map_err(|e| format!("the Solana key is {e}"))
 }
 
-/// The schemes a buyer with these keys can pay with.
+/// The schemes a buyer with these keys can pay with; the EVM buyers read `evm_rpcs` (chain id →
+/// provider) to sign gas-sponsoring permits where a seller offers them.
 pub(super) fn buyer_schemes(
     evm: Option<PrivateKeySigner>,
     solana: Option<(Keypair, String)>,
+    evm_rpcs: &std::collections::BTreeMap<u64, alloy::providers::DynProvider>,
 ) -> Result<Registry, String> {
     let mut schemes = Registry::new();
     if let Some(signer) = evm {
         let signer = Arc::new(signer);
+        let mut exact = scheme_exact_evm::Buyer::new(signer.clone());
+        let mut upto = scheme_upto_evm::Buyer::new(signer);
+        for (chain, provider) in evm_rpcs {
+            exact = exact.with_rpc(*chain, provider.clone());
+            upto = upto.with_rpc(*chain, provider.clone());
+        }
         schemes
             .register(
                 scheme_exact_evm::ANY_NETWORK,
                 scheme_exact_evm::VERSIONS,
-                scheme_exact_evm::Buyer::new(signer.clone()).into_scheme(),
+                exact.into_scheme(),
             )
             .map_err(|e| e.to_string())?;
         schemes
             .register(
                 scheme_upto_evm::ANY_NETWORK,
                 scheme_upto_evm::VERSIONS,
-                scheme_upto_evm::Buyer::new(signer).into_scheme(),
+                upto.into_scheme(),
             )
             .map_err(|e| e.to_string())?;
     }

@@ -245,7 +245,19 @@ async fn pay_inner(
         writeln!(err, "paying as {} (Solana)", keypair.pubkey()).map_err(io)?;
     }
     let rpc = solana_rpc(args, env);
-    let schemes = buyer_schemes(evm, solana.map(|k| (k, rpc)))?;
+    // The EVM RPCs let the buyer sign gas-sponsoring permits (an unreachable one: none).
+    let evm_rpcs = match &evm {
+        Some(_) if !args.evm_rpcs.is_empty() || env("X402_EVM_RPC").is_some() => {
+            let urls: Vec<String> = if args.evm_rpcs.is_empty() {
+                env("X402_EVM_RPC").into_iter().collect()
+            } else {
+                args.evm_rpcs.clone()
+            };
+            decimals::evm_chains(&urls).await.unwrap_or_default()
+        }
+        _ => Default::default(),
+    };
+    let schemes = buyer_schemes(evm, solana.map(|k| (k, rpc)), &evm_rpcs)?;
     let buyer = Buyer::new(reqwest::Client::new(), schemes, args.policy.clone());
     let path = governance::ledger_path(args.ledger.as_deref(), env);
     let buyer = governance::with_ledger(buyer, path, err)?;

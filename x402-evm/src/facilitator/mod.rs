@@ -5,8 +5,12 @@
 //! crate says only what differs, through [`EvmScheme`] and [`Permit2Scheme`].
 
 mod permit2;
+mod sponsor;
 
 pub use permit2::{Permit2Scheme, Permit2View, permit2_authentic, verify_permit2};
+pub use sponsor::{
+    Eip2612GasSponsoring, SETTLE_WITH_PERMIT_EXTRA_GAS, build_eip2612, sponsored_permit,
+};
 
 use std::sync::Arc;
 

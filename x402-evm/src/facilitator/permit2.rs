@@ -9,6 +9,7 @@ use crate::payload::Permit2Terms;
 use crate::permit2::{Diagnosis, diagnose};
 use crate::reject_on_err;
 use crate::settle::SettlePlan;
+use crate::sponsor::Eip2612Permit;
 
 /// A Permit2 payment as the shared check sequence reads it.
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +94,16 @@ pub trait Permit2Scheme: EvmScheme {
     fn digest(p: &Self::Permit, chain_id: u64) -> B256;
 
     /// The settlement of `amount` of `p`, sending `signature` (the payload's, normalized when
-    /// the owner signed with ECDSA).
-    fn plan(&self, p: &Self::Permit, amount: U256, signature: &Bytes) -> SettlePlan;
+    /// the owner signed with ECDSA): the proxy's `settle`, or its `settleWithPermit` with the
+    /// buyer's checked EIP-2612 `permit` (`eip2612GasSponsoring`, gas limit raised by
+    /// [`super::SETTLE_WITH_PERMIT_EXTRA_GAS`]).
+    fn plan(
+        &self,
+        p: &Self::Permit,
+        amount: U256,
+        signature: &Bytes,
+        permit: Option<&Eip2612Permit>,
+    ) -> SettlePlan;
 
     /// The account the simulation is sent from.
     fn simulate_from(&self, p: &Self::Permit) -> Address;
@@ -122,9 +131,10 @@ pub async fn permit2_authentic<S: Permit2Scheme>(
 }
 
 /// Verifies a Permit2 payment in the reference's order (x402-spec §3.2, §3.3): scheme, network,
-/// spender, recipient, the scheme's witness, time window, amount, token, signature, then a
-/// simulation of the proxy call settle will send (against a token that exists), diagnosed when
-/// it reverts. `Ok(Ok(plan))` when valid.
+/// spender, recipient, the scheme's witness, time window, amount, token, signature, the buyer's
+/// EIP-2612 permit when it sent one ([`super::sponsored_permit`]), then a simulation of the proxy
+/// call settle will send (against a token that exists), diagnosed when it reverts.
+/// `Ok(Ok(plan))` when valid.
 pub async fn verify_permit2<S: Permit2Scheme>(
     scheme: &S,
     ctx: &PaymentContext<'_>,
@@ -175,11 +185,14 @@ pub async fn verify_permit2<S: Permit2Scheme>(
         )));
     }
     reject_on_err!(core.require_asset_code(asset).await?);
-    let plan = scheme.plan(p, amount, &signature);
+    let from = scheme.simulate_from(p);
+    // The buyer's EIP-2612 permit (eip2612GasSponsoring), checked against the token before
+    // the settlement that carries it is simulated (x402-spec §3.5).
+    let permit = reject_on_err!(super::sponsored_permit(core, ctx, &v.terms, from).await?);
+    let plan = scheme.plan(p, amount, &signature, permit.as_ref());
     if S::sends_nothing(amount) {
         return Ok(Ok(plan));
     }
-    let from = scheme.simulate_from(p);
     let no_code = crate::reason::PERMIT2_PROXY_NOT_DEPLOYED;
     if reject_on_err!(core.simulate(from, &plan, no_code).await?) {
         return Ok(Ok(plan));

@@ -205,3 +205,57 @@ async fn the_cli_pays_an_express_seller() {
         moved(&shop, b2.address, before, units, path).await;
     }
 }
+
+/// The official client (`@x402/evm` 2.27 with an `rpcUrl`) signs `eip2612GasSponsoring` permits
+/// for a fresh wallet holding USDC and no ETH; our seller and facilitator settle `exact` and
+/// `upto` through `settleWithPermit`.
+#[tokio::test]
+async fn the_official_client_pays_our_sponsoring_seller_from_a_fresh_wallet() {
+    use alloy::providers::Provider as _;
+    let shop = Shop::start().await;
+    let url = x402_tests::e2e::sponsor::sponsoring_seller(&shop).await;
+    let wallet = alloy::signers::local::PrivateKeySigner::random();
+    let who = wallet.address();
+    shop.h.bed.mint_usdc(who, U256::from(1_000_000u64)).await;
+    let script = NodeScript::new("flows-pay-evm.mjs");
+    let env = [
+        (
+            "X402_INTEROP_KEY",
+            format!("0x{}", alloy::hex::encode(wallet.to_bytes())),
+        ),
+        (
+            "X402_INTEROP_V1_NETWORK",
+            shop.h.network.v1_name().expect("a v1 name").to_owned(),
+        ),
+        ("X402_INTEROP_RPC", shop.h.bed.anvil().endpoint().to_owned()),
+    ];
+    let nonce = || async {
+        x402_evm::abi::eip2612::IEip2612Token::new(shop.h.bed.usdc(), shop.h.bed.provider())
+            .nonces(who)
+            .call()
+            .await
+            .unwrap()
+    };
+
+    let before = balances(&shop, who).await;
+    let result = pay_one(&script, &format!("{url}/exact"), &env).await;
+    settled(&result, "PAYMENT-RESPONSE", shop.h.network.as_str());
+    assert_eq!(result["body"], "exact, sponsored", "{result}");
+    moved(&shop, who, before, EXACT_UNITS, "exact, sponsored").await;
+    assert_eq!(nonce().await, U256::from(1), "the permit was used");
+
+    let before = balances(&shop, who).await;
+    let result = pay_one(&script, &format!("{url}/upto"), &env).await;
+    let settlement = settled(&result, "PAYMENT-RESPONSE", shop.h.network.as_str());
+    assert_eq!(
+        settlement["amount"],
+        UPTO_USED_UNITS.to_string(),
+        "{result}"
+    );
+    moved(&shop, who, before, UPTO_USED_UNITS, "upto, sponsored").await;
+    assert_eq!(nonce().await, U256::from(2), "the permit was used");
+
+    let provider = shop.h.bed.provider();
+    assert_eq!(provider.get_balance(who).await.unwrap(), U256::ZERO);
+    assert_eq!(provider.get_transaction_count(who).await.unwrap(), 0);
+}
