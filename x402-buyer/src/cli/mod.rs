@@ -1,6 +1,6 @@
 //! The `x402` command line: `x402 requirements <url>`, `x402 pay <url> [options]`,
-//! `x402 history [options]`, `x402 discover <facilitator-url>` (what a facilitator's bazaar
-//! lists for sale).
+//! `x402 history [options]`, `x402 discover <url>` (what a facilitator's bazaar or an origin's
+//! `/.well-known/x402` manifest lists for sale).
 //!
 //! Arguments are parsed with clap: `x402 --help`, `x402 pay --help` and
 //! `x402 requirements --help` list every option, the environment variables read and the exit
@@ -38,6 +38,7 @@ mod discover;
 mod governance;
 mod history;
 mod keys;
+mod manifest;
 mod report;
 #[cfg(test)]
 mod tests;
