@@ -28,6 +28,39 @@ pub struct CachedResponse {
 }
 
 impl CachedResponse {
+    /// The headers as text for a store column: a JSON array of `[name, hex value]` pairs.
+    pub fn headers_text(&self) -> String {
+        let pairs: Vec<(&str, String)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.iter().map(|b| format!("{b:02x}")).collect()))
+            .collect();
+        serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".to_owned())
+    }
+
+    /// A response from its stored columns ([`CachedResponse::headers_text`]).
+    pub fn from_stored(status: u16, headers: &str, body: Vec<u8>) -> Result<Self, String> {
+        let pairs: Vec<(String, String)> =
+            serde_json::from_str(headers).map_err(|e| format!("stored headers: {e}"))?;
+        let mut out = Vec::with_capacity(pairs.len());
+        for (name, hex) in pairs {
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    hex.get(i..i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| "stored headers: bad hex".to_owned())
+                })
+                .collect::<Result<Vec<u8>, String>>()?;
+            out.push((name, bytes));
+        }
+        Ok(Self {
+            status,
+            headers: out,
+            body,
+        })
+    }
+
     /// The bytes this response holds (headers and body), for size bounds.
     pub fn size(&self) -> usize {
         self.body.len()
@@ -260,6 +293,122 @@ impl IdempotencyStore for MemoryIdempotency {
     }
 }
 
+/// The conformance suite every [`IdempotencyStore`] backend's tests run.
+#[cfg(any(test, feature = "testing"))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a test suite: a failure is a panic"
+)]
+pub mod conformance {
+    use std::sync::Arc;
+
+    use super::*;
+
+    const HOLD: Duration = Duration::from_secs(600);
+
+    fn response(n: usize) -> CachedResponse {
+        CachedResponse {
+            status: 201,
+            headers: vec![
+                ("content-type".into(), b"text/plain".to_vec()),
+                ("x-bytes".into(), vec![0x80, 0xff, b'a']),
+                ("x-bytes".into(), b"second".to_vec()),
+            ],
+            body: (0..n).map(|i| (i % 251) as u8).collect(),
+        }
+    }
+
+    /// Runs the suite on `store` (keys are prefixed with `prefix`, so a shared database can run
+    /// it more than once).
+    pub async fn run(store: Arc<dyn IdempotencyStore>, prefix: &str) {
+        let k = |s: &str| format!("{prefix}{s}");
+        // Claim, busy, conflict, a foreign release, release, complete, replay.
+        assert_eq!(
+            store.claim(&k("a"), "f", HOLD).await.unwrap(),
+            Claim::Claimed
+        );
+        assert_eq!(store.claim(&k("a"), "f", HOLD).await.unwrap(), Claim::Busy);
+        assert_eq!(
+            store.claim(&k("a"), "g", HOLD).await.unwrap(),
+            Claim::Conflict
+        );
+        store.release(&k("a"), "g").await.unwrap();
+        assert_eq!(store.claim(&k("a"), "f", HOLD).await.unwrap(), Claim::Busy);
+        store.release(&k("a"), "f").await.unwrap();
+        assert_eq!(
+            store.claim(&k("a"), "g", HOLD).await.unwrap(),
+            Claim::Claimed
+        );
+        let big = response(100 * 1024);
+        store
+            .complete(&k("a"), "g", Some(big.clone()), HOLD)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.claim(&k("a"), "g", HOLD).await.unwrap(),
+            Claim::Replay(Some(big)),
+            "status, headers (repeated, non-UTF-8) and body kept exactly"
+        );
+        assert_eq!(
+            store.claim(&k("a"), "f", HOLD).await.unwrap(),
+            Claim::Conflict
+        );
+        store.release(&k("a"), "g").await.unwrap();
+        assert!(matches!(
+            store.claim(&k("a"), "g", HOLD).await.unwrap(),
+            Claim::Replay(_)
+        ));
+        // Served but not kept.
+        assert_eq!(
+            store.claim(&k("b"), "f", HOLD).await.unwrap(),
+            Claim::Claimed
+        );
+        store.complete(&k("b"), "f", None, HOLD).await.unwrap();
+        assert_eq!(
+            store.claim(&k("b"), "f", HOLD).await.unwrap(),
+            Claim::Replay(None)
+        );
+        // Keys are independent.
+        assert_eq!(
+            store.claim(&k("c"), "f", HOLD).await.unwrap(),
+            Claim::Claimed
+        );
+        // Lapsed claims and expired entries free the key.
+        assert_eq!(
+            store.claim(&k("d"), "f", Duration::ZERO).await.unwrap(),
+            Claim::Claimed
+        );
+        assert_eq!(
+            store.claim(&k("d"), "g", HOLD).await.unwrap(),
+            Claim::Claimed
+        );
+        store
+            .complete(&k("d"), "g", Some(response(1)), Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.claim(&k("d"), "f", HOLD).await.unwrap(),
+            Claim::Claimed
+        );
+        // Concurrent claims of one key: exactly one wins.
+        let claims = (0..8).map(|_| {
+            let store = store.clone();
+            let key = k("e");
+            tokio::spawn(async move { store.claim(&key, "f", HOLD).await.unwrap() })
+        });
+        let mut won = 0;
+        for c in claims {
+            match c.await.unwrap() {
+                Claim::Claimed => won += 1,
+                Claim::Busy => {}
+                other => panic!("a concurrent claim answered {other:?}"),
+            }
+        }
+        assert_eq!(won, 1);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -273,6 +422,21 @@ mod tests {
             headers: vec![("content-type".into(), b"text/plain".to_vec())],
             body: vec![b'x'; n],
         }
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_conforms() {
+        super::conformance::run(std::sync::Arc::new(MemoryIdempotency::default()), "").await;
+    }
+
+    #[test]
+    fn stored_headers_round_trip() {
+        let r = response(2);
+        let back =
+            CachedResponse::from_stored(r.status, &r.headers_text(), r.body.clone()).unwrap();
+        assert_eq!(back, r);
+        assert!(CachedResponse::from_stored(200, r#"[["a","0"]]"#, Vec::new()).is_err());
+        assert!(CachedResponse::from_stored(200, "{", Vec::new()).is_err());
     }
 
     #[tokio::test]
