@@ -340,3 +340,83 @@ async fn a_retry_after_a_lost_response_reuses_the_payment_and_pays_once() {
         Amount::from(EXACT_UNITS)
     );
 }
+
+#[tokio::test]
+async fn a_failed_attempt_is_not_stored_and_a_concurrent_one_waits() {
+    let Bed {
+        h,
+        counting,
+        seller,
+    } = bed().await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let handler = {
+        let (runs, started, release) = (runs.clone(), started.clone(), release.clone());
+        move || {
+            let (runs, started, release) = (runs.clone(), started.clone(), release.clone());
+            async move {
+                let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
+                if n == 1 {
+                    // The first attempt fails: nothing is settled, nothing stored.
+                    return (StatusCode::INTERNAL_SERVER_ERROR, "try again".to_owned());
+                }
+                started.notify_one();
+                release.notified().await;
+                (StatusCode::OK, format!("run {n}"))
+            }
+        }
+    };
+    let app = seller
+        .route(
+            axum::Router::new(),
+            Method::GET,
+            "/slow",
+            handler,
+            Route::new()
+                .accept(accept(&h))
+                .extension(PaymentIdentifier::required()),
+        )
+        .unwrap();
+    let shop = serve(app).await;
+    let url = format!("{shop}/slow");
+    let seller_address = h.bed.seller().address;
+    let start = h.bed.usdc_balance(seller_address).await;
+    let b0 = h.bed.buyer(0);
+    let header = with_id(
+        &sign_first(&url, &b0.signer, |_| {}).await,
+        "pay_idempotent_test_0001",
+    );
+
+    // The handler fails: 500, verified but not settled, and the id is free again.
+    let failed = send(&url, &header).await;
+    assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(counting.calls(), (1, 0));
+    assert_eq!(h.bed.usdc_balance(seller_address).await, start);
+
+    // The same payment again, while it is being processed a third copy gets 409 + Retry-After.
+    let first = tokio::spawn({
+        let (url, header) = (url.clone(), header.clone());
+        async move { send(&url, &header).await }
+    });
+    started.notified().await;
+    let concurrent = send(&url, &header).await;
+    assert_eq!(concurrent.status(), StatusCode::CONFLICT);
+    assert_eq!(concurrent.headers()["retry-after"], "1");
+    release.notify_one();
+    let first = first.await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.text().await.unwrap(), "run 2");
+    assert_eq!(counting.calls(), (2, 1));
+
+    // Once it is done, the copy is answered from the store.
+    let replay = send(&url, &header).await;
+    assert_eq!(replay.status(), 200);
+    assert_eq!(replay.text().await.unwrap(), "run 2");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(counting.calls(), (2, 1));
+    assert_eq!(
+        h.bed.usdc_balance(seller_address).await,
+        start + U256::from(EXACT_UNITS)
+    );
+}
