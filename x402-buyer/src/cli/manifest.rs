@@ -118,10 +118,7 @@ pub(super) fn print(
             .and_then(|i| i.get("method"))
             .and_then(|m| m.as_str())
             .unwrap_or("");
-        let resource = clean(
-            &format!("{method} {}", item.resource.url).trim().to_owned(),
-            200,
-        );
+        let resource = clean(format!("{method} {}", item.resource.url).trim(), 200);
         let kind = clean(item.kind.as_deref().unwrap_or("http"), 10);
         let description = clean(item.resource.description.as_deref().unwrap_or(""), 80);
         let accepts: Vec<PaymentRequirementsV2> = item
