@@ -74,6 +74,16 @@ impl Buyer {
                     Outcome::Ambiguous(Ok(response))
                 }
             }
+            // A seller processing the same payment id right now (x402-seller's 409 with
+            // `Retry-After`): the first copy's outcome is not known yet.
+            Ok(response)
+                if response.status() == reqwest::StatusCode::CONFLICT
+                    && response
+                        .headers()
+                        .contains_key(reqwest::header::RETRY_AFTER) =>
+            {
+                Outcome::Ambiguous(Ok(response))
+            }
             Ok(response) => Outcome::Final(Ok(response)),
         }
     }
@@ -107,8 +117,8 @@ impl Buyer {
     }
 
     /// [`Buyer::execute`] for one logical request that may be retried: a transport error, a
-    /// timeout ([`Retry::timeout`]) or a 5xx answer (other than a pending settlement) is
-    /// ambiguous — the seller may have settled the payment and then lost the answer — and the
+    /// timeout ([`Retry::timeout`]), a 5xx answer (other than a pending settlement) or a 409
+    /// with `Retry-After` (the seller is still processing the same payment id) is ambiguous — the seller may have settled the payment and then lost the answer — and the
     /// request is sent again, up to [`Retry::attempts`] times.
     ///
     /// The payment is signed **once**: every retry of the paid request carries the same payment
@@ -142,5 +152,111 @@ impl Buyer {
         paid.headers_mut().insert(name, value);
         let response = self.send_retrying(&paid, retry).await?;
         self.finish(prepared, response).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// Answers one request per entry of `answers` (status line and extra headers); hands back
+    /// how many requests it read.
+    async fn serve(
+        answers: &'static [(&'static str, &'static str)],
+    ) -> (String, tokio::task::JoinHandle<usize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/r", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let mut n = 0;
+            for (status, headers) in answers {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 8192];
+                let _ = socket.read(&mut buf).await.unwrap();
+                n += 1;
+                let body = format!("answer {n}");
+                let response = format!(
+                    "HTTP/1.1 {status}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(response.as_bytes()).await.unwrap();
+            }
+            n
+        });
+        (url, task)
+    }
+
+    fn buyer() -> Buyer {
+        Buyer::new(
+            reqwest::Client::new(),
+            x402_core::Registry::new(),
+            crate::Policy::default(),
+        )
+    }
+
+    fn quick(attempts: u32) -> Retry {
+        Retry {
+            attempts,
+            pause: Duration::from_millis(1),
+            timeout: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn ambiguous_answers_are_retried_and_the_last_is_returned() {
+        let (url, server) = serve(&[
+            ("503 Service Unavailable", ""),
+            ("409 Conflict", "retry-after: 1\r\n"),
+            ("200 OK", ""),
+        ])
+        .await;
+        let request = reqwest::Client::new().get(&url).build().unwrap();
+        let paid = buyer()
+            .execute_idempotent(request, &quick(3))
+            .await
+            .unwrap();
+        assert_eq!(paid.response.status(), 200);
+        assert_eq!(paid.response.text().await.unwrap(), "answer 3");
+        assert!(paid.payment.is_none());
+        assert_eq!(server.await.unwrap(), 3);
+
+        // Out of attempts: the last ambiguous answer is returned as it is.
+        let (url, server) = serve(&[("502 Bad Gateway", ""), ("502 Bad Gateway", "")]).await;
+        let request = reqwest::Client::new().get(&url).build().unwrap();
+        let paid = buyer()
+            .execute_idempotent(request, &quick(2))
+            .await
+            .unwrap();
+        assert_eq!(paid.response.status(), 502);
+        assert_eq!(server.await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn final_answers_are_not_retried() {
+        // A 409 without Retry-After (a payment id reused with another payment) and a 404.
+        const ANSWERS: [&[(&str, &str)]; 2] = [&[("409 Conflict", "")], &[("404 Not Found", "")]];
+        for answers in ANSWERS {
+            let status: u16 = answers[0].0[..3].parse().unwrap();
+            let (url, server) = serve(answers).await;
+            let request = reqwest::Client::new().get(&url).build().unwrap();
+            let paid = buyer()
+                .execute_idempotent(request, &quick(3))
+                .await
+                .unwrap();
+            assert_eq!(paid.response.status().as_u16(), status);
+            assert_eq!(server.await.unwrap(), 1);
+        }
+        // A connection refused every time: the transport error after the last attempt.
+        let request = reqwest::Client::new()
+            .get("http://127.0.0.1:1/")
+            .build()
+            .unwrap();
+        let error = buyer()
+            .execute_idempotent(request, &quick(2))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Http(_)), "{error}");
     }
 }
