@@ -135,3 +135,83 @@ async fn payment_identifier_interoperates_with_the_official_package() {
         assert!(theirs.starts_with("pay_"), "{theirs}");
     }
 }
+
+/// The official client pays our seller on a route requiring payment ids (its id appended by the
+/// official `appendPaymentIdentifierToExtensions`), and the exact payment it sent, sent again, is
+/// answered from our store: one settle, one handler run, the seller paid once.
+#[tokio::test]
+async fn the_official_client_pays_with_an_id_and_its_replay_is_served_from_the_store() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use alloy::primitives::U256;
+    use axum::http::Method;
+    use x402_core::{Amount, Price};
+    use x402_evm::assets::TransferMethod;
+    use x402_seller::{Accept, PaymentIdentifier, Route};
+    use x402_tests::e2e::{Counting, EXACT_UNITS, evm_seller, serve, serve_facilitator};
+    use x402_tests::evm::exact::ExactHarness;
+
+    let h = ExactHarness::start().await;
+    let facilitator_url = serve_facilitator(h.facilitator.clone()).await;
+    let counting = Arc::new(Counting::new(Arc::new(
+        x402_core::client::FacilitatorClient::new(facilitator_url),
+    )));
+    let seller = evm_seller(&h, counting.clone(), TransferMethod::Eip3009);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let runs = runs.clone();
+        move || {
+            let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            std::future::ready(format!("run {n}"))
+        }
+    };
+    let route = Route::new()
+        .accept(
+            Accept::new(
+                "exact",
+                h.network.clone(),
+                h.bed.seller().address.to_checksum(None),
+                Price::Atomic(Amount::from(EXACT_UNITS)),
+            )
+            .max_timeout_seconds(120),
+        )
+        .extension(PaymentIdentifier::required());
+    let app = seller
+        .route(axum::Router::new(), Method::GET, "/paid", handler, route)
+        .unwrap();
+    let shop = serve(app).await;
+    let seller_address = h.bed.seller().address;
+    let start = h.bed.usdc_balance(seller_address).await;
+    let b0 = h.bed.buyer(0);
+    let id = "pay_official_client_0001";
+    let lines = NodeScript::new("payment_id_pay.mjs")
+        .run(
+            &[&format!("{shop}/paid")],
+            &[
+                (
+                    "X402_INTEROP_KEY",
+                    format!("0x{}", alloy::hex::encode(b0.signer.to_bytes())),
+                ),
+                ("PAYID_ID", id.to_owned()),
+            ],
+        )
+        .await;
+    let result: Value = serde_json::from_str(lines.last().expect("one JSON line")).unwrap();
+    assert!(result.get("error").is_none(), "{result}");
+    assert_eq!(result["status"], 200, "{result}");
+    assert_eq!(result["body"], "run 1");
+    assert_eq!(
+        result["sent"]["extensions"][PAYMENT_IDENTIFIER]["info"]["id"], id,
+        "{result}"
+    );
+    assert_eq!(result["replayStatus"], 200, "{result}");
+    assert_eq!(result["replayBody"], "run 1");
+    assert_eq!(result["replayed"], "true");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(counting.calls(), (1, 1));
+    assert_eq!(
+        h.bed.usdc_balance(seller_address).await,
+        start + U256::from(EXACT_UNITS)
+    );
+}
