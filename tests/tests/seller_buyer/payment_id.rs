@@ -123,7 +123,12 @@ async fn a_payment_id_replays_refuses_reuse_and_is_required_where_declared() {
             Route::new()
                 .description("A report")
                 .accept(accept(&h))
-                .extension(PaymentIdentifier::optional()),
+                .extension(PaymentIdentifier::optional())
+                .extension(
+                    x402_core::extension::bazaar::Bazaar::query()
+                        .input_example(serde_json::json!({"units": "metric"}))
+                        .output_example(serde_json::json!({"temperature": 21})),
+                ),
         )
         .unwrap();
     let app = seller
@@ -229,6 +234,20 @@ async fn a_payment_id_replays_refuses_reuse_and_is_required_where_declared() {
     assert_eq!(items[0]["input"]["method"], "GET");
     assert_eq!(items[0]["accepts"][0]["amount"], EXACT_UNITS.to_string());
     assert!(items[0].get("requires").is_none(), "{manifest}");
+    // The bazaar's contract, lifted.
+    assert_eq!(items[0]["type"], "http");
+    assert_eq!(items[0]["input"]["routeTemplate"], "/report");
+    assert_eq!(
+        items[0]["input"]["queryParams"],
+        serde_json::json!({"units": "metric"}),
+        "{manifest}"
+    );
+    assert_eq!(
+        items[0]["output"]["example"],
+        serde_json::json!({"temperature": 21}),
+        "{manifest}"
+    );
+    assert!(items[1].get("output").is_none(), "{manifest}");
     assert_eq!(
         items[1]["requires"],
         serde_json::json!(["payment-identifier"])
