@@ -82,7 +82,13 @@ where
         let inner = self.inner.clone();
         let paywall = self.paywall.clone();
         Box::pin(async move {
-            crate::payment_id::handle(&paywall.seller, &paywall.route, inner, request).await
+            crate::payment_id::handle(
+                paywall.seller.clone(),
+                paywall.route.clone(),
+                inner,
+                request,
+            )
+            .await
         })
     }
 }

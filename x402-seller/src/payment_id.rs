@@ -18,6 +18,9 @@
 //!   payment: **409**. Held by the same payment still being processed (a concurrent retry):
 //!   **409** with `Retry-After: 1` — the buyer retries once the first request has finished.
 //!
+//! A claimed payment is processed on its own task: a client that disconnects midway does not
+//! cancel its settle nor the storing of its response, so its retry finds the response.
+//!
 //! Responses larger than [`PaymentIdOptions::max_cached_body`] (or streamed without a known
 //! length) are served but not kept: a replay of their id is a 409 saying so. The in-memory store
 //! is per process; [`Seller::with_payment_id_store`] shares one across replicas. A v1 payment
@@ -34,7 +37,8 @@ use tower::Service;
 use x402_core::extension::idempotency::{CachedResponse, Claim, IdempotencyStore};
 use x402_core::extension::payment_id::{self, PAYMENT_IDENTIFIER, PaymentId};
 use x402_core::header::{
-    self as codec, MAX_REQUEST_HEADER_LEN, PAYMENT_RESPONSE, PAYMENT_SIGNATURE,
+    self as codec, MAX_REQUEST_HEADER_LEN, MAX_RESPONSE_HEADER_LEN, PAYMENT_RESPONSE,
+    PAYMENT_SIGNATURE,
 };
 use x402_core::json::JsonLimits;
 use x402_core::wire::{PaymentPayload, PaymentRequirements, Raw, SettleResponse, VerifyRequest};
@@ -217,7 +221,7 @@ fn settled_success(response: &Response<Body>) -> bool {
         .headers()
         .get(PAYMENT_RESPONSE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|t| codec::decode::<SettleResponse>(t, MAX_REQUEST_HEADER_LEN * 4).ok())
+        .and_then(|t| codec::decode::<SettleResponse>(t, MAX_RESPONSE_HEADER_LEN).ok())
         .is_some_and(|s| s.success)
 }
 
@@ -244,25 +248,27 @@ fn conflict(message: &str) -> Response<Body> {
 /// Runs a request through the paywall ([`crate::flow::handle`]), idempotently when it carries
 /// a payment id on a route declaring `payment-identifier`.
 pub(crate) async fn handle<S>(
-    seller: &SellerInner,
-    route: &Route,
+    seller: Arc<SellerInner>,
+    route: Arc<Route>,
     inner: S,
     request: Request<Body>,
 ) -> Result<Response<Body>, S::Error>
 where
-    S: Service<Request<Body>, Response = Response<Body>>,
+    S: Service<Request<Body>, Response = Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
 {
     let (parts, body) = request.into_parts();
-    let Some(required) = declared(route, &parts) else {
-        return crate::flow::handle(seller, route, inner, Request::from_parts(parts, body)).await;
+    let Some(required) = declared(&route, &parts) else {
+        return crate::flow::handle(&seller, &route, inner, Request::from_parts(parts, body)).await;
     };
     let Some(payload) = payload_of(&parts) else {
-        return crate::flow::handle(seller, route, inner, Request::from_parts(parts, body)).await;
+        return crate::flow::handle(&seller, &route, inner, Request::from_parts(parts, body)).await;
     };
     let id = match payment_id::read_id(payload.extensions.as_deref()) {
         PaymentId::Id(id) => id,
         PaymentId::Absent if !required => {
-            return crate::flow::handle(seller, route, inner, Request::from_parts(parts, body))
+            return crate::flow::handle(&seller, &route, inner, Request::from_parts(parts, body))
                 .await;
         }
         PaymentId::Absent => {
@@ -279,7 +285,7 @@ where
         PaymentPayload::V2(payload.clone()),
         PaymentRequirements::V2(payload.accepted.clone()),
     );
-    let fingerprint = hex_digest(&[crate::flow::in_flight_key(seller, &request).as_bytes()]);
+    let fingerprint = hex_digest(&[crate::flow::in_flight_key(&seller, &request).as_bytes()]);
     let key = cache_key(&id, &parts);
     let options = seller.payment_id_options;
     let store = seller.payment_ids.clone();
@@ -320,11 +326,36 @@ where
         fingerprint,
         armed: true,
     };
-    let response =
-        crate::flow::handle(seller, route, inner, Request::from_parts(parts, body)).await?;
+    // The claimed payment is processed on its own task: a client that goes away (the very
+    // outcome a retry with the same id is for) does not cancel the settle or the storing of its
+    // response, so the retry finds the stored response.
+    let task = tokio::spawn(async move {
+        let request = Request::from_parts(parts, body);
+        let response = crate::flow::handle(&seller, &route, inner, request).await?;
+        Ok(store_response(pending, response, options).await)
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "the paid request's task failed");
+            Ok(response::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the paid request failed; retry it with the same payment id",
+            ))
+        }
+    }
+}
+
+/// Stores `response` for the claim when it is a settled success, releases the claim otherwise;
+/// the response to send.
+async fn store_response(
+    pending: Pending,
+    response: Response<Body>,
+    options: PaymentIdOptions,
+) -> Response<Body> {
     if !settled_success(&response) {
         pending.release().await;
-        return Ok(response);
+        return response;
     }
     let (head, body) = response.into_parts();
     let kept = body
@@ -333,15 +364,15 @@ where
         .is_some_and(|n| n <= options.max_cached_body as u64);
     if !kept {
         pending.complete(None, options.keep).await;
-        return Ok(Response::from_parts(head, body));
+        return Response::from_parts(head, body);
     }
     let Ok(bytes) = axum::body::to_bytes(body, options.max_cached_body).await else {
         // The paid response could not be read; the payment is settled, so the id is done.
         pending.complete(None, options.keep).await;
-        return Ok(response::error(
+        return response::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the paid response could not be read",
-        ));
+        );
     };
     let cached = CachedResponse {
         status: head.status.as_u16(),
@@ -356,7 +387,7 @@ where
     pending
         .complete((!too_large).then_some(cached), options.keep)
         .await;
-    Ok(Response::from_parts(head, Body::from(bytes)))
+    Response::from_parts(head, Body::from(bytes))
 }
 
 #[cfg(test)]

@@ -439,3 +439,79 @@ async fn a_failed_attempt_is_not_stored_and_a_concurrent_one_waits() {
         start + U256::from(EXACT_UNITS)
     );
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_does_not_cancel_the_payment_it_started() {
+    let Bed {
+        h,
+        counting,
+        seller,
+    } = bed().await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let handler = {
+        let (runs, started, release) = (runs.clone(), started.clone(), release.clone());
+        move || {
+            let (runs, started, release) = (runs.clone(), started.clone(), release.clone());
+            async move {
+                let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
+                started.notify_one();
+                release.notified().await;
+                format!("run {n}")
+            }
+        }
+    };
+    let app = seller
+        .route(
+            axum::Router::new(),
+            Method::GET,
+            "/long",
+            handler,
+            Route::new()
+                .accept(accept(&h))
+                .extension(PaymentIdentifier::optional()),
+        )
+        .unwrap();
+    let shop = serve(app).await;
+    let url = format!("{shop}/long");
+    let seller_address = h.bed.seller().address;
+    let start = h.bed.usdc_balance(seller_address).await;
+    let b0 = h.bed.buyer(0);
+    let header = with_id(
+        &sign_first(&url, &b0.signer, |_| {}).await,
+        "pay_client_went_away_01",
+    );
+
+    // The client sends the payment and goes away while the handler runs.
+    let gone = tokio::spawn({
+        let (url, header) = (url.clone(), header.clone());
+        async move { send(&url, &header).await }
+    });
+    started.notified().await;
+    gone.abort();
+    assert!(gone.await.unwrap_err().is_cancelled());
+    release.notify_one();
+
+    // Its retry with the same payment: 409 + Retry-After while the first is finishing, then the
+    // stored response of the one run.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    let retried = loop {
+        let r = send(&url, &header).await;
+        if r.status() != StatusCode::CONFLICT {
+            break r;
+        }
+        assert!(r.headers().contains_key("retry-after"));
+        assert!(tokio::time::Instant::now() < deadline, "still in progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(retried.status(), 200);
+    assert_eq!(retried.headers()[REPLAY_HEADER], "true");
+    assert_eq!(retried.text().await.unwrap(), "run 1");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(counting.calls(), (1, 1));
+    assert_eq!(
+        h.bed.usdc_balance(seller_address).await,
+        start + U256::from(EXACT_UNITS)
+    );
+}
