@@ -106,7 +106,8 @@ enum Command {
     /// GET a URL, paying its 402 once by policy; prints the body and the settlement.
     #[command(after_help = AFTER_HELP)]
     Pay(Box<PayArgs>),
-    /// List what a facilitator's discovery catalogue (bazaar) offers for sale; pays nothing.
+    /// List what a facilitator's discovery catalogue (bazaar) or an origin's /.well-known/x402
+    /// manifest offers for sale; pays nothing.
     #[command(after_help = super::discover::AFTER_HELP)]
     Discover(super::discover::DiscoverArgs),
     /// List the payments recorded in the ledger (every payment `pay` signed).

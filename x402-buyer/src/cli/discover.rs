@@ -21,7 +21,8 @@ use crate::{Buyer, KnownAsset};
 pub(super) const AFTER_HELP: &str = "\
 Exit status:
   0  success: the page printed (possibly empty)
-  1  failure: network error, no discovery on that facilitator, unreadable answer
+  1  failure: network error, no discovery on that facilitator, no manifest at that origin
+     (with --manifest or a manifest URL), unreadable answer
   2  usage error";
 
 /// `x402 discover`'s arguments.
