@@ -290,6 +290,7 @@ async fn a_retry_after_a_lost_response_reuses_the_payment_and_pays_once() {
         seller,
     } = bed().await;
     let runs = Arc::new(AtomicUsize::new(0));
+    let cli_runs = Arc::new(AtomicUsize::new(0));
     let app = seller
         .route(
             axum::Router::new(),
@@ -301,17 +302,31 @@ async fn a_retry_after_a_lost_response_reuses_the_payment_and_pays_once() {
                 .extension(PaymentIdentifier::optional()),
         )
         .unwrap();
-    // A proxy in front of the seller loses the first paid response (after the seller settled)
-    // and answers 502.
+    let app = seller
+        .route(
+            app,
+            Method::GET,
+            "/flaky-cli",
+            counted(cli_runs.clone()),
+            Route::new()
+                .accept(accept(&h))
+                .extension(PaymentIdentifier::optional()),
+        )
+        .unwrap();
+    // A proxy in front of the seller loses the first paid response of each path (after the
+    // seller settled) and answers 502.
     let lost = Arc::new(AtomicBool::new(false));
-    let dropped = lost.clone();
+    let dropped_paths = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let dropped = (lost.clone(), dropped_paths.clone());
     let app = app.layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
-            let dropped = dropped.clone();
+            let (lost, paths) = dropped.clone();
             async move {
                 let paid = request.headers().contains_key(PAYMENT_SIGNATURE);
+                let path = request.uri().path().to_owned();
                 let response = next.run(request).await;
-                if paid && !dropped.swap(true, Ordering::SeqCst) {
+                if paid && paths.lock().unwrap().insert(path) {
+                    lost.store(true, Ordering::SeqCst);
                     return axum::response::IntoResponse::into_response((
                         StatusCode::BAD_GATEWAY,
                         "upstream connection reset",
@@ -358,8 +373,52 @@ async fn a_retry_after_a_lost_response_reuses_the_payment_and_pays_once() {
         buyer.spent(&h.network, &h.bed.usdc().to_checksum(None)),
         Amount::from(EXACT_UNITS)
     );
-}
 
+    // `x402 pay --retries 2` does the same.
+    let key = format!("0x{}", alloy::hex::encode(b0.signer.to_bytes()));
+    let asset = format!("{}:{}:6:USDC", h.network, h.bed.usdc().to_checksum(None));
+    let rpc = h.bed.anvil().endpoint().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.jsonl");
+    let args: Vec<String> = [
+        "pay",
+        &format!("{shop}/flaky-cli"),
+        "--max",
+        "0.02",
+        "--asset",
+        &asset,
+        "--evm-rpc",
+        &rpc,
+        "--retries",
+        "2",
+        "--ledger",
+        ledger.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let env = move |name: &str| (name == "X402_PRIVATE_KEY").then(|| key.clone());
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let exit = x402_buyer::cli::run(&args, &env, &mut out, &mut err).await;
+    let (out, err) = (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    );
+    assert_eq!(exit, x402_buyer::cli::Exit::Success, "{out}\n{err}");
+    assert!(out.contains("run 1"), "{out}");
+    assert_eq!(cli_runs.load(Ordering::SeqCst), 1);
+    assert_eq!(counting.calls(), (2, 2));
+    assert_eq!(
+        h.bed.usdc_balance(seller_address).await,
+        start + U256::from(2 * EXACT_UNITS)
+    );
+    let ledger_lines = std::fs::read_to_string(&ledger).unwrap();
+    let payments = ledger_lines
+        .lines()
+        .filter(|l| l.contains(r#""kind":"payment""#))
+        .count();
+    assert_eq!(payments, 1, "one payment in the ledger: {ledger_lines}");
+}
 #[tokio::test]
 async fn a_failed_attempt_is_not_stored_and_a_concurrent_one_waits() {
     let Bed {

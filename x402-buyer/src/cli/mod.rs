@@ -270,7 +270,16 @@ async fn pay_inner(
             }
         }
     }
-    let paid = match buyer.get(&args.url).await {
+    let sent = if args.retries == 0 {
+        buyer.get(&args.url).await
+    } else {
+        let retry = crate::Retry::attempts(args.retries + 1);
+        match buyer.http.get(&args.url).build() {
+            Ok(request) => buyer.execute_idempotent(request, &retry).await,
+            Err(e) => Err(crate::Error::Http(e)),
+        }
+    };
+    let paid = match sent {
         Ok(p) => p,
         Err(crate::Error::Refused {
             status,
