@@ -25,6 +25,9 @@ pub enum Error {
     /// The HTTP request failed.
     #[error("request failed: {0}")]
     Http(#[from] reqwest::Error),
+    /// No answer came within the retry's timeout ([`crate::Retry::timeout`]).
+    #[error("no answer: {0}")]
+    Unanswered(String),
     /// The request's body cannot be sent twice, so it cannot be retried with a payment.
     #[error("the request body is a stream and cannot be sent again with a payment")]
     NotReplayable,
@@ -69,6 +72,15 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The seller declared an extension the buyer cannot satisfy and marked it required
+    /// ([`crate::extensions`]): nothing was chosen, reserved or signed.
+    #[error("the seller requires the {key} extension, which this buyer cannot satisfy: {reason}")]
+    Extension {
+        /// The extension's key.
+        key: String,
+        /// Why the buyer cannot satisfy it.
+        reason: String,
+    },
     /// The ledger could not be written: the signed payment was dropped unsent.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -85,6 +97,8 @@ pub struct Payment {
     pub settlement: Option<SettleResponse>,
     /// Its id in the ledger ([`crate::ledger::PaymentRecord::id`]).
     pub id: String,
+    /// The `payment-identifier` id sent with it, when the seller declared the extension.
+    pub payment_id: Option<String>,
 }
 
 impl Payment {
@@ -131,6 +145,10 @@ pub struct Buyer {
     pub(crate) selector: Arc<dyn Selector>,
     pub(crate) ledger: Option<Arc<dyn Ledger>>,
     pub(crate) clock: SharedClock,
+    /// Extensions the buyer understands ([`crate::extensions`]).
+    pub(crate) extensions: Vec<Arc<dyn crate::extensions::BuyerExtension>>,
+    /// Whether a declared `payment-identifier` is answered with an id.
+    pub(crate) payment_ids: bool,
 }
 
 impl Buyer {
@@ -146,6 +164,8 @@ impl Buyer {
             selector: Arc::new(Ranked),
             ledger: None,
             clock: system_clock(),
+            extensions: Vec::new(),
+            payment_ids: true,
         }
     }
 
@@ -256,9 +276,19 @@ impl Buyer {
         let mut retry = retry.ok_or(Error::NotReplayable)?;
         let required = read_402(response).await?;
         let prepared = self.pay(&method, &url, &required).await?;
-        let (name, value) = prepared.header;
+        let (name, value) = prepared.header.clone();
         retry.headers_mut().insert(name, value);
         let response = self.http.execute(retry).await?;
+        self.finish(prepared, response).await
+    }
+
+    /// The paid request's answer: its settlement recorded, a 402 or 412 made
+    /// [`Error::Refused`].
+    pub(crate) async fn finish(
+        &self,
+        prepared: crate::pay::Prepared,
+        response: reqwest::Response,
+    ) -> Result<Paid, Error> {
         let settlement = settlement_of(response.headers());
         self.record_settlement(&prepared.id, settlement.as_ref())
             .await;
@@ -295,6 +325,7 @@ impl Buyer {
                 requirements: prepared.requirements,
                 settlement,
                 id: prepared.id,
+                payment_id: prepared.payment_id,
             }),
         })
     }

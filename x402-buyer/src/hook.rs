@@ -13,7 +13,9 @@
 //!    they were added, with the 402 as read, before any option is looked at. The first to
 //!    answer [`Before::Abort`] ends the request with [`Error::Aborted`](crate::Error::Aborted)
 //!    (step `on_payment_required`): nothing is chosen, reserved or signed. A prompt ("pay for
-//!    this?") or a check that the site is trusted goes here.
+//!    this?") or a check that the site is trusted goes here. Then the seller's v2 extensions
+//!    are answered ([`crate::extensions`]): one it requires that the buyer cannot satisfy ends
+//!    the request with [`Error::Extension`](crate::Error::Extension), before anything is chosen.
 //! 2. **choice** — the policy (built-in checks, then its filters, the recipient lists, the
 //!    rolling budgets and the rate limit) keeps the acceptable options, the selector picks one,
 //!    and its amount is **reserved** against the budgets (atomically with the check: two

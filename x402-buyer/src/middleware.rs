@@ -57,7 +57,7 @@ impl Middleware for PayingMiddleware {
             .pay(&method, &url, &required)
             .await
             .map_err(Error::middleware)?;
-        let (name, value) = prepared.header;
+        let (name, value) = prepared.header.clone();
         retry.headers_mut().insert(name, value);
         let mut response = next.run(retry, extensions).await?;
         let settlement = settlement_of(response.headers());
@@ -69,6 +69,7 @@ impl Middleware for PayingMiddleware {
             requirements: prepared.requirements,
             settlement,
             id: prepared.id,
+            payment_id: prepared.payment_id,
         });
         Ok(response)
     }

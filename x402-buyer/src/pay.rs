@@ -30,13 +30,15 @@ async fn append(ledger: &Arc<dyn Ledger>, record: Record) -> Result<(), LedgerEr
 }
 
 /// What [`Buyer::pay`] prepared: the signed payment and the header carrying it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Prepared {
     pub(crate) version: X402Version,
     pub(crate) requirements: PaymentRequirements,
     pub(crate) header: (HeaderName, HeaderValue),
     /// The payment's ledger id.
     pub(crate) id: String,
+    /// The `payment-identifier` id it carries.
+    pub(crate) payment_id: Option<String>,
 }
 
 /// A reservation against the budgets: released when dropped uncommitted (the payment was never
@@ -192,6 +194,11 @@ impl Buyer {
                 }
             }
         }
+        // Extensions first: one the buyer cannot satisfy stops it before anything is reserved.
+        let (extensions, payment_id) = match required {
+            PaymentRequired::V2(d) => self.echo_extensions(method, url, d).await?,
+            PaymentRequired::V1(_) => (None, None),
+        };
         let options = options_of(required);
         let origin = url.origin().ascii_serialization();
         let (index, scheme, asset, ticket) = self.choose(&options, &origin)?;
@@ -229,7 +236,9 @@ impl Buyer {
                     resource: Some(d.resource.clone()),
                     accepted: r.clone(),
                     payload,
-                    extensions: with_entries(d.extensions.as_deref(), signed.extensions),
+                    // The scheme's entries (a gas-sponsoring permit) on top of the echo the
+                    // buyer's extensions prepared.
+                    extensions: with_entries(extensions.as_deref(), signed.extensions),
                 }),
             ),
             (_, r) => (
@@ -285,6 +294,7 @@ impl Buyer {
             requirements: chosen.clone(),
             header: (name, value),
             id: record.id,
+            payment_id,
         })
     }
 

@@ -67,6 +67,9 @@ pub enum ConfigError {
         /// What is wrong.
         why: String,
     },
+    /// [`Seller::route`] was given a method axum cannot route.
+    #[error("the method {0} cannot be routed")]
+    Method(String),
     /// A declared extension is invalid ([`Route::extension`]).
     #[error("extension {key}: {why}")]
     Extension {
@@ -437,6 +440,11 @@ pub(crate) struct SellerInner {
     /// Payments being processed right now, by scheme payload: one payment is never served twice
     /// concurrently, on any route of this seller.
     pub(crate) in_flight: Mutex<HashSet<String>>,
+    /// Where payment-id entries are kept ([`crate::payment_id`]).
+    pub(crate) payment_ids: Arc<dyn x402_core::extension::idempotency::IdempotencyStore>,
+    pub(crate) payment_id_options: crate::payment_id::PaymentIdOptions,
+    /// The routes [`Seller::route`] added, for the origin manifest ([`crate::manifest`]).
+    pub(crate) manifest: Mutex<Vec<crate::manifest::Listed>>,
 }
 
 impl fmt::Debug for SellerInner {
@@ -459,6 +467,9 @@ impl SellerInner {
             hooks: Vec::new(),
             routes: Mutex::new(Vec::new()),
             in_flight: Mutex::new(HashSet::new()),
+            payment_ids: Arc::new(x402_core::extension::idempotency::MemoryIdempotency::default()),
+            payment_id_options: crate::payment_id::PaymentIdOptions::default(),
+            manifest: Mutex::new(Vec::new()),
         }
     }
 
@@ -505,7 +516,7 @@ impl Seller {
 
     /// A copy of this seller's configuration, changed by `edit` (the routes built so far are
     /// kept for [`Seller::validate`]).
-    fn edited(self, edit: impl FnOnce(&mut SellerInner)) -> Self {
+    pub(crate) fn edited(self, edit: impl FnOnce(&mut SellerInner)) -> Self {
         let old = &self.inner;
         let mut inner = SellerInner::new(
             old.upstreams.clone(),
@@ -513,6 +524,14 @@ impl Seller {
             old.options.clone(),
         );
         inner.hooks = old.hooks.clone();
+        inner.payment_ids = old.payment_ids.clone();
+        inner.payment_id_options = old.payment_id_options;
+        inner.manifest = Mutex::new(
+            old.manifest
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        );
         inner.routes = Mutex::new(
             old.routes
                 .lock()

@@ -160,7 +160,7 @@ fn read_payment(headers: &HeaderMap, offers: &Offers) -> Result<Option<Paid>, Bo
 /// The key under which a payment is marked in flight: the identity its facilitator settles it
 /// under, as the scheme reads it, so two encodings of one authorization are one payment; the
 /// scheme payload's canonical JSON when the scheme cannot read one.
-fn in_flight_key(seller: &SellerInner, request: &VerifyRequest) -> String {
+pub(crate) fn in_flight_key(seller: &SellerInner, request: &VerifyRequest) -> String {
     let requirements = &request.payment_requirements;
     let payload = request.payment_payload.payload();
     let identity = requirements.view().ok().and_then(|view| {

@@ -30,6 +30,11 @@ impl Paywall {
     pub(crate) fn new(seller: Arc<SellerInner>, route: Arc<Route>) -> Self {
         Self { seller, route }
     }
+
+    /// The route this paywall protects.
+    pub(crate) fn route(&self) -> Arc<Route> {
+        self.route.clone()
+    }
 }
 
 impl<S> Layer<S> for Paywall {
@@ -77,7 +82,13 @@ where
         let inner = self.inner.clone();
         let paywall = self.paywall.clone();
         Box::pin(async move {
-            crate::flow::handle(&paywall.seller, &paywall.route, inner, request).await
+            crate::payment_id::handle(
+                paywall.seller.clone(),
+                paywall.route.clone(),
+                inner,
+                request,
+            )
+            .await
         })
     }
 }

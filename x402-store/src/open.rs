@@ -90,7 +90,7 @@ pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn Settlement
 /// (`sqlite:///srv/s.db` is `/srv/s.db`, `sqlite:data/s.db` is relative). `None` when it names
 /// no file, or carries a query or fragment (SQLite URI parameters are not taken: the store sets
 /// its own mode).
-fn sqlite_path(url: &str) -> Option<PathBuf> {
+pub(crate) fn sqlite_path(url: &str) -> Option<PathBuf> {
     let (_, rest) = url.split_once(':')?;
     let path = rest.strip_prefix("//").unwrap_or(rest);
     (!path.is_empty() && !path.contains(['?', '#'])).then(|| PathBuf::from(path))

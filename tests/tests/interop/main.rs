@@ -15,6 +15,7 @@ mod bazaar;
 mod flows;
 mod oracle_evm;
 mod oracle_svm;
+mod payment_id;
 mod python;
 mod vocabulary;
 

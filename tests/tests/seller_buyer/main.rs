@@ -16,6 +16,7 @@ mod failures;
 mod governance;
 mod middleware;
 mod paying;
+mod payment_id;
 mod pending;
 mod policy;
 mod seller_hooks;

@@ -482,7 +482,7 @@ async fn replicas_starting_together_migrate_once_and_pruning_keeps_unresolved_ro
         .output()
         .unwrap();
     assert!(versions.status.success(), "{versions:?}");
-    assert_eq!(String::from_utf8_lossy(&versions.stdout).trim(), "1,2,3");
+    assert_eq!(String::from_utf8_lossy(&versions.stdout).trim(), "1,2,3,4");
 
     // Expired long ago: a resolved row goes, an unresolved one stays, a live one stays.
     let store = &stores[0];
@@ -547,6 +547,38 @@ async fn the_postgres_catalogue_conforms_and_is_shared_by_replicas() {
         .await
         .unwrap();
     assert_eq!(page.total, 3, "the other replica lists the same catalogue");
+    drop((a, b));
+    blocking(move || drop(server)).await;
+}
+
+/// A seller's payment-identifier entries on PostgreSQL: the conformance suite, and a second
+/// replica replays what the first stored and loses a concurrent claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_postgres_payment_ids_conform_and_are_shared_by_replicas() {
+    use std::time::Duration;
+    use x402_core::extension::idempotency::{self, Claim as IdClaim};
+    let server = blocking(PgServer::start).await;
+    let a = x402_store::open_payment_ids(&server.url(), StoreOptions::default())
+        .await
+        .unwrap();
+    let b = x402_store::open_payment_ids(&server.url(), StoreOptions::default())
+        .await
+        .unwrap();
+    idempotency::conformance::run(a.clone(), "a-").await;
+    let hold = Duration::from_secs(600);
+    assert!(
+        matches!(
+            b.claim("a-a", "g", hold).await.unwrap(),
+            IdClaim::Replay(Some(_))
+        ),
+        "the other replica replays the stored response"
+    );
+    assert_eq!(b.claim("a-a", "f", hold).await.unwrap(), IdClaim::Conflict);
+    // One claim across replicas.
+    let (x, y) = tokio::join!(a.claim("shared", "f", hold), b.claim("shared", "f", hold));
+    let mut answers = [x.unwrap(), y.unwrap()];
+    answers.sort_by_key(|c| matches!(c, IdClaim::Busy));
+    assert_eq!(answers, [IdClaim::Claimed, IdClaim::Busy]);
     drop((a, b));
     blocking(move || drop(server)).await;
 }

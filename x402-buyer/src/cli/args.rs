@@ -107,7 +107,8 @@ enum Command {
     /// GET a URL, paying its 402 once by policy; prints the body and the settlement.
     #[command(after_help = AFTER_HELP)]
     Pay(Box<PayArgs>),
-    /// List what a facilitator's discovery catalogue (bazaar) offers for sale; pays nothing.
+    /// List what a facilitator's discovery catalogue (bazaar) or an origin's /.well-known/x402
+    /// manifest offers for sale; pays nothing.
     #[command(after_help = super::discover::AFTER_HELP)]
     Discover(super::discover::DiscoverArgs),
     /// List the payments recorded in the ledger (every payment `pay` signed).
@@ -139,6 +140,10 @@ struct PayArgs {
     /// The most this run may spend per asset, in the asset's units [default: no limit].
     #[arg(long, value_name = "AMOUNT")]
     total: Option<String>,
+    /// Send the request again up to N times after an ambiguous outcome (a connection error, a
+    /// 5xx), with the same signed payment and payment id: never pays twice [default: 0].
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10))]
+    retries: u32,
     /// Pay only on these networks, preferred in this order (eip155:8453, eip155:*, solana:*);
     /// repeatable [default: any network a key can pay].
     #[arg(long = "network", value_name = "PATTERN", value_parser = parse_network)]
@@ -229,6 +234,8 @@ pub(super) struct Args {
     pub(super) discover: Option<super::discover::DiscoverArgs>,
     /// `--ledger` (or `$X402_LEDGER` as clap read it).
     pub(super) ledger: Option<String>,
+    /// `pay --retries`.
+    pub(super) retries: u32,
 }
 
 fn parse_network(s: &str) -> Result<NetworkPattern, String> {
@@ -290,6 +297,7 @@ pub(super) fn parse(args: &[String]) -> Result<Args, clap::Error> {
             json: a.json,
             discover: None,
             ledger: None,
+            retries: 0,
         },
         Command::Discover(a) => Args {
             command: Action::Discover,
@@ -304,6 +312,7 @@ pub(super) fn parse(args: &[String]) -> Result<Args, clap::Error> {
             json: a.json,
             discover: Some(a),
             ledger: None,
+            retries: 0,
         },
         Command::History(a) => Args {
             command: Action::History(a),
@@ -318,6 +327,7 @@ pub(super) fn parse(args: &[String]) -> Result<Args, clap::Error> {
             json: false,
             discover: None,
             ledger: None,
+            retries: 0,
         },
         Command::Pay(a) => {
             let a = *a;
@@ -341,6 +351,7 @@ pub(super) fn parse(args: &[String]) -> Result<Args, clap::Error> {
                 json: a.json,
                 discover: None,
                 ledger: a.governance.ledger,
+                retries: a.retries,
             }
         }
     })

@@ -1,6 +1,6 @@
 //! The `x402` command line: `x402 requirements <url>`, `x402 pay <url> [options]`,
-//! `x402 history [options]`, `x402 discover <facilitator-url>` (what a facilitator's bazaar
-//! lists for sale).
+//! `x402 history [options]`, `x402 discover <url>` (what a facilitator's bazaar or an origin's
+//! `/.well-known/x402` manifest lists for sale).
 //!
 //! Arguments are parsed with clap: `x402 --help`, `x402 pay --help` and
 //! `x402 requirements --help` list every option, the environment variables read and the exit
@@ -38,6 +38,7 @@ mod discover;
 mod governance;
 mod history;
 mod keys;
+mod manifest;
 mod report;
 #[cfg(test)]
 mod tests;
@@ -281,7 +282,16 @@ async fn pay_inner(
             }
         }
     }
-    let paid = match buyer.get(&args.url).await {
+    let sent = if args.retries == 0 {
+        buyer.get(&args.url).await
+    } else {
+        let retry = crate::Retry::attempts(args.retries + 1);
+        match buyer.http.get(&args.url).build() {
+            Ok(request) => buyer.execute_idempotent(request, &retry).await,
+            Err(e) => Err(crate::Error::Http(e)),
+        }
+    };
+    let paid = match sent {
         Ok(p) => p,
         Err(crate::Error::Refused {
             status,

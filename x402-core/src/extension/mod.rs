@@ -16,14 +16,17 @@
 //!
 //! [`bazaar`] is the discovery extension: sellers declare how to call a resource, the facilitator
 //! catalogs the resources it has settled for ([`catalog`]) and lists them at
-//! `GET /discovery/resources`.
+//! `GET /discovery/resources`. [`payment_id`] is the `payment-identifier` extension (idempotent
+//! retries of one payment).
 
 pub mod bazaar;
 #[cfg(test)]
 mod bazaar_tests;
 pub mod catalog;
 pub mod discovery;
+pub mod idempotency;
 mod object;
+pub mod payment_id;
 pub mod schema;
 mod time;
 

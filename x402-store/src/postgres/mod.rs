@@ -15,6 +15,7 @@
 
 mod catalog;
 mod lease;
+mod payment_ids;
 mod schema;
 
 use std::fmt;

@@ -57,6 +57,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX x402_catalog_recent ON x402_catalog (updated_at DESC, resource);
     CREATE INDEX x402_catalog_expires ON x402_catalog (expires_at);
     CREATE INDEX x402_catalog_pay_to ON x402_catalog (pay_to);",
+    // 4: a seller's payment-identifier entries (pending claims and stored responses); times in
+    // unix milliseconds of the database's clock.
+    "CREATE TABLE x402_payment_ids (
+        key         text PRIMARY KEY,
+        fingerprint text NOT NULL,
+        done        boolean NOT NULL,
+        status      integer,
+        headers     text,
+        body        bytea,
+        expires_at  bigint NOT NULL
+    );
+    CREATE INDEX x402_payment_ids_expires ON x402_payment_ids (expires_at);",
 ];
 
 /// Brings the schema to the latest version.

@@ -8,6 +8,7 @@
 
 mod catalog;
 mod lock;
+mod payment_ids;
 mod schema;
 #[cfg(test)]
 mod tests;

@@ -48,6 +48,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX x402_catalog_recent ON x402_catalog (updated_at DESC, resource);
     CREATE INDEX x402_catalog_expires ON x402_catalog (expires_at);
     CREATE INDEX x402_catalog_pay_to ON x402_catalog (pay_to);",
+    // 4: a seller's payment-identifier entries (pending claims and stored responses); times in
+    // unix milliseconds.
+    "CREATE TABLE x402_payment_ids (
+        key         TEXT PRIMARY KEY NOT NULL,
+        fingerprint TEXT NOT NULL,
+        done        INTEGER NOT NULL,
+        status      INTEGER,
+        headers     TEXT,
+        body        BLOB,
+        expires_at  INTEGER NOT NULL
+    );
+    CREATE INDEX x402_payment_ids_expires ON x402_payment_ids (expires_at);",
 ];
 
 /// Why the schema could not be brought up to date.
