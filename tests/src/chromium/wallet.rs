@@ -1,0 +1,151 @@
+//! A test wallet injected into a page as `window.ethereum` (an EIP-1193 provider): every request
+//! goes over a DevTools binding to the test, which answers with a fixed account and chain and
+//! signs `eth_signTypedData_v4` with a test key (alloy), exactly the typed data the page built.
+
+use std::sync::{Arc, Mutex};
+
+use alloy::dyn_abi::TypedData;
+use alloy::signers::SignerSync as _;
+use alloy::signers::local::PrivateKeySigner;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::Page;
+
+/// The binding the provider calls; the reply function the test evaluates.
+const BINDING: &str = "__x402TestWallet";
+
+/// The provider, defined in every new document before the page's own scripts run.
+const PROVIDER: &str = r#"(() => {
+  const pending = new Map();
+  let next = 0;
+  const binding = window.__x402TestWallet;
+  window.__x402TestWalletReply = (id, ok, value) => {
+    const p = pending.get(id);
+    if (!p) return;
+    pending.delete(id);
+    if (ok) p.resolve(value);
+    else p.reject(Object.assign(new Error(value.message), { code: value.code }));
+  };
+  window.ethereum = {
+    isX402TestWallet: true,
+    request({ method, params }) {
+      return new Promise((resolve, reject) => {
+        const id = ++next;
+        pending.set(id, { resolve, reject });
+        binding(JSON.stringify({ id, method, params: params || [] }));
+      });
+    },
+  };
+})();"#;
+
+/// A request the page made to the wallet.
+#[derive(Debug, Clone)]
+pub struct WalletRequest {
+    /// The EIP-1193 method.
+    pub method: String,
+    /// Its parameters.
+    pub params: Value,
+}
+
+/// The wallet injected into one page; records every request it answered.
+#[derive(Debug, Clone)]
+pub struct TestWallet {
+    requests: Arc<Mutex<Vec<WalletRequest>>>,
+}
+
+impl TestWallet {
+    /// Injects the provider into `page` (for documents loaded from now on) and answers its
+    /// requests from `events` (the page's DevTools events) as `signer` on `chain_id`.
+    pub async fn install(
+        page: &Page,
+        mut events: mpsc::UnboundedReceiver<Value>,
+        signer: PrivateKeySigner,
+        chain_id: u64,
+    ) -> Self {
+        page.call("Runtime.addBinding", json!({ "name": BINDING }))
+            .await;
+        page.call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({ "source": PROVIDER }),
+        )
+        .await;
+        let requests: Arc<Mutex<Vec<WalletRequest>>> = Arc::default();
+        let (log, page) = (requests.clone(), page.clone());
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if event["method"] != "Runtime.bindingCalled" || event["params"]["name"] != BINDING
+                {
+                    continue;
+                }
+                let Some(call) = event["params"]["payload"]
+                    .as_str()
+                    .and_then(|p| serde_json::from_str::<Value>(p).ok())
+                else {
+                    continue;
+                };
+                let request = WalletRequest {
+                    method: call["method"].as_str().unwrap_or_default().to_owned(),
+                    params: call["params"].clone(),
+                };
+                log.lock().unwrap().push(request.clone());
+                let (ok, value) = match answer(&request, &signer, chain_id) {
+                    Ok(v) => (true, v),
+                    Err(message) => (false, json!({ "code": 4200, "message": message })),
+                };
+                let reply = format!(
+                    "window.__x402TestWalletReply({}, {ok}, {value})",
+                    call["id"]
+                );
+                page.call("Runtime.evaluate", json!({ "expression": reply }))
+                    .await;
+            }
+        });
+        Self { requests }
+    }
+
+    /// The requests answered so far.
+    pub fn requests(&self) -> Vec<WalletRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The typed data of every `eth_signTypedData_v4` request, parsed.
+    pub fn signed_typed_data(&self) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "eth_signTypedData_v4")
+            .filter_map(|r| {
+                r.params[1]
+                    .as_str()
+                    .and_then(|s| serde_json::from_str(s).ok())
+            })
+            .collect()
+    }
+}
+
+fn answer(
+    request: &WalletRequest,
+    signer: &PrivateKeySigner,
+    chain_id: u64,
+) -> Result<Value, String> {
+    let me = signer.address().to_checksum(None);
+    match request.method.as_str() {
+        "eth_requestAccounts" | "eth_accounts" => Ok(json!([me])),
+        "eth_chainId" => Ok(json!(format!("0x{chain_id:x}"))),
+        "eth_signTypedData_v4" => {
+            let from = request.params[0].as_str().unwrap_or_default();
+            if !from.eq_ignore_ascii_case(&me) {
+                return Err(format!("unknown account {from}"));
+            }
+            let typed: TypedData = request.params[1]
+                .as_str()
+                .ok_or("typed data is not a string")
+                .and_then(|s| serde_json::from_str(s).map_err(|_| "typed data is not JSON"))
+                .map_err(str::to_owned)?;
+            let hash = typed.eip712_signing_hash().map_err(|e| e.to_string())?;
+            let signature = signer.sign_hash_sync(&hash).map_err(|e| e.to_string())?;
+            Ok(json!(format!("0x{}", hex::encode(signature.as_bytes()))))
+        }
+        other => Err(format!("the test wallet does not support {other}")),
+    }
+}

@@ -1,0 +1,292 @@
+//! The seller's browser paywall in a real headless Chromium (Debian's `chromium`, driven over
+//! DevTools): a test wallet injected as `window.ethereum` signs with a test key exactly the
+//! EIP-3009 typed data the page built; the page pays on anvil with Circle's USDC through our
+//! facilitator, and shows the paid content, or a readable error when the payment is refused
+//! (nothing moves then). The screenshots of the docs (docs/paywall/) are written by these tests:
+//! `X402_PAYWALL_SCREENSHOTS=docs/paywall` puts them there, otherwise into a temporary directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use alloy::primitives::U256;
+use alloy::signers::local::PrivateKeySigner;
+use axum::routing::get;
+use serde_json::{Value, json};
+use x402_core::client::FacilitatorClient;
+use x402_core::{Amount, LocalFacilitator, Price, Registry, SellerRole as _, X402Version};
+use x402_evm::assets::{AssetTable, TransferMethod};
+use x402_seller::{Accept, PaywallConfig, Route, Seller, SellerOptions};
+use x402_tests::chromium::{Browser, Page, TestWallet};
+use x402_tests::e2e::{Counting, serve, serve_facilitator};
+use x402_tests::evm::exact::{ExactHarness, usdc_info};
+
+/// The price: 0.01 USDC.
+const PRICE: u64 = 10_000;
+/// What the route's handler answers.
+const SECRET: &str = "tomorrow: sunny, 24 degrees";
+/// The route's description, with markup that must show as text.
+const DESCRIPTION: &str = "Tomorrow's forecast for <your city>";
+/// The route's payment window.
+const MAX_TIMEOUT: u64 = 120;
+
+struct Stand {
+    h: Arc<ExactHarness>,
+    counting: Arc<Counting>,
+    url: String,
+    browser: Browser,
+    shots: Shots,
+}
+
+/// Where screenshots go.
+struct Shots {
+    dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Shots {
+    fn new() -> Self {
+        match std::env::var_os("X402_PAYWALL_SCREENSHOTS") {
+            Some(dir) => {
+                let dir = PathBuf::from(dir);
+                std::fs::create_dir_all(&dir).expect("screenshot dir");
+                Self { dir, _temp: None }
+            }
+            None => {
+                let temp = tempfile::tempdir().expect("temp dir");
+                Self {
+                    dir: temp.path().to_owned(),
+                    _temp: Some(temp),
+                }
+            }
+        }
+    }
+
+    async fn take(&self, page: &Page, name: &str) {
+        let png = page.screenshot().await;
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+        std::fs::write(self.dir.join(name), png).expect("write screenshot");
+    }
+}
+
+async fn start() -> Stand {
+    let h = Arc::new(ExactHarness::start().await);
+    let facilitator_url =
+        serve_facilitator(LocalFacilitator::new(h.facilitator.registry().clone())).await;
+    let counting = Arc::new(Counting::new(Arc::new(FacilitatorClient::new(
+        facilitator_url,
+    ))));
+    let mut assets = AssetTable::empty();
+    assets.insert(
+        h.network.clone(),
+        usdc_info(h.bed.usdc(), TransferMethod::Eip3009),
+    );
+    let mut schemes = Registry::new();
+    schemes
+        .register(
+            scheme_exact_evm::ANY_NETWORK,
+            scheme_exact_evm::VERSIONS,
+            scheme_exact_evm::Seller::new(assets).into_scheme(),
+        )
+        .unwrap();
+    let options = SellerOptions {
+        paywall: PaywallConfig::new()
+            .app_name("Weather Pro")
+            .testnet(true)
+            .asset(
+                h.network.as_str(),
+                h.bed.usdc().to_checksum(None),
+                "USDC",
+                6,
+            ),
+        ..SellerOptions::default()
+    };
+    let seller = Seller::with_options(counting.clone(), schemes, options);
+    let route = Route::new()
+        .description(DESCRIPTION)
+        .versions(&[X402Version::V2])
+        .accept(
+            Accept::new(
+                "exact",
+                h.network.clone(),
+                h.bed.seller().address.to_checksum(None),
+                Price::Atomic(Amount::from(PRICE)),
+            )
+            .max_timeout_seconds(MAX_TIMEOUT),
+        );
+    let router = axum::Router::new().route(
+        "/forecast",
+        get(|| async { axum::Json(json!({ "forecast": SECRET })) })
+            .layer(seller.paywall(route).unwrap()),
+    );
+    let url = format!("{}/forecast", serve(router).await);
+    Stand {
+        h,
+        counting,
+        url,
+        browser: Browser::start().await,
+        shots: Shots::new(),
+    }
+}
+
+/// Opens the paywall with a wallet of `signer` and checks what it shows before paying.
+async fn open(stand: &Stand, signer: PrivateKeySigner) -> (Page, TestWallet) {
+    let (page, events) = stand.browser.page().await;
+    let wallet = TestWallet::install(&page, events, signer, stand.h.bed.chain_id()).await;
+    page.goto(&stand.url).await;
+    // the script ran (the policy allows it) and offers the wallet
+    page.wait_for("document.getElementById('pay-button') !== null")
+        .await;
+    let text = |sel: &str| format!("document.querySelector({sel:?}).textContent");
+    assert_eq!(page.eval(&text("h1")).await, "Weather Pro");
+    assert_eq!(page.eval(&text(".what")).await, DESCRIPTION);
+    assert!(
+        page.eval(&text("table"))
+            .await
+            .as_str()
+            .unwrap()
+            .contains("0.01 USDC"),
+        "the price shows in token units"
+    );
+    assert!(
+        page.eval(&text(".testnet"))
+            .await
+            .as_str()
+            .unwrap()
+            .contains("Test network")
+    );
+    assert_eq!(page.eval(&text("#content")).await, "");
+    (page, wallet)
+}
+
+/// Clicks the pay button and waits for the outcome; returns (class, message).
+async fn pay(page: &Page) -> (String, String) {
+    page.eval("document.getElementById('pay-button').click()")
+        .await;
+    let class = page
+        .wait_for(
+            "(() => { const p = document.querySelector('#status p.ok, #status p.error'); \
+             return p && p.className; })()",
+        )
+        .await;
+    let message = page
+        .eval("document.querySelector('#status p').textContent")
+        .await;
+    (
+        class.as_str().unwrap().to_owned(),
+        message.as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_paywall_pays_from_the_browser_wallet() {
+    let stand = start().await;
+    let buyer = stand.h.bed.buyer(0).clone();
+    let seller = stand.h.bed.seller().address;
+    let (buyer_before, seller_before) = (
+        stand.h.usdc(buyer.address).await,
+        stand.h.usdc(seller).await,
+    );
+    let (page, wallet) = open(&stand, buyer.signer.clone()).await;
+    stand.shots.take(&page, "unpaid.png").await;
+    assert_eq!(
+        stand.counting.calls(),
+        (0, 0),
+        "opening the page pays nothing"
+    );
+
+    let (class, message) = pay(&page).await;
+    assert_eq!(class, "ok", "{message}");
+    assert!(message.contains("Paid 0.01 USDC"), "{message}");
+    assert!(message.contains("Transaction 0x"), "{message}");
+    let shown = page
+        .eval("document.querySelector('#content pre').textContent")
+        .await;
+    let shown: Value = serde_json::from_str(shown.as_str().unwrap()).unwrap();
+    assert_eq!(shown, json!({ "forecast": SECRET }));
+    stand.shots.take(&page, "paid.png").await;
+
+    // the money moved once, by the price
+    assert_eq!(
+        stand.h.usdc(buyer.address).await,
+        buyer_before - U256::from(PRICE)
+    );
+    assert_eq!(
+        stand.h.usdc(seller).await,
+        seller_before + U256::from(PRICE)
+    );
+    assert_eq!(stand.counting.calls(), (1, 1));
+
+    // what the wallet was asked to sign is the EIP-3009 authorization of the offer
+    let methods: Vec<String> = wallet.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(
+        methods,
+        ["eth_requestAccounts", "eth_chainId", "eth_signTypedData_v4"]
+    );
+    let signed = wallet.signed_typed_data();
+    let [typed] = signed.as_slice() else {
+        panic!("one signature: {signed:?}")
+    };
+    assert_eq!(typed["primaryType"], "TransferWithAuthorization");
+    assert_eq!(typed["domain"]["name"], "USD Coin");
+    assert_eq!(typed["domain"]["version"], "2");
+    assert_eq!(typed["domain"]["chainId"], stand.h.bed.chain_id());
+    let lower = |v: &Value| v.as_str().unwrap().to_lowercase();
+    assert_eq!(
+        lower(&typed["domain"]["verifyingContract"]),
+        stand.h.bed.usdc().to_string().to_lowercase()
+    );
+    let m = &typed["message"];
+    assert_eq!(lower(&m["from"]), buyer.address.to_string().to_lowercase());
+    assert_eq!(lower(&m["to"]), seller.to_string().to_lowercase());
+    assert_eq!(m["value"], PRICE.to_string());
+    let num = |v: &Value| v.as_str().unwrap().parse::<u64>().unwrap();
+    assert_eq!(
+        num(&m["validBefore"]) - num(&m["validAfter"]),
+        600 + MAX_TIMEOUT
+    );
+    let nonce = m["nonce"].as_str().unwrap();
+    assert!(nonce.starts_with("0x") && nonce.len() == 66, "{nonce}");
+    assert_ne!(nonce, format!("0x{}", "0".repeat(64)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_payment_shows_a_readable_error_and_moves_nothing() {
+    let stand = start().await;
+    // a wallet without USDC
+    let broke = PrivateKeySigner::random();
+    let seller = stand.h.bed.seller().address;
+    let seller_before = stand.h.usdc(seller).await;
+    assert_eq!(stand.h.usdc(broke.address()).await, U256::ZERO);
+    let (page, wallet) = open(&stand, broke.clone()).await;
+
+    let (class, message) = pay(&page).await;
+    assert_eq!(class, "error", "{message}");
+    assert!(
+        message.contains("does not hold enough"),
+        "a readable reason: {message}"
+    );
+    assert!(
+        message.contains("invalid_exact_evm_insufficient_balance"),
+        "{message}"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#content').textContent")
+            .await,
+        ""
+    );
+    assert_eq!(
+        page.eval("document.getElementById('pay-button') !== null")
+            .await,
+        true,
+        "the buyer can try again"
+    );
+    stand.shots.take(&page, "refused.png").await;
+
+    // signed, verified, refused: nothing settled, nothing moved
+    assert_eq!(wallet.signed_typed_data().len(), 1);
+    assert_eq!(stand.counting.calls(), (1, 0));
+    assert_eq!(stand.h.usdc(seller).await, seller_before);
+    assert_eq!(stand.h.usdc(broke.address()).await, U256::ZERO);
+}
