@@ -391,7 +391,7 @@ pub struct SellerOptions {
     /// tried again this much later. Default 30 seconds.
     pub supported_retry: Duration,
     /// The HTML paywall a browser's unpaid request gets (app name, logo, testnet banner, token
-    /// labels); see [`PaywallConfig`].
+    /// labels); see [`PaywallConfig`](crate::PaywallConfig).
     pub paywall: crate::paywall::PaywallConfig,
 }
 
