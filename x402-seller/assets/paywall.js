@@ -1,5 +1,5 @@
 // x402 browser paywall: pays the 402 document embedded in this page from the browser's wallet
-// (EIP-1193 provider, EIP-3009 TransferWithAuthorization), then retries the request with the
+// (EIP-1193 provider; EIP-3009 TransferWithAuthorization or a Permit2 witness transfer), then retries the request with the
 // PAYMENT-SIGNATURE header and shows the paid content. No external code; everything the seller
 // wrote is read as data and written with textContent, never as HTML.
 "use strict";
@@ -31,8 +31,9 @@
     if (r.scheme !== "exact") return "the " + r.scheme + " scheme is not supported by this page";
     if (r.network.indexOf("solana:") === 0) return "Solana payments are not supported by this page yet";
     if (chainOf(r) === null) return "network " + r.network + " is not supported by this page";
+    if (x.assetTransferMethod === "permit2") return null;
     if (x.assetTransferMethod && x.assetTransferMethod !== "eip3009")
-      return "Permit2 payments are not supported by this page yet";
+      return "transfer method " + x.assetTransferMethod + " is not supported by this page";
     if (typeof x.name !== "string" || typeof x.version !== "string")
       return "the offer does not name the token's EIP-712 domain";
     return null;
@@ -98,11 +99,58 @@
     };
   }
 
+  // --- the Permit2 witness transfer (x402ExactPermit2Proxy), as the Rust buyer signs it -------
+  var PERMIT2 = "0x000000000022D473030F116dDEE9F6B43aC78BA3";
+  var EXACT_PROXY = "0x402085c248EeA27D92E8b30b2C58ed07f9E20001";
+  function isPermit2(r) { return extraOf(r).assetTransferMethod === "permit2"; }
+  function permit2Authorization(r, from, nowSeconds) {
+    return {
+      from: from,
+      permitted: { token: r.asset, amount: String(r.amount) },
+      spender: EXACT_PROXY,
+      nonce: BigInt(hex(crypto.getRandomValues(new Uint8Array(32)))).toString(),
+      deadline: String(nowSeconds + r.maxTimeoutSeconds),
+      witness: { to: r.payTo, validAfter: String(Math.max(0, nowSeconds - 600)) }
+    };
+  }
+  function permit2TypedData(r, auth) {
+    return {
+      types: {
+        EIP712Domain: [
+          { name: "name", type: "string" }, { name: "chainId", type: "uint256" },
+          { name: "verifyingContract", type: "address" }
+        ],
+        PermitWitnessTransferFrom: [
+          { name: "permitted", type: "TokenPermissions" }, { name: "spender", type: "address" },
+          { name: "nonce", type: "uint256" }, { name: "deadline", type: "uint256" },
+          { name: "witness", type: "Witness" }
+        ],
+        TokenPermissions: [{ name: "token", type: "address" }, { name: "amount", type: "uint256" }],
+        Witness: [{ name: "to", type: "address" }, { name: "validAfter", type: "uint256" }]
+      },
+      primaryType: "PermitWitnessTransferFrom",
+      domain: { name: "Permit2", chainId: chainOf(r), verifyingContract: PERMIT2 },
+      message: auth
+    };
+  }
+  // The token allowance of Permit2 (ERC-20 allowance(owner, PERMIT2)), read through the wallet.
+  async function permit2Allowance(provider, r, owner) {
+    var word = function (a) { return a.slice(2).toLowerCase().padStart(64, "0"); };
+    var answer = await provider.request({
+      method: "eth_call",
+      params: [{ to: r.asset, data: "0xdd62ed3e" + word(owner) + word(PERMIT2) }, "latest"]
+    });
+    if (typeof answer !== "string" || !/^0x[0-9a-fA-F]*$/.test(answer)) throw new Error("The wallet could not read the token's Permit2 allowance.");
+    return answer === "0x" ? 0n : BigInt(answer);
+  }
+
   // --- reasons a buyer can read ------------------------------------------------------------
   var READABLE = {
     invalid_exact_evm_insufficient_balance: "Your wallet does not hold enough of this token to pay.",
     insufficient_funds: "Your wallet does not hold enough of this token to pay.",
     invalid_exact_evm_signature: "The wallet's signature was not accepted.",
+    permit2_insufficient_balance: "Your wallet does not hold enough of this token to pay.",
+    permit2_allowance_required: "Approve Permit2 to spend this token in your wallet, then try again.",
     invalid_exact_evm_nonce_already_used: "This payment was already used; reload the page to pay again.",
     invalid_exact_evm_payload_authorization_valid_before: "The payment expired before it reached the seller; check your computer's clock.",
     invalid_exact_evm_payload_authorization_valid_after: "The payment is not valid yet; check your computer's clock."
@@ -183,18 +231,34 @@
         account = accounts[0];
       }
       await ensureChain(provider, r);
+      var now = Math.floor(Date.now() / 1000), auth, typed;
+      if (isPermit2(r)) {
+        var allowance = await permit2Allowance(provider, r, account);
+        if (allowance < BigInt(r.amount)) {
+          show("This token is paid through Permit2, and your wallet has not approved Permit2 (" +
+            PERMIT2 + ") to spend " + label(r) + " of it. Approve it in your wallet, then try again.", "error");
+          return;
+        }
+        auth = permit2Authorization(r, account, now);
+        typed = permit2TypedData(r, auth);
+      } else {
+        auth = authorization(r, account, now);
+        typed = typedData(r, auth);
+      }
       show("Sign the payment of " + label(r) + " in your wallet…");
-      var auth = authorization(r, account, Math.floor(Date.now() / 1000));
       var signature = await provider.request({
         method: "eth_signTypedData_v4",
-        params: [account, JSON.stringify(typedData(r, auth))]
+        params: [account, JSON.stringify(typed)]
       });
       if (typeof signature !== "string" || !/^0x[0-9a-fA-F]+$/.test(signature)) throw new Error("The wallet returned no signature.");
+      var inner = isPermit2(r)
+        ? { signature: signature, permit2Authorization: auth }
+        : { signature: signature, authorization: auth };
       var payload = {
         x402Version: 2,
         resource: required.resource,
         accepted: r,
-        payload: { signature: signature, authorization: auth }
+        payload: inner
       };
       if (required.extensions) payload.extensions = required.extensions;
       show("Paying " + label(r) + "…");

@@ -1,6 +1,7 @@
 //! A test wallet injected into a page as `window.ethereum` (an EIP-1193 provider): every request
 //! goes over a DevTools binding to the test, which answers with a fixed account and chain and
-//! signs `eth_signTypedData_v4` with a test key (alloy), exactly the typed data the page built.
+//! signs `eth_signTypedData_v4` with a test key (alloy), exactly the typed data the page built;
+//! reads (`eth_call`) go to the chain's RPC endpoint, as a wallet forwards them to its node.
 
 use std::sync::{Arc, Mutex};
 
@@ -56,12 +57,14 @@ pub struct TestWallet {
 
 impl TestWallet {
     /// Injects the provider into `page` (for documents loaded from now on) and answers its
-    /// requests from `events` (the page's DevTools events) as `signer` on `chain_id`.
+    /// requests from `events` (the page's DevTools events) as `signer` on `chain_id`, reading
+    /// from the node at `rpc`.
     pub async fn install(
         page: &Page,
         mut events: mpsc::UnboundedReceiver<Value>,
         signer: PrivateKeySigner,
         chain_id: u64,
+        rpc: String,
     ) -> Self {
         page.call("Runtime.addBinding", json!({ "name": BINDING }))
             .await;
@@ -89,7 +92,11 @@ impl TestWallet {
                     params: call["params"].clone(),
                 };
                 log.lock().unwrap().push(request.clone());
-                let (ok, value) = match answer(&request, &signer, chain_id) {
+                let answered = match request.method.as_str() {
+                    "eth_call" => forward(&rpc, &request).await,
+                    _ => answer(&request, &signer, chain_id),
+                };
+                let (ok, value) = match answered {
                     Ok(v) => (true, v),
                     Err(message) => (false, json!({ "code": 4200, "message": message })),
                 };
@@ -147,5 +154,24 @@ fn answer(
             Ok(json!(format!("0x{}", hex::encode(signature.as_bytes()))))
         }
         other => Err(format!("the test wallet does not support {other}")),
+    }
+}
+
+/// Sends a read to the node, as a wallet does.
+async fn forward(rpc: &str, request: &WalletRequest) -> Result<Value, String> {
+    let body =
+        json!({ "jsonrpc": "2.0", "id": 1, "method": request.method, "params": request.params });
+    let answer: Value = reqwest::Client::new()
+        .post(rpc)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    match answer.get("error") {
+        Some(e) => Err(e.to_string()),
+        None => Ok(answer["result"].clone()),
     }
 }

@@ -1,8 +1,8 @@
 //! The seller's browser paywall in a real headless Chromium (Debian's `chromium`, driven over
-//! DevTools): a test wallet injected as `window.ethereum` signs with a test key exactly the
-//! EIP-3009 typed data the page built; the page pays on anvil with Circle's USDC through our
-//! facilitator, and shows the paid content, or a readable error when the payment is refused
-//! (nothing moves then). The screenshots of the docs (docs/paywall/) are written by these tests:
+//! DevTools): a test wallet injected as `window.ethereum` signs with a test key exactly the typed
+//! data the page built (EIP-3009, or a Permit2 witness transfer once Permit2 is approved); the
+//! page pays on anvil with Circle's USDC through our facilitator and shows the paid content, or a
+//! readable error when the payment is refused (nothing moves then). The screenshots of the docs (docs/paywall/) are written by these tests:
 //! `X402_PAYWALL_SCREENSHOTS=docs/paywall` puts them there, otherwise into a temporary directory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,10 +16,12 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use x402_core::client::FacilitatorClient;
 use x402_core::{Amount, LocalFacilitator, Price, Registry, SellerRole as _, X402Version};
+use x402_evm::addresses::EXACT_PERMIT2_PROXY;
 use x402_evm::assets::{AssetTable, TransferMethod};
 use x402_seller::{Accept, PaywallConfig, Route, Seller, SellerOptions};
 use x402_tests::chromium::{Browser, Page, TestWallet};
 use x402_tests::e2e::{Counting, serve, serve_facilitator};
+use x402_tests::evm::PERMIT2_ADDRESS;
 use x402_tests::evm::exact::{ExactHarness, usdc_info};
 
 /// The price: 0.01 USDC.
@@ -77,32 +79,31 @@ async fn start() -> Stand {
     let counting = Arc::new(Counting::new(Arc::new(FacilitatorClient::new(
         facilitator_url,
     ))));
-    let mut assets = AssetTable::empty();
-    assets.insert(
-        h.network.clone(),
-        usdc_info(h.bed.usdc(), TransferMethod::Eip3009),
-    );
-    let mut schemes = Registry::new();
-    schemes
-        .register(
-            scheme_exact_evm::ANY_NETWORK,
-            scheme_exact_evm::VERSIONS,
-            scheme_exact_evm::Seller::new(assets).into_scheme(),
-        )
-        .unwrap();
-    let options = SellerOptions {
-        paywall: PaywallConfig::new()
-            .app_name("Weather Pro")
-            .testnet(true)
-            .asset(
-                h.network.as_str(),
-                h.bed.usdc().to_checksum(None),
-                "USDC",
-                6,
-            ),
-        ..SellerOptions::default()
+    let seller_for = |method| {
+        let mut assets = AssetTable::empty();
+        assets.insert(h.network.clone(), usdc_info(h.bed.usdc(), method));
+        let mut schemes = Registry::new();
+        schemes
+            .register(
+                scheme_exact_evm::ANY_NETWORK,
+                scheme_exact_evm::VERSIONS,
+                scheme_exact_evm::Seller::new(assets).into_scheme(),
+            )
+            .unwrap();
+        let options = SellerOptions {
+            paywall: PaywallConfig::new()
+                .app_name("Weather Pro")
+                .testnet(true)
+                .asset(
+                    h.network.as_str(),
+                    h.bed.usdc().to_checksum(None),
+                    "USDC",
+                    6,
+                ),
+            ..SellerOptions::default()
+        };
+        Seller::with_options(counting.clone(), schemes, options)
     };
-    let seller = Seller::with_options(counting.clone(), schemes, options);
     let route = Route::new()
         .description(DESCRIPTION)
         .versions(&[X402Version::V2])
@@ -115,12 +116,21 @@ async fn start() -> Stand {
             )
             .max_timeout_seconds(MAX_TIMEOUT),
         );
-    let router = axum::Router::new().route(
-        "/forecast",
-        get(|| async { axum::Json(json!({ "forecast": SECRET })) })
-            .layer(seller.paywall(route).unwrap()),
-    );
-    let url = format!("{}/forecast", serve(router).await);
+    let forecast = || async { axum::Json(json!({ "forecast": SECRET })) };
+    let router = axum::Router::new()
+        .route(
+            "/forecast",
+            get(forecast).layer(
+                seller_for(TransferMethod::Eip3009)
+                    .paywall(route.clone())
+                    .unwrap(),
+            ),
+        )
+        .route(
+            "/forecast-permit2",
+            get(forecast).layer(seller_for(TransferMethod::Permit2).paywall(route).unwrap()),
+        );
+    let url = serve(router).await;
     Stand {
         h,
         counting,
@@ -130,11 +140,18 @@ async fn start() -> Stand {
     }
 }
 
-/// Opens the paywall with a wallet of `signer` and checks what it shows before paying.
-async fn open(stand: &Stand, signer: PrivateKeySigner) -> (Page, TestWallet) {
+/// Opens the paywall at `path` with a wallet of `signer` and checks what it shows before paying.
+async fn open(stand: &Stand, path: &str, signer: PrivateKeySigner) -> (Page, TestWallet) {
     let (page, events) = stand.browser.page().await;
-    let wallet = TestWallet::install(&page, events, signer, stand.h.bed.chain_id()).await;
-    page.goto(&stand.url).await;
+    let wallet = TestWallet::install(
+        &page,
+        events,
+        signer,
+        stand.h.bed.chain_id(),
+        stand.h.bed.endpoint().to_owned(),
+    )
+    .await;
+    page.goto(&format!("{}{path}", stand.url)).await;
     // the script ran (the policy allows it) and offers the wallet
     page.wait_for("document.getElementById('pay-button') !== null")
         .await;
@@ -162,8 +179,11 @@ async fn open(stand: &Stand, signer: PrivateKeySigner) -> (Page, TestWallet) {
 
 /// Clicks the pay button and waits for the outcome; returns (class, message).
 async fn pay(page: &Page) -> (String, String) {
-    page.eval("document.getElementById('pay-button').click()")
-        .await;
+    page.eval(
+        "document.getElementById('status').replaceChildren(); \
+         document.getElementById('pay-button').click()",
+    )
+    .await;
     let class = page
         .wait_for(
             "(() => { const p = document.querySelector('#status p.ok, #status p.error'); \
@@ -188,7 +208,7 @@ async fn the_paywall_pays_from_the_browser_wallet() {
         stand.h.usdc(buyer.address).await,
         stand.h.usdc(seller).await,
     );
-    let (page, wallet) = open(&stand, buyer.signer.clone()).await;
+    let (page, wallet) = open(&stand, "/forecast", buyer.signer.clone()).await;
     stand.shots.take(&page, "unpaid.png").await;
     assert_eq!(
         stand.counting.calls(),
@@ -259,7 +279,7 @@ async fn a_refused_payment_shows_a_readable_error_and_moves_nothing() {
     let seller = stand.h.bed.seller().address;
     let seller_before = stand.h.usdc(seller).await;
     assert_eq!(stand.h.usdc(broke.address()).await, U256::ZERO);
-    let (page, wallet) = open(&stand, broke.clone()).await;
+    let (page, wallet) = open(&stand, "/forecast", broke.clone()).await;
 
     let (class, message) = pay(&page).await;
     assert_eq!(class, "error", "{message}");
@@ -289,4 +309,77 @@ async fn a_refused_payment_shows_a_readable_error_and_moves_nothing() {
     assert_eq!(stand.counting.calls(), (1, 0));
     assert_eq!(stand.h.usdc(seller).await, seller_before);
     assert_eq!(stand.h.usdc(broke.address()).await, U256::ZERO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permit2_pays_once_approved_and_asks_for_the_approval_first() {
+    let stand = start().await;
+    let buyer = stand.h.bed.buyer(1).clone();
+    let seller = stand.h.bed.seller().address;
+    let (buyer_before, seller_before) = (
+        stand.h.usdc(buyer.address).await,
+        stand.h.usdc(seller).await,
+    );
+    let (page, wallet) = open(&stand, "/forecast-permit2", buyer.signer.clone()).await;
+
+    // no allowance yet: the page says so and asks for nothing to be signed
+    let (class, message) = pay(&page).await;
+    assert_eq!(class, "error", "{message}");
+    assert!(message.contains("has not approved Permit2"), "{message}");
+    assert!(wallet.signed_typed_data().is_empty());
+    assert_eq!(stand.counting.calls(), (0, 0));
+    assert_eq!(stand.h.usdc(buyer.address).await, buyer_before);
+
+    // approved: the same button pays through the proxy
+    stand
+        .h
+        .bed
+        .approve_usdc(buyer.address, PERMIT2_ADDRESS, U256::MAX)
+        .await;
+    let (class, message) = pay(&page).await;
+    assert_eq!(class, "ok", "{message}");
+    assert!(message.contains("Paid 0.01 USDC"), "{message}");
+    let shown = page
+        .eval("document.querySelector('#content pre').textContent")
+        .await;
+    assert!(shown.as_str().unwrap().contains(SECRET));
+    assert_eq!(
+        stand.h.usdc(buyer.address).await,
+        buyer_before - U256::from(PRICE)
+    );
+    assert_eq!(
+        stand.h.usdc(seller).await,
+        seller_before + U256::from(PRICE)
+    );
+    assert_eq!(stand.counting.calls(), (1, 1));
+
+    let signed = wallet.signed_typed_data();
+    let [typed] = signed.as_slice() else {
+        panic!("one signature: {signed:?}")
+    };
+    assert_eq!(typed["primaryType"], "PermitWitnessTransferFrom");
+    assert_eq!(typed["domain"]["name"], "Permit2");
+    assert!(typed["domain"].get("version").is_none());
+    let lower = |v: &Value| v.as_str().unwrap().to_lowercase();
+    assert_eq!(
+        lower(&typed["domain"]["verifyingContract"]),
+        PERMIT2_ADDRESS.to_string().to_lowercase()
+    );
+    let m = &typed["message"];
+    assert_eq!(
+        lower(&m["spender"]),
+        EXACT_PERMIT2_PROXY.to_string().to_lowercase()
+    );
+    assert_eq!(m["permitted"]["amount"], PRICE.to_string());
+    assert_eq!(
+        lower(&m["witness"]["to"]),
+        seller.to_string().to_lowercase()
+    );
+    let num = |v: &Value| v.as_str().unwrap().parse::<u64>().unwrap();
+    assert_eq!(
+        num(&m["deadline"]) - num(&m["witness"]["validAfter"]),
+        600 + MAX_TIMEOUT
+    );
+    let methods: Vec<String> = wallet.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(methods.iter().filter(|m| *m == "eth_call").count(), 2);
 }

@@ -1,7 +1,7 @@
 //! The HTML paywall a browser gets instead of `{}`: what is for sale, and a small inline script
 //! that pays from the browser's wallet (an EIP-1193 provider signing an EIP-3009
-//! `TransferWithAuthorization`), retries the request with `PAYMENT-SIGNATURE` and shows the paid
-//! content or a readable error.
+//! `TransferWithAuthorization` or a Permit2 witness transfer), retries the request with
+//! `PAYMENT-SIGNATURE` and shows the paid content or a readable error.
 //!
 //! The page is self-contained: one inline script and one inline style, both fixed at build time
 //! and allowed by their SHA-256 in the page's `Content-Security-Policy`; nothing is fetched at run
