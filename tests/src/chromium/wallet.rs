@@ -3,6 +3,7 @@
 //! signs `eth_signTypedData_v4` with a test key (alloy), exactly the typed data the page built;
 //! reads (`eth_call`) go to the chain's RPC endpoint, as a wallet forwards them to its node.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use alloy::dyn_abi::TypedData;
@@ -53,12 +54,14 @@ pub struct WalletRequest {
 #[derive(Debug, Clone)]
 pub struct TestWallet {
     requests: Arc<Mutex<Vec<WalletRequest>>>,
+    current: Arc<AtomicU64>,
 }
 
 impl TestWallet {
     /// Injects the provider into `page` (for documents loaded from now on) and answers its
-    /// requests from `events` (the page's DevTools events) as `signer` on `chain_id`, reading
-    /// from the node at `rpc`.
+    /// requests from `events` (the page's DevTools events) as `signer`, reading from the node at
+    /// `rpc`, whose chain is `chain_id`. The wallet starts on that chain
+    /// ([`TestWallet::start_on`] changes it) and switches only to it (any other is unknown, 4902).
     pub async fn install(
         page: &Page,
         mut events: mpsc::UnboundedReceiver<Value>,
@@ -74,7 +77,8 @@ impl TestWallet {
         )
         .await;
         let requests: Arc<Mutex<Vec<WalletRequest>>> = Arc::default();
-        let (log, page) = (requests.clone(), page.clone());
+        let current = Arc::new(AtomicU64::new(chain_id));
+        let (log, page, on) = (requests.clone(), page.clone(), current.clone());
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 if event["method"] != "Runtime.bindingCalled" || event["params"]["name"] != BINDING
@@ -94,11 +98,11 @@ impl TestWallet {
                 log.lock().unwrap().push(request.clone());
                 let answered = match request.method.as_str() {
                     "eth_call" => forward(&rpc, &request).await,
-                    _ => answer(&request, &signer, chain_id),
+                    _ => answer(&request, &signer, chain_id, &on),
                 };
                 let (ok, value) = match answered {
                     Ok(v) => (true, v),
-                    Err(message) => (false, json!({ "code": 4200, "message": message })),
+                    Err((code, message)) => (false, json!({ "code": code, "message": message })),
                 };
                 let reply = format!(
                     "window.__x402TestWalletReply({}, {ok}, {value})",
@@ -108,7 +112,12 @@ impl TestWallet {
                     .await;
             }
         });
-        Self { requests }
+        Self { requests, current }
+    }
+
+    /// Puts the wallet on chain `id` (before the page asks), so that the page must switch.
+    pub fn start_on(&self, id: u64) {
+        self.current.store(id, Ordering::SeqCst);
     }
 
     /// The requests answered so far.
@@ -134,31 +143,49 @@ fn answer(
     request: &WalletRequest,
     signer: &PrivateKeySigner,
     chain_id: u64,
-) -> Result<Value, String> {
+    current: &AtomicU64,
+) -> Result<Value, (i64, String)> {
+    let refuse = |m: String| (4200, m);
     let me = signer.address().to_checksum(None);
     match request.method.as_str() {
         "eth_requestAccounts" | "eth_accounts" => Ok(json!([me])),
-        "eth_chainId" => Ok(json!(format!("0x{chain_id:x}"))),
+        "eth_chainId" => Ok(json!(format!("0x{:x}", current.load(Ordering::SeqCst)))),
+        "wallet_switchEthereumChain" => {
+            let wanted = request.params[0]["chainId"].as_str().unwrap_or_default();
+            if wanted != format!("0x{chain_id:x}") {
+                return Err((4902, format!("unknown chain {wanted}")));
+            }
+            current.store(chain_id, Ordering::SeqCst);
+            Ok(Value::Null)
+        }
         "eth_signTypedData_v4" => {
             let from = request.params[0].as_str().unwrap_or_default();
             if !from.eq_ignore_ascii_case(&me) {
-                return Err(format!("unknown account {from}"));
+                return Err(refuse(format!("unknown account {from}")));
+            }
+            if current.load(Ordering::SeqCst) != chain_id {
+                return Err(refuse("the wallet is on another chain".into()));
             }
             let typed: TypedData = request.params[1]
                 .as_str()
                 .ok_or("typed data is not a string")
                 .and_then(|s| serde_json::from_str(s).map_err(|_| "typed data is not JSON"))
-                .map_err(str::to_owned)?;
-            let hash = typed.eip712_signing_hash().map_err(|e| e.to_string())?;
-            let signature = signer.sign_hash_sync(&hash).map_err(|e| e.to_string())?;
+                .map_err(|e| refuse(e.to_owned()))?;
+            let hash = typed
+                .eip712_signing_hash()
+                .map_err(|e| refuse(e.to_string()))?;
+            let signature = signer
+                .sign_hash_sync(&hash)
+                .map_err(|e| refuse(e.to_string()))?;
             Ok(json!(format!("0x{}", hex::encode(signature.as_bytes()))))
         }
-        other => Err(format!("the test wallet does not support {other}")),
+        other => Err(refuse(format!("the test wallet does not support {other}"))),
     }
 }
 
 /// Sends a read to the node, as a wallet does.
-async fn forward(rpc: &str, request: &WalletRequest) -> Result<Value, String> {
+async fn forward(rpc: &str, request: &WalletRequest) -> Result<Value, (i64, String)> {
+    let failed = |e: String| (-32603, e);
     let body =
         json!({ "jsonrpc": "2.0", "id": 1, "method": request.method, "params": request.params });
     let answer: Value = reqwest::Client::new()
@@ -166,12 +193,12 @@ async fn forward(rpc: &str, request: &WalletRequest) -> Result<Value, String> {
         .json(&body)
         .send()
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| failed(e.to_string()))?
         .json()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed(e.to_string()))?;
     match answer.get("error") {
-        Some(e) => Err(e.to_string()),
+        Some(e) => Err(failed(e.to_string())),
         None => Ok(answer["result"].clone()),
     }
 }

@@ -10,14 +10,18 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use alloy::dyn_abi::TypedData;
 use alloy::primitives::U256;
 use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolStruct as _;
 use axum::routing::get;
 use serde_json::{Value, json};
 use x402_core::client::FacilitatorClient;
 use x402_core::{Amount, LocalFacilitator, Price, Registry, SellerRole as _, X402Version};
+use x402_evm::abi::eip3009::TransferWithAuthorization;
 use x402_evm::addresses::EXACT_PERMIT2_PROXY;
 use x402_evm::assets::{AssetTable, TransferMethod};
+use x402_evm::eip712::eip3009_domain;
 use x402_seller::{Accept, PaywallConfig, Route, Seller, SellerOptions};
 use x402_tests::chromium::{Browser, Page, TestWallet};
 use x402_tests::e2e::{Counting, serve, serve_facilitator};
@@ -269,6 +273,26 @@ async fn the_paywall_pays_from_the_browser_wallet() {
     let nonce = m["nonce"].as_str().unwrap();
     assert!(nonce.starts_with("0x") && nonce.len() == 66, "{nonce}");
     assert_ne!(nonce, format!("0x{}", "0".repeat(64)));
+    // the page's typed data hashes as the Rust buyer's EIP-3009 struct with the same values
+    let page_hash = serde_json::from_value::<TypedData>(typed.clone())
+        .unwrap()
+        .eip712_signing_hash()
+        .unwrap();
+    let ours = TransferWithAuthorization {
+        from: buyer.address,
+        to: seller,
+        value: U256::from(PRICE),
+        validAfter: U256::from(num(&m["validAfter"])),
+        validBefore: U256::from(num(&m["validBefore"])),
+        nonce: nonce.parse().unwrap(),
+    }
+    .eip712_signing_hash(&eip3009_domain(
+        "USD Coin",
+        "2",
+        stand.h.bed.chain_id(),
+        stand.h.bed.usdc(),
+    ));
+    assert_eq!(page_hash, ours);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,6 +304,8 @@ async fn a_refused_payment_shows_a_readable_error_and_moves_nothing() {
     let seller_before = stand.h.usdc(seller).await;
     assert_eq!(stand.h.usdc(broke.address()).await, U256::ZERO);
     let (page, wallet) = open(&stand, "/forecast", broke.clone()).await;
+    // the wallet is on Ethereum mainnet: the page switches it to the offer's chain first
+    wallet.start_on(1);
 
     let (class, message) = pay(&page).await;
     assert_eq!(class, "error", "{message}");
@@ -304,7 +330,17 @@ async fn a_refused_payment_shows_a_readable_error_and_moves_nothing() {
     );
     stand.shots.take(&page, "refused.png").await;
 
-    // signed, verified, refused: nothing settled, nothing moved
+    // switched, signed, verified, refused: nothing settled, nothing moved
+    let methods: Vec<String> = wallet.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(
+        methods,
+        [
+            "eth_requestAccounts",
+            "eth_chainId",
+            "wallet_switchEthereumChain",
+            "eth_signTypedData_v4"
+        ]
+    );
     assert_eq!(wallet.signed_typed_data().len(), 1);
     assert_eq!(stand.counting.calls(), (1, 0));
     assert_eq!(stand.h.usdc(seller).await, seller_before);
