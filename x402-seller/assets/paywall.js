@@ -284,7 +284,11 @@
   }
 
   // --- the pay section -------------------------------------------------------------------------
-  if (!required || !required.accepts || required.accepts.length === 0) return;
+  if (!required || !required.accepts || required.accepts.length === 0) {
+    pay.replaceChildren(el("p", "This resource takes x402 version 1 payments only, which this page " +
+      "cannot make. Pay with an x402 client instead."));
+    return;
+  }
   var payable = required.accepts.filter(function (r) { return whyNot(r) === null; });
   pay.replaceChildren();
   if (payable.length === 0) {

@@ -132,7 +132,19 @@ async fn start() -> Stand {
         )
         .route(
             "/forecast-permit2",
-            get(forecast).layer(seller_for(TransferMethod::Permit2).paywall(route).unwrap()),
+            get(forecast).layer(
+                seller_for(TransferMethod::Permit2)
+                    .paywall(route.clone())
+                    .unwrap(),
+            ),
+        )
+        .route(
+            "/forecast-v1",
+            get(forecast).layer(
+                seller_for(TransferMethod::Eip3009)
+                    .paywall(route.versions(&[X402Version::V1]))
+                    .unwrap(),
+            ),
         );
     let url = serve(router).await;
     Stand {
@@ -212,6 +224,24 @@ async fn the_paywall_pays_from_the_browser_wallet() {
         stand.h.usdc(buyer.address).await,
         stand.h.usdc(seller).await,
     );
+    // a browser's unpaid request: the page, under a policy allowing only its own script and style
+    let unpaid = reqwest::Client::new()
+        .get(format!("{}/forecast", stand.url))
+        .header("accept", "text/html")
+        .header("user-agent", "Mozilla/5.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unpaid.status(), 402);
+    let csp = unpaid.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+
     let (page, wallet) = open(&stand, "/forecast", buyer.signer.clone()).await;
     stand.shots.take(&page, "unpaid.png").await;
     assert_eq!(
@@ -345,6 +375,25 @@ async fn a_refused_payment_shows_a_readable_error_and_moves_nothing() {
     assert_eq!(stand.counting.calls(), (1, 0));
     assert_eq!(stand.h.usdc(seller).await, seller_before);
     assert_eq!(stand.h.usdc(broke.address()).await, U256::ZERO);
+
+    // a route the page cannot pay (x402 v1 only) says so instead of offering the wallet
+    let (page, _events) = stand.browser.page().await;
+    page.goto(&format!("{}/forecast-v1", stand.url)).await;
+    let said = page
+        .wait_for(
+            "(() => { const t = document.getElementById('pay').textContent; \
+             return t.includes('version 1') && t; })()",
+        )
+        .await;
+    assert!(
+        said.as_str().unwrap().contains("Pay with an x402 client"),
+        "{said}"
+    );
+    assert_eq!(
+        page.eval("document.getElementById('pay-button') === null")
+            .await,
+        true
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
