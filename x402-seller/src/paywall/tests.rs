@@ -112,3 +112,14 @@ fn labelled_assets_show_in_token_units() {
     assert!(html.contains("<td>0.01 USDC</td>"), "{html}");
     assert!(html.contains("src=\"https://example.com/logo.png\""));
 }
+
+#[test]
+fn the_inlined_assets_cannot_close_their_elements() {
+    assert!(!SCRIPT.to_ascii_lowercase().contains("</script"));
+    assert!(!STYLE.to_ascii_lowercase().contains("</style"));
+    // no external resource is referenced by the page's own code
+    for asset in [SCRIPT, STYLE] {
+        assert!(!asset.contains("http://") && !asset.contains("https://"));
+        assert!(!asset.contains("@import") && !asset.contains("url("));
+    }
+}
