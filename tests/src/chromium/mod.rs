@@ -87,6 +87,9 @@ impl Browser {
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
                 "--window-size=900,760",
+                // sandboxed frames stay in their page's process, so a test reads them through the
+                // page's session (process placement only: the sandbox is the same)
+                "--disable-features=IsolateSandboxedIframes",
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")

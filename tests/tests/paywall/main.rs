@@ -34,6 +34,9 @@ const PRICE: u64 = 10_000;
 const SECRET: &str = "tomorrow: sunny, 24 degrees";
 /// The route's description, with markup that must show as text.
 const DESCRIPTION: &str = "Tomorrow's forecast for <your city>";
+/// A paid HTML resource, with a script that must not run where the paywall shows it.
+const ARTICLE: &str = "<h2>The paid article</h2><p>Every word of it.</p>\
+<script>document.body.dataset.ran = 'yes'</script>";
 /// The route's payment window.
 const MAX_TIMEOUT: u64 = 120;
 
@@ -135,6 +138,14 @@ async fn start() -> Stand {
             get(forecast).layer(
                 seller_for(TransferMethod::Permit2)
                     .paywall(route.clone())
+                    .unwrap(),
+            ),
+        )
+        .route(
+            "/article",
+            get(|| async { axum::response::Html(ARTICLE) }).layer(
+                seller_for(TransferMethod::Eip3009)
+                    .paywall(route.clone().mime_type("text/html"))
                     .unwrap(),
             ),
         )
@@ -467,4 +478,53 @@ async fn permit2_pays_once_approved_and_asks_for_the_approval_first() {
     );
     let methods: Vec<String> = wallet.requests().into_iter().map(|r| r.method).collect();
     assert_eq!(methods.iter().filter(|m| *m == "eth_call").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paid_html_shows_in_a_sandboxed_frame_without_its_scripts() {
+    let stand = start().await;
+    let buyer = stand.h.bed.buyer(2).clone();
+    let (page, _wallet) = open(&stand, "/article", buyer.signer.clone()).await;
+    let (class, message) = pay(&page).await;
+    assert_eq!(class, "ok", "{message}");
+    assert_eq!(
+        page.eval("document.querySelector('#content iframe').getAttribute('sandbox')")
+            .await,
+        "",
+        "a sandbox allowing nothing"
+    );
+    // read the frame's document from DevTools (the page itself cannot: the frame is sandboxed)
+    let tree = page.call("Page.getFrameTree", json!({})).await;
+    let frame = tree["frameTree"]["childFrames"][0]["frame"]["id"].clone();
+    assert!(frame.is_string(), "one child frame: {tree}");
+    let world = page
+        .call(
+            "Page.createIsolatedWorld",
+            json!({ "frameId": frame, "worldName": "x402-test" }),
+        )
+        .await;
+    let read = |expression: &str| {
+        json!({
+            "expression": expression,
+            "contextId": world["executionContextId"],
+            "returnByValue": true,
+        })
+    };
+    let body = page
+        .call("Runtime.evaluate", read("document.body.textContent"))
+        .await;
+    assert_eq!(
+        body["result"]["value"],
+        "The paid articleEvery word of it.document.body.dataset.ran = 'yes'"
+    );
+    let ran = page
+        .call(
+            "Runtime.evaluate",
+            read("document.body.dataset.ran || 'no'"),
+        )
+        .await;
+    assert_eq!(
+        ran["result"]["value"], "no",
+        "the paid page's script did not run"
+    );
 }
