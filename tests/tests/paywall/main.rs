@@ -405,6 +405,16 @@ async fn a_refused_payment_shows_a_readable_error_and_moves_nothing() {
             .await,
         true
     );
+
+    // a browser without a wallet is told so
+    page.goto(&format!("{}/forecast", stand.url)).await;
+    page.wait_for("document.getElementById('pay').textContent.includes('No browser wallet found')")
+        .await;
+    assert_eq!(
+        page.eval("document.getElementById('pay-button') === null")
+            .await,
+        true
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
