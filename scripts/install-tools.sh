@@ -29,6 +29,8 @@ if ! command -v python3 >/dev/null 2>&1; then
 elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   need_apt+=(python3-venv)
 fi
+# headless Chromium for the browser-paywall tests (tests/tests/paywall), driven over DevTools
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   say "apt-get install ${need_apt[*]}"
   apt-get update -qq >"$cache/logs/apt.log" 2>&1
@@ -133,5 +135,6 @@ export X402_INTEROP_NODE_MODULES="$interop_dir/node_modules"
 export X402_CONTRACTS_DIR="$contracts_dir"
 export X402_BENCH_TS_DIR="$bench_ts_dir"
 export X402_PYTHON="$python_dir/bin/python"
+export X402_CHROMIUM="$(command -v chromium)"
 ENV
 say "tools ready; source $cache/env.sh"

@@ -10,6 +10,7 @@
 
 pub mod anvil;
 pub mod cases;
+pub mod chromium;
 pub mod e2e;
 pub mod evm;
 #[cfg(test)]

@@ -393,6 +393,9 @@ pub struct SellerOptions {
     /// After a failed refresh of `/supported`, the last good answer is kept and the refresh is
     /// tried again this much later. Default 30 seconds.
     pub supported_retry: Duration,
+    /// The HTML paywall a browser's unpaid request gets (app name, logo, testnet banner, token
+    /// labels); see [`PaywallConfig`](crate::PaywallConfig).
+    pub paywall: crate::paywall::PaywallConfig,
 }
 
 impl Default for SellerOptions {
@@ -403,6 +406,7 @@ impl Default for SellerOptions {
             settle_timeouts: SettleTimeouts::default(),
             supported_ttl: Duration::from_secs(300),
             supported_retry: Duration::from_secs(30),
+            paywall: crate::paywall::PaywallConfig::default(),
         }
     }
 }

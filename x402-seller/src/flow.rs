@@ -79,7 +79,7 @@ fn refuse(offers: &Offers, error: impl Into<String>) -> Response<Body> {
             error: error.into(),
             ..Refusal::default()
         },
-        false,
+        None,
     )
 }
 
@@ -210,7 +210,7 @@ pub(crate) fn aborted(
             status: None,
             payer: payer.map(str::to_owned),
         },
-        false,
+        None,
     )
 }
 
@@ -254,7 +254,8 @@ where
                 ..Refusal::default()
             };
             let browser = is_browser(&parts.headers);
-            let default = payment_required(&offers, unpaid, browser);
+            let default =
+                payment_required(&offers, unpaid, browser.then_some(&seller.options.paywall));
             let Some(custom) = &route.unpaid_body else {
                 return Ok(default);
             };
@@ -402,7 +403,7 @@ async fn verify(
             status,
             payer: verdict.payer,
         };
-        return Err(Box::new(payment_required(offers, refusal, false)));
+        return Err(Box::new(payment_required(offers, refusal, None)));
     }
     if answer.recovered {
         tracing::info!(payer = ?verdict.payer, "a seller hook recovered the verify");

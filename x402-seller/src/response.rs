@@ -10,6 +10,7 @@ use x402_core::wire::SettleResponse;
 use x402_core::{Reason, X402Version};
 
 use crate::offers::Offers;
+use crate::paywall::{self, PaywallConfig};
 
 /// The payment headers a browser client must be able to read.
 const EXPOSED: &str = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE";
@@ -160,17 +161,25 @@ pub(crate) struct Refusal {
     pub(crate) payer: Option<String>,
 }
 
-/// A 402 with the offers: `PAYMENT-REQUIRED` when v2 is offered; the body is an HTML paywall
-/// when `html` (a browser's unpaid request, see `flow::is_browser`), else the v1 document when
-/// v1 is offered, else `{}`.
-pub(crate) fn payment_required(offers: &Offers, refusal: Refusal, html: bool) -> Response<Body> {
+/// A 402 with the offers: `PAYMENT-REQUIRED` when v2 is offered; the body is the HTML paywall
+/// configured by `html` (a browser's unpaid request, see `flow::is_browser`), else the v1
+/// document when v1 is offered, else `{}`.
+pub(crate) fn payment_required(
+    offers: &Offers,
+    refusal: Refusal,
+    html: Option<&PaywallConfig>,
+) -> Response<Body> {
     let status = refusal.status.unwrap_or(StatusCode::PAYMENT_REQUIRED);
     let v1 = offers.required_v1(&refusal.error, refusal.payer.clone());
-    let mut response = if html {
-        let mut r = Response::new(Body::from(paywall_html(offers, &refusal.error)));
+    let mut response = if let Some(config) = html {
+        let mut r = Response::new(Body::from(paywall::page(config, offers, &refusal.error)));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        r.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(paywall::content_security_policy()),
         );
         r
     } else {
@@ -191,62 +200,6 @@ pub(crate) fn payment_required(offers: &Offers, refusal: Refusal, html: bool) ->
     decorate(response, false)
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A readable page: what the resource is, what it costs, and how to pay (an x402 client).
-fn paywall_html(offers: &Offers, error: &str) -> String {
-    let description = offers
-        .resource
-        .description
-        .as_deref()
-        .filter(|d| !d.is_empty())
-        .unwrap_or("This resource");
-    let mut rows = String::new();
-    for r in &offers.v2 {
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{} atomic units of <code>{}</code></td><td><code>{}</code></td></tr>\n",
-            escape(&r.scheme),
-            escape(&r.network),
-            r.amount,
-            escape(&r.asset),
-            escape(&r.pay_to),
-        ));
-    }
-    for r in offers.v1.iter().filter(|_| offers.v2.is_empty()) {
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{} atomic units of <code>{}</code></td><td><code>{}</code></td></tr>\n",
-            escape(&r.scheme),
-            escape(&r.network),
-            r.max_amount_required,
-            escape(&r.asset),
-            escape(&r.pay_to),
-        ));
-    }
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Payment required</title></head>\n\
-<body>\n<h1>Payment required</h1>\n<p>{desc} at <code>{url}</code> is paid per request with \
-<a href=\"https://x402.org\">x402</a>.</p>\n<p>{error}</p>\n\
-<table border=\"1\" cellpadding=\"4\">\n<tr><th>scheme</th><th>network</th><th>price</th><th>pay to</th></tr>\n{rows}</table>\n\
-<p>Pay with an x402 client, for example <code>x402 pay {url}</code>.</p>\n</body></html>\n",
-        desc = escape(description),
-        url = escape(&offers.resource.url),
-        error = escape(error),
-    )
-}
-
 /// `response` with its body replaced by a seller's custom body (status and headers kept). A
 /// content type that is not a header value keeps the default body.
 pub(crate) fn with_custom_body(
@@ -261,6 +214,10 @@ pub(crate) fn with_custom_body(
         .headers_mut()
         .insert(header::CONTENT_TYPE, content_type);
     response.headers_mut().remove(header::CONTENT_LENGTH);
+    // the paywall's policy allows only the paywall's own script and style
+    response
+        .headers_mut()
+        .remove(header::CONTENT_SECURITY_POLICY);
     *response.body_mut() = Body::from(custom.body);
     response
 }
