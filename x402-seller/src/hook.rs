@@ -16,6 +16,10 @@
 //!      sees a [`FreeAccess`](crate::FreeAccess) request extension;
 //!    * [`Access::Refuse`]: **403** `{"error": message}`; the handler does not run.
 //!
+//!    [`Access::Decline`] is [`Access::Continue`] with a reason (a sign-in-with-x proof that was
+//!    refused): the later hooks still run, and when the request carries no payment its 402 (which
+//!    still offers payment) has the first decline's message as its `error`.
+//!
 //! For one verify (settle alike, with the `settle` methods):
 //!
 //! 1. **before** — [`SellerHook::before_verify`] of every hook, in order. The first to answer
@@ -112,6 +116,9 @@ pub enum Access {
     Grant,
     /// Refuse with 403 and this message (sent to the client: no secrets).
     Refuse(String),
+    /// Go on, as [`Access::Continue`]; an unpaid request's 402 carries this message as its
+    /// `error` (sent to the client: no secrets).
+    Decline(String),
 }
 
 /// A seller hook could not decide (answered as a 500; the message is logged, not sent).
@@ -229,6 +236,7 @@ pub(crate) struct Hooks<'h>(pub(crate) &'h [Arc<dyn SellerHook>]);
 
 impl Hooks<'_> {
     pub(crate) async fn access(&self, parts: &Parts) -> Result<(Access, String), HookFailed> {
+        let mut declined = None;
         for hook in self.0 {
             let access = decided(
                 hook,
@@ -236,11 +244,15 @@ impl Hooks<'_> {
                 hook.on_protected_request(parts),
             )
             .await?;
-            if access != Access::Continue {
-                return Ok((access, hook.name().to_owned()));
+            match access {
+                Access::Continue => {}
+                Access::Decline(_) => {
+                    declined = declined.or(Some((access, hook.name().to_owned())));
+                }
+                _ => return Ok((access, hook.name().to_owned())),
             }
         }
-        Ok((Access::Continue, String::new()))
+        Ok(declined.unwrap_or((Access::Continue, String::new())))
     }
 
     /// The first abort of a before step, with the hook's name.
