@@ -265,6 +265,14 @@ impl Inner {
         // message() checked that every date parses.
         let at = |t: &str| crate::time::parse(t).unwrap_or(i64::MIN);
         let issued = at(&proof.issued_at);
+        let mut until = issued.saturating_add(max_age);
+        if let Some(t) = &proof.expiration_time {
+            let expires = at(t);
+            if now_ms > expires.saturating_add(skew) {
+                return Err(Refusal::new(reason::EXPIRED, format!("expired at {t}")));
+            }
+            until = until.max(expires);
+        }
         if now_ms.saturating_sub(issued) > max_age.saturating_add(skew) {
             return Err(Refusal::new(
                 reason::ISSUED_AT_TOO_OLD,
@@ -279,14 +287,6 @@ impl Inner {
                 reason::ISSUED_AT_IN_FUTURE,
                 format!("issued at {}, in the future", proof.issued_at),
             ));
-        }
-        let mut until = issued.saturating_add(max_age);
-        if let Some(t) = &proof.expiration_time {
-            let expires = at(t);
-            if now_ms > expires.saturating_add(skew) {
-                return Err(Refusal::new(reason::EXPIRED, format!("expired at {t}")));
-            }
-            until = until.max(expires);
         }
         if let Some(t) = &proof.not_before
             && at(t).saturating_sub(skew) > now_ms
@@ -494,3 +494,6 @@ impl SellerHook for SiwxHook {
         }
     }
 }
+
+#[cfg(all(test, feature = "evm", feature = "svm"))]
+mod tests;
