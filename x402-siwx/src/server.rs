@@ -46,6 +46,8 @@ struct Inner {
     max_age: u64,
     skew: u64,
     networks: Option<Vec<String>>,
+    /// The chains the 402s declared (when `networks` is not configured).
+    declared: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
     policy: AccessPolicy,
     nonces: Arc<dyn NonceStore>,
     history: Arc<dyn PaymentHistory>,
@@ -84,6 +86,7 @@ impl SiwxSeller {
                 max_age: 300,
                 skew: 30,
                 networks: None,
+                declared: Arc::default(),
                 policy: AccessPolicy::AnyPastPayment,
                 nonces: Arc::new(MemoryNonces::default()),
                 history: Arc::new(MemoryHistory::default()),
@@ -120,9 +123,9 @@ impl SiwxSeller {
         self.with(|i| i.skew = skew.as_secs())
     }
 
-    /// The chains (CAIP-2) sign-ins are accepted on; by default the networks each 402 offers
-    /// payment on are declared, and a proof on any chain of a family this build verifies is
-    /// accepted.
+    /// The chains (CAIP-2) sign-ins are declared and accepted on; by default each 402 declares
+    /// the networks it offers payment on (of the families this build verifies), and a proof is
+    /// accepted on a chain some 402 of this seller declared.
     pub fn networks<S: Into<String>>(self, networks: impl IntoIterator<Item = S>) -> Self {
         let networks = networks.into_iter().map(Into::into).collect();
         self.with(|i| i.networks = Some(networks))
@@ -214,10 +217,14 @@ impl Inner {
 
     fn accepts_chain(&self, chain: &str) -> bool {
         family_supported(chain)
-            && self
-                .networks
-                .as_ref()
-                .is_none_or(|n| n.iter().any(|c| c == chain))
+            && match &self.networks {
+                Some(n) => n.iter().any(|c| c == chain),
+                None => self
+                    .declared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .contains(chain),
+            }
     }
 
     async fn verify(&self, value: &str, path: &str) -> Result<String, Refusal> {
@@ -381,6 +388,12 @@ impl SiwxExtension {
                         seen.push(*n);
                     }
                 }
+                let mut declared = self
+                    .inner
+                    .declared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                declared.extend(seen.iter().map(|n| (*n).to_owned()));
                 seen.into_iter().map(SupportedChain::for_network).collect()
             }
         };
