@@ -100,7 +100,10 @@ async fn with_proof(url: &str, header: &str) -> (u16, Option<String>) {
     }
     match read_402(response).await.unwrap() {
         PaymentRequired::V2(d) => {
-            assert!(!d.accepts.is_empty(), "a refused proof's 402 still offers payment");
+            assert!(
+                !d.accepts.is_empty(),
+                "a refused proof's 402 still offers payment"
+            );
             (status, d.error)
         }
         PaymentRequired::V1(_) => panic!("v2"),
@@ -134,9 +137,8 @@ async fn a_buyer_who_paid_signs_in_instead_of_paying_again() {
     let shop = shop(&h).await;
     let url = format!("{}/weather/paris", shop.url);
     let b0 = h.bed.buyer(0);
-    let buyer = buyer_for(&h, &b0.signer, Policy::default()).with_hook(Arc::new(
-        SiwxBuyer::new().evm(Arc::new(b0.signer.clone())),
-    ));
+    let buyer = buyer_for(&h, &b0.signer, Policy::default())
+        .with_hook(Arc::new(SiwxBuyer::new().evm(Arc::new(b0.signer.clone()))));
     let seller_address = h.bed.seller().address;
     let before = h.bed.usdc_balance(seller_address).await;
 
@@ -153,13 +155,19 @@ async fn a_buyer_who_paid_signs_in_instead_of_paying_again() {
         let again = buyer.get(&url).await.unwrap();
         assert_eq!(again.response.status(), 200);
         assert!(again.payment.is_none(), "signed in, not paid");
-        assert_eq!(again.response.text().await.unwrap(), r#"{"temperature":21}"#);
+        assert_eq!(
+            again.response.text().await.unwrap(),
+            r#"{"temperature":21}"#
+        );
     }
     assert_eq!(shop.counting.calls(), (1, 1));
     assert_eq!(h.bed.usdc_balance(seller_address).await, paid);
 
     // Another city is another resource: paid for, not signed into.
-    let other = buyer.get(&format!("{}/weather/rome", shop.url)).await.unwrap();
+    let other = buyer
+        .get(&format!("{}/weather/rome", shop.url))
+        .await
+        .unwrap();
     assert!(other.payment.is_some());
     assert_eq!(shop.counting.calls(), (2, 2));
 }
@@ -230,7 +238,11 @@ async fn replayed_expired_and_foreign_proofs_get_a_402_and_move_nothing() {
     assert!(error.unwrap().starts_with("invalid_siwx_signature:"));
     let other_chain = signed(&declaration, "eip155:1", &address, &b0.signer, |_| {}, id).await;
     let (_, error) = with_proof(&url, &other_chain).await;
-    assert!(error.unwrap().starts_with("invalid_siwx_unsupported_chain:"));
+    assert!(
+        error
+            .unwrap()
+            .starts_with("invalid_siwx_unsupported_chain:")
+    );
 
     // A payer who never paid.
     let never = h.bed.buyer(1);
@@ -277,7 +289,11 @@ async fn smart_wallets_sign_in_through_the_chain() {
         "the wallet's signature verified; it has not paid"
     );
     shop.history
-        .record("/weather/paris", &deployed_text.to_lowercase(), UnixTime::now())
+        .record(
+            "/weather/paris",
+            &deployed_text.to_lowercase(),
+            UnixTime::now(),
+        )
         .await
         .unwrap();
     assert_eq!(with_proof(&url, &proof).await, (200, None));
@@ -299,7 +315,11 @@ async fn smart_wallets_sign_in_through_the_chain() {
         .unwrap();
     let wallet_text = wallet.to_checksum(None);
     shop.history
-        .record("/weather/paris", &wallet_text.to_lowercase(), UnixTime::now())
+        .record(
+            "/weather/paris",
+            &wallet_text.to_lowercase(),
+            UnixTime::now(),
+        )
         .await
         .unwrap();
     let deploy: Bytes = IWalletFactory::deployCall {
@@ -314,7 +334,12 @@ async fn smart_wallets_sign_in_through_the_chain() {
     assert_eq!(with_proof(&url, &proof).await, (200, None));
     use alloy::providers::Provider as _;
     assert!(
-        h.bed.provider().get_code_at(wallet).await.unwrap().is_empty(),
+        h.bed
+            .provider()
+            .get_code_at(wallet)
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing was deployed"
     );
     // Another owner's signature in the wrapper is refused.
