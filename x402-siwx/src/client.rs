@@ -31,9 +31,9 @@ impl fmt::Debug for SiwxBuyer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("SiwxBuyer");
         #[cfg(feature = "evm")]
-        d.field("evm", &self.evm.as_ref().map(|s| crate::evm::address(s)));
+        d.field("evm", &self.evm.as_ref().map(crate::evm::address));
         #[cfg(feature = "svm")]
-        d.field("svm", &self.svm.as_ref().map(|k| crate::svm::address(k)));
+        d.field("svm", &self.svm.as_deref().map(crate::svm::address));
         d.finish()
     }
 }
@@ -66,9 +66,8 @@ impl SiwxBuyer {
         url: &str,
         networks: &[&str],
     ) -> Result<String, String> {
-        let challenge: Challenge =
-            serde_json::from_str(&declaration.info.to_raw().get().to_owned())
-                .map_err(|e| format!("the challenge is unreadable: {e}"))?;
+        let challenge: Challenge = serde_json::from_str(declaration.info.to_raw().get())
+            .map_err(|e| format!("the challenge is unreadable: {e}"))?;
         let chains: Vec<SupportedChain> = declaration
             .siblings
             .get("supportedChains")

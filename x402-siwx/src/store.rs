@@ -81,15 +81,15 @@ impl NonceStore for MemoryNonces {
     }
 }
 
+/// A (resource, payer) pair.
+type Pair = (String, String);
+
 /// The payment history in memory: the latest payment per (resource, payer), at most
 /// `capacity` pairs (the oldest recorded pair is forgotten first).
 #[derive(Debug)]
 pub struct MemoryHistory {
     capacity: usize,
-    inner: Mutex<(
-        HashMap<(String, String), UnixTime>,
-        VecDeque<(String, String)>,
-    )>,
+    inner: Mutex<(HashMap<Pair, UnixTime>, VecDeque<Pair>)>,
 }
 
 impl MemoryHistory {
