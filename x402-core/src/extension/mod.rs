@@ -25,6 +25,7 @@ pub mod catalog;
 pub mod discovery;
 mod object;
 pub mod schema;
+pub mod sign_in;
 mod time;
 
 use std::any::Any;

@@ -48,6 +48,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX x402_catalog_recent ON x402_catalog (updated_at DESC, resource);
     CREATE INDEX x402_catalog_expires ON x402_catalog (expires_at);
     CREATE INDEX x402_catalog_pay_to ON x402_catalog (pay_to);",
+    // 4: sign-in-with-x (its own file, so that migrations of other features merge cleanly).
+    include_str!("../../migrations/sqlite/0004_sign_in_with_x.sql"),
 ];
 
 /// Why the schema could not be brought up to date.
