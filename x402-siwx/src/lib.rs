@@ -19,4 +19,6 @@ pub use proof::{Challenge, HEADER, KEY, Proof, SupportedChain};
 pub use reason::Refusal;
 #[cfg(feature = "seller")]
 pub use server::{AccessPolicy, ConfigError, SiwxExtension, SiwxSeller};
-pub use store::{MemoryHistory, MemoryNonces, NonceStore, PaymentHistory, StoreError};
+pub use store::{
+    MemoryHistory, MemoryNonces, NonceStore, PaymentHistory, SettlementBacked, StoreError,
+};

@@ -146,6 +146,21 @@ impl SiwxSeller {
         self.with(|i| i.history = history)
     }
 
+    /// Keeps the payment history and the spent nonces in the settlement store `store` (its
+    /// sign-in tables: every replica on the same database shares them, so a proof is good once
+    /// across all). An error when the store keeps no such tables.
+    pub fn settlement_store(
+        self,
+        store: Arc<dyn x402_core::SettlementStore>,
+    ) -> Result<Self, ConfigError> {
+        let backed =
+            Arc::new(crate::store::SettlementBacked::new(store).map_err(|e| ConfigError(e.0))?);
+        Ok(self.with(|i| {
+            i.nonces = backed.clone();
+            i.history = backed;
+        }))
+    }
+
     /// Reads "now" from `clock`.
     pub fn with_clock(self, clock: SharedClock) -> Self {
         self.with(|i| i.clock = clock)

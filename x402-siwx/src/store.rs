@@ -188,3 +188,67 @@ mod tests {
         assert_eq!(payer_key("AbC"), "AbC");
     }
 }
+
+/// Sign-in-with-x's stores kept in a settlement store (its sign-in tables,
+/// [`x402_core::extension::sign_in`]): the in-process store, or `x402-store`'s SQLite and
+/// PostgreSQL, shared by every replica using the same database.
+#[derive(Clone)]
+pub struct SettlementBacked(std::sync::Arc<dyn x402_core::SettlementStore>);
+
+impl SettlementBacked {
+    /// The sign-in tables of `store`; an error when the backend keeps none.
+    pub fn new(store: std::sync::Arc<dyn x402_core::SettlementStore>) -> Result<Self, StoreError> {
+        if store.sign_in().is_none() {
+            return Err(StoreError(format!(
+                "the {} settlement store keeps no sign-in-with-x tables",
+                store.kind()
+            )));
+        }
+        Ok(Self(store))
+    }
+
+    fn tables(&self) -> Result<&dyn x402_core::extension::sign_in::SignInStore, StoreError> {
+        self.0
+            .sign_in()
+            .ok_or_else(|| StoreError("the settlement store keeps no sign-in tables".to_owned()))
+    }
+}
+
+impl Debug for SettlementBacked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SettlementBacked")
+            .field(&self.0.kind())
+            .finish()
+    }
+}
+
+fn store_error(e: x402_core::StoreError) -> StoreError {
+    StoreError(e.0)
+}
+
+#[async_trait]
+impl NonceStore for SettlementBacked {
+    async fn claim(&self, nonce: &str, until: UnixTime, now: UnixTime) -> Result<bool, StoreError> {
+        self.tables()?
+            .claim_nonce(nonce, until, now)
+            .await
+            .map_err(store_error)
+    }
+}
+
+#[async_trait]
+impl PaymentHistory for SettlementBacked {
+    async fn record(&self, resource: &str, payer: &str, at: UnixTime) -> Result<(), StoreError> {
+        self.tables()?
+            .record_payment(resource, payer, at)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn last_paid(&self, resource: &str, payer: &str) -> Result<Option<UnixTime>, StoreError> {
+        self.tables()?
+            .last_payment(resource, payer)
+            .await
+            .map_err(store_error)
+    }
+}

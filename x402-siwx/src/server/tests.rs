@@ -257,3 +257,55 @@ async fn a_solana_keypair_signs_in() {
     );
     assert_eq!(refused(&bed, &p.encode(), "/weather").await, reason::NONCE);
 }
+
+/// Two sellers on one SQLite settlement store (one file is one process's; replicas share
+/// PostgreSQL, whose tables pass the same conformance suite in tests/tests/store/postgres.rs).
+#[tokio::test]
+async fn sellers_on_one_sqlite_store_share_the_history_and_the_nonces() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store: Arc<dyn x402_core::SettlementStore> =
+        Arc::new(x402_store::SqliteStore::open(&path, Default::default()).unwrap());
+    let replica = |clock: Arc<Fixed>| {
+        SiwxSeller::new("https://shop.example")
+            .unwrap()
+            .networks(["eip155:8453"])
+            .with_clock(clock)
+            .settlement_store(store.clone())
+            .unwrap()
+    };
+    let bed = Bed::new();
+    let a = replica(bed.clock.clone());
+    let b = replica(bed.clock.clone());
+    let payer = payer_key(&crate::evm::address(&bed.signer));
+    // A payment recorded through one replica's hook store is seen by the other.
+    a.inner
+        .history
+        .record("/weather", &payer, UnixTime(T0))
+        .await
+        .unwrap();
+    let (c, _) = bed.challenge("/weather");
+    let header = bed.sign(&c, "eip155:8453", |_| {}).await;
+    assert!(b.verify(&header, "/weather").await.is_ok());
+    // Replayed against the other replica: refused.
+    assert_eq!(
+        a.verify(&header, "/weather").await.unwrap_err().reason,
+        reason::NONCE
+    );
+    drop((a, b));
+    // Durable: the file remembers both.
+    drop(store);
+    let reopened = x402_store::SqliteStore::open(&path, Default::default()).unwrap();
+    let tables = x402_core::SettlementStore::sign_in(&reopened).unwrap();
+    assert_eq!(
+        tables.last_payment("/weather", &payer).await.unwrap(),
+        Some(UnixTime(T0))
+    );
+    let nonce = Proof::decode(&header).unwrap().nonce;
+    assert!(
+        !tables
+            .claim_nonce(&nonce, UnixTime(T0 + 1), UnixTime(T0))
+            .await
+            .unwrap()
+    );
+}
