@@ -350,3 +350,105 @@ async fn smart_wallets_sign_in_through_the_chain() {
     assert!(error.unwrap().starts_with("invalid_siwx_signature:"));
     assert_eq!(shop.counting.calls(), (0, 0));
 }
+
+/// SIWS on solana-test-validator: the buyer pays once in SPL tokens with its keypair, then signs
+/// in with the same keypair (ed25519) and is served with nothing moved.
+#[tokio::test]
+async fn a_solana_buyer_who_paid_signs_in_with_its_keypair() {
+    use scheme_exact_svm::BuyerOptions;
+    use solana_signer::Signer as _;
+    use x402_buyer::{Buyer, KnownAsset};
+    use x402_core::client::FacilitatorClient;
+    use x402_core::{BuyerRole as _, Registry, SellerRole as _};
+    use x402_seller::Seller;
+    use x402_tests::solana::exact::{SvmHarness, rpc};
+
+    const UNITS: u64 = 12_345;
+    let h = SvmHarness::start().await;
+    let facilitator = serve_facilitator(h.facilitator.clone()).await;
+    let mint = h.bed.spl_token_mint();
+    let mut schemes = Registry::new();
+    schemes
+        .register(
+            scheme_exact_svm::ANY_NETWORK,
+            scheme_exact_svm::VERSIONS,
+            scheme_exact_svm::Seller::new()
+                .with_mint_decimals(mint.address, 6)
+                .into_scheme(),
+        )
+        .unwrap();
+    let counting = Arc::new(Counting::new(Arc::new(FacilitatorClient::new(facilitator))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let siwx = SiwxSeller::new(&url).unwrap();
+    let seller = Seller::new(counting.clone(), schemes).with_hook(siwx.hook());
+    let route = Route::new()
+        .accept(
+            Accept::new(
+                "exact",
+                h.network.clone(),
+                h.seller.pubkey().to_string(),
+                Price::Atomic(Amount::from(UNITS)),
+            )
+            .asset(mint.address.to_string())
+            .max_timeout_seconds(120),
+        )
+        .extension(siwx.extension());
+    let app = axum::Router::new().route(
+        "/report",
+        get(|| async { "paid on Solana" }).layer(seller.paywall(route).unwrap()),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut policy = Policy::default();
+    policy.assets.push(KnownAsset {
+        network: h.network.clone(),
+        address: mint.address.to_string(),
+        decimals: 6,
+        symbol: "SPL".into(),
+    });
+    let mut buyers = Registry::new();
+    buyers
+        .register(
+            scheme_exact_svm::ANY_NETWORK,
+            scheme_exact_svm::VERSIONS,
+            scheme_exact_svm::Buyer::new(
+                h.buyer.insecure_clone(),
+                rpc(h.bed.rpc_url()),
+                BuyerOptions::default(),
+            )
+            .into_scheme(),
+        )
+        .unwrap();
+    let buyer = Buyer::new(reqwest::Client::new(), buyers, policy).with_hook(Arc::new(
+        SiwxBuyer::new().svm(Arc::new(h.buyer.insecure_clone())),
+    ));
+    let (b, s) = (h.buyer.pubkey(), h.seller.pubkey());
+    let balances = || async {
+        (
+            h.bed.token_balance(&b, &mint.address).await,
+            h.bed.token_balance(&s, &mint.address).await,
+        )
+    };
+    let before = balances().await;
+
+    let first = buyer.get(&format!("{url}/report")).await.unwrap();
+    assert_eq!(first.response.status(), 200);
+    assert!(
+        first.payment.is_some(),
+        "never paid: the proof is refused, the buyer pays"
+    );
+    let paid = balances().await;
+    assert_eq!(paid, (before.0 - UNITS, before.1 + UNITS));
+    assert_eq!(counting.calls(), (1, 1));
+
+    let again = buyer.get(&format!("{url}/report")).await.unwrap();
+    assert_eq!(again.response.status(), 200);
+    assert!(
+        again.payment.is_none(),
+        "signed in with the keypair, not paid"
+    );
+    assert_eq!(again.response.text().await.unwrap(), "paid on Solana");
+    assert_eq!(counting.calls(), (1, 1));
+    assert_eq!(balances().await, paid);
+}
