@@ -452,3 +452,34 @@ async fn a_solana_buyer_who_paid_signs_in_with_its_keypair() {
     assert_eq!(counting.calls(), (1, 1));
     assert_eq!(balances().await, paid);
 }
+
+/// The buyer as reqwest-middleware signs in the same way: paid once, then served unpaid.
+#[tokio::test]
+async fn the_buyer_middleware_signs_in_too() {
+    use x402_buyer::middleware::PayingMiddleware;
+    let h = ExactHarness::start().await;
+    let shop = shop(&h).await;
+    let url = format!("{}/weather/oslo", shop.url);
+    let b = h.bed.buyer(3);
+    let buyer = buyer_for(&h, &b.signer, Policy::default())
+        .with_hook(Arc::new(SiwxBuyer::new().evm(Arc::new(b.signer.clone()))));
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(PayingMiddleware::new(Arc::new(buyer)))
+        .build();
+    let seller_address = h.bed.seller().address;
+    let before = h.bed.usdc_balance(seller_address).await;
+    let first = client.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.extensions().get::<x402_buyer::Payment>().is_some());
+    let again = client.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert!(
+        again.extensions().get::<x402_buyer::Payment>().is_none(),
+        "signed in"
+    );
+    assert_eq!(shop.counting.calls(), (1, 1));
+    assert_eq!(
+        h.bed.usdc_balance(seller_address).await,
+        before + U256::from(EXACT_UNITS)
+    );
+}
