@@ -54,6 +54,8 @@ struct Inner {
     clock: SharedClock,
     #[cfg(feature = "evm")]
     rpc: std::collections::BTreeMap<String, alloy::providers::DynProvider>,
+    #[cfg(feature = "evm")]
+    rpc_timeout: Duration,
 }
 
 /// The seller's sign-in-with-x: the challenge ([`SiwxSeller::extension`]) and the check
@@ -93,6 +95,8 @@ impl SiwxSeller {
                 clock: system_clock(),
                 #[cfg(feature = "evm")]
                 rpc: std::collections::BTreeMap::new(),
+                #[cfg(feature = "evm")]
+                rpc_timeout: Duration::from_secs(10),
             }),
         })
     }
@@ -178,6 +182,13 @@ impl SiwxSeller {
         self.with(|i| {
             i.rpc.insert(network, provider);
         })
+    }
+
+    /// How long a smart wallet's check may wait for the chain (default 10 seconds); past it the
+    /// proof is refused (`invalid_siwx_verifier_error`) and the buyer can still pay.
+    #[cfg(feature = "evm")]
+    pub fn rpc_timeout(self, timeout: Duration) -> Self {
+        self.with(|i| i.rpc_timeout = timeout)
     }
 
     /// The route extension declaring the challenge in each 402.
@@ -365,7 +376,18 @@ impl Inner {
     async fn signer(&self, proof: &Proof, message: &str) -> Result<String, Refusal> {
         #[cfg(feature = "evm")]
         if proof.chain_id.starts_with("eip155:") {
-            return crate::evm::verify(proof, message, self.rpc.get(&proof.chain_id)).await;
+            let check = crate::evm::verify(proof, message, self.rpc.get(&proof.chain_id));
+            return tokio::time::timeout(self.rpc_timeout, check)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Refusal::new(
+                        reason::VERIFIER_ERROR,
+                        format!(
+                            "the {} RPC did not answer within {:?}",
+                            proof.chain_id, self.rpc_timeout
+                        ),
+                    ))
+                });
         }
         #[cfg(feature = "svm")]
         if proof.chain_id.starts_with("solana:") {

@@ -309,3 +309,38 @@ async fn sellers_on_one_sqlite_store_share_the_history_and_the_nonces() {
             .unwrap()
     );
 }
+
+/// A chain that never answers refuses a smart wallet's proof (a 402 for the buyer, who can
+/// still pay), never hangs the request.
+#[tokio::test]
+async fn a_silent_rpc_refuses_the_proof_after_the_timeout() {
+    use alloy::providers::{Provider as _, ProviderBuilder};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    // Accepts connections and never answers.
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let url = format!("http://{address}").parse().unwrap();
+    let provider = ProviderBuilder::new().connect_http(url).erased();
+    let bed = Bed::new();
+    let seller = bed
+        .seller
+        .clone()
+        .evm_rpc("eip155:8453", provider)
+        .rpc_timeout(Duration::from_millis(200));
+    bed.paid("/weather").await;
+    let (c, _) = bed.challenge("/weather");
+    // Signed by another key: not the address's ECDSA signature, so the chain is asked.
+    let other = Bed::new();
+    let chain = SupportedChain::for_network("eip155:8453");
+    let mut p = Proof::unsigned(&c, &chain, &crate::evm::address(&bed.signer));
+    let message = p.message().unwrap();
+    p.signature = crate::evm::sign(&other.signer, &message).await.unwrap();
+    let refusal = seller.verify(&p.encode(), "/weather").await.unwrap_err();
+    assert_eq!(refusal.reason, reason::VERIFIER_ERROR, "{refusal}");
+    held.abort();
+}
