@@ -2,7 +2,8 @@
 //! its client signs our seller's challenges (SIWE with a viem account, SIWS with an ed25519
 //! keypair) and our seller grants them; our buyer hook signs with the same keys and its server
 //! checks accept our headers (a header signed for another domain is refused by both); its seller
-//! declares the same challenge shape as ours for the same origin and networks.
+//! declares the same challenge shape as ours for the same origin and networks. Over HTTP on
+//! anvil, its fetch wrapper signs in to our seller (a buyer who paid before) with nothing paid.
 
 use std::sync::Arc;
 
@@ -110,4 +111,73 @@ async fn sign_in_with_x_interoperates_with_the_official_package() {
         );
         assert_eq!(a.len(), b.len(), "{member}: {a} / {b}");
     }
+}
+
+/// The official fetch wrapper signs in to our seller over HTTP (anvil): a payer on record is
+/// served twice (each time with a fresh challenge), nothing verified, settled or moved; an
+/// address with no payment on record gets the 402.
+#[tokio::test]
+async fn the_official_fetch_wrapper_signs_in_to_our_seller() {
+    use axum::routing::get;
+    use x402_core::{Amount, Price};
+    use x402_evm::assets::TransferMethod;
+    use x402_seller::{Accept, Route};
+    use x402_tests::e2e::{Counting, EXACT_UNITS, evm_seller, serve_facilitator};
+    use x402_tests::evm::exact::ExactHarness;
+
+    let h = ExactHarness::start().await;
+    let facilitator = serve_facilitator(h.facilitator.clone()).await;
+    let counting = Arc::new(Counting::new(Arc::new(
+        x402_core::client::FacilitatorClient::new(facilitator),
+    )));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let history = Arc::new(x402_siwx::MemoryHistory::default());
+    let siwx = SiwxSeller::new(&origin).unwrap().history(history.clone());
+    let seller = evm_seller(&h, counting.clone(), TransferMethod::Eip3009).with_hook(siwx.hook());
+    let route = Route::new()
+        .accept(Accept::new(
+            "exact",
+            h.network.clone(),
+            h.bed.seller().address.to_checksum(None),
+            Price::Atomic(Amount::from(EXACT_UNITS)),
+        ))
+        .extension(siwx.extension());
+    let app = axum::Router::new().route(
+        "/report",
+        get(|| async { "the report" }).layer(seller.paywall(route).unwrap()),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("{origin}/report");
+    let seller_address = h.bed.seller().address;
+    let before = h.bed.usdc_balance(seller_address).await;
+
+    let payer = h.bed.buyer(0);
+    let key = format!("0x{}", hex::encode(payer.signer.to_bytes()));
+    let run = |key: String| {
+        let url = url.clone();
+        async move {
+            let lines = NodeScript::new("siwx-fetch.mjs")
+                .run(&[], &[("SIWX_KEY", key), ("SIWX_URL", url)])
+                .await;
+            serde_json::from_str::<Value>(lines.last().expect("one JSON line")).unwrap()
+        }
+    };
+    // Not on record yet: their wrapper's proof is refused, the 402 stands (it does not pay).
+    let refused = run(key.clone()).await;
+    assert_eq!(refused["statuses"], json!([402, 402]));
+    history
+        .record(
+            "/report",
+            &payer.address.to_checksum(None).to_lowercase(),
+            UnixTime::now(),
+        )
+        .await
+        .unwrap();
+    let answer = run(key).await;
+    assert_eq!(answer["address"], payer.address.to_checksum(None));
+    assert_eq!(answer["statuses"], json!([200, 200]));
+    assert_eq!(answer["body"], "the report");
+    assert_eq!(counting.calls(), (0, 0));
+    assert_eq!(h.bed.usdc_balance(seller_address).await, before);
 }
