@@ -10,7 +10,7 @@
 //!
 //! 0. **on protected request** — [`SellerHook::on_protected_request`] of every hook, in order,
 //!    before any payment handling (no offers are built, the payment header is not read). The
-//!    first answer other than [`Access::Continue`] decides:
+//!    first [`Access::Grant`] or [`Access::Refuse`] decides:
 //!    * [`Access::Grant`]: the handler runs for free — nothing is verified or settled, a payment
 //!      header the request carries is ignored (never sent to a facilitator), and the handler
 //!      sees a [`FreeAccess`](crate::FreeAccess) request extension;
