@@ -233,7 +233,9 @@ impl Inner {
             version: "1".to_owned(),
             nonce: nonce.iter().map(|b| format!("{b:02x}")).collect(),
             issued_at: crate::time::format(now),
-            expiration_time: Some(crate::time::format(UnixTime(now.0 + self.expiration))),
+            expiration_time: Some(crate::time::format(UnixTime(
+                now.0.saturating_add(self.expiration),
+            ))),
             not_before: None,
             statement: self.statement.clone(),
             request_id: None,
@@ -477,6 +479,9 @@ impl RouteExtension for SiwxExtension {
     }
 }
 
+/// The longest refusal put in a 402's `error`, in bytes.
+const MAX_REFUSAL_LEN: usize = 300;
+
 /// The seller hook of [`SiwxSeller`].
 #[derive(Debug)]
 struct SiwxHook {
@@ -516,7 +521,18 @@ impl SellerHook for SiwxHook {
             }
             Err(refusal) => {
                 tracing::info!(reason = %refusal.reason, message = %refusal.message, "sign-in-with-x proof refused");
-                Ok(Access::Decline(refusal.to_string()))
+                // The message quotes the proof's own fields: bounded, so a long header does not
+                // make a long 402.
+                let mut text = refusal.to_string();
+                if text.len() > MAX_REFUSAL_LEN {
+                    let mut end = MAX_REFUSAL_LEN;
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.truncate(end);
+                    text.push('…');
+                }
+                Ok(Access::Decline(text))
             }
         }
     }
