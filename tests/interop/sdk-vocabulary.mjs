@@ -12,8 +12,9 @@
 //                              `var …_REASON = "…"`;
 //                  "literal"   string literals the built files answer with directly:
 //                              `invalidReason: "…"`, `errorReason: "…"`, `reason: "…"`, a
-//                              fallback `invalidReason ?? "…"`, and `new Error("…")` (a check
-//                              that throws its reason).
+//                              fallback `invalidReason ?? "…"`, `new Error("…")` (a check
+//                              that throws its reason), and `verifyFailure("…", …)` (the
+//                              sign-in-with-x verifier's refusal helper).
 //                Only snake_case strings with at least one underscore count as reasons.
 //   evmAssets    @x402/evm's exported DEFAULT_ASSETS, flattened
 //   svmAssets    @x402/svm's exported DEFAULT_ASSETS, flattened
@@ -56,6 +57,7 @@ const LITERALS = [
   /\b(?:invalidReason|errorReason|reason)\s*:\s*"([^"]+)"/g,
   /\b(?:invalidReason|errorReason)\s*\?\?\s*"([^"]+)"/g,
   /\bnew Error\(\s*"([^"]+)"\s*\)/g,
+  /\bverifyFailure\(\s*"([^"]+)"/g,
 ];
 
 for (const dir of readdirSync(scope).sort()) {

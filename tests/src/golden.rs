@@ -9,6 +9,7 @@ use scheme_exact_svm as _;
 use scheme_template as _;
 use scheme_upto_evm as _;
 use x402_evm as _;
+use x402_siwx as _;
 
 use x402_core::reason::ReasonCode;
 
@@ -45,7 +46,8 @@ fn every_reason_code_of_the_workspace_matches_the_golden_list() {
             "scheme-template",
             "scheme-upto-evm",
             "x402-core",
-            "x402-evm"
+            "x402-evm",
+            "x402-siwx"
         ]
     );
     // Spellings of the official packages (2.27) that differ from the specification's text or

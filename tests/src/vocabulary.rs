@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use x402_core::Network;
 use x402_core::reason::ReasonCode;
+// The seller's sign-in-with-x codes, linked so that they are in the comparison.
+use x402_siwx as _;
 
 /// `docs/reasons.md`, the one place that lists our additions and the official strings we do not
 /// emit.
@@ -22,12 +24,13 @@ pub const SPEC_CODES: &str = "Specification codes no official package emits";
 pub const NOT_EMITTED: &str = "Official reasons we do not emit";
 
 /// The crates whose codes the facilitator answers with (`scheme-template`'s are examples).
-pub const SERVED_CRATES: [&str; 5] = [
+pub const SERVED_CRATES: [&str; 6] = [
     "scheme-exact-evm",
     "scheme-exact-svm",
     "scheme-upto-evm",
     "x402-core",
     "x402-evm",
+    "x402-siwx",
 ];
 
 /// One row of a `docs/reasons.md` table: its first column's code (or prefix ending in `*`) and

@@ -275,6 +275,18 @@ impl Buyer {
         }
         let mut retry = retry.ok_or(Error::NotReplayable)?;
         let required = read_402(response).await?;
+        if let Some((name, value)) = self.on_required(&method, &url, &required).await? {
+            // A hook's unpaid retry (sign-in-with-x); a 402 to it goes on to pay.
+            let mut unpaid = retry.try_clone().ok_or(Error::NotReplayable)?;
+            unpaid.headers_mut().insert(name, value);
+            let response = self.http.execute(unpaid).await?;
+            if response.status().as_u16() != 402 {
+                return Ok(Paid {
+                    response,
+                    payment: None,
+                });
+            }
+        }
         let prepared = self.pay(&method, &url, &required).await?;
         let (name, value) = prepared.header.clone();
         retry.headers_mut().insert(name, value);

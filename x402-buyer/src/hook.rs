@@ -13,9 +13,13 @@
 //!    they were added, with the 402 as read, before any option is looked at. The first to
 //!    answer [`Before::Abort`] ends the request with [`Error::Aborted`](crate::Error::Aborted)
 //!    (step `on_payment_required`): nothing is chosen, reserved or signed. A prompt ("pay for
-//!    this?") or a check that the site is trusted goes here. Then the seller's v2 extensions
-//!    are answered ([`crate::extensions`]): one it requires that the buyer cannot satisfy ends
-//!    the request with [`Error::Extension`](crate::Error::Extension), before anything is chosen.
+//!    this?") or a check that the site is trusted goes here. The first to answer
+//!    [`Before::RetryWith`] (a sign-in-with-x proof, `x402-siwx`) has the request sent once more
+//!    with its header instead of a payment (the later hooks do not run): an answer other than
+//!    402 ends the request unpaid ([`Paid::payment`](crate::Paid) is `None`); a 402 goes on to
+//!    the payment below, without that header. Then the seller's v2 extensions are answered
+//!    ([`crate::extensions`]): one it requires that the buyer cannot satisfy ends the request
+//!    with [`Error::Extension`](crate::Error::Extension), before anything is chosen.
 //! 2. **choice** — the policy (built-in checks, then its filters, the recipient lists, the
 //!    rolling budgets and the rate limit) keeps the acceptable options, the selector picks one,
 //!    and its amount is **reserved** against the budgets (atomically with the check: two
@@ -50,8 +54,7 @@ pub type HookError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A hook's decision in a step that may stop the payment.
 ///
-/// Non-exhaustive: more answers may come (on payment-required, retrying with a sign-in-with-x
-/// proof instead of paying) without breaking the hooks written against these.
+/// Non-exhaustive: more answers may come without breaking the hooks written against these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Before {
@@ -59,6 +62,11 @@ pub enum Before {
     Proceed,
     /// Stop: nothing is signed or sent, and the request fails with this reason.
     Abort(String),
+    /// On payment required only: send the request once more with this header and no payment
+    /// (a sign-in-with-x proof); when that answer is not a 402 it is the request's answer,
+    /// unpaid, otherwise the payment goes on as if the hook had answered [`Before::Proceed`].
+    /// Elsewhere it is [`Before::Proceed`].
+    RetryWith(reqwest::header::HeaderName, reqwest::header::HeaderValue),
 }
 
 impl Before {

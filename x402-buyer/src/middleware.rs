@@ -52,6 +52,21 @@ impl Middleware for PayingMiddleware {
         }
         let mut retry = retry.ok_or_else(|| Error::middleware(crate::Error::NotReplayable))?;
         let required = read_402(response).await.map_err(Error::middleware)?;
+        let header = (self.buyer)
+            .on_required(&method, &url, &required)
+            .await
+            .map_err(Error::middleware)?;
+        if let Some((name, value)) = header {
+            // A hook's unpaid retry (sign-in-with-x); a 402 to it goes on to pay.
+            let mut unpaid = retry
+                .try_clone()
+                .ok_or_else(|| Error::middleware(crate::Error::NotReplayable))?;
+            unpaid.headers_mut().insert(name, value);
+            let response = next.clone().run(unpaid, extensions).await?;
+            if response.status().as_u16() != 402 {
+                return Ok(response);
+            }
+        }
         let prepared = self
             .buyer
             .pay(&method, &url, &required)

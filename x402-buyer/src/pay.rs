@@ -69,12 +69,15 @@ pub(crate) fn lock(book: &Mutex<Book>) -> std::sync::MutexGuard<'_, Book> {
     book.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A header a hook asked the request to be retried with, unpaid ([`Before::RetryWith`]).
+pub(crate) type RetryHeader = Option<(HeaderName, HeaderValue)>;
+
 /// Runs a hook step that may stop the payment, containing a panic as [`Error::Hook`].
 async fn decide(
     hook: &dyn BuyerHook,
     step: &'static str,
     future: impl std::future::Future<Output = Result<Before, HookError>>,
-) -> Result<(), Error> {
+) -> Result<RetryHeader, Error> {
     let failed = |message: String| Error::Hook {
         hook: hook.name().to_owned(),
         step,
@@ -86,7 +89,8 @@ async fn decide(
             step,
             reason,
         }),
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(Before::RetryWith(name, value))) => Ok(Some((name, value))),
+        Ok(Ok(_)) => Ok(None),
         Ok(Err(e)) => Err(failed(e.to_string())),
         Err(_) => Err(failed("panicked".to_owned())),
     }
@@ -159,26 +163,36 @@ impl Buyer {
         }
     }
 
-    /// Runs the hooks, chooses, reserves budget for, signs and records one requirement.
-    pub(crate) async fn pay(
+    /// Runs the on-payment-required hooks: the header of the first that asks for an unpaid
+    /// retry, if any.
+    pub(crate) async fn on_required(
         &self,
         method: &reqwest::Method,
         url: &reqwest::Url,
         required: &PaymentRequired,
-    ) -> Result<Prepared, Error> {
+    ) -> Result<RetryHeader, Error> {
         let call = RequiredCall {
             method,
             url,
             required,
         };
         for hook in &self.hooks {
-            decide(
-                hook.as_ref(),
-                "on_payment_required",
-                hook.on_payment_required(&call),
-            )
-            .await?;
+            let step = hook.on_payment_required(&call);
+            if let Some(header) = decide(hook.as_ref(), "on_payment_required", step).await? {
+                return Ok(Some(header));
+            }
         }
+        Ok(None)
+    }
+
+    /// Chooses, reserves budget for, signs and records one requirement (the
+    /// on-payment-required hooks ran before, [`Buyer::on_required`]).
+    pub(crate) async fn pay(
+        &self,
+        method: &reqwest::Method,
+        url: &reqwest::Url,
+        required: &PaymentRequired,
+    ) -> Result<Prepared, Error> {
         if let Some(ledger) = &self.ledger {
             // What other buyers on the same ledger paid meanwhile counts too.
             let ledger = ledger.clone();

@@ -35,7 +35,6 @@ pub mod receipt;
 pub mod settle;
 #[cfg(feature = "facilitator")]
 pub mod shared;
-#[cfg(feature = "facilitator")]
 pub mod signature;
 #[cfg(feature = "facilitator")]
 pub mod signers;

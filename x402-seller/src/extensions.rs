@@ -37,6 +37,8 @@ pub struct RequestInfo<'a> {
     pub path: &'a str,
     /// The route template of the matched route (`/users/:id`), when the router tells it.
     pub route_template: Option<&'a str>,
+    /// The v2 requirements this 402 offers (a sign-in-with-x challenge names their networks).
+    pub accepts: &'a [x402_core::wire::PaymentRequirementsV2],
 }
 
 /// An extension a route declares (see the module documentation).
@@ -186,7 +188,11 @@ fn template_of(route: &str) -> Option<String> {
 }
 
 /// The route's `extensions` for this request, `None` when it declares none.
-pub(crate) fn declare(route: &Route, parts: &Parts) -> Option<Raw> {
+pub(crate) fn declare(
+    route: &Route,
+    parts: &Parts,
+    accepts: &[x402_core::wire::PaymentRequirementsV2],
+) -> Option<Raw> {
     if route.extensions.is_empty() {
         return None;
     }
@@ -198,6 +204,7 @@ pub(crate) fn declare(route: &Route, parts: &Parts) -> Option<Raw> {
         method: parts.method.as_str(),
         path: parts.uri.path(),
         route_template: template.as_deref(),
+        accepts,
     };
     let mut all = JsonObject::new();
     for e in &route.extensions {
@@ -234,7 +241,7 @@ mod tests {
             v1: Vec::new(),
             v1_from: Vec::new(),
             resource: ResourceInfo::new("https://shop.example/a"),
-            extensions: declare(&route, &parts("GET", "/a")),
+            extensions: declare(&route, &parts("GET", "/a"), &[]),
         };
         let forged = json!({"x402Version": 2,
             "resource": {"url": "https://evil.example/"},
@@ -270,7 +277,7 @@ mod tests {
     fn declarations_are_enriched_per_request() {
         let route = Route::new().extension(Bazaar::query().route_template("/users/:id"));
         check(&route).unwrap();
-        let raw = declare(&route, &parts("GET", "/users/7?x=1")).unwrap();
+        let raw = declare(&route, &parts("GET", "/users/7?x=1"), &[]).unwrap();
         let all: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
         let b = &all["bazaar"];
         assert_eq!(b["info"]["input"]["method"], "GET");
@@ -279,7 +286,7 @@ mod tests {
         let declaration: Declaration = serde_json::from_str(&b.to_string()).unwrap();
         assert_eq!(bazaar::check(&declaration), Ok(()));
         // A method that does not fit a query input leaves the declaration out.
-        assert!(declare(&route, &parts("POST", "/users/7")).is_none());
+        assert!(declare(&route, &parts("POST", "/users/7"), &[]).is_none());
     }
 
     #[test]
@@ -303,7 +310,7 @@ mod tests {
                 "x",
                 json!({"info": {"a": 2}, "schema": {}}),
             ));
-        let raw = declare(&route, &parts("GET", "/")).unwrap();
+        let raw = declare(&route, &parts("GET", "/"), &[]).unwrap();
         assert_eq!(raw.get(), r#"{"x":{"info":{"a":2},"schema":{}}}"#);
     }
 }

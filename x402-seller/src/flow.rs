@@ -226,8 +226,13 @@ where
 {
     let hooks = Hooks(&seller.hooks);
     let (mut parts, body) = request.into_parts();
+    let mut unpaid_error = "Payment required".to_owned();
     match hooks.access(&parts).await {
         Ok((Access::Continue, _)) => {}
+        Ok((Access::Decline(message), hook)) => {
+            tracing::debug!(%hook, %message, "a seller hook declined free access");
+            unpaid_error = message;
+        }
         Ok((Access::Grant, hook)) => {
             tracing::debug!(%hook, "free access granted by a seller hook");
             parts.extensions.insert(FreeAccess { hook });
@@ -250,7 +255,7 @@ where
         Ok(Some(p)) => p,
         Ok(None) => {
             let unpaid = Refusal {
-                error: "Payment required".to_owned(),
+                error: unpaid_error.clone(),
                 ..Refusal::default()
             };
             let browser = is_browser(&parts.headers);
@@ -260,7 +265,7 @@ where
                 return Ok(default);
             };
             let body = (custom.0)(&BodyContext {
-                error: "Payment required",
+                error: &unpaid_error,
                 resource: &offers.resource,
                 accepts: &offers.v2,
                 settlement: None,

@@ -10,11 +10,15 @@
 //!
 //! 0. **on protected request** — [`SellerHook::on_protected_request`] of every hook, in order,
 //!    before any payment handling (no offers are built, the payment header is not read). The
-//!    first answer other than [`Access::Continue`] decides:
+//!    first [`Access::Grant`] or [`Access::Refuse`] decides:
 //!    * [`Access::Grant`]: the handler runs for free — nothing is verified or settled, a payment
 //!      header the request carries is ignored (never sent to a facilitator), and the handler
 //!      sees a [`FreeAccess`](crate::FreeAccess) request extension;
 //!    * [`Access::Refuse`]: **403** `{"error": message}`; the handler does not run.
+//!
+//!    [`Access::Decline`] is [`Access::Continue`] with a reason (a sign-in-with-x proof that was
+//!    refused): the later hooks still run, and when the request carries no payment its 402 (which
+//!    still offers payment) has the first decline's message as its `error`.
 //!
 //! For one verify (settle alike, with the `settle` methods):
 //!
@@ -117,6 +121,9 @@ pub enum Access {
     Grant,
     /// Refuse with 403 and this message (sent to the client: no secrets).
     Refuse(String),
+    /// Go on, as [`Access::Continue`]; an unpaid request's 402 carries this message as its
+    /// `error` (sent to the client: no secrets).
+    Decline(String),
 }
 
 /// A seller hook could not decide (answered as a 500; the message is logged, not sent).
@@ -247,6 +254,7 @@ pub(crate) struct Hooks<'h>(pub(crate) &'h [Arc<dyn SellerHook>]);
 
 impl Hooks<'_> {
     pub(crate) async fn access(&self, parts: &Parts) -> Result<(Access, String), HookFailed> {
+        let mut declined = None;
         for hook in self.0 {
             let access = decided(
                 hook,
@@ -254,11 +262,15 @@ impl Hooks<'_> {
                 hook.on_protected_request(parts),
             )
             .await?;
-            if access != Access::Continue {
-                return Ok((access, hook.name().to_owned()));
+            match access {
+                Access::Continue => {}
+                Access::Decline(_) => {
+                    declined = declined.or(Some((access, hook.name().to_owned())));
+                }
+                _ => return Ok((access, hook.name().to_owned())),
             }
         }
-        Ok((Access::Continue, String::new()))
+        Ok(declined.unwrap_or((Access::Continue, String::new())))
     }
 
     /// The first abort of a before step, with the hook's name.

@@ -197,7 +197,7 @@ pub(crate) async fn build(
             _ => OfferError::NothingOffered,
         });
     }
-    offers.extensions = crate::extensions::declare(route, parts);
+    offers.extensions = crate::extensions::declare(route, parts, &offers.v2);
     Ok(offers)
 }
 

@@ -119,9 +119,20 @@ impl Seller {
 
 /// Whether the route declares `payment-identifier` for this request, and whether it requires it.
 fn declared(route: &Route, parts: &Parts) -> Option<bool> {
-    let all = crate::extensions::declare(route, parts)?;
-    let all = x402_core::extension::read_extensions(Some(&all)).ok()?;
-    all.get(PAYMENT_IDENTIFIER).map(payment_id::is_required)
+    // Only this extension is asked (others, such as sign-in-with-x's fresh challenge, are
+    // declared by the 402 itself).
+    let extension = route
+        .extensions
+        .iter()
+        .find(|e| e.key() == PAYMENT_IDENTIFIER)?;
+    let request = crate::extensions::RequestInfo {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        route_template: None,
+        accepts: &[],
+    };
+    let declaration = extension.declare(&request)?;
+    Some(payment_id::is_required(&declaration))
 }
 
 /// The v2 payment the request carries, when it is readable (anything else is the flow's to

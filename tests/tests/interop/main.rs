@@ -7,7 +7,8 @@
 //! reason, a failed settlement's 402), and the official client reads our failed settlement.
 //! `flows`: the remaining schemes and versions both ways (upto, Permit2, v1, Token-2022, the
 //! `x402` CLI). `python`: the official Python SDK (PyPI `x402`) both ways on anvil. `bazaar`:
-//! the discovery extension's declarations both ways against `@x402/extensions`.
+//! the discovery extension's declarations both ways against `@x402/extensions`. `siwx`:
+//! sign-in-with-x proofs both ways (their client's proofs pass our seller, ours pass theirs).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,6 +18,7 @@ mod oracle_evm;
 mod oracle_svm;
 mod payment_id;
 mod python;
+mod siwx;
 mod vocabulary;
 
 use std::sync::Arc;

@@ -7,7 +7,8 @@
 //! handler run for another encoding of a payment in flight. The seller's hooks (a denied payer,
 //! a recovery, free access and 403), the payment in the handler, a dead first facilitator, payTo
 //! per request and a custom 402 body; the buyer's governance (rolling budgets across restarts,
-//! recipient lists, selectors, hooks, `x402 history`).
+//! recipient lists, selectors, hooks, `x402 history`). Sign-in-with-x: a buyer who paid once
+//! signs in instead of paying again (EOA and smart wallets), refused proofs get a 402.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod bazaar;
@@ -20,6 +21,7 @@ mod payment_id;
 mod pending;
 mod policy;
 mod seller_hooks;
+mod siwx;
 mod sponsored;
 mod svm;
 mod twice;

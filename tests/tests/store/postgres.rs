@@ -482,7 +482,10 @@ async fn replicas_starting_together_migrate_once_and_pruning_keeps_unresolved_ro
         .output()
         .unwrap();
     assert!(versions.status.success(), "{versions:?}");
-    assert_eq!(String::from_utf8_lossy(&versions.stdout).trim(), "1,2,3,4");
+    assert_eq!(
+        String::from_utf8_lossy(&versions.stdout).trim(),
+        "1,2,3,4,5"
+    );
 
     // Expired long ago: a resolved row goes, an unresolved one stays, a live one stays.
     let store = &stores[0];
@@ -579,6 +582,34 @@ async fn the_postgres_payment_ids_conform_and_are_shared_by_replicas() {
     let mut answers = [x.unwrap(), y.unwrap()];
     answers.sort_by_key(|c| matches!(c, IdClaim::Busy));
     assert_eq!(answers, [IdClaim::Claimed, IdClaim::Busy]);
+    drop((a, b));
+    blocking(move || drop(server)).await;
+}
+
+/// Sign-in-with-x's tables on PostgreSQL: the conformance suite, and a second replica sees the
+/// first's history and refuses the nonces it spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_postgres_sign_in_tables_conform_and_are_shared_by_replicas() {
+    let server = blocking(PgServer::start).await;
+    let a = x402_store::open(&server.url(), StoreOptions::default())
+        .await
+        .unwrap();
+    let b = x402_store::open(&server.url(), StoreOptions::default())
+        .await
+        .unwrap();
+    x402_core::extension::sign_in::conformance::run(a.sign_in().unwrap()).await;
+    let other = b.sign_in().unwrap();
+    assert_eq!(
+        other.last_payment("/a", "0xabc").await.unwrap(),
+        Some(UnixTime(300))
+    );
+    assert!(
+        !other
+            .claim_nonce("race", UnixTime(2000), UnixTime(1000))
+            .await
+            .unwrap(),
+        "a nonce one replica spent is spent for all"
+    );
     drop((a, b));
     blocking(move || drop(server)).await;
 }

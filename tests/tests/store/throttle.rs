@@ -69,10 +69,11 @@ async fn a_database_of_schema_version_1_is_upgraded_and_keeps_its_records() {
     assert!(store.complete(&id, &token, settled.clone()).await.unwrap());
     drop(store);
     // Back to what a build before cool-downs left: version 1, no throttle (nor catalogue, nor
-    // payment-id) table.
+    // payment-id, nor sign-in) table.
     psql_ok(
         &server,
         "DROP TABLE x402_throttles; DROP TABLE x402_catalog; DROP TABLE x402_payment_ids;
+         DROP TABLE x402_siwx_payments; DROP TABLE x402_siwx_nonces;
          DELETE FROM x402_schema_version WHERE version >= 2",
     );
     assert_eq!(
@@ -88,7 +89,7 @@ async fn a_database_of_schema_version_1_is_upgraded_and_keeps_its_records() {
             &server,
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM x402_schema_version"
         ),
-        "1,2,3,4"
+        "1,2,3,4,5"
     );
     assert_eq!(store.outcome(&id).await.unwrap(), Some(settled));
     let (payer, until) = (key(), UnixTime(UnixTime::now().0 + 600));

@@ -216,3 +216,60 @@ async fn a_panic_after_payment_does_not_stop_it() {
     assert_eq!(done.response.status(), 200);
     assert_eq!(paid.load(Ordering::SeqCst), 1);
 }
+
+/// A hook asking for an unpaid retry with `x-pass: <pass>` (what a sign-in hook answers).
+#[derive(Debug)]
+struct Pass(&'static str);
+
+#[async_trait]
+impl BuyerHook for Pass {
+    fn name(&self) -> &str {
+        "pass"
+    }
+
+    async fn on_payment_required(&self, _: &RequiredCall<'_>) -> Result<Before, HookError> {
+        Ok(Before::RetryWith(
+            reqwest::header::HeaderName::from_static("x-pass"),
+            reqwest::header::HeaderValue::from_static(self.0),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_retry_with_a_header_is_served_unpaid_or_goes_on_to_pay() {
+    let (url, paid) = seller(vec![option(10_000, SELLER)]).await;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let signer = Arc::new(Signer::default());
+    // Accepted: the answer is the retry's, unpaid; the later hooks do not run.
+    let buyer = buyer(&signer, Policy::default())
+        .with_hook(Arc::new(Pass("open")))
+        .with_hook(Arc::new(script("later", &log)));
+    let free = buyer.get(&url).await.unwrap();
+    assert!(free.payment.is_none());
+    assert_eq!(free.response.text().await.unwrap(), "a free joke");
+    assert!(log.lock().unwrap().is_empty());
+    assert_eq!(
+        (
+            signer.signed.load(Ordering::SeqCst),
+            paid.load(Ordering::SeqCst)
+        ),
+        (0, 0)
+    );
+
+    // Refused (a 402 to the retry): the buyer pays, once.
+    let buyer = buyer_with_pass(&signer, "closed");
+    let bought = buyer.get(&url).await.unwrap();
+    assert!(bought.payment.is_some());
+    assert_eq!(bought.response.text().await.unwrap(), "a joke");
+    assert_eq!(
+        (
+            signer.signed.load(Ordering::SeqCst),
+            paid.load(Ordering::SeqCst)
+        ),
+        (1, 1)
+    );
+}
+
+fn buyer_with_pass(signer: &Arc<Signer>, pass: &'static str) -> crate::Buyer {
+    buyer(signer, Policy::default()).with_hook(Arc::new(Pass(pass)))
+}

@@ -28,6 +28,7 @@ pub mod idempotency;
 mod object;
 pub mod payment_id;
 pub mod schema;
+pub mod sign_in;
 mod time;
 
 use std::any::Any;

@@ -58,6 +58,7 @@ pub struct MemoryStore {
     clock: SharedClock,
     payers: KeyedLocks,
     catalog: crate::extension::catalog::MemoryCatalog,
+    sign_in: crate::extension::sign_in::MemorySignIn,
 }
 
 impl Default for MemoryStore {
@@ -89,6 +90,7 @@ impl MemoryStore {
             clock,
             payers: KeyedLocks::default(),
             catalog: Default::default(),
+            sign_in: Default::default(),
         }
     }
 
@@ -320,6 +322,10 @@ impl SettlementStore for MemoryStore {
 
     fn catalog(&self) -> Option<&dyn crate::extension::catalog::ResourceCatalog> {
         Some(&self.catalog)
+    }
+
+    fn sign_in(&self) -> Option<&dyn crate::extension::sign_in::SignInStore> {
+        Some(&self.sign_in)
     }
 
     fn kind(&self) -> &'static str {

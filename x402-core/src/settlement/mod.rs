@@ -386,6 +386,12 @@ pub trait SettlementStore: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Sign-in-with-x's payment history and spent nonces kept in this store
+    /// ([`crate::extension::sign_in`]), when the backend keeps them.
+    fn sign_in(&self) -> Option<&dyn crate::extension::sign_in::SignInStore> {
+        None
+    }
+
     /// The outcome of `id`, if it ended.
     async fn outcome(&self, id: &PaymentId) -> Result<Option<Outcome>, StoreError> {
         Ok(self.record(id).await?.and_then(|r| r.outcome))

@@ -17,6 +17,7 @@ mod catalog;
 mod lease;
 mod payment_ids;
 mod schema;
+mod sign_in;
 
 use std::fmt;
 use std::future::Future;
@@ -641,6 +642,10 @@ impl SettlementStore for PostgresStore {
     }
 
     fn catalog(&self) -> Option<&dyn x402_core::extension::catalog::ResourceCatalog> {
+        Some(self)
+    }
+
+    fn sign_in(&self) -> Option<&dyn x402_core::extension::sign_in::SignInStore> {
         Some(self)
     }
 

@@ -69,6 +69,8 @@ const MIGRATIONS: &[&str] = &[
         expires_at  bigint NOT NULL
     );
     CREATE INDEX x402_payment_ids_expires ON x402_payment_ids (expires_at);",
+    // 5: sign-in-with-x (its own file, so that migrations of other features merge cleanly).
+    include_str!("../../migrations/postgres/0005_sign_in_with_x.sql"),
 ];
 
 /// Brings the schema to the latest version.

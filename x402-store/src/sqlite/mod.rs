@@ -10,6 +10,7 @@ mod catalog;
 mod lock;
 mod payment_ids;
 mod schema;
+mod sign_in;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -546,6 +547,10 @@ impl SettlementStore for SqliteStore {
     }
 
     fn catalog(&self) -> Option<&dyn x402_core::extension::catalog::ResourceCatalog> {
+        Some(self)
+    }
+
+    fn sign_in(&self) -> Option<&dyn x402_core::extension::sign_in::SignInStore> {
         Some(self)
     }
 

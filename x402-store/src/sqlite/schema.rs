@@ -60,6 +60,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         expires_at  INTEGER NOT NULL
     );
     CREATE INDEX x402_payment_ids_expires ON x402_payment_ids (expires_at);",
+    // 5: sign-in-with-x (its own file, so that migrations of other features merge cleanly).
+    include_str!("../../migrations/sqlite/0005_sign_in_with_x.sql"),
 ];
 
 /// Why the schema could not be brought up to date.

@@ -191,7 +191,7 @@ async fn the_file_is_in_wal_mode_with_full_sync() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((mode.as_str(), sync, version), ("wal", 2, 4));
+    assert_eq!((mode.as_str(), sync, version), ("wal", 2, 5));
 }
 
 #[tokio::test]
