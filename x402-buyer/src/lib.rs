@@ -9,6 +9,7 @@ pub mod middleware;
 mod pay;
 mod policy;
 pub mod select;
+mod sign;
 
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -19,6 +20,7 @@ pub use hook::{Before, BuyerHook, PaymentCall, RequiredCall, SignedCall};
 pub use ledger::{JsonlLedger, Ledger, LedgerError, Record};
 pub use policy::{KnownAsset, Policy, format_units};
 pub use select::{Candidate, Selector};
+pub use sign::SignedPayment;
 
 #[cfg(test)]
 mod tests;

@@ -35,6 +35,8 @@ pub(crate) struct Prepared {
     pub(crate) version: X402Version,
     pub(crate) requirements: PaymentRequirements,
     pub(crate) header: (HeaderName, HeaderValue),
+    /// The signed payment the header carries.
+    pub(crate) payload: PaymentPayload,
     /// The payment's ledger id.
     pub(crate) id: String,
 }
@@ -279,6 +281,7 @@ impl Buyer {
             version,
             requirements: chosen.clone(),
             header: (name, value),
+            payload: document,
             id: record.id,
         })
     }
