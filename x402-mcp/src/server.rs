@@ -7,7 +7,7 @@
 //! `_meta["x402/payment"]` object is its `PAYMENT-SIGNATURE`, the tool is the protected handler
 //! (it runs only after a valid verify; a tool error is "the handler failed", and nothing is
 //! settled), and the paywall's answer is turned back into a tool result
-//! ([`crate::server::answer`]).
+//! (the table in `server/answer.rs`).
 
 mod answer;
 mod delegate;
