@@ -25,13 +25,34 @@ use crate::e2e::{EXACT_UNITS, Shop, evm_seller};
 /// What the paid `joke` tool answers.
 pub const JOKE: &str = "why did the agent pay? the tool was exact";
 
+/// What the `drain` tool does before answering (a test empties the payer's wallet in it, so
+/// that a payment verified before the tool ran fails to settle after it).
+pub type Drain =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
+/// What the `drain` tool answers: it must never reach a payer whose settlement failed.
+pub const DRAIN_SECRET: &str = "a secret that must not leak";
+
 /// The tool server: counts how often each tool ran.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct JokeTools {
     /// Runs of `joke`.
     pub jokes: AtomicUsize,
     /// Runs of `fail`.
     pub failures: AtomicUsize,
+    /// Runs of `drain`.
+    pub drains: AtomicUsize,
+    /// The `drain` tool's action (no `drain` tool without it).
+    pub drain: Option<Drain>,
+}
+
+impl std::fmt::Debug for JokeTools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JokeTools")
+            .field("jokes", &self.jokes)
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
+    }
 }
 
 fn schema() -> Arc<JsonObject> {
@@ -75,6 +96,13 @@ impl ServerHandler for JokeTools {
                 CallToolResult::error(vec![ContentBlock::text("the tool broke")])
             }
             "free" => CallToolResult::success(vec![ContentBlock::text("free for all")]),
+            "drain" if self.drain.is_some() => {
+                self.drains.fetch_add(1, Ordering::SeqCst);
+                if let Some(drain) = &self.drain {
+                    drain().await;
+                }
+                CallToolResult::success(vec![ContentBlock::text(DRAIN_SECRET)])
+            }
             "priced" => CallToolResult::success(vec![ContentBlock::text("priced per call")]),
             other => {
                 return Err(McpError::invalid_params(format!("no tool {other}"), None));
@@ -95,7 +123,8 @@ fn exact(shop: &Shop, units: u64) -> Accept {
     .max_timeout_seconds(120)
 }
 
-/// `joke` and `fail` at [`EXACT_UNITS`], `priced` at its `units` argument; `free` is free.
+/// `joke`, `fail` and `drain` at [`EXACT_UNITS`], `priced` at its `units` argument; `free` is
+/// free.
 pub fn paid_tools(shop: &Shop) -> PaidTools {
     let seller = evm_seller(&shop.h, shop.counting.clone(), TransferMethod::Eip3009);
     let priced = Accept::dynamic(
@@ -132,6 +161,14 @@ pub fn paid_tools(shop: &Shop) -> PaidTools {
         .expect("fail")
         .tool("priced", &seller, Route::new().accept(priced))
         .expect("priced")
+        .tool(
+            "drain",
+            &seller,
+            Route::new()
+                .description("drains")
+                .accept(exact(shop, EXACT_UNITS)),
+        )
+        .expect("drain")
 }
 
 /// Serves `tools` (paid as `paid`) over streamable HTTP at `/mcp` on a free port; returns the

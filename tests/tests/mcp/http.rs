@@ -283,3 +283,91 @@ async fn the_buyer_policy_bounds_what_the_client_pays() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_failed_settlement_withholds_the_tool_result() {
+    let shop = Shop::start().await;
+    let b = shop.h.bed.buyer(3).clone();
+    let drain: x402_tests::mcp::Drain = {
+        let h = shop.h.clone();
+        let who = b.address;
+        Arc::new(move || {
+            let h = h.clone();
+            Box::pin(async move {
+                // The payer empties its wallet while the tool runs: the settlement must fail.
+                let all = h.usdc(who).await;
+                h.bed
+                    .transfer_usdc(who, h.bed.deployer().address, all)
+                    .await;
+            })
+        })
+    };
+    let tools = Arc::new(JokeTools {
+        drain: Some(drain),
+        ..JokeTools::default()
+    });
+    let url = serve_http(tools.clone(), paid_tools(&shop)).await;
+    let bed = Bed { shop, tools, url };
+    let seller_before = bed.shop.usdc(bed.shop.h.bed.seller().address).await;
+    let client = connect(&bed.url).await;
+    let buyer = Arc::new(buyer_for(&bed.shop.h, &b.signer, Policy::default()));
+    let err = PayingClient::new(buyer)
+        .call_tool(&client, call("drain"))
+        .await
+        .unwrap_err();
+    let x402_mcp::Error::Refused { error, settlement } = &err else {
+        panic!("refused, got {err}")
+    };
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("settlement failed")),
+        "{err}"
+    );
+    assert!(settlement.as_ref().is_some_and(|s| !s.success), "{err}");
+    assert!(!format!("{err:?}").contains(x402_tests::mcp::DRAIN_SECRET));
+    assert_eq!(
+        bed.tools.drains.load(Ordering::SeqCst),
+        1,
+        "the tool ran once"
+    );
+    assert_eq!(
+        bed.shop.counting.calls(),
+        (1, 1),
+        "settled once, never again"
+    );
+    assert_eq!(
+        bed.shop.usdc(bed.shop.h.bed.seller().address).await,
+        seller_before
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_payment_sent_twice_at_once_is_settled_once() {
+    let bed = start().await;
+    let b = bed.shop.h.bed.buyer(2).clone();
+    let before = balances(&bed, b.address).await;
+    let payload = serde_json::to_value(buyer_payment(&bed, &b.signer, "joke").await).unwrap();
+    let (c1, c2) = (connect(&bed.url).await, connect(&bed.url).await);
+    let (r1, r2) = tokio::join!(
+        c1.call_tool(with_payment("joke", payload.clone())),
+        c2.call_tool(with_payment("joke", payload)),
+    );
+    let results = [r1.unwrap(), r2.unwrap()];
+    let served = results.iter().filter(|r| r.is_error == Some(false)).count();
+    let refused = results
+        .iter()
+        .filter(|r| payment_required_of(r).is_some())
+        .count();
+    assert_eq!((served, refused), (1, 1), "{results:?}");
+    assert_eq!(bed.tools.jokes.load(Ordering::SeqCst), 1);
+    let units = U256::from(EXACT_UNITS);
+    assert_eq!(
+        balances(&bed, b.address).await,
+        (before.0 - units, before.1 + units)
+    );
+    assert_eq!(bed.shop.counting.settles.load(Ordering::SeqCst), 1);
+    c1.cancel().await.unwrap();
+    c2.cancel().await.unwrap();
+}
