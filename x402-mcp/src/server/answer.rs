@@ -18,13 +18,13 @@ use rmcp::ErrorData as McpError;
 use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, MetaObject};
 use tower::ServiceExt as _;
 use x402_core::header::{
-    self as codec, MAX_RESPONSE_HEADER_LEN, PAYMENT_REQUIRED, PAYMENT_RESPONSE,
+    self as codec, MAX_RESPONSE_HEADER_LEN, PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE,
 };
 use x402_core::wire::SettleResponse;
 use x402_seller::Paywall;
 
 use super::{ToolCall, seller_request, succeeded};
-use crate::meta::{PAYMENT_RESPONSE_META_KEY, payment_required_result};
+use crate::meta::{PAYMENT_META_KEY, PAYMENT_RESPONSE_META_KEY, payment_required_result};
 
 /// The payment request document of a 402's `PAYMENT-REQUIRED`, as JSON.
 fn document_of(response: &Response<Body>) -> Option<serde_json::Value> {
@@ -145,6 +145,11 @@ where
         return with_settlement(failed(&message), settlement.as_ref()).into();
     }
     if status == StatusCode::BAD_REQUEST {
+        // The seller names the HTTP header the payment came in; here it came in `_meta`.
+        let message = match message.strip_prefix(PAYMENT_SIGNATURE) {
+            Some(rest) => format!("{PAYMENT_META_KEY}{rest}"),
+            None => message,
+        };
         return refused(unpaid().await, &message).into();
     }
     failed(&message).into()
