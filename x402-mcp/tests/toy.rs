@@ -20,7 +20,7 @@ use x402_core::{
     Registry, SellerRole as _, X402Version,
 };
 use x402_mcp::{PAYMENT_META_KEY, PaidService, PaidTools, PayingClient, payment_required_of};
-use x402_seller::{Accept, Route, Seller};
+use x402_seller::{Accept, Route, Seller, SettleTiming};
 
 /// The payer's key on the toy ledger.
 const SECRET: [u8; 32] = [7; 32];
@@ -42,7 +42,9 @@ impl ServerHandler for Tools {
     ) -> Result<CallToolResponse, McpError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         match request.name.as_ref() {
-            "broken" => Err(McpError::internal_error("the tool crashed", None)),
+            "broken" | "broken-settled-first" => {
+                Err(McpError::internal_error("the tool crashed", None))
+            }
             _ => Ok(CallToolResult::success(vec![ContentBlock::text("paid content")]).into()),
         }
     }
@@ -97,6 +99,14 @@ async fn start() -> Bed {
         .tool("paid", &seller, Route::new().accept(accept()))
         .unwrap()
         .tool("broken", &seller, Route::new().accept(accept()))
+        .unwrap()
+        .tool(
+            "broken-settled-first",
+            &seller,
+            Route::new()
+                .accept(accept())
+                .settle(SettleTiming::BeforeHandler),
+        )
         .unwrap();
     let tools = Arc::new(Tools::default());
     let (server_io, client_io) = tokio::io::duplex(64 * 1024);
@@ -173,4 +183,14 @@ async fn a_paid_call_settles_once_and_refusals_move_nothing() {
     assert_eq!(balance(bed.pay_to), Amount::from(25));
     assert_eq!(balance(bed.payer), Amount::from(1000 - 25));
     assert_eq!(bed.tools.runs.load(Ordering::SeqCst), 2);
+
+    // A route that settles before its tool runs: the tool's failure carries the settlement.
+    let settled_first = paying
+        .call_tool(&bed.client, call("broken-settled-first"))
+        .await
+        .unwrap();
+    assert_eq!(settled_first.result.is_error, Some(true));
+    assert!(settled_first.settlement().is_some_and(|s| s.success));
+    assert_eq!(balance(bed.pay_to), Amount::from(50));
+    assert_eq!(bed.tools.runs.load(Ordering::SeqCst), 3);
 }

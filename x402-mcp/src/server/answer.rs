@@ -6,7 +6,7 @@
 //! | 402 with `PAYMENT-REQUIRED` (no payment, refused payment) | the payment request as a structured tool error |
 //! | 402 without it (the settlement failed) | the payment request, its `error` the settlement's reason, the failed settlement in `_meta`; the tool's content withheld |
 //! | 400 (a payment that cannot be read) | the payment request, its `error` the reason |
-//! | the tool's own failure (nothing settled) | the tool's result, untouched |
+//! | the tool's own failure (nothing settled, unless the route settles before its handler) | the tool's result (with that settlement in `_meta`) |
 //! | 504 (settlement pending) | a tool error naming the transaction, the pending settlement in `_meta`, no offers (do not pay again) |
 //! | any other (facilitator or hook failure) | a tool error with the seller's message |
 
@@ -133,11 +133,16 @@ where
             .to_owned();
         return with_settlement(refused(unpaid().await, &reason), settlement.as_ref()).into();
     }
-    // The tool's own failure: nothing was settled; its answer is returned as it is.
+    // The tool's own failure: its answer is returned as it is. Nothing was settled, unless the
+    // route settles before its handler (`SettleTiming::BeforeHandler`): that settlement is
+    // reported with the failure.
     if let Some(result) = ran.filter(|r| !succeeded(r)) {
         return match result {
-            Ok(result) => result,
-            Err(e) => failed(&e.message).into(),
+            Ok(CallToolResponse::Complete(result)) => {
+                with_settlement(result, settlement.as_ref()).into()
+            }
+            Ok(other) => other,
+            Err(e) => with_settlement(failed(&e.message), settlement.as_ref()).into(),
         };
     }
     let message = message_of(response).await;
