@@ -16,6 +16,7 @@ pub mod evm;
 #[cfg(test)]
 mod golden;
 pub mod http1;
+pub mod mcp;
 pub mod postgres;
 pub mod process;
 pub mod python;

@@ -11,6 +11,7 @@ mod pay;
 mod policy;
 mod retry;
 pub mod select;
+mod sign;
 
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -23,6 +24,7 @@ pub use ledger::{JsonlLedger, Ledger, LedgerError, Record};
 pub use policy::{KnownAsset, Policy, format_units};
 pub use retry::Retry;
 pub use select::{Candidate, Selector};
+pub use sign::SignedPayment;
 
 #[cfg(test)]
 mod tests;

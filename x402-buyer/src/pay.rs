@@ -35,6 +35,8 @@ pub(crate) struct Prepared {
     pub(crate) version: X402Version,
     pub(crate) requirements: PaymentRequirements,
     pub(crate) header: (HeaderName, HeaderValue),
+    /// The signed payment the header carries.
+    pub(crate) payload: PaymentPayload,
     /// The payment's ledger id.
     pub(crate) id: String,
     /// The `payment-identifier` id it carries.
@@ -307,6 +309,7 @@ impl Buyer {
             version,
             requirements: chosen.clone(),
             header: (name, value),
+            payload: document,
             id: record.id,
             payment_id,
         })

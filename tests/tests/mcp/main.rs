@@ -1,0 +1,10 @@
+//! x402 over MCP on anvil: our paying client (`x402-mcp` + `x402-buyer`) calls tools of our paid
+//! MCP server (`x402-mcp` over `x402-seller`, our facilitator over HTTP) over streamable HTTP;
+//! and everything that must NOT happen: a payment moved without the tool's success, a bad payment
+//! charged, a payment settled twice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod http;
+mod interop;
+mod stdio;
