@@ -64,16 +64,22 @@ fi
 
 # --- the official x402 Python SDK for the interop tests (tests/interop/python), pinned ---------
 # A virtual environment in the cache, rebuilt from scratch whenever the requirements file changes
-# (its hash is the stamp) or the environment's interpreter no longer runs.
+# (its hash is the stamp: a machine whose environment predates a new requirement, such as the
+# `mcp` and `svm` extras, rebuilds it), or when the modules the tests import no longer load
+# (a broken or half-removed environment with a current stamp).
 python_dir="$cache/python"
 python_req="$here/../tests/interop/python/requirements.txt"
 python_hash="$(sha256sum "$python_req" | cut -d' ' -f1)"
+# What tests/interop/python/*.py import: the SDK's HTTP client and FastAPI middleware, its EVM and
+# Solana mechanisms, its MCP client and server helpers on the MCP SDK's FastMCP, and uvicorn.
+python_imports='import x402.http.clients.httpx, x402.http.middleware.fastapi, x402.mechanisms.evm.exact, x402.mechanisms.svm.exact, x402.mcp.client, x402.mcp.server, mcp.server.fastmcp, mcp.client.streamable_http, uvicorn'
 if [ "$(cat "$python_dir/requirements.sha256" 2>/dev/null)" != "$python_hash" ] \
-   || ! "$python_dir/bin/python" -c '' >/dev/null 2>&1; then
-  say "pip install (official x402 Python SDK for interop tests)"
+   || ! "$python_dir/bin/python" -c "$python_imports" >/dev/null 2>&1; then
+  say "pip install (official x402 Python SDK and its MCP and Solana extras, for interop tests)"
   rm -rf "$python_dir"
   { python3 -m venv "$python_dir" \
-    && "$python_dir/bin/pip" install --no-input --disable-pip-version-check -r "$python_req"; } \
+    && "$python_dir/bin/pip" install --no-input --disable-pip-version-check -r "$python_req" \
+    && "$python_dir/bin/python" -c "$python_imports"; } \
     >"$cache/logs/pip-interop.log" 2>&1 \
     || { cat "$cache/logs/pip-interop.log" >&2; exit 1; }
   echo "$python_hash" >"$python_dir/requirements.sha256"

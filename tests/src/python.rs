@@ -35,7 +35,9 @@ impl PythonScript {
         Self { python, script }
     }
 
-    fn command(&self, args: &[&str], envs: &[(&str, String)]) -> Command {
+    /// The command that runs the script with `args` and `envs` (killed when dropped): for a
+    /// server spoken to over its stdin/stdout, say.
+    pub fn command(&self, args: &[&str], envs: &[(&str, String)]) -> Command {
         let mut cmd = Command::new(&self.python);
         cmd.arg(&self.script)
             .args(args)
@@ -76,8 +78,16 @@ impl PythonScript {
     /// # Panics
     /// When it exits or does not start within the start-up guard.
     pub async fn serve(&self, envs: &[(&str, String)]) -> (Child, String) {
+        self.serve_with(&[], envs).await
+    }
+
+    /// [`PythonScript::serve`] with command-line arguments.
+    ///
+    /// # Panics
+    /// When it exits or does not start within the start-up guard.
+    pub async fn serve_with(&self, args: &[&str], envs: &[(&str, String)]) -> (Child, String) {
         let mut child = self
-            .command(&[], envs)
+            .command(args, envs)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -54,9 +54,26 @@ pub fn payment_required_of(result: &CallToolResult) -> Option<PaymentRequired> {
     })
 }
 
-/// The settlement a tool result reports in `_meta["x402/payment-response"]`, when readable.
+/// The settlement a tool result reports in `_meta["x402/payment-response"]`, when readable; on a
+/// tool error without one there, the same key of its `structuredContent`: where the official
+/// Python SDK's MCP server (`x402.mcp` of PyPI `x402`) puts the failed settlement of the
+/// payment request it answers a settlement failure with.
 pub fn settlement_of(result: &CallToolResult) -> Option<SettleResponse> {
-    let value = result.meta.as_ref()?.get(PAYMENT_RESPONSE_META_KEY)?;
+    let in_meta = result
+        .meta
+        .as_ref()
+        .and_then(|m| m.get(PAYMENT_RESPONSE_META_KEY));
+    let in_error = || {
+        (result.is_error == Some(true))
+            .then(|| {
+                result
+                    .structured_content
+                    .as_ref()?
+                    .get(PAYMENT_RESPONSE_META_KEY)
+            })
+            .flatten()
+    };
+    let value = in_meta.or_else(in_error)?;
     serde_json::from_value(value.clone()).ok()
 }
 
@@ -126,5 +143,41 @@ mod tests {
         assert!(read.success);
         assert_eq!(read.transaction, "0xabc");
         assert!(settlement_of(&CallToolResult::success(vec![])).is_none());
+    }
+
+    #[test]
+    fn a_failed_settlement_is_read_from_the_payment_request_of_a_python_server() {
+        // x402.mcp (PyPI x402 2.25.0) answers a failed settlement with a payment request that
+        // carries the settlement under the _meta key, in its structuredContent.
+        let mut document = document();
+        document["error"] = "Payment settlement failed: insufficient_funds".into();
+        document[PAYMENT_RESPONSE_META_KEY] = serde_json::json!({
+            "success": false, "errorReason": "insufficient_funds", "transaction": "",
+            "network": "eip155:84532"
+        });
+        let result = payment_required_result(document.clone());
+        assert!(payment_required_of(&result).is_some());
+        let read = settlement_of(&result).unwrap();
+        assert!(!read.success);
+        assert_eq!(read.error_reason.unwrap().as_str(), "insufficient_funds");
+        // Only on an error, and the result's _meta comes first.
+        let mut meta = MetaObject::new();
+        meta.insert(
+            PAYMENT_RESPONSE_META_KEY.to_owned(),
+            serde_json::json!({"success": false, "errorReason": "from_meta", "transaction": "",
+                "network": "eip155:84532"}),
+        );
+        let with_meta = payment_required_result(document.clone()).with_meta(Some(meta));
+        assert_eq!(
+            settlement_of(&with_meta)
+                .unwrap()
+                .error_reason
+                .unwrap()
+                .as_str(),
+            "from_meta"
+        );
+        let mut not_an_error = payment_required_result(document);
+        not_an_error.is_error = Some(false);
+        assert!(settlement_of(&not_an_error).is_none());
     }
 }
