@@ -290,6 +290,7 @@
   async function solanaPayload(r, wallet) {
     var x = extraOf(r), account = await solanaAccount(wallet);
     var owner = key(account.address), mint = key(r.asset);
+    if (x.feePayer === account.address) throw new Error("The offer would make your wallet pay the network fee; it is not a valid x402 offer.");
     var info = await solanaRpc(r, "getAccountInfo", [r.asset, { encoding: "base64", commitment: "confirmed" }]);
     var v = info.value, program = v && (v.owner === TOKEN || v.owner === TOKEN22) && key(v.owner);
     var mintData = v && Array.isArray(v.data) ? unb64(v.data[0]) : [];

@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod svm;
+mod upto;
 
 use std::path::PathBuf;
 use std::sync::Arc;

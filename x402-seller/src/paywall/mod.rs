@@ -278,9 +278,18 @@ struct PageData<'a> {
 /// The price of `r` as shown: token units when the asset is labelled.
 fn price(config: &PaywallConfig, r: &PaymentRequirementsV2) -> String {
     let atomic = r.amount.to_string();
+    // an upto offer's amount is the most a request may cost
+    let at_most = if r.scheme == "upto" { "at most " } else { "" };
     match config.label(r) {
-        Some(l) => format!("{} {}", token_units(&atomic, l.decimals), escape(&l.symbol)),
-        None => format!("{atomic} atomic units of <code>{}</code>", escape(&r.asset)),
+        Some(l) => format!(
+            "{at_most}{} {}",
+            token_units(&atomic, l.decimals),
+            escape(&l.symbol)
+        ),
+        None => format!(
+            "{at_most}{atomic} atomic units of <code>{}</code>",
+            escape(&r.asset)
+        ),
     }
 }
 
