@@ -1,4 +1,5 @@
-//! The paywall pays `exact` on Solana (solana-test-validator, the real SPL Token program) through
+//! The paywall pays `exact` on Solana (solana-test-validator, the real SPL Token and Token-2022
+//! programs) through
 //! a Wallet Standard wallet injected into the page: the page reads the mint and a blockhash from
 //! the RPC the seller configured, builds the transaction (byte for byte what the Rust buyer
 //! builds), the wallet signs it with the test key (WebCrypto Ed25519), our facilitator co-signs
@@ -16,7 +17,7 @@ use solana_signer::Signer as _;
 use x402_core::client::FacilitatorClient;
 use x402_core::{Amount, Price, Registry, SellerRole as _, X402Version};
 use x402_seller::{Accept, PaywallConfig, Route, Seller, SellerOptions};
-use x402_tests::chromium::{Browser, Page, SOLANA_WALLET_NAME, TestSolanaWallet};
+use x402_tests::chromium::{Browser, Page, SOLANA_WALLET_NAME, SignRequest, TestSolanaWallet};
 use x402_tests::e2e::{Counting, serve, serve_facilitator};
 use x402_tests::solana::exact::{NETWORK, SvmHarness};
 use x402_tests::solana::{LAMPORTS_PER_SOL, TestMint};
@@ -34,7 +35,7 @@ struct SvmStand {
 
 async fn start() -> SvmStand {
     let h = SvmHarness::start().await;
-    let mint = h.bed.spl_token_mint();
+    let (mint, t22) = (h.bed.spl_token_mint(), h.bed.token_2022_mint());
     let facilitator_url = serve_facilitator(h.facilitator.clone()).await;
     let counting = Arc::new(Counting::new(Arc::new(FacilitatorClient::new(
         facilitator_url,
@@ -46,6 +47,7 @@ async fn start() -> SvmStand {
             scheme_exact_svm::VERSIONS,
             scheme_exact_svm::Seller::new()
                 .with_mint_decimals(mint.address, mint.decimals)
+                .with_mint_decimals(t22.address, t22.decimals)
                 .into_scheme(),
         )
         .unwrap();
@@ -54,28 +56,49 @@ async fn start() -> SvmStand {
             .app_name("Weather Pro")
             .testnet(true)
             .asset(NETWORK, mint.address.to_string(), "USDC", mint.decimals)
+            .asset(NETWORK, t22.address.to_string(), "USDC", t22.decimals)
             .solana_rpc(NETWORK, h.bed.rpc_url()),
         ..SellerOptions::default()
     };
-    let seller = Seller::with_options(counting.clone(), schemes, options);
-    let route = Route::new()
-        .description(DESCRIPTION)
-        .versions(&[X402Version::V2])
-        .accept(
-            Accept::new(
-                "exact",
-                h.network.clone(),
-                h.seller.pubkey().to_string(),
-                Price::Atomic(Amount::from(PRICE)),
-            )
-            .asset(mint.address.to_string())
-            .max_timeout_seconds(MAX_TIMEOUT),
-        );
-    let forecast = || async { axum::Json(json!({ "forecast": SECRET })) };
-    let router = axum::Router::new().route(
-        "/forecast",
-        get(forecast).layer(seller.paywall(route).unwrap()),
+    // the same seller without a Solana RPC for the page
+    let no_rpc = Seller::with_options(
+        counting.clone(),
+        schemes.clone(),
+        SellerOptions {
+            paywall: PaywallConfig::new(),
+            ..SellerOptions::default()
+        },
     );
+    let seller = Seller::with_options(counting.clone(), schemes, options);
+    let route = |m: &TestMint| {
+        Route::new()
+            .description(DESCRIPTION)
+            .versions(&[X402Version::V2])
+            .accept(
+                Accept::new(
+                    "exact",
+                    h.network.clone(),
+                    h.seller.pubkey().to_string(),
+                    Price::Atomic(Amount::from(PRICE)),
+                )
+                .asset(m.address.to_string())
+                .max_timeout_seconds(MAX_TIMEOUT),
+            )
+    };
+    let forecast = || async { axum::Json(json!({ "forecast": SECRET })) };
+    let router = axum::Router::new()
+        .route(
+            "/forecast",
+            get(forecast).layer(seller.paywall(route(&mint)).unwrap()),
+        )
+        .route(
+            "/forecast-t22",
+            get(forecast).layer(seller.paywall(route(&t22)).unwrap()),
+        )
+        .route(
+            "/forecast-no-rpc",
+            get(forecast).layer(no_rpc.paywall(route(&mint)).unwrap()),
+        );
     let url = serve(router).await;
     SvmStand {
         h,
@@ -88,11 +111,11 @@ async fn start() -> SvmStand {
 }
 
 impl SvmStand {
-    /// Opens the paywall with the Solana wallet of `keypair`; checks what it offers.
-    async fn open(&self, keypair: &Keypair) -> (Page, TestSolanaWallet) {
+    /// Opens the paywall at `path` with the Solana wallet of `keypair`; checks what it offers.
+    async fn open(&self, path: &str, keypair: &Keypair) -> (Page, TestSolanaWallet) {
         let (page, _events) = self.browser.page().await;
         let wallet = TestSolanaWallet::install(&page, keypair).await;
-        page.goto(&format!("{}/forecast", self.url)).await;
+        page.goto(&format!("{}{path}", self.url)).await;
         page.wait_for("document.getElementById('pay-button') !== null")
             .await;
         assert_eq!(
@@ -116,7 +139,11 @@ impl SvmStand {
     }
 
     async fn balances(&self, buyer: &Pubkey) -> (u64, u64) {
-        let m = &self.mint.address;
+        self.balances_in(&self.mint, buyer).await
+    }
+
+    async fn balances_in(&self, mint: &TestMint, buyer: &Pubkey) -> (u64, u64) {
+        let m = &mint.address;
         (
             self.h.bed.token_balance(buyer, m).await,
             self.h.bed.token_balance(&self.h.seller.pubkey(), m).await,
@@ -147,7 +174,7 @@ async fn the_paywall_pays_on_solana_through_a_wallet_standard_wallet() {
     );
 
     let (before_buyer, before_seller) = stand.balances(&buyer.pubkey()).await;
-    let (page, wallet) = stand.open(&buyer).await;
+    let (page, wallet) = stand.open("/forecast", &buyer).await;
     stand.shots.take(&page, "solana-unpaid.png").await;
 
     let (class, message) = pay(&page).await;
@@ -169,11 +196,33 @@ async fn the_paywall_pays_on_solana_through_a_wallet_standard_wallet() {
     assert_eq!(stand.counting.calls(), (1, 1));
 
     // what the wallet signed is the transaction the Rust buyer builds for this offer, byte for
-    // byte (same fee payer, blockhash and memo: the two values the page chose)
+    // byte (same fee payer, blockhash and memo: the values the page chose or was given)
     let requests = wallet.requests().await;
     let [signed] = requests.as_slice() else {
         panic!("one signing request: {requests:?}")
     };
+    assert_rust_built(&stand, signed, &stand.mint, &buyer);
+
+    // a Token-2022 mint: the page reads the mint's program and transfers under it
+    let t22 = stand.h.bed.token_2022_mint();
+    let before = stand.balances_in(&t22, &buyer.pubkey()).await;
+    let (page, wallet) = stand.open("/forecast-t22", &buyer).await;
+    let (class, message) = pay(&page).await;
+    assert_eq!(class, "ok", "{message}");
+    assert_eq!(
+        stand.balances_in(&t22, &buyer.pubkey()).await,
+        (before.0 - PRICE, before.1 + PRICE)
+    );
+    assert_eq!(stand.counting.calls(), (2, 2));
+    let requests = wallet.requests().await;
+    let [signed] = requests.as_slice() else {
+        panic!("one signing request: {requests:?}")
+    };
+    assert_rust_built(&stand, signed, &t22, &buyer);
+}
+
+/// Asserts that the page's transaction is what scheme-exact-svm's buyer builds for `mint`.
+fn assert_rust_built(stand: &SvmStand, signed: &SignRequest, mint: &TestMint, buyer: &Keypair) {
     assert_eq!(signed.chain, "solana:devnet");
     assert_eq!(signed.account, buyer.pubkey().to_string());
     let message = &signed.transaction.message;
@@ -187,9 +236,9 @@ async fn the_paywall_pays_on_solana_through_a_wallet_standard_wallet() {
     assert!(memo.iter().all(u8::is_ascii_hexdigit));
     let plan = PaymentPlan {
         fee_payer,
-        token_program: stand.mint.token_program,
-        mint: stand.mint.address,
-        decimals: stand.mint.decimals,
+        token_program: mint.token_program,
+        mint: mint.address,
+        decimals: mint.decimals,
         pay_to: stand.h.seller.pubkey(),
         amount: PRICE,
         memo,
@@ -216,7 +265,7 @@ async fn a_declined_or_unfunded_solana_payment_shows_a_readable_error_and_moves_
     // the user declines in the wallet: nothing reaches the seller
     let buyer = stand.h.buyer.insecure_clone();
     let before = stand.balances(&buyer.pubkey()).await;
-    let (page, wallet) = stand.open(&buyer).await;
+    let (page, wallet) = stand.open("/forecast", &buyer).await;
     wallet.refuse().await;
     let (class, message) = pay(&page).await;
     assert_eq!(class, "error", "{message}");
@@ -232,7 +281,7 @@ async fn a_declined_or_unfunded_solana_payment_shows_a_readable_error_and_moves_
 
     // a wallet whose token account is empty: signed, verified, refused by the simulation
     let broke = stand.h.bed.new_token_holder(LAMPORTS_PER_SOL, 0).await;
-    let (page, wallet) = stand.open(&broke).await;
+    let (page, wallet) = stand.open("/forecast", &broke).await;
     let (class, message) = pay(&page).await;
     assert_eq!(class, "error", "{message}");
     assert!(
@@ -250,6 +299,40 @@ async fn a_declined_or_unfunded_solana_payment_shows_a_readable_error_and_moves_
         ""
     );
     stand.shots.take(&page, "solana-refused.png").await;
+
+    // a page whose seller configured no Solana RPC lists the offer, says why it cannot pay it,
+    // and its policy allows no other origin
+    let (page, wallet) = {
+        let (page, _events) = stand.browser.page().await;
+        let wallet = TestSolanaWallet::install(&page, &buyer).await;
+        page.goto(&format!("{}/forecast-no-rpc", stand.url)).await;
+        (page, wallet)
+    };
+    let said = page
+        .wait_for(
+            "(() => { const t = document.getElementById('pay').textContent; \
+             return t.includes('configured no Solana RPC') && t; })()",
+        )
+        .await;
+    assert!(said.as_str().unwrap().contains(NETWORK), "{said}");
+    assert_eq!(
+        page.eval("document.getElementById('pay-button') === null")
+            .await,
+        true
+    );
+    assert_eq!(wallet.connects().await, 0);
+    let csp = reqwest::Client::new()
+        .get(format!("{}/forecast-no-rpc", stand.url))
+        .header("accept", "text/html")
+        .header("user-agent", "Mozilla/5.0")
+        .send()
+        .await
+        .unwrap()
+        .headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
     assert_eq!(stand.counting.calls(), (1, 0));
     assert_eq!(stand.balances(&buyer.pubkey()).await, before);
     assert_eq!(

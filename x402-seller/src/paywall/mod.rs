@@ -46,7 +46,10 @@ pub struct AssetLabel {
     pub decimals: u8,
 }
 
-/// The browser paywall's settings (seller-wide, [`crate::SellerOptions::paywall`]).
+/// The browser paywall's settings (seller-wide, [`crate::SellerOptions::paywall`]): the
+/// application's name ([`Self::app_name`]) and logo ([`Self::app_logo`]), a test-network banner
+/// ([`Self::testnet`]), token labels for prices ([`Self::asset`]) and the Solana RPC the page
+/// reads from for each Solana network ([`Self::solana_rpc`]).
 ///
 /// ```
 /// use x402_seller::{PaywallConfig, SellerOptions};
@@ -56,7 +59,11 @@ pub struct AssetLabel {
 ///         .app_name("Weather Pro")
 ///         .app_logo("https://example.com/logo.png")
 ///         .testnet(true)
-///         .asset("eip155:84532", "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "USDC", 6),
+///         .asset("eip155:84532", "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "USDC", 6)
+///         .solana_rpc(
+///             "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
+///             "https://api.devnet.solana.com",
+///         ),
 ///     ..SellerOptions::default()
 /// };
 /// # let _ = options;
