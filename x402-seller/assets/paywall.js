@@ -49,7 +49,9 @@
   function label(r, amount) {
     amount = String(amount === undefined ? r.amount : amount);
     var l = (data.assets || []).find(function (a) {
-      return a.network === r.network && a.asset.toLowerCase() === r.asset.toLowerCase();
+      // EVM addresses ignore case; Solana's base58 does not
+      return a.network === r.network && (a.asset === r.asset ||
+        (chainOf(r) !== null && a.asset.toLowerCase() === r.asset.toLowerCase()));
     });
     if (!l) return amount + " atomic units of " + r.asset;
     var s = amount.replace(/^0+/, "").padStart(l.decimals + 1, "0");
@@ -312,8 +314,8 @@
       account: account, transaction: tx, chain: walletChain(r)
     });
     var bytes = signed && signed[0] && signed[0].signedTransaction;
-    if (!(bytes instanceof Uint8Array)) throw new Error("The wallet returned no signed transaction.");
-    return { transaction: b64(bytes) };
+    if (!ArrayBuffer.isView(bytes)) throw new Error("The wallet returned no signed transaction.");
+    return { transaction: b64(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)) };
   }
 
   // --- reasons a buyer can read ------------------------------------------------------------

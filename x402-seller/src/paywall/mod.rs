@@ -38,7 +38,7 @@ const STYLE: &str = include_str!("../../assets/paywall.css");
 pub struct AssetLabel {
     /// The CAIP-2 network (`eip155:8453`).
     pub network: String,
-    /// The token address or mint (compared ignoring ASCII case).
+    /// The token address or mint (EVM addresses compared ignoring ASCII case, others exactly).
     pub asset: String,
     /// The ticker (`USDC`).
     pub symbol: String,
@@ -147,13 +147,23 @@ impl PaywallConfig {
     fn label(&self, r: &PaymentRequirementsV2) -> Option<&AssetLabel> {
         self.assets
             .iter()
-            .find(|a| a.network == r.network && a.asset.eq_ignore_ascii_case(&r.asset))
+            .find(|a| a.network == r.network && same_asset(&r.network, &a.asset, &r.asset))
     }
 
     fn logo(&self) -> Option<&str> {
         self.app_logo
             .as_deref()
             .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+    }
+}
+
+/// Whether two token ids on `network` are the same: EVM addresses ignore ASCII case (checksums),
+/// anything else (Solana's base58) is compared exactly.
+fn same_asset(network: &str, a: &str, b: &str) -> bool {
+    if network.starts_with("eip155:") {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
     }
 }
 

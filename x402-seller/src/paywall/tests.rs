@@ -208,3 +208,17 @@ fn the_inlined_assets_cannot_close_their_elements() {
         assert!(!asset.contains("@import") && !asset.contains("url("));
     }
 }
+
+#[test]
+fn solana_labels_match_the_mint_exactly() {
+    let mint = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
+    let labelled = |asset: &str| {
+        let config = PaywallConfig::new().asset(DEVNET, asset, "USDC", 6);
+        page(&config, &solana_offers(), "Payment required")
+    };
+    assert!(labelled(mint).contains("<td>0.01 USDC</td>"));
+    // another base58 string, though equal ignoring case
+    let other = labelled(&mint.to_ascii_lowercase());
+    assert!(!other.contains("0.01 USDC"));
+    assert!(other.contains("10000 atomic units of <code>4zMMC9"));
+}
