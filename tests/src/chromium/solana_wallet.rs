@@ -79,6 +79,7 @@ const WALLET: &str = r#"(() => {
       },
     },
   };
+  window.__x402SolanaWalletObject = wallet;
   const register = (api) => api.register(wallet);
   window.addEventListener("wallet-standard:app-ready", (event) => register(event.detail));
   window.dispatchEvent(new CustomEvent("wallet-standard:register-wallet", { detail: register }));

@@ -300,6 +300,46 @@ async fn a_declined_or_unfunded_solana_payment_shows_a_readable_error_and_moves_
     );
     stand.shots.take(&page, "solana-refused.png").await;
 
+    // wallets that register after the page loaded (the register-wallet event, the legacy
+    // navigator.wallets) are offered too, one choice per wallet; wallets without Solana signing
+    // are not
+    let (page, _wallet) = stand.open("/forecast", &buyer).await;
+    page.eval(
+        "(() => { \
+           const like = (name, features) => ({ version: '1.0.0', name, icon: '', chains: ['solana:devnet'], \
+             accounts: [], features }); \
+           const test = window.__x402SolanaWalletObject; \
+           window.dispatchEvent(new CustomEvent('wallet-standard:register-wallet', { detail: \
+             ({ register }) => register(like('Late Wallet', test.features), like('No Signing', \
+               { 'standard:connect': test.features['standard:connect'] })) })); \
+           navigator.wallets.push(({ register }) => register(like('Legacy Wallet', test.features))); \
+         })()",
+    )
+    .await;
+    let options = page
+        .wait_for(
+            "(() => { const s = document.querySelector('#pay select'); \
+             return s && s.options.length === 3 && Array.from(s.options, o => o.textContent); })()",
+        )
+        .await;
+    let options: Vec<String> = serde_json::from_value(options).unwrap();
+    for (option, wallet) in options
+        .iter()
+        .zip([SOLANA_WALLET_NAME, "Late Wallet", "Legacy Wallet"])
+    {
+        assert!(option.ends_with(&format!(" with {wallet}")), "{options:?}");
+    }
+    page.eval(
+        "const s = document.querySelector('#pay select'); s.value = '2'; \
+         s.dispatchEvent(new Event('change'))",
+    )
+    .await;
+    assert_eq!(
+        page.eval("document.getElementById('pay-button').textContent")
+            .await,
+        "Pay with Legacy Wallet"
+    );
+
     // a page whose seller configured no Solana RPC lists the offer, says why it cannot pay it,
     // and its policy allows no other origin
     let (page, wallet) = {
