@@ -177,10 +177,10 @@ pub(crate) fn payment_required(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
-        r.headers_mut().insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(paywall::content_security_policy()),
-        );
+        // the policy is made of checked origins; were it ever unrepresentable, nothing may run
+        let csp = HeaderValue::try_from(paywall::content_security_policy(config, offers))
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
         r
     } else {
         match &v1 {

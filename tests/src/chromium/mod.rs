@@ -19,7 +19,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::tools;
 
+mod solana_wallet;
 mod wallet;
+pub use solana_wallet::{SOLANA_WALLET_NAME, SignRequest, TestSolanaWallet};
 pub use wallet::{TestWallet, WalletRequest};
 
 /// How long the browser may take to start, answer a command, or load a page on a loaded machine.

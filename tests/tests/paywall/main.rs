@@ -2,10 +2,16 @@
 //! DevTools): a test wallet injected as `window.ethereum` signs with a test key exactly the typed
 //! data the page built (EIP-3009, or a Permit2 witness transfer once Permit2 is approved); the
 //! page pays on anvil with Circle's USDC through our facilitator and shows the paid content, or a
-//! readable error when the payment is refused (nothing moves then). The screenshots of the docs (docs/paywall/) are written by these tests:
-//! `X402_PAYWALL_SCREENSHOTS=docs/paywall` puts them there, otherwise into a temporary directory.
+//! readable error when the payment is refused (nothing moves then); `upto` and the sponsored
+//! Permit2 approval on anvil, and `exact` on Solana through a Wallet Standard wallet (`svm`).
+//! The screenshots of the docs (docs/paywall/) are written by these tests:
+//! `X402_PAYWALL_SCREENSHOTS=docs/paywall` (relative to the workspace) puts them there,
+//! otherwise into a temporary directory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod svm;
+mod upto;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,7 +64,10 @@ impl Shots {
     fn new() -> Self {
         match std::env::var_os("X402_PAYWALL_SCREENSHOTS") {
             Some(dir) => {
-                let dir = PathBuf::from(dir);
+                // a relative directory is the workspace's (cargo runs tests in the package's)
+                let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join(dir);
                 std::fs::create_dir_all(&dir).expect("screenshot dir");
                 Self { dir, _temp: None }
             }

@@ -1,14 +1,19 @@
 //! The HTML paywall a browser gets instead of `{}`: what is for sale, and a small inline script
-//! that pays from the browser's wallet (an EIP-1193 provider signing an EIP-3009
-//! `TransferWithAuthorization` or a Permit2 witness transfer), retries the request with
-//! `PAYMENT-SIGNATURE` and shows the paid content or a readable error.
+//! that pays from the browser's wallet — an EIP-1193 provider signing an EIP-3009
+//! `TransferWithAuthorization`, a Permit2 witness transfer (`exact` or `upto`, with an EIP-2612
+//! permit when the seller sponsors the approval), or a Wallet Standard Solana wallet signing the
+//! `exact` transaction the page builds — retries the request with `PAYMENT-SIGNATURE` and shows
+//! the paid content or a readable error.
 //!
 //! The page is self-contained: one inline script and one inline style, both fixed at build time
 //! and allowed by their SHA-256 in the page's `Content-Security-Policy`; nothing is fetched at run
-//! time but the resource itself (and the seller's logo, when configured). Everything the seller or
+//! time but the resource itself, the seller's logo (when configured) and, for a Solana offer, the
+//! mint and a recent blockhash from the Solana RPC the seller configured for that network (the
+//! policy's `connect-src` names that RPC's origin, on pages offering that network only). Everything the seller or
 //! the request contributes is escaped: HTML text through [`escape`], the 402 document through
 //! [`json_for_script`] into a non-executed `application/json` script element.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use base64::Engine as _;
@@ -33,7 +38,7 @@ const STYLE: &str = include_str!("../../assets/paywall.css");
 pub struct AssetLabel {
     /// The CAIP-2 network (`eip155:8453`).
     pub network: String,
-    /// The token address or mint (compared ignoring ASCII case).
+    /// The token address or mint (EVM addresses compared ignoring ASCII case, others exactly).
     pub asset: String,
     /// The ticker (`USDC`).
     pub symbol: String,
@@ -41,7 +46,10 @@ pub struct AssetLabel {
     pub decimals: u8,
 }
 
-/// The browser paywall's settings (seller-wide, [`crate::SellerOptions::paywall`]).
+/// The browser paywall's settings (seller-wide, [`crate::SellerOptions::paywall`]): the
+/// application's name ([`Self::app_name`]) and logo ([`Self::app_logo`]), a test-network banner
+/// ([`Self::testnet`]), token labels for prices ([`Self::asset`]) and the Solana RPC the page
+/// reads from for each Solana network ([`Self::solana_rpc`]).
 ///
 /// ```
 /// use x402_seller::{PaywallConfig, SellerOptions};
@@ -51,7 +59,11 @@ pub struct AssetLabel {
 ///         .app_name("Weather Pro")
 ///         .app_logo("https://example.com/logo.png")
 ///         .testnet(true)
-///         .asset("eip155:84532", "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "USDC", 6),
+///         .asset("eip155:84532", "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "USDC", 6)
+///         .solana_rpc(
+///             "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
+///             "https://api.devnet.solana.com",
+///         ),
 ///     ..SellerOptions::default()
 /// };
 /// # let _ = options;
@@ -62,6 +74,7 @@ pub struct PaywallConfig {
     pub(crate) app_logo: Option<String>,
     pub(crate) testnet: bool,
     pub(crate) assets: Vec<AssetLabel>,
+    pub(crate) solana_rpcs: Vec<(String, String)>,
 }
 
 impl PaywallConfig {
@@ -106,16 +119,51 @@ impl PaywallConfig {
         self
     }
 
+    /// The Solana JSON-RPC endpoint the page reads from for offers on `network` (a CAIP-2
+    /// `solana:…` id): the mint's owner program and decimals (`getAccountInfo`) and a recent
+    /// blockhash (`getLatestBlockhash`, commitment `confirmed`), which the transaction it builds
+    /// needs. Without one, the page lists that network's offers but cannot pay them.
+    ///
+    /// The buyer's browser calls it directly (without cookies or referrer), so the URL is
+    /// public: it is written into the page, and its origin into the page's
+    /// `Content-Security-Policy` `connect-src`. Use an endpoint meant for browsers — a public one
+    /// (`https://api.devnet.solana.com`) or a provider key restricted to your site's origin —
+    /// never one whose URL holds a secret. It must be on the facilitator's cluster and answer
+    /// CORS requests. Only `https://` and `http://` URLs without user information are used;
+    /// anything else is ignored. A second call for the same network replaces the first.
+    pub fn solana_rpc(mut self, network: impl Into<String>, url: impl Into<String>) -> Self {
+        let network = network.into();
+        self.solana_rpcs.retain(|(n, _)| *n != network);
+        self.solana_rpcs.push((network, url.into()));
+        self
+    }
+
+    /// The configured RPC of `network` when its URL is usable, with its origin.
+    fn solana_rpc_for(&self, network: &str) -> Option<(&str, String)> {
+        let (_, url) = self.solana_rpcs.iter().find(|(n, _)| n == network)?;
+        Some((url.as_str(), rpc_origin(url)?))
+    }
+
     fn label(&self, r: &PaymentRequirementsV2) -> Option<&AssetLabel> {
         self.assets
             .iter()
-            .find(|a| a.network == r.network && a.asset.eq_ignore_ascii_case(&r.asset))
+            .find(|a| a.network == r.network && same_asset(&r.network, &a.asset, &r.asset))
     }
 
     fn logo(&self) -> Option<&str> {
         self.app_logo
             .as_deref()
             .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+    }
+}
+
+/// Whether two token ids on `network` are the same: EVM addresses ignore ASCII case (checksums),
+/// anything else (Solana's base58) is compared exactly.
+fn same_asset(network: &str, a: &str, b: &str) -> bool {
+    if network.starts_with("eip155:") {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
     }
 }
 
@@ -168,20 +216,67 @@ pub(crate) fn token_units(atomic: &str, decimals: u8) -> String {
     }
 }
 
-/// The `Content-Security-Policy` of the page: the inline script and style by hash, images from
-/// the web (the logo, paid images), requests to the seller's own origin only.
-pub(crate) fn content_security_policy() -> &'static str {
-    static CSP: OnceLock<String> = OnceLock::new();
-    CSP.get_or_init(|| {
+/// The origin (`scheme://host[:port]`) of an `http(s)` URL, when it is plain enough to name in a
+/// policy: no user information, only host characters (letters, digits, `.`, `-`, `:`, `[`, `]`).
+pub(crate) fn rpc_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+    if authority.is_empty() || !authority.chars().all(plain) || url.chars().any(char::is_whitespace)
+    {
+        return None;
+    }
+    Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+}
+
+/// The `Content-Security-Policy` of a page offering `offers`: the inline script and style by
+/// hash, images from the web (the logo, paid images), requests to the seller's own origin and to
+/// the configured Solana RPC of each Solana network offered.
+pub(crate) fn content_security_policy(config: &PaywallConfig, offers: &Offers) -> String {
+    static CSP: OnceLock<(String, String)> = OnceLock::new();
+    let (head, tail) = CSP.get_or_init(|| {
         let hash = |s: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(s));
-        format!(
-            "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; \
-             img-src https: http: data: blob:; connect-src 'self'; frame-src 'self' blob:; \
-             base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-            hash(SCRIPT),
-            hash(STYLE)
+        (
+            format!(
+                "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; \
+                 img-src https: http: data: blob:; connect-src 'self'",
+                hash(SCRIPT),
+                hash(STYLE)
+            ),
+            "; frame-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+                .to_owned(),
         )
-    })
+    });
+    let mut origins: Vec<String> = solana_rpcs(config, offers)
+        .into_iter()
+        .map(|(_, (_, origin))| origin)
+        .collect();
+    origins.sort();
+    origins.dedup();
+    let mut csp = head.clone();
+    for o in origins {
+        csp.push(' ');
+        csp.push_str(&o);
+    }
+    csp.push_str(tail);
+    csp
+}
+
+/// The configured Solana RPCs of the Solana networks `offers` name (v2 offers only: the page
+/// pays nothing else).
+fn solana_rpcs<'a>(
+    config: &'a PaywallConfig,
+    offers: &'a Offers,
+) -> BTreeMap<&'a str, (&'a str, String)> {
+    offers
+        .v2
+        .iter()
+        .filter(|r| r.network.starts_with("solana:"))
+        .filter_map(|r| Some((r.network.as_str(), config.solana_rpc_for(&r.network)?)))
+        .collect()
 }
 
 /// What the script is told (the one JSON island of the page).
@@ -193,14 +288,25 @@ struct PageData<'a> {
     required: Option<x402_core::wire::PaymentRequiredV2>,
     testnet: bool,
     assets: &'a [AssetLabel],
+    /// The RPC URL of each Solana network offered (configured and usable).
+    solana_rpc: BTreeMap<&'a str, &'a str>,
 }
 
 /// The price of `r` as shown: token units when the asset is labelled.
 fn price(config: &PaywallConfig, r: &PaymentRequirementsV2) -> String {
     let atomic = r.amount.to_string();
+    // an upto offer's amount is the most a request may cost
+    let at_most = if r.scheme == "upto" { "at most " } else { "" };
     match config.label(r) {
-        Some(l) => format!("{} {}", token_units(&atomic, l.decimals), escape(&l.symbol)),
-        None => format!("{atomic} atomic units of <code>{}</code>", escape(&r.asset)),
+        Some(l) => format!(
+            "{at_most}{} {}",
+            token_units(&atomic, l.decimals),
+            escape(&l.symbol)
+        ),
+        None => format!(
+            "{at_most}{atomic} atomic units of <code>{}</code>",
+            escape(&r.asset)
+        ),
     }
 }
 
@@ -245,6 +351,10 @@ pub(crate) fn page(config: &PaywallConfig, offers: &Offers, error: &str) -> Stri
         required: offers.required_v2(error),
         testnet: config.testnet,
         assets: &config.assets,
+        solana_rpc: solana_rpcs(config, offers)
+            .into_iter()
+            .map(|(network, (url, _))| (network, url))
+            .collect(),
     };
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\

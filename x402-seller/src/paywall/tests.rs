@@ -34,12 +34,97 @@ fn script_json_cannot_close_its_element() {
 
 #[test]
 fn the_policy_allows_exactly_the_inline_script_and_style() {
-    let csp = content_security_policy();
+    let csp = content_security_policy(&PaywallConfig::new(), &offers("d"));
     let hash = |s: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(s));
     assert!(csp.contains(&format!("script-src 'sha256-{}'", hash(SCRIPT))));
     assert!(csp.contains(&format!("style-src 'sha256-{}'", hash(STYLE))));
     assert!(csp.starts_with("default-src 'none';"));
-    assert!(csp.contains("connect-src 'self'"));
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
+    assert!(csp.ends_with("frame-ancestors 'none'"), "{csp}");
+}
+
+const DEVNET: &str = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
+
+fn solana_offers() -> Offers {
+    let mut o = offers("d");
+    let requirement: PaymentRequirementsV2 = serde_json::from_value(serde_json::json!({
+        "scheme": "exact",
+        "network": DEVNET,
+        "amount": "10000",
+        "asset": "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+        "payTo": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse",
+        "maxTimeoutSeconds": 60,
+        "extra": {"feePayer": "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu"}
+    }))
+    .unwrap();
+    o.v2.push(requirement);
+    o
+}
+
+fn page_data(html: &str) -> serde_json::Value {
+    let start = html.find("id=\"x402-data\">").unwrap() + "id=\"x402-data\">".len();
+    let end = start + html[start..].find("</script>").unwrap();
+    serde_json::from_str(&html[start..end]).unwrap()
+}
+
+#[test]
+fn a_solana_rpc_is_published_and_allowed_only_where_its_network_is_offered() {
+    let config = PaywallConfig::new()
+        .solana_rpc(DEVNET, "https://old.example")
+        .solana_rpc(DEVNET, "https://RPC.example:8899/path?key=public")
+        .solana_rpc(
+            "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp",
+            "https://mainnet.example",
+        );
+    let csp = content_security_policy(&config, &solana_offers());
+    assert!(
+        csp.contains("connect-src 'self' https://rpc.example:8899;"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("old.example") && !csp.contains("mainnet.example"),
+        "{csp}"
+    );
+    let data = page_data(&page(&config, &solana_offers(), "Payment required"));
+    assert_eq!(
+        data["solanaRpc"],
+        serde_json::json!({ DEVNET: "https://RPC.example:8899/path?key=public" })
+    );
+    // a page without Solana offers publishes and allows no RPC
+    let evm_only = content_security_policy(&config, &offers("d"));
+    assert!(evm_only.contains("connect-src 'self';"), "{evm_only}");
+    assert_eq!(
+        page_data(&page(&config, &offers("d"), "Payment required"))["solanaRpc"],
+        serde_json::json!({})
+    );
+}
+
+#[test]
+fn unusable_rpc_urls_are_neither_published_nor_allowed() {
+    for bad in [
+        "ftp://rpc.example",
+        "javascript:alert(1)",
+        "https://user:pass@rpc.example",
+        "https://rpc.example; script-src *",
+        "https://rpc.example'",
+        "https://",
+        "rpc.example",
+        "https://rpc.example/ path",
+    ] {
+        let config = PaywallConfig::new().solana_rpc(DEVNET, bad);
+        let csp = content_security_policy(&config, &solana_offers());
+        assert!(csp.contains("connect-src 'self';"), "{bad}: {csp}");
+        let data = page_data(&page(&config, &solana_offers(), "Payment required"));
+        assert_eq!(data["solanaRpc"], serde_json::json!({}), "{bad}");
+    }
+    assert_eq!(
+        rpc_origin("http://127.0.0.1:8899").as_deref(),
+        Some("http://127.0.0.1:8899")
+    );
+    assert_eq!(
+        rpc_origin("https://[::1]:8899/").as_deref(),
+        Some("https://[::1]:8899")
+    );
 }
 
 fn offers(description: &str) -> Offers {
@@ -122,4 +207,18 @@ fn the_inlined_assets_cannot_close_their_elements() {
         assert!(!asset.contains("http://") && !asset.contains("https://"));
         assert!(!asset.contains("@import") && !asset.contains("url("));
     }
+}
+
+#[test]
+fn solana_labels_match_the_mint_exactly() {
+    let mint = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
+    let labelled = |asset: &str| {
+        let config = PaywallConfig::new().asset(DEVNET, asset, "USDC", 6);
+        page(&config, &solana_offers(), "Payment required")
+    };
+    assert!(labelled(mint).contains("<td>0.01 USDC</td>"));
+    // another base58 string, though equal ignoring case
+    let other = labelled(&mint.to_ascii_lowercase());
+    assert!(!other.contains("0.01 USDC"));
+    assert!(other.contains("10000 atomic units of <code>4zMMC9"));
 }
