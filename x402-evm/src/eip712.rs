@@ -1,10 +1,14 @@
 //! EIP-712 domains. The chain id and verifying contract always come from the seller's
 //! requirements and the facilitator's configuration — never from a payload.
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256, b256, keccak256};
 use alloy::sol_types::Eip712Domain;
 
 use crate::addresses::PERMIT2;
+
+/// `keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")`.
+const EIP3009_DOMAIN_TYPE_HASH: B256 =
+    b256!("0x8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f");
 
 /// The domain of an EIP-3009 token: `{name, version, chainId, verifyingContract: token}`.
 pub fn eip3009_domain(name: &str, version: &str, chain_id: u64, token: Address) -> Eip712Domain {
@@ -15,6 +19,31 @@ pub fn eip3009_domain(name: &str, version: &str, chain_id: u64, token: Address) 
         Some(token),
         None,
     )
+}
+
+/// The separator of [`eip3009_domain`]`(name, version, chain_id, token)`, computed without
+/// allocating (three Keccak-256 hashes; the type hash is a constant). Per verify this replaces
+/// building the domain (two owned strings) and alloy's `separator()` (the type string, its hash
+/// and the encoded data, each allocated).
+pub fn eip3009_domain_separator(name: &str, version: &str, chain_id: u64, token: Address) -> B256 {
+    let mut data = [0u8; 5 * 32];
+    data[..32].copy_from_slice(EIP3009_DOMAIN_TYPE_HASH.as_slice());
+    data[32..64].copy_from_slice(keccak256(name.as_bytes()).as_slice());
+    data[64..96].copy_from_slice(keccak256(version.as_bytes()).as_slice());
+    data[120..128].copy_from_slice(&chain_id.to_be_bytes());
+    data[140..].copy_from_slice(token.as_slice());
+    keccak256(data)
+}
+
+/// The EIP-712 signing hash `keccak256("\x19\x01" ‖ domainSeparator ‖ hashStruct(message))`, as
+/// alloy's `eip712_signing_hash` computes it from a domain.
+pub fn signing_hash(domain_separator: &B256, struct_hash: &B256) -> B256 {
+    let mut data = [0u8; 2 + 32 + 32];
+    data[0] = 0x19;
+    data[1] = 0x01;
+    data[2..34].copy_from_slice(domain_separator.as_slice());
+    data[34..].copy_from_slice(struct_hash.as_slice());
+    keccak256(data)
 }
 
 /// Permit2's domain: `{name: "Permit2", chainId, verifyingContract: Permit2}` — no version.
@@ -85,6 +114,42 @@ mod tests {
                 eip3009::TransferWithAuthorization::eip712_encode_type().as_bytes()
             ),
             b256!("0x7c7c6cdb67a18743f49ec6fa9b35f50d52ed05cbed4cc592e13b44501c1a2267")
+        );
+    }
+
+    #[test]
+    fn eip3009_separator_and_signing_hash_match_alloy() {
+        for (i, (name, version)) in [
+            ("USDC", "2"),
+            ("USD Coin", "2"),
+            ("", ""),
+            ("a name longer than one Keccak block, to cross the 136-byte rate: ………………………………………………………", "v1.0.0-ünïcode"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for chain_id in [0, 1, 8453, 84532, u64::MAX] {
+                let token = Address::from_word(alloy::primitives::keccak256([i as u8]));
+                let domain = eip3009_domain(name, version, chain_id, token);
+                let separator = eip3009_domain_separator(name, version, chain_id, token);
+                assert_eq!(separator, domain.separator(), "{name:?} {version:?} {chain_id}");
+                let msg = eip3009::TransferWithAuthorization {
+                    from: SIGNER,
+                    to: PAY_TO,
+                    value: U256::from(chain_id),
+                    validAfter: U256::ZERO,
+                    validBefore: U256::MAX,
+                    nonce: token.into_word(),
+                };
+                assert_eq!(
+                    signing_hash(&separator, &msg.eip712_hash_struct()),
+                    msg.eip712_signing_hash(&domain)
+                );
+            }
+        }
+        assert_eq!(
+            EIP3009_DOMAIN_TYPE_HASH,
+            eip3009_domain("n", "v", 1, Address::ZERO).type_hash()
         );
     }
 

@@ -8,7 +8,7 @@ use x402_core::{PaymentContext, Reason, Rejection, SchemeError, UnixTime};
 use x402_evm::abi::eip3009::{IEip3009Token, TransferWithAuthorization};
 use x402_evm::abi::wallet::{Call, IERC1271, IMulticall3};
 use x402_evm::addresses::{ERC1271_MAGIC, MULTICALL3};
-use x402_evm::eip712::eip3009_domain;
+use x402_evm::eip712::{eip3009_domain_separator, signing_hash};
 use x402_evm::signature::{self, Erc6492};
 
 use x402_evm::chain as rpc;
@@ -77,8 +77,10 @@ impl Facilitator {
             validBefore: p.valid_before,
             nonce: p.nonce,
         };
-        let digest =
-            message.eip712_signing_hash(&eip3009_domain(name, version, self.core.chain_id, asset));
+        let digest = signing_hash(
+            &eip3009_domain_separator(name, version, self.core.chain_id, asset),
+            &message.eip712_hash_struct(),
+        );
         let route = reject_on_err!(self.route_signature(p, &digest).await?);
         // 5–8. recipient, time window, exact amount.
         if p.to != pay_to {
@@ -151,15 +153,18 @@ impl Facilitator {
         let Ok(asset) = x402_evm::parse::address("asset", ctx.requirements.asset) else {
             return Ok(false);
         };
-        let digest = TransferWithAuthorization {
+        let message = TransferWithAuthorization {
             from: p.from,
             to: p.to,
             value: p.value,
             validAfter: p.valid_after,
             validBefore: p.valid_before,
             nonce: p.nonce,
-        }
-        .eip712_signing_hash(&eip3009_domain(name, version, self.core.chain_id, asset));
+        };
+        let digest = signing_hash(
+            &eip3009_domain_separator(name, version, self.core.chain_id, asset),
+            &message.eip712_hash_struct(),
+        );
         // An EOA's signature needs no chain read.
         if signature::normalize_ecdsa(&p.signature)
             .is_some_and(|n| signature::recover(&digest, &n) == Some(p.from))
