@@ -79,6 +79,50 @@ pub fn build(
     Ok(built)
 }
 
+/// `[extensions.erc20ApprovalGasSponsoring]` (feature `gas-sponsoring`): unlike the others, off
+/// unless `enabled = true` (it spends the facilitator's ether, threat-model S42). Taken out of
+/// `tables`; when enabled, its settings ([`x402_evm::facilitator::Erc20SponsorConfig`]) are put
+/// in `shared` for the EVM schemes built after, and the extension listing the key is returned.
+#[cfg(feature = "gas-sponsoring")]
+pub fn take_erc20(
+    tables: &mut std::collections::BTreeMap<String, serde_json::Value>,
+    shared: &x402_core::Shared,
+    store: &Arc<dyn SettlementStore>,
+) -> Result<Option<Arc<dyn Extension>>, String> {
+    use x402_evm::facilitator::approval::{SHARED_CONFIG_KEY, build_erc20};
+    use x402_evm::sponsor::ERC20_APPROVAL_GAS_SPONSORING as KEY;
+    let Some(mut options) = tables.remove(KEY) else {
+        return Ok(None);
+    };
+    let enabled = match options.as_object_mut().and_then(|o| o.remove("enabled")) {
+        None | Some(serde_json::Value::Bool(false)) => false,
+        Some(serde_json::Value::Bool(true)) => true,
+        Some(_) => return Err(format!("extensions.{KEY}.enabled: must be true or false")),
+    };
+    let config = ExtensionConfig {
+        options,
+        store: Arc::clone(store),
+        clock: x402_core::system_clock(),
+    };
+    // Options are checked even when disabled: a typo fails start-up either way.
+    let (extension, settings) =
+        build_erc20(&config).map_err(|e| format!("extensions.{KEY}: {}", e.message))?;
+    if !enabled {
+        return Ok(None);
+    }
+    tracing::info!(
+        extension = KEY,
+        fund_gas = settings.fund_gas,
+        max_funding_per_payer_wei = %settings.max_funding_per_payer,
+        max_funding_per_day_wei = %settings.max_funding_per_day,
+        "extension enabled"
+    );
+    shared
+        .get_or_try_init::<_, ()>(SHARED_CONFIG_KEY, || Ok(settings))
+        .map_err(|_| format!("extensions.{KEY}: configured twice"))?;
+    Ok(Some(extension))
+}
+
 fn bad_request(message: String) -> Response {
     crate::server::error_response(StatusCode::BAD_REQUEST, &message)
 }
