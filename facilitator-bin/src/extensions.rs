@@ -265,6 +265,46 @@ mod tests {
         assert!(e.contains("no extension \"nope\" is in this build"), "{e}");
     }
 
+    /// `erc20ApprovalGasSponsoring` is off unless `enabled = true`; its options are checked
+    /// either way, and enabled it hands the schemes its settings through `Shared`.
+    #[cfg(feature = "gas-sponsoring")]
+    #[test]
+    fn erc20_approval_sponsoring_is_off_unless_enabled() {
+        use std::collections::BTreeMap;
+        use x402_evm::facilitator::approval::{SHARED_CONFIG_KEY, from_shared};
+        let store: Arc<dyn SettlementStore> = Arc::new(x402_core::MemoryStore::new());
+        let key = "erc20ApprovalGasSponsoring";
+        let network = x402_core::Network::eip155(8453);
+        let take = |table: Option<serde_json::Value>| {
+            let mut tables = BTreeMap::new();
+            if let Some(t) = table {
+                tables.insert(key.to_owned(), t);
+            }
+            let shared = x402_core::Shared::default();
+            let taken = take_erc20(&mut tables, &shared, &store);
+            assert!(!tables.contains_key(key), "the table is taken out");
+            taken.map(|e| (e.map(|e| e.key()), from_shared(&shared, &network)))
+        };
+        let (ext, sponsor) = take(None).unwrap();
+        assert!(ext.is_none() && sponsor.is_none());
+        let (ext, sponsor) = take(Some(serde_json::json!({"fund_gas": true}))).unwrap();
+        assert!(ext.is_none() && sponsor.is_none(), "not enabled");
+        let on = serde_json::json!({"enabled": true, "fund_gas": true, "max_funding_per_day": 5});
+        let (ext, sponsor) = take(Some(on)).unwrap();
+        assert_eq!(ext, Some(key));
+        let sponsor = sponsor.expect("the schemes' sponsor");
+        assert!(sponsor.config().fund_gas);
+        assert_eq!(sponsor.config().max_funding_per_day, 5);
+        for (table, named) in [
+            (serde_json::json!({"fund": true}), "fund"),
+            (serde_json::json!({"enabled": "yes"}), "enabled"),
+        ] {
+            let e = take(Some(table)).unwrap_err();
+            assert!(e.starts_with(&format!("extensions.{key}")) && e.contains(named), "{e}");
+        }
+        assert_eq!(SHARED_CONFIG_KEY, key);
+    }
+
     #[test]
     fn the_query_follows_the_spec_bounds() {
         let d = q(&[]).unwrap();
