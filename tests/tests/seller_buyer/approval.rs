@@ -9,310 +9,26 @@ use std::sync::Arc;
 
 use alloy::consensus::{SignableTransaction as _, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::Encodable2718 as _;
-use alloy::network::TransactionBuilder as _;
 use alloy::primitives::{Address, Bytes, TxKind, U256};
-use alloy::providers::{DynProvider, Provider};
-use alloy::rpc::types::TransactionRequest;
 use alloy::signers::Signer as _;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{SolCall, SolConstructor};
-use axum::Extension;
-use axum::routing::get;
-use x402_buyer::{Buyer, KnownAsset, Policy};
+use alloy::sol_types::SolCall;
 use x402_core::client::FacilitatorClient;
 use x402_core::wire::{
     PaymentPayload, PaymentPayloadV2, PaymentRequired, PaymentRequirements, VerifyRequest,
 };
-use x402_core::{
-    Amount, BuyerRole as _, Facilitator as _, FacilitatorRole as _, LocalFacilitator, Price,
-    Registry, SellerRole as _, X402Version,
-};
-use x402_evm::assets::{AssetInfo, AssetTable, TransferMethod};
+use x402_core::{Amount, BuyerRole as _, Facilitator as _, X402Version};
 use x402_evm::facilitator::{Erc20Sponsor, Erc20SponsorConfig};
-use x402_evm::sponsor::{
-    EIP2612_GAS_SPONSORING, ERC20_APPROVAL_GAS_SPONSORING, eip2612_declaration,
-};
-use x402_seller::{Accept, Charge, RawExtension, Route, Seller};
-use x402_tests::e2e::{Counting, EXACT_UNITS, UPTO_MAX_UNITS, UPTO_USED_UNITS};
+use x402_evm::sponsor::ERC20_APPROVAL_GAS_SPONSORING;
+use x402_tests::e2e::approval::{ApprovalBed, PlainToken, serve_sponsoring};
+use x402_tests::e2e::{EXACT_UNITS, UPTO_MAX_UNITS, UPTO_USED_UNITS};
 use x402_tests::evm::PERMIT2_ADDRESS;
-use x402_tests::evm::exact::ExactHarness;
-use x402_tests::tools;
 
 use crate::settled;
 
-alloy::sol! {
-    #[sol(rpc)]
-    contract PlainToken {
-        constructor(string name_, string symbol_);
-        function mint(address to, uint256 value) external;
-        function balanceOf(address who) external view returns (uint256);
-        function allowance(address owner, address spender) external view returns (uint256);
-        function approve(address spender, uint256 value) external returns (bool);
-    }
-}
-
-const TOKEN_NAME: &str = "Plain Token";
-
-/// The bed, the plain token, our facilitator with the sponsor, and a seller.
-struct Bed {
-    h: ExactHarness,
-    token: Address,
-    sponsor: Arc<Erc20Sponsor>,
-    facilitator_url: String,
-    url: String,
-}
-
-/// Deploys the plain token from the deployer.
-async fn deploy_token(h: &ExactHarness) -> Address {
-    let artifact = tools::read_json(&tools::contracts_dir(), "PlainToken.json");
-    let code = artifact["bytecode"].as_str().expect("bytecode");
-    let mut code = alloy::hex::decode(code.trim_start_matches("0x")).expect("hex");
-    code.extend(
-        PlainToken::constructorCall {
-            name_: TOKEN_NAME.into(),
-            symbol_: "PLAIN".into(),
-        }
-        .abi_encode(),
-    );
-    let tx = TransactionRequest::default()
-        .with_from(h.bed.deployer().address)
-        .with_deploy_code(Bytes::from(code));
-    h.bed
-        .send(tx, "deploy PlainToken")
-        .await
-        .contract_address
-        .expect("a contract")
-}
-
-/// Our facilitator (exact and upto on the bed's network, the plain token only) sponsoring with
-/// `config`, over HTTP.
-async fn serve_sponsoring(h: &ExactHarness, token: Address, sponsor: Arc<Erc20Sponsor>) -> String {
-    let exact = scheme_exact_evm::Facilitator::new(
-        h.network.clone(),
-        h.bed.provider(),
-        h.pool.clone(),
-        h.store.clone(),
-        scheme_exact_evm::Policy {
-            assets: Some(vec![token]),
-            ..scheme_exact_evm::Policy::default()
-        },
-    )
-    .unwrap()
-    .with_erc20_sponsor(sponsor.clone());
-    let upto = scheme_upto_evm::Facilitator::new(
-        h.network.clone(),
-        h.bed.provider(),
-        h.pool.clone(),
-        h.store.clone(),
-        scheme_upto_evm::Policy {
-            assets: Some(vec![token]),
-            ..scheme_upto_evm::Policy::default()
-        },
-    )
-    .unwrap()
-    .with_erc20_sponsor(sponsor);
-    let mut registry = Registry::new();
-    registry
-        .register(
-            h.network.as_str(),
-            &[X402Version::V2],
-            exact.into_scheme(),
-        )
-        .unwrap();
-    registry
-        .register(h.network.as_str(), &[X402Version::V2], upto.into_scheme())
-        .unwrap();
-    x402_tests::e2e::serve_facilitator(LocalFacilitator::new(registry)).await
-}
-
-fn funding() -> Erc20SponsorConfig {
-    Erc20SponsorConfig {
-        fund_gas: true,
-        ..Erc20SponsorConfig::default()
-    }
-}
-
-impl Bed {
-    async fn start() -> Self {
-        let h = ExactHarness::start().await;
-        let token = deploy_token(&h).await;
-        let sponsor = Arc::new(Erc20Sponsor::new(funding()));
-        let facilitator_url = serve_sponsoring(&h, token, sponsor.clone()).await;
-        let url = seller(&h, token, &facilitator_url).await;
-        Self {
-            h,
-            token,
-            sponsor,
-            facilitator_url,
-            url,
-        }
-    }
-
-    fn provider(&self) -> DynProvider {
-        self.h.bed.provider()
-    }
-
-    fn contract(&self) -> PlainToken::PlainTokenInstance<DynProvider> {
-        PlainToken::new(self.token, self.provider())
-    }
-
-    async fn balance(&self, who: Address) -> U256 {
-        self.contract().balanceOf(who).call().await.unwrap()
-    }
-
-    async fn allowance(&self, who: Address) -> U256 {
-        self.contract()
-            .allowance(who, PERMIT2_ADDRESS)
-            .call()
-            .await
-            .unwrap()
-    }
-
-    async fn eth(&self, who: Address) -> U256 {
-        self.provider().get_balance(who).await.unwrap()
-    }
-
-    async fn nonce(&self, who: Address) -> u64 {
-        self.provider()
-            .get_transaction_count(who)
-            .pending()
-            .await
-            .unwrap()
-    }
-
-    /// A fresh wallet holding `units` of the token and no ETH.
-    async fn fresh_wallet(&self, units: u64) -> PrivateKeySigner {
-        let wallet = PrivateKeySigner::random();
-        let tx = self
-            .contract()
-            .mint(wallet.address(), U256::from(units))
-            .into_transaction_request()
-            .from(self.h.bed.deployer().address);
-        self.h.bed.send(tx, "mint").await;
-        wallet
-    }
-
-    /// A buyer reading the chain (so it can sign approvals), paying in the plain token.
-    fn buyer(&self, wallet: &PrivateKeySigner) -> Buyer {
-        let signer = Arc::new(wallet.clone());
-        let (chain_id, provider) = (self.h.bed.chain_id(), self.provider());
-        let mut schemes = Registry::new();
-        schemes
-            .register(
-                scheme_exact_evm::ANY_NETWORK,
-                scheme_exact_evm::VERSIONS,
-                scheme_exact_evm::Buyer::new(signer.clone())
-                    .with_rpc(chain_id, provider.clone())
-                    .into_scheme(),
-            )
-            .unwrap();
-        schemes
-            .register(
-                scheme_upto_evm::ANY_NETWORK,
-                scheme_upto_evm::VERSIONS,
-                scheme_upto_evm::Buyer::new(signer)
-                    .with_rpc(chain_id, provider)
-                    .into_scheme(),
-            )
-            .unwrap();
-        let mut policy = Policy::default();
-        policy.assets.push(KnownAsset {
-            network: self.h.network.clone(),
-            address: self.token.to_checksum(None),
-            decimals: 6,
-            symbol: "PLAIN".into(),
-        });
-        Buyer::new(reqwest::Client::new(), schemes, policy)
-    }
-}
-
-/// `/exact` (declaring both gas-sponsoring extensions: the token has no permit, so the buyer
-/// falls back to its approval), `/upto` (charging [`UPTO_USED_UNITS`]), `/unsponsored`.
-async fn seller(h: &ExactHarness, token: Address, facilitator_url: &str) -> String {
-    let info = |method| AssetInfo {
-        address: token,
-        name: TOKEN_NAME.into(),
-        version: "1".into(),
-        decimals: 6,
-        method,
-    };
-    let (mut exact_assets, mut upto_assets) = (AssetTable::empty(), AssetTable::empty());
-    exact_assets.insert(h.network.clone(), info(TransferMethod::Permit2));
-    upto_assets.insert(h.network.clone(), info(TransferMethod::Permit2));
-    let mut schemes = Registry::new();
-    schemes
-        .register(
-            scheme_exact_evm::ANY_NETWORK,
-            scheme_exact_evm::VERSIONS,
-            scheme_exact_evm::Seller::new(exact_assets).into_scheme(),
-        )
-        .unwrap();
-    schemes
-        .register(
-            scheme_upto_evm::ANY_NETWORK,
-            scheme_upto_evm::VERSIONS,
-            scheme_upto_evm::Seller::new(upto_assets).into_scheme(),
-        )
-        .unwrap();
-    let client = Arc::new(Counting::new(Arc::new(FacilitatorClient::new(
-        facilitator_url.to_owned(),
-    ))));
-    let seller = Seller::new(client, schemes);
-    let pay_to = h.bed.seller().address.to_checksum(None);
-    let accept = |scheme: &str, units: u64| {
-        Accept::new(
-            scheme,
-            h.network.clone(),
-            pay_to.clone(),
-            Price::Atomic(Amount::from(units)),
-        )
-        .max_timeout_seconds(120)
-    };
-    let approval = || {
-        RawExtension::new(
-            ERC20_APPROVAL_GAS_SPONSORING,
-            x402_evm::sponsor::erc20::erc20_declaration(),
-        )
-    };
-    let paywall = |route: Route| seller.paywall(route).expect("paywall");
-    let router = axum::Router::new()
-        .route(
-            "/exact",
-            get(|| async { "exact, approval sponsored" }).layer(paywall(
-                Route::new()
-                    .accept(accept("exact", EXACT_UNITS))
-                    .extension(RawExtension::new(
-                        EIP2612_GAS_SPONSORING,
-                        eip2612_declaration(),
-                    ))
-                    .extension(approval()),
-            )),
-        )
-        .route(
-            "/upto",
-            get(|| async {
-                (
-                    Extension(Charge(Amount::from(UPTO_USED_UNITS))),
-                    "upto, approval sponsored",
-                )
-            })
-            .layer(paywall(
-                Route::new()
-                    .accept(accept("upto", UPTO_MAX_UNITS))
-                    .extension(approval()),
-            )),
-        )
-        .route(
-            "/unsponsored",
-            get(|| async { "never" })
-                .layer(paywall(Route::new().accept(accept("exact", EXACT_UNITS)))),
-        );
-    x402_tests::e2e::serve(router).await
-}
-
 #[tokio::test]
 async fn a_fresh_wallet_without_eth_pays_exact_and_upto_with_its_signed_approval() {
-    let bed = Bed::start().await;
+    let bed = ApprovalBed::start().await;
     let seller = bed.h.bed.seller().address;
     let wallet = bed.fresh_wallet(1_000_000).await;
     let who = wallet.address();
@@ -329,8 +45,9 @@ async fn a_fresh_wallet_without_eth_pays_exact_and_upto_with_its_signed_approval
     }
     assert_eq!(bed.nonce(who).await, 0);
 
-    // exact: funded, approved (once, for good), settled.
-    let paid = buyer.get(&format!("{}/exact", bed.url)).await.unwrap();
+    // exact, on a route also offering eip2612GasSponsoring (the token has no permit: the buyer
+    // falls back to its approval): funded, approved (once, for good), settled.
+    let paid = buyer.get(&format!("{}/exact-both", bed.url)).await.unwrap();
     assert_eq!(paid.response.status(), 200);
     settled(&paid.payment);
     assert_eq!(bed.balance(who).await, U256::from(1_000_000 - EXACT_UNITS));
@@ -358,7 +75,7 @@ async fn a_fresh_wallet_without_eth_pays_exact_and_upto_with_its_signed_approval
 
 #[tokio::test]
 async fn a_fresh_wallet_pays_upto_first_with_its_approval() {
-    let bed = Bed::start().await;
+    let bed = ApprovalBed::start().await;
     let wallet = bed.fresh_wallet(1_000_000).await;
     let who = wallet.address();
     let paid = bed
@@ -384,7 +101,7 @@ struct Signed {
     info: serde_json::Value,
 }
 
-async fn sign_sponsored(bed: &Bed, path: &str, wallet: &PrivateKeySigner) -> Signed {
+async fn sign_sponsored(bed: &ApprovalBed, path: &str, wallet: &PrivateKeySigner) -> Signed {
     let response = reqwest::get(format!("{}{path}", bed.url)).await.unwrap();
     let PaymentRequired::V2(required) = x402_buyer::read_402(response).await.unwrap() else {
         panic!("a v2 402")
@@ -462,7 +179,7 @@ async fn raw_tx(
 
 #[tokio::test]
 async fn every_approval_check_refuses_with_its_reason_and_nothing_is_broadcast() {
-    let bed = Bed::start().await;
+    let bed = ApprovalBed::start().await;
     let wallet = bed.fresh_wallet(1_000_000).await;
     let who = wallet.address();
     let signed = sign_sponsored(&bed, "/exact", &wallet).await;
@@ -690,7 +407,7 @@ async fn every_approval_check_refuses_with_its_reason_and_nothing_is_broadcast()
 
 #[tokio::test]
 async fn two_concurrent_payments_of_a_fresh_wallet_broadcast_one_approval() {
-    let bed = Bed::start().await;
+    let bed = ApprovalBed::start().await;
     let wallet = bed.fresh_wallet(1_000_000).await;
     let who = wallet.address();
     // Both signed before either settles: both carry an approval with the wallet's nonce 0.
@@ -714,4 +431,30 @@ async fn two_concurrent_payments_of_a_fresh_wallet_broadcast_one_approval() {
         bed.balance(who).await,
         U256::from(1_000_000 - EXACT_UNITS - UPTO_MAX_UNITS)
     );
+}
+
+#[tokio::test]
+async fn the_cli_signs_an_approval_with_its_evm_rpc() {
+    let bed = ApprovalBed::start().await;
+    let wallet = bed.fresh_wallet(1_000_000).await;
+    let who = wallet.address();
+    let key = format!("0x{}", alloy::hex::encode(wallet.to_bytes()));
+    let asset = format!("{}:{}:6:PLAIN", bed.h.network, bed.token);
+    let rpc = bed.h.bed.anvil().endpoint().to_owned();
+    let url = format!("{}/exact", bed.url);
+    let args: Vec<String> = [
+        "pay", &url, "--max", "0.02", "--asset", &asset, "--evm-rpc", &rpc,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let env = move |name: &str| (name == "X402_PRIVATE_KEY").then(|| key.clone());
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = x402_buyer::cli::run(&args, &env, &mut out, &mut err).await;
+    let (out, err) = (String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap());
+    assert_eq!(code, x402_buyer::cli::Exit::Success, "{out}\n{err}");
+    assert!(out.contains("exact, approval sponsored"), "{out}");
+    assert_eq!(bed.balance(who).await, U256::from(1_000_000 - EXACT_UNITS));
+    assert_eq!(bed.nonce(who).await, 1);
+    assert_eq!(bed.sponsor.stats().approvals, 1);
 }
