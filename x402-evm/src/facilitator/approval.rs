@@ -550,8 +550,11 @@ pub async fn before_settle(
             );
         }
     }
-    let hash = match core.provider.send_raw_transaction(&approval.raw).await {
-        Ok(pending) => *pending.tx_hash(),
+    let hash = alloy::primitives::keccak256(&approval.raw);
+    match core.provider.send_raw_transaction(&approval.raw).await {
+        Ok(_) => {}
+        // The buyer (or an earlier attempt) sent it already: wait for it like ours.
+        Err(e) if already_known(&e) => {}
         Err(e) => {
             sponsor.approvals_failed.fetch_add(1, Ordering::Relaxed);
             return fail(
@@ -563,7 +566,7 @@ pub async fn before_settle(
                 ),
             );
         }
-    };
+    }
     match core.signers.wait_until(hash, ctx.deadline).await {
         ReceiptOutcome::Success(receipt) => {
             let cost =
@@ -598,6 +601,13 @@ pub async fn before_settle(
             )
         }
     }
+}
+
+/// Whether a node refused a raw transaction because it already has it (geth: `already known`,
+/// others: `known transaction`).
+fn already_known(e: &alloy::transports::RpcError<alloy::transports::TransportErrorKind>) -> bool {
+    let m = crate::error::describe_rpc_error(e).to_ascii_lowercase();
+    m.contains("already known") || m.contains("known transaction")
 }
 
 /// The facilitator extension `erc20ApprovalGasSponsoring`: listed in `/supported.extensions` so
