@@ -300,7 +300,10 @@ mod tests {
             (serde_json::json!({"enabled": "yes"}), "enabled"),
         ] {
             let e = take(Some(table)).unwrap_err();
-            assert!(e.starts_with(&format!("extensions.{key}")) && e.contains(named), "{e}");
+            assert!(
+                e.starts_with(&format!("extensions.{key}")) && e.contains(named),
+                "{e}"
+            );
         }
         assert_eq!(SHARED_CONFIG_KEY, key);
     }

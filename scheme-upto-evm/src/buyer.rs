@@ -97,7 +97,8 @@ impl BuyerRole for Buyer {
             if let Some(entry) = buyer_eip2612_entry(signer, provider, offered, permit).await? {
                 extensions.push((EIP2612_GAS_SPONSORING.to_owned(), entry));
             } else if let Some(entry) =
-                buyer_erc20_entry(signer, provider, offered, chain_id, p.token, p.max_amount).await?
+                buyer_erc20_entry(signer, provider, offered, chain_id, p.token, p.max_amount)
+                    .await?
             {
                 // No permit (the token has no EIP-2612, or the seller offers only this): the
                 // buyer's own approve(Permit2) transaction, for the facilitator to broadcast.

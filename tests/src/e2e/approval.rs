@@ -87,7 +87,11 @@ async fn deploy_token(h: &ExactHarness) -> Address {
 
 /// Our facilitator (exact and upto v2 on the bed's network, in `token` only) sponsoring with
 /// `sponsor`, over HTTP; returns its base URL.
-pub async fn serve_sponsoring(h: &ExactHarness, token: Address, sponsor: Arc<Erc20Sponsor>) -> String {
+pub async fn serve_sponsoring(
+    h: &ExactHarness,
+    token: Address,
+    sponsor: Arc<Erc20Sponsor>,
+) -> String {
     let exact = scheme_exact_evm::Facilitator::new(
         h.network.clone(),
         h.bed.provider(),
@@ -114,11 +118,7 @@ pub async fn serve_sponsoring(h: &ExactHarness, token: Address, sponsor: Arc<Erc
     .with_erc20_sponsor(sponsor);
     let mut registry = Registry::new();
     registry
-        .register(
-            h.network.as_str(),
-            &[X402Version::V2],
-            exact.into_scheme(),
-        )
+        .register(h.network.as_str(), &[X402Version::V2], exact.into_scheme())
         .expect("setup");
     registry
         .register(h.network.as_str(), &[X402Version::V2], upto.into_scheme())
@@ -325,4 +325,3 @@ async fn seller(h: &ExactHarness, token: Address, facilitator_url: &str) -> Stri
         );
     super::serve(router).await
 }
-

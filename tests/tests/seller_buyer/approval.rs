@@ -53,10 +53,17 @@ async fn a_fresh_wallet_without_eth_pays_exact_and_upto_with_its_signed_approval
     assert_eq!(bed.balance(who).await, U256::from(1_000_000 - EXACT_UNITS));
     assert_eq!(bed.balance(seller).await, U256::from(EXACT_UNITS));
     assert_eq!(bed.allowance(who).await, U256::MAX);
-    assert_eq!(bed.nonce(who).await, 1, "the approval is the wallet's only transaction");
+    assert_eq!(
+        bed.nonce(who).await,
+        1,
+        "the approval is the wallet's only transaction"
+    );
     let stats = bed.sponsor.stats();
     assert_eq!((stats.approvals, stats.fundings), (1, 1), "{stats:?}");
-    assert!(stats.funded_wei > 0 && stats.approval_cost_wei > 0, "{stats:?}");
+    assert!(
+        stats.funded_wei > 0 && stats.approval_cost_wei > 0,
+        "{stats:?}"
+    );
     assert!(stats.approval_cost_wei <= stats.funded_wei, "{stats:?}");
 
     // upto: the allowance is there; no second approval, no second funding.
@@ -391,7 +398,11 @@ async fn every_approval_check_refuses_with_its_reason_and_nothing_is_broadcast()
         Some("erc20_approval_insufficient_eth_for_gas"),
         "{settlement:?}"
     );
-    assert_eq!(snapshot().await, before, "no funding: nothing was broadcast");
+    assert_eq!(
+        snapshot().await,
+        before,
+        "no funding: nothing was broadcast"
+    );
 
     // The untampered approval verifies and settles, once.
     assert!(facilitator.verify(&request).await.unwrap().is_valid);
@@ -443,7 +454,14 @@ async fn the_cli_signs_an_approval_with_its_evm_rpc() {
     let rpc = bed.h.bed.anvil().endpoint().to_owned();
     let url = format!("{}/exact", bed.url);
     let args: Vec<String> = [
-        "pay", &url, "--max", "0.02", "--asset", &asset, "--evm-rpc", &rpc,
+        "pay",
+        &url,
+        "--max",
+        "0.02",
+        "--asset",
+        &asset,
+        "--evm-rpc",
+        &rpc,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -451,7 +469,10 @@ async fn the_cli_signs_an_approval_with_its_evm_rpc() {
     let env = move |name: &str| (name == "X402_PRIVATE_KEY").then(|| key.clone());
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = x402_buyer::cli::run(&args, &env, &mut out, &mut err).await;
-    let (out, err) = (String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap());
+    let (out, err) = (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    );
     assert_eq!(code, x402_buyer::cli::Exit::Success, "{out}\n{err}");
     assert!(out.contains("exact, approval sponsored"), "{out}");
     assert_eq!(bed.balance(who).await, U256::from(1_000_000 - EXACT_UNITS));

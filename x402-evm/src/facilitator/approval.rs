@@ -40,8 +40,8 @@ use crate::abi::eip2612::IEip2612Token;
 use crate::addresses::PERMIT2;
 use crate::chain;
 use crate::payload::Permit2Terms;
-use crate::receipt::ReceiptOutcome;
 use crate::reason as r;
+use crate::receipt::ReceiptOutcome;
 use crate::settle::{NonceCheck, SettlePlan, failed};
 use crate::signers::TxRequest;
 use crate::sponsor::ERC20_APPROVAL_GAS_SPONSORING;
@@ -354,9 +354,11 @@ async fn allowance(
         owner,
         spender: PERMIT2,
     };
-    Ok(chain::view(&core.provider, core.simulate_from(), token, call)
-        .await?
-        .unwrap_or_default())
+    Ok(
+        chain::view(&core.provider, core.simulate_from(), token, call)
+            .await?
+            .unwrap_or_default(),
+    )
 }
 
 /// Simulates the approval and then `plan` (sent by `from`) in one block (`eth_simulateV1`, no
@@ -493,15 +495,27 @@ pub async fn before_settle(
     };
     let caps = sponsor.config().caps();
     let token = plan.transfer.token;
-    let approval =
-        match check_erc20_approval(&info, payer, token, plan.transfer.value, core.chain_id, caps) {
-            Ok(a) => a,
-            Err(rejection) => return Ok(Some(failed(payer, None, rejection))),
-        };
+    let approval = match check_erc20_approval(
+        &info,
+        payer,
+        token,
+        plan.transfer.value,
+        core.chain_id,
+        caps,
+    ) {
+        Ok(a) => a,
+        Err(rejection) => return Ok(Some(failed(payer, None, rejection))),
+    };
     if allowance(core, payer, token).await? >= plan.transfer.value {
         return Ok(None);
     }
-    let fail = |reason, m: String| Ok(Some(failed(payer, None, Rejection::with_message(reason, m))));
+    let fail = |reason, m: String| {
+        Ok(Some(failed(
+            payer,
+            None,
+            Rejection::with_message(reason, m),
+        )))
+    };
     let now = core.now().0;
     let balance = core
         .provider
@@ -539,7 +553,12 @@ pub async fn before_settle(
             network = %core.network, %payer, wei = %shortfall, tx = %sent.hash,
             "erc20ApprovalGasSponsoring: funding the payer's approval gas"
         );
-        if !core.signers.wait_until(sent.hash, ctx.deadline).await.is_success() {
+        if !core
+            .signers
+            .wait_until(sent.hash, ctx.deadline)
+            .await
+            .is_success()
+        {
             return fail(
                 r::ERC20_APPROVAL_BROADCAST_FAILED,
                 format!(
@@ -569,8 +588,7 @@ pub async fn before_settle(
     }
     match core.signers.wait_until(hash, ctx.deadline).await {
         ReceiptOutcome::Success(receipt) => {
-            let cost =
-                U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+            let cost = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
             sponsor.approvals.fetch_add(1, Ordering::Relaxed);
             sponsor.add(&sponsor.approval_cost_wei, cost);
             tracing::info!(
@@ -658,7 +676,11 @@ mod tests {
     #[test]
     fn the_budget_caps_each_payer_and_the_day() {
         let s = Erc20Sponsor::new(funding());
-        let (a, b, c) = (Address::repeat_byte(1), Address::repeat_byte(2), Address::repeat_byte(3));
+        let (a, b, c) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(3),
+        );
         let day = 10 * DAY;
         s.reserve(a, U256::from(60u64), day).unwrap();
         assert!(s.reserve(a, U256::from(41u64), day).is_err(), "per payer");
@@ -690,6 +712,9 @@ mod tests {
         };
         let s = Erc20Sponsor::new(counts);
         s.reserve(Address::ZERO, U256::from(1u64), 0).unwrap();
-        assert!(s.allows(Address::repeat_byte(9), U256::from(1u64), 0).is_err());
+        assert!(
+            s.allows(Address::repeat_byte(9), U256::from(1u64), 0)
+                .is_err()
+        );
     }
 }

@@ -8,10 +8,10 @@ pub mod approval;
 mod permit2;
 mod sponsor;
 
-pub use permit2::{Permit2Scheme, Permit2View, permit2_authentic, verify_permit2};
 pub use approval::{
     Erc20ApprovalGasSponsoring, Erc20Sponsor, Erc20SponsorConfig, sponsored_approval,
 };
+pub use permit2::{Permit2Scheme, Permit2View, permit2_authentic, verify_permit2};
 pub use sponsor::{
     Eip2612GasSponsoring, SETTLE_WITH_PERMIT_EXTRA_GAS, build_eip2612, sponsored_permit,
 };

@@ -471,8 +471,7 @@ pub async fn buyer_erc20_entry(
     let Ok(nonce) = provider.get_transaction_count(owner).pending().await else {
         return Ok(None);
     };
-    let (max_fee_per_gas, max_priority_fee_per_gas) = match provider.estimate_eip1559_fees().await
-    {
+    let (max_fee_per_gas, max_priority_fee_per_gas) = match provider.estimate_eip1559_fees().await {
         Ok(f) => (f.max_fee_per_gas, f.max_priority_fee_per_gas),
         Err(_) => (DEFAULT_MAX_FEE_PER_GAS, DEFAULT_MAX_PRIORITY_FEE_PER_GAS),
     };

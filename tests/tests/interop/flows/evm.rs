@@ -287,11 +287,12 @@ async fn the_official_client_pays_with_a_sponsored_approval_from_a_fresh_wallet(
     let result = pay_one(&script, &format!("{}/exact", bed.url), &env).await;
     settled(&result, "PAYMENT-RESPONSE", &network);
     assert_eq!(result["body"], "exact, approval sponsored", "{result}");
+    assert_eq!(bed.balance(who).await, U256::from(1_000_000 - EXACT_UNITS));
     assert_eq!(
-        bed.balance(who).await,
-        U256::from(1_000_000 - EXACT_UNITS)
+        bed.allowance(who).await,
+        U256::MAX,
+        "the reference approves the maximum"
     );
-    assert_eq!(bed.allowance(who).await, U256::MAX, "the reference approves the maximum");
     assert_eq!(bed.nonce(who).await, 1, "its approval, broadcast by us");
 
     let result = pay_one(&script, &format!("{}/upto", bed.url), &env).await;
