@@ -86,11 +86,12 @@ async fn deploy_token(h: &ExactHarness) -> Address {
 }
 
 /// Our facilitator (exact and upto v2 on the bed's network, in `token` only) sponsoring with
-/// `sponsor`, over HTTP; returns its base URL.
+/// `sponsor` (listing `erc20ApprovalGasSponsoring` in `/supported`), or not sponsoring at all,
+/// over HTTP; returns its base URL.
 pub async fn serve_sponsoring(
     h: &ExactHarness,
     token: Address,
-    sponsor: Arc<Erc20Sponsor>,
+    sponsor: Option<Arc<Erc20Sponsor>>,
 ) -> String {
     let exact = scheme_exact_evm::Facilitator::new(
         h.network.clone(),
@@ -102,8 +103,7 @@ pub async fn serve_sponsoring(
             ..scheme_exact_evm::Policy::default()
         },
     )
-    .expect("setup")
-    .with_erc20_sponsor(sponsor.clone());
+    .expect("setup");
     let upto = scheme_upto_evm::Facilitator::new(
         h.network.clone(),
         h.bed.provider(),
@@ -114,8 +114,14 @@ pub async fn serve_sponsoring(
             ..scheme_upto_evm::Policy::default()
         },
     )
-    .expect("setup")
-    .with_erc20_sponsor(sponsor);
+    .expect("setup");
+    let (exact, upto) = match &sponsor {
+        Some(s) => (
+            exact.with_erc20_sponsor(s.clone()),
+            upto.with_erc20_sponsor(s.clone()),
+        ),
+        None => (exact, upto),
+    };
     let mut registry = Registry::new();
     registry
         .register(h.network.as_str(), &[X402Version::V2], exact.into_scheme())
@@ -123,7 +129,12 @@ pub async fn serve_sponsoring(
     registry
         .register(h.network.as_str(), &[X402Version::V2], upto.into_scheme())
         .expect("setup");
-    super::serve_facilitator(LocalFacilitator::new(registry)).await
+    let mut facilitator = LocalFacilitator::new(registry);
+    if sponsor.is_some() {
+        facilitator =
+            facilitator.with_extension(Arc::new(x402_evm::facilitator::Erc20ApprovalGasSponsoring));
+    }
+    super::serve_facilitator(facilitator).await
 }
 
 /// Sponsoring with gas funding on, the default caps.
@@ -140,7 +151,7 @@ impl ApprovalBed {
         let h = ExactHarness::start().await;
         let token = deploy_token(&h).await;
         let sponsor = Arc::new(Erc20Sponsor::new(funding()));
-        let facilitator_url = serve_sponsoring(&h, token, sponsor.clone()).await;
+        let facilitator_url = serve_sponsoring(&h, token, Some(sponsor.clone())).await;
         let url = seller(&h, token, &facilitator_url).await;
         Self {
             h,

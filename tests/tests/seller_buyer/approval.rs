@@ -383,7 +383,7 @@ async fn every_approval_check_refuses_with_its_reason_and_nothing_is_broadcast()
 
     // A facilitator that does not fund gas refuses a wallet without ETH, nothing sent.
     let frugal = Arc::new(Erc20Sponsor::new(Erc20SponsorConfig::default()));
-    let frugal_url = serve_sponsoring(&bed.h, token, frugal.clone()).await;
+    let frugal_url = serve_sponsoring(&bed.h, token, Some(frugal.clone())).await;
     let request = signed.request(info);
     let frugal = FacilitatorClient::new(frugal_url);
     let verdict = frugal.verify(&request).await.unwrap();
@@ -402,6 +402,37 @@ async fn every_approval_check_refuses_with_its_reason_and_nothing_is_broadcast()
         snapshot().await,
         before,
         "no funding: nothing was broadcast"
+    );
+
+    // A facilitator that does not serve the extension ignores the approval: the payment is
+    // refused for its missing allowance, as without it, and nothing is broadcast.
+    let plain = FacilitatorClient::new(serve_sponsoring(&bed.h, token, None).await);
+    let supported = plain.supported().await.unwrap();
+    assert!(
+        !supported
+            .extensions
+            .iter()
+            .any(|e| e == ERC20_APPROVAL_GAS_SPONSORING)
+    );
+    let verdict = plain.verify(&request).await.unwrap();
+    assert_eq!(
+        verdict.invalid_reason.as_ref().map(|r| r.as_str()),
+        Some("permit2_allowance_required"),
+        "{verdict:?}"
+    );
+    let settlement = plain.settle(&request).await.unwrap();
+    assert!(!settlement.success, "{settlement:?}");
+    assert_eq!(
+        snapshot().await,
+        before,
+        "not served: nothing was broadcast"
+    );
+    let supported = facilitator.supported().await.unwrap();
+    assert!(
+        supported
+            .extensions
+            .iter()
+            .any(|e| e == ERC20_APPROVAL_GAS_SPONSORING)
     );
 
     // The untampered approval verifies and settles, once.

@@ -492,7 +492,10 @@ pub async fn before_settle(
     let payer = plan.payer;
     // A payment with an EIP-2612 permit settles through `settleWithPermit`: its approval, if it
     // carries one too, was not checked and is never broadcast.
-    if matches!(crate::sponsor::read_eip2612(ctx.payload.extensions), Ok(Some(_))) {
+    if matches!(
+        crate::sponsor::read_eip2612(ctx.payload.extensions),
+        Ok(Some(_))
+    ) {
         return Ok(None);
     }
     let Ok(Some(info)) = read_erc20_approval(ctx.payload.extensions) else {
