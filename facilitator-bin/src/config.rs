@@ -38,6 +38,15 @@
 //! enabled = true                     # Permit2 payments with an EIP-2612 permit settle
 //!                                    # through settleWithPermit (no options)
 //!
+//! [extensions.erc20ApprovalGasSponsoring]  # feature `gas-sponsoring`; OFF unless enabled:
+//! enabled = true                  # broadcast a payer's signed approve(Permit2) before settling
+//! max_gas_limit = 100000          # caps on the buyer's approval transaction
+//! max_fee_per_gas = 100000000000  # wei
+//! fund_gas = false                # send a payer short of ETH its approval's max cost
+//! max_funding_per_payer = 1000000000000000     # wei per payer per day
+//! max_funding_per_day = 100000000000000000     # wei per day, all payers (per process)
+//! max_fundings_per_day = 1000
+//!
 //! [hooks.deny_list]          # optional: refuse payments from or to listed addresses
 //! path = "/etc/x402/deny.txt"  # (crate::hooks), reloaded when the file changes
 //! ```

@@ -79,6 +79,50 @@ pub fn build(
     Ok(built)
 }
 
+/// `[extensions.erc20ApprovalGasSponsoring]` (feature `gas-sponsoring`): unlike the others, off
+/// unless `enabled = true` (it spends the facilitator's ether, threat-model S42). Taken out of
+/// `tables`; when enabled, its settings ([`x402_evm::facilitator::Erc20SponsorConfig`]) are put
+/// in `shared` for the EVM schemes built after, and the extension listing the key is returned.
+#[cfg(feature = "gas-sponsoring")]
+pub fn take_erc20(
+    tables: &mut std::collections::BTreeMap<String, serde_json::Value>,
+    shared: &x402_core::Shared,
+    store: &Arc<dyn SettlementStore>,
+) -> Result<Option<Arc<dyn Extension>>, String> {
+    use x402_evm::facilitator::approval::{SHARED_CONFIG_KEY, build_erc20};
+    use x402_evm::sponsor::ERC20_APPROVAL_GAS_SPONSORING as KEY;
+    let Some(mut options) = tables.remove(KEY) else {
+        return Ok(None);
+    };
+    let enabled = match options.as_object_mut().and_then(|o| o.remove("enabled")) {
+        None | Some(serde_json::Value::Bool(false)) => false,
+        Some(serde_json::Value::Bool(true)) => true,
+        Some(_) => return Err(format!("extensions.{KEY}.enabled: must be true or false")),
+    };
+    let config = ExtensionConfig {
+        options,
+        store: Arc::clone(store),
+        clock: x402_core::system_clock(),
+    };
+    // Options are checked even when disabled: a typo fails start-up either way.
+    let (extension, settings) =
+        build_erc20(&config).map_err(|e| format!("extensions.{KEY}: {}", e.message))?;
+    if !enabled {
+        return Ok(None);
+    }
+    tracing::info!(
+        extension = KEY,
+        fund_gas = settings.fund_gas,
+        max_funding_per_payer_wei = %settings.max_funding_per_payer,
+        max_funding_per_day_wei = %settings.max_funding_per_day,
+        "extension enabled"
+    );
+    shared
+        .get_or_try_init::<_, ()>(SHARED_CONFIG_KEY, || Ok(settings))
+        .map_err(|_| format!("extensions.{KEY}: configured twice"))?;
+    Ok(Some(extension))
+}
+
 fn bad_request(message: String) -> Response {
     crate::server::error_response(StatusCode::BAD_REQUEST, &message)
 }
@@ -219,6 +263,49 @@ mod tests {
         }
         let e = build(&tables(&[("nope", serde_json::json!({}))]), &store).unwrap_err();
         assert!(e.contains("no extension \"nope\" is in this build"), "{e}");
+    }
+
+    /// `erc20ApprovalGasSponsoring` is off unless `enabled = true`; its options are checked
+    /// either way, and enabled it hands the schemes its settings through `Shared`.
+    #[cfg(feature = "gas-sponsoring")]
+    #[test]
+    fn erc20_approval_sponsoring_is_off_unless_enabled() {
+        use std::collections::BTreeMap;
+        use x402_evm::facilitator::approval::{SHARED_CONFIG_KEY, from_shared};
+        let store: Arc<dyn SettlementStore> = Arc::new(x402_core::MemoryStore::new());
+        let key = "erc20ApprovalGasSponsoring";
+        let network = x402_core::Network::eip155(8453);
+        let take = |table: Option<serde_json::Value>| {
+            let mut tables = BTreeMap::new();
+            if let Some(t) = table {
+                tables.insert(key.to_owned(), t);
+            }
+            let shared = x402_core::Shared::default();
+            let taken = take_erc20(&mut tables, &shared, &store);
+            assert!(!tables.contains_key(key), "the table is taken out");
+            taken.map(|e| (e.map(|e| e.key()), from_shared(&shared, &network)))
+        };
+        let (ext, sponsor) = take(None).unwrap();
+        assert!(ext.is_none() && sponsor.is_none());
+        let (ext, sponsor) = take(Some(serde_json::json!({"fund_gas": true}))).unwrap();
+        assert!(ext.is_none() && sponsor.is_none(), "not enabled");
+        let on = serde_json::json!({"enabled": true, "fund_gas": true, "max_funding_per_day": 5});
+        let (ext, sponsor) = take(Some(on)).unwrap();
+        assert_eq!(ext, Some(key));
+        let sponsor = sponsor.expect("the schemes' sponsor");
+        assert!(sponsor.config().fund_gas);
+        assert_eq!(sponsor.config().max_funding_per_day, 5);
+        for (table, named) in [
+            (serde_json::json!({"fund": true}), "fund"),
+            (serde_json::json!({"enabled": "yes"}), "enabled"),
+        ] {
+            let e = take(Some(table)).unwrap_err();
+            assert!(
+                e.starts_with(&format!("extensions.{key}")) && e.contains(named),
+                "{e}"
+            );
+        }
+        assert_eq!(SHARED_CONFIG_KEY, key);
     }
 
     #[test]

@@ -140,6 +140,12 @@ pub async fn build(config: &Config) -> Result<(LocalFacilitator, Vec<PlanLine>),
     let catalogue = catalogue()?;
     let store = open_store(config).await?;
     let shared = Arc::new(Shared::default());
+    #[allow(unused_mut)]
+    let mut extension_tables = config.extensions.clone();
+    // Before the schemes: they read its settings from `shared`.
+    #[cfg(feature = "gas-sponsoring")]
+    let erc20 = extensions::take_erc20(&mut extension_tables, &shared, &store)
+        .map_err(StartError::Extension)?;
     let mut registry = Registry::new();
     let mut plan = Vec::new();
     for s in &config.schemes {
@@ -179,8 +185,11 @@ pub async fn build(config: &Config) -> Result<(LocalFacilitator, Vec<PlanLine>),
             });
         }
     }
-    let extensions =
-        extensions::build(&config.extensions, &store).map_err(StartError::Extension)?;
+    #[allow(unused_mut)]
+    let mut extensions =
+        extensions::build(&extension_tables, &store).map_err(StartError::Extension)?;
+    #[cfg(feature = "gas-sponsoring")]
+    extensions.extend(erc20);
     let mut facilitator = LocalFacilitator::new(registry)
         .with_timeouts(config.limits.timeouts())
         .with_store(store);

@@ -13,7 +13,10 @@ use x402_evm::abi::permit2_upto;
 use x402_evm::addresses::UPTO_PERMIT2_PROXY;
 use x402_evm::eip712::permit2_domain;
 use x402_evm::parse;
-use x402_evm::sponsor::{BuyerPermit, EIP2612_GAS_SPONSORING, buyer_eip2612_entry};
+use x402_evm::sponsor::erc20::buyer_erc20_entry;
+use x402_evm::sponsor::{
+    BuyerPermit, EIP2612_GAS_SPONSORING, ERC20_APPROVAL_GAS_SPONSORING, buyer_eip2612_entry,
+};
 
 use crate::Extra;
 use crate::payload::{self, UptoPayload};
@@ -48,7 +51,9 @@ impl Buyer {
 
     /// Reads chain `chain_id` through `provider`: with it, a payment whose 402 offers
     /// `eip2612GasSponsoring` carries an EIP-2612 permit for Permit2 when the allowance is short
-    /// (see [`x402_evm::sponsor::buyer_eip2612_entry`]). Without one, none is sent.
+    /// (see [`x402_evm::sponsor::buyer_eip2612_entry`]); failing that, when it offers
+    /// `erc20ApprovalGasSponsoring`, the buyer's signed `approve(Permit2)` transaction
+    /// ([`x402_evm::sponsor::erc20::buyer_erc20_entry`]). Without one, none is sent.
     pub fn with_rpc(mut self, chain_id: u64, provider: alloy::providers::DynProvider) -> Self {
         Arc::make_mut(&mut self.rpcs).insert(chain_id, provider);
         self
@@ -66,7 +71,8 @@ impl BuyerRole for Buyer {
         payload::to_json(&payload).map_err(SchemeError::other)
     }
 
-    /// Signs, and adds an `eip2612GasSponsoring` permit for the maximum when the seller offers it
+    /// Signs, and adds an `eip2612GasSponsoring` permit (or else an `erc20ApprovalGasSponsoring`
+    /// signed approval) for the maximum when the seller offers it
     /// and the allowance to Permit2 is short.
     async fn sign_offered(
         &self,
@@ -90,6 +96,13 @@ impl BuyerRole for Buyer {
             let signer = self.signer.as_ref();
             if let Some(entry) = buyer_eip2612_entry(signer, provider, offered, permit).await? {
                 extensions.push((EIP2612_GAS_SPONSORING.to_owned(), entry));
+            } else if let Some(entry) =
+                buyer_erc20_entry(signer, provider, offered, chain_id, p.token, p.max_amount)
+                    .await?
+            {
+                // No permit (the token has no EIP-2612, or the seller offers only this): the
+                // buyer's own approve(Permit2) transaction, for the facilitator to broadcast.
+                extensions.push((ERC20_APPROVAL_GAS_SPONSORING.to_owned(), entry));
             }
         }
         let payload = payload::to_json(&p).map_err(SchemeError::other)?;

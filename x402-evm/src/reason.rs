@@ -45,6 +45,7 @@ x402_core::reason_codes! {
     ERC20_APPROVAL_TX_PARSE_FAILED = "erc20_approval_tx_parse_failed";
     ERC20_APPROVAL_TX_FAILED = "erc20_approval_tx_failed";
     ERC20_APPROVAL_BROADCAST_FAILED = "erc20_approval_broadcast_failed";
+    ERC20_APPROVAL_INSUFFICIENT_ETH_FOR_GAS = "erc20_approval_insufficient_eth_for_gas";
     INVALID_EIP2612_EXTENSION_FORMAT = "invalid_eip2612_extension_format";
     EIP2612_FROM_MISMATCH = "eip2612_from_mismatch";
     EIP2612_ASSET_MISMATCH = "eip2612_asset_mismatch";

@@ -588,6 +588,7 @@ impl Settler {
             data: plan.data.clone(),
             gas_limit: plan.gas_limit,
             from: plan.from,
+            value: U256::ZERO,
         };
         let sent = match self.signers.send_recorded(request, Some(journal)).await {
             Ok(sent) => sent.hash,

@@ -5,13 +5,14 @@
 //!   deadline)` of the token beside its Permit2 authorization; the facilitator checks it (format,
 //!   owner, token, spender, deadline, amount, the token's own answer) and settles through the
 //!   proxy's `settleWithPermit`, one transaction.
-//! - `erc20ApprovalGasSponsoring`: the key, and the strict validation of a buyer's signed
-//!   `approve` transaction with the buyer's signing ([`erc20`]); no facilitator here broadcasts
-//!   such transactions yet (docs/extensions.md says why).
+//! - `erc20ApprovalGasSponsoring` (any ERC-20): the buyer signs its own `approve(Permit2, …)`
+//!   transaction; the facilitator checks it strictly, funds its gas if configured to, broadcasts
+//!   it and then settles ([`erc20`]: declaration, reading, offline checks, the buyer's signing).
 //!
-//! What every role shares lives here: the keys, the seller's declaration, the buyer's signed
+//! What every role shares lives here: the keys, the seller's declarations, the buyer's signed
 //! `info` and its strict reading. The facilitator's checks are
-//! `x402_evm::facilitator::sponsored_permit` (feature `facilitator`).
+//! `x402_evm::facilitator::sponsored_permit` and `x402_evm::facilitator::approval` (feature
+//! `facilitator`).
 
 pub mod erc20;
 

@@ -76,6 +76,16 @@ impl Facilitator {
         self
     }
 
+    /// Serves `erc20ApprovalGasSponsoring` with `sponsor` (give `exact` and `upto` on one network
+    /// the same one: one funding budget).
+    pub fn with_erc20_sponsor(
+        mut self,
+        sponsor: std::sync::Arc<x402_evm::facilitator::Erc20Sponsor>,
+    ) -> Self {
+        self.core.set_erc20_sponsor(sponsor);
+        self
+    }
+
     /// Replaces the clock.
     pub fn with_clock(mut self, clock: x402_core::SharedClock) -> Self {
         self.core.set_clock(clock);

@@ -2,6 +2,7 @@
 //! the EVM bed), our axum seller behind the `x402-seller` layer, and buyers built with
 //! `x402-buyer`.
 
+pub mod approval;
 mod node;
 mod shop;
 pub mod sponsor;

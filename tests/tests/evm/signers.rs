@@ -65,6 +65,7 @@ fn transfer(bed: &EvmTestBed, to: Address, value: u64, from: Option<Address>) ->
         data: Bytes::from(data),
         gas_limit: 100_000,
         from,
+        value: U256::ZERO,
     }
 }
 
@@ -75,6 +76,7 @@ fn ping(bed: &EvmTestBed, from: Option<Address>) -> TxRequest {
         data: Bytes::new(),
         gas_limit: 21_000,
         from,
+        value: U256::ZERO,
     }
 }
 

@@ -11,6 +11,7 @@
 //! signs in instead of paying again (EOA and smart wallets), refused proofs get a 402.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod approval;
 mod bazaar;
 mod cli;
 mod failures;

@@ -4,9 +4,13 @@
 //! handed to [`Settler::settle`]), and the Permit2 check sequence ([`verify_permit2`]). A scheme
 //! crate says only what differs, through [`EvmScheme`] and [`Permit2Scheme`].
 
+pub mod approval;
 mod permit2;
 mod sponsor;
 
+pub use approval::{
+    Erc20ApprovalGasSponsoring, Erc20Sponsor, Erc20SponsorConfig, sponsored_approval,
+};
 pub use permit2::{Permit2Scheme, Permit2View, permit2_authentic, verify_permit2};
 pub use sponsor::{
     Eip2612GasSponsoring, SETTLE_WITH_PERMIT_EXTRA_GAS, build_eip2612, sponsored_permit,
@@ -76,6 +80,8 @@ pub struct EvmFacilitatorCore {
     with_code: CodeCache,
     /// Seconds an authorization must still run when verified (see [`crate::window`]).
     expiry_buffer: u64,
+    /// The network's `erc20ApprovalGasSponsoring` sponsor, when the operator enabled it.
+    erc20_sponsor: Option<Arc<approval::Erc20Sponsor>>,
 }
 
 impl EvmFacilitatorCore {
@@ -103,6 +109,7 @@ impl EvmFacilitatorCore {
             clock: x402_core::system_clock(),
             with_code: CodeCache::default(),
             expiry_buffer: crate::window::default_expiry_buffer(chain_id),
+            erc20_sponsor: None,
         })
     }
 
@@ -119,6 +126,7 @@ impl EvmFacilitatorCore {
             core.set_expiry_buffer(buffer);
         }
         core.set_payer_cooldown(options.failed_payer_cooldown());
+        core.erc20_sponsor = approval::from_shared(&config.shared, &config.network);
         Ok((core, min_signer_balance))
     }
 
@@ -126,6 +134,16 @@ impl EvmFacilitatorCore {
     /// [`x402_core::PayerCooldown::DEFAULT`]).
     pub fn set_payer_cooldown(&mut self, period: std::time::Duration) {
         self.settler.set_payer_cooldown(period);
+    }
+
+    /// Serves `erc20ApprovalGasSponsoring` with `sponsor` (shared by the network's schemes).
+    pub fn set_erc20_sponsor(&mut self, sponsor: Arc<approval::Erc20Sponsor>) {
+        self.erc20_sponsor = Some(sponsor);
+    }
+
+    /// The network's `erc20ApprovalGasSponsoring` sponsor, if served.
+    pub fn erc20_sponsor(&self) -> Option<&approval::Erc20Sponsor> {
+        self.erc20_sponsor.as_deref()
     }
 
     /// Replaces the expiry buffer (default: from the chain's block time, see [`crate::window`]).
@@ -467,7 +485,14 @@ async fn settle_in_time<S: EvmScheme>(
     };
     let payer = S::payer(&payload);
     match verdict {
-        Ok(plan) if payer_turn.is_some() => scheme.settle_plan(ctx, plan).await,
+        Ok(plan) if payer_turn.is_some() => {
+            // erc20ApprovalGasSponsoring: the buyer's approval is funded, broadcast and mined
+            // first, inside the payer's turn (nothing is charged when it fails).
+            if let Some(answer) = approval::before_settle(core, ctx, &plan).await? {
+                return Ok(answer);
+            }
+            scheme.settle_plan(ctx, plan).await
+        }
         // The check passed where the authentication did not (a wallet's EIP-1271 answer
         // changed in between): nothing is sent without the payer's turn; a retry may be served.
         Ok(_) => Ok(failed(

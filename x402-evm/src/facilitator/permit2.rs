@@ -132,8 +132,10 @@ pub async fn permit2_authentic<S: Permit2Scheme>(
 
 /// Verifies a Permit2 payment in the reference's order (x402-spec §3.2, §3.3): scheme, network,
 /// spender, recipient, the scheme's witness, time window, amount, token, signature, the buyer's
-/// EIP-2612 permit when it sent one ([`super::sponsored_permit`]), then a simulation of the proxy
-/// call settle will send (against a token that exists), diagnosed when it reverts.
+/// EIP-2612 permit when it sent one ([`super::sponsored_permit`]) or else its signed approval
+/// ([`super::sponsored_approval`], simulated with the settlement in one block), then a
+/// simulation of the proxy call settle will send (against a token that exists), diagnosed when
+/// it reverts.
 /// `Ok(Ok(plan))` when valid.
 pub async fn verify_permit2<S: Permit2Scheme>(
     scheme: &S,
@@ -189,8 +191,18 @@ pub async fn verify_permit2<S: Permit2Scheme>(
     // The buyer's EIP-2612 permit (eip2612GasSponsoring), checked against the token before
     // the settlement that carries it is simulated (x402-spec §3.5).
     let permit = reject_on_err!(super::sponsored_permit(core, ctx, &v.terms, from).await?);
+    // Or the buyer's signed approval (erc20ApprovalGasSponsoring), when this facilitator serves
+    // it and the allowance is short: checked here, broadcast at settle before the settlement.
+    let approval = match permit {
+        Some(_) => None,
+        None => reject_on_err!(super::sponsored_approval(core, ctx, &v.terms, amount).await?),
+    };
     let plan = scheme.plan(p, amount, &signature, permit.as_ref());
     if S::sends_nothing(amount) {
+        return Ok(Ok(plan));
+    }
+    if let Some(approval) = approval {
+        reject_on_err!(super::approval::simulate_bundle(core, &approval, from, &plan).await?);
         return Ok(Ok(plan));
     }
     let no_code = crate::reason::PERMIT2_PROXY_NOT_DEPLOYED;

@@ -75,7 +75,7 @@ impl Default for TxConfig {
     }
 }
 
-/// A contract call to sign and broadcast (no ETH value).
+/// A contract call (or a plain transfer of ether) to sign and broadcast.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxRequest {
     /// The contract (or account) called.
@@ -87,6 +87,9 @@ pub struct TxRequest {
     /// Send from this signer (required by `upto`, which must use the witness facilitator);
     /// `None` lets the pool choose.
     pub from: Option<Address>,
+    /// The ether sent with it, wei (zero for every settlement; the gas funding of an
+    /// `erc20ApprovalGasSponsoring` payer sends some).
+    pub value: U256,
 }
 
 /// A transaction the node accepted.

@@ -14,7 +14,7 @@ use std::time::Instant;
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::TxSignerSync;
-use alloy::primitives::{Address, Bytes, TxHash, TxKind, U256};
+use alloy::primitives::{Address, Bytes, TxHash, TxKind};
 use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::{RpcError, TransportErrorKind};
@@ -267,7 +267,7 @@ pub(super) fn sign(
                 max_fee_per_gas,
                 max_priority_fee_per_gas,
                 to: TxKind::Call(request.to),
-                value: U256::ZERO,
+                value: request.value,
                 access_list: Default::default(),
                 input: request.data.clone(),
             };
@@ -281,7 +281,7 @@ pub(super) fn sign(
                 gas_price,
                 gas_limit: request.gas_limit,
                 to: TxKind::Call(request.to),
-                value: U256::ZERO,
+                value: request.value,
                 input: request.data.clone(),
             };
             let signature = signer.sign_transaction_sync(&mut tx).map_err(failed)?;

@@ -175,6 +175,7 @@ impl SignerPool {
             data: tx.input().clone(),
             gas_limit: tx.gas_limit(),
             from: Some(from),
+            value: tx.value(),
         };
         let nonce = tx.nonce();
         // Serialized with the signer's other sends.

@@ -1,11 +1,12 @@
-//! `erc20ApprovalGasSponsoring` (x402-spec §3.5): the buyer's signed `approve(Permit2, amount)`
-//! transaction, read and validated strictly without any chain call, and signed for a buyer.
+//! `erc20ApprovalGasSponsoring` (x402-spec §3.5): the seller's declaration, the buyer's signed
+//! `approve(Permit2, amount)` transaction, read and validated strictly without any chain call,
+//! and signed for a buyer ([`buyer_erc20_entry`]).
 //!
-//! The facilitator in this build does not broadcast such transactions (docs/extensions.md says
-//! why); these checks are what a facilitator must pass before it may: the transaction calls the
-//! payment's token, its calldata is exactly `approve(Permit2, amount)` with nothing after it, it
-//! moves no ether, it is signed for this chain by the payer, and its gas fields are within the
-//! operator's caps. Whether its nonce is the buyer's next is the chain's to say.
+//! These checks are what a facilitator must pass before it may broadcast the transaction: it
+//! calls the payment's token, its calldata is exactly `approve(Permit2, amount)` with nothing
+//! after it, it moves no ether, it is signed for this chain by the payer, and its gas fields are
+//! within the operator's caps. Whether its nonce is the buyer's next is the chain's to say
+//! (`x402_evm::facilitator::sponsored_approval`, which also funds and broadcasts it).
 
 use alloy::consensus::{SignableTransaction, Transaction, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::{Decodable2718, Encodable2718};
@@ -25,6 +26,81 @@ alloy::sol! {
     interface IErc20Approve {
         function approve(address spender, uint256 amount) external returns (bool);
     }
+}
+
+/// The gas limit a buyer signs its approval with (the reference client's).
+pub const APPROVE_GAS_LIMIT: u64 = 70_000;
+/// The `maxFeePerGas` a buyer signs with when the node gives no estimate (the reference's), wei.
+pub const DEFAULT_MAX_FEE_PER_GAS: u128 = 1_000_000_000;
+/// The `maxPriorityFeePerGas` a buyer signs with when the node gives no estimate, wei.
+pub const DEFAULT_MAX_PRIORITY_FEE_PER_GAS: u128 = 100_000_000;
+
+/// The declaration a seller puts under [`ERC20_APPROVAL_GAS_SPONSORING`] in its 402: the
+/// facilitator broadcasts the buyer's signed `approve(Permit2, …)` (`info {description,
+/// version}` and the JSON Schema of the buyer's `info`), byte for byte the reference's
+/// `declareErc20ApprovalGasSponsoringExtension()` (`@x402/extensions` 2.27).
+pub fn erc20_declaration() -> x402_core::extension::JsonObject {
+    use x402_core::extension::JsonObject;
+    let field = |pattern: &str, description: &str| {
+        JsonObject::new()
+            .with("type", "string")
+            .with("pattern", pattern)
+            .with("description", description)
+    };
+    const ADDRESS: &str = "^0x[a-fA-F0-9]{40}$";
+    let properties = JsonObject::new()
+        .with(
+            "from",
+            &field(ADDRESS, "The address of the sender (token owner)."),
+        )
+        .with(
+            "asset",
+            &field(ADDRESS, "The address of the ERC-20 token contract."),
+        )
+        .with(
+            "spender",
+            &field(ADDRESS, "The address of the spender (Canonical Permit2)."),
+        )
+        .with(
+            "amount",
+            &field(
+                "^[0-9]+$",
+                "The amount approved (uint256). Always MaxUint256.",
+            ),
+        )
+        .with(
+            "signedTransaction",
+            &field(
+                "^0x[a-fA-F0-9]+$",
+                "The RLP-encoded signed EIP-1559 transaction as a hex string.",
+            ),
+        )
+        .with(
+            "version",
+            &field(r"^[0-9]+(\.[0-9]+)*$", "Schema version identifier."),
+        );
+    let required = [
+        "from",
+        "asset",
+        "spender",
+        "amount",
+        "signedTransaction",
+        "version",
+    ];
+    let schema = JsonObject::new()
+        .with("$schema", "https://json-schema.org/draft/2020-12/schema")
+        .with("type", "object")
+        .with("properties", &properties)
+        .with("required", &required);
+    let info = JsonObject::new()
+        .with(
+            "description",
+            "The facilitator broadcasts a pre-signed ERC-20 approve() transaction to grant Permit2 allowance.",
+        )
+        .with("version", INFO_VERSION);
+    JsonObject::new()
+        .with("info", &info)
+        .with("schema", &schema)
 }
 
 /// The buyer's `info` under [`ERC20_APPROVAL_GAS_SPONSORING`], as on the wire.
@@ -353,6 +429,69 @@ pub async fn sign_erc20_approval(
     Ok(serde_json::json!({ "info": info }))
 }
 
+/// The buyer's `erc20ApprovalGasSponsoring` entry for a Permit2 payment of `amount` of `token`
+/// on `chain_id`, or `None` when it sends none: only when the 402 `offered` the extension and
+/// the owner's allowance to Permit2 (read through `provider`) is short of the amount. The
+/// transaction approves Permit2 for `2^256 - 1` (as the reference client does: later payments
+/// need no approval), with the owner's pending nonce, [`APPROVE_GAS_LIMIT`] gas and the node's
+/// fee estimate (the reference's defaults when it has none). A read that fails sends none.
+pub async fn buyer_erc20_entry(
+    signer: &(dyn Signer + Send + Sync),
+    provider: &alloy::providers::DynProvider,
+    offered_extensions: Option<&RawValue>,
+    chain_id: u64,
+    token: Address,
+    amount: U256,
+) -> Result<Option<x402_core::wire::Raw>, x402_core::SchemeError> {
+    use crate::abi::eip2612::IEip2612Token;
+    use alloy::providers::Provider;
+    if !super::offered(offered_extensions, ERC20_APPROVAL_GAS_SPONSORING) {
+        return Ok(None);
+    }
+    let owner = signer.address();
+    let call = IEip2612Token::allowanceCall {
+        owner,
+        spender: PERMIT2,
+    };
+    let tx = alloy::rpc::types::TransactionRequest::default()
+        .from(owner)
+        .to(token)
+        .input(Bytes::from(call.abi_encode()).into());
+    let Some(allowance) = provider
+        .call(tx)
+        .await
+        .ok()
+        .and_then(|out| IEip2612Token::allowanceCall::abi_decode_returns(&out).ok())
+    else {
+        return Ok(None);
+    };
+    if allowance >= amount {
+        return Ok(None);
+    }
+    let Ok(nonce) = provider.get_transaction_count(owner).pending().await else {
+        return Ok(None);
+    };
+    let (max_fee_per_gas, max_priority_fee_per_gas) = match provider.estimate_eip1559_fees().await {
+        Ok(f) => (f.max_fee_per_gas, f.max_priority_fee_per_gas),
+        Err(_) => (DEFAULT_MAX_FEE_PER_GAS, DEFAULT_MAX_PRIORITY_FEE_PER_GAS),
+    };
+    let terms = ApprovalTerms {
+        chain_id,
+        token,
+        amount: U256::MAX,
+        nonce,
+        gas_limit: APPROVE_GAS_LIMIT,
+        max_fee_per_gas,
+        max_priority_fee_per_gas,
+    };
+    let entry = sign_erc20_approval(signer, terms)
+        .await
+        .map_err(x402_core::SchemeError::signer)?;
+    serde_json::value::to_raw_value(&entry)
+        .map(Some)
+        .map_err(x402_core::SchemeError::other)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -503,6 +642,24 @@ mod tests {
         let mut i = signed(&other, terms()).await;
         i.from = ok.from.clone();
         assert_eq!(reason(check(&i)), r::ERC20_APPROVAL_TX_SIGNER_MISMATCH);
+    }
+
+    /// The reference's `declareErc20ApprovalGasSponsoringExtension()` output (`@x402/extensions`),
+    /// as `JSON.stringify` writes it.
+    #[test]
+    fn the_declaration_is_the_references() {
+        let expected = concat!(
+            r#"{"info":{"description":"The facilitator broadcasts a pre-signed ERC-20 approve() transaction to grant Permit2 allowance.","version":"1"},"#,
+            r#""schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"#,
+            r#""from":{"type":"string","pattern":"^0x[a-fA-F0-9]{40}$","description":"The address of the sender (token owner)."},"#,
+            r#""asset":{"type":"string","pattern":"^0x[a-fA-F0-9]{40}$","description":"The address of the ERC-20 token contract."},"#,
+            r#""spender":{"type":"string","pattern":"^0x[a-fA-F0-9]{40}$","description":"The address of the spender (Canonical Permit2)."},"#,
+            r#""amount":{"type":"string","pattern":"^[0-9]+$","description":"The amount approved (uint256). Always MaxUint256."},"#,
+            r#""signedTransaction":{"type":"string","pattern":"^0x[a-fA-F0-9]+$","description":"The RLP-encoded signed EIP-1559 transaction as a hex string."},"#,
+            r#""version":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)*$","description":"Schema version identifier."}},"#,
+            r#""required":["from","asset","spender","amount","signedTransaction","version"]}}"#,
+        );
+        assert_eq!(erc20_declaration().to_json(), expected);
     }
 
     #[test]

@@ -259,3 +259,54 @@ async fn the_official_client_pays_our_sponsoring_seller_from_a_fresh_wallet() {
     assert_eq!(provider.get_balance(who).await.unwrap(), U256::ZERO);
     assert_eq!(provider.get_transaction_count(who).await.unwrap(), 0);
 }
+
+/// The official client (`@x402/evm` 2.27 with an `rpcUrl`) signs an
+/// `erc20ApprovalGasSponsoring` approval for a fresh wallet holding a token without EIP-2612 and
+/// no ETH; our facilitator funds its gas, broadcasts it and settles `exact` and then `upto`
+/// (which needs no second approval: the reference approves the maximum).
+#[tokio::test]
+async fn the_official_client_pays_with_a_sponsored_approval_from_a_fresh_wallet() {
+    use x402_tests::e2e::approval::ApprovalBed;
+    let bed = ApprovalBed::start().await;
+    let wallet = bed.fresh_wallet(1_000_000).await;
+    let who = wallet.address();
+    let script = NodeScript::new("flows-pay-evm.mjs");
+    let env = [
+        (
+            "X402_INTEROP_KEY",
+            format!("0x{}", alloy::hex::encode(wallet.to_bytes())),
+        ),
+        (
+            "X402_INTEROP_V1_NETWORK",
+            bed.h.network.v1_name().expect("a v1 name").to_owned(),
+        ),
+        ("X402_INTEROP_RPC", bed.h.bed.anvil().endpoint().to_owned()),
+    ];
+    let network = bed.h.network.as_str().to_owned();
+
+    let result = pay_one(&script, &format!("{}/exact", bed.url), &env).await;
+    settled(&result, "PAYMENT-RESPONSE", &network);
+    assert_eq!(result["body"], "exact, approval sponsored", "{result}");
+    assert_eq!(bed.balance(who).await, U256::from(1_000_000 - EXACT_UNITS));
+    assert_eq!(
+        bed.allowance(who).await,
+        U256::MAX,
+        "the reference approves the maximum"
+    );
+    assert_eq!(bed.nonce(who).await, 1, "its approval, broadcast by us");
+
+    let result = pay_one(&script, &format!("{}/upto", bed.url), &env).await;
+    let settlement = settled(&result, "PAYMENT-RESPONSE", &network);
+    assert_eq!(
+        settlement["amount"],
+        UPTO_USED_UNITS.to_string(),
+        "{result}"
+    );
+    assert_eq!(
+        bed.balance(who).await,
+        U256::from(1_000_000 - EXACT_UNITS - UPTO_USED_UNITS)
+    );
+    assert_eq!(bed.nonce(who).await, 1, "no second approval");
+    let stats = bed.sponsor.stats();
+    assert_eq!((stats.approvals, stats.fundings), (1, 1), "{stats:?}");
+}
