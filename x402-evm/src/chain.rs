@@ -7,7 +7,6 @@
 //! answer (rate limits, `internal error`, `header not found`, a node's trouble) is an RPC failure:
 //! the caller answers it as a transient error, never as a verdict on the payment.
 
-use alloy::eips::BlockId;
 use alloy::primitives::{Address, Bytes};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::json_rpc::ErrorPayload;
@@ -69,15 +68,12 @@ pub async fn call(
     call_request(provider, tx).await
 }
 
-/// `eth_call` of a complete request (gas limit and fee fields as a send would carry them), at
-/// `latest` — the block tag the transport pins to a fresh block (see
-/// [`crate::provider::fresh`]); alloy's default, `pending`, would be answered from whatever
-/// state a lagging node has.
+/// `eth_call` of a complete request (gas limit and fee fields as a send would carry them).
 pub async fn call_request(
     provider: &DynProvider,
     tx: TransactionRequest,
 ) -> Result<CallResult, SchemeError> {
-    match provider.call(tx).block(BlockId::latest()).await {
+    match provider.call(tx).await {
         Ok(out) => Ok(CallResult::Ok(out)),
         Err(RpcError::ErrorResp(e)) if is_execution_failure(&e) => Ok(CallResult::Reverted),
         Err(e) => Err(rpc_error(e)),

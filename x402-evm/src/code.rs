@@ -130,7 +130,11 @@ impl CodeCache {
     }
 
     /// What is at `address`: from the cache, or one `eth_getCode`.
-    pub async fn code(&self, provider: &DynProvider, address: Address) -> Result<Code, SchemeError> {
+    pub async fn code(
+        &self,
+        provider: &DynProvider,
+        address: Address,
+    ) -> Result<Code, SchemeError> {
         if self.cached(address) {
             return Ok(Code::Contract);
         }
@@ -190,7 +194,10 @@ mod tests {
         assert_eq!(cache.record(A, &Bytes::new()), Code::None);
         assert_eq!(cache.record(B, &delegation(A)), Code::Delegated(A));
         assert!(!cache.cached(A) && !cache.cached(B), "may change: not kept");
-        assert_eq!(cache.record(C, &Bytes::from(vec![0x60, 0x80])), Code::Contract);
+        assert_eq!(
+            cache.record(C, &Bytes::from(vec![0x60, 0x80])),
+            Code::Contract
+        );
         assert!(cache.cached(C));
         assert_eq!(cache.len(), 1);
     }

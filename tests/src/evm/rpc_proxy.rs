@@ -11,7 +11,8 @@
 //!
 //! A JSON-RPC batch is judged call by call: a fault for one of its methods that concerns the
 //! connection (drop, delay, 429) applies to the whole request, an error or fixed answer replaces
-//! that call's answer only; the lag model applies to each call.
+//! that call's answer only; the lag model applies to each call. A rule for `"batch"` applies to a
+//! batch as a whole (drop, 429, or an error object instead of the array: a node without batches).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -262,6 +263,19 @@ impl State {
                     .push(Instant::now());
             }
         }
+        // A rule for "batch" concerns a batch as a whole (e.g. a node refusing batches).
+        if batch && let Some(fault) = self.take_batch_fault() {
+            match fault {
+                Fault::Drop => return Reply::Close,
+                Fault::Error { code, message } => {
+                    return Reply::Json(200, None, error_body(&Value::Null, code, &message));
+                }
+                Fault::RateLimited { retry_after, .. } => {
+                    return Reply::Json(429, retry_after, Vec::new());
+                }
+                _ => {}
+            }
+        }
         let faults: Vec<Option<Fault>> = methods.iter().map(|m| self.take_fault(m)).collect();
         let lag = *lock(&self.lag);
         // What happens to the whole HTTP request: the first such fault of any item.
@@ -306,10 +320,7 @@ impl State {
             {
                 let mut counts = lock(&self.counts);
                 for &index in &forward {
-                    *counts
-                        .forwarded
-                        .entry(methods[index].clone())
-                        .or_default() += 1;
+                    *counts.forwarded.entry(methods[index].clone()).or_default() += 1;
                 }
             }
             let sent: Vec<Value> = forward.iter().map(|&i| items[i].clone()).collect();
@@ -360,6 +371,20 @@ impl State {
             answers.into_iter().next().unwrap_or(Value::Null)
         };
         Reply::Json(200, None, serde_json::to_vec(&answer).expect("json"))
+    }
+
+    /// The rule for `"batch"` (only its own), counting one use down.
+    fn take_batch_fault(&self) -> Option<Fault> {
+        let mut rules = lock(&self.rules);
+        let rule = rules.get_mut("batch")?;
+        let fault = rule.fault.clone();
+        if let Some(left) = &mut rule.remaining {
+            *left -= 1;
+            if *left == 0 {
+                rules.remove("batch");
+            }
+        }
+        Some(fault)
     }
 
     /// The fault for `method` (its own rule first, then `"*"`), counting one use down.

@@ -1,5 +1,5 @@
 //! What a verify asks the chain, counted through a proxy in front of anvil: one HTTP round trip
-//! (one JSON-RPC call, or one batch of the freshness head check and the call) for an EOA's
+//! (one JSON-RPC call, or one batch of the freshness head check and the simulation) for an EOA's
 //! EIP-3009 or Permit2 payment once the token's code is known; and an EIP-7702 delegated payer
 //! verified by its current delegation, before and after it changes (nothing about a delegation
 //! is cached).
@@ -22,7 +22,7 @@ use x402_evm::assets::TransferMethod;
 use x402_evm::provider::{RpcOptions, connect_checked};
 use x402_evm::signers::{SignerPool, TxConfig};
 use x402_tests::evm::exact::{ExactHarness, PRICE, UNITS, harness_tx_config};
-use x402_tests::evm::rpc_proxy::RpcProxy;
+use x402_tests::evm::rpc_proxy::{Fault, RpcProxy};
 use x402_tests::evm::x402::{deploy_wallet, deploy_wallet_factory};
 
 const SEND: &str = "eth_sendRawTransaction";
@@ -51,9 +51,13 @@ impl Counted {
             fee_cache_ttl: Duration::from_secs(3600),
             ..harness_tx_config()
         };
-        let pool = SignerPool::new(provider.clone(), vec![h.bed.facilitator().signer.clone()], tx)
-            .await
-            .expect("pool");
+        let pool = SignerPool::new(
+            provider.clone(),
+            vec![h.bed.facilitator().signer.clone()],
+            tx,
+        )
+        .await
+        .expect("pool");
         let policy = Policy {
             assets: Some(vec![h.bed.usdc()]),
             ..Policy::default()
@@ -137,14 +141,22 @@ async fn an_eoa_payment_verifies_in_one_round_trip() {
         .payment(&c.h.bed.buyer(1).signer, TransferMethod::Eip3009)
         .await;
     let (requests, calls) = c.counted_verify(&second, &methods).await;
-    assert_eq!((requests, calls), (1, vec![1, 0, 0, 0, 0]), "EIP-3009, unseen");
+    assert_eq!(
+        (requests, calls),
+        (1, vec![1, 0, 0, 0, 0]),
+        "EIP-3009, unseen"
+    );
 
     // A settlement's receipt makes its block seen: from then on every read that decides a
     // payment is checked against the endpoint's head — in the same HTTP request, as a batch.
     let s = c.facilitator.settle(&first).await.unwrap();
     assert!(s.success, "{s:?}");
     let (requests, calls) = c.counted_verify(&second, &methods).await;
-    assert_eq!((requests, calls), (1, vec![1, 0, 1, 1, 0]), "EIP-3009, seen");
+    assert_eq!(
+        (requests, calls),
+        (1, vec![1, 0, 1, 1, 0]),
+        "EIP-3009, seen"
+    );
 
     // Permit2 from an EOA: the same, once the proxy's code is known.
     let permit2 = c.payment(&permit2_buyer, TransferMethod::Permit2).await;
@@ -154,15 +166,61 @@ async fn an_eoa_payment_verifies_in_one_round_trip() {
     assert_eq!((requests, calls), (1, vec![1, 0, 1, 1, 0]), "Permit2, seen");
 
     // The chain moved past the block seen (another facilitator's transaction): the batch's head
-    // is newer than the read's block, so the read is made again at the head — two round trips
-    // once, then one again.
+    // is newer, which a simulation at `pending` takes as is (only a read at `latest` is pinned
+    // to a block, and made again at the newer head).
     c.h.mine().await;
     let (requests, calls) = c.counted_verify(&second, &methods).await;
-    assert_eq!((requests, calls), (2, vec![2, 0, 1, 1, 0]), "after a new block");
-    let (requests, _) = c.counted_verify(&second, &methods).await;
-    assert_eq!(requests, 1, "caught up");
+    assert_eq!(
+        (requests, calls),
+        (1, vec![1, 0, 1, 1, 0]),
+        "after a new block"
+    );
 
     // Still the chain's answer: the settled payment does not verify again, nothing was sent.
+    let v = c.facilitator.verify(&first).await.unwrap();
+    assert!(!v.is_valid, "{v:?}");
+    assert_eq!(c.proxy.forwarded(SEND), 1);
+}
+
+#[tokio::test]
+async fn a_node_without_batches_is_asked_in_two_steps_and_a_refused_item_is_retried() {
+    let c = Counted::start().await;
+    let first = c
+        .payment(&c.h.bed.buyer(0).signer, TransferMethod::Eip3009)
+        .await;
+    let second = c
+        .payment(&c.h.bed.buyer(1).signer, TransferMethod::Eip3009)
+        .await;
+    let s = c.facilitator.settle(&first).await.unwrap();
+    assert!(s.success, "{s:?}");
+    let methods = ["eth_call", "eth_blockNumber", "batch"];
+
+    // One item of the batch refused for a rate limit: the whole batch is asked again.
+    c.proxy
+        .fault_times("eth_call", Fault::error(-32005, "limit exceeded"), 1);
+    let (requests, calls) = c.counted_verify(&second, &methods).await;
+    assert_eq!((requests, calls), (2, vec![2, 2, 2]), "retried whole");
+
+    // A node that answers a batch with one error object: the same request in two steps (head,
+    // then the read), and single requests from then on.
+    c.proxy.fault(
+        "batch",
+        Fault::error(-32600, "batch requests are not supported"),
+    );
+    let (requests, calls) = c.counted_verify(&second, &methods).await;
+    assert_eq!(
+        (requests, calls),
+        (3, vec![2, 2, 1]),
+        "refused batch, then two steps"
+    );
+    let (requests, calls) = c.counted_verify(&second, &methods).await;
+    assert_eq!(
+        (requests, calls),
+        (2, vec![1, 1, 0]),
+        "two steps, no batch tried"
+    );
+
+    // The verdicts stay the chain's.
     let v = c.facilitator.verify(&first).await.unwrap();
     assert!(!v.is_valid, "{v:?}");
     assert_eq!(c.proxy.forwarded(SEND), 1);
@@ -190,7 +248,12 @@ async fn delegate(h: &ExactHarness, account: &PrivateKeySigner, to: Address) {
         .to(account.address());
     tx.authorization_list = Some(vec![authorization.into_signed(signature)]);
     h.bed.send(tx, "EIP-7702 delegation").await;
-    let code = h.bed.provider().get_code_at(account.address()).await.unwrap();
+    let code = h
+        .bed
+        .provider()
+        .get_code_at(account.address())
+        .await
+        .unwrap();
     if to == Address::ZERO {
         assert!(code.is_empty(), "delegation removed: {code}");
     } else {

@@ -8,21 +8,23 @@
 //!
 //! - an endpoint is asked for its head (`eth_blockNumber`) with each state read at `latest`
 //!   (`eth_call`, `eth_estimateGas`, `eth_getBalance`, `eth_getTransactionCount`, `eth_getCode`,
-//!   `eth_getStorageAt`), and with a lookup whose "not found" is taken as an answer
-//!   (`eth_getTransactionReceipt`, `eth_getTransactionByHash`);
+//!   `eth_getStorageAt`), with each simulation at `pending` (`eth_call`, `eth_estimateGas`: the
+//!   state after the endpoint's head and its mempool), and with a lookup whose "not found" is
+//!   taken as an answer (`eth_getTransactionReceipt`, `eth_getTransactionByHash`);
 //! - an endpoint whose head is behind the block seen is *lagging*: the request goes to the next
 //!   endpoint, and when every endpoint lags it fails as an RPC failure (a transient error, never
 //!   a verdict);
-//! - the state read is made at that head **by number**, so a load balancer handing it to a
-//!   backend that does not have the block yet gets "header not found" (also lagging) instead of
-//!   an older state;
+//! - a state read at `latest` is made at that head **by number**, so a load balancer handing it
+//!   to a backend that does not have the block yet gets "header not found" (also lagging)
+//!   instead of an older state;
 //! - an `eth_blockNumber` answer behind the block seen is lagging too.
 //!
 //! **One round trip.** The head and the read go out together, as one JSON-RPC batch
-//! (`[eth_blockNumber, the read pinned at the block seen]`). When the endpoint's head is the
-//! block seen — the usual case while payments come faster than blocks — the pinned read *is* the
-//! read at its head, and the answer is taken. When its head is newer, the read is made again at
-//! that head (a second round trip, as before). An endpoint that does not take batches (no array
+//! (`[eth_blockNumber, the read]`, a read at `latest` pinned at the block seen). When the
+//! endpoint's head is the block seen — the usual case while payments come faster than blocks —
+//! the pinned read *is* the read at its head, and the answer is taken. When its head is newer,
+//! a pinned read is made again at that head (a second round trip, as before); an unpinned one
+//! (a `pending` simulation, a receipt) is taken. An endpoint that does not take batches (no array
 //! answer, an HTTP 4xx, an answer that does not parse) is asked in two steps — head, then the
 //! pinned read — for [`BATCH_RECHECK`] before batches are tried on it again. A request that is a
 //! batch itself is handled item by item the same way. Any item refused for a rate limit makes
@@ -121,6 +123,14 @@ impl Item {
         match params.get(position) {
             None | Some(Value::Null) => Self::Pin(position),
             Some(Value::String(tag)) if tag == "latest" => Self::Pin(position),
+            // A simulation at `pending` (alloy's default for `eth_call`: it sees copies of a
+            // payment waiting in the mempool, threat-model S31) cannot be pinned; its endpoint's
+            // head is checked.
+            Some(Value::String(tag))
+                if tag == "pending" && matches!(r.method(), "eth_call" | "eth_estimateGas") =>
+            {
+                Self::Current { receipt: false }
+            }
             Some(_) => Self::Nothing,
         }
     }
@@ -284,7 +294,12 @@ async fn batched(
     let [answer] = heads.as_slice() else {
         return Ok(Batched::Unsupported);
     };
-    if rest.len() != need.items.len() || need.items.iter().any(|(id, _)| !rest.iter().any(|r| r.id == *id)) {
+    if rest.len() != need.items.len()
+        || need
+            .items
+            .iter()
+            .any(|(id, _)| !rest.iter().any(|r| r.id == *id))
+    {
         return Err(AttemptError::Malformed);
     }
     let at = result::<U64>(answer)
@@ -361,7 +376,11 @@ fn pin_value(need: &Need, request: &mut Value, at: u64) -> bool {
 /// Judges an endpoint's answer to a request needing `need`, item by item: a head behind the
 /// block seen, or a pinned read the endpoint has no block for, is lagging; otherwise the blocks
 /// it names are seen.
-fn check_answer(need: &Need, head: &ChainHead, packet: &ResponsePacket) -> Result<(), AttemptError> {
+fn check_answer(
+    need: &Need,
+    head: &ChainHead,
+    packet: &ResponsePacket,
+) -> Result<(), AttemptError> {
     let seen = head.seen();
     for response in packet.responses() {
         match need.item(response) {
@@ -424,6 +443,11 @@ mod tests {
             Item::Nothing
         );
         assert_eq!(
+            need("eth_call", serde_json::json!([{}, "pending"])),
+            Item::Current { receipt: false },
+            "a pending simulation: head checked, not pinned"
+        );
+        assert_eq!(
             need("eth_getBalance", serde_json::json!([a, "0x10"])),
             Item::Nothing
         );
@@ -448,7 +472,11 @@ mod tests {
         let mut body = serde_json::to_value(&packet).unwrap();
         assert!(pin_value(&need, &mut body, 0x20));
         assert_eq!(body[0]["params"], serde_json::json!([a, "0x20"]));
-        assert_eq!(body[1]["params"], serde_json::json!([a, "0x10"]), "explicit block kept");
+        assert_eq!(
+            body[1]["params"],
+            serde_json::json!([a, "0x10"]),
+            "explicit block kept"
+        );
         assert_eq!(body[2]["params"], serde_json::json!([{}, "0x20"]));
         assert_eq!(body[3]["params"], serde_json::json!([]));
 
