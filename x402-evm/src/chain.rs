@@ -98,32 +98,8 @@ pub async fn code(provider: &DynProvider, address: Address) -> Result<Bytes, Sch
     provider.get_code_at(address).await.map_err(rpc_error)
 }
 
-/// Remembers contracts seen with code. A call to an address without code "succeeds" and proves
-/// nothing (threat-model S32), so verification checks for code first; positive answers are
-/// cached (code does not disappear), so the check costs one RPC per asset, not per payment.
-#[derive(Debug, Default)]
-pub struct CodeCache {
-    seen: std::sync::Mutex<std::collections::HashSet<Address>>,
-}
-
-impl CodeCache {
-    /// Whether `address` holds code (one `eth_getCode` until it is seen with code).
-    pub async fn has_code(
-        &self,
-        provider: &DynProvider,
-        address: Address,
-    ) -> Result<bool, SchemeError> {
-        let lock = || self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if lock().contains(&address) {
-            return Ok(true);
-        }
-        let has = !code(provider, address).await?.is_empty();
-        if has {
-            lock().insert(address);
-        }
-        Ok(has)
-    }
-}
+/// Contracts seen with code, bounded, EIP-7702 delegations never kept (see [`crate::code`]).
+pub use crate::code::CodeCache;
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,8 @@ pub mod addresses;
 pub mod assets;
 #[cfg(feature = "facilitator")]
 pub mod chain;
+#[cfg(feature = "facilitator")]
+pub mod code;
 pub mod eip712;
 #[cfg(feature = "facilitator")]
 pub mod error;

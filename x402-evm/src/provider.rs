@@ -19,7 +19,10 @@
 //!   switch to it, and after it failed in transport; one serving another chain is taken out of
 //!   rotation (see [`endpoint`]). [`check_endpoints`] checks them all at start-up.
 //! - **Freshness.** An endpoint behind the newest block seen on the network is skipped for the
-//!   reads that decide payments, and those reads are made at a block by number (see [`fresh`]).
+//!   reads that decide payments, and those reads are made at a block by number (see [`fresh`]);
+//!   the head check and the read go out as one JSON-RPC batch (one HTTP round trip).
+//! - **Batches.** A JSON-RPC batch is one request here: failed over, retried and checked for
+//!   freshness whole (item by item); any item refused for a rate limit makes it a refusal.
 //!
 //! alloy's `FallbackLayer` exists in 2.5 but sends reads to several endpoints in parallel (one
 //! JSON-RPC error answer may win the race) and names no endpoint in its errors, hence this one.
@@ -47,7 +50,6 @@ use alloy::transports::http::reqwest::{self, Client, Url};
 use alloy::transports::{TransportError, TransportErrorKind, TransportFut};
 use tracing::{debug, warn};
 
-use self::attempt::attempt;
 pub use self::attempt::{AttemptError, RpcFailure};
 use self::endpoint::Endpoint;
 pub use self::fresh::ChainHead;
@@ -318,7 +320,7 @@ impl FailoverTransport {
             let result = loop {
                 let started = Instant::now();
                 let result = self
-                    .try_endpoint(index, index != active, &body, (&need, method.as_str()))
+                    .try_endpoint(index, index != active, &body, &need)
                     .await;
                 if let Some(observer) = OBSERVER.get() {
                     observer.observe(
@@ -391,7 +393,7 @@ impl FailoverTransport {
         index: usize,
         switching: bool,
         body: &[u8],
-        (need, method): (&Need, &str),
+        need: &Need,
     ) -> Result<ResponsePacket, AttemptError> {
         let shared = &*self.inner;
         let endpoint = &shared.endpoints[index];
@@ -404,16 +406,14 @@ impl FailoverTransport {
                 switching,
             )
             .await?;
-        let pinned =
-            fresh::prepare(need, &shared.head, &shared.client, &endpoint.url, body).await?;
-        let packet = attempt(
+        fresh::exchange(
+            need,
+            &shared.head,
             &shared.client,
-            &endpoint.url,
-            pinned.as_deref().unwrap_or(body),
+            (index, endpoint, elapsed_ms(shared.epoch)),
+            body,
         )
-        .await?;
-        fresh::check_answer(need, method, &shared.head, &packet)?;
-        Ok(packet)
+        .await
     }
 }
 

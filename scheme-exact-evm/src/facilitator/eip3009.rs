@@ -69,18 +69,7 @@ impl Facilitator {
                 .requirement_addresses(req, self.policy.assets.as_deref())
         );
         // 4. signature, routed by the payer's code.
-        let message = TransferWithAuthorization {
-            from: p.from,
-            to: p.to,
-            value: p.value,
-            validAfter: p.valid_after,
-            validBefore: p.valid_before,
-            nonce: p.nonce,
-        };
-        let digest = signing_hash(
-            &eip3009_domain_separator(name, version, self.core.chain_id, asset),
-            &message.eip712_hash_struct(),
-        );
+        let digest = digest(asset, p, name, version, self.core.chain_id);
         let route = reject_on_err!(self.route_signature(p, &digest).await?);
         // 5–8. recipient, time window, exact amount.
         if p.to != pay_to {
@@ -153,18 +142,7 @@ impl Facilitator {
         let Ok(asset) = x402_evm::parse::address("asset", ctx.requirements.asset) else {
             return Ok(false);
         };
-        let message = TransferWithAuthorization {
-            from: p.from,
-            to: p.to,
-            value: p.value,
-            validAfter: p.valid_after,
-            validBefore: p.valid_before,
-            nonce: p.nonce,
-        };
-        let digest = signing_hash(
-            &eip3009_domain_separator(name, version, self.core.chain_id, asset),
-            &message.eip712_hash_struct(),
-        );
+        let digest = digest(asset, p, name, version, self.core.chain_id);
         // An EOA's signature needs no chain read.
         if signature::normalize_ecdsa(&p.signature)
             .is_some_and(|n| signature::recover(&digest, &n) == Some(p.from))
@@ -174,15 +152,27 @@ impl Facilitator {
         Ok(self.route_signature(p, &digest).await?.is_ok())
     }
 
+    /// How `p`'s signature is checked and its settlement sent. An ECDSA signature by the payer
+    /// needs no chain read: only an account with a key signs so (no contract address has one),
+    /// and whether the account's code (an EIP-7702 delegation, which can change at any time)
+    /// accepts it is what the token asks when the settlement is simulated — the same call settle
+    /// sends, simulated again at settle. Any other signature is routed by the payer's code
+    /// (contract code is cached; a delegation or no code is read each time).
     async fn route_signature(
         &self,
         p: &Eip3009Payload,
         digest: &alloy::primitives::B256,
     ) -> Result<Result<Route, Rejection>, SchemeError> {
-        let code = rpc::code(&self.core.provider, p.from).await?;
         let wrapped = signature::unwrap_erc6492(&p.signature);
-        if !code.is_empty() {
-            // A deployed wallet: EIP-1271 on the payer, with the inner signature if wrapped.
+        if wrapped.is_none()
+            && let Some(normalized) = signature::normalize_ecdsa(&p.signature)
+                .filter(|n| signature::recover(digest, n) == Some(p.from))
+        {
+            return Ok(Ok(Route::Eoa(normalized)));
+        }
+        if self.core.code_at(p.from).await?.is_some() {
+            // A deployed wallet, or a delegated account: EIP-1271 on the payer, with the inner
+            // signature if wrapped.
             let sig = match wrapped {
                 Some(Ok(w)) => w.inner,
                 Some(Err(())) => return Ok(Err(bad_6492())),
@@ -201,21 +191,14 @@ impl Facilitator {
             });
         }
         match wrapped {
-            None => Ok(
-                match signature::normalize_ecdsa(&p.signature)
-                    .filter(|n| signature::recover(digest, n) == Some(p.from))
-                {
-                    Some(normalized) => Ok(Route::Eoa(normalized)),
-                    // A smart-wallet signature for a wallet that does not exist and cannot be
-                    // built.
-                    None if p.signature.len() > 65 => Err(Rejection::with_message(
-                        crate::reason::INVALID_EXACT_EVM_SIGNATURE,
-                        "a contract signature for a payer without code and without an ERC-6492 \
-                         deployment",
-                    )),
-                    None => Err(reject(crate::reason::INVALID_EXACT_EVM_SIGNATURE)),
-                },
-            ),
+            // Not the payer's ECDSA signature (checked above), and no wallet to ask.
+            None if p.signature.len() > 65 => Ok(Err(Rejection::with_message(
+                crate::reason::INVALID_EXACT_EVM_SIGNATURE,
+                // A smart-wallet signature for a wallet that does not exist and cannot be built.
+                "a contract signature for a payer without code and without an ERC-6492 \
+                 deployment",
+            ))),
+            None => Ok(Err(reject(crate::reason::INVALID_EXACT_EVM_SIGNATURE))),
             Some(Err(())) => Ok(Err(bad_6492())),
             Some(Ok(w)) if !self.policy.erc6492_factories.contains(&w.factory) => {
                 Ok(Err(Rejection::with_message(
@@ -280,6 +263,24 @@ impl Facilitator {
                 crate::reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE,
             ));
         }
+        if let Route::Eoa(sig) = route
+            && let x402_evm::code::Code::Delegated(to) = self.core.code_at(p.from).await?
+        {
+            // The token asks a delegated account's code (EIP-1271) even for its key's signature.
+            let call = IERC1271::isValidSignatureCall {
+                hash: digest(asset, p, name, version, self.core.chain_id),
+                signature: sig.clone(),
+            };
+            if rpc::view(provider, from, p.from, call).await? != Some(ERC1271_MAGIC) {
+                return Ok(Rejection::with_message(
+                    crate::reason::INVALID_EXACT_EVM_SIGNATURE,
+                    format!(
+                        "the payer is an EIP-7702 account delegated to {to}, whose code does not \
+                         accept the payer's signature"
+                    ),
+                ));
+            }
+        }
         if let Route::Counterfactual(w) = route {
             let deploy = rpc::call(provider, from, w.factory, w.factory_calldata.clone()).await?;
             if matches!(deploy, rpc::CallResult::Reverted) {
@@ -293,6 +294,29 @@ impl Facilitator {
             crate::reason::INVALID_EXACT_EVM_TRANSACTION_SIMULATION_FAILED,
         ))
     }
+}
+
+/// The EIP-712 digest the payer signs for `p` on `asset`'s domain.
+fn digest(
+    asset: Address,
+    p: &Eip3009Payload,
+    name: &str,
+    version: &str,
+    chain_id: u64,
+) -> alloy::primitives::B256 {
+    let message = TransferWithAuthorization {
+        from: p.from,
+        to: p.to,
+        value: p.value,
+        validAfter: p.valid_after,
+        validBefore: p.valid_before,
+        nonce: p.nonce,
+    }
+    .eip712_hash_struct();
+    signing_hash(
+        &eip3009_domain_separator(name, version, chain_id, asset),
+        &message,
+    )
 }
 
 fn bad_6492() -> Rejection {

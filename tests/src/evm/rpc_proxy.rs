@@ -6,7 +6,13 @@
 //! forwarding, or after forwarding — the node got the request), or a fixed result. A lagging node
 //! is modelled by [`RpcProxy::lag_at`]: state reads at `latest` answer from an older block, newer
 //! blocks are unknown, and transactions mined after it are not found. The proxy counts what it
-//! received and forwarded per method, so tests check attempts and broadcasts without timing.
+//! received and forwarded per method, so tests check attempts and broadcasts without timing, and
+//! the HTTP requests ([`RpcProxy::requests`]: round trips).
+//!
+//! A JSON-RPC batch is judged call by call: a fault for one of its methods that concerns the
+//! connection (drop, delay, 429) applies to the whole request, an error or fixed answer replaces
+//! that call's answer only; the lag model applies to each call. A rule for `"batch"` applies to a
+//! batch as a whole (drop, 429, or an error object instead of the array: a node without batches).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -81,6 +87,8 @@ struct Rule {
 
 #[derive(Debug, Default)]
 struct Counts {
+    /// HTTP requests (a batch is one).
+    requests: usize,
     received: HashMap<String, usize>,
     forwarded: HashMap<String, usize>,
     arrivals: HashMap<String, Vec<Instant>>,
@@ -163,7 +171,13 @@ impl RpcProxy {
         *lock(&self.state.lag) = block;
     }
 
-    /// How many requests for `method` reached the proxy.
+    /// How many HTTP requests reached the proxy (a JSON-RPC batch is one; its calls are counted
+    /// by method too, and `"batch"` counts the batches).
+    pub fn requests(&self) -> usize {
+        lock(&self.state.counts).requests
+    }
+
+    /// How many requests for `method` reached the proxy (each call of a batch counts).
     pub fn received(&self, method: &str) -> usize {
         lock(&self.state.counts)
             .received
@@ -214,79 +228,163 @@ async fn serve(stream: TcpStream, state: Arc<State>) {
     }
 }
 
+fn error_value(id: &Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
 fn error_body(id: &Value, code: i64, message: &str) -> Vec<u8> {
-    serde_json::to_vec(
-        &json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
-    )
-    .expect("json")
+    serde_json::to_vec(&error_value(id, code, message)).expect("json")
 }
 
 impl State {
     async fn handle(&self, body: Vec<u8>) -> Reply {
-        let mut request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let method = match &request {
-            Value::Array(_) => "batch".to_owned(),
-            r => r["method"].as_str().unwrap_or_default().to_owned(),
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let batch = request.is_array();
+        let mut items = match request {
+            Value::Array(items) => items,
+            one => vec![one],
         };
-        let id = request["id"].clone();
+        let methods: Vec<String> = items
+            .iter()
+            .map(|r| r["method"].as_str().unwrap_or_default().to_owned())
+            .collect();
         {
             let mut counts = lock(&self.counts);
-            *counts.received.entry(method.clone()).or_default() += 1;
-            counts
-                .arrivals
-                .entry(method.clone())
-                .or_default()
-                .push(Instant::now());
+            counts.requests += 1;
+            if batch {
+                *counts.received.entry("batch".to_owned()).or_default() += 1;
+            }
+            for method in &methods {
+                *counts.received.entry(method.clone()).or_default() += 1;
+                counts
+                    .arrivals
+                    .entry(method.clone())
+                    .or_default()
+                    .push(Instant::now());
+            }
         }
-        let fault = self.take_fault(&method);
+        // A rule for "batch" concerns a batch as a whole (e.g. a node refusing batches).
+        if batch && let Some(fault) = self.take_batch_fault() {
+            match fault {
+                Fault::Drop => return Reply::Close,
+                Fault::Error { code, message } => {
+                    return Reply::Json(200, None, error_body(&Value::Null, code, &message));
+                }
+                Fault::RateLimited { retry_after, .. } => {
+                    return Reply::Json(429, retry_after, Vec::new());
+                }
+                _ => {}
+            }
+        }
+        let faults: Vec<Option<Fault>> = methods.iter().map(|m| self.take_fault(m)).collect();
         let lag = *lock(&self.lag);
-        if let Some(head) = lag
-            && let Some(reply) = lagging(&mut request, &method, head)
-        {
-            return reply;
+        // What happens to the whole HTTP request: the first such fault of any item.
+        for fault in faults.iter().flatten() {
+            match fault {
+                Fault::Drop => return Reply::Close,
+                Fault::Delay(wait) => tokio::time::sleep(*wait).await,
+                Fault::RateLimited { body, retry_after } => {
+                    let id = items.first().map_or(Value::Null, |r| r["id"].clone());
+                    let answer = if *body {
+                        error_body(&id, -32005, "limit exceeded")
+                    } else {
+                        Vec::new()
+                    };
+                    return Reply::Json(429, *retry_after, answer);
+                }
+                _ => {}
+            }
         }
-        match &fault {
-            Some(Fault::Drop) => return Reply::Close,
-            Some(Fault::Delay(wait)) => tokio::time::sleep(*wait).await,
-            Some(Fault::RateLimited { body, retry_after }) => {
-                let answer = if *body {
-                    error_body(&id, -32005, "limit exceeded")
-                } else {
-                    Vec::new()
+        // Each item: answered here (a fault's answer, a lagging node's), or forwarded.
+        let mut answers: Vec<Option<Value>> = vec![None; items.len()];
+        let mut forward = Vec::new();
+        for (index, item) in items.iter_mut().enumerate() {
+            let id = item["id"].clone();
+            if let Some(head) = lag
+                && let Some(answer) = lagging(item, &methods[index], head)
+            {
+                answers[index] = Some(answer);
+                continue;
+            }
+            match &faults[index] {
+                Some(Fault::Error { code, message }) => {
+                    answers[index] = Some(error_value(&id, *code, message));
+                }
+                Some(Fault::Result(result)) => {
+                    answers[index] = Some(json!({"jsonrpc": "2.0", "id": id, "result": result}));
+                }
+                _ => forward.push(index),
+            }
+        }
+        if !forward.is_empty() {
+            {
+                let mut counts = lock(&self.counts);
+                for &index in &forward {
+                    *counts.forwarded.entry(methods[index].clone()).or_default() += 1;
+                }
+            }
+            let sent: Vec<Value> = forward.iter().map(|&i| items[i].clone()).collect();
+            let body = if batch {
+                Value::Array(sent)
+            } else {
+                sent.into_iter().next().unwrap_or(Value::Null)
+            };
+            let answer: Value = self
+                .client
+                .post(&self.upstream)
+                .json(&body)
+                .send()
+                .await
+                .expect("forward to anvil")
+                .json()
+                .await
+                .expect("anvil's answer");
+            let mut got = match answer {
+                Value::Array(all) => all,
+                one => vec![one],
+            };
+            for &index in &forward {
+                let id = &items[index]["id"];
+                let position = got.iter().position(|a| a["id"] == *id);
+                let answer = match position {
+                    Some(p) => got.swap_remove(p),
+                    None => error_value(id, -32603, "no answer from the node"),
                 };
-                return Reply::Json(429, *retry_after, answer);
+                answers[index] = Some(match &faults[index] {
+                    Some(Fault::ErrorAfterForward { code, message }) => {
+                        error_value(id, *code, message)
+                    }
+                    _ => hide_newer(answer, &methods[index], lag),
+                });
             }
-            Some(Fault::Error { code, message }) => {
-                return Reply::Json(200, None, error_body(&id, *code, message));
-            }
-            Some(Fault::Result(result)) => {
-                let answer = json!({"jsonrpc": "2.0", "id": id, "result": result});
-                return Reply::Json(200, None, serde_json::to_vec(&answer).expect("json"));
-            }
-            _ => {}
         }
-        *lock(&self.counts)
-            .forwarded
-            .entry(method.clone())
-            .or_default() += 1;
-        let answer = self
-            .client
-            .post(&self.upstream)
-            .json(&request)
-            .send()
-            .await
-            .expect("forward to anvil")
-            .bytes()
-            .await
-            .expect("anvil's answer")
-            .to_vec();
-        match fault {
-            Some(Fault::DropAfterForward) => Reply::Close,
-            Some(Fault::ErrorAfterForward { code, message }) => {
-                Reply::Json(200, None, error_body(&id, code, &message))
-            }
-            _ => Reply::Json(200, None, hide_newer(answer, &method, lag)),
+        if faults
+            .iter()
+            .any(|f| matches!(f, Some(Fault::DropAfterForward)))
+        {
+            return Reply::Close;
         }
+        let answers: Vec<Value> = answers.into_iter().flatten().collect();
+        let answer = if batch {
+            Value::Array(answers)
+        } else {
+            answers.into_iter().next().unwrap_or(Value::Null)
+        };
+        Reply::Json(200, None, serde_json::to_vec(&answer).expect("json"))
+    }
+
+    /// The rule for `"batch"` (only its own), counting one use down.
+    fn take_batch_fault(&self) -> Option<Fault> {
+        let mut rules = lock(&self.rules);
+        let rule = rules.get_mut("batch")?;
+        let fault = rule.fault.clone();
+        if let Some(left) = &mut rule.remaining {
+            *left -= 1;
+            if *left == 0 {
+                rules.remove("batch");
+            }
+        }
+        Some(fault)
     }
 
     /// The fault for `method` (its own rule first, then `"*"`), counting one use down.
@@ -325,15 +423,10 @@ fn block_param(method: &str) -> Option<usize> {
 
 /// A node whose head is `head`: `eth_blockNumber` says so, reads at a tag are read at `head`, a
 /// newer block is unknown (an error answer, as a lagging node gives). `None`: forward as changed.
-fn lagging(request: &mut Value, method: &str, head: u64) -> Option<Reply> {
+fn lagging(request: &mut Value, method: &str, head: u64) -> Option<Value> {
     let id = request["id"].clone();
     if method == "eth_blockNumber" {
-        let answer = json!({"jsonrpc": "2.0", "id": id, "result": format!("{head:#x}")});
-        return Some(Reply::Json(
-            200,
-            None,
-            serde_json::to_vec(&answer).expect("json"),
-        ));
+        return Some(json!({"jsonrpc": "2.0", "id": id, "result": format!("{head:#x}")}));
     }
     let index = block_param(method)?;
     let params = request["params"].as_array_mut()?;
@@ -342,11 +435,9 @@ fn lagging(request: &mut Value, method: &str, head: u64) -> Option<Reply> {
     }
     let asked = params[index].as_str().unwrap_or("latest").to_owned();
     match u64::from_str_radix(asked.trim_start_matches("0x"), 16) {
-        Ok(number) if asked.starts_with("0x") && number > head => Some(Reply::Json(
-            200,
-            None,
-            error_body(&id, -32000, "header not found"),
-        )),
+        Ok(number) if asked.starts_with("0x") && number > head => {
+            Some(error_value(&id, -32000, "header not found"))
+        }
         Ok(_) if asked.starts_with("0x") => None,
         _ => {
             params[index] = Value::String(format!("{head:#x}"));
@@ -356,7 +447,7 @@ fn lagging(request: &mut Value, method: &str, head: u64) -> Option<Reply> {
 }
 
 /// A lagging node does not know transactions mined after its head.
-fn hide_newer(answer: Vec<u8>, method: &str, lag: Option<u64>) -> Vec<u8> {
+fn hide_newer(mut answer: Value, method: &str, lag: Option<u64>) -> Value {
     let Some(head) = lag else { return answer };
     if !matches!(
         method,
@@ -364,15 +455,11 @@ fn hide_newer(answer: Vec<u8>, method: &str, lag: Option<u64>) -> Vec<u8> {
     ) {
         return answer;
     }
-    let Ok(mut value) = serde_json::from_slice::<Value>(&answer) else {
-        return answer;
-    };
-    let mined_at = value["result"]["blockNumber"]
+    let mined_at = answer["result"]["blockNumber"]
         .as_str()
         .and_then(|n| u64::from_str_radix(n.trim_start_matches("0x"), 16).ok());
     if mined_at.is_some_and(|n| n > head) {
-        value["result"] = Value::Null;
-        return serde_json::to_vec(&value).expect("json");
+        answer["result"] = Value::Null;
     }
     answer
 }

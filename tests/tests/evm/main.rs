@@ -8,6 +8,7 @@
 //! * `durable` — the write-ahead and reconciliation of the settlement engine;
 //! * `cooldown` — the payer cool-down after a settlement that reverted at our gas;
 //! * `negative` — the negative suites of `exact`, tables shared by EIP-3009 and Permit2;
+//! * `rpc_calls` — the RPC round trips of one verify, and EIP-7702 delegated payers;
 //! * `rpc_faults` — RPC faults (errors, rate limits, lost sends, wrong chains, lag, stuck
 //!   transactions) through a proxy.
 
@@ -17,6 +18,7 @@ mod durable;
 mod exact;
 mod hooks;
 mod negative;
+mod rpc_calls;
 mod rpc_faults;
 mod signers;
 mod testbed;

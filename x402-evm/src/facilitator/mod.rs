@@ -28,7 +28,8 @@ use x402_core::{
     Verdict,
 };
 
-use crate::chain::{self, CallResult, CodeCache};
+use crate::chain::{self, CallResult};
+use crate::code::{Code, CodeCache};
 use crate::options::NetworkOptions;
 use crate::settle::{SettlePlan, Settler, failed, payer_key, recorded_rejection};
 use crate::signers::SignerPool;
@@ -75,8 +76,9 @@ pub struct EvmFacilitatorCore {
     /// The settlement engine.
     pub settler: Settler,
     clock: SharedClock,
-    /// Assets and transaction targets seen with code (a call to an address without code
-    /// "succeeds" and proves nothing).
+    /// Contracts seen with code: assets, transaction targets, contract payers (a call to an
+    /// address without code "succeeds" and proves nothing; a payer's code routes its signature).
+    /// Bounded; delegations and empty code are never kept (see [`crate::code`]).
     with_code: CodeCache,
     /// Seconds an authorization must still run when verified (see [`crate::window`]).
     expiry_buffer: u64,
@@ -223,6 +225,11 @@ impl EvmFacilitatorCore {
         self.with_code.has_code(&self.provider, asset).await
     }
 
+    /// What is at `address` (contract code cached; see [`CodeCache`]).
+    pub async fn code_at(&self, address: Address) -> Result<Code, SchemeError> {
+        self.with_code.code(&self.provider, address).await
+    }
+
     /// `asset_not_deployed_contract` when no contract is at the asset.
     pub async fn require_asset_code(
         &self,
@@ -277,7 +284,7 @@ impl EvmFacilitatorCore {
         if crate::signature::recover(digest, signature) == Some(owner) {
             return Ok(true);
         }
-        if chain::code(&self.provider, owner).await?.is_empty() {
+        if self.code_at(owner).await? == Code::None {
             return Ok(false);
         }
         // A contract owner: Permit2 asks it (EIP-1271, the same digest) inside the transfer. It

@@ -52,13 +52,14 @@ pub(super) async fn attempt(
     }
 }
 
-/// Whether a (single) answer is a rate-limit refusal rather than the node's answer.
+/// Whether an answer is a rate-limit refusal rather than the node's answer: a batch is when any
+/// of its items is (the batch is asked again whole; its reads are idempotent).
 fn is_rate_limit(packet: &ResponsePacket) -> bool {
-    let Some(error) = packet.single_payload().and_then(|p| p.as_error()) else {
-        return false;
-    };
-    let message = error.message.to_ascii_lowercase();
-    RATE_LIMIT_CODES.contains(&error.code) || RATE_LIMIT_WORDS.iter().any(|w| message.contains(w))
+    packet.iter_errors().any(|error| {
+        let message = error.message.to_ascii_lowercase();
+        RATE_LIMIT_CODES.contains(&error.code)
+            || RATE_LIMIT_WORDS.iter().any(|w| message.contains(w))
+    })
 }
 
 /// A `Retry-After` header in seconds (the HTTP-date form is not used by RPC gateways and is
@@ -218,6 +219,7 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"limit exceeded"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":429,"message":"slow down"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"Too Many Requests"}}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"result":"0x1"},{"jsonrpc":"2.0","id":2,"error":{"code":-32005,"message":"limit exceeded"}}]"#,
         ] {
             assert!(is_rate_limit(&packet(limited)), "{limited}");
         }
@@ -226,6 +228,7 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"internal error"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"exceeds block gas limit"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"result":"0x1"},{"jsonrpc":"2.0","id":2,"error":{"code":3,"message":"execution reverted"}}]"#,
         ] {
             assert!(!is_rate_limit(&packet(answer)), "{answer}");
         }

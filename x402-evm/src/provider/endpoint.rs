@@ -12,13 +12,17 @@ use std::time::Duration;
 use alloy::primitives::U64;
 use alloy::rpc::json_rpc::ResponsePayload;
 use alloy::transports::http::reqwest::{Client, Url};
-use tracing::error;
+use tracing::{error, warn};
 
 use super::attempt::{AttemptError, attempt};
 
 /// How long an endpoint found serving another chain stays out of rotation before it is checked
 /// again.
 pub const WRONG_CHAIN_RECHECK: Duration = Duration::from_secs(60);
+
+/// How long an endpoint found not to answer JSON-RPC batches is asked in single requests before
+/// batches are tried on it again (see [`super::fresh`]).
+pub const BATCH_RECHECK: Duration = Duration::from_secs(600);
 
 const UNCHECKED: u8 = 0;
 const CHECKED: u8 = 1;
@@ -35,6 +39,8 @@ pub(super) struct Endpoint {
     served: AtomicU64,
     /// Until when (milliseconds since the transport's epoch) a wrong-chain endpoint is skipped.
     excluded_until_ms: AtomicU64,
+    /// Until when (milliseconds since the transport's epoch) it is not sent batches.
+    no_batches_until_ms: AtomicU64,
 }
 
 impl Endpoint {
@@ -44,6 +50,23 @@ impl Endpoint {
             state: AtomicU8::new(UNCHECKED),
             served: AtomicU64::new(0),
             excluded_until_ms: AtomicU64::new(0),
+            no_batches_until_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether it may be sent a JSON-RPC batch now.
+    pub(super) fn batches(&self, now_ms: u64) -> bool {
+        now_ms >= self.no_batches_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// Records that it did not answer a batch: single requests only for [`BATCH_RECHECK`].
+    pub(super) fn no_batches(&self, index: usize, now_ms: u64) {
+        let until = now_ms.saturating_add(BATCH_RECHECK.as_millis() as u64);
+        if self.no_batches_until_ms.swap(until, Ordering::Relaxed) <= now_ms {
+            warn!(
+                endpoint = index,
+                "RPC endpoint does not answer JSON-RPC batches; asking it in single requests"
+            );
         }
     }
 

@@ -6,17 +6,29 @@
 //! payment would verify (and settle) again. So the transport keeps the highest block number seen
 //! ([`ChainHead`]: from `eth_blockNumber` answers and from receipts) and, once it knows one:
 //!
-//! - an endpoint is asked for its head (`eth_blockNumber`) before each state read at `latest`
+//! - an endpoint is asked for its head (`eth_blockNumber`) with each state read at `latest`
 //!   (`eth_call`, `eth_estimateGas`, `eth_getBalance`, `eth_getTransactionCount`, `eth_getCode`,
-//!   `eth_getStorageAt`), and before a lookup whose "not found" is taken as an answer
-//!   (`eth_getTransactionReceipt`, `eth_getTransactionByHash`);
+//!   `eth_getStorageAt`), with each simulation at `pending` (`eth_call`, `eth_estimateGas`: the
+//!   state after the endpoint's head and its mempool), and with a lookup whose "not found" is
+//!   taken as an answer (`eth_getTransactionReceipt`, `eth_getTransactionByHash`);
 //! - an endpoint whose head is behind the block seen is *lagging*: the request goes to the next
 //!   endpoint, and when every endpoint lags it fails as an RPC failure (a transient error, never
 //!   a verdict);
-//! - the state read is made at that head **by number**, so a load balancer handing it to a
-//!   backend that does not have the block yet gets "header not found" (also lagging) instead of
-//!   an older state;
+//! - a state read at `latest` is made at that head **by number**, so a load balancer handing it
+//!   to a backend that does not have the block yet gets "header not found" (also lagging)
+//!   instead of an older state;
 //! - an `eth_blockNumber` answer behind the block seen is lagging too.
+//!
+//! **One round trip.** The head and the read go out together, as one JSON-RPC batch
+//! (`[eth_blockNumber, the read]`, a read at `latest` pinned at the block seen). When the
+//! endpoint's head is the block seen — the usual case while payments come faster than blocks —
+//! the pinned read *is* the read at its head, and the answer is taken. When its head is newer,
+//! a pinned read is made again at that head (a second round trip, as before); an unpinned one
+//! (a `pending` simulation, a receipt) is taken. An endpoint that does not take batches (no array
+//! answer, an HTTP 4xx, an answer that does not parse) is asked in two steps — head, then the
+//! pinned read — for [`BATCH_RECHECK`] before batches are tried on it again. A request that is a
+//! batch itself is handled item by item the same way. Any item refused for a rate limit makes
+//! the whole answer a rate-limit refusal (see [`super::attempt`]).
 //!
 //! A reorganisation to a shorter chain can leave every endpoint behind the block seen for a
 //! block or two: reads fail as transient errors until the chain is back there.
@@ -25,11 +37,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use alloy::primitives::U64;
-use alloy::rpc::json_rpc::{RequestPacket, ResponsePacket, ResponsePayload};
+use alloy::rpc::json_rpc::{
+    Id, RequestPacket, Response, ResponsePacket, ResponsePayload, SerializedRequest,
+};
 use alloy::transports::http::reqwest::{Client, Url};
 use serde_json::Value;
+use x402_core::transport::TransportFailure;
 
 use super::attempt::{AttemptError, attempt};
+pub use super::endpoint::BATCH_RECHECK;
+use super::endpoint::Endpoint;
 
 /// The block number request an endpoint's head is read with.
 const BLOCK_NUMBER_REQUEST: &[u8] =
@@ -68,29 +85,29 @@ impl ChainHead {
     }
 }
 
-/// What freshness asks of one request.
+/// What freshness asks of one request item.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Need {
+pub(super) enum Item {
     /// Nothing (writes, reads at an explicit block, `pending`, everything else).
     Nothing,
     /// `eth_blockNumber`: its answer must not be behind the block seen.
     Head,
-    /// The endpoint's head must not be behind the block seen.
-    Current,
+    /// The endpoint's head must not be behind the block seen (`receipt`: the answer names a
+    /// block, which is seen).
+    Current {
+        /// `eth_getTransactionReceipt`.
+        receipt: bool,
+    },
     /// Also read at the endpoint's head by number: the block parameter's position.
     Pin(usize),
 }
 
-impl Need {
-    /// What `request` needs.
-    pub(super) fn of(request: &RequestPacket) -> Self {
-        let RequestPacket::Single(r) = request else {
-            return Self::Nothing;
-        };
-        let method = r.method();
-        let position = match method {
+impl Item {
+    fn of(r: &SerializedRequest) -> Self {
+        let position = match r.method() {
             "eth_blockNumber" => return Self::Head,
-            "eth_getTransactionReceipt" | "eth_getTransactionByHash" => return Self::Current,
+            "eth_getTransactionReceipt" => return Self::Current { receipt: true },
+            "eth_getTransactionByHash" => return Self::Current { receipt: false },
             "eth_call"
             | "eth_estimateGas"
             | "eth_getBalance"
@@ -106,25 +123,80 @@ impl Need {
         match params.get(position) {
             None | Some(Value::Null) => Self::Pin(position),
             Some(Value::String(tag)) if tag == "latest" => Self::Pin(position),
+            // A simulation at `pending` (alloy's default for `eth_call`: it sees copies of a
+            // payment waiting in the mempool, threat-model S31) cannot be pinned; its endpoint's
+            // head is checked.
+            Some(Value::String(tag))
+                if tag == "pending" && matches!(r.method(), "eth_call" | "eth_estimateGas") =>
+            {
+                Self::Current { receipt: false }
+            }
             Some(_) => Self::Nothing,
         }
     }
 }
 
-/// Whether an error answer says the node does not have the block asked for.
-fn unknown_block(packet: &ResponsePacket) -> bool {
-    packet
-        .single_payload()
-        .and_then(|p| p.as_error())
-        .is_some_and(|e| {
-            let message = e.message.to_ascii_lowercase();
-            UNKNOWN_BLOCK.iter().any(|w| message.contains(w))
-        })
+/// What freshness asks of one request: each item's need, by id, in the request's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Need {
+    items: Vec<(Id, Item)>,
 }
 
-/// A successful single answer's result, parsed.
-fn result<T: serde::de::DeserializeOwned>(packet: &ResponsePacket) -> Option<T> {
-    match packet.single_payload()? {
+impl Need {
+    /// What `request` needs.
+    pub(super) fn of(request: &RequestPacket) -> Self {
+        let items = match request {
+            RequestPacket::Single(r) => vec![(r.id().clone(), Item::of(r))],
+            RequestPacket::Batch(rs) => rs.iter().map(|r| (r.id().clone(), Item::of(r))).collect(),
+        };
+        Self { items }
+    }
+
+    /// Whether some item needs the endpoint's head.
+    fn wants_head(&self) -> bool {
+        self.items
+            .iter()
+            .any(|(_, i)| matches!(i, Item::Current { .. } | Item::Pin(_)))
+    }
+
+    /// Whether some item is read at the endpoint's head.
+    fn pins(&self) -> bool {
+        self.items.iter().any(|(_, i)| matches!(i, Item::Pin(_)))
+    }
+
+    /// The need of the answer `response` (a single answer is the single request's).
+    fn item(&self, response: &Response) -> &Item {
+        match self.items.as_slice() {
+            [(_, only)] => only,
+            items => items
+                .iter()
+                .find(|(id, _)| *id == response.id)
+                .map_or(&Item::Nothing, |(_, i)| i),
+        }
+    }
+
+    /// Whether an item carries the id the added head request would.
+    fn uses_head_id(&self) -> bool {
+        self.items
+            .iter()
+            .any(|(id, _)| matches!(id, Id::String(s) if s == HEAD_ID))
+    }
+}
+
+/// The id of the head request added to a batch (alloy numbers its own requests).
+const HEAD_ID: &str = "x402-head";
+
+/// Whether an error answer says the node does not have the block asked for.
+fn unknown_block(response: &Response) -> bool {
+    response.payload.as_error().is_some_and(|e| {
+        let message = e.message.to_ascii_lowercase();
+        UNKNOWN_BLOCK.iter().any(|w| message.contains(w))
+    })
+}
+
+/// A successful answer's result, parsed.
+fn result<T: serde::de::DeserializeOwned>(response: &Response) -> Option<T> {
+    match &response.payload {
         ResponsePayload::Success(raw) => serde_json::from_str(raw.get()).ok(),
         ResponsePayload::Failure(_) => None,
     }
@@ -133,74 +205,206 @@ fn result<T: serde::de::DeserializeOwned>(packet: &ResponsePacket) -> Option<T> 
 /// Reads an endpoint's head.
 async fn endpoint_head(client: &Client, url: &Url) -> Result<u64, AttemptError> {
     let packet = attempt(client, url, BLOCK_NUMBER_REQUEST).await?;
-    result::<U64>(&packet)
+    packet
+        .as_single()
+        .and_then(result::<U64>)
         .map(|n| n.to::<u64>())
         .ok_or(AttemptError::Malformed)
 }
 
-/// The body to send to the endpoint at `url` for a request needing `need` (`body` as
-/// serialized), after its head check; `Err(Lagging)` when it is behind the block seen.
-pub(super) async fn prepare(
+/// Sends a request needing `need` (`body` as serialized) to `endpoint`, with its head check and
+/// its reads pinned as the module says; `Err(Lagging)` when the endpoint is behind the block
+/// seen.
+pub(super) async fn exchange(
     need: &Need,
     head: &ChainHead,
     client: &Client,
-    url: &Url,
+    (index, endpoint, now_ms): (usize, &Endpoint, u64),
     body: &[u8],
-) -> Result<Option<Vec<u8>>, AttemptError> {
+) -> Result<ResponsePacket, AttemptError> {
+    let url = &endpoint.url;
     let seen = head.seen();
-    if seen == 0 || matches!(need, Need::Nothing | Need::Head) {
-        return Ok(None);
+    if seen == 0 || !need.wants_head() {
+        let packet = attempt(client, url, body).await?;
+        check_answer(need, head, &packet)?;
+        return Ok(packet);
+    }
+    if endpoint.batches(now_ms) && !need.uses_head_id() {
+        match batched(need, head, client, url, body, seen).await? {
+            Batched::Answer(packet) => return Ok(packet),
+            Batched::Behind(at) => return pinned(need, head, client, url, body, at).await,
+            Batched::Unsupported => endpoint.no_batches(index, now_ms),
+        }
     }
     let at = endpoint_head(client, url).await?;
     if at < seen {
         return Err(AttemptError::Lagging { head: at, seen });
     }
     head.observe(at);
-    let Need::Pin(position) = need else {
-        return Ok(None);
-    };
-    let mut request: Value = serde_json::from_slice(body).map_err(|_| AttemptError::Malformed)?;
-    let Some(params) = request.get_mut("params").and_then(Value::as_array_mut) else {
-        return Ok(None);
-    };
-    while params.len() <= *position {
-        params.push(Value::Null);
-    }
-    params[*position] = Value::String(format!("{at:#x}"));
-    serde_json::to_vec(&request)
-        .map(Some)
-        .map_err(|_| AttemptError::Malformed)
+    pinned(need, head, client, url, body, at).await
 }
 
-/// Judges an endpoint's answer to a request needing `need`: a head behind the block seen, or a
-/// pinned read the endpoint has no block for, is lagging; otherwise the blocks it names are seen.
-pub(super) fn check_answer(
+/// What one batch of head and read gave.
+enum Batched {
+    /// The answer, read at the endpoint's head.
+    Answer(ResponsePacket),
+    /// The endpoint's head (newer than the block the read was pinned at).
+    Behind(u64),
+    /// The endpoint does not answer batches.
+    Unsupported,
+}
+
+/// Sends `[eth_blockNumber, the request pinned at seen]` as one batch.
+async fn batched(
     need: &Need,
-    method: &str,
+    head: &ChainHead,
+    client: &Client,
+    url: &Url,
+    body: &[u8],
+    seen: u64,
+) -> Result<Batched, AttemptError> {
+    let mut request: Value = serde_json::from_slice(body).map_err(|_| AttemptError::Malformed)?;
+    pin_value(need, &mut request, seen);
+    let single = !request.is_array();
+    let mut items = match request {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    items.insert(
+        0,
+        serde_json::json!({"jsonrpc": "2.0", "id": HEAD_ID, "method": "eth_blockNumber", "params": []}),
+    );
+    let batch = serde_json::to_vec(&items).map_err(|_| AttemptError::Malformed)?;
+    let packet = match attempt(client, url, &batch).await {
+        Ok(packet) => packet,
+        Err(AttemptError::Malformed) => return Ok(Batched::Unsupported),
+        Err(AttemptError::Transport(TransportFailure::Status(status)))
+            if (400..500).contains(&status) =>
+        {
+            return Ok(Batched::Unsupported);
+        }
+        Err(e) => return Err(e),
+    };
+    let ResponsePacket::Batch(responses) = packet else {
+        return Ok(Batched::Unsupported);
+    };
+    let head_id = Id::String(HEAD_ID.to_owned());
+    let (heads, mut rest): (Vec<Response>, Vec<Response>) =
+        responses.into_iter().partition(|r| r.id == head_id);
+    let [answer] = heads.as_slice() else {
+        return Ok(Batched::Unsupported);
+    };
+    if rest.len() != need.items.len()
+        || need
+            .items
+            .iter()
+            .any(|(id, _)| !rest.iter().any(|r| r.id == *id))
+    {
+        return Err(AttemptError::Malformed);
+    }
+    let at = result::<U64>(answer)
+        .map(|n| n.to::<u64>())
+        .ok_or(AttemptError::Malformed)?;
+    if at < seen {
+        return Err(AttemptError::Lagging { head: at, seen });
+    }
+    head.observe(at);
+    if at > seen && need.pins() {
+        return Ok(Batched::Behind(at));
+    }
+    let packet = match rest.pop() {
+        Some(only) if single => ResponsePacket::Single(only),
+        last => {
+            rest.extend(last);
+            ResponsePacket::Batch(rest)
+        }
+    };
+    check_answer(need, head, &packet)?;
+    Ok(Batched::Answer(packet))
+}
+
+/// Sends the request with its reads pinned at block `at` (the endpoint's head).
+async fn pinned(
+    need: &Need,
+    head: &ChainHead,
+    client: &Client,
+    url: &Url,
+    body: &[u8],
+    at: u64,
+) -> Result<ResponsePacket, AttemptError> {
+    let mut request: Value = serde_json::from_slice(body).map_err(|_| AttemptError::Malformed)?;
+    let packet = if pin_value(need, &mut request, at) {
+        let body = serde_json::to_vec(&request).map_err(|_| AttemptError::Malformed)?;
+        attempt(client, url, &body).await?
+    } else {
+        attempt(client, url, body).await?
+    };
+    check_answer(need, head, &packet)?;
+    Ok(packet)
+}
+
+/// Pins the reads of `request` (one request or a batch, in `need`'s order) at block `at`;
+/// whether any was.
+fn pin_value(need: &Need, request: &mut Value, at: u64) -> bool {
+    let mut pinned = false;
+    let mut pin = |item: &Item, one: &mut Value| {
+        let Item::Pin(position) = item else { return };
+        let Some(params) = one.get_mut("params").and_then(Value::as_array_mut) else {
+            return;
+        };
+        while params.len() <= *position {
+            params.push(Value::Null);
+        }
+        params[*position] = Value::String(format!("{at:#x}"));
+        pinned = true;
+    };
+    match request {
+        Value::Array(items) => {
+            for ((_, item), one) in need.items.iter().zip(items.iter_mut()) {
+                pin(item, one);
+            }
+        }
+        one => {
+            if let Some((_, item)) = need.items.first() {
+                pin(item, one);
+            }
+        }
+    }
+    pinned
+}
+
+/// Judges an endpoint's answer to a request needing `need`, item by item: a head behind the
+/// block seen, or a pinned read the endpoint has no block for, is lagging; otherwise the blocks
+/// it names are seen.
+fn check_answer(
+    need: &Need,
     head: &ChainHead,
     packet: &ResponsePacket,
 ) -> Result<(), AttemptError> {
     let seen = head.seen();
-    match need {
-        Need::Head => {
-            if let Some(n) = result::<U64>(packet).map(|n| n.to::<u64>()) {
-                if n < seen {
-                    return Err(AttemptError::Lagging { head: n, seen });
+    for response in packet.responses() {
+        match need.item(response) {
+            Item::Head => {
+                if let Some(n) = result::<U64>(response).map(|n| n.to::<u64>()) {
+                    if n < seen {
+                        return Err(AttemptError::Lagging { head: n, seen });
+                    }
+                    head.observe(n);
                 }
-                head.observe(n);
             }
+            Item::Pin(_) if seen > 0 && unknown_block(response) => {
+                return Err(AttemptError::Lagging { head: 0, seen });
+            }
+            Item::Current { receipt: true } => {
+                if let Some(number) = result::<Value>(response)
+                    .and_then(|r| r.get("blockNumber").cloned())
+                    .and_then(|n| serde_json::from_value::<U64>(n).ok())
+                {
+                    head.observe(number.to::<u64>());
+                }
+            }
+            _ => {}
         }
-        Need::Pin(_) if seen > 0 && unknown_block(packet) => {
-            return Err(AttemptError::Lagging { head: 0, seen });
-        }
-        _ => {}
-    }
-    if method == "eth_getTransactionReceipt"
-        && let Some(number) = result::<Value>(packet)
-            .and_then(|r| r.get("blockNumber").cloned())
-            .and_then(|n| serde_json::from_value::<U64>(n).ok())
-    {
-        head.observe(number.to::<u64>());
     }
     Ok(())
 }
@@ -210,35 +414,107 @@ mod tests {
     use super::*;
     use alloy::rpc::json_rpc::{Id, Request};
 
-    fn need(method: &'static str, params: Value) -> Need {
-        let request = Request::new(method, Id::Number(1), params);
-        Need::of(&RequestPacket::Single(request.serialize().unwrap()))
+    fn request(method: &'static str, id: u64, params: Value) -> SerializedRequest {
+        Request::new(method, Id::Number(id), params)
+            .serialize()
+            .unwrap()
+    }
+
+    fn need(method: &'static str, params: Value) -> Item {
+        Need::of(&RequestPacket::Single(request(method, 1, params))).items[0]
+            .1
+            .clone()
     }
 
     #[test]
     fn only_reads_at_latest_are_pinned() {
         let a = "0x0000000000000000000000000000000000000001";
-        assert_eq!(need("eth_call", serde_json::json!([{}])), Need::Pin(1));
+        assert_eq!(need("eth_call", serde_json::json!([{}])), Item::Pin(1));
         assert_eq!(
             need("eth_call", serde_json::json!([{}, "latest"])),
-            Need::Pin(1)
+            Item::Pin(1)
         );
         assert_eq!(
             need("eth_getStorageAt", serde_json::json!([a, "0x0", "latest"])),
-            Need::Pin(2)
+            Item::Pin(2)
         );
         assert_eq!(
             need("eth_getTransactionCount", serde_json::json!([a, "pending"])),
-            Need::Nothing
+            Item::Nothing
+        );
+        assert_eq!(
+            need("eth_call", serde_json::json!([{}, "pending"])),
+            Item::Current { receipt: false },
+            "a pending simulation: head checked, not pinned"
         );
         assert_eq!(
             need("eth_getBalance", serde_json::json!([a, "0x10"])),
-            Need::Nothing
+            Item::Nothing
         );
-        assert_eq!(need("eth_blockNumber", serde_json::json!([])), Need::Head);
+        assert_eq!(need("eth_blockNumber", serde_json::json!([])), Item::Head);
         assert_eq!(
             need("eth_sendRawTransaction", serde_json::json!(["0x00"])),
-            Need::Nothing
+            Item::Nothing
+        );
+    }
+
+    #[test]
+    fn a_batch_is_pinned_item_by_item() {
+        let a = "0x0000000000000000000000000000000000000001";
+        let packet = RequestPacket::Batch(vec![
+            request("eth_getCode", 1, serde_json::json!([a, "latest"])),
+            request("eth_getBalance", 2, serde_json::json!([a, "0x10"])),
+            request("eth_call", 3, serde_json::json!([{}])),
+            request("eth_chainId", 4, serde_json::json!([])),
+        ]);
+        let need = Need::of(&packet);
+        assert!(need.wants_head() && need.pins() && !need.uses_head_id());
+        let mut body = serde_json::to_value(&packet).unwrap();
+        assert!(pin_value(&need, &mut body, 0x20));
+        assert_eq!(body[0]["params"], serde_json::json!([a, "0x20"]));
+        assert_eq!(
+            body[1]["params"],
+            serde_json::json!([a, "0x10"]),
+            "explicit block kept"
+        );
+        assert_eq!(body[2]["params"], serde_json::json!([{}, "0x20"]));
+        assert_eq!(body[3]["params"], serde_json::json!([]));
+
+        let receipt = RequestPacket::Single(request(
+            "eth_getTransactionReceipt",
+            1,
+            serde_json::json!(["0x00"]),
+        ));
+        let need = Need::of(&receipt);
+        assert!(need.wants_head() && !need.pins());
+    }
+
+    #[test]
+    fn answers_are_judged_by_their_request() {
+        let head = ChainHead::new();
+        head.observe(10);
+        let packet = RequestPacket::Batch(vec![
+            request("eth_blockNumber", 1, serde_json::json!([])),
+            request("eth_call", 2, serde_json::json!([{}])),
+        ]);
+        let need = Need::of(&packet);
+        let answer = |json: &str| serde_json::from_str::<ResponsePacket>(json).unwrap();
+        let fine = answer(
+            r#"[{"jsonrpc":"2.0","id":2,"result":"0x"},{"jsonrpc":"2.0","id":1,"result":"0xc"}]"#,
+        );
+        assert_eq!(check_answer(&need, &head, &fine), Ok(()));
+        assert_eq!(head.seen(), 12);
+        let behind = answer(r#"[{"jsonrpc":"2.0","id":1,"result":"0xb"}]"#);
+        assert_eq!(
+            check_answer(&need, &head, &behind),
+            Err(AttemptError::Lagging { head: 11, seen: 12 })
+        );
+        let unknown = answer(
+            r#"[{"jsonrpc":"2.0","id":2,"error":{"code":-32000,"message":"header not found"}}]"#,
+        );
+        assert_eq!(
+            check_answer(&need, &head, &unknown),
+            Err(AttemptError::Lagging { head: 0, seen: 12 })
         );
     }
 }

@@ -109,10 +109,11 @@ async fn a_lagging_endpoint_is_skipped_for_one_that_has_the_block() {
         Some(scheme_exact_evm::reason::INVALID_EXACT_EVM_NONCE_ALREADY_USED),
         "answered by the endpoint that has the block: {v:?}"
     );
-    assert_eq!(
-        first.forwarded("eth_call"),
-        calls,
-        "the lagging one was not read"
+    // The simulation (at `pending`) goes out in one batch with the head check: the lagging
+    // endpoint may have run it, its answer was not taken (it would say "valid", above).
+    assert!(
+        first.forwarded("eth_call") <= calls + 1,
+        "the lagging one was not asked again"
     );
     assert!(second.forwarded("eth_call") >= 1);
     let s = forgetful.settle(&request).await.unwrap();
