@@ -589,6 +589,8 @@ impl Settler {
             gas_limit: plan.gas_limit,
             from: plan.from,
         };
+        // Made before the send: every block that can hold the transaction is read after it.
+        let waiter = self.signers.blocks().waiter();
         let sent = match self.signers.send_recorded(request, Some(journal)).await {
             Ok(sent) => sent.hash,
             // Written ahead and possibly out: watched like any other (sent again if lost).
@@ -647,6 +649,7 @@ impl Settler {
                 hash: copy.hash,
                 raw: copy.raw,
             },
+            waiter,
             deadline,
         )
         .await;
