@@ -20,9 +20,18 @@
 //!
 //! A reorganisation to a shorter chain can leave every endpoint behind the block seen for a
 //! block or two: reads fail as transient errors until the chain is back there.
+//!
+//! **Without the extra round trip while the head is fresh.** While settlements wait, the block
+//! watcher ([`crate::blocks`]) reads the head every block time ÷ 4; when the block seen was
+//! confirmed by an answer less than [`PIN_WITHOUT_ASKING`] ago, a state read at `latest` is pinned
+//! at that block directly, without asking the endpoint for its head first. The guarantee is the
+//! same — the read is at the newest block seen, and an endpoint without it answers "header not
+//! found" (lagging) — at one call instead of two. Lookups by hash (receipts, transactions) are
+//! not pinned and keep the head check.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use alloy::primitives::U64;
 use alloy::rpc::json_rpc::{RequestPacket, ResponsePacket, ResponsePayload};
@@ -46,10 +55,33 @@ const UNKNOWN_BLOCK: &[&str] = &[
     "future block",
 ];
 
+/// How recently the block seen must have been confirmed for a state read to be pinned at it
+/// without asking the endpoint for its head first.
+pub const PIN_WITHOUT_ASKING: Duration = Duration::from_millis(500);
+
 /// The highest block number seen on one network; cheap to clone (shared). Share one between the
 /// providers of one network (see [`super::RpcOptions::head`]).
 #[derive(Debug, Clone, Default)]
-pub struct ChainHead(Arc<AtomicU64>);
+pub struct ChainHead(Arc<Head>);
+
+#[derive(Debug, Default)]
+struct Head {
+    seen: AtomicU64,
+    /// When an answer last named the block seen (or a newer one), in milliseconds since
+    /// [`epoch`] plus one (0: never).
+    confirmed_ms: AtomicU64,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
 
 impl ChainHead {
     /// Nothing seen yet.
@@ -59,12 +91,23 @@ impl ChainHead {
 
     /// The highest block number seen (0: none yet).
     pub fn seen(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        self.0.seen.load(Ordering::SeqCst)
     }
 
     /// Records that block `number` exists.
     pub fn observe(&self, number: u64) {
-        self.0.fetch_max(number, Ordering::SeqCst);
+        let before = self.0.seen.fetch_max(number, Ordering::SeqCst);
+        if number >= before {
+            self.0.confirmed_ms.store(now_ms(), Ordering::SeqCst);
+        }
+    }
+
+    /// The block seen, if an answer confirmed it less than `within` ago.
+    pub fn fresh(&self, within: Duration) -> Option<u64> {
+        let seen = self.seen();
+        let at = self.0.confirmed_ms.load(Ordering::SeqCst);
+        let age = now_ms().saturating_sub(at);
+        (seen > 0 && at > 0 && u128::from(age) < within.as_millis()).then_some(seen)
     }
 }
 
@@ -151,11 +194,18 @@ pub(super) async fn prepare(
     if seen == 0 || matches!(need, Need::Nothing | Need::Head) {
         return Ok(None);
     }
-    let at = endpoint_head(client, url).await?;
-    if at < seen {
-        return Err(AttemptError::Lagging { head: at, seen });
-    }
-    head.observe(at);
+    let at = match (need, head.fresh(PIN_WITHOUT_ASKING)) {
+        // Pinned at the block seen, just confirmed: an endpoint without it says so.
+        (Need::Pin(_), Some(fresh)) => fresh,
+        _ => {
+            let at = endpoint_head(client, url).await?;
+            if at < seen {
+                return Err(AttemptError::Lagging { head: at, seen });
+            }
+            head.observe(at);
+            at
+        }
+    };
     let Need::Pin(position) = need else {
         return Ok(None);
     };
@@ -213,6 +263,21 @@ mod tests {
     fn need(method: &'static str, params: Value) -> Need {
         let request = Request::new(method, Id::Number(1), params);
         Need::of(&RequestPacket::Single(request.serialize().unwrap()))
+    }
+
+    #[test]
+    fn the_head_is_fresh_only_when_just_confirmed() {
+        let head = ChainHead::new();
+        assert_eq!(head.fresh(Duration::from_secs(60)), None, "nothing seen");
+        head.observe(10);
+        assert_eq!(head.fresh(Duration::from_secs(60)), Some(10));
+        assert_eq!(head.fresh(Duration::ZERO), None, "too old for no time at all");
+        // An older answer does not confirm the newer block.
+        let before = head.0.confirmed_ms.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(3));
+        head.observe(9);
+        assert_eq!(head.0.confirmed_ms.load(Ordering::SeqCst), before);
+        assert_eq!(head.seen(), 10);
     }
 
     #[test]
