@@ -21,7 +21,8 @@
 //!   the waiter exists. A hash added after its transaction went out (a replacement, or a send
 //!   whose answer was lost) is also looked up in the transaction lists of the last
 //!   [`RECENT_BLOCKS`] blocks read; when those do not reach back to the mark given, its receipt is
-//!   read once by hash. A waiter created while the watcher was idle does the same.
+//!   read once by hash. A waiter created while the watcher is idle reads the head first (one
+//!   call, shared by the waiters created meanwhile).
 //! - **Bounded memory.** A waiter's registrations are removed when it is dropped (its settle
 //!   answered, timed out or was cancelled); the watcher remembers the transaction hashes of
 //!   [`RECENT_BLOCKS`] blocks and stops when nobody waits.
@@ -156,6 +157,8 @@ struct Shared {
     block_time: Duration,
     linger: Duration,
     state: Mutex<State>,
+    /// Held while an idle watcher reads the head for its first waiters.
+    starting: tokio::sync::Mutex<()>,
     /// The last block read (0: none yet).
     read: watch::Sender<u64>,
 }
@@ -223,6 +226,7 @@ impl Blocks {
                 block_time,
                 linger,
                 state: Mutex::new(State::default()),
+                starting: tokio::sync::Mutex::new(()),
                 read: watch::channel(0).0,
             }),
         }
@@ -253,8 +257,24 @@ impl Blocks {
         lock(&self.shared.state).hashes.len()
     }
 
-    /// A waiter; create it **before** sending the transactions it will wait for.
-    pub fn waiter(&self) -> Waiter {
+    /// A waiter; create it **before** sending the transactions it will wait for. While the
+    /// watcher is idle this reads the head once (shared by concurrent callers): every block up
+    /// to it existed before anything the waiter waits for was sent.
+    pub async fn waiter(&self) -> Waiter {
+        if lock(&self.shared.state).next.is_none() {
+            let _one = self.shared.starting.lock().await;
+            if lock(&self.shared.state).next.is_none() {
+                match self.shared.source.head().await {
+                    Ok(head) => {
+                        lock(&self.shared.state)
+                            .next
+                            .get_or_insert(head.saturating_add(1));
+                    }
+                    // Unknown: the waiter's hashes are read by hash once.
+                    Err(e) => debug!(error = ?e, "block watcher: head read failed at start"),
+                }
+            }
+        }
         let slot = Arc::new(Slot::default());
         let (id, from) = {
             let mut state = lock(&self.shared.state);
@@ -425,6 +445,7 @@ async fn read_up_to(shared: &Shared, head: u64) {
             if state.waiters.is_empty() {
                 // Nobody waits: nothing to read in these blocks.
                 state.next = Some(head.saturating_add(1));
+                state.recent.clear();
                 return;
             }
             next

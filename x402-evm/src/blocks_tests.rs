@@ -155,7 +155,7 @@ async fn a_gap_of_blocks_is_read_block_by_block_and_none_is_skipped() {
     let chain = Arc::new(Chain::default());
     chain.mine(&[]);
     let blocks = watcher(&chain);
-    let mut first = blocks.waiter();
+    let mut first = blocks.waiter().await;
     // The watcher learns the head (1) and starts after it.
     read_up_to(&mut first, 0).await;
     while first.mark().is_none() {
@@ -188,7 +188,7 @@ async fn a_block_the_node_does_not_have_is_read_again_not_skipped() {
     let chain = Arc::new(Chain::default());
     chain.mine(&[]);
     let blocks = watcher(&chain);
-    let mut waiter = blocks.waiter();
+    let mut waiter = blocks.waiter().await;
     while waiter.mark().is_none() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -213,7 +213,7 @@ async fn a_replacement_with_another_hash_wakes_the_same_waiter() {
     let chain = Arc::new(Chain::default());
     chain.mine(&[]);
     let blocks = watcher(&chain);
-    let mut waiter = blocks.waiter();
+    let mut waiter = blocks.waiter().await;
     while waiter.mark().is_none() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -237,13 +237,12 @@ async fn dropped_waiters_leave_nothing_behind_and_the_watcher_stops_when_idle() 
     let chain = Arc::new(Chain::default());
     chain.mine(&[]);
     let blocks = watcher(&chain);
-    let mut waiters: Vec<Waiter> = (0..50u8)
-        .map(|i| {
-            let mut w = blocks.waiter();
-            w.add(hash(i), None);
-            w
-        })
-        .collect();
+    let mut waiters: Vec<Waiter> = Vec::new();
+    for i in 0..50u8 {
+        let mut w = blocks.waiter().await;
+        w.add(hash(i), None);
+        waiters.push(w);
+    }
     assert_eq!(blocks.waiting(), 50);
     assert_eq!(blocks.waited_hashes(), 50);
     // A wait that times out (nothing mined) and is dropped, as a settle answering pending.
@@ -288,7 +287,7 @@ async fn without_block_receipts_only_our_receipts_are_read() {
     });
     chain.mine(&[]);
     let blocks = watcher(&chain);
-    let mut waiter = blocks.waiter();
+    let mut waiter = blocks.waiter().await;
     while waiter.mark().is_none() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -307,9 +306,13 @@ async fn a_waiter_made_while_idle_reads_its_receipt_once_by_hash() {
     let mined = hash(5);
     chain.mine(&[mined]);
     let blocks = watcher(&chain);
-    // Already mined when the wait starts (the watcher was idle: no mark).
-    let mut waiter = blocks.waiter();
-    assert_eq!(waiter.made_at(), None);
+    // Made while idle: the head is read once, for every waiter made meanwhile.
+    let made = futures::future::join_all((0..8).map(|_| blocks.waiter())).await;
+    assert!(made.iter().all(|w| w.made_at() == Some(2)), "after block 1");
+    assert_eq!(chain.count("head"), 1, "one head read for all");
+    drop(made);
+    // A transaction sent before its wait began (mark unknown) is read by hash once.
+    let mut waiter = blocks.waiter().await;
     waiter.add(mined, None);
     let r = receipt_of(&mut waiter).await;
     assert_eq!(r.transaction_hash, mined);

@@ -3,12 +3,10 @@
 //! 1. Claim the payment's identity in the settlement store: of concurrent settles (in any
 //!    process sharing the store) exactly one proceeds; the others are answered from the record
 //!    (below).
-//! 2. Simulate the plan's transaction once, right before signing ([`simulate_late`]; a caller
-//!    outside that scope simulated already, and only the nonce is read again): an authorization
-//!    used by someone else since it was verified (front-running) makes it revert and is reported
-//!    as the reference reports a used nonce (`invalid_exact_evm_nonce_already_used` for EIP-3009,
-//!    `permit2_invalid_nonce` for Permit2) with the transaction that used it when it can be found
-//!    — never as our success, and nothing is sent.
+//! 2. Check the nonce on chain once more: an authorization used by someone else (front-running)
+//!    is reported as the reference reports a used nonce (`invalid_exact_evm_nonce_already_used`
+//!    for EIP-3009, `permit2_invalid_nonce` for Permit2) with the transaction that used it when
+//!    it can be found — never as our success.
 //! 3. Sign, **write ahead** (the store records the signed transaction: signer, nonce, hash,
 //!    bytes — before it can leave the process), broadcast through the signer pool, wait for the
 //!    receipt within a bound, and accept success only when the receipt shows the exact transfer.
@@ -35,8 +33,8 @@
 //! is refused `payer_throttled` for the network's cool-down ([`PayerCooldown`], recorded in the
 //! store under [`payer_key`]), whether the settle saw the receipt or reconciliation found it.
 //!
-//! Verification happens in the scheme right before it hands a plan here; within
-//! [`simulate_late`] its simulation is left to step 2.
+//! Verification (with the settle's one simulation, its last step) happens in the scheme right
+//! before it hands a plan here.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -327,38 +325,6 @@ fn in_progress(payer: Address) -> Settlement {
     )
 }
 
-tokio::task_local! {
-    static SIMULATE_LATE: Arc<LateSimulation>;
-}
-
-/// A settle whose simulation runs in the engine, right before signing (see [`simulate_late`]).
-#[derive(Debug, Default)]
-pub struct LateSimulation {
-    refused: std::sync::atomic::AtomicBool,
-}
-
-impl LateSimulation {
-    /// Whether the engine's simulation failed with the authorization unused (nothing was sent,
-    /// the claim was given back): the scheme's check, simulating, says why.
-    pub fn refused(&self) -> bool {
-        self.refused.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-/// Runs `fut` (a settle's check, then its [`Settler::settle`]) with the simulation moved to the
-/// engine: the check skips it ([`simulation_deferred`]), and the engine simulates the plan once,
-/// after the claim and right before signing — which also stands for the nonce re-read (a used
-/// authorization makes the call revert; only then is the nonce read, to name the reason).
-pub async fn simulate_late<F: std::future::Future>(late: Arc<LateSimulation>, fut: F) -> F::Output {
-    SIMULATE_LATE.scope(late, fut).await
-}
-
-/// Whether the current settle simulates in the engine (see [`simulate_late`]): a check skips its
-/// own simulation then.
-pub fn simulation_deferred() -> bool {
-    SIMULATE_LATE.try_with(|_| ()).is_ok()
-}
-
 /// Claims, writes ahead, broadcasts, waits, records and reconciles, for one network.
 #[derive(Debug, Clone)]
 pub struct Settler {
@@ -425,21 +391,6 @@ impl Settler {
             .first()
             .copied()
             .unwrap_or_default()
-    }
-
-    /// Whether `eth_call` of the plan's transaction succeeds, sent as it will be (its sender —
-    /// the plan's or the first signer — gas limit and fee fields).
-    async fn simulate(&self, plan: &SettlePlan) -> Result<bool, SchemeError> {
-        let tx = alloy::rpc::types::TransactionRequest::default()
-            .from(plan.from.unwrap_or_else(|| self.simulate_from()))
-            .to(plan.to)
-            .input(plan.data.clone().into())
-            .gas_limit(plan.gas_limit);
-        let tx = self.signers.with_current_fees(tx).await;
-        Ok(matches!(
-            chain::call_request(&self.provider, tx).await?,
-            chain::CallResult::Ok(_)
-        ))
     }
 
     /// The answer for a payment the store has a record of (a repeat whose verification now
@@ -602,33 +553,9 @@ impl Settler {
         deadline: Option<Instant>,
     ) -> Result<Settlement, SchemeError> {
         let payer = plan.payer;
-        // The one simulation of a settle, as late as is safe: after the claim, right before
-        // signing (see [`simulate_late`]); outside that scope the scheme's check simulated and
-        // only the nonce is read again. Either way an authorization used since it was verified
+        // The authorization re-read after the claim: one used since the check simulated
         // (front-running, threat-model S31) sends nothing.
-        let late = SIMULATE_LATE.try_with(Arc::clone).ok();
-        let used = match &late {
-            Some(late) => match self.simulate(plan).await? {
-                true => false,
-                false if self.nonce_used(&plan.nonce_check).await? => true,
-                false => {
-                    // Refused for another reason: nothing was sent, the claim is given back and
-                    // the scheme's check says why (see [`simulate_late`]).
-                    late.refused.store(true, std::sync::atomic::Ordering::SeqCst);
-                    self.store.release(&plan.id, token).await?;
-                    return Ok(failed(
-                        payer,
-                        None,
-                        Rejection::with_message(
-                            Reason::UNEXPECTED_SETTLE_ERROR,
-                            "the settlement's simulation failed right before sending; nothing \
-                             was sent",
-                        ),
-                    ));
-                }
-            },
-            None => self.nonce_used(&plan.nonce_check).await?,
-        };
+        let used = self.nonce_used(&plan.nonce_check).await?;
         if used {
             let foreign = self.find_front_runner(&plan.nonce_check).await;
             let outcome = Outcome::Failed {
@@ -667,7 +594,7 @@ impl Settler {
             from: plan.from,
         };
         // Made before the send: every block that can hold the transaction is read after it.
-        let waiter = self.signers.blocks().waiter();
+        let waiter = self.signers.blocks().waiter().await;
         let sent = match self.signers.send_recorded(request, Some(journal)).await {
             Ok(sent) => sent.hash,
             // Written ahead and possibly out: watched like any other (sent again if lost).

@@ -236,10 +236,6 @@ impl EvmFacilitatorCore {
         if !self.with_code.has_code(&self.provider, plan.to).await? {
             return Ok(Err(no_code_at(plan, no_code)));
         }
-        if crate::settle::simulation_deferred() {
-            // A settle: the engine simulates once, after the claim (see `simulate_late`).
-            return Ok(Ok(true));
-        }
         let tx = alloy::rpc::types::TransactionRequest::default()
             .from(from)
             .to(plan.to)
@@ -463,17 +459,7 @@ async fn settle_in_time<S: EvmScheme>(
         }
         _ => None,
     };
-    // The settle's one simulation runs in the engine, right before signing (only with the
-    // payer's turn: without it nothing is sent, and the check simulates as a verify does).
-    let late = payer_turn
-        .is_some()
-        .then(|| Arc::new(crate::settle::LateSimulation::default()));
-    let (payload, verdict) = match &late {
-        Some(late) => {
-            crate::settle::simulate_late(late.clone(), scheme.check(ctx, Phase::Settle)).await?
-        }
-        None => scheme.check(ctx, Phase::Settle).await?,
-    };
+    let (payload, verdict) = scheme.check(ctx, Phase::Settle).await?;
     let Some(payload) = payload else {
         let hint = S::payer_hint(ctx.payload.payload);
         let r = verdict.err().unwrap_or_else(|| Rejection::new(S::UNPARSED));
@@ -481,18 +467,7 @@ async fn settle_in_time<S: EvmScheme>(
     };
     let payer = S::payer(&payload);
     match verdict {
-        Ok(plan) if let Some(late) = late => {
-            let answer =
-                crate::settle::simulate_late(late.clone(), scheme.settle_plan(ctx, plan)).await?;
-            if !late.refused() {
-                return Ok(answer);
-            }
-            // The simulation failed and nothing was sent: the check, simulating, says why.
-            match scheme.check(ctx, Phase::Settle).await?.1 {
-                Err(rejection) => Ok(failed(payer, None, rejection)),
-                Ok(_) => Ok(answer),
-            }
-        }
+        Ok(plan) if payer_turn.is_some() => scheme.settle_plan(ctx, plan).await,
         // The check passed where the authentication did not (a wallet's EIP-1271 answer
         // changed in between): nothing is sent without the payer's turn; a retry may be served.
         Ok(_) => Ok(failed(

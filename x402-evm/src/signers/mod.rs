@@ -360,7 +360,7 @@ impl SignerPool {
         let config = &self.inner.config;
         let end = tokio::time::Instant::now()
             + x402_core::timing::capped(config.receipt_timeout, deadline);
-        let mut waiter = self.inner.blocks.waiter();
+        let mut waiter = self.inner.blocks.waiter().await;
         waiter.add(hash, None);
         crate::watch::mined(self, &mut waiter, &[hash], end)
             .await
