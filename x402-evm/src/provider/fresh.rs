@@ -57,7 +57,7 @@ const UNKNOWN_BLOCK: &[&str] = &[
 
 /// How recently the block seen must have been confirmed for a state read to be pinned at it
 /// without asking the endpoint for its head first.
-pub const PIN_WITHOUT_ASKING: Duration = Duration::from_millis(500);
+pub const PIN_WITHOUT_ASKING: Duration = Duration::from_millis(300);
 
 /// The highest block number seen on one network; cheap to clone (shared). Share one between the
 /// providers of one network (see [`super::RpcOptions::head`]).
@@ -271,7 +271,11 @@ mod tests {
         assert_eq!(head.fresh(Duration::from_secs(60)), None, "nothing seen");
         head.observe(10);
         assert_eq!(head.fresh(Duration::from_secs(60)), Some(10));
-        assert_eq!(head.fresh(Duration::ZERO), None, "too old for no time at all");
+        assert_eq!(
+            head.fresh(Duration::ZERO),
+            None,
+            "too old for no time at all"
+        );
         // An older answer does not confirm the newer block.
         let before = head.0.confirmed_ms.load(Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(3));

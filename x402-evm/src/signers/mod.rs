@@ -31,8 +31,8 @@ use tracing::warn;
 use self::fees::{FeeCaps, FeeOracle};
 use self::nonce::{Ctx, Slot, SlotState};
 pub use self::replace::{MIN_BUMP_PERCENT, Rebroadcast, Replacement, bumped};
-use crate::error::{PoolError, SendError, describe_rpc_error};
 use crate::blocks::Blocks;
+use crate::error::{PoolError, SendError, describe_rpc_error};
 use crate::receipt::ReceiptOutcome;
 
 /// Limits and timings of the pool's transactions.
@@ -362,9 +362,7 @@ impl SignerPool {
             + x402_core::timing::capped(config.receipt_timeout, deadline);
         let mut waiter = self.inner.blocks.waiter().await;
         waiter.add(hash, None);
-        crate::watch::mined(self, &mut waiter, &[hash], end)
-            .await
-            .1
+        crate::watch::mined(self, &mut waiter, &[hash], end).await.1
     }
 
     /// The chain's block watcher (see [`crate::blocks`]).

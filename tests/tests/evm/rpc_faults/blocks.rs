@@ -47,13 +47,12 @@ async fn one_second_blocks() -> Proxied {
     let h = ExactHarness::start().await;
     let options = options(&h);
     let p = Proxied::with_tx(h, 1, options, TxConfig::default()).await;
-    let _: serde_json::Value = p
-        .h
-        .bed
-        .provider()
-        .raw_request("evm_setIntervalMining".into(), (1,))
-        .await
-        .expect("interval mining");
+    let _: serde_json::Value =
+        p.h.bed
+            .provider()
+            .raw_request("evm_setIntervalMining".into(), (1,))
+            .await
+            .expect("interval mining");
     p
 }
 
@@ -112,11 +111,17 @@ async fn a_node_without_block_receipts_is_read_by_block_lists_and_our_receipts_o
     let p = one_second_blocks().await;
     p.proxies[0].fault(
         "eth_getBlockReceipts",
-        Fault::error(-32601, "the method eth_getBlockReceipts does not exist/is not available"),
+        Fault::error(
+            -32601,
+            "the method eth_getBlockReceipts does not exist/is not available",
+        ),
     );
     let (calls, blocks, settles) = settle_rounds(&p, 2).await;
     assert_eq!(calls[SEND], settles);
-    assert_eq!(calls["eth_getBlockReceipts"], 1, "asked once, then not again");
+    assert_eq!(
+        calls["eth_getBlockReceipts"], 1,
+        "asked once, then not again"
+    );
     assert!(calls["eth_getBlockByNumber"] as u64 <= blocks);
     assert_eq!(
         calls["eth_getTransactionReceipt"], settles,
@@ -128,10 +133,7 @@ async fn a_node_without_block_receipts_is_read_by_block_lists_and_our_receipts_o
 async fn a_node_answering_blocks_without_our_transactions_still_settles_each_payment_once() {
     let p = one_second_blocks().await;
     // Every block "has" no receipts: the watcher never sees ours in a block.
-    p.proxies[0].fault(
-        "eth_getBlockReceipts",
-        Fault::Result(serde_json::json!([])),
-    );
+    p.proxies[0].fault("eth_getBlockReceipts", Fault::Result(serde_json::json!([])));
     let seller = p.h.bed.seller().address;
     let s0 = p.h.usdc(seller).await;
     let (calls, _, settles) = settle_rounds(&p, 1).await;
