@@ -148,3 +148,91 @@ async fn a_node_answering_blocks_without_our_transactions_still_settles_each_pay
         "each paid once"
     );
 }
+
+/// Waits until `done` holds, at most `bound` (the settle's own receipt bound: a hang guard, not a
+/// timing check).
+async fn until(what: &str, bound: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let give_up = std::time::Instant::now() + bound;
+    while !done() {
+        assert!(std::time::Instant::now() < give_up, "{what} never happened");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_receipt_reorganised_away_before_its_confirmations_is_waited_for_again_and_settles_once()
+{
+    let h = ExactHarness::start().await;
+    let options = options(&h);
+    let tx = TxConfig {
+        confirmations: 2,
+        receipt_timeout: std::time::Duration::from_secs(60),
+        ..x402_tests::evm::exact::harness_tx_config()
+    };
+    let p = Proxied::with_tx(h, 1, options, tx).await;
+    let seller = p.h.bed.seller().address;
+    let s0 = p.h.usdc(seller).await;
+    p.h.set_automine(false).await;
+    let request = p.payment(0).await;
+    let settle = p.facilitator.settle(&request);
+    let bound = p.pool.config().receipt_timeout;
+    let chain = async {
+        until("the settlement's send", bound, || {
+            p.proxies[0].forwarded(SEND) >= 1
+        })
+        .await;
+        p.h.mine().await;
+        let mined_at = p.h.bed.provider().get_block_number().await.unwrap();
+        // The watcher hands the receipt over (one confirmation of two)…
+        until("the receipt's delivery", bound, || {
+            p.pool.blocks().stats().delivered >= 1
+        })
+        .await;
+        // …then the block is replaced by an empty one: the transaction is gone from the chain.
+        let _: serde_json::Value =
+            p.h.bed
+                .provider()
+                .raw_request("anvil_reorg".into(), (1, Vec::<()>::new()))
+                .await
+                .expect("anvil_reorg");
+        let provider = p.h.bed.provider();
+        for _ in 0..120 {
+            let _: serde_json::Value = provider
+                .raw_request("evm_mine".into(), ())
+                .await
+                .expect("evm_mine");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if p.pool.blocks().waited_hashes() == 0 {
+                break;
+            }
+        }
+        mined_at
+    };
+    let (s, reorged_block) = futures::join!(settle, chain);
+    let s = s.unwrap();
+    assert!(s.success, "{s:?}");
+    let receipt =
+        p.h.bed
+            .provider()
+            .get_transaction_receipt(s.transaction.parse().unwrap())
+            .await
+            .unwrap()
+            .expect("on the chain after the reorganisation");
+    assert!(receipt.status());
+    let head = p.h.bed.provider().get_block_number().await.unwrap();
+    assert!(
+        receipt.block_number.unwrap() + 1 <= head,
+        "two confirmations on the canonical chain"
+    );
+    assert!(
+        p.pool.blocks().stats().delivered >= 2,
+        "delivered again after the reorganisation: {:?} (first in block {reorged_block})",
+        p.pool.blocks().stats()
+    );
+    assert_eq!(p.pool.stats().sent, 1, "one transaction signed");
+    assert_eq!(
+        p.h.usdc(seller).await,
+        s0 + alloy::primitives::U256::from(x402_tests::evm::exact::UNITS),
+        "paid once"
+    );
+}
