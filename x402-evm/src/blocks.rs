@@ -168,8 +168,8 @@ struct State {
     /// The next block to read; `None` while idle.
     next: Option<u64>,
     waiters: HashMap<u64, Arc<Slot>>,
-    /// Waited-for hash → waiter.
-    hashes: HashMap<TxHash, u64>,
+    /// Waited-for hash → its waiters (usually one).
+    hashes: HashMap<TxHash, Vec<u64>>,
     /// The transaction hashes of the last blocks read, oldest first.
     recent: VecDeque<(u64, Vec<TxHash>)>,
     running: bool,
@@ -324,8 +324,11 @@ impl Drop for Waiter {
         let mut state = lock(&self.shared.state);
         state.waiters.remove(&self.id);
         for hash in &self.hashes {
-            if state.hashes.get(hash) == Some(&self.id) {
-                state.hashes.remove(hash);
+            if let Some(ids) = state.hashes.get_mut(hash) {
+                ids.retain(|id| *id != self.id);
+                if ids.is_empty() {
+                    state.hashes.remove(hash);
+                }
             }
         }
     }
@@ -351,7 +354,10 @@ impl Waiter {
     /// `None`: unknown).
     pub fn add(&mut self, hash: TxHash, mark: Option<u64>) {
         let mut state = lock(&self.shared.state);
-        state.hashes.insert(hash, self.id);
+        let ids = state.hashes.entry(hash).or_default();
+        if !ids.contains(&self.id) {
+            ids.push(self.id);
+        }
         self.hashes.push(hash);
         let look_up = match (mark, state.next) {
             (None, _) | (_, None) => true,
@@ -465,9 +471,10 @@ async fn read_up_to(shared: &Shared, head: u64) {
                 }
                 for hash in hashes.iter().filter(|h| !delivered.contains(h)) {
                     // Registered after its receipts were read: read by hash.
-                    if let Some(slot) = state.hashes.get(hash).and_then(|id| state.waiters.get(id))
-                    {
-                        lock(&slot.lookups).push(*hash);
+                    for id in state.hashes.get(hash).into_iter().flatten() {
+                        if let Some(slot) = state.waiters.get(id) {
+                            lock(&slot.lookups).push(*hash);
+                        }
                     }
                 }
                 state.next = Some(number + 1);
@@ -539,17 +546,20 @@ async fn read_block(
     Ok((hashes, receipts))
 }
 
-/// Hands `receipt` to the waiter of its hash, if any.
+/// Hands `receipt` to the waiters of its hash, if any.
 fn deliver(state: &mut State, receipt: TransactionReceipt) {
-    let Some(id) = state.hashes.get(&receipt.transaction_hash).copied() else {
+    let Some(ids) = state.hashes.get(&receipt.transaction_hash) else {
         return;
     };
-    let Some(slot) = state.waiters.get(&id).cloned() else {
-        return;
-    };
-    state.stats.delivered += 1;
-    lock(&slot.found).push_back(receipt);
-    slot.notify.notify_one();
+    let slots: Vec<Arc<Slot>> = ids
+        .iter()
+        .filter_map(|id| state.waiters.get(id).cloned())
+        .collect();
+    for slot in slots {
+        state.stats.delivered += 1;
+        lock(&slot.found).push_back(receipt.clone());
+        slot.notify.notify_one();
+    }
 }
 
 /// Reads by hash the receipts waiters asked for (late hashes, idle starts).

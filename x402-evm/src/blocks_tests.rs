@@ -318,3 +318,23 @@ async fn a_waiter_made_while_idle_reads_its_receipt_once_by_hash() {
     assert_eq!(r.transaction_hash, mined);
     assert_eq!(chain.count("receipt"), 1);
 }
+
+#[tokio::test]
+async fn two_waits_for_one_hash_are_both_woken() {
+    let chain = Arc::new(Chain::default());
+    chain.mine(&[]);
+    let blocks = watcher(&chain);
+    let mut a = blocks.waiter().await;
+    let mut b = blocks.waiter().await;
+    let mark = a.mark();
+    a.add(hash(4), mark);
+    b.add(hash(4), mark);
+    assert_eq!(blocks.waited_hashes(), 1);
+    chain.mine(&[hash(4)]);
+    assert_eq!(receipt_of(&mut a).await.transaction_hash, hash(4));
+    assert_eq!(receipt_of(&mut b).await.transaction_hash, hash(4));
+    drop(a);
+    assert_eq!(blocks.waited_hashes(), 1, "still waited for by the other");
+    drop(b);
+    assert_eq!(blocks.waited_hashes(), 0);
+}
