@@ -14,6 +14,8 @@ pub mod abi;
 pub mod addresses;
 pub mod assets;
 #[cfg(feature = "facilitator")]
+pub mod blocks;
+#[cfg(feature = "facilitator")]
 pub mod chain;
 #[cfg(feature = "facilitator")]
 pub mod code;

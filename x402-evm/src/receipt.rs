@@ -1,5 +1,9 @@
 //! Bounded receipt waits: poll `eth_getTransactionReceipt` until a receipt arrives or the
 //! deadline passes; RPC errors are retried until the deadline; never waits forever.
+//!
+//! The facilitator's own waits (settlements, [`crate::signers::SignerPool::wait`]) do not poll
+//! per transaction: they go through the chain's block watcher ([`crate::blocks`]) and share
+//! [`ReceiptOutcome`]. These functions remain for one-off waits outside a pool.
 
 use std::time::Duration;
 

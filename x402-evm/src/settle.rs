@@ -33,7 +33,8 @@
 //! is refused `payer_throttled` for the network's cool-down ([`PayerCooldown`], recorded in the
 //! store under [`payer_key`]), whether the settle saw the receipt or reconciliation found it.
 //!
-//! Verification (with simulation) happens in the scheme right before it hands a plan here.
+//! Verification (with the settle's one simulation, its last step) happens in the scheme right
+//! before it hands a plan here.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -552,7 +553,10 @@ impl Settler {
         deadline: Option<Instant>,
     ) -> Result<Settlement, SchemeError> {
         let payer = plan.payer;
-        if self.nonce_used(&plan.nonce_check).await? {
+        // The authorization re-read after the claim: one used since the check simulated
+        // (front-running, threat-model S31) sends nothing.
+        let used = self.nonce_used(&plan.nonce_check).await?;
+        if used {
             let foreign = self.find_front_runner(&plan.nonce_check).await;
             let outcome = Outcome::Failed {
                 reason: plan.nonce_check.used_reason(),
@@ -590,6 +594,8 @@ impl Settler {
             from: plan.from,
             value: U256::ZERO,
         };
+        // Made before the send: every block that can hold the transaction is read after it.
+        let waiter = self.signers.blocks().waiter().await;
         let sent = match self.signers.send_recorded(request, Some(journal)).await {
             Ok(sent) => sent.hash,
             // Written ahead and possibly out: watched like any other (sent again if lost).
@@ -648,6 +654,7 @@ impl Settler {
                 hash: copy.hash,
                 raw: copy.raw,
             },
+            waiter,
             deadline,
         )
         .await;

@@ -2,17 +2,26 @@
 //! identical bytes sent again when the node lost them, and a replacement with higher fees when it
 //! stays unmined.
 //!
-//! Every poll asks for the receipt of each copy (newest first): the copy that is mined is the
-//! settlement, whichever it is. Between polls:
+//! Receipts come from the chain's block watcher ([`crate::blocks`]): every copy's hash is
+//! registered with one [`Waiter`], made before the first copy was sent, and the watcher's one
+//! block-level read per new block wakes it — no receipt polls per payment. The copy that is mined
+//! is the settlement, whichever it is. On the blocks read meanwhile:
 //!
-//! - **Dropped.** Whenever the chain moved, and at least every [`DROP_CHECK_EVERY`], the node is
-//!   asked for the newest copy; one it does not know (lost by a load-balanced backend, evicted,
-//!   or never received after a send whose answer was lost) is sent again, byte for byte
-//!   ([`SignerPool::rebroadcast`]).
+//! - **Dropped.** Once the newest copy missed two blocks read after it went out, and from then on
+//!   at most every [`DROP_CHECK_EVERY`] (or two block times, if longer) — also when no block
+//!   comes at all — the node is asked for it (`eth_getTransactionByHash`); one it does not know
+//!   (lost by a load-balanced backend, evicted, or never received after a send whose answer was
+//!   lost) is sent again, byte for byte ([`SignerPool::rebroadcast`]). One it reports mined that
+//!   the watcher did not see (a node that answered a block without it) has its receipt read by
+//!   hash.
 //! - **Stuck.** A copy not mined [`crate::signers::TxConfig::stuck_after_blocks`] blocks after it
 //!   was sent is replaced ([`SignerPool::replace`]: same nonce, fees +10 % at least, never above
 //!   the caps, written ahead first). At the cap nothing more is signed: the settle answers
 //!   pending and reconciliation follows the copies already out.
+//! - **Confirmations.** With [`crate::signers::TxConfig::confirmations`] above one, a receipt
+//!   counts once that many blocks (its own included) were read and a read by hash still finds it
+//!   in the same block; one a reorganisation removed is waited for again (then also by hash on
+//!   each new block, as it may land in a block number already read).
 //!
 //! All copies share one nonce, so at most one is ever mined. The wait ends at the receipt bound
 //! and the settle's answer deadline, like [`SignerPool::wait_until`].
@@ -21,13 +30,16 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, Bytes, TxHash};
 use alloy::providers::Provider;
-use tokio::time::{Instant, sleep_until, timeout_at};
+use alloy::rpc::types::TransactionReceipt;
+use tokio::time::{Instant, timeout_at};
 use tracing::{debug, warn};
 
-use crate::receipt::{ReceiptOutcome, wait_for_confirmations};
+use crate::blocks::{Event, Waiter};
+use crate::receipt::ReceiptOutcome;
 use crate::signers::{Journal, Rebroadcast, Replacement, SignerPool};
 
-/// How often, at least, the node is asked whether it still has the newest copy.
+/// How often, at least, the node is asked whether it still has the newest copy once it missed
+/// its first blocks (two block times when that is longer).
 pub const DROP_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// One signed copy of the settlement.
@@ -39,100 +51,184 @@ pub struct Copy {
     pub raw: Bytes,
 }
 
-/// Watches the settlement `first` (signed by `from`) until a copy is mined, or the receipt bound
-/// or `deadline` passes; returns the hash of the copy mined (else the newest) and the outcome.
+fn outcome(receipt: TransactionReceipt) -> ReceiptOutcome {
+    if receipt.status() {
+        ReceiptOutcome::Success(receipt)
+    } else {
+        ReceiptOutcome::Reverted(receipt)
+    }
+}
+
+/// Watches the settlement `first` (signed by `from`, sent after `waiter` was made) until a copy
+/// is mined, or the receipt bound or `deadline` passes; returns the hash of the copy mined (else
+/// the newest) and the outcome.
 pub async fn watch(
     pool: &SignerPool,
     journal: Option<&dyn Journal>,
     from: Address,
     first: Copy,
+    mut waiter: Waiter,
     deadline: Option<std::time::Instant>,
 ) -> (TxHash, ReceiptOutcome) {
     let config = pool.config();
     let provider = pool.provider();
     let end = Instant::now() + x402_core::timing::capped(config.receipt_timeout, deadline);
-    let interval = config.poll_interval.max(Duration::from_millis(10));
+    let recheck = DROP_CHECK_EVERY.max(pool.blocks().block_time() * 2);
+    waiter.add(first.hash, waiter.made_at());
     let mut copies = vec![first];
-    // The head when the newest copy went out, the last head seen, the last drop check.
-    let mut sent_at: Option<u64> = None;
-    let mut last_head = 0;
-    let mut checked = Instant::now();
+    // The last block read when the newest copy went out; whether it was checked for a drop.
+    let mut sent_at: Option<u64> = Some(waiter.last_read()).filter(|n| *n > 0);
+    let mut checked = false;
+    let mut next_check = Instant::now() + recheck;
     let mut at_cap = false;
+    let mut reorged = false;
     loop {
-        let next_poll = Instant::now() + interval;
-        for copy in copies.iter().rev() {
-            match timeout_at(end, provider.get_transaction_receipt(copy.hash)).await {
-                Ok(Ok(Some(_))) => {
-                    let left = end.saturating_duration_since(Instant::now());
-                    let outcome = wait_for_confirmations(
-                        provider,
-                        copy.hash,
-                        left,
-                        interval,
-                        config.confirmations,
-                    )
-                    .await;
-                    return (copy.hash, outcome);
+        let event = waiter.next(end.min(next_check)).await;
+        let head = match event {
+            Event::Mined(receipt) => {
+                let hash = receipt.transaction_hash;
+                match confirm(pool, &mut waiter, receipt, end).await {
+                    Some(outcome) => return (hash, outcome),
+                    None => {
+                        reorged = true;
+                        continue;
+                    }
                 }
-                Ok(Ok(None)) => {}
-                Ok(Err(e)) => {
-                    debug!(hash = %copy.hash, error = %crate::error::describe_rpc_error(&e), "receipt poll failed; retrying");
-                }
-                Err(_elapsed) => return (newest(&copies), ReceiptOutcome::Pending),
+            }
+            Event::Timeout if Instant::now() >= end => {
+                return (newest(&copies), ReceiptOutcome::Pending);
+            }
+            Event::Timeout => None,
+            Event::Block(n) => Some(n),
+        };
+        if reorged {
+            for copy in &copies {
+                waiter.look_up(copy.hash);
             }
         }
         let Some(newest_copy) = copies.last().cloned() else {
             return (TxHash::ZERO, ReceiptOutcome::Pending);
         };
-        if let Ok(Ok(head)) = timeout_at(end, provider.get_block_number()).await {
-            let since = *sent_at.get_or_insert(head);
-            if head > last_head || checked.elapsed() >= DROP_CHECK_EVERY {
-                last_head = last_head.max(head);
-                checked = Instant::now();
-                if let Ok(Ok(None)) =
-                    timeout_at(end, provider.get_transaction_by_hash(newest_copy.hash)).await
-                {
-                    match pool.rebroadcast(&newest_copy.raw).await {
-                        Rebroadcast::Accepted => {
-                            warn!(hash = %newest_copy.hash, "the node had lost the settlement transaction; sent again");
-                        }
-                        Rebroadcast::NonceUsed => {
-                            debug!(hash = %newest_copy.hash, "nonce used: a copy was mined, or another transaction");
-                        }
-                        Rebroadcast::Failed(reason) => {
-                            warn!(hash = %newest_copy.hash, %reason, "sending a lost settlement transaction again failed");
+        let missed = match (head, sent_at) {
+            (Some(n), Some(since)) => n >= since.saturating_add(2),
+            _ => false,
+        };
+        if (missed && !checked) || Instant::now() >= next_check {
+            checked = true;
+            next_check = Instant::now() + recheck;
+            match timeout_at(end, provider.get_transaction_by_hash(newest_copy.hash)).await {
+                Ok(Ok(None)) => match pool.rebroadcast(&newest_copy.raw).await {
+                    Rebroadcast::Accepted => {
+                        warn!(hash = %newest_copy.hash, "the node had lost the settlement transaction; sent again");
+                    }
+                    Rebroadcast::NonceUsed => {
+                        debug!(hash = %newest_copy.hash, "nonce used: a copy was mined, or another transaction");
+                        for copy in &copies {
+                            waiter.look_up(copy.hash);
                         }
                     }
+                    Rebroadcast::Failed(reason) => {
+                        warn!(hash = %newest_copy.hash, %reason, "sending a lost settlement transaction again failed");
+                    }
+                },
+                Ok(Ok(Some(tx))) if tx.block_number.is_some() => {
+                    // Mined, yet no block read showed it: its receipt by hash.
+                    debug!(hash = %newest_copy.hash, "mined but not seen in a block read; reading its receipt");
+                    waiter.look_up(newest_copy.hash);
                 }
+                Ok(_) => {}
+                Err(_elapsed) => return (newest(&copies), ReceiptOutcome::Pending),
             }
-            if !at_cap && head >= since.saturating_add(config.stuck_after_blocks) {
-                match pool.replace(from, &newest_copy.raw, journal).await {
-                    Ok(Replacement::Sent(signed)) => {
-                        copies.push(Copy {
-                            hash: signed.hash,
-                            raw: signed.raw,
-                        });
-                        sent_at = Some(head);
-                    }
-                    Ok(Replacement::AtCap {
-                        max_fee_per_gas,
-                        max_priority_fee_per_gas,
-                    }) => {
-                        warn!(hash = %newest_copy.hash, max_fee_per_gas, max_priority_fee_per_gas, "a stuck settlement transaction cannot be replaced within the fee caps; left as it is");
-                        at_cap = true;
-                    }
-                    Ok(Replacement::Refused(_)) => sent_at = Some(head),
-                    Err(e) => {
-                        warn!(hash = %newest_copy.hash, error = %e, "replacing a stuck settlement transaction failed");
-                        sent_at = Some(head);
-                    }
+        }
+        let Some(head) = head else { continue };
+        let since = *sent_at.get_or_insert(head);
+        if !at_cap && head >= since.saturating_add(config.stuck_after_blocks) {
+            let mark = waiter.mark();
+            match pool.replace(from, &newest_copy.raw, journal).await {
+                Ok(Replacement::Sent(signed)) => {
+                    waiter.add(signed.hash, mark);
+                    copies.push(Copy {
+                        hash: signed.hash,
+                        raw: signed.raw,
+                    });
+                    sent_at = Some(head);
+                    checked = false;
+                }
+                Ok(Replacement::AtCap {
+                    max_fee_per_gas,
+                    max_priority_fee_per_gas,
+                }) => {
+                    warn!(hash = %newest_copy.hash, max_fee_per_gas, max_priority_fee_per_gas, "a stuck settlement transaction cannot be replaced within the fee caps; left as it is");
+                    at_cap = true;
+                }
+                Ok(Replacement::Refused(_)) => sent_at = Some(head),
+                Err(e) => {
+                    warn!(hash = %newest_copy.hash, error = %e, "replacing a stuck settlement transaction failed");
+                    sent_at = Some(head);
                 }
             }
         }
-        if next_poll >= end {
-            return (newest(&copies), ReceiptOutcome::Pending);
+    }
+}
+
+/// Waits until a receipt of one of `hashes` (registered with `waiter`) arrives, confirmed to the
+/// pool's depth, or `end`; returns the hash mined (else the last of `hashes`) and the outcome.
+pub async fn mined(
+    pool: &SignerPool,
+    waiter: &mut Waiter,
+    hashes: &[TxHash],
+    end: Instant,
+) -> (TxHash, ReceiptOutcome) {
+    let mut reorged = false;
+    loop {
+        match waiter.next(end).await {
+            Event::Timeout => {
+                return (
+                    hashes.last().copied().unwrap_or_default(),
+                    ReceiptOutcome::Pending,
+                );
+            }
+            Event::Mined(receipt) => {
+                let hash = receipt.transaction_hash;
+                match confirm(pool, waiter, receipt, end).await {
+                    Some(outcome) => return (hash, outcome),
+                    None => reorged = true,
+                }
+            }
+            Event::Block(_) if reorged => {
+                for hash in hashes {
+                    waiter.look_up(*hash);
+                }
+            }
+            Event::Block(_) => {}
         }
-        sleep_until(next_poll.max(Instant::now())).await;
+    }
+}
+
+/// The outcome of `receipt` once it has the pool's confirmations (`Pending` at `end`), or `None`
+/// when a read by hash at that depth no longer finds it in the same block (reorganised away, or
+/// unreadable): wait for it again.
+async fn confirm(
+    pool: &SignerPool,
+    waiter: &mut Waiter,
+    receipt: TransactionReceipt,
+    end: Instant,
+) -> Option<ReceiptOutcome> {
+    let confirmations = pool.config().confirmations;
+    let Some(mined_at) = receipt.block_number.filter(|_| confirmations > 1) else {
+        return Some(outcome(receipt));
+    };
+    let target = mined_at.saturating_add(confirmations - 1);
+    while waiter.last_read() < target {
+        if let Event::Timeout = waiter.next(end).await {
+            return Some(ReceiptOutcome::Pending);
+        }
+    }
+    let hash = receipt.transaction_hash;
+    match timeout_at(end, pool.provider().get_transaction_receipt(hash)).await {
+        Ok(Ok(Some(again))) if again.block_number == Some(mined_at) => Some(outcome(receipt)),
+        Ok(_) => None,
+        Err(_elapsed) => Some(ReceiptOutcome::Pending),
     }
 }
 

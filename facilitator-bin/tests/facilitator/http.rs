@@ -168,7 +168,8 @@ async fn verify_settle_metrics_and_bad_bodies_over_http() {
         "x402_signer_balance{network=\"eip155:84532\",address=",
         r#"x402_rpc_requests_total{network="eip155:84532",endpoint="0",method="eth_call",outcome="ok"}"#,
         r#"x402_rpc_requests_total{network="eip155:84532",endpoint="0",method="eth_sendRawTransaction",outcome="ok"}"#,
-        r#"x402_rpc_duration_seconds_count{network="eip155:84532",method="eth_getTransactionReceipt"}"#,
+        // Settlements are confirmed from block-level reads (x402_evm::blocks), not receipt polls.
+        r#"x402_rpc_duration_seconds_count{network="eip155:84532",method="eth_getBlockReceipts"}"#,
     ] {
         assert!(metrics.contains(needle), "missing {needle}\n{metrics}");
     }

@@ -4,10 +4,12 @@
 //! may have reached a node is watched (its receipt settles it), never settled twice; an endpoint on
 //! another chain is refused; a lagging node cannot make a payment settle twice. Every refusal
 //! checks that nothing was broadcast and no funds or nonces moved. [`fresh`]: reads behind the
-//! newest block seen are never taken; [`stuck`]: lost sends go out again, stuck ones are replaced.
+//! newest block seen are never taken; [`stuck`]: lost sends go out again, stuck ones are replaced;
+//! [`blocks`]: receipts come from one read per block.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod blocks;
 mod fresh;
 mod stuck;
 

@@ -32,9 +32,18 @@
 //!
 //! A reorganisation to a shorter chain can leave every endpoint behind the block seen for a
 //! block or two: reads fail as transient errors until the chain is back there.
+//!
+//! **Without the extra round trip while the head is fresh.** While settlements wait, the block
+//! watcher ([`crate::blocks`]) reads the head every block time ÷ 4; when the block seen was
+//! confirmed by an answer less than [`PIN_WITHOUT_ASKING`] ago, a state read at `latest` is pinned
+//! at that block directly, without asking the endpoint for its head first. The guarantee is the
+//! same — the read is at the newest block seen, and an endpoint without it answers "header not
+//! found" (lagging) — at one call instead of two. Lookups by hash (receipts, transactions) are
+//! not pinned and keep the head check.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use alloy::primitives::U64;
 use alloy::rpc::json_rpc::{
@@ -63,10 +72,33 @@ const UNKNOWN_BLOCK: &[&str] = &[
     "future block",
 ];
 
+/// How recently the block seen must have been confirmed for a state read to be pinned at it
+/// without asking the endpoint for its head first.
+pub const PIN_WITHOUT_ASKING: Duration = Duration::from_millis(300);
+
 /// The highest block number seen on one network; cheap to clone (shared). Share one between the
 /// providers of one network (see [`super::RpcOptions::head`]).
 #[derive(Debug, Clone, Default)]
-pub struct ChainHead(Arc<AtomicU64>);
+pub struct ChainHead(Arc<Head>);
+
+#[derive(Debug, Default)]
+struct Head {
+    seen: AtomicU64,
+    /// When an answer last named the block seen (or a newer one), in milliseconds since
+    /// [`epoch`] plus one (0: never).
+    confirmed_ms: AtomicU64,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
 
 impl ChainHead {
     /// Nothing seen yet.
@@ -76,12 +108,23 @@ impl ChainHead {
 
     /// The highest block number seen (0: none yet).
     pub fn seen(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        self.0.seen.load(Ordering::SeqCst)
     }
 
     /// Records that block `number` exists.
     pub fn observe(&self, number: u64) {
-        self.0.fetch_max(number, Ordering::SeqCst);
+        let before = self.0.seen.fetch_max(number, Ordering::SeqCst);
+        if number >= before {
+            self.0.confirmed_ms.store(now_ms(), Ordering::SeqCst);
+        }
+    }
+
+    /// The block seen, if an answer confirmed it less than `within` ago.
+    pub fn fresh(&self, within: Duration) -> Option<u64> {
+        let seen = self.seen();
+        let at = self.0.confirmed_ms.load(Ordering::SeqCst);
+        let age = now_ms().saturating_sub(at);
+        (seen > 0 && at > 0 && u128::from(age) < within.as_millis()).then_some(seen)
     }
 }
 
@@ -159,6 +202,19 @@ impl Need {
             .any(|(_, i)| matches!(i, Item::Current { .. } | Item::Pin(_)))
     }
 
+    /// Whether some item is `eth_blockNumber`.
+    fn asks_head(&self) -> bool {
+        self.items.iter().any(|(_, i)| matches!(i, Item::Head))
+    }
+
+    /// Whether some item needs the endpoint's head without being pinnable (a `pending` read, a
+    /// lookup by hash).
+    fn has_current(&self) -> bool {
+        self.items
+            .iter()
+            .any(|(_, i)| matches!(i, Item::Current { .. }))
+    }
+
     /// Whether some item is read at the endpoint's head.
     fn pins(&self) -> bool {
         self.items.iter().any(|(_, i)| matches!(i, Item::Pin(_)))
@@ -227,12 +283,30 @@ pub(super) async fn exchange(
     if seen == 0 || !need.wants_head() {
         let packet = attempt(client, url, body).await?;
         check_answer(need, head, &packet)?;
+        if seen > 0 && need.asks_head() {
+            // Its head answer was checked: not behind the block seen.
+            endpoint.head_confirmed(seen, now_ms);
+        }
         return Ok(packet);
+    }
+    // Without asking: this endpoint named a head at or past the block seen moments ago (its head
+    // does not go back, so it still has that block), or, for reads that are all pinned, some
+    // endpoint confirmed the block seen moments ago (one without it answers "unknown block").
+    if endpoint.head_fresh(seen, now_ms)
+        || (!need.has_current() && head.fresh(PIN_WITHOUT_ASKING) == Some(seen))
+    {
+        return pinned(need, head, client, url, body, seen).await;
     }
     if endpoint.batches(now_ms) && !need.uses_head_id() {
         match batched(need, head, client, url, body, seen).await? {
-            Batched::Answer(packet) => return Ok(packet),
-            Batched::Behind(at) => return pinned(need, head, client, url, body, at).await,
+            Batched::Answer(packet) => {
+                endpoint.head_confirmed(seen, now_ms);
+                return Ok(packet);
+            }
+            Batched::Behind(at) => {
+                endpoint.head_confirmed(at, now_ms);
+                return pinned(need, head, client, url, body, at).await;
+            }
             Batched::Unsupported => endpoint.no_batches(index, now_ms),
         }
     }
@@ -241,6 +315,7 @@ pub(super) async fn exchange(
         return Err(AttemptError::Lagging { head: at, seen });
     }
     head.observe(at);
+    endpoint.head_confirmed(at, now_ms);
     pinned(need, head, client, url, body, at).await
 }
 
@@ -424,6 +499,25 @@ mod tests {
         Need::of(&RequestPacket::Single(request(method, 1, params))).items[0]
             .1
             .clone()
+    }
+
+    #[test]
+    fn the_head_is_fresh_only_when_just_confirmed() {
+        let head = ChainHead::new();
+        assert_eq!(head.fresh(Duration::from_secs(60)), None, "nothing seen");
+        head.observe(10);
+        assert_eq!(head.fresh(Duration::from_secs(60)), Some(10));
+        assert_eq!(
+            head.fresh(Duration::ZERO),
+            None,
+            "too old for no time at all"
+        );
+        // An older answer does not confirm the newer block.
+        let before = head.0.confirmed_ms.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(3));
+        head.observe(9);
+        assert_eq!(head.0.confirmed_ms.load(Ordering::SeqCst), before);
+        assert_eq!(head.seen(), 10);
     }
 
     #[test]

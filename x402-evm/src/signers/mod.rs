@@ -31,8 +31,9 @@ use tracing::warn;
 use self::fees::{FeeCaps, FeeOracle};
 use self::nonce::{Ctx, Slot, SlotState};
 pub use self::replace::{MIN_BUMP_PERCENT, Rebroadcast, Replacement, bumped};
+use crate::blocks::Blocks;
 use crate::error::{PoolError, SendError, describe_rpc_error};
-use crate::receipt::{ReceiptOutcome, wait_for_confirmations};
+use crate::receipt::ReceiptOutcome;
 
 /// Limits and timings of the pool's transactions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +47,9 @@ pub struct TxConfig {
     /// How long [`SignerPool::wait`] waits for a receipt at most (a settle's answer deadline
     /// may end the wait earlier).
     pub receipt_timeout: Duration,
-    /// How often [`SignerPool::wait`] asks for the receipt.
+    /// The longest interval between two reads of the chain's head while settlements wait (the
+    /// block watcher polls every block time ÷ 4, never less often than this; see
+    /// [`crate::blocks`]).
     pub poll_interval: Duration,
     /// Blocks (the transaction's own included) a receipt needs before it counts.
     pub confirmations: u64,
@@ -174,6 +177,7 @@ struct Inner {
     counters: Counters,
     next_pick: AtomicUsize,
     leases: Option<Leases>,
+    blocks: Blocks,
 }
 
 impl fmt::Debug for SignerPool {
@@ -231,6 +235,11 @@ impl SignerPool {
             });
         }
         let fees = FeeOracle::new(config.fee_cache_ttl);
+        let block_time = Duration::from_millis(
+            crate::window::block_time_ms(chain_id)
+                .unwrap_or(crate::window::UNKNOWN_CHAIN_BLOCK_TIME_MS),
+        );
+        let blocks = Blocks::new(provider.clone(), block_time, config.poll_interval);
         Ok(Self {
             inner: Arc::new(Inner {
                 provider,
@@ -241,6 +250,7 @@ impl SignerPool {
                 counters: Counters::default(),
                 next_pick: AtomicUsize::new(0),
                 leases: None,
+                blocks,
             }),
         })
     }
@@ -343,21 +353,24 @@ impl SignerPool {
     }
 
     /// Waits for `hash`'s receipt within the pool's `receipt_timeout`, and no later than
-    /// `deadline`.
+    /// `deadline`, through the chain's block watcher (the transaction was sent already: its
+    /// receipt is read once by hash, then looked for in each new block).
     pub async fn wait_until(
         &self,
         hash: TxHash,
         deadline: Option<std::time::Instant>,
     ) -> ReceiptOutcome {
         let config = &self.inner.config;
-        wait_for_confirmations(
-            &self.inner.provider,
-            hash,
-            x402_core::timing::capped(config.receipt_timeout, deadline),
-            config.poll_interval,
-            config.confirmations,
-        )
-        .await
+        let end = tokio::time::Instant::now()
+            + x402_core::timing::capped(config.receipt_timeout, deadline);
+        let mut waiter = self.inner.blocks.waiter().await;
+        waiter.add(hash, None);
+        crate::watch::mined(self, &mut waiter, &[hash], end).await.1
+    }
+
+    /// The chain's block watcher (see [`crate::blocks`]).
+    pub fn blocks(&self) -> &Blocks {
+        &self.inner.blocks
     }
 
     /// The signers' addresses, in configuration order.
