@@ -247,6 +247,11 @@ impl Blocks {
         lock(&self.shared.state).stats
     }
 
+    /// Whether the watcher is polling (someone waits, or the linger after has not run out).
+    pub fn running(&self) -> bool {
+        lock(&self.shared.state).running
+    }
+
     /// How many waiters are registered (each removed when dropped).
     pub fn waiting(&self) -> usize {
         lock(&self.shared.state).waiters.len()

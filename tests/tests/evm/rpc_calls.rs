@@ -33,6 +33,9 @@ struct Counted {
     h: ExactHarness,
     proxy: RpcProxy,
     facilitator: LocalFacilitator,
+    /// The pool's block watcher: its polls (while a settlement waits, and for
+    /// [`x402_evm::blocks::LINGER`] after) are not the verify's calls.
+    blocks: x402_evm::blocks::Blocks,
 }
 
 impl Counted {
@@ -58,6 +61,7 @@ impl Counted {
         )
         .await
         .expect("pool");
+        let blocks = pool.blocks().clone();
         let policy = Policy {
             assets: Some(vec![h.bed.usdc()]),
             ..Policy::default()
@@ -82,6 +86,7 @@ impl Counted {
             h,
             proxy,
             facilitator: LocalFacilitator::new(registry),
+            blocks,
         }
     }
 
@@ -102,6 +107,17 @@ impl Counted {
                 methods.iter().map(|m| p.received(m)).collect::<Vec<_>>(),
             )
         };
+        // The watcher goes idle once its linger runs out; a bound far past it keeps a broken
+        // watcher from hanging the test.
+        let mut polls = 0;
+        while self.blocks.running() {
+            polls += 1;
+            assert!(
+                polls < 40 * x402_evm::blocks::LINGER.as_secs(),
+                "the block watcher never went idle"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         let (r0, m0) = count(&self.proxy);
         let v = self.facilitator.verify(request).await.unwrap();
         assert!(v.is_valid, "{v:?}");

@@ -41,10 +41,6 @@ pub(super) struct Endpoint {
     excluded_until_ms: AtomicU64,
     /// Until when (milliseconds since the transport's epoch) it is not sent batches.
     no_batches_until_ms: AtomicU64,
-    /// The newest head it was found at (or past), and when (milliseconds since the transport's
-    /// epoch; 0: never).
-    head_at: AtomicU64,
-    head_at_ms: AtomicU64,
 }
 
 impl Endpoint {
@@ -55,29 +51,7 @@ impl Endpoint {
             served: AtomicU64::new(0),
             excluded_until_ms: AtomicU64::new(0),
             no_batches_until_ms: AtomicU64::new(0),
-            head_at: AtomicU64::new(0),
-            head_at_ms: AtomicU64::new(0),
         }
-    }
-
-    /// Records that its head was at least block `at` at `now_ms`.
-    pub(super) fn head_confirmed(&self, at: u64, now_ms: u64) {
-        if self.head_at.fetch_max(at, Ordering::SeqCst) <= at {
-            self.head_at_ms.store(now_ms.max(1), Ordering::SeqCst);
-        }
-    }
-
-    /// Whether it was found at (or past) block `seen` less than
-    /// [`PIN_WITHOUT_ASKING`](super::fresh::PIN_WITHOUT_ASKING) before `now_ms`: a head does
-    /// not go back (a reorganisation to a shorter chain aside, which the window bounds), so it
-    /// still has that block and needs no head check.
-    pub(super) fn head_fresh(&self, seen: u64, now_ms: u64) -> bool {
-        let at_ms = self.head_at_ms.load(Ordering::SeqCst);
-        seen > 0
-            && at_ms > 0
-            && self.head_at.load(Ordering::SeqCst) >= seen
-            && u128::from(now_ms.saturating_sub(at_ms))
-                < super::fresh::PIN_WITHOUT_ASKING.as_millis()
     }
 
     /// Whether it may be sent a JSON-RPC batch now.

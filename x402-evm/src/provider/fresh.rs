@@ -202,11 +202,6 @@ impl Need {
             .any(|(_, i)| matches!(i, Item::Current { .. } | Item::Pin(_)))
     }
 
-    /// Whether some item is `eth_blockNumber`.
-    fn asks_head(&self) -> bool {
-        self.items.iter().any(|(_, i)| matches!(i, Item::Head))
-    }
-
     /// Whether some item needs the endpoint's head without being pinnable (a `pending` read, a
     /// lookup by hash).
     fn has_current(&self) -> bool {
@@ -283,30 +278,18 @@ pub(super) async fn exchange(
     if seen == 0 || !need.wants_head() {
         let packet = attempt(client, url, body).await?;
         check_answer(need, head, &packet)?;
-        if seen > 0 && need.asks_head() {
-            // Its head answer was checked: not behind the block seen.
-            endpoint.head_confirmed(seen, now_ms);
-        }
         return Ok(packet);
     }
-    // Without asking: this endpoint named a head at or past the block seen moments ago (its head
-    // does not go back, so it still has that block), or, for reads that are all pinned, some
-    // endpoint confirmed the block seen moments ago (one without it answers "unknown block").
-    if endpoint.head_fresh(seen, now_ms)
-        || (!need.has_current() && head.fresh(PIN_WITHOUT_ASKING) == Some(seen))
-    {
+    // Reads that are all pinned, while some answer confirmed the block seen moments ago: pinned
+    // at it without asking (an endpoint without that block answers "unknown block"). A `pending`
+    // read or a lookup by hash still has its endpoint's head checked, in the same batch.
+    if !need.has_current() && head.fresh(PIN_WITHOUT_ASKING) == Some(seen) {
         return pinned(need, head, client, url, body, seen).await;
     }
     if endpoint.batches(now_ms) && !need.uses_head_id() {
         match batched(need, head, client, url, body, seen).await? {
-            Batched::Answer(packet) => {
-                endpoint.head_confirmed(seen, now_ms);
-                return Ok(packet);
-            }
-            Batched::Behind(at) => {
-                endpoint.head_confirmed(at, now_ms);
-                return pinned(need, head, client, url, body, at).await;
-            }
+            Batched::Answer(packet) => return Ok(packet),
+            Batched::Behind(at) => return pinned(need, head, client, url, body, at).await,
             Batched::Unsupported => endpoint.no_batches(index, now_ms),
         }
     }
@@ -315,7 +298,6 @@ pub(super) async fn exchange(
         return Err(AttemptError::Lagging { head: at, seen });
     }
     head.observe(at);
-    endpoint.head_confirmed(at, now_ms);
     pinned(need, head, client, url, body, at).await
 }
 
