@@ -398,3 +398,46 @@ fn drain(
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peer_version_comes_from_its_lock_file() {
+        let v = peer_version();
+        assert!(
+            v.starts_with("2."),
+            "x402-facilitator-local {v} in bench/peer-x402rs/Cargo.lock"
+        );
+    }
+
+    #[test]
+    fn the_peer_config_is_theirs_with_secrets_in_the_environment() {
+        let keys = vec![PrivateKeySigner::random(), PrivateKeySigner::random()];
+        let setup = EvmSetup {
+            chain_id: 31337,
+            rpc_url: "http://127.0.0.1:9/".into(),
+            usdc: Address::ZERO,
+            signers: keys.clone(),
+            store_url: "memory".into(),
+        };
+        let (text, env) = peer_config(&setup);
+        let config: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let chain = &config["chains"]["eip155:31337"];
+        assert_eq!(
+            chain["signers"],
+            json!(["$X402_BENCH_KEY_0", "$X402_BENCH_KEY_1"])
+        );
+        assert_eq!(chain["rpc"], json!([{"http": "$X402_BENCH_RPC"}]));
+        assert_eq!(
+            config["schemes"],
+            json!([{"id": "v2-eip155-exact", "chains": "eip155:31337"}])
+        );
+        assert_eq!(config["port"], 0);
+        assert!(!text.contains(&key_hex(&keys[0])), "no key in the file");
+        let env: std::collections::HashMap<_, _> = env.into_iter().collect();
+        assert_eq!(env["X402_BENCH_KEY_1"], key_hex(&keys[1]));
+        assert_eq!(env["X402_BENCH_RPC"], "http://127.0.0.1:9/");
+    }
+}

@@ -57,7 +57,9 @@ if (svm) {
   const { toFacilitatorSvmSigner } = await import("@x402/svm");
   const { createKeyPairSignerFromBytes, createSolanaRpc, getBase58Encoder } = await import("@solana/kit");
   const keyPair = await createKeyPairSignerFromBytes(getBase58Encoder().encode(env.SVM_SIGNER_KEY));
-  const signer = toFacilitatorSvmSigner(keyPair, createSolanaRpc(env.SVM_RPC_URL));
+  // The RPC client by network (the library's `Record<network, rpc>` form): its own clients know
+  // only devnet, testnet and mainnet, and the test validator's network is none of them.
+  const signer = toFacilitatorSvmSigner(keyPair, { [env.SVM_NETWORK]: createSolanaRpc(env.SVM_RPC_URL) });
   registerExactSvmScheme(facilitator, { signer, networks: env.SVM_NETWORK });
 }
 
