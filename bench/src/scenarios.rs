@@ -116,10 +116,11 @@ pub(crate) async fn settle_step(
     concurrency: usize,
 ) -> Result<Step, String> {
     let load = Load::Closed { concurrency };
-    settle_step_at(u, chain, feed, o, signers, load).await
+    settle_step_at(u, chain, feed, o, signers, load, o.settle_ops).await
 }
 
-/// One settle step at `load`: drives `/settle` and reads the blocks and signer nonces around it.
+/// One settle step at `load` of at most `max_ops` settles (and `o.settle_time`): drives
+/// `/settle` and reads the blocks and signer nonces around it.
 pub(crate) async fn settle_step_at(
     u: &Under<'_>,
     chain: &Chain,
@@ -127,13 +128,14 @@ pub(crate) async fn settle_step_at(
     o: &Options,
     signers: &[PrivateKeySigner],
     load: Load,
+    max_ops: u64,
 ) -> Result<Step, String> {
     let target = Target::new(&u.facilitator.url, Route::Settle, Duration::from_secs(90))?;
     let addresses: Vec<_> = signers.iter().map(|k| k.address()).collect();
     let nonces_before = chain.nonces(&addresses).await?;
     let first = chain.block_number().await?;
     let limits = Limits {
-        max_ops: o.settle_ops,
+        max_ops,
         max_time: o.settle_time,
     };
     let mut step = measure::step(&target, feed, load, limits, u.probe()).await;

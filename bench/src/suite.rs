@@ -18,7 +18,7 @@ use crate::measure::{Load, Step};
 use crate::procstat::Machine;
 use crate::proxy::RpcProxy;
 use crate::report::{NotRun, Report, Scenario, Who};
-use crate::scenarios::{Under, progress, settle_step, settle_step_at, verify_sweep};
+use crate::scenarios::{Under, progress, settle_step_at, verify_sweep};
 use crate::stores::StoreKind;
 use crate::targets::{self, EvmSetup};
 
@@ -175,6 +175,18 @@ struct SettleBed<'a> {
     concurrency: usize,
     /// Adds an open-loop step at half the best closed-loop throughput.
     half_peak: bool,
+    /// Settle steps still to run in the whole run, over which the settle corpus left is shared
+    /// (so the facilitators that run last are not starved).
+    steps_left: &'a std::cell::Cell<usize>,
+}
+
+impl SettleBed<'_> {
+    /// The settles the next step may use: `--settle-ops`, or an equal share of what is left.
+    fn budget(&self) -> u64 {
+        let left = self.steps_left.get().max(1);
+        self.steps_left.set(left - 1);
+        (self.o.settle_ops).min((self.feed.remaining() / left) as u64)
+    }
 }
 
 /// One facilitator's settle scenario `name`: a closed-loop step per signer count and, with
@@ -190,11 +202,14 @@ async fn settle_series(
     let (c, feed) = (bed.concurrency, bed.feed);
     let mut steps: Vec<(usize, Step)> = Vec::new();
     let mut failed_start = None;
+    let spent = "the settle corpus is spent (raise --payers or --settle-rounds)";
     for &n in &s.counts {
-        if feed.remaining() == 0 {
+        let budget = bed.budget();
+        if budget == 0 {
             notes.push(format!(
-                "{name}, {}, {n} signers: not run, the settle corpus is spent",
-                s.target
+                "{name}, {}, {n} signer{}: not run, {spent}",
+                s.target,
+                plural(n)
             ));
             continue;
         }
@@ -207,7 +222,9 @@ async fn settle_series(
             Err(e) => return Err(e),
         };
         progress(&format!("{name} — {}", u.facilitator.name));
-        let mut step = settle_step(&u, bed.chain, feed, bed.o, &s.signers[..n], c).await?;
+        let load = Load::Closed { concurrency: c };
+        let signers = &s.signers[..n];
+        let mut step = settle_step_at(&u, bed.chain, feed, bed.o, signers, load, budget).await?;
         step.label = format!("{n} signer{} c={c}", plural(n));
         steps.push((n, step));
     }
@@ -216,7 +233,14 @@ async fn settle_series(
         .filter(|(_, st)| st.summary.ok > 0)
         .max_by(|a, b| a.1.summary.ok_per_s.total_cmp(&b.1.summary.ok_per_s))
         .map(|(n, st)| (*n, st.summary.ok_per_s));
-    if let Some((n, peak)) = peak.filter(|_| bed.half_peak && feed.remaining() > 0) {
+    let budget = if bed.half_peak { bed.budget() } else { 0 };
+    if bed.half_peak && budget == 0 {
+        notes.push(format!(
+            "{name}, {}: half-peak step not run, {spent}",
+            s.target
+        ));
+    }
+    if let Some((n, peak)) = peak.filter(|_| budget > 0) {
         let rate = peak / 2.0;
         match (s.start)(n) {
             Ok(u) => {
@@ -226,7 +250,8 @@ async fn settle_series(
                 ));
                 let load = Load::Open { rate_per_s: rate };
                 let signers = &s.signers[..n];
-                let mut step = settle_step_at(&u, bed.chain, feed, bed.o, signers, load).await?;
+                let mut step =
+                    settle_step_at(&u, bed.chain, feed, bed.o, signers, load, budget).await?;
                 let rate = if rate < 10.0 {
                     format!("{rate:.1}")
                 } else {
@@ -239,14 +264,18 @@ async fn settle_series(
         }
     }
     if steps.is_empty() {
-        if let Some(reason) = failed_start {
-            notes.push(format!("{name}, {}: not run: {reason}", s.target));
-            not_run.push(NotRun {
-                who: s.who,
-                scenario: Some(name.to_owned()),
-                reason: format!("failed to start: {reason}"),
-            });
-        }
+        let reason = match failed_start {
+            Some(reason) => {
+                notes.push(format!("{name}, {}: not run: {reason}", s.target));
+                format!("failed to start: {reason}")
+            }
+            None => spent.to_owned(),
+        };
+        not_run.push(NotRun {
+            who: s.who,
+            scenario: Some(name.to_owned()),
+            reason,
+        });
         return Ok(None);
     }
     Ok(Some(Scenario {
@@ -458,10 +487,21 @@ pub async fn run(o: &Options) -> Result<Report, String> {
             start: &start_ts,
         });
     }
-    for (name, block_time, key) in [
+    let modes = [
         ("settle EIP-3009, automine", None, "settle-automine"),
         ("settle EIP-3009, 1 s blocks", Some(1), "settle-blocks"),
-    ] {
+    ];
+    let steps_left = std::cell::Cell::new(
+        modes
+            .iter()
+            .filter(|(_, _, key)| o.runs(key))
+            .map(|(_, block_time, _)| {
+                let half = usize::from(block_time.is_some());
+                series.iter().map(|s| s.counts.len() + half).sum::<usize>()
+            })
+            .sum(),
+    );
+    for (name, block_time, key) in modes {
         if !o.runs(key) {
             continue;
         }
@@ -476,6 +516,7 @@ pub async fn run(o: &Options) -> Result<Report, String> {
                 o.automine_concurrency
             },
             half_peak: block_time.is_some(),
+            steps_left: &steps_left,
         };
         for s in &series {
             if let Some(scenario) = settle_series(s, name, &bed, &mut notes, &mut not_run).await? {

@@ -193,7 +193,7 @@ async fn measure(
             .map_err(|e| format!("failed to start: {e}")),
         _ => {
             let text = format!(
-                "listen = \"127.0.0.1:0\"\nauth = \"none\"\n[log]\nlevel = \"warn\"\n[store]\nurl = \"memory\"\n[limits]\nsettle_timeout_ms = 120000\nshutdown_grace_ms = 130000\n\
+                "listen = \"127.0.0.1:0\"\nauth = \"none\"\n[log]\nlevel = \"warn\"\n[store]\nurl = \"memory\"\n[limits]\nsettle_timeout_ms = 120000\nshutdown_grace_ms = 130000\nper_client_concurrency = 4096\n\
                  [networks.\"{network}\"]\nrpc_urls = [\"$X402_BENCH_RPC\"]\nsigner_keys = [\"$X402_BENCH_KEY_0\"]\n\
                  [networks.\"{network}\".schemes.exact]\nassets = [\"{}\"]\n",
                 b.mint

@@ -118,6 +118,8 @@ url = "$X402_BENCH_STORE"
 [limits]
 settle_timeout_ms = 120000
 shutdown_grace_ms = 130000
+# the driver is one client standing in for many sellers (c up to 1,024, open loop up to 4,096)
+per_client_concurrency = 4096
 [networks."eip155:{chain}"]
 rpc_urls = ["$X402_BENCH_RPC"]
 signer_keys = [{keys}]
