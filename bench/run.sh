@@ -18,8 +18,14 @@ export X402_CACHE="${X402_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/x402-rs}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$X402_CACHE/target}"
 peer_target="${X402_PEER_TARGET_DIR:-$X402_CACHE/target-peer}"
 build_peer=1
+prev=""
 for arg in "$@"; do
   case "$arg" in --no-peer | --peer-bin) build_peer=0 ;; esac
+  # `--only` without a scenario the peer runs in (the invalid flood, the store comparison)
+  if [ "$prev" = "--only" ] && ! [[ ",$arg," =~ ,(verify|settle-automine|settle-blocks|svm), ]]; then
+    build_peer=0
+  fi
+  prev="$arg"
 done
 scripts/install-tools.sh
 # shellcheck source=/dev/null
