@@ -85,12 +85,13 @@ if [ "$(cat "$python_dir/requirements.sha256" 2>/dev/null)" != "$python_hash" ] 
   echo "$python_hash" >"$python_dir/requirements.sha256"
 fi
 
-# --- the official TypeScript facilitator library for the benchmark comparison (bench/) ---------
+# --- the official TypeScript facilitator library for the benchmark comparison (bench/): --------
+# @x402/core with @x402/evm and @x402/svm, pinned by bench/ts-facilitator/package-lock.json
 bench_ts_dir="$cache/bench-ts"
 bench_ts_src="$here/../bench/ts-facilitator"
 mkdir -p "$bench_ts_dir"
 if ! cmp -s "$bench_ts_src/package-lock.json" "$bench_ts_dir/package-lock.json" \
-   || [ ! -d "$bench_ts_dir/node_modules/@x402/evm" ]; then
+   || [ ! -d "$bench_ts_dir/node_modules/@x402/evm" ] || [ ! -d "$bench_ts_dir/node_modules/@x402/svm" ]; then
   say "npm ci (official x402 facilitator library for the benchmarks)"
   cp "$bench_ts_src/package.json" "$bench_ts_src/package-lock.json" "$bench_ts_dir/"
   (cd "$bench_ts_dir" && npm ci --no-audit --no-fund --loglevel=error >"$cache/logs/npm-bench-ts.log" 2>&1) \

@@ -218,6 +218,12 @@ impl Chain {
         Ok(keys)
     }
 
+    /// Places `code` (hex runtime bytecode) at `address` (`anvil_setCode`).
+    pub async fn set_code(&self, address: Address, code: &str) -> Result<(), String> {
+        rpc(&self.raw, "anvil_setCode", json!([address, code])).await?;
+        Ok(())
+    }
+
     /// Mines a block every `secs` seconds, or on every transaction with `None`.
     pub async fn set_block_time(&self, secs: Option<u64>) -> Result<(), String> {
         match secs {

@@ -36,7 +36,7 @@ pub fn profile() -> &'static str {
 }
 
 /// Versions of the pieces under test.
-pub fn versions(facilitator_bin: &Path) -> BTreeMap<String, String> {
+pub fn versions(facilitator_bin: &Path, peer_bin: Option<&Path>) -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
     v.insert(
         "x402-facilitator".into(),
@@ -51,6 +51,17 @@ pub fn versions(facilitator_bin: &Path) -> BTreeMap<String, String> {
             }
         ),
     );
+    if let Some(bin) = peer_bin {
+        v.insert(
+            "x402-rs (peer)".into(),
+            format!(
+                "x402-facilitator-local, x402-chain-eip155, x402-chain-solana {} from crates.io, \
+                 wired as their facilitator binary (bench/peer-x402rs; {})",
+                crate::targets::peer_version(),
+                bin.display()
+            ),
+        );
+    }
     let anvil = x402_tests::tools::anvil();
     if let Some(a) = output(&anvil.to_string_lossy(), &["--version"]) {
         v.insert(
@@ -62,7 +73,13 @@ pub fn versions(facilitator_bin: &Path) -> BTreeMap<String, String> {
         v.insert("node".into(), n);
     }
     let ts = crate::targets::ts_dir().join("node_modules");
-    for pkg in ["@x402/core", "@x402/evm", "viem"] {
+    for pkg in [
+        "@x402/core",
+        "@x402/evm",
+        "@x402/svm",
+        "viem",
+        "@solana/kit",
+    ] {
         let manifest = ts.join(pkg).join("package.json");
         let version = std::fs::read_to_string(&manifest)
             .ok()

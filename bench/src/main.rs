@@ -1,7 +1,8 @@
 //! `x402-bench`: benchmarks x402 facilitators on loopback chains.
 //!
 //! ```text
-//! x402-bench run   [--out DIR] [--facilitator-bin PATH] [--no-ts] [--payers N] [--verify-bodies N]
+//! x402-bench run   [--out DIR] [--facilitator-bin PATH] [--peer-bin PATH | --no-peer]
+//!                  [--peer-signers 1,8] [--no-ts] [--payers N] [--verify-bodies N]
 //!                  [--settle-rounds N] [--concurrency 1,8,32,128,512] [--step-secs S] [--step-ops N]
 //!                  [--automine-concurrency C] [--settle-concurrency C] [--settle-secs S]
 //!                  [--settle-ops N] [--signers 1,4,8]
@@ -16,7 +17,7 @@
 //!                  [--store-pid PID] [--rpc-counts URL]
 //! ```
 //!
-//! `run` does everything (chain, corpus, both facilitators, every scenario) and writes
+//! `run` does everything (chain, corpus, the three facilitators, every scenario) and writes
 //! `report.json` and `report.md`; `chain` keeps a funded chain and a corpus up so any facilitator
 //! can be pointed at it; `drive` loads one facilitator URL with a corpus file and prints JSON.
 
@@ -131,6 +132,12 @@ async fn run(args: &Args) -> Result<(), String> {
     f.valid_workers = args.get("flood-workers")?.unwrap_or(f.valid_workers);
     f.baseline_payments = args.get("flood-valid")?.unwrap_or(f.baseline_payments);
     o.typescript = !args.flag("no-ts");
+    o.peer_bin = args.get::<PathBuf>("peer-bin")?;
+    if args.flag("no-peer") {
+        o.peer_bin = None;
+        o.no_peer_reason = "--no-peer".into();
+    }
+    o.peer_signer_counts = args.list("peer-signers")?.unwrap_or_default();
     o.direct_rpc = args.flag("direct-rpc");
     if let Some(only) = args.get::<String>("only")? {
         o.only = only.split(',').map(|s| s.trim().to_owned()).collect();
@@ -259,6 +266,7 @@ async fn drive(args: &Args) -> Result<(), String> {
     let mut scenario = Scenario {
         name: format!("{} {}", route.path(), file.display()),
         target: url.clone(),
+        who: x402_bench::report::Who::Other,
         steps: Vec::new(),
     };
     for load in loads {

@@ -79,6 +79,7 @@ pub(crate) async fn verify_sweep(
     let mut scenario = Scenario {
         name: name.into(),
         target: u.facilitator.name.clone(),
+        who: u.facilitator.who,
         steps,
     };
     if let Some(peak) = scenario
@@ -104,7 +105,8 @@ pub(crate) async fn verify_sweep(
     Ok(scenario)
 }
 
-/// One settle step: drives `/settle` and reads the blocks and signer nonces around it.
+/// One settle step (closed loop at `concurrency`): drives `/settle` and reads the blocks and
+/// signer nonces around it.
 pub(crate) async fn settle_step(
     u: &Under<'_>,
     chain: &Chain,
@@ -113,15 +115,29 @@ pub(crate) async fn settle_step(
     signers: &[PrivateKeySigner],
     concurrency: usize,
 ) -> Result<Step, String> {
+    let load = Load::Closed { concurrency };
+    settle_step_at(u, chain, feed, o, signers, load, o.settle_ops).await
+}
+
+/// One settle step at `load` of at most `max_ops` settles (and `o.settle_time`): drives
+/// `/settle` and reads the blocks and signer nonces around it.
+pub(crate) async fn settle_step_at(
+    u: &Under<'_>,
+    chain: &Chain,
+    feed: &Feed,
+    o: &Options,
+    signers: &[PrivateKeySigner],
+    load: Load,
+    max_ops: u64,
+) -> Result<Step, String> {
     let target = Target::new(&u.facilitator.url, Route::Settle, Duration::from_secs(90))?;
     let addresses: Vec<_> = signers.iter().map(|k| k.address()).collect();
     let nonces_before = chain.nonces(&addresses).await?;
     let first = chain.block_number().await?;
     let limits = Limits {
-        max_ops: o.settle_ops,
+        max_ops,
         max_time: o.settle_time,
     };
-    let load = Load::Closed { concurrency };
     let mut step = measure::step(&target, feed, load, limits, u.probe()).await;
     // With interval mining the last settles may still be waiting for their block.
     tokio::time::sleep(Duration::from_millis(1100)).await;

@@ -239,7 +239,8 @@ pub(crate) async fn run(bed: Bed<'_>, o: &Options) -> Result<StoreRun, String> {
         if !steps.is_empty() {
             out.scenarios.push(Scenario {
                 name: SCENARIO.into(),
-                target: format!("x402-rs ({} store)", kind.name()),
+                target: format!("ours ({} store)", kind.name()),
+                who: crate::report::Who::Ours,
                 steps,
             });
         }
