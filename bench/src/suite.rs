@@ -621,7 +621,7 @@ pub async fn run(o: &Options) -> Result<Report, String> {
     setup_facts.insert(
         "verify CPU floor".into(),
         format!(
-            "{floor_us:.1} µs per EIP-712 hash + secp256k1 recovery (alloy, this build, one core)"
+            "{floor_us:.1} µs per EIP-712 hash + secp256k1 recovery (the facilitator's own code: libsecp256k1, this build, one core)"
         ),
     );
     if peer_bin.is_some() {
