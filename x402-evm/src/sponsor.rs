@@ -37,17 +37,40 @@ pub const ERC20_APPROVAL_GAS_SPONSORING: &str = "erc20ApprovalGasSponsoring";
 /// The version of the `info` this build writes and reads.
 pub const INFO_VERSION: &str = "1";
 
+/// A string member of a sponsoring declaration's JSON Schema.
+pub(crate) fn schema_field(pattern: &str, description: &str) -> JsonObject {
+    JsonObject::new()
+        .with("type", "string")
+        .with("pattern", pattern)
+        .with("description", description)
+}
+
+/// A sponsoring declaration: `info {description, version}` and the JSON Schema (draft 2020-12) of
+/// the buyer's `info` with `properties` and `required`, members in the reference's order.
+pub(crate) fn declaration(
+    description: &str,
+    properties: &JsonObject,
+    required: &[&str],
+) -> JsonObject {
+    let schema = JsonObject::new()
+        .with("$schema", "https://json-schema.org/draft/2020-12/schema")
+        .with("type", "object")
+        .with("properties", properties)
+        .with("required", required);
+    let info = JsonObject::new()
+        .with("description", description)
+        .with("version", INFO_VERSION);
+    JsonObject::new()
+        .with("info", &info)
+        .with("schema", &schema)
+}
+
 /// The declaration a seller puts under [`EIP2612_GAS_SPONSORING`] in its 402: the facilitator
 /// accepts an EIP-2612 permit to Permit2 (`info {description, version}` and the JSON Schema of
 /// the buyer's `info`), members in the order the official `@x402/extensions` 2.27 writes them, so
 /// the declaration is byte for byte the reference's.
 pub fn eip2612_declaration() -> JsonObject {
-    let field = |pattern: &str, description: &str| {
-        JsonObject::new()
-            .with("type", "string")
-            .with("pattern", pattern)
-            .with("description", description)
-    };
+    let field = schema_field;
     const ADDRESS: &str = "^0x[a-fA-F0-9]{40}$";
     const NUMBER: &str = "^[0-9]+$";
     let properties = JsonObject::new()
@@ -83,20 +106,11 @@ pub fn eip2612_declaration() -> JsonObject {
             "version",
             &field(r"^[0-9]+(\.[0-9]+)*$", "Schema version identifier."),
         );
-    let schema = JsonObject::new()
-        .with("$schema", "https://json-schema.org/draft/2020-12/schema")
-        .with("type", "object")
-        .with("properties", &properties)
-        .with("required", &INFO_FIELDS);
-    let info = JsonObject::new()
-        .with(
-            "description",
-            "The facilitator accepts EIP-2612 gasless Permit to `Permit2` canonical contract.",
-        )
-        .with("version", INFO_VERSION);
-    JsonObject::new()
-        .with("info", &info)
-        .with("schema", &schema)
+    declaration(
+        "The facilitator accepts EIP-2612 gasless Permit to `Permit2` canonical contract.",
+        &properties,
+        &INFO_FIELDS,
+    )
 }
 
 /// The members of the buyer's `info`, in wire order.

@@ -41,12 +41,7 @@ pub const DEFAULT_MAX_PRIORITY_FEE_PER_GAS: u128 = 100_000_000;
 /// `declareErc20ApprovalGasSponsoringExtension()` (`@x402/extensions` 2.27).
 pub fn erc20_declaration() -> x402_core::extension::JsonObject {
     use x402_core::extension::JsonObject;
-    let field = |pattern: &str, description: &str| {
-        JsonObject::new()
-            .with("type", "string")
-            .with("pattern", pattern)
-            .with("description", description)
-    };
+    let field = super::schema_field;
     const ADDRESS: &str = "^0x[a-fA-F0-9]{40}$";
     let properties = JsonObject::new()
         .with(
@@ -87,20 +82,11 @@ pub fn erc20_declaration() -> x402_core::extension::JsonObject {
         "signedTransaction",
         "version",
     ];
-    let schema = JsonObject::new()
-        .with("$schema", "https://json-schema.org/draft/2020-12/schema")
-        .with("type", "object")
-        .with("properties", &properties)
-        .with("required", &required);
-    let info = JsonObject::new()
-        .with(
-            "description",
-            "The facilitator broadcasts a pre-signed ERC-20 approve() transaction to grant Permit2 allowance.",
-        )
-        .with("version", INFO_VERSION);
-    JsonObject::new()
-        .with("info", &info)
-        .with("schema", &schema)
+    super::declaration(
+        "The facilitator broadcasts a pre-signed ERC-20 approve() transaction to grant Permit2 allowance.",
+        &properties,
+        &required,
+    )
 }
 
 /// The buyer's `info` under [`ERC20_APPROVAL_GAS_SPONSORING`], as on the wire.
