@@ -3,10 +3,14 @@
 //! 1. Claim the payment's identity in the settlement store: of concurrent settles (in any
 //!    process sharing the store) exactly one proceeds; the others are answered from the record
 //!    (below).
-//! 2. Check the nonce on chain once more: an authorization used by someone else (front-running)
-//!    is reported as the reference reports a used nonce (`invalid_exact_evm_nonce_already_used`
-//!    for EIP-3009, `permit2_invalid_nonce` for Permit2) with the transaction that used it when
-//!    it can be found — never as our success.
+//! 2. The last check, under the claim: the scheme's check once more with the simulation of
+//!    exactly what will be sent, at `pending` (so a copy of the payment waiting in the mempool is
+//!    seen) — the settle's only simulation (its check before the claim reads nothing that can
+//!    change). A payment refused there is answered with the scheme's reason and the claim given
+//!    back, except an authorization used by someone else (front-running, threat-model S31): it is
+//!    reported as the reference reports a used nonce (`invalid_exact_evm_nonce_already_used` for
+//!    EIP-3009, `permit2_invalid_nonce` for Permit2) with the transaction that used it when it
+//!    can be found, and recorded — never as our success.
 //! 3. Sign, **write ahead** (the store records the signed transaction: signer, nonce, hash,
 //!    bytes — before it can leave the process), broadcast through the signer pool, wait for the
 //!    receipt within a bound, and accept success only when the receipt shows the exact transfer.
@@ -33,8 +37,8 @@
 //! is refused `payer_throttled` for the network's cool-down ([`PayerCooldown`], recorded in the
 //! store under [`payer_key`]), whether the settle saw the receipt or reconciliation found it.
 //!
-//! Verification (with the settle's one simulation, its last step) happens in the scheme right
-//! before it hands a plan here.
+//! Verification happens in the scheme: before it hands a plan here (every check but the
+//! simulation), and as the last check under the claim (see 2.).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -511,11 +515,17 @@ impl Settler {
     /// Claims the plan's identity and settles it (see the module documentation).
     /// `deadline` is when the settle must answer (see [`x402_core::timing`]): nothing is sent
     /// once it has passed, and the receipt wait ends there (`settlement_pending`).
-    pub async fn settle(
+    /// `last_check` runs once the claim is held, right before anything is signed: the scheme's
+    /// check with the simulation of what will be sent (see the module documentation, 2.).
+    pub async fn settle<F>(
         &self,
         plan: &SettlePlan,
         deadline: Option<Instant>,
-    ) -> Result<Settlement, SchemeError> {
+        last_check: F,
+    ) -> Result<Settlement, SchemeError>
+    where
+        F: std::future::Future<Output = Result<Result<(), Rejection>, SchemeError>> + Send,
+    {
         let token = match self.store.claim(&plan.id, plan.expires).await? {
             Claim::Acquired(token) => token,
             Claim::Taken(record) => {
@@ -533,7 +543,7 @@ impl Settler {
             lost: std::sync::atomic::AtomicBool::new(false),
         };
         let result = self
-            .broadcast_claimed(plan, &token, &journal, deadline)
+            .broadcast_claimed(plan, &token, &journal, deadline, last_check)
             .await;
         if result.is_err() && !journal.written() {
             // The facilitator failed before anything was written ahead: nothing can have left
@@ -545,17 +555,30 @@ impl Settler {
     }
 
     /// Everything after the claim. `Err` leaves the claim to [`Settler::settle`].
-    async fn broadcast_claimed(
+    async fn broadcast_claimed<F>(
         &self,
         plan: &SettlePlan,
         token: &ClaimToken,
         journal: &WriteAhead<'_>,
         deadline: Option<Instant>,
-    ) -> Result<Settlement, SchemeError> {
+        last_check: F,
+    ) -> Result<Settlement, SchemeError>
+    where
+        F: std::future::Future<Output = Result<Result<(), Rejection>, SchemeError>> + Send,
+    {
         let payer = plan.payer;
-        // The authorization re-read after the claim: one used since the check simulated
-        // (front-running, threat-model S31) sends nothing.
-        let used = self.nonce_used(&plan.nonce_check).await?;
+        // The last check under the claim, with the settle's one simulation: a payment refused
+        // now sends nothing. An `Err` (an RPC failure) gives the claim back in `settle`.
+        let used_reason = plan.nonce_check.used_reason();
+        let used = match last_check.await? {
+            Ok(()) => false,
+            // Used by another transaction (front-running, threat-model S31): named and recorded.
+            Err(rejection) if rejection.reason == used_reason => true,
+            Err(rejection) => {
+                self.store.release(&plan.id, token).await?;
+                return Ok(failed(payer, None, rejection));
+            }
+        };
         if used {
             let foreign = self.find_front_runner(&plan.nonce_check).await;
             let outcome = Outcome::Failed {

@@ -12,6 +12,7 @@ use x402_evm::eip712::{eip3009_domain_separator, signing_hash};
 use x402_evm::signature::{self, Erc6492};
 
 use x402_evm::chain as rpc;
+use x402_evm::facilitator::Phase;
 use x402_evm::reject_on_err;
 use x402_evm::settle::{NonceCheck, SettlePlan, Transfer};
 
@@ -41,6 +42,7 @@ impl Facilitator {
         ctx: &PaymentContext<'_>,
         p: &Eip3009Payload,
         extra: &Extra,
+        phase: Phase,
     ) -> Result<Result<SettlePlan, Rejection>, SchemeError> {
         let req = &ctx.requirements;
         // 1. scheme (v1 also needs a known network name).
@@ -88,7 +90,8 @@ impl Facilitator {
                 crate::reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALUE_MISMATCH,
             )));
         }
-        // 9. simulate exactly what settle will send (against a token that exists).
+        // 9. simulate exactly what settle will send (against a token that exists; at settle,
+        //    under the claim).
         reject_on_err!(self.core.require_asset_code(asset).await?);
         let (to, data, gas_limit) = settle_call(asset, p, &route, &self.policy);
         let plan = SettlePlan {
@@ -113,6 +116,10 @@ impl Facilitator {
             },
             report_amount: None,
         };
+        // A settle simulates once, under the payment's claim (`Phase::Claimed`).
+        if !phase.simulates() {
+            return Ok(Ok(plan));
+        }
         // A counterfactual wallet's batch goes through Multicall3: without it nothing deploys.
         let no_code = crate::reason::SMART_WALLET_DEPLOYMENT_FAILED;
         let from = self.core.simulate_from();

@@ -183,7 +183,7 @@ impl EvmScheme for Facilitator {
             return Ok((Some(payload), Err(rejection)));
         }
         let verdict = match &payload {
-            ExactEvmPayload::Eip3009(p) => self.verify_eip3009(ctx, p, &extra).await?,
+            ExactEvmPayload::Eip3009(p) => self.verify_eip3009(ctx, p, &extra, phase).await?,
             ExactEvmPayload::Permit2(p) => {
                 x402_evm::facilitator::verify_permit2(self, ctx, p, phase).await?
             }

@@ -165,7 +165,8 @@ impl EvmScheme for Facilitator {
     ) -> Result<Settlement, SchemeError> {
         let settler = &self.core.settler;
         if !plan.transfer.value.is_zero() {
-            return settler.settle(&plan, ctx.deadline).await;
+            let last_check = self.last_check(ctx, &plan);
+            return settler.settle(&plan, ctx.deadline, last_check).await;
         }
         Ok(
             match settler

@@ -55,10 +55,12 @@ impl Permit2Scheme for Facilitator {
             Phase::Verify if amount != p.max_amount => {
                 Err(Rejection::new(x402_evm::reason::PERMIT2_AMOUNT_MISMATCH))
             }
-            Phase::Settle if amount > p.max_amount => Err(Rejection::with_message(
-                crate::reason::INVALID_UPTO_EVM_PAYLOAD_SETTLEMENT_EXCEEDS_AMOUNT,
-                format!("settle {amount} exceeds the authorized {}", p.max_amount),
-            )),
+            Phase::Settle | Phase::Claimed if amount > p.max_amount => {
+                Err(Rejection::with_message(
+                    crate::reason::INVALID_UPTO_EVM_PAYLOAD_SETTLEMENT_EXCEEDS_AMOUNT,
+                    format!("settle {amount} exceeds the authorized {}", p.max_amount),
+                ))
+            }
             _ => Ok(amount),
         }
     }

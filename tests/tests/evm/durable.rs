@@ -145,7 +145,7 @@ async fn a_recorded_failure_never_verifies_again_though_the_chain_would_pass_it(
         .into_transaction_request()
         .from(buyer.address());
     let (f, _, s) = h
-        .settle_racing(drain, "drain", &request, &[buyer.address()])
+        .settle_racing_the_send(drain, "drain", &request, &[buyer.address()])
         .await;
     assert!(!s.success, "{s:?}");
     assert!(

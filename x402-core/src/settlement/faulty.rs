@@ -17,7 +17,7 @@ use super::{
 };
 use crate::UnixTime;
 
-/// An action run once, the first time a claim is acquired.
+/// An action run once: the first time a claim is acquired, or at the first write-ahead.
 pub type ClaimHook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// A [`MemoryStore`] with switches for faults; every switch starts off.
@@ -25,6 +25,8 @@ pub type ClaimHook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>
 pub struct FaultyStore {
     inner: MemoryStore,
     hook: tokio::sync::Mutex<Option<ClaimHook>>,
+    /// Whether the hook runs at the first write-ahead instead of the first claim.
+    hook_at_write_ahead: bool,
     /// Every write-ahead fails as an unreachable store would.
     pub write_ahead_fails: AtomicBool,
     /// Every write-ahead finds the claim taken over (`Ok(false)`).
@@ -57,7 +59,17 @@ impl FaultyStore {
         }
     }
 
-    /// Whether the claim hook has run (or none was set).
+    /// A store that runs `hook` at the first write-ahead: after the settle's last check (its
+    /// simulation under the claim) and the signing, before the transaction is sent.
+    pub fn with_write_ahead_hook(hook: ClaimHook) -> Self {
+        Self {
+            hook: tokio::sync::Mutex::new(Some(hook)),
+            hook_at_write_ahead: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the hook has run (or none was set).
     pub async fn hook_fired(&self) -> bool {
         self.hook.lock().await.is_none()
     }
@@ -81,7 +93,7 @@ impl FaultyStore {
 impl SettlementStore for FaultyStore {
     async fn claim(&self, id: &PaymentId, expires: UnixTime) -> Result<Claim, StoreError> {
         let claim = self.inner.claim(id, expires).await?;
-        if matches!(claim, Claim::Acquired(_)) {
+        if matches!(claim, Claim::Acquired(_)) && !self.hook_at_write_ahead {
             let hook = self.hook.lock().await.take();
             if let Some(hook) = hook {
                 hook().await;
@@ -101,6 +113,12 @@ impl SettlementStore for FaultyStore {
         }
         if Self::on(&self.write_ahead_loses) {
             return Ok(false);
+        }
+        if self.hook_at_write_ahead {
+            let hook = self.hook.lock().await.take();
+            if let Some(hook) = hook {
+                hook().await;
+            }
         }
         self.inner.write_ahead(id, token, intent).await
     }

@@ -53,13 +53,29 @@ macro_rules! reject_on_err {
     };
 }
 
-/// Which request a check serves (`upto` checks the amount differently at each).
+/// Which request a check serves (`upto` checks the amount differently at verify and settle).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// `/verify`.
+    /// `/verify`: every check, the simulation last.
     Verify,
-    /// `/settle`.
+    /// `/settle`, before the payment's claim: every check but the simulation (nothing read
+    /// here can change before the last check).
     Settle,
+    /// `/settle`, the last check under the payment's claim ([`EvmScheme::last_check`]): every
+    /// check again with the settle's one simulation, at `pending`, right before signing.
+    Claimed,
+}
+
+impl Phase {
+    /// Whether the check ends with the simulation of what settle sends.
+    pub fn simulates(self) -> bool {
+        !matches!(self, Self::Settle)
+    }
+
+    /// Whether the check serves a settle (the charge, not the maximum, is the amount).
+    pub fn settles(self) -> bool {
+        !matches!(self, Self::Verify)
+    }
 }
 
 /// What every EVM scheme's facilitator holds on one network.
@@ -383,14 +399,47 @@ pub trait EvmScheme: Send + Sync {
         rejection: &Rejection,
     ) -> Option<PaymentId>;
 
-    /// Settles a verified plan (default: the shared engine).
+    /// The last check of a settle, run under the payment's claim right before anything is
+    /// signed: the whole check again at [`Phase::Claimed`], so the settle's one simulation (at
+    /// `pending`) sees the chain as it is once no concurrent settle of the payment can run, and a
+    /// refusal has the reason a verify would give. The plan checked must be the one claimed.
+    async fn last_check(
+        &self,
+        ctx: &PaymentContext<'_>,
+        plan: &SettlePlan,
+    ) -> Result<Result<(), Rejection>, SchemeError> {
+        let (_, checked) = self.check(ctx, Phase::Claimed).await?;
+        Ok(match checked {
+            Ok(again) if same_transaction(&again, plan) => Ok(()),
+            Ok(_) => Err(Rejection::with_message(
+                Reason::UNEXPECTED_SETTLE_ERROR,
+                "the payment's check gave another transaction under its claim; nothing was sent",
+            )),
+            Err(rejection) => Err(rejection),
+        })
+    }
+
+    /// Settles a verified plan (default: the shared engine, with [`EvmScheme::last_check`]).
     async fn settle_plan(
         &self,
         ctx: &PaymentContext<'_>,
         plan: SettlePlan,
     ) -> Result<Settlement, SchemeError> {
-        self.core().settler.settle(&plan, ctx.deadline).await
+        let last_check = self.last_check(ctx, &plan);
+        self.core()
+            .settler
+            .settle(&plan, ctx.deadline, last_check)
+            .await
     }
+}
+
+/// Whether two plans send the same transaction for the same payment.
+fn same_transaction(a: &SettlePlan, b: &SettlePlan) -> bool {
+    a.id == b.id
+        && a.to == b.to
+        && a.data == b.data
+        && a.gas_limit == b.gas_limit
+        && a.from == b.from
 }
 
 /// The payer a payment names, read without verifying it (checksummed): what

@@ -202,7 +202,12 @@ pub async fn verify_permit2<S: Permit2Scheme>(
         return Ok(Ok(plan));
     }
     if let Some(approval) = approval {
+        // Before the approval is broadcast: the bundle must pass (under the claim, after the
+        // approval landed, the settlement alone is simulated as any other).
         reject_on_err!(super::approval::simulate_bundle(core, &approval, from, &plan).await?);
+        return Ok(Ok(plan));
+    }
+    if !phase.simulates() {
         return Ok(Ok(plan));
     }
     let no_code = crate::reason::PERMIT2_PROXY_NOT_DEPLOYED;

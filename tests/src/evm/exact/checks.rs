@@ -138,9 +138,10 @@ impl ExactHarness {
     }
 
     /// Settles `request` through a dispatcher with a store of its own that sends `tx` (and mines
-    /// it) the moment the payment is claimed: after verification and simulation, before the
-    /// nonce check and the broadcast. Asserts that `tx` ran; returns that dispatcher (for
-    /// retries), a snapshot of `watch` from just before, and the answer.
+    /// it) the moment the payment is claimed: after the checks that read nothing changeable,
+    /// before the settle's last check (its simulation) and the broadcast. Asserts that `tx` ran;
+    /// returns that dispatcher (for retries), a snapshot of `watch` from just before, and the
+    /// answer.
     pub async fn settle_racing(
         &self,
         tx: TransactionRequest,
@@ -148,14 +149,43 @@ impl ExactHarness {
         request: &VerifyRequest,
         watch: &[Address],
     ) -> (LocalFacilitator, Snapshot, SettleResponse) {
+        self.settle_racing_at(false, tx, what, request, watch).await
+    }
+
+    /// As [`Self::settle_racing`], with `tx` sent and mined at the write-ahead instead: after
+    /// the settle's last check passed and its transaction was signed, right before the
+    /// broadcast — the chain changing between the simulation and the send.
+    pub async fn settle_racing_the_send(
+        &self,
+        tx: TransactionRequest,
+        what: &'static str,
+        request: &VerifyRequest,
+        watch: &[Address],
+    ) -> (LocalFacilitator, Snapshot, SettleResponse) {
+        self.settle_racing_at(true, tx, what, request, watch).await
+    }
+
+    async fn settle_racing_at(
+        &self,
+        at_write_ahead: bool,
+        tx: TransactionRequest,
+        what: &'static str,
+        request: &VerifyRequest,
+        watch: &[Address],
+    ) -> (LocalFacilitator, Snapshot, SettleResponse) {
         let provider = self.bed.provider();
-        let store = Arc::new(FaultyStore::with_claim_hook(Box::new(move || {
+        let hook: x402_core::settlement::faulty::ClaimHook = Box::new(move || {
             Box::pin(async move {
                 let pending = provider.send_transaction(tx).await.expect(what);
                 let receipt = pending.get_receipt().await.expect(what);
                 assert!(receipt.status(), "{what} reverted");
             })
-        })));
+        });
+        let store = Arc::new(if at_write_ahead {
+            FaultyStore::with_write_ahead_hook(hook)
+        } else {
+            FaultyStore::with_claim_hook(hook)
+        });
         let f = self.facilitator_with(store.clone(), Policy::default(), system_clock());
         let before = self.snapshot(watch).await;
         let s = f.settle(request).await.expect("settle answers");

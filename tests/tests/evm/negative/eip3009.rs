@@ -388,7 +388,9 @@ async fn s34_smart_wallet_flips_after_simulation_costs_one_capped_revert() {
     let req = h.requirements(PRICE, TransferMethod::Eip3009).await;
     let request = signed(&h, &req, &owner, &h.eip3009_message(wallet, &req));
     let flip = set_signatures_disabled(&h.bed, wallet, owner.address(), true);
-    let (f, before, s) = h.settle_racing(flip, "flip", &request, &[wallet]).await;
+    let (f, before, s) = h
+        .settle_racing_the_send(flip, "flip", &request, &[wallet])
+        .await;
     assert!(!s.success, "{s:?}");
     assert_eq!(
         s.error_reason,

@@ -175,17 +175,19 @@ async fn check_event(ctx: Ctx, row: Row<(Event, When)>, reason: Reason) {
             .await;
     }
     match (event, when) {
-        (_, When::BeforeVerify | When::AfterVerify) => {
-            let s0 = ctx.h.usdc(seller).await;
+        (Event::Revoked, When::BeforeVerify | When::AfterVerify) => {
             ctx.h.bed.send(tx, &what).await;
-            if let Event::UsedByThirdParty = event {
-                assert_eq!(
-                    ctx.h.usdc(seller).await,
-                    s0 + U256::from(UNITS),
-                    "{what}: the third party's transaction paid"
-                );
-            }
             refused(&ctx, &row, &request, reason, &[ctx.payer]).await;
+        }
+        (Event::UsedByThirdParty, When::BeforeVerify | When::AfterVerify) => {
+            let s0 = ctx.h.usdc(seller).await;
+            let used = ctx.h.bed.send(tx, &what).await.transaction_hash;
+            assert_eq!(
+                ctx.h.usdc(seller).await,
+                s0 + U256::from(UNITS),
+                "{what}: the third party's transaction paid"
+            );
+            used_elsewhere(&ctx, &row, &request, reason, used).await;
         }
         (Event::Revoked, When::AfterClaim) => {
             let (_, before, s) = ctx
@@ -215,6 +217,36 @@ async fn check_event(ctx: Ctx, row: Row<(Event, When)>, reason: Reason) {
             }
         }
     }
+}
+
+/// A payment whose authorization a third party's transaction `used` already: verify refuses it
+/// with `reason`; settle (whose simulation runs under the payment's claim, threat-model S31)
+/// refuses it with `reason` too, naming that transaction where the token logs it (EIP-3009's
+/// `AuthorizationUsed`; Permit2 has no per-nonce event), and records it — a later settle is a
+/// duplicate naming it. Nothing moves.
+async fn used_elsewhere<E>(
+    ctx: &Ctx,
+    row: &Row<E>,
+    request: &x402_core::wire::VerifyRequest,
+    reason: Reason,
+    used: alloy::primitives::TxHash,
+) {
+    let what = ctx.what(&row.case);
+    let before = ctx.h.snapshot(&[ctx.payer]).await;
+    let v = ctx.h.verify_json(request).await;
+    assert!(!v.is_valid, "{what}: {v:?}");
+    assert_eq!(v.invalid_reason, Some(reason.clone()), "{what}: {v:?}");
+    let s = ctx.h.settle_json(request).await;
+    assert!(!s.success, "{what}: {s:?}");
+    assert_eq!(s.error_reason, Some(reason), "{what}: {s:?}");
+    if ctx.kind == Kind::Eip3009 {
+        assert_eq!(s.transaction, format!("{used:#x}"), "{what}: {s:?}");
+        let again = ctx.h.settle_json(request).await;
+        assert_duplicate(&again, &s.transaction, &what);
+    } else {
+        assert_eq!(s.transaction, "", "{what}: {s:?}");
+    }
+    ctx.h.assert_untouched(&before, &what).await;
 }
 
 async fn nonce_events(kind: Kind) {
@@ -362,11 +394,26 @@ async fn s21(kind: Kind) {
         "{v:?}"
     );
     assert_duplicate(&h.settle_json(&reuse).await, &first.transaction, "reuse");
-    // A facilitator without the ledger entry reads the chain instead.
-    for (what, r) in [("replay", &request), ("reuse", &reuse)] {
-        let s = fresh.settle(r).await.unwrap();
-        assert_settle_refused(&s, used.clone(), &format!("fresh ledger, {what}"));
-    }
+    // A facilitator without the ledger entry reads the chain instead: the authorization is
+    // used — by the first settlement, which it names where the token logs it (EIP-3009's
+    // `AuthorizationUsed`) — and from then on that is what its own ledger answers.
+    let s = fresh.settle(&request).await.unwrap();
+    assert!(!s.success, "fresh ledger, replay: {s:?}");
+    assert_eq!(
+        s.error_reason,
+        Some(used.clone()),
+        "fresh ledger, replay: {s:?}"
+    );
+    let named = match kind {
+        Kind::Eip3009 => first.transaction.clone(),
+        Kind::Permit2 => String::new(),
+    };
+    assert_eq!(s.transaction, named, "fresh ledger, replay: {s:?}");
+    assert_duplicate(
+        &fresh.settle(&reuse).await.unwrap(),
+        &named,
+        "fresh ledger, reuse",
+    );
     h.assert_untouched(&paid, "replays").await;
 }
 each_kind!(s21_replay_and_nonce_reuse_after_settlement, s21);

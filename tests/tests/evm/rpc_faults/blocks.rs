@@ -89,9 +89,8 @@ async fn with_one_second_blocks_receipts_come_from_one_read_per_block_not_polls_
     let (calls, blocks, settles) = settle_rounds(&p, 3).await;
     assert_eq!(calls[SEND], settles, "one broadcast each, none again");
     assert_eq!(
-        calls["eth_call"],
-        2 * settles,
-        "one simulation and one nonce re-read each"
+        calls["eth_call"], settles,
+        "one simulation each, under the payment's claim"
     );
     assert_eq!(calls["eth_getTransactionReceipt"], 0, "no receipt polls");
     assert!(
