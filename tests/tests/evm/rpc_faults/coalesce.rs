@@ -219,3 +219,31 @@ async fn a_rate_limited_batch_is_backed_off_whole_then_each_read_alone() {
     proxy.heal();
     assert_echoes(&coalescing(burst(&p.provider)).await);
 }
+
+#[tokio::test]
+async fn concurrent_settles_inside_the_scope_settle_each_payment_once() {
+    let p = super::blocks::one_second_blocks().await;
+    let seller = p.h.bed.seller().address;
+    let s0 = p.h.usdc(seller).await;
+    let (alone, _, n) = super::blocks::settle_rounds_in(&p, 2, false).await;
+    let (together, _, m) = super::blocks::settle_rounds_in(&p, 2, true).await;
+    assert_eq!(n, m);
+    for calls in [&alone, &together] {
+        assert_eq!(calls[super::SEND], n, "one broadcast each");
+    }
+    assert_eq!(
+        together["eth_call"], alone["eth_call"],
+        "each read made once, as alone"
+    );
+    // How many simulations meet in one batch depends on the scheduling: printed, not asserted
+    // (a burst's counts are asserted above, on one thread where they are certain).
+    eprintln!(
+        "head checks for {n} settles: {} in {} batches alone, {} in {} batches coalesced",
+        alone["eth_blockNumber"], alone["batch"], together["eth_blockNumber"], together["batch"]
+    );
+    assert_eq!(
+        p.h.usdc(seller).await,
+        s0 + alloy::primitives::U256::from(x402_tests::evm::exact::UNITS * (n + m) as u64),
+        "each paid once"
+    );
+}
