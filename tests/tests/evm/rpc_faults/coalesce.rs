@@ -14,6 +14,7 @@ use alloy::primitives::{Address, B256, Bytes, address};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::transports::{RpcError, TransportErrorKind};
+use x402_evm::provider::coalesce::MAX_BATCH;
 use x402_evm::provider::{AttemptError, RATE_LIMIT_RETRIES, RpcFailure, coalescing};
 use x402_tests::evm::rpc_proxy::{Fault, RpcProxy};
 
@@ -41,13 +42,18 @@ async fn pending_echo(provider: &DynProvider, i: usize) -> Answer {
 
 /// One lookup by hash, then [`CALLS`] pending calls, all concurrent; the calls' answers.
 async fn burst(provider: &DynProvider) -> Vec<Answer> {
+    burst_of(provider, CALLS).await
+}
+
+/// One lookup by hash, then `calls` pending calls, all concurrent; the calls' answers.
+async fn burst_of(provider: &DynProvider, calls: usize) -> Vec<Answer> {
     let lookup = async {
         provider
             .get_transaction_by_hash(B256::repeat_byte(0x42))
             .await
             .map(|_| ())
     };
-    let calls = futures::future::join_all((0..CALLS).map(|i| pending_echo(provider, i)));
+    let calls = futures::future::join_all((0..calls).map(|i| pending_echo(provider, i)));
     let (lookup, calls) = futures::join!(lookup, calls);
     // The lookup's own outcome is the calls' too (same endpoint, same moment).
     if calls.iter().all(Result::is_ok) {
@@ -132,6 +138,25 @@ async fn concurrent_pending_calls_share_one_head_check_and_each_gets_its_own_ans
     assert_echoes(&answers);
     assert_eq!(heads(proxy) - h0, CALLS);
     assert_eq!(proxy.requests() - r0, CALLS);
+}
+
+#[tokio::test]
+async fn a_full_batch_goes_at_once_and_the_next_one_gathers() {
+    let (p, _) = seen(1).await;
+    let proxy = &p.proxies[0];
+    let calls = MAX_BATCH + 3;
+    let (h0, c0) = (heads(proxy), proxy.received("eth_call"));
+    assert_echoes(&coalescing(burst_of(&p.provider, calls)).await);
+    assert_eq!(
+        proxy.received("eth_call") - c0,
+        calls,
+        "each call made once"
+    );
+    assert_eq!(
+        heads(proxy) - h0,
+        3,
+        "the lookup's, a full batch's, the rest's"
+    );
 }
 
 #[tokio::test]
