@@ -20,7 +20,8 @@
 //!   rotation (see [`endpoint`]). [`check_endpoints`] checks them all at start-up.
 //! - **Freshness.** An endpoint behind the newest block seen on the network is skipped for the
 //!   reads that decide payments, and those reads are made at a block by number (see [`fresh`]);
-//!   the head check and the read go out as one JSON-RPC batch (one HTTP round trip).
+//!   the head check and the read go out as one JSON-RPC batch (one HTTP round trip). Inside
+//!   [`coalescing`], concurrent reads that need the head check share one (see [`coalesce`]).
 //! - **Batches.** A JSON-RPC batch is one request here: failed over, retried and checked for
 //!   freshness whole (item by item); any item refused for a rate limit makes it a refusal.
 //!
@@ -31,6 +32,7 @@
 //! named `#index` (0-based position in the configured list).
 
 mod attempt;
+pub mod coalesce;
 pub mod endpoint;
 pub mod fresh;
 
@@ -51,6 +53,8 @@ use alloy::transports::{TransportError, TransportErrorKind, TransportFut};
 use tracing::{debug, warn};
 
 pub use self::attempt::{AttemptError, RpcFailure};
+use self::coalesce::Coalescer;
+pub use self::coalesce::coalescing;
 use self::endpoint::Endpoint;
 pub use self::fresh::ChainHead;
 use self::fresh::Need;
@@ -190,6 +194,8 @@ struct Shared {
     epoch: Instant,
     label: String,
     head: ChainHead,
+    /// The reads gathering for one batch (see [`coalesce`]).
+    coalescer: Coalescer,
 }
 
 /// Receives one observation per RPC attempt: which transport (its label), which endpoint
@@ -250,6 +256,7 @@ impl FailoverTransport {
                 epoch: Instant::now(),
                 label: options.label.clone(),
                 head: options.head.clone().unwrap_or_default(),
+                coalescer: Coalescer::default(),
             }),
         })
     }
@@ -294,6 +301,34 @@ impl FailoverTransport {
     }
 
     async fn request(self, request: RequestPacket) -> Result<ResponsePacket, TransportError> {
+        let need = Need::of(&request);
+        if coalesce::active()
+            && let RequestPacket::Single(single) = &request
+            && need.has_current()
+            && self.inner.head.seen() > 0
+            && self.inner.endpoints[self.active()].batches(elapsed_ms(self.inner.epoch))
+        {
+            let (_flight, waiting) =
+                self.inner
+                    .coalescer
+                    .join(&self, single, DEADLINE.try_with(|d| *d).ok());
+            if let Some(waiting) = waiting
+                && let Ok(Some(answer)) = waiting.await
+            {
+                return Ok(ResponsePacket::Single(answer));
+            }
+            // Alone, or the batch failed: this read goes out alone, as outside the scope.
+            return self.send(request, need).await;
+        }
+        self.send(request, need).await
+    }
+
+    /// Sends `request` (needing `need`) with failover, rate-limit back-off and freshness.
+    async fn send(
+        self,
+        request: RequestPacket,
+        need: Need,
+    ) -> Result<ResponsePacket, TransportError> {
         let shared = &*self.inner;
         let body = serde_json::to_vec(&request).map_err(TransportError::ser_err)?;
         let count = shared.endpoints.len();
@@ -312,7 +347,6 @@ impl FailoverTransport {
             RequestPacket::Batch(_) => "batch".to_owned(),
         };
         let is_send = method.starts_with("eth_send");
-        let need = Need::of(&request);
         let deadline = DEADLINE.try_with(|d| *d).ok();
         for step in 0..count {
             let index = (first + step) % count;

@@ -5,11 +5,13 @@
 //! another chain is refused; a lagging node cannot make a payment settle twice. Every refusal
 //! checks that nothing was broadcast and no funds or nonces moved. [`fresh`]: reads behind the
 //! newest block seen are never taken; [`stuck`]: lost sends go out again, stuck ones are replaced;
-//! [`blocks`]: receipts come from one read per block.
+//! [`blocks`]: receipts come from one read per block; [`coalesce`]: concurrent reads share one
+//! head check.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod blocks;
+mod coalesce;
 mod fresh;
 mod stuck;
 

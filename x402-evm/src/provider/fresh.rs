@@ -30,6 +30,11 @@
 //! batch itself is handled item by item the same way. Any item refused for a rate limit makes
 //! the whole answer a rate-limit refusal (see [`super::attempt`]).
 //!
+//! **One head check for many reads.** Inside [`super::coalescing`] (the settle path), `pending`
+//! simulations and lookups by hash made by concurrent tasks within a few milliseconds go out as
+//! one batch `[eth_blockNumber, read₁, …, readₖ]` — the same guarantee, every read in the batch
+//! its endpoint's head was checked in, at one head check for `k` reads (see [`super::coalesce`]).
+//!
 //! A reorganisation to a shorter chain can leave every endpoint behind the block seen for a
 //! block or two: reads fail as transient errors until the chain is back there.
 //!
@@ -204,7 +209,7 @@ impl Need {
 
     /// Whether some item needs the endpoint's head without being pinnable (a `pending` read, a
     /// lookup by hash).
-    fn has_current(&self) -> bool {
+    pub(super) fn has_current(&self) -> bool {
         self.items
             .iter()
             .any(|(_, i)| matches!(i, Item::Current { .. }))

@@ -14,6 +14,7 @@ use x402_tests::evm::rpc_proxy::{Fault, RpcProxy};
 use super::{Proxied, SEND, options};
 
 const METHODS: &[&str] = &[
+    "batch",
     "eth_blockNumber",
     "eth_getBlockReceipts",
     "eth_getBlockByNumber",
@@ -27,7 +28,7 @@ const METHODS: &[&str] = &[
     "eth_getTransactionCount",
 ];
 
-fn counts(proxy: &RpcProxy) -> BTreeMap<&'static str, usize> {
+pub(super) fn counts(proxy: &RpcProxy) -> BTreeMap<&'static str, usize> {
     METHODS.iter().map(|m| (*m, proxy.received(m))).collect()
 }
 
@@ -43,7 +44,7 @@ fn delta(
 
 /// A bed mining a block every second, a facilitator with the default receipt settings (the
 /// watcher polls every 250 ms at most) behind one counting proxy.
-async fn one_second_blocks() -> Proxied {
+pub(super) async fn one_second_blocks() -> Proxied {
     let h = ExactHarness::start().await;
     let options = options(&h);
     let p = Proxied::with_tx(h, 1, options, TxConfig::default()).await;
@@ -57,8 +58,18 @@ async fn one_second_blocks() -> Proxied {
 }
 
 /// Settles `rounds` payments from each of the bed's buyers, the buyers concurrently; returns the
-/// per-method calls the facilitator made and the blocks mined meanwhile.
+/// per-method calls the facilitator made (`"batch"`: JSON-RPC batches, not a call) and the
+/// blocks mined meanwhile.
 async fn settle_rounds(p: &Proxied, rounds: usize) -> (BTreeMap<&'static str, usize>, u64, usize) {
+    settle_rounds_in(p, rounds, false).await
+}
+
+/// [`settle_rounds`], each settle inside [`x402_evm::provider::coalescing`] when `coalesced`.
+pub(super) async fn settle_rounds_in(
+    p: &Proxied,
+    rounds: usize,
+    coalesced: bool,
+) -> (BTreeMap<&'static str, usize>, u64, usize) {
     let buyers = p.h.bed.buyers().len();
     let first_block = p.h.bed.provider().get_block_number().await.unwrap();
     let before = counts(&p.proxies[0]);
@@ -66,7 +77,13 @@ async fn settle_rounds(p: &Proxied, rounds: usize) -> (BTreeMap<&'static str, us
     let lanes = (0..buyers).map(|buyer| async move {
         for round in 0..rounds {
             let request = p.payment(buyer).await;
-            let s = p.facilitator.settle(&request).await.unwrap();
+            let settle = p.facilitator.settle(&request);
+            let s = if coalesced {
+                x402_evm::provider::coalescing(settle).await
+            } else {
+                settle.await
+            }
+            .unwrap();
             assert!(s.success, "buyer {buyer} round {round}: {s:?}");
         }
     });
@@ -74,7 +91,11 @@ async fn settle_rounds(p: &Proxied, rounds: usize) -> (BTreeMap<&'static str, us
     let calls = delta(&before, &counts(&p.proxies[0]));
     let blocks = p.h.bed.provider().get_block_number().await.unwrap() - first_block;
     let settles = buyers * rounds;
-    let total: usize = calls.values().sum();
+    let total: usize = calls
+        .iter()
+        .filter(|(m, _)| **m != "batch")
+        .map(|(_, n)| n)
+        .sum();
     eprintln!(
         "{settles} settles in {:?} over {blocks} blocks: {total} RPC calls ({:.2} per settle): {calls:?}",
         started.elapsed(),
