@@ -494,8 +494,10 @@ pub async fn settle<S: EvmScheme>(
     scheme: &S,
     ctx: &PaymentContext<'_>,
 ) -> Result<Settlement, SchemeError> {
-    // RPC back-offs (rate limits) never wait past the settle's answer deadline.
-    crate::provider::within(ctx.deadline, settle_in_time(scheme, ctx)).await
+    // RPC back-offs (rate limits) never wait past the settle's answer deadline; the settle's
+    // `pending` reads share their head check with concurrent settles' (one batch).
+    let settle = crate::provider::coalescing(settle_in_time(scheme, ctx));
+    crate::provider::within(ctx.deadline, settle).await
 }
 
 async fn settle_in_time<S: EvmScheme>(
