@@ -1,6 +1,6 @@
 //! A scripted Solana JSON-RPC endpoint on loopback, for unit tests that need no validator: it
-//! answers the handful of methods the facilitator calls from a [`Chain`] whose switches decide
-//! what happens to a transaction sent to it, and records every call.
+//! answers the handful of methods the facilitator calls (singly or in a batch) from a [`Chain`]
+//! whose switches decide what happens to a transaction sent to it, and records every call.
 #![cfg(feature = "buyer")] // only `durable_tests` (buyer feature) uses it
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -198,7 +198,16 @@ fn serve(stream: TcpStream, chain: &Chain, sends_fail: bool) {
             return;
         }
         let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let response = match chain.answer(&request, sends_fail) {
+        // A JSON-RPC batch is answered call by call (HTTP 500 if any call is).
+        let answer = match &request {
+            Value::Array(calls) => calls
+                .iter()
+                .map(|call| chain.answer(call, sends_fail))
+                .collect::<Option<Vec<_>>>()
+                .map(Value::Array),
+            one => chain.answer(one, sends_fail),
+        };
+        let response = match answer {
             Some(answer) => {
                 let body = answer.to_string();
                 format!(

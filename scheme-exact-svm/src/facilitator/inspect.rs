@@ -65,8 +65,9 @@ use x402_core::{Network, PaymentContext, PaymentId, Reason, Rejection, X402Versi
 use super::{Policy, Refusal};
 use crate::instructions::{
     COMPUTE_BUDGET_PROGRAM, LIGHTHOUSE_PROGRAM, MAX_MEMO_BYTES, MEMO_PROGRAM, TransferChecked,
-    associated_token_address, is_advance_nonce, is_token_program, parse_compute_unit_limit,
-    parse_compute_unit_price, parse_transfer_checked, priority_fee_lamports,
+    associated_token_address_remembered, is_advance_nonce, is_token_program,
+    parse_compute_unit_limit, parse_compute_unit_price, parse_transfer_checked,
+    priority_fee_lamports,
 };
 use crate::payload::{self, DecodedTransaction};
 use crate::{Extra, SCHEME};
@@ -376,7 +377,8 @@ fn check_transaction(
     let transfer = read_transfer(keys, transfer_ix)
         .ok_or_else(|| reject(crate::reason::INVALID_EXACT_SVM_PAYLOAD_NO_TRANSFER_INSTRUCTION))?;
     let own_ata = |k: &Pubkey| {
-        associated_token_address(k, &transfer.mint, &transfer.token_program) == transfer.source
+        associated_token_address_remembered(k, &transfer.mint, &transfer.token_program)
+            == transfer.source
     };
     if fee_payers.contains(&transfer.authority)
         || fee_payers.contains(&transfer.source)
@@ -391,8 +393,11 @@ fn check_transaction(
             crate::reason::INVALID_EXACT_SVM_PAYLOAD_MINT_MISMATCH,
         ));
     }
-    let destination =
-        associated_token_address(&expected.pay_to, &expected.asset, &transfer.token_program);
+    let destination = associated_token_address_remembered(
+        &expected.pay_to,
+        &expected.asset,
+        &transfer.token_program,
+    );
     if transfer.destination != destination {
         return Err(reject(
             crate::reason::INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH,

@@ -55,6 +55,9 @@ struct State {
     preflight: Mutex<Vec<String>>,
     down: AtomicBool,
     other_chain: AtomicBool,
+    requests: AtomicUsize,
+    batches: AtomicUsize,
+    refuse_batches: AtomicBool,
     mode: tokio::sync::Mutex<SendMode>,
 }
 
@@ -96,6 +99,9 @@ impl RpcProxy {
             preflight: Mutex::new(Vec::new()),
             down: AtomicBool::new(false),
             other_chain: AtomicBool::new(false),
+            requests: AtomicUsize::new(0),
+            batches: AtomicUsize::new(0),
+            refuse_batches: AtomicBool::new(false),
             mode: tokio::sync::Mutex::new(mode),
         });
         let serving = Arc::clone(&state);
@@ -139,7 +145,22 @@ impl RpcProxy {
             .len()
     }
 
-    /// The methods called so far, in order.
+    /// How many HTTP requests (round trips) reached the proxy, and how many of them were
+    /// JSON-RPC batches it forwarded.
+    pub fn requests(&self) -> (usize, usize) {
+        (
+            self.state.requests.load(Ordering::SeqCst),
+            self.state.batches.load(Ordering::SeqCst),
+        )
+    }
+
+    /// While set, a JSON-RPC batch is answered with one JSON-RPC error object (`-32600`, as
+    /// gateways that do not take batches answer) and not forwarded.
+    pub fn set_refuse_batches(&self, refuse: bool) {
+        self.state.refuse_batches.store(refuse, Ordering::SeqCst);
+    }
+
+    /// The methods called so far, in order (each call of a batch counts).
     pub fn calls(&self) -> Vec<String> {
         self.state
             .calls
@@ -190,27 +211,31 @@ async fn serve(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
 
 impl State {
     async fn handle(&self, body: Vec<u8>) -> Vec<u8> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
         let mut request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let method = request["method"].as_str().unwrap_or_default().to_owned();
-        self.calls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(method.clone());
+        if let Value::Array(calls) = &request {
+            if self.refuse_batches.load(Ordering::SeqCst) {
+                let answer = json!({"jsonrpc": "2.0", "id": null, "error":
+                    {"code": -32600, "message": "batch requests are not supported"}});
+                return serde_json::to_vec(&answer).expect("json");
+            }
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            for call in calls {
+                let method = self.record(call);
+                // The facilitator never batches these: a batch carrying one would escape the
+                // proxy's genesis and send handling, so it fails the test loudly.
+                assert!(
+                    method != "getGenesisHash" && method != "sendTransaction",
+                    "{method} in a batch"
+                );
+            }
+            return self.forward(&request).await;
+        }
+        let method = self.record(&request);
         if method == "getGenesisHash" && self.other_chain.load(Ordering::SeqCst) {
             // Mainnet-beta's genesis hash: a real cluster, just not the one served.
             let answer = json!({"jsonrpc": "2.0", "result": OTHER_GENESIS, "id": request["id"]});
             return serde_json::to_vec(&answer).expect("json");
-        }
-        if method == "simulateTransaction" {
-            self.simulations.fetch_add(1, Ordering::SeqCst);
-            // A transaction the proxy cannot read counts as co-signed: a test never passes
-            // because the proxy could not tell.
-            let co_signed = transaction_of(&request).is_none_or(|d| {
-                d.tx.signatures.first() != Some(&solana_signature::Signature::default())
-            });
-            if co_signed {
-                self.co_signed_simulations.fetch_add(1, Ordering::SeqCst);
-            }
         }
         if method == "sendTransaction" {
             self.sends.fetch_add(1, Ordering::SeqCst);
@@ -246,10 +271,36 @@ impl State {
                 }
             }
         }
+        self.forward(&request).await
+    }
+
+    /// Records one call (its method, and whether it is a simulation of a co-signed
+    /// transaction) and gives its method.
+    fn record(&self, request: &Value) -> String {
+        let method = request["method"].as_str().unwrap_or_default().to_owned();
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(method.clone());
+        if method == "simulateTransaction" {
+            self.simulations.fetch_add(1, Ordering::SeqCst);
+            // A transaction the proxy cannot read counts as co-signed: a test never passes
+            // because the proxy could not tell.
+            let co_signed = transaction_of(request).is_none_or(|d| {
+                d.tx.signatures.first() != Some(&solana_signature::Signature::default())
+            });
+            if co_signed {
+                self.co_signed_simulations.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        method
+    }
+
+    async fn forward(&self, request: &Value) -> Vec<u8> {
         let forwarded = self
             .client
             .post(&self.upstream)
-            .json(&request)
+            .json(request)
             .send()
             .await
             .expect("forward to the validator");

@@ -108,3 +108,64 @@ async fn the_preflight_runs_at_processed_and_a_recovered_endpoint_must_serve_our
     assert_eq!(first.transactions_sent(), 2, "the endpoint is used again");
     assert_eq!(h.proxy.transactions_sent(), 2);
 }
+
+/// A facilitator over `proxy` alone, with the harness's fee payers.
+fn over(h: &SvmHarness, proxy: &RpcProxy) -> LocalFacilitator {
+    let rpc = Rpc::new(&[proxy.url().to_owned()], Duration::from_secs(5)).unwrap();
+    local(
+        &h.network,
+        Facilitator::new(
+            h.network.clone(),
+            rpc,
+            h.fee_payers.iter().map(Keypair::insecure_clone).collect(),
+            Arc::new(MemoryStore::new()),
+            harness_policy(),
+        )
+        .unwrap(),
+    )
+}
+
+/// A verify is one HTTP round trip, `[getMultipleAccounts, simulateTransaction]` in one JSON-RPC
+/// batch (issue 19). An endpoint that refuses batches is asked the two calls one after the
+/// other, and is not sent a batch again for a while; the verdict is the same either way.
+#[tokio::test]
+async fn a_verify_is_one_round_trip_and_an_endpoint_refusing_batches_is_asked_twice() {
+    let h = SvmHarness::start().await;
+    let proxy = RpcProxy::start(h.bed.rpc_url(), SendMode::Forward).await;
+    let f = over(&h, &proxy);
+    let mint = h.bed.spl_token_mint();
+    let req = h.requirements(&mint, AMOUNT, None).await;
+    let request = h.pay_v2(&h.buyer, &req).await;
+
+    // What one verify sent: (HTTP requests, of them batches) and the calls, in order.
+    let verify = async || {
+        let (requests, batches) = proxy.requests();
+        let calls = proxy.calls().len();
+        let v = f.verify(&request).await.unwrap();
+        assert!(v.is_valid, "{v:?}");
+        let after = proxy.requests();
+        (
+            (after.0 - requests, after.1 - batches),
+            proxy.calls()[calls..].to_vec(),
+        )
+    };
+    let both = vec![
+        "getMultipleAccounts".to_owned(),
+        "simulateTransaction".to_owned(),
+    ];
+
+    assert_eq!(verify().await, ((1, 1), both.clone()), "one batch");
+    assert_eq!(proxy.simulations().1, 0, "never a co-signed simulation");
+
+    // Refused: the batch, then the two calls singly; then singly only, remembered.
+    proxy.set_refuse_batches(true);
+    assert_eq!(verify().await, ((3, 0), both.clone()), "refused, then two");
+    assert_eq!(verify().await, ((2, 0), both.clone()), "two, remembered");
+    proxy.set_refuse_batches(false);
+    assert_eq!(
+        verify().await,
+        ((2, 0), both),
+        "still two: batches are tried again only after BATCH_RECHECK"
+    );
+    assert_eq!(proxy.sends(), 0, "a verify sends nothing");
+}
