@@ -261,14 +261,17 @@ impl EvmFacilitatorCore {
         if !self.with_code.has_code(&self.provider, plan.to).await? {
             return Ok(Err(no_code_at(plan, no_code)));
         }
-        let tx = alloy::rpc::types::TransactionRequest::default()
-            .from(from)
-            .to(plan.to)
-            .input(plan.data.clone().into())
-            .gas_limit(plan.gas_limit);
-        let tx = self.signers.with_current_fees(tx).await;
+        // The same request as `call_request` of a `TransactionRequest` with these fields and
+        // `with_current_fees`, written without building one (see `chain::simulate_call`).
+        let call = chain::SimulatedCall {
+            from,
+            to: plan.to,
+            input: &plan.data,
+            gas: plan.gas_limit,
+            fees: self.signers.current_fees().await,
+        };
         Ok(Ok(matches!(
-            chain::call_request(&self.provider, tx).await?,
+            chain::simulate_call(&self.provider, &call).await?,
             CallResult::Ok(_)
         )))
     }
