@@ -400,7 +400,7 @@ pub trait EvmScheme: Send + Sync {
 /// [`x402_core::FacilitatorRole::payer`] answers for an EVM scheme.
 pub fn payer_of<S: EvmScheme>(ctx: &PaymentContext<'_>) -> Option<String> {
     match S::parse(ctx.payload.payload) {
-        Ok(p) => Some(S::payer(&p).to_checksum(None)),
+        Ok(p) => Some(crate::parse::checksummed(&S::payer(&p))),
         Err(_) => S::payer_hint(ctx.payload.payload),
     }
 }
@@ -414,7 +414,7 @@ pub async fn verify<S: EvmScheme>(
         && let Some(rejection) = throttled(scheme, ctx, &p).await?
     {
         return Ok(Verdict::invalid(
-            Some(S::payer(&p).to_checksum(None)),
+            Some(crate::parse::checksummed(&S::payer(&p))),
             rejection,
         ));
     }
@@ -436,7 +436,7 @@ pub async fn verify<S: EvmScheme>(
         };
     }
     let payer = payload
-        .map(|p| S::payer(&p).to_checksum(None))
+        .map(|p| crate::parse::checksummed(&S::payer(&p)))
         .or_else(|| S::payer_hint(ctx.payload.payload));
     Ok(Verdict::from_check(payer, verdict))
 }
