@@ -132,16 +132,59 @@ impl<'de> Visitor<'de> for Scan {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let inner = self.deeper()?;
-        let mut seen = HashSet::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if !seen.insert(key.clone().into_owned()) {
-                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+        // Keys are borrowed from the text unless escaped; a small object's are compared in a
+        // list, a larger one's go to a set (no quadratic scan for made-up objects).
+        let mut few: Vec<Key<'de>> = Vec::new();
+        let mut many: HashSet<Key<'de>> = HashSet::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let fresh = if many.is_empty() && few.len() < FEW_KEYS {
+                !few.contains(&key) && {
+                    few.push(key.clone());
+                    true
+                }
+            } else {
+                if many.is_empty() {
+                    many.extend(few.drain(..));
+                }
+                many.insert(key.clone())
+            };
+            if !fresh {
+                return Err(de::Error::custom(format_args!("duplicate key {:?}", key.0)));
             }
             map.next_value_seed(Scan {
                 depth_left: inner.depth_left,
             })?;
         }
         Ok(())
+    }
+}
+
+/// Up to how many keys an object's are checked for duplicates in a list.
+const FEW_KEYS: usize = 16;
+
+/// An object key, borrowed from the text unless it has escapes (then unescaped).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(key.to_owned())))
+            }
+            fn visit_string<E>(self, key: String) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(key)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
     }
 }
 
@@ -165,6 +208,20 @@ mod tests {
         assert!(!ok(r#"{"a":1,"\u0061":2}"#));
         let err = check(br#"{"k":1,"k":2}"#, JsonLimits::DEFAULT).unwrap_err();
         assert!(err.to_string().contains("duplicate key \"k\""), "{err}");
+    }
+
+    #[test]
+    fn duplicates_rejected_in_large_objects() {
+        for n in [15, 16, 17, 40] {
+            let keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
+            assert!(ok(&format!("{{{}}}", keys.join(","))), "{n} distinct keys");
+            for dup in [0, n / 2, n - 1] {
+                let text = format!("{{{},\"k{dup}\":0}}", keys.join(","));
+                assert!(!ok(&text), "{n} keys, k{dup} again");
+                let escaped = format!("{{{},\"\\u006b{dup}\":0}}", keys.join(","));
+                assert!(!ok(&escaped), "{n} keys, k{dup} again escaped");
+            }
+        }
     }
 
     #[test]

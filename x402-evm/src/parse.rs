@@ -45,13 +45,53 @@ pub fn address(field: &'static str, s: &str) -> Result<Address, FieldError> {
     let parsed: Address = s.parse().map_err(|e| err(field, format!("{e}")))?;
     let mixed = body.bytes().any(|b| b.is_ascii_lowercase())
         && body.bytes().any(|b| b.is_ascii_uppercase());
-    if mixed && parsed.to_checksum(None) != s {
+    if mixed && with_checksum(&parsed, |checksummed| checksummed != s) {
         return Err(err(
             field,
             "mixed-case address with a wrong EIP-55 checksum",
         ));
     }
     Ok(parsed)
+}
+
+/// The EIP-55 spelling of `address`: what `address.to_checksum(None)` returns.
+pub fn checksummed(address: &Address) -> String {
+    with_checksum(address, str::to_owned)
+}
+
+/// How many EIP-55 spellings each thread remembers (direct-mapped by the address's last byte).
+const CHECKSUM_SLOTS: usize = 64;
+
+/// A remembered EIP-55 spelling: the address and its 42 characters.
+type Spelling = Option<(Address, [u8; 42])>;
+
+thread_local! {
+    static SPELLINGS: std::cell::RefCell<[Spelling; CHECKSUM_SLOTS]> =
+        const { std::cell::RefCell::new([None; CHECKSUM_SLOTS]) };
+}
+
+/// Runs `f` on the EIP-55 spelling of `address`. The spelling is a pure function of the address
+/// (one Keccak-256 of its hex), remembered for the last addresses seen on this thread: one
+/// payment names its token, recipient and payer in several fields, which a verify reads more
+/// than once and answers with the payer's spelling. A made-up address only takes a slot; the
+/// answer is always the computed one.
+fn with_checksum<R>(address: &Address, f: impl FnOnce(&str) -> R) -> R {
+    let slot = usize::from(address[19]) % CHECKSUM_SLOTS;
+    let known = SPELLINGS.with(|spellings| match spellings.borrow()[slot] {
+        Some((seen, text)) if seen == *address => Some(text),
+        _ => None,
+    });
+    let text = known.unwrap_or_else(|| {
+        let mut text = [0u8; 42];
+        let _ = address.to_checksum_raw(&mut text, None);
+        SPELLINGS.with(|spellings| spellings.borrow_mut()[slot] = Some((*address, text)));
+        text
+    });
+    match std::str::from_utf8(&text) {
+        Ok(spelling) => f(spelling),
+        // `to_checksum_raw` writes ASCII; never taken.
+        Err(_) => f(&address.to_checksum(None)),
+    }
 }
 
 /// A bytes32 value: `0x` + exactly 64 hex digits.
@@ -119,6 +159,53 @@ pub fn requirement_addresses(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_spellings_are_the_computed_ones() {
+        // Addresses sharing slots (same last byte), repeated, interleaved: each answer is
+        // `to_checksum`'s, and a wrong-case spelling is refused whether remembered or not.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut addresses: Vec<Address> = Vec::new();
+        for i in 0..300u64 {
+            let mut bytes = [0u8; 20];
+            for chunk in bytes.chunks_mut(8) {
+                let word = next().to_le_bytes();
+                chunk.copy_from_slice(&word[..chunk.len()]);
+            }
+            if i % 3 == 0 {
+                bytes[19] = 7;
+            }
+            addresses.push(Address::from(bytes));
+        }
+        for round in 0..3 {
+            for (i, a) in addresses.iter().enumerate() {
+                let a = if round == 1 {
+                    &addresses[(i * 7) % 300]
+                } else {
+                    a
+                };
+                let want = a.to_checksum(None);
+                assert_eq!(checksummed(a), want);
+                assert_eq!(address("from", &want), Ok(*a));
+                // Flip the case of the first letter: a wrong checksum when letters are mixed.
+                if let Some(pos) = want[2..].find(|c: char| c.is_ascii_alphabetic()) {
+                    let mut flipped: Vec<u8> = want.clone().into_bytes();
+                    flipped[pos + 2] ^= 0x20;
+                    let flipped = String::from_utf8(flipped).unwrap();
+                    let body = &flipped[2..];
+                    let mixed = body.bytes().any(|b| b.is_ascii_lowercase())
+                        && body.bytes().any(|b| b.is_ascii_uppercase());
+                    assert_eq!(address("from", &flipped).is_err(), mixed, "{flipped}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn addresses() {

@@ -277,14 +277,17 @@ impl EvmFacilitatorCore {
         if !self.with_code.has_code(&self.provider, plan.to).await? {
             return Ok(Err(no_code_at(plan, no_code)));
         }
-        let tx = alloy::rpc::types::TransactionRequest::default()
-            .from(from)
-            .to(plan.to)
-            .input(plan.data.clone().into())
-            .gas_limit(plan.gas_limit);
-        let tx = self.signers.with_current_fees(tx).await;
+        // The same request as `call_request` of a `TransactionRequest` with these fields and
+        // `with_current_fees`, written without building one (see `chain::simulate_call`).
+        let call = chain::SimulatedCall {
+            from,
+            to: plan.to,
+            input: &plan.data,
+            gas: plan.gas_limit,
+            fees: self.signers.current_fees().await,
+        };
         Ok(Ok(matches!(
-            chain::call_request(&self.provider, tx).await?,
+            chain::simulate_call(&self.provider, &call).await?,
             CallResult::Ok(_)
         )))
     }
@@ -446,7 +449,7 @@ fn same_transaction(a: &SettlePlan, b: &SettlePlan) -> bool {
 /// [`x402_core::FacilitatorRole::payer`] answers for an EVM scheme.
 pub fn payer_of<S: EvmScheme>(ctx: &PaymentContext<'_>) -> Option<String> {
     match S::parse(ctx.payload.payload) {
-        Ok(p) => Some(S::payer(&p).to_checksum(None)),
+        Ok(p) => Some(crate::parse::checksummed(&S::payer(&p))),
         Err(_) => S::payer_hint(ctx.payload.payload),
     }
 }
@@ -460,7 +463,7 @@ pub async fn verify<S: EvmScheme>(
         && let Some(rejection) = throttled(scheme, ctx, &p).await?
     {
         return Ok(Verdict::invalid(
-            Some(S::payer(&p).to_checksum(None)),
+            Some(crate::parse::checksummed(&S::payer(&p))),
             rejection,
         ));
     }
@@ -482,7 +485,7 @@ pub async fn verify<S: EvmScheme>(
         };
     }
     let payer = payload
-        .map(|p| S::payer(&p).to_checksum(None))
+        .map(|p| crate::parse::checksummed(&S::payer(&p)))
         .or_else(|| S::payer_hint(ctx.payload.payload));
     Ok(Verdict::from_check(payer, verdict))
 }

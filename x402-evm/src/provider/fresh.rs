@@ -164,23 +164,170 @@ impl Item {
             "eth_getStorageAt" => 2,
             _ => return Self::Nothing,
         };
-        let params: Vec<Value> = r
-            .params()
-            .and_then(|p| serde_json::from_str(p.get()).ok())
-            .unwrap_or_default();
-        match params.get(position) {
-            None | Some(Value::Null) => Self::Pin(position),
-            Some(Value::String(tag)) if tag == "latest" => Self::Pin(position),
+        // The block parameter alone is read (the transaction object before it is read through
+        // without being built); params that are not a JSON array read as no parameter at all.
+        match Param::of_request(r.serialized().get(), position) {
+            Param::Absent | Param::Null | Param::Latest => Self::Pin(position),
             // A simulation at `pending` (alloy's default for `eth_call`: it sees copies of a
             // payment waiting in the mempool, threat-model S31) cannot be pinned; its endpoint's
             // head is checked.
-            Some(Value::String(tag))
-                if tag == "pending" && matches!(r.method(), "eth_call" | "eth_estimateGas") =>
-            {
+            Param::Pending if matches!(r.method(), "eth_call" | "eth_estimateGas") => {
                 Self::Current { receipt: false }
             }
-            Some(_) => Self::Nothing,
+            Param::Pending | Param::Other => Self::Nothing,
         }
+    }
+}
+
+/// A request's parameter at one position, as [`Item::of`] tells block tags apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Param {
+    /// No such position, or params that are not a JSON array.
+    Absent,
+    /// `null`.
+    Null,
+    /// The string `"latest"`.
+    Latest,
+    /// The string `"pending"`.
+    Pending,
+    /// Anything else (another string, a number, an object…).
+    Other,
+}
+
+impl Param {
+    /// The parameter at `position` of the params of `request` (a serialized JSON-RPC request),
+    /// in one pass over its text and without building anything.
+    fn of_request(request: &str, position: usize) -> Self {
+        let mut de = serde_json::Deserializer::from_str(request);
+        serde::Deserializer::deserialize_map(&mut de, ParamsOf(position))
+            .and_then(|param| de.end().map(|()| param))
+            .unwrap_or(Self::Absent)
+    }
+}
+
+/// Reads a request object, keeping what its params hold at a position.
+struct ParamsOf(usize);
+
+impl<'de> serde::de::Visitor<'de> for ParamsOf {
+    type Value = Param;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON-RPC request")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Param, A::Error> {
+        let mut found = Param::Absent;
+        while let Some(IsParams(is_params)) = map.next_key()? {
+            if is_params {
+                found = map.next_value_seed(ParamAt(self.0))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Whether a key is `params`.
+struct IsParams(bool);
+
+impl<'de> serde::Deserialize<'de> for IsParams {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl serde::de::Visitor<'_> for Key {
+            type Value = IsParams;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<IsParams, E> {
+                Ok(IsParams(key == "params"))
+            }
+        }
+        d.deserialize_str(Key)
+    }
+}
+
+/// Reads a params array, keeping what the element at its position is.
+struct ParamAt(usize);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ParamAt {
+    type Value = Param;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Param, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ParamAt {
+    type Value = Param;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a params array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Param, A::Error> {
+        // Every element is read through (the others as any JSON value, nothing kept), so this
+        // refuses exactly what reading the array as `Vec<serde_json::Value>` refuses.
+        let mut found = Param::Absent;
+        let mut index = 0;
+        while let Some(param) = seq.next_element::<Param>()? {
+            if index == self.0 {
+                found = param;
+            }
+            index += 1;
+        }
+        Ok(found)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Param {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ParamVisitor)
+    }
+}
+
+/// Reads one parameter; nothing is built (strings are compared with the two tags, numbers read
+/// as `serde_json::Value` reads them, so out-of-range ones fail alike).
+struct ParamVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ParamVisitor {
+    type Value = Param;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Param, E> {
+        Ok(Param::Null)
+    }
+    fn visit_none<E>(self) -> Result<Param, E> {
+        Ok(Param::Null)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Param, E> {
+        Ok(Param::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Param, E> {
+        Ok(Param::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Param, E> {
+        Ok(Param::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Param, E> {
+        Ok(Param::Other)
+    }
+    fn visit_str<E>(self, tag: &str) -> Result<Param, E> {
+        Ok(match tag {
+            "latest" => Param::Latest,
+            "pending" => Param::Pending,
+            _ => Param::Other,
+        })
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Param, A::Error> {
+        while seq.next_element::<Param>()?.is_some() {}
+        Ok(Param::Other)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Param, A::Error> {
+        while map.next_entry::<Param, Param>()?.is_some() {}
+        Ok(Param::Other)
     }
 }
 
@@ -537,6 +684,100 @@ mod tests {
             need("eth_sendRawTransaction", serde_json::json!(["0x00"])),
             Item::Nothing
         );
+    }
+
+    /// What `Item::of` answered when it read the params as `Vec<serde_json::Value>`.
+    fn item_by_value(method: &str, params: &str) -> Item {
+        let position = match method {
+            "eth_call"
+            | "eth_estimateGas"
+            | "eth_getBalance"
+            | "eth_getTransactionCount"
+            | "eth_getCode" => 1,
+            "eth_getStorageAt" => 2,
+            _ => unreachable!(),
+        };
+        let params: Vec<Value> = serde_json::from_str(params).unwrap_or_default();
+        match params.get(position) {
+            None | Some(Value::Null) => Item::Pin(position),
+            Some(Value::String(tag)) if tag == "latest" => Item::Pin(position),
+            Some(Value::String(tag))
+                if tag == "pending" && matches!(method, "eth_call" | "eth_estimateGas") =>
+            {
+                Item::Current { receipt: false }
+            }
+            Some(_) => Item::Nothing,
+        }
+    }
+
+    #[test]
+    fn the_block_tag_is_read_as_the_value_reading_read_it() {
+        let tx = r#"{"from":"0x0000000000000000000000000000000000000001","to":"0x0000000000000000000000000000000000000002","gas":"0x249f0","input":"0xe3ee160e","nested":{"a":[1,2,{"b":null}],"c":"\"latest\""}}"#;
+        let a = r#""0x0000000000000000000000000000000000000001""#;
+        let mut cases: Vec<String> = Vec::new();
+        for block in [
+            "",
+            r#""latest""#,
+            r#""pending""#,
+            r#""earliest""#,
+            r#""safe""#,
+            "null",
+            r#""0x10""#,
+            "16",
+            "-1",
+            "1.5",
+            "1e400",
+            "true",
+            "{}",
+            "[]",
+            r#"{"blockNumber":"0x1"}"#,
+            r#""lat\u0065st""#,
+            r#""pending ""#,
+            r#""Latest""#,
+            r#""\ud800""#,
+        ] {
+            let sep = if block.is_empty() { "" } else { "," };
+            cases.push(format!("[{tx}{sep}{block}]"));
+            cases.push(format!("[{a}{sep}{block}]"));
+            cases.push(format!("[{a},\"0x0\"{sep}{block}]"));
+            cases.push(format!("[{tx}{sep}{block},{{}}]"));
+            cases.push(format!("[{tx}{sep}{block},1e400]"));
+            cases.push(format!("[1e400{sep}{block}]"));
+        }
+        cases.extend(
+            [
+                "[]",
+                "{}",
+                "null",
+                r#""latest""#,
+                r#"[{"a":1,"a":2},"0x1"]"#,
+                r#"[{"a":1,"a":2},"latest"]"#,
+            ]
+            .map(str::to_owned),
+        );
+        cases.push(format!("[{}{}, \"0x1\"]", "[".repeat(200), "]".repeat(200)));
+        cases.push(format!("[{}{}, \"0x1\"]", "[".repeat(100), "]".repeat(100)));
+        let methods = [
+            "eth_call",
+            "eth_estimateGas",
+            "eth_getBalance",
+            "eth_getTransactionCount",
+            "eth_getCode",
+            "eth_getStorageAt",
+        ];
+        for params in &cases {
+            for method in methods {
+                // Text that is not JSON cannot be a request's params; what is, is compared.
+                let Ok(raw) = serde_json::value::RawValue::from_string(params.clone()) else {
+                    continue;
+                };
+                let request = Request::new(method, Id::Number(1), raw)
+                    .serialize()
+                    .unwrap();
+                let got = Need::of(&RequestPacket::Single(request)).items[0].1.clone();
+                assert_eq!(got, item_by_value(method, params), "{method} {params}");
+            }
+        }
     }
 
     #[test]

@@ -262,6 +262,21 @@ impl SignerPool {
         &self,
         tx: alloy::rpc::types::TransactionRequest,
     ) -> alloy::rpc::types::TransactionRequest {
+        match self.current_fees().await {
+            crate::chain::CallFees::Eip1559 {
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
+            } => tx
+                .max_fee_per_gas(max_fee_per_gas)
+                .max_priority_fee_per_gas(max_priority_fee_per_gas),
+            crate::chain::CallFees::Legacy { gas_price } => tx.gas_price(gas_price),
+            crate::chain::CallFees::None => tx,
+        }
+    }
+
+    /// The fee fields [`SignerPool::with_current_fees`] sets (none when the market cannot be
+    /// read).
+    pub async fn current_fees(&self) -> crate::chain::CallFees {
         let inner = &*self.inner;
         let caps = FeeCaps {
             max_fee_per_gas: inner.config.max_fee_per_gas_cap,
@@ -271,11 +286,14 @@ impl SignerPool {
             Ok(fees::FeeQuote::Eip1559 {
                 max_fee_per_gas,
                 max_priority_fee_per_gas,
-            }) => tx
-                .max_fee_per_gas(max_fee_per_gas)
-                .max_priority_fee_per_gas(max_priority_fee_per_gas),
-            Ok(fees::FeeQuote::Legacy { gas_price }) => tx.gas_price(gas_price),
-            Err(_) => tx,
+            }) => crate::chain::CallFees::Eip1559 {
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
+            },
+            Ok(fees::FeeQuote::Legacy { gas_price }) => {
+                crate::chain::CallFees::Legacy { gas_price }
+            }
+            Err(_) => crate::chain::CallFees::None,
         }
     }
 
