@@ -111,8 +111,18 @@ pub struct Cost {
     pub store_cpu_s_per_1k: Option<f64>,
     /// Share of all cores the processes above kept busy during the step.
     pub cpu_busy_fraction: Option<f64>,
-    /// The facilitator's peak RSS during the step, in MiB.
+    /// The facilitator's peak RSS during the step, in MiB: its `VmHWM`, reset to its current
+    /// RSS right before the step (`/proc/PID/clear_refs`), so it counts what was resident when
+    /// the step began — memory an earlier step left behind included — and the highest point
+    /// since.
     pub facilitator_peak_rss_mib: Option<f64>,
+    /// The facilitator's RSS when the step began (right after that reset), in MiB: what the
+    /// steps before left resident.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facilitator_rss_at_start_mib: Option<f64>,
+    /// The facilitator's RSS when the step's last answer came, in MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facilitator_rss_at_end_mib: Option<f64>,
 }
 
 /// One measured step.
@@ -149,6 +159,7 @@ pub async fn step(
     if let Some(pid) = probe.facilitator_pid {
         procstat::reset_peak_rss(pid);
     }
+    let rss_at_start = probe.facilitator_pid.and_then(procstat::rss_mib);
     let before = probe.sample().await;
     let run = match load {
         Load::Closed { concurrency } => {
@@ -156,6 +167,7 @@ pub async fn step(
         }
         Load::Open { rate_per_s } => driver::open_loop(target, feed, rate_per_s, limits).await,
     };
+    let rss_at_end = probe.facilitator_pid.and_then(procstat::rss_mib);
     let after = probe.sample().await;
     let summary = run.recorder.summary(run.elapsed);
     let ops = summary.sent as f64;
@@ -200,6 +212,8 @@ pub async fn step(
             store_cpu_s_per_1k: per_k(after.store, before.store),
             cpu_busy_fraction: busy,
             facilitator_peak_rss_mib: probe.facilitator_pid.and_then(procstat::peak_rss_mib),
+            facilitator_rss_at_start_mib: rss_at_start,
+            facilitator_rss_at_end_mib: rss_at_end,
         },
         blocks: None,
         signer_txs: None,

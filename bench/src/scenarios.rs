@@ -38,7 +38,12 @@ pub(crate) fn progress(line: &str) {
     let _ = writeln!(std::io::stderr(), "[x402-bench] {line}");
 }
 
-/// The verify sweep against one facilitator, then an open-loop step at half its peak.
+/// How long the facilitator is left idle, its sweep connections closed, before the open-loop
+/// verify step.
+pub(crate) const OPEN_LOOP_SETTLE: Duration = Duration::from_secs(1);
+
+/// The verify sweep against one facilitator, then an open-loop step at half its peak, on fresh
+/// connections after [`OPEN_LOOP_SETTLE`].
 pub(crate) async fn verify_sweep(
     u: &Under<'_>,
     feed: &Feed,
@@ -92,6 +97,15 @@ pub(crate) async fn verify_sweep(
             "{name} — {}: open loop at {rate:.0}/s",
             u.facilitator.name
         ));
+        // The open-loop step runs on connections of its own: the sweep's (as many as its
+        // largest concurrency, idle in the driver's pool) are closed, and the facilitator gets
+        // OPEN_LOOP_SETTLE to finish with them, so the step's peak RSS (reset as it starts)
+        // counts what the open-loop load needs and what the facilitator still holds from the
+        // sweep by then — not a thousand connections the bench left open. The same for every
+        // facilitator.
+        drop(target);
+        let target = Target::new(&u.facilitator.url, Route::Verify, Duration::from_secs(30))?;
+        tokio::time::sleep(OPEN_LOOP_SETTLE).await;
         let step = measure::step(
             &target,
             feed,

@@ -18,6 +18,8 @@
 //!
 //! `main` parses arguments and calls the library; tests drive the same `server::serve`.
 
+mod memory;
+
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -192,6 +194,10 @@ async fn run(config: Config, mode: Mode) -> ExitCode {
     }
     for line in &plan {
         tracing::info!(scheme = %line.scheme, network = %line.network, signers = ?line.signers, "serving");
+    }
+    // Gives the memory of a finished load burst back to the OS (glibc; see memory.rs).
+    if let Err(e) = memory::spawn_trimmer() {
+        tracing::warn!(error = %e, "the memory trimmer thread did not start");
     }
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
