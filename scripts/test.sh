@@ -27,6 +27,10 @@ scripts/install-tools.sh
 source "$X402_CACHE/env.sh"
 
 step "workspace tests"
+# The binaries the tests run as programs (the `x402` CLI among them: a package without
+# integration tests of its own gets only its unit-test build from `cargo test`), with the
+# workspace's unified features — the same artifacts the tests link, nothing built twice.
+cargo build --workspace --bins
 cargo test --workspace --all-targets
 
 step "facilitator-bin composition: each feature set links exactly its chain stacks"

@@ -56,8 +56,9 @@ fn the_demo_pays_on_solana_while_every_core_is_busy() {
         let path = demo.with_file_name(sibling);
         assert!(
             path.exists(),
-            "{} is missing: the demo runs it (cargo test --workspace builds it; alone: cargo \
-             build -p facilitator-bin -p x402-buyer --features x402-buyer/cli)",
+            "{} is missing: the demo runs it (scripts/test.sh builds it with `cargo build \
+             --workspace --bins`; alone: cargo build -p facilitator-bin -p x402-buyer --features \
+             x402-buyer/cli)",
             path.display()
         );
     }
