@@ -73,7 +73,15 @@ pub async fn call_request(
     provider: &DynProvider,
     tx: TransactionRequest,
 ) -> Result<CallResult, SchemeError> {
-    match provider.call(tx).await {
+    call_result(provider.call(tx).await)
+}
+
+/// An `eth_call` answer as a [`CallResult`]: data, a revert (an execution failure), or an RPC
+/// failure.
+fn call_result(
+    answer: Result<Bytes, RpcError<TransportErrorKind>>,
+) -> Result<CallResult, SchemeError> {
+    match answer {
         Ok(out) => Ok(CallResult::Ok(out)),
         Err(RpcError::ErrorResp(e)) if is_execution_failure(&e) => Ok(CallResult::Reverted),
         Err(e) => Err(rpc_error(e)),
@@ -167,11 +175,7 @@ pub async fn simulate_call(
     provider: &DynProvider,
     call: &SimulatedCall<'_>,
 ) -> Result<CallResult, SchemeError> {
-    match eth_call_raw(provider, call.params()).await {
-        Ok(out) => Ok(CallResult::Ok(out)),
-        Err(RpcError::ErrorResp(e)) if is_execution_failure(&e) => Ok(CallResult::Reverted),
-        Err(e) => Err(rpc_error(e)),
-    }
+    call_result(eth_call_raw(provider, call.params()).await)
 }
 
 /// `eth_call` with `params` (JSON text) through the provider's transport, its answer read as

@@ -582,7 +582,7 @@ impl Settler {
         if used {
             let foreign = self.find_front_runner(&plan.nonce_check).await;
             let outcome = Outcome::Failed {
-                reason: plan.nonce_check.used_reason(),
+                reason: used_reason.clone(),
                 transaction: foreign.map(|h| format!("{h:#x}")),
             };
             if !self.complete(plan, token, outcome.clone()).await? {
@@ -592,7 +592,7 @@ impl Settler {
                 payer,
                 outcome.transaction().map(str::to_owned),
                 Rejection::with_message(
-                    plan.nonce_check.used_reason(),
+                    used_reason,
                     "the authorization was used on chain by another transaction",
                 ),
             ));

@@ -278,7 +278,7 @@ impl EvmFacilitatorCore {
             return Ok(Err(no_code_at(plan, no_code)));
         }
         // The same request as `call_request` of a `TransactionRequest` with these fields and
-        // `with_current_fees`, written without building one (see `chain::simulate_call`).
+        // these fees, written without building one (see `chain::simulate_call`).
         let call = chain::SimulatedCall {
             from,
             to: plan.to,

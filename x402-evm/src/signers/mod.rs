@@ -255,27 +255,9 @@ impl SignerPool {
         })
     }
 
-    /// `tx` with the fee fields a transaction sent now would carry (the cached market within
-    /// the configured caps), so a simulation sees the gas price execution will; unchanged when
-    /// the market cannot be read or exceeds the caps (the send itself refuses then).
-    pub async fn with_current_fees(
-        &self,
-        tx: alloy::rpc::types::TransactionRequest,
-    ) -> alloy::rpc::types::TransactionRequest {
-        match self.current_fees().await {
-            crate::chain::CallFees::Eip1559 {
-                max_fee_per_gas,
-                max_priority_fee_per_gas,
-            } => tx
-                .max_fee_per_gas(max_fee_per_gas)
-                .max_priority_fee_per_gas(max_priority_fee_per_gas),
-            crate::chain::CallFees::Legacy { gas_price } => tx.gas_price(gas_price),
-            crate::chain::CallFees::None => tx,
-        }
-    }
-
-    /// The fee fields [`SignerPool::with_current_fees`] sets (none when the market cannot be
-    /// read).
+    /// The fee fields a transaction sent now would carry (the cached market within the
+    /// configured caps), so a simulation sees the gas price execution will; none when the market
+    /// cannot be read or exceeds the caps (the send itself refuses then).
     pub async fn current_fees(&self) -> crate::chain::CallFees {
         let inner = &*self.inner;
         let caps = FeeCaps {
