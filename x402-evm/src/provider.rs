@@ -21,7 +21,8 @@
 //! - **Freshness.** An endpoint behind the newest block seen on the network is skipped for the
 //!   reads that decide payments, and those reads are made at a block by number (see [`fresh`]);
 //!   the head check and the read go out as one JSON-RPC batch (one HTTP round trip). Inside
-//!   [`coalescing`], concurrent reads that need the head check share one (see [`coalesce`]).
+//!   [`coalescing`], concurrent reads that need the head check share one; inside [`batching`],
+//!   state reads beyond a few in flight share HTTP round trips (see [`coalesce`]).
 //! - **Batches.** A JSON-RPC batch is one request here: failed over, retried and checked for
 //!   freshness whole (item by item); any item refused for a rate limit makes it a refusal.
 //!
@@ -53,8 +54,8 @@ use alloy::transports::{TransportError, TransportErrorKind, TransportFut};
 use tracing::{debug, warn};
 
 pub use self::attempt::{AttemptError, RpcFailure};
-use self::coalesce::Coalescer;
-pub use self::coalesce::coalescing;
+use self::coalesce::{Coalescer, Policy, Reply};
+pub use self::coalesce::{batching, coalescing};
 use self::endpoint::Endpoint;
 pub use self::fresh::ChainHead;
 use self::fresh::Need;
@@ -302,25 +303,47 @@ impl FailoverTransport {
 
     async fn request(self, request: RequestPacket) -> Result<ResponsePacket, TransportError> {
         let need = Need::of(&request);
-        if coalesce::active()
-            && let RequestPacket::Single(single) = &request
-            && need.has_current()
-            && self.inner.head.seen() > 0
-            && self.inner.endpoints[self.active()].batches(elapsed_ms(self.inner.epoch))
-        {
-            let (_flight, waiting) =
-                self.inner
-                    .coalescer
-                    .join(&self, single, DEADLINE.try_with(|d| *d).ok());
-            if let Some(waiting) = waiting
-                && let Ok(Some(answer)) = waiting.await
-            {
-                return Ok(ResponsePacket::Single(answer));
-            }
-            // Alone, or the batch failed: this read goes out alone, as outside the scope.
+        let RequestPacket::Single(single) = &request else {
             return self.send(request, need).await;
+        };
+        let batches = || self.inner.endpoints[self.active()].batches(elapsed_ms(self.inner.epoch));
+        match coalesce::policy_now() {
+            Some(Policy::Window)
+                if need.has_current() && self.inner.head.seen() > 0 && batches() =>
+            {
+                let (_flight, waiting) =
+                    self.inner
+                        .coalescer
+                        .join(&self, single, DEADLINE.try_with(|d| *d).ok());
+                if let Some(waiting) = waiting
+                    && let Ok(Reply::Answer(answer)) = waiting.await
+                {
+                    return Ok(ResponsePacket::Single(answer));
+                }
+                // Alone, or the batch failed: this read goes out alone, as outside the scope.
+                self.send(request, need).await
+            }
+            Some(Policy::UnderLoad) if coalesce::shareable(single.method()) && batches() => {
+                let deadline = DEADLINE.try_with(|d| *d).ok();
+                let slot = match self
+                    .inner
+                    .coalescer
+                    .join_under_load(&self, single, deadline)
+                {
+                    Ok(slot) => Some(slot),
+                    Err(waiting) => match waiting.await {
+                        Ok(Reply::Answer(answer)) => return Ok(ResponsePacket::Single(answer)),
+                        Ok(Reply::Alone(slot)) => slot,
+                        Err(_) => None,
+                    },
+                };
+                // Alone (in a slot), or the batch failed: as outside the scope.
+                let answer = self.send(request, need).await;
+                drop(slot);
+                answer
+            }
+            _ => self.send(request, need).await,
         }
-        self.send(request, need).await
     }
 
     /// Sends `request` (needing `need`) with failover, rate-limit back-off and freshness.

@@ -15,7 +15,8 @@ use x402_core::{
     FacilitatorRole, Network, PaymentContext, PaymentId, Reason, Rejection, SchemeError,
     SchemeStatus, Settlement, SettlementStore, Verdict,
 };
-use x402_evm::facilitator::{Checked, EvmFacilitatorCore, EvmScheme, Phase};
+use x402_evm::facilitator::{EvmFacilitatorCore, EvmScheme, Phase};
+use x402_evm::settle::SettlePlan;
 use x402_evm::signers::SignerPool;
 
 pub use x402_evm::permit2::permit2_id;
@@ -149,46 +150,43 @@ impl EvmScheme for Facilitator {
         }
     }
 
-    /// Parses and verifies (the same at verify and settle); `Ok(plan)` when the payment is valid.
-    async fn check(
+    /// Verifies (the same at verify and settle); `Ok(plan)` when the payment is valid.
+    async fn check_parsed(
         &self,
         ctx: &PaymentContext<'_>,
+        payload: &ExactEvmPayload,
         phase: Phase,
-    ) -> Result<Checked<ExactEvmPayload>, SchemeError> {
-        let payload = match payload::parse(ctx.payload.payload) {
-            Ok(p) => p,
-            Err(r) => return Ok((None, Err(r))),
-        };
+    ) -> Result<Result<SettlePlan, Rejection>, SchemeError> {
         if matches!(payload, ExactEvmPayload::Permit2(_)) && !self.policy.permit2 {
             let m = "Permit2 payments are not served on this network (permit2 = false)";
-            let rejection = Rejection::with_message(Reason::UNSUPPORTED_PAYLOAD_TYPE, m);
-            return Ok((Some(payload), Err(rejection)));
+            return Ok(Err(Rejection::with_message(
+                Reason::UNSUPPORTED_PAYLOAD_TYPE,
+                m,
+            )));
         }
         let extra: Extra = match ctx.requirements.extra_as() {
             Ok(e) => e.unwrap_or_default(),
             Err(e) => {
-                return Ok((
-                    Some(payload),
-                    Err(Rejection::with_message(
-                        Reason::INVALID_PAYMENT_REQUIREMENTS,
-                        format!("extra: {e}"),
-                    )),
-                ));
+                return Ok(Err(Rejection::with_message(
+                    Reason::INVALID_PAYMENT_REQUIREMENTS,
+                    format!("extra: {e}"),
+                )));
             }
         };
         // A transfer of nothing still costs our gas, and anyone could repeat it (threat-model S4).
         if ctx.requirements.amount.is_zero() {
             let m = "exact moves a positive amount; the requirements ask for 0";
-            let rejection = Rejection::with_message(Reason::INVALID_PAYMENT_REQUIREMENTS, m);
-            return Ok((Some(payload), Err(rejection)));
+            return Ok(Err(Rejection::with_message(
+                Reason::INVALID_PAYMENT_REQUIREMENTS,
+                m,
+            )));
         }
-        let verdict = match &payload {
-            ExactEvmPayload::Eip3009(p) => self.verify_eip3009(ctx, p, &extra, phase).await?,
+        match payload {
+            ExactEvmPayload::Eip3009(p) => self.verify_eip3009(ctx, p, &extra, phase).await,
             ExactEvmPayload::Permit2(p) => {
-                x402_evm::facilitator::verify_permit2(self, ctx, p, phase).await?
+                x402_evm::facilitator::verify_permit2(self, ctx, p, phase).await
             }
-        };
-        Ok((Some(payload), verdict))
+        }
     }
 
     /// The identity of a payment without verifying it, whatever refused it.

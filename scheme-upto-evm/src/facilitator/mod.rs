@@ -15,7 +15,7 @@ use x402_core::{
     FacilitatorRole, Network, PaymentContext, PaymentId, Reason, Rejection, SchemeError,
     SchemeStatus, Settlement, Verdict,
 };
-use x402_evm::facilitator::{Checked, EvmFacilitatorCore, EvmScheme, Phase};
+use x402_evm::facilitator::{EvmFacilitatorCore, EvmScheme, Phase};
 use x402_evm::permit2::permit2_id;
 use x402_evm::settle::{SettlePlan, settled};
 use x402_evm::signers::SignerPool;
@@ -132,17 +132,13 @@ impl EvmScheme for Facilitator {
 
     /// Parses and verifies; the plan settles `requirements.amount` (the maximum at verify, the
     /// charge at settle).
-    async fn check(
+    async fn check_parsed(
         &self,
         ctx: &PaymentContext<'_>,
+        p: &UptoPayload,
         phase: Phase,
-    ) -> Result<Checked<UptoPayload>, SchemeError> {
-        let p = match payload::parse(ctx.payload.payload) {
-            Ok(p) => p,
-            Err(r) => return Ok((None, Err(r))),
-        };
-        let verdict = x402_evm::facilitator::verify_permit2(self, ctx, &p, phase).await?;
-        Ok((Some(p), verdict))
+    ) -> Result<Result<SettlePlan, Rejection>, SchemeError> {
+        x402_evm::facilitator::verify_permit2(self, ctx, p, phase).await
     }
 
     /// The Permit2 identity, unless the charge exceeds the authorization (never a repeat).

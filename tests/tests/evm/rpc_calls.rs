@@ -242,6 +242,81 @@ async fn a_node_without_batches_is_asked_in_two_steps_and_a_refused_item_is_retr
     assert_eq!(c.proxy.forwarded(SEND), 1);
 }
 
+/// Concurrent verifies (the verify path runs inside `x402_evm::provider::batching`): beyond the
+/// first few on their way, their simulations share HTTP round trips, and each payment still gets
+/// its own verdict — funded ones valid, unfunded ones refused for their balance, nothing sent.
+#[tokio::test]
+async fn concurrent_verifies_share_round_trips_and_each_gets_its_own_verdict() {
+    let c = Counted::start().await;
+    // The first verify learns the token's and the target's code.
+    let warm = c
+        .payment(&c.h.bed.buyer(0).signer, TransferMethod::Eip3009)
+        .await;
+    c.counted_verify(&warm, &["eth_call"]).await;
+
+    let mut funded = Vec::new();
+    for i in 1..5 {
+        for _ in 0..2 {
+            funded.push(
+                c.payment(&c.h.bed.buyer(i).signer, TransferMethod::Eip3009)
+                    .await,
+            );
+        }
+    }
+    let (r0, c0) = (c.proxy.requests(), c.proxy.received("eth_call"));
+    let verdicts = futures::future::join_all(funded.iter().map(|r| c.facilitator.verify(r))).await;
+    for v in verdicts {
+        let v = v.unwrap();
+        assert!(v.is_valid, "{v:?}");
+    }
+    let requests = c.proxy.requests() - r0;
+    eprintln!(
+        "{} concurrent verifies: {requests} HTTP requests",
+        funded.len()
+    );
+    assert_eq!(
+        c.proxy.received("eth_call") - c0,
+        funded.len(),
+        "one simulation each"
+    );
+    assert!(
+        requests < funded.len(),
+        "{requests} round trips for {}",
+        funded.len()
+    );
+
+    // Mixed with payments from accounts without USDC: each verdict is its own.
+    let mut mixed: Vec<(VerifyRequest, bool)> = Vec::new();
+    for i in 1..5 {
+        mixed.push((
+            c.payment(&c.h.bed.buyer(i).signer, TransferMethod::Eip3009)
+                .await,
+            true,
+        ));
+        mixed.push((
+            c.payment(&PrivateKeySigner::random(), TransferMethod::Eip3009)
+                .await,
+            false,
+        ));
+    }
+    let verdicts =
+        futures::future::join_all(mixed.iter().map(|(r, _)| c.facilitator.verify(r))).await;
+    for ((_, funded), v) in mixed.iter().zip(verdicts) {
+        let v = v.unwrap();
+        if *funded {
+            assert!(v.is_valid, "{v:?}");
+        } else {
+            assert!(!v.is_valid, "{v:?}");
+            assert_eq!(
+                v.invalid_reason,
+                Some(scheme_exact_evm::reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE),
+                "{v:?}"
+            );
+        }
+    }
+    assert_eq!(c.proxy.forwarded(SEND), 0, "a verify sends nothing");
+}
+
 /// Delegates `account` (a dev account; its key signs the authorization) to `to` with a type-4
 /// transaction sent by the bed's deployer; `Address::ZERO` removes the delegation.
 async fn delegate(h: &ExactHarness, account: &PrivateKeySigner, to: Address) {

@@ -386,12 +386,40 @@ pub trait EvmScheme: Send + Sync {
         payload: &Self::Payload,
     ) -> Result<bool, SchemeError>;
 
+    /// Verifies a parsed payload; `Ok(plan)` when valid.
+    async fn check_parsed(
+        &self,
+        ctx: &PaymentContext<'_>,
+        payload: &Self::Payload,
+        phase: Phase,
+    ) -> Result<Result<SettlePlan, Rejection>, SchemeError>;
+
     /// Parses and verifies; the payload (when it parses) and `Ok(plan)` when valid.
     async fn check(
         &self,
         ctx: &PaymentContext<'_>,
         phase: Phase,
-    ) -> Result<Checked<Self::Payload>, SchemeError>;
+    ) -> Result<Checked<Self::Payload>, SchemeError> {
+        self.check_from(ctx, Self::parse(ctx.payload.payload), phase)
+            .await
+    }
+
+    /// [`EvmScheme::check`] of a payload parsed already (once per request: the cool-down
+    /// lookup before the check needs the payer).
+    async fn check_from(
+        &self,
+        ctx: &PaymentContext<'_>,
+        parsed: Result<Self::Payload, Rejection>,
+        phase: Phase,
+    ) -> Result<Checked<Self::Payload>, SchemeError> {
+        match parsed {
+            Ok(payload) => {
+                let verdict = self.check_parsed(ctx, &payload, phase).await?;
+                Ok((Some(payload), verdict))
+            }
+            Err(rejection) => Ok((None, Err(rejection))),
+        }
+    }
 
     /// The identity under which a payment refused by `rejection` may have been settled before
     /// (its recorded outcome is then the answer); `None` answers with the rejection.
@@ -459,15 +487,24 @@ pub async fn verify<S: EvmScheme>(
     scheme: &S,
     ctx: &PaymentContext<'_>,
 ) -> Result<Verdict, SchemeError> {
-    if let Ok(p) = S::parse(ctx.payload.payload)
-        && let Some(rejection) = throttled(scheme, ctx, &p).await?
+    // Under load, the verifies' chain reads share HTTP round trips (one batch for many).
+    crate::provider::batching(verify_now(scheme, ctx)).await
+}
+
+async fn verify_now<S: EvmScheme>(
+    scheme: &S,
+    ctx: &PaymentContext<'_>,
+) -> Result<Verdict, SchemeError> {
+    let parsed = S::parse(ctx.payload.payload);
+    if let Ok(p) = &parsed
+        && let Some(rejection) = throttled(scheme, ctx, p).await?
     {
         return Ok(Verdict::invalid(
-            Some(crate::parse::checksummed(&S::payer(&p))),
+            Some(crate::parse::checksummed(&S::payer(p))),
             rejection,
         ));
     }
-    let (payload, checked) = scheme.check(ctx, Phase::Verify).await?;
+    let (payload, checked) = scheme.check_from(ctx, parsed, Phase::Verify).await?;
     // A payment the store has any record of (in flight, pending, settled, failed, consumed)
     // does not verify: one header must not buy handler runs forever (threat-model S78).
     let id = identity(scheme, ctx, payload.as_ref(), &checked);
@@ -514,20 +551,20 @@ async fn settle_in_time<S: EvmScheme>(
     // The turn is the store's, keyed by network and payer: `exact` and `upto` on one network,
     // and every process sharing the store, take turns (threat-model S83).
     // The turn is taken only for a payload its payer signed (threat-model S76).
-    let parsed = S::parse(ctx.payload.payload).ok();
+    let parsed = S::parse(ctx.payload.payload);
     // A payer in a cool-down (a settlement of theirs reverted at our gas) sends nothing.
-    if let Some(p) = &parsed
+    if let Ok(p) = &parsed
         && let Some(rejection) = throttled(scheme, ctx, p).await?
     {
         return Ok(failed(S::payer(p), None, rejection));
     }
     let authentic = match &parsed {
-        Some(p) => scheme.authentic(ctx, p).await?,
-        None => false,
+        Ok(p) => scheme.authentic(ctx, p).await?,
+        Err(_) => false,
     };
-    let payer_turn = match parsed {
-        Some(p) if authentic => {
-            let payer = S::payer(&p);
+    let payer_turn = match &parsed {
+        Ok(p) if authentic => {
+            let payer = S::payer(p);
             let key = payer_key(&core.network, payer);
             let wait =
                 x402_core::timing::capped(core.signers.config().receipt_timeout, ctx.deadline);
@@ -538,7 +575,7 @@ async fn settle_in_time<S: EvmScheme>(
         }
         _ => None,
     };
-    let (payload, verdict) = scheme.check(ctx, Phase::Settle).await?;
+    let (payload, verdict) = scheme.check_from(ctx, parsed, Phase::Settle).await?;
     let Some(payload) = payload else {
         let hint = S::payer_hint(ctx.payload.payload);
         let r = verdict.err().unwrap_or_else(|| Rejection::new(S::UNPARSED));

@@ -24,6 +24,15 @@
 //!   one item is that item's answer, not a failure).
 //! - An endpoint that does not take batches (see [`super::fresh::BATCH_RECHECK`]) is sent
 //!   nothing coalesced; a batch holds at most [`MAX_BATCH`] reads.
+//!
+//! **Under load** ([`batching`], the verify path) the policy differs: a read that can be batched
+//! ([`shareable`]: `eth_call`, `eth_getCode` and other state reads, head check or not) goes out
+//! at once, alone, while fewer than [`UNDER_LOAD_DEPTH`] such requests are on their way to the
+//! transport's endpoint; beyond that it joins a batch that goes out when one of those returns, or
+//! after [`COALESCE_WINDOW`], whichever is first (group commit). A quiet facilitator's verify
+//! waits for nothing; a busy one's verifies share HTTP round trips — and their head check — in
+//! proportion to the load, at most [`COALESCE_WINDOW`] later. Everything above (renumbering, one
+//! ordinary request, any failure: each alone) holds for these batches too.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -55,23 +64,64 @@ pub const RECENT: Duration = Duration::from_millis(100);
 /// at 100 to 1,000 items, some lower), and a refused batch costs every member a second request.
 pub const MAX_BATCH: usize = 50;
 
+/// Under [`batching`], how many requests of the scope may be on their way to one transport's
+/// endpoint before further reads wait to share a batch. A node answers a batch's items one after
+/// the other (anvil does), so a few requests side by side keep its cores busy; beyond them,
+/// reads share round trips. Measured on the bench (docs/benchmarks.md): 2 and 4 cost the same
+/// facilitator CPU at peak, 4 loses less throughput at 8 concurrent verifies.
+pub const UNDER_LOAD_DEPTH: usize = 4;
+
+/// How a scope gathers its reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Policy {
+    /// [`coalescing`]: reads with a head check wait [`COALESCE_WINDOW`] when others are about.
+    Window,
+    /// [`batching`]: reads go alone up to [`UNDER_LOAD_DEPTH`] in flight, then share batches.
+    UnderLoad,
+}
+
 tokio::task_local! {
-    static COALESCING: ();
+    static COALESCING: Policy;
 }
 
 /// Runs `fut` with its reads that carry a head check coalesced with those of other tasks in the
 /// same scope (see the module documentation). Outside it, every request goes out on its own.
 pub async fn coalescing<F: Future>(fut: F) -> F::Output {
-    if active() {
+    scoped(Policy::Window, fut).await
+}
+
+/// Runs `fut` with its state reads sharing batches with those of other tasks in the same scope
+/// once [`UNDER_LOAD_DEPTH`] are on their way, and going out at once otherwise (see the module
+/// documentation). A scope inside another keeps the outer one's policy.
+pub async fn batching<F: Future>(fut: F) -> F::Output {
+    scoped(Policy::UnderLoad, fut).await
+}
+
+async fn scoped<F: Future>(policy: Policy, fut: F) -> F::Output {
+    if policy_now().is_some() {
         fut.await
     } else {
-        COALESCING.scope((), fut).await
+        COALESCING.scope(policy, fut).await
     }
 }
 
-/// Whether the current task is inside [`coalescing`].
-pub(super) fn active() -> bool {
-    COALESCING.try_with(|()| ()).is_ok()
+/// The policy of the scope the current task is in, if any.
+pub(super) fn policy_now() -> Option<Policy> {
+    COALESCING.try_with(|p| *p).ok()
+}
+
+/// Whether a call of `method` may share a batch under [`batching`]: a read of chain state whose
+/// answer does not depend on what else is in the batch (never a send).
+pub fn shareable(method: &str) -> bool {
+    matches!(
+        method,
+        "eth_call"
+            | "eth_getCode"
+            | "eth_getBalance"
+            | "eth_getStorageAt"
+            | "eth_getTransactionCount"
+            | "eth_estimateGas"
+    )
 }
 
 /// Ids for renumbered items, unique in the process (a transport may be shared by providers).
@@ -93,6 +143,56 @@ struct State {
     /// When a coalescible read was last made (milliseconds since `epoch`, plus one; 0: never),
     /// and by which task.
     last: (u64, Option<task::Id>),
+    /// [`Policy::UnderLoad`]: its requests on their way (each holds a [`Slot`]).
+    sending: usize,
+    /// [`Policy::UnderLoad`]: the batch waiting for a slot.
+    queued: Option<Gathering>,
+}
+
+/// A [`Policy::UnderLoad`] request on its way (alone or a batch): when it is dropped, the batch
+/// waiting for a slot, if any, goes out.
+#[derive(Debug)]
+pub(super) struct Slot(FailoverTransport);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let next = {
+            let coalescer = &self.0.inner.coalescer;
+            let mut state = coalescer
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            state.sending = state.sending.saturating_sub(1);
+            if state.sending < UNDER_LOAD_DEPTH {
+                let queued = state.queued.take();
+                if queued.is_some() {
+                    state.sending += 1;
+                }
+                queued
+            } else {
+                None
+            }
+        };
+        if let Some(gathering) = next {
+            send_queued(&self.0, gathering);
+        }
+    }
+}
+
+/// Sends a queued batch (its slot already counted) from a task of its own.
+fn send_queued(transport: &FailoverTransport, gathering: Gathering) {
+    let slot = Slot(transport.clone());
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(dispatch(transport.clone(), gathering.members, Some(slot)));
+        }
+        Err(_) => {
+            // No runtime left to send from: every member goes alone.
+            for member in gathering.members {
+                let _ = member.reply.send(Reply::Alone(None));
+            }
+        }
+    }
 }
 
 /// A coalescible read on its way, from before it joins a batch until its answer (or failure).
@@ -116,12 +216,20 @@ struct Gathering {
 struct Member {
     request: SerializedRequest,
     deadline: Option<Instant>,
-    /// Its answer (under its own id), or `None`: send it alone.
-    reply: oneshot::Sender<Option<Response>>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// What a member of a batch gets back.
+#[derive(Debug)]
+pub(super) enum Reply {
+    /// Its answer, under its own id.
+    Answer(Response),
+    /// Send it alone (holding the slot, when its batch had one).
+    Alone(Option<Slot>),
 }
 
 /// A member's wait for its answer.
-pub(super) type Waiting = oneshot::Receiver<Option<Response>>;
+pub(super) type Waiting = oneshot::Receiver<Reply>;
 
 impl Default for Coalescer {
     fn default() -> Self {
@@ -184,7 +292,7 @@ impl Coalescer {
                 if gathering.members.len() >= MAX_BATCH
                     && let Some(full) = state.open.take()
                 {
-                    runtime.spawn(dispatch(transport.clone(), full.members));
+                    runtime.spawn(dispatch(transport.clone(), full.members, None));
                 }
             }
             None => {
@@ -201,12 +309,85 @@ impl Coalescer {
                 runtime.spawn(async move {
                     tokio::time::sleep(COALESCE_WINDOW).await;
                     if let Some(gathering) = transport.inner.coalescer.take(generation) {
-                        dispatch(transport, gathering.members).await;
+                        dispatch(transport, gathering.members, None).await;
                     }
                 });
             }
         }
         Some(waiting)
+    }
+
+    /// [`Policy::UnderLoad`]: a [`Slot`] to send `request` alone now, or its place in the batch
+    /// waiting for one.
+    pub(super) fn join_under_load(
+        &self,
+        transport: &FailoverTransport,
+        request: &SerializedRequest,
+        deadline: Option<Instant>,
+    ) -> Result<Slot, Waiting> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let runtime = match tokio::runtime::Handle::try_current() {
+            // Renumbering needs the params; every shareable read has some.
+            Ok(runtime) if request.params().is_some() => runtime,
+            _ => {
+                state.sending += 1;
+                return Ok(Slot(transport.clone()));
+            }
+        };
+        if state.queued.is_none() && state.sending < UNDER_LOAD_DEPTH {
+            state.sending += 1;
+            return Ok(Slot(transport.clone()));
+        }
+        let (reply, waiting) = oneshot::channel();
+        let member = Member {
+            request: request.clone(),
+            deadline,
+            reply,
+        };
+        match state.queued.as_mut() {
+            Some(gathering) => {
+                gathering.members.push(member);
+                if gathering.members.len() >= MAX_BATCH
+                    && let Some(full) = state.queued.take()
+                {
+                    state.sending += 1;
+                    drop(state);
+                    send_queued(transport, full);
+                }
+            }
+            None => {
+                state.generation = state.generation.wrapping_add(1);
+                let generation = state.generation;
+                state.queued = Some(Gathering {
+                    generation,
+                    members: vec![member],
+                });
+                drop(state);
+                // Not past the window, even when the requests on their way are slow.
+                let transport = transport.clone();
+                runtime.spawn(async move {
+                    tokio::time::sleep(COALESCE_WINDOW).await;
+                    let due = {
+                        let coalescer = &transport.inner.coalescer;
+                        let mut state = coalescer
+                            .state
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner);
+                        match &state.queued {
+                            Some(q) if q.generation == generation => {
+                                state.sending += 1;
+                                state.queued.take()
+                            }
+                            _ => None,
+                        }
+                    };
+                    if let Some(gathering) = due {
+                        send_queued(&transport, gathering);
+                    }
+                });
+            }
+        }
+        Err(waiting)
     }
 
     /// The gathering batch, if it is still number `generation` (not sent full already).
@@ -219,19 +400,20 @@ impl Coalescer {
     }
 }
 
-/// Sends `members` as one batch and hands each its answer (all `None` when the batch failed).
-async fn dispatch(transport: FailoverTransport, members: Vec<Member>) {
-    if let [_] = members.as_slice() {
-        // Alone after all: it is sent by its caller, as outside the scope.
-        for member in members {
-            let _ = member.reply.send(None);
+/// Sends `members` as one batch (holding `slot`, if any) and hands each its answer (each goes
+/// alone when the batch failed).
+async fn dispatch(transport: FailoverTransport, mut members: Vec<Member>, slot: Option<Slot>) {
+    if members.len() == 1 {
+        // Alone after all: it is sent by its caller, as outside the scope, in this slot.
+        if let Some(member) = members.pop() {
+            let _ = member.reply.send(Reply::Alone(slot));
         }
         return;
     }
     let deadline = members.iter().filter_map(|m| m.deadline).min();
     let Some((batch, ids)) = renumber(members.iter().map(|m| &m.request)) else {
         for member in members {
-            let _ = member.reply.send(None);
+            let _ = member.reply.send(Reply::Alone(None));
         }
         return;
     };
@@ -243,15 +425,16 @@ async fn dispatch(transport: FailoverTransport, members: Vec<Member>) {
         Some(answers) => {
             for (member, mut answer) in members.into_iter().zip(answers) {
                 answer.id = member.request.id().clone();
-                let _ = member.reply.send(Some(answer));
+                let _ = member.reply.send(Reply::Answer(answer));
             }
         }
         None => {
             for member in members {
-                let _ = member.reply.send(None);
+                let _ = member.reply.send(Reply::Alone(None));
             }
         }
     }
+    drop(slot);
 }
 
 /// The requests under fresh ids (unique in the process, numbers: never the head check's string
@@ -375,12 +558,18 @@ mod tests {
 
     #[tokio::test]
     async fn the_scope_is_entered_once_and_seen_only_inside() {
-        assert!(!active());
-        let inside = coalescing(async { coalescing(async { active() }).await }).await;
-        assert!(inside);
-        assert!(!active());
+        assert_eq!(policy_now(), None);
+        let inside = coalescing(async { coalescing(async { policy_now() }).await }).await;
+        assert_eq!(inside, Some(Policy::Window));
+        assert_eq!(policy_now(), None);
+        // A scope inside another keeps the outer one's policy.
+        let inner = coalescing(async { batching(async { policy_now() }).await }).await;
+        assert_eq!(inner, Some(Policy::Window));
+        let inner = batching(async { coalescing(async { policy_now() }).await }).await;
+        assert_eq!(inner, Some(Policy::UnderLoad));
         // A task spawned from inside is outside (task-locals do not travel).
-        let spawned = coalescing(async { tokio::spawn(async { active() }).await.unwrap() }).await;
-        assert!(!spawned);
+        let spawned =
+            coalescing(async { tokio::spawn(async { policy_now() }).await.unwrap() }).await;
+        assert_eq!(spawned, None);
     }
 }

@@ -1,7 +1,8 @@
 //! Coalesced head checks (`x402_evm::provider::coalescing`): concurrent `pending` reads inside the
 //! scope share one `eth_blockNumber` in one batch, each gets its own answer, and a batch that
 //! fails — a lagging endpoint, a rate limit — ends each read exactly as it would have ended
-//! alone. Counts are asserted at the proxy, never durations.
+//! alone. The same for reads under load (`x402_evm::provider::batching`, the verify path).
+//! Counts are asserted at the proxy, never durations.
 //!
 //! The reads are `eth_call`s at `pending` to the identity precompile (it answers its input), so
 //! an answer handed to the wrong caller is seen. Each burst starts with one lookup by hash
@@ -14,8 +15,8 @@ use alloy::primitives::{Address, B256, Bytes, address};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::transports::{RpcError, TransportErrorKind};
-use x402_evm::provider::coalesce::MAX_BATCH;
-use x402_evm::provider::{AttemptError, RATE_LIMIT_RETRIES, RpcFailure, coalescing};
+use x402_evm::provider::coalesce::{MAX_BATCH, UNDER_LOAD_DEPTH, shareable};
+use x402_evm::provider::{AttemptError, RATE_LIMIT_RETRIES, RpcFailure, batching, coalescing};
 use x402_tests::evm::rpc_proxy::{Fault, RpcProxy};
 
 use super::Proxied;
@@ -271,4 +272,125 @@ async fn concurrent_settles_inside_the_scope_settle_each_payment_once() {
         s0 + alloy::primitives::U256::from(x402_tests::evm::exact::UNITS * (n + m) as u64),
         "each paid once"
     );
+}
+
+// Under load (`batching`, the verify path): reads go out alone while fewer than
+// `UNDER_LOAD_DEPTH` are on their way, the rest share one batch that goes when one of those
+// returns (or after the window). On the test's one thread every call of a burst joins before any
+// answer is read, so the counts are certain.
+
+/// `calls` concurrent pending calls, no lookup first.
+async fn calls_of(provider: &DynProvider, calls: usize) -> Vec<Answer> {
+    futures::future::join_all((0..calls).map(|i| pending_echo(provider, i))).await
+}
+
+#[tokio::test]
+async fn under_load_reads_beyond_the_depth_share_one_batch_and_each_gets_its_own_answer() {
+    let p = Proxied::start(1).await;
+    let proxy = &p.proxies[0];
+
+    // Before any block is seen (no head check), reads share batches.
+    let (h0, r0) = (heads(proxy), proxy.requests());
+    assert_echoes(&batching(calls_of(&p.provider, CALLS)).await);
+    assert_eq!(proxy.requests() - r0, UNDER_LOAD_DEPTH + 1);
+    assert_eq!(heads(proxy), h0, "nothing seen: no head check");
+
+    // Once one is, each request carries its head check.
+    p.h.mine().await;
+    assert!(p.provider.get_block_number().await.unwrap() > 0);
+    let (h0, c0, r0) = (heads(proxy), proxy.received("eth_call"), proxy.requests());
+    assert_echoes(&batching(calls_of(&p.provider, CALLS)).await);
+    assert_eq!(
+        proxy.received("eth_call") - c0,
+        CALLS,
+        "each call made once"
+    );
+    assert_eq!(
+        proxy.requests() - r0,
+        UNDER_LOAD_DEPTH + 1,
+        "the first ones alone, the rest in one batch"
+    );
+    assert_eq!(heads(proxy) - h0, UNDER_LOAD_DEPTH + 1, "a head check each");
+
+    // A batch never holds more than MAX_BATCH: a full one goes at once, the rest wait.
+    let calls = UNDER_LOAD_DEPTH + MAX_BATCH + 3;
+    let (c0, r0) = (proxy.received("eth_call"), proxy.requests());
+    assert_echoes(&batching(calls_of(&p.provider, calls)).await);
+    assert_eq!(proxy.received("eth_call") - c0, calls);
+    assert_eq!(proxy.requests() - r0, UNDER_LOAD_DEPTH + 2);
+
+    // One task's reads one after the other: each goes out alone, at once (nothing waits for a
+    // batch while fewer than the depth are on their way).
+    let r0 = proxy.requests();
+    let answers = batching(async {
+        let mut answers = Vec::new();
+        for i in 0..CALLS {
+            answers.push(pending_echo(&p.provider, i).await);
+        }
+        answers
+    })
+    .await;
+    assert_echoes(&answers);
+    assert_eq!(proxy.requests() - r0, CALLS);
+}
+
+#[tokio::test]
+async fn under_load_a_batch_does_not_wait_for_slow_reads_past_the_window() {
+    let (p, _) = seen(1).await;
+    let proxy = &p.proxies[0];
+    // The reads on their way are slow (far slower than the window): the queued calls go out
+    // without them.
+    proxy.fault(
+        "eth_getBalance",
+        Fault::Delay(std::time::Duration::from_secs(30)),
+    );
+    let answers = batching(async {
+        let slow = futures::future::join_all(
+            (0..UNDER_LOAD_DEPTH)
+                .map(|_| async { p.provider.get_balance(Address::repeat_byte(7)).await }),
+        );
+        let calls = calls_of(&p.provider, CALLS);
+        tokio::select! {
+            biased;
+            _ = slow => panic!("the slow reads answered first"),
+            answers = calls => answers,
+        }
+    })
+    .await;
+    assert_echoes(&answers);
+    assert_eq!(proxy.received("eth_getBalance"), UNDER_LOAD_DEPTH);
+    assert_eq!(proxy.received("eth_call"), CALLS, "in one batch, each once");
+    proxy.heal();
+}
+
+#[tokio::test]
+async fn under_load_a_refused_batch_ends_each_read_as_it_would_alone() {
+    let (p, _) = seen(1).await;
+    let proxy = &p.proxies[0];
+    let limited = Fault::RateLimited {
+        body: false,
+        retry_after: Some(0),
+    };
+    proxy.fault("eth_call", limited);
+    let attempts = 1 + RATE_LIMIT_RETRIES as usize;
+    let c0 = proxy.received("eth_call");
+    let answers = batching(calls_of(&p.provider, CALLS)).await;
+    for answer in &answers {
+        let failure = failure(answer);
+        assert!(failure.rate_limited(), "{failure}");
+        assert_eq!(failure.failures().len(), 1, "{failure}");
+    }
+    let queued = CALLS - UNDER_LOAD_DEPTH;
+    assert_eq!(
+        proxy.received("eth_call") - c0,
+        UNDER_LOAD_DEPTH * attempts + queued * attempts + queued * attempts,
+        "the lone ones' attempts, the batch's, then each of its calls' alone"
+    );
+    proxy.heal();
+    assert_echoes(&batching(calls_of(&p.provider, CALLS)).await);
+
+    // A send is never batched, nor made to wait.
+    assert!(!shareable("eth_sendRawTransaction"));
+    assert!(!shareable("eth_sendRawTransactionSync"));
+    assert!(shareable("eth_call") && shareable("eth_getCode"));
 }
