@@ -21,11 +21,59 @@ pub fn eip3009_domain(name: &str, version: &str, chain_id: u64, token: Address) 
     )
 }
 
-/// The separator of [`eip3009_domain`]`(name, version, chain_id, token)`, computed without
-/// allocating (three Keccak-256 hashes; the type hash is a constant). Per verify this replaces
+/// The separator of [`eip3009_domain`]`(name, version, chain_id, token)`: three Keccak-256
+/// hashes (the type hash is a constant), computed without allocating. Per verify this replaces
 /// building the domain (two owned strings) and alloy's `separator()` (the type string, its hash
 /// and the encoded data, each allocated).
+///
+/// It is a pure function of its arguments, and a facilitator sees few tokens: each thread
+/// remembers the last [`SEPARATORS`] (direct-mapped by the token's last byte), compared on every
+/// argument, so a hit saves the three hashes and a miss only takes a slot.
 pub fn eip3009_domain_separator(name: &str, version: &str, chain_id: u64, token: Address) -> B256 {
+    SEPARATOR_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let slot = &mut cache[usize::from(token[19]) % SEPARATORS];
+        if let Some(hit) = slot
+            .as_ref()
+            .filter(|k| k.chain_id == chain_id && k.token == token)
+            .filter(|k| *k.name == *name && *k.version == *version)
+        {
+            return hit.separator;
+        }
+        let separator = compute_eip3009_domain_separator(name, version, chain_id, token);
+        *slot = Some(Separator {
+            name: name.into(),
+            version: version.into(),
+            chain_id,
+            token,
+            separator,
+        });
+        separator
+    })
+}
+
+/// How many EIP-3009 domain separators each thread remembers.
+pub const SEPARATORS: usize = 8;
+
+struct Separator {
+    name: Box<str>,
+    version: Box<str>,
+    chain_id: u64,
+    token: Address,
+    separator: B256,
+}
+
+thread_local! {
+    static SEPARATOR_CACHE: std::cell::RefCell<[Option<Separator>; SEPARATORS]> =
+        const { std::cell::RefCell::new([const { None }; SEPARATORS]) };
+}
+
+fn compute_eip3009_domain_separator(
+    name: &str,
+    version: &str,
+    chain_id: u64,
+    token: Address,
+) -> B256 {
     let mut data = [0u8; 5 * 32];
     data[..32].copy_from_slice(EIP3009_DOMAIN_TYPE_HASH.as_slice());
     data[32..64].copy_from_slice(keccak256(name.as_bytes()).as_slice());
@@ -76,6 +124,27 @@ mod tests {
             .unwrap()
             .recover_address_from_prehash(&digest)
             .unwrap()
+    }
+
+    #[test]
+    fn remembered_separators_are_the_computed_ones_for_every_argument() {
+        let tokens = [USDC_BASE_SEPOLIA, PAY_TO, SIGNER, Address::repeat_byte(0x42)];
+        // More keys than slots, several sharing a slot (same last byte), asked twice over.
+        for _ in 0..2 {
+            for (i, token) in tokens.iter().enumerate() {
+                for name in ["USDC", "USD Coin", ""] {
+                    for version in ["2", "1"] {
+                        for chain_id in [84532, 8453, i as u64] {
+                            assert_eq!(
+                                eip3009_domain_separator(name, version, chain_id, *token),
+                                eip3009_domain(name, version, chain_id, *token).separator(),
+                                "{name} {version} {chain_id} {token}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
