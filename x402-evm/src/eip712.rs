@@ -128,7 +128,12 @@ mod tests {
 
     #[test]
     fn remembered_separators_are_the_computed_ones_for_every_argument() {
-        let tokens = [USDC_BASE_SEPOLIA, PAY_TO, SIGNER, Address::repeat_byte(0x42)];
+        let tokens = [
+            USDC_BASE_SEPOLIA,
+            PAY_TO,
+            SIGNER,
+            Address::repeat_byte(0x42),
+        ];
         // More keys than slots, several sharing a slot (same last byte), asked twice over.
         for _ in 0..2 {
             for (i, token) in tokens.iter().enumerate() {

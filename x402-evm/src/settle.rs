@@ -31,7 +31,8 @@
 //! failed once the authorization expired unused, and removed (the payment may be settled again)
 //! once the signer's nonce was used by another transaction while the authorization is unused.
 //! Records written ahead by a settle still running (younger than the receipt bound) are only
-//! read, never sent again.
+//! read, never sent again; one whose settle is running in this process is not even read (its
+//! watch follows the chain for it, and records what happens).
 //!
 //! **Cool-down.** A settlement transaction mined reverted cost the facilitator its gas: the payer
 //! is refused `payer_throttled` for the network's cool-down ([`PayerCooldown`], recorded in the
@@ -337,6 +338,31 @@ pub struct Settler {
     signers: SignerPool,
     store: Arc<dyn SettlementStore>,
     cooldown: PayerCooldown,
+    /// The payments this process is settling (claimed, answer not given yet): reconciliation
+    /// leaves them to their settle.
+    settling: Arc<Settling>,
+}
+
+/// The payments a process is settling.
+#[derive(Debug, Default)]
+struct Settling(std::sync::Mutex<std::collections::HashSet<PaymentId>>);
+
+impl Settling {
+    fn with<T>(&self, f: impl FnOnce(&mut std::collections::HashSet<PaymentId>) -> T) -> T {
+        f(&mut self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+/// One settle's entry in [`Settling`], removed when the settle ends (answered or dropped).
+struct SettlingEntry<'a>(&'a Settling, PaymentId);
+
+impl Drop for SettlingEntry<'_> {
+    fn drop(&mut self) {
+        self.0.with(|ids| ids.remove(&self.1));
+    }
 }
 
 impl Settler {
@@ -354,6 +380,7 @@ impl Settler {
             signers,
             store,
             cooldown,
+            settling: Arc::default(),
         }
     }
 
@@ -532,6 +559,8 @@ impl Settler {
                 return self.answer_existing(&plan.id, plan.payer, record).await;
             }
         };
+        self.settling.with(|ids| ids.insert(plan.id.clone()));
+        let _settling = SettlingEntry(&self.settling, plan.id.clone());
         let journal = WriteAhead {
             store: self.store.as_ref(),
             network: &self.network,
@@ -672,7 +701,7 @@ impl Settler {
         let (mined, outcome) = crate::watch::watch(
             &self.signers,
             Some(journal as &dyn Journal),
-            copy.from,
+            (copy.from, copy.nonce),
             crate::watch::Copy {
                 hash: copy.hash,
                 raw: copy.raw,
@@ -793,6 +822,12 @@ impl Settler {
         let mut report = Reconciled::default();
         for (id, record) in self.store.unresolved(self.network.as_str(), limit).await? {
             report.examined += 1;
+            // Its settle is running here: it reads the chain for it already (receipts from the
+            // block watcher) and records what happens.
+            if self.settling.with(|ids| ids.contains(&id)) {
+                report.pending += 1;
+                continue;
+            }
             match self.reconcile_one(&id, &record).await {
                 Ok(Some(Judgement::Outcome(Outcome::Landed { .. }))) => report.landed += 1,
                 Ok(Some(Judgement::Outcome(_))) => report.failed += 1,

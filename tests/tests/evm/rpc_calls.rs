@@ -17,7 +17,10 @@ use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use scheme_exact_evm::{Facilitator, Policy};
 use x402_core::wire::VerifyRequest;
-use x402_core::{Facilitator as _, FacilitatorRole as _, LocalFacilitator, MemoryStore, Registry};
+use x402_core::{
+    Facilitator as _, FacilitatorRole as _, LocalFacilitator, MemoryStore, Registry,
+    SettlementStore as _,
+};
 use x402_evm::assets::TransferMethod;
 use x402_evm::provider::{RpcOptions, connect_checked};
 use x402_evm::signers::{SignerPool, TxConfig};
@@ -33,6 +36,7 @@ struct Counted {
     h: ExactHarness,
     proxy: RpcProxy,
     facilitator: LocalFacilitator,
+    store: Arc<MemoryStore>,
     /// The pool's block watcher: its polls (while a settlement waits, and for
     /// [`x402_evm::blocks::LINGER`] after) are not the verify's calls.
     blocks: x402_evm::blocks::Blocks,
@@ -66,11 +70,12 @@ impl Counted {
             assets: Some(vec![h.bed.usdc()]),
             ..Policy::default()
         };
+        let store = Arc::new(MemoryStore::new());
         let f = Facilitator::new(
             h.network.clone(),
             provider,
             pool,
-            Arc::new(MemoryStore::new()),
+            Arc::clone(&store) as _,
             policy,
         )
         .expect("facilitator");
@@ -86,6 +91,7 @@ impl Counted {
             h,
             proxy,
             facilitator: LocalFacilitator::new(registry),
+            store,
             blocks,
         }
     }
@@ -315,6 +321,44 @@ async fn concurrent_verifies_share_round_trips_and_each_gets_its_own_verdict() {
         }
     }
     assert_eq!(c.proxy.forwarded(SEND), 0, "a verify sends nothing");
+}
+
+/// A reconciliation pass during a settle this process is running reads nothing from the chain
+/// for it (the settle's own watch does), and leaves it to the settle, which lands it once.
+#[tokio::test]
+async fn reconciliation_leaves_a_running_settle_to_itself() {
+    let c = Counted::start().await;
+    let request = c
+        .payment(&c.h.bed.buyer(0).signer, TransferMethod::Eip3009)
+        .await;
+    c.h.set_automine(false).await;
+    let probe = async {
+        // Until the settle's transaction is written ahead and sent (a hang guard of the
+        // settle's own receipt bound, not a timing check).
+        let give_up = std::time::Instant::now() + Duration::from_secs(60);
+        while c.proxy.forwarded(SEND) == 0 {
+            assert!(std::time::Instant::now() < give_up, "the settle never sent");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(c.store.counts().await.unwrap().unresolved, 1);
+        let reads = ["eth_getTransactionReceipt", "eth_getTransactionByHash"];
+        let before: Vec<usize> = reads.iter().map(|m| c.proxy.received(m)).collect();
+        let lines = c.facilitator.reconcile().await;
+        let pass = lines[0].result.as_ref().unwrap();
+        assert_eq!((pass.examined, pass.pending), (1, 1), "{lines:?}");
+        let after: Vec<usize> = reads.iter().map(|m| c.proxy.received(m)).collect();
+        assert_eq!(before, after, "no chain read for a settle running here");
+        c.h.set_automine(true).await;
+        c.h.mine().await;
+    };
+    let (settled, ()) = futures::join!(c.facilitator.settle(&request), probe);
+    let settled = settled.unwrap();
+    assert!(settled.success, "{settled:?}");
+    assert_eq!(c.proxy.forwarded(SEND), 1, "sent once");
+    assert_eq!(c.store.counts().await.unwrap().unresolved, 0);
+    // Once the settle answered, a pass has nothing left to judge.
+    let lines = c.facilitator.reconcile().await;
+    assert_eq!(lines[0].result.as_ref().unwrap().examined, 0, "{lines:?}");
 }
 
 /// Delegates `account` (a dev account; its key signs the authorization) to `to` with a type-4

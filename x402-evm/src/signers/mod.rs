@@ -178,6 +178,8 @@ struct Inner {
     next_pick: AtomicUsize,
     leases: Option<Leases>,
     blocks: Blocks,
+    /// The nonces whose settlements are being watched (see [`crate::watch`]).
+    watched: crate::watch::Watched,
 }
 
 impl fmt::Debug for SignerPool {
@@ -251,6 +253,7 @@ impl SignerPool {
                 next_pick: AtomicUsize::new(0),
                 leases: None,
                 blocks,
+                watched: crate::watch::Watched::default(),
             }),
         })
     }
@@ -371,6 +374,11 @@ impl SignerPool {
     /// The chain's block watcher (see [`crate::blocks`]).
     pub fn blocks(&self) -> &Blocks {
         &self.inner.blocks
+    }
+
+    /// The nonces whose settlements are being watched.
+    pub(crate) fn watched(&self) -> &crate::watch::Watched {
+        &self.inner.watched
     }
 
     /// The signers' addresses, in configuration order.
