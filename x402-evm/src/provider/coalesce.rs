@@ -219,6 +219,19 @@ struct Member {
     reply: oneshot::Sender<Reply>,
 }
 
+impl Member {
+    /// A copy of `request` waiting in a batch, and its wait for the answer.
+    fn new(request: &SerializedRequest, deadline: Option<Instant>) -> (Self, Waiting) {
+        let (reply, waiting) = oneshot::channel();
+        let member = Self {
+            request: request.clone(),
+            deadline,
+            reply,
+        };
+        (member, waiting)
+    }
+}
+
 /// What a member of a batch gets back.
 #[derive(Debug)]
 pub(super) enum Reply {
@@ -280,12 +293,7 @@ impl Coalescer {
         // Renumbering needs the params; every coalescible read has some.
         request.params()?;
         let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let (reply, waiting) = oneshot::channel();
-        let member = Member {
-            request: request.clone(),
-            deadline,
-            reply,
-        };
+        let (member, waiting) = Member::new(request, deadline);
         match state.open.as_mut() {
             Some(gathering) => {
                 gathering.members.push(member);
@@ -338,12 +346,7 @@ impl Coalescer {
             state.sending += 1;
             return Ok(Slot(transport.clone()));
         }
-        let (reply, waiting) = oneshot::channel();
-        let member = Member {
-            request: request.clone(),
-            deadline,
-            reply,
-        };
+        let (member, waiting) = Member::new(request, deadline);
         match state.queued.as_mut() {
             Some(gathering) => {
                 gathering.members.push(member);

@@ -63,6 +63,15 @@ async fn burst_of(provider: &DynProvider, calls: usize) -> Vec<Answer> {
     calls
 }
 
+/// [`CALLS`] pending calls made by one task, each after the previous one answered.
+async fn one_after_another(provider: &DynProvider) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    for i in 0..CALLS {
+        answers.push(pending_echo(provider, i).await);
+    }
+    answers
+}
+
 fn assert_echoes(answers: &[Answer]) {
     for (i, answer) in answers.iter().enumerate() {
         match answer {
@@ -128,14 +137,7 @@ async fn concurrent_pending_calls_share_one_head_check_and_each_gets_its_own_ans
 
     // One task's reads one after the other inside the scope: each goes out alone, at once.
     let (h0, r0) = (heads(proxy), proxy.requests());
-    let answers = coalescing(async {
-        let mut answers = Vec::new();
-        for i in 0..CALLS {
-            answers.push(pending_echo(&p.provider, i).await);
-        }
-        answers
-    })
-    .await;
+    let answers = coalescing(one_after_another(&p.provider)).await;
     assert_echoes(&answers);
     assert_eq!(heads(proxy) - h0, CALLS);
     assert_eq!(proxy.requests() - r0, CALLS);
@@ -322,14 +324,7 @@ async fn under_load_reads_beyond_the_depth_share_one_batch_and_each_gets_its_own
     // One task's reads one after the other: each goes out alone, at once (nothing waits for a
     // batch while fewer than the depth are on their way).
     let r0 = proxy.requests();
-    let answers = batching(async {
-        let mut answers = Vec::new();
-        for i in 0..CALLS {
-            answers.push(pending_echo(&p.provider, i).await);
-        }
-        answers
-    })
-    .await;
+    let answers = batching(one_after_another(&p.provider)).await;
     assert_echoes(&answers);
     assert_eq!(proxy.requests() - r0, CALLS);
 }
