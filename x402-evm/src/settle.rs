@@ -359,6 +359,13 @@ impl Settling {
 /// One settle's entry in [`Settling`], removed when the settle ends (answered or dropped).
 struct SettlingEntry<'a>(&'a Settling, PaymentId);
 
+impl<'a> SettlingEntry<'a> {
+    fn enter(settling: &'a Settling, id: &PaymentId) -> Self {
+        settling.with(|ids| ids.insert(id.clone()));
+        Self(settling, id.clone())
+    }
+}
+
 impl Drop for SettlingEntry<'_> {
     fn drop(&mut self) {
         self.0.with(|ids| ids.remove(&self.1));
@@ -559,8 +566,7 @@ impl Settler {
                 return self.answer_existing(&plan.id, plan.payer, record).await;
             }
         };
-        self.settling.with(|ids| ids.insert(plan.id.clone()));
-        let _settling = SettlingEntry(&self.settling, plan.id.clone());
+        let _settling = SettlingEntry::enter(&self.settling, &plan.id);
         let journal = WriteAhead {
             store: self.store.as_ref(),
             network: &self.network,

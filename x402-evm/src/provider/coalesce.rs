@@ -370,21 +370,7 @@ impl Coalescer {
                 let transport = transport.clone();
                 runtime.spawn(async move {
                     tokio::time::sleep(COALESCE_WINDOW).await;
-                    let due = {
-                        let coalescer = &transport.inner.coalescer;
-                        let mut state = coalescer
-                            .state
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner);
-                        match &state.queued {
-                            Some(q) if q.generation == generation => {
-                                state.sending += 1;
-                                state.queued.take()
-                            }
-                            _ => None,
-                        }
-                    };
-                    if let Some(gathering) = due {
+                    if let Some(gathering) = transport.inner.coalescer.take_queued(generation) {
                         send_queued(&transport, gathering);
                     }
                 });
@@ -396,10 +382,26 @@ impl Coalescer {
     /// The gathering batch, if it is still number `generation` (not sent full already).
     fn take(&self, generation: u64) -> Option<Gathering> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        match &state.open {
-            Some(open) if open.generation == generation => state.open.take(),
-            _ => None,
+        take_if(&mut state.open, generation)
+    }
+
+    /// [`Policy::UnderLoad`]: the batch waiting for a slot, if it is still number `generation`
+    /// (not sent already), its slot counted.
+    fn take_queued(&self, generation: u64) -> Option<Gathering> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let queued = take_if(&mut state.queued, generation);
+        if queued.is_some() {
+            state.sending += 1;
         }
+        queued
+    }
+}
+
+/// The gathering in `slot`, if it is number `generation`.
+fn take_if(slot: &mut Option<Gathering>, generation: u64) -> Option<Gathering> {
+    match slot {
+        Some(gathering) if gathering.generation == generation => slot.take(),
+        _ => None,
     }
 }
 
